@@ -1,0 +1,156 @@
+"""Deletion requests: which training samples must be forgotten.
+
+A request is resolved against a dataset into sorted forget indices, with a clear error for every
+way a request can be wrong (empty, out of range, unknown class, the whole dataset, overlapping an
+explicit retain set). The resolved request has a stable fingerprint that identifies *which*
+samples were forgotten without containing the data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch.utils.data import Dataset, Subset, TensorDataset
+
+
+def dataset_targets(dataset: Dataset) -> torch.Tensor:
+    """Labels of a map-style dataset: its ``targets`` attribute, a TensorDataset's second tensor,
+    the parent's labels for a ``Subset``, or — slowest — one pass reading ``dataset[i][1]``."""
+    targets = getattr(dataset, "targets", None)
+    if targets is not None:
+        return torch.as_tensor(targets)
+    if isinstance(dataset, TensorDataset) and len(dataset.tensors) >= 2:
+        return dataset.tensors[1]
+    if isinstance(dataset, Subset):
+        return dataset_targets(dataset.dataset)[torch.as_tensor(dataset.indices)]
+    labels = []
+    for i in range(len(dataset)):  # type: ignore[arg-type]
+        sample = dataset[i]
+        if not isinstance(sample, (tuple, list)) or len(sample) < 2:
+            raise ValueError(
+                "`forget_class` needs labelled samples: give the dataset a `targets` attribute or make "
+                f"samples (input, label) pairs; sample 0 is a {type(sample).__name__}."
+            )
+        labels.append(int(sample[1]))
+    return torch.as_tensor(labels)
+
+
+def _examples(values: Sequence[Any], k: int = 5) -> str:
+    values = list(values)
+    shown = ", ".join(map(str, values[:k]))
+    return f"[{shown}{', ...' if len(values) > k else ''}]"
+
+
+@dataclass(frozen=True)
+class DeletionRequest:
+    """A resolved request: the forget indices into the training dataset and how they were asked for."""
+
+    indices: tuple[int, ...]
+    kind: str
+    description: str
+    dataset_size: int
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    @property
+    def fingerprint(self) -> str:
+        """SHA-256 of the sorted forget indices and the dataset size: stable across runs, differs for
+        different requests, and reveals nothing about the samples' content."""
+        h = hashlib.sha256()
+        h.update(f"n={self.dataset_size};".encode())
+        h.update(torch.as_tensor(self.indices, dtype=torch.int64).numpy().tobytes())
+        return h.hexdigest()
+
+
+def resolve_request(
+    dataset: Dataset,
+    *,
+    forget_indices: Sequence[int] | None = None,
+    forget_ids: Sequence[Hashable] | None = None,
+    sample_ids: Sequence[Hashable] | None = None,
+    forget_class: int | Sequence[int] | None = None,
+    forget_predicate: Callable[[Any], bool] | None = None,
+    forget_fraction: float | None = None,
+    num_classes: int | None = None,
+    seed: int = 0,
+) -> DeletionRequest:
+    """Turn exactly one kind of request into a :class:`DeletionRequest` over ``dataset``."""
+    given = {
+        "forget_indices": forget_indices,
+        "forget_ids": forget_ids,
+        "forget_class": forget_class,
+        "forget_predicate": forget_predicate,
+        "forget_fraction": forget_fraction,
+    }
+    chosen = [k for k, v in given.items() if v is not None]
+    if len(chosen) != 1:
+        raise ValueError(
+            f"Give exactly one deletion request among {list(given)}; got {chosen or 'none'}."
+        )
+    kind = chosen[0]
+    n = len(dataset)  # type: ignore[arg-type]
+    if n == 0:
+        raise ValueError("The training dataset is empty; there is nothing to unlearn from.")
+
+    if kind == "forget_indices":
+        idx = [int(i) for i in forget_indices]  # type: ignore[union-attr]
+        bad = [i for i in idx if i < 0 or i >= n]
+        if bad:
+            raise ValueError(
+                f"`forget_indices` should lie in [0, {n - 1}] for a dataset of {n} samples; "
+                f"{len(bad)} are out of range, e.g. {_examples(bad)}."
+            )
+        dupes = len(idx) - len(set(idx))
+        description = f"{len(set(idx))} indices" + (f" ({dupes} duplicates dropped)" if dupes else "")
+        selected = sorted(set(idx))
+    elif kind == "forget_ids":
+        ids = sample_ids if sample_ids is not None else getattr(dataset, "sample_ids", None)
+        if ids is None:
+            raise ValueError(
+                "`forget_ids` needs sample ids: pass `sample_ids` (one per sample) or give the dataset a "
+                "`sample_ids` attribute."
+            )
+        if len(ids) != n:
+            raise ValueError(f"`sample_ids` should have one id per sample ({n}), got {len(ids)}.")
+        position = {sid: i for i, sid in enumerate(ids)}
+        if len(position) != n:
+            raise ValueError(f"`sample_ids` should be unique; {n - len(position)} are repeated.")
+        missing = [sid for sid in forget_ids if sid not in position]  # type: ignore[union-attr]
+        if missing:
+            raise ValueError(f"{len(missing)} of `forget_ids` are not in the dataset, e.g. {_examples(missing)}.")
+        selected = sorted({position[sid] for sid in forget_ids})  # type: ignore[union-attr]
+        description = f"{len(selected)} sample ids"
+    elif kind == "forget_class":
+        classes = [forget_class] if isinstance(forget_class, int) else list(forget_class)  # type: ignore[arg-type]
+        targets = dataset_targets(dataset)
+        present = sorted(int(c) for c in torch.unique(targets))
+        valid = list(range(num_classes)) if num_classes is not None else present
+        unknown = [c for c in classes if c not in valid]
+        if unknown:
+            raise ValueError(f"`forget_class` {unknown} does not exist; the dataset's classes are {valid}.")
+        selected = torch.nonzero(torch.isin(targets, torch.as_tensor(classes)), as_tuple=False).flatten().tolist()
+        description = f"class {classes[0]}" if len(classes) == 1 else f"classes {classes}"
+    elif kind == "forget_predicate":
+        selected = [i for i in range(n) if forget_predicate(dataset[i])]  # type: ignore[misc]
+        description = f"predicate {getattr(forget_predicate, '__name__', repr(forget_predicate))}"
+    else:
+        if not isinstance(forget_fraction, (int, float)) or not 0 < forget_fraction < 1:
+            raise ValueError(f"`forget_fraction` should lie in (0, 1), got {forget_fraction!r}.")
+        k = int(round(forget_fraction * n))
+        g = torch.Generator().manual_seed(seed)
+        selected = sorted(torch.randperm(n, generator=g)[:k].tolist())
+        description = f"random {forget_fraction:.1%} (seed {seed})"
+
+    if not selected:
+        raise ValueError(f"The deletion request ({kind}={description}) selects no samples out of {n}; the forget set would be empty.")
+    if len(selected) == n:
+        raise ValueError(
+            f"The deletion request ({kind}={description}) selects all {n} samples; nothing would be left to "
+            "retain. Train a new model instead."
+        )
+    return DeletionRequest(indices=tuple(selected), kind=kind, description=description, dataset_size=n)

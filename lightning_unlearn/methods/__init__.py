@@ -1,0 +1,56 @@
+"""Unlearning methods: one file per method (one paper), all registered in :data:`METHODS`.
+
+Adding a method:
+
+1. Create ``methods/<name>.py`` with a class decorated ``@register_method(name="<name>")``
+   subclassing :class:`UnlearningMethod` (never another method); override :meth:`forget_loss`
+   and, only if needed, ``retain_loss``, ``regularizer`` or ``prepare``.
+2. Name the paper (title, authors, venue, arXiv id) in the docstring, map its symbols to the
+   arguments, and type and document every argument (``--help`` shows them).
+3. Import it below; add ``tests/methods/test_<name>.py`` checking the loss against the closed
+   form; add ``configs/<benchmark>/<name>.yaml``. The shared matrix in
+   ``tests/methods/test_matrix.py`` picks it up automatically.
+"""
+
+from lightning_unlearn.methods.base import (
+    METHODS,
+    LossOutput,
+    NonFiniteLossError,
+    RetainLoss,
+    StepContext,
+    UnlearningMethod,
+    register_method,
+)
+from lightning_unlearn.methods.finetune import FineTune
+from lightning_unlearn.methods.grad_diff import GradDiff
+from lightning_unlearn.methods.gradient_ascent import GradientAscent
+from lightning_unlearn.methods.l1_sparse import L1Sparse
+from lightning_unlearn.methods.masks import ParameterMask, RegexMask, SaliencyMask
+from lightning_unlearn.methods.npo import NPO, npo_loss
+from lightning_unlearn.methods.random_label import RandomLabel
+from lightning_unlearn.methods.retrain import Retrain
+from lightning_unlearn.methods.salun import SalUn
+from lightning_unlearn.methods.scrub import SCRUB
+
+__all__ = [
+    "METHODS",
+    "NPO",
+    "SCRUB",
+    "FineTune",
+    "GradDiff",
+    "GradientAscent",
+    "L1Sparse",
+    "LossOutput",
+    "NonFiniteLossError",
+    "ParameterMask",
+    "RandomLabel",
+    "RegexMask",
+    "Retrain",
+    "RetainLoss",
+    "SaliencyMask",
+    "SalUn",
+    "StepContext",
+    "UnlearningMethod",
+    "npo_loss",
+    "register_method",
+]
