@@ -72,7 +72,6 @@ class UnlearningModule(pl.LightningModule):
         self.evaluator = UnlearningEvaluator(self.task, mia_attack=mia_attack)
         self.oracle_evaluator = UnlearningEvaluator(self.task, mia_attack=mia_attack) if oracle else None
         self._prepared = False
-        self.save_hyperparameters({"method": method.hparams(), "original": original, "oracle": oracle, "mia_attack": mia_attack})
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         return self.model(*args, **kwargs)
@@ -88,6 +87,14 @@ class UnlearningModule(pl.LightningModule):
 
     def on_fit_start(self) -> None:
         self.method.to(self.device)
+        datamodule = getattr(self.trainer, "datamodule", None)
+        request = getattr(datamodule, "request", None)
+        hparams = {f"method/{k}": v for k, v in self.method.hparams().items()}
+        hparams.update({"original": self.original, "oracle": self.oracle_path})
+        if request is not None:
+            hparams.update({"request/kind": request.kind, "request/size": len(request), "request/fingerprint": request.fingerprint})
+        for logger in self.loggers:
+            logger.log_hyperparams(hparams)
 
     def on_train_epoch_start(self) -> None:
         self.method.train()

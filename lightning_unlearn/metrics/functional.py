@@ -92,9 +92,7 @@ def _resolve_kinds(kind: MembershipFeature | Sequence[MembershipFeature]) -> tup
     """Validate ``kind`` (one feature name or a sequence of them) and return it as a tuple."""
     kinds = (kind,) if isinstance(kind, str) else kind
     if not isinstance(kinds, Sequence):
-        raise ValueError(
-            f"`kind` should be one of {sorted(_MEMBERSHIP_FEATURES)} or a sequence of them, got {kind!r}."
-        )
+        raise ValueError(f"`kind` should be one of {sorted(_MEMBERSHIP_FEATURES)} or a sequence of them, got {kind!r}.")
     kinds = tuple(kinds)
     if not kinds:
         raise ValueError(
@@ -119,9 +117,7 @@ def _check_probs_targets(
     if probs.ndim != 2:
         raise ValueError(f"`{probs_name}` should be 2-D with shape [N, C], got shape {tuple(probs.shape)}.")
     if not probs.is_floating_point():
-        raise ValueError(
-            f"`{probs_name}` should be a floating-point tensor of probabilities, got dtype {probs.dtype}."
-        )
+        raise ValueError(f"`{probs_name}` should be a floating-point tensor of probabilities, got dtype {probs.dtype}.")
     n, c = probs.shape
     if c == 0:
         raise ValueError(f"`{probs_name}` should have at least one class column, got shape {tuple(probs.shape)}.")
@@ -131,9 +127,7 @@ def _check_probs_targets(
             f"got shape {tuple(targets.shape)}."
         )
     if targets.is_floating_point() or targets.is_complex() or targets.dtype == torch.bool:
-        raise ValueError(
-            f"`{targets_name}` should be an integer tensor of class indices, got dtype {targets.dtype}."
-        )
+        raise ValueError(f"`{targets_name}` should be an integer tensor of class indices, got dtype {targets.dtype}.")
     if n == 0:
         return
     if not torch.isfinite(probs).all():
@@ -543,4 +537,3 @@ def split_accuracy(logits_or_probs: Tensor, targets: Tensor) -> float:
         )
     correct = (logits_or_probs.detach().argmax(dim=-1) == targets.to(logits_or_probs.device)).sum().item()
     return 100.0 * correct / n
-

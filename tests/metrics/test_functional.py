@@ -127,26 +127,45 @@ def test_float16_and_slightly_off_probs_are_accepted():
 @pytest.mark.parametrize(
     ("kwargs", "error", "match"),
     [
-        ({"kind": "ENTROPY"}, ValueError, "`kind` should be one of ['confidence', 'correctness', 'entropy', "
-         "'modified_entropy'], got 'ENTROPY'."),
+        (
+            {"kind": "ENTROPY"},
+            ValueError,
+            "`kind` should be one of ['confidence', 'correctness', 'entropy', 'modified_entropy'], got 'ENTROPY'.",
+        ),
         ({"kind": ["entropy", "loss"]}, ValueError, "`kind` should be one of {ANY}, got 'loss'."),
         ({"kind": []}, ValueError, "`kind` should name at least one feature from {ANY}, got an empty sequence."),
         ({"kind": 3}, ValueError, "`kind` should be one of {ANY} or a sequence of them, got 3."),
         ({"probs": torch.rand(4)}, ValueError, "`probs` should be 2-D with shape [N, C], got shape (4,)."),
         ({"probs": torch.ones(4, 1, dtype=torch.long)}, ValueError, "`probs` should be a floating-point tensor"),
         ({"probs": torch.zeros(4, 0)}, ValueError, "`probs` should have at least one class column"),
-        ({"targets": torch.zeros(3, dtype=torch.long)}, ValueError,
-         "`targets` should be 1-D with 4 entries to match `probs` of shape (4, 2), got shape (3,)."),
+        (
+            {"targets": torch.zeros(3, dtype=torch.long)},
+            ValueError,
+            "`targets` should be 1-D with 4 entries to match `probs` of shape (4, 2), got shape (3,).",
+        ),
         ({"targets": torch.zeros(4, 1, dtype=torch.long)}, ValueError, "`targets` should be 1-D with 4 entries"),
-        ({"targets": torch.zeros(4)}, ValueError, "`targets` should be an integer tensor of class indices, got dtype torch.float32."),
-        ({"targets": torch.tensor([0, 1, 2, 0])}, ValueError,
-         "`targets` should be class indices in [0, 1] for `probs` with 2 columns, got values in [0, 2]."),
+        (
+            {"targets": torch.zeros(4)},
+            ValueError,
+            "`targets` should be an integer tensor of class indices, got dtype torch.float32.",
+        ),
+        (
+            {"targets": torch.tensor([0, 1, 2, 0])},
+            ValueError,
+            "`targets` should be class indices in [0, 1] for `probs` with 2 columns, got values in [0, 2].",
+        ),
         ({"targets": torch.tensor([0, -1, 1, 0])}, ValueError, "got values in [-1, 1]."),
-        ({"probs": torch.tensor([[2.0, -1.0]] * 4)}, ValueError,
-         "`probs` should lie in [0, 1], got values in [-1, 2]. Did you pass logits? Apply `logits.softmax(dim=-1)`"),
-        ({"probs": torch.tensor([[0.5, 0.5], [0.5, 0.5], [0.2, 0.2], [0.5, 0.5]])}, ValueError,
-         "Rows of `probs` should sum to 1 (tolerance 0.001), but row 2 sums to 0.4. Did you pass logits? "
-         "Apply `logits.softmax(dim=-1)` first."),
+        (
+            {"probs": torch.tensor([[2.0, -1.0]] * 4)},
+            ValueError,
+            "`probs` should lie in [0, 1], got values in [-1, 2]. Did you pass logits? Apply `logits.softmax(dim=-1)`",
+        ),
+        (
+            {"probs": torch.tensor([[0.5, 0.5], [0.5, 0.5], [0.2, 0.2], [0.5, 0.5]])},
+            ValueError,
+            "Rows of `probs` should sum to 1 (tolerance 0.001), but row 2 sums to 0.4. Did you pass logits? "
+            "Apply `logits.softmax(dim=-1)` first.",
+        ),
         ({"probs": torch.tensor([[0.5, float("nan")]] * 4)}, ValueError, "`probs` contains NaN or infinite values"),
         ({"probs": [[0.5, 0.5]] * 4}, TypeError, "`probs` should be a torch.Tensor of shape [N, C], got list."),
         ({"targets": [0, 1, 0, 1]}, TypeError, "`targets` should be a torch.Tensor of shape [N], got list."),
@@ -176,7 +195,9 @@ def test_mia_efficacy_matches_sklearn_without_subsampling(attack, kinds):
 
 
 @pytest.mark.parametrize("attack", ["logistic", "svc"])
-@pytest.mark.parametrize(("n_retain", "n_test", "cap", "seed"), [(300, 120, 5000, 0), (90, 200, 5000, 3), (300, 200, 50, 7)])
+@pytest.mark.parametrize(
+    ("n_retain", "n_test", "cap", "seed"), [(300, 120, 5000, 0), (90, 200, 5000, 3), (300, 200, 50, 7)]
+)
 def test_mia_efficacy_matches_sklearn_with_balancing_and_cap(attack, n_retain, n_test, cap, seed):
     retain, test, forget = overlapping(n_retain, 11, 3.0), overlapping(n_test, 12, 1.5), overlapping(70, 13, 2.2)
     got = mia_efficacy(*retain, *test, *forget, attack=attack, max_samples_per_side=cap, seed=seed)
@@ -252,26 +273,59 @@ def test_mia_efficacy_returns_percent_float():
     ("which", "kwargs", "error", "match"),
     [
         (None, {"attack": "SVM"}, ValueError, "`attack` should be one of ['logistic', 'svc'], got 'SVM'."),
-        (None, {"kind": "loss"}, ValueError, "`kind` should be one of ['confidence', 'correctness', 'entropy', "
-         "'modified_entropy'], got 'loss'."),
+        (
+            None,
+            {"kind": "loss"},
+            ValueError,
+            "`kind` should be one of ['confidence', 'correctness', 'entropy', 'modified_entropy'], got 'loss'.",
+        ),
         (None, {"max_samples_per_side": 0}, ValueError, "`max_samples_per_side` should be >= 1, got 0."),
         (None, {"max_samples_per_side": 10.0}, TypeError, "`max_samples_per_side` should be an int, got float 10.0."),
         (None, {"max_samples_per_side": True}, TypeError, "`max_samples_per_side` should be an int, got bool True."),
         (None, {"seed": "0"}, TypeError, "`seed` should be an int, got str '0'."),
-        ("test", (torch.zeros(0, 2), torch.zeros(0, dtype=torch.long)), ValueError,
-         "mia_efficacy needs samples from all three splits; got 0 'test' samples."),
-        ("retain", (torch.zeros(0, 2), torch.zeros(0, dtype=torch.long)), ValueError,
-         "mia_efficacy needs samples from all three splits; got 0 'retain' samples."),
-        ("forget", (torch.zeros(0, 2), torch.zeros(0, dtype=torch.long)), ValueError,
-         "mia_efficacy needs samples from all three splits; got 0 'forget' samples."),
-        ("retain", (torch.tensor([[3.0, -1.0]]), torch.tensor([0])), ValueError,
-         "`retain_probs` should lie in [0, 1], got values in [-1, 3]. Did you pass logits?"),
-        ("test", (torch.tensor([[0.3, 0.3]]), torch.tensor([0])), ValueError,
-         "Rows of `test_probs` should sum to 1 (tolerance 0.001), but row 0 sums to 0.6."),
-        ("forget", (torch.tensor([[0.5, 0.5]]), torch.tensor([5])), ValueError,
-         "`forget_targets` should be class indices in [0, 1] for `forget_probs` with 2 columns, got values in [5, 5]."),
-        ("forget", (torch.tensor([0.5, 0.5]), torch.tensor([0])), ValueError,
-         "`forget_probs` should be 2-D with shape [N, C], got shape (2,)."),
+        (
+            "test",
+            (torch.zeros(0, 2), torch.zeros(0, dtype=torch.long)),
+            ValueError,
+            "mia_efficacy needs samples from all three splits; got 0 'test' samples.",
+        ),
+        (
+            "retain",
+            (torch.zeros(0, 2), torch.zeros(0, dtype=torch.long)),
+            ValueError,
+            "mia_efficacy needs samples from all three splits; got 0 'retain' samples.",
+        ),
+        (
+            "forget",
+            (torch.zeros(0, 2), torch.zeros(0, dtype=torch.long)),
+            ValueError,
+            "mia_efficacy needs samples from all three splits; got 0 'forget' samples.",
+        ),
+        (
+            "retain",
+            (torch.tensor([[3.0, -1.0]]), torch.tensor([0])),
+            ValueError,
+            "`retain_probs` should lie in [0, 1], got values in [-1, 3]. Did you pass logits?",
+        ),
+        (
+            "test",
+            (torch.tensor([[0.3, 0.3]]), torch.tensor([0])),
+            ValueError,
+            "Rows of `test_probs` should sum to 1 (tolerance 0.001), but row 0 sums to 0.6.",
+        ),
+        (
+            "forget",
+            (torch.tensor([[0.5, 0.5]]), torch.tensor([5])),
+            ValueError,
+            "`forget_targets` should be class indices in [0, 1] for `forget_probs` with 2 columns, "
+            "got values in [5, 5].",
+        ),
+        (
+            "forget",
+            (torch.tensor([0.5, 0.5]), torch.tensor([0])),
+            ValueError,
+            "`forget_probs` should be 2-D with shape [N, C], got shape (2,).",
+        ),
     ],
 )
 def test_mia_efficacy_errors(which, kwargs, error, match):
@@ -326,18 +380,42 @@ def test_loss_mia_auc_accepts_float64_and_half():
 @pytest.mark.parametrize(
     ("members", "nonmembers", "error", "match"),
     [
-        (torch.zeros(0), torch.ones(2), ValueError,
-         "loss_mia_auc needs at least one member and one non-member loss; got 0 member losses."),
-        (torch.ones(2), torch.zeros(0), ValueError,
-         "loss_mia_auc needs at least one member and one non-member loss; got 0 non-member losses."),
-        (torch.ones(2, 2), torch.ones(2), ValueError,
-         "`member_losses` should be 1-D per-sample losses of shape [N], got shape (2, 2)."),
-        (torch.ones(2), torch.tensor(1.0), ValueError,
-         "`nonmember_losses` should be 1-D per-sample losses of shape [N], got shape ()."),
-        (torch.ones(2, dtype=torch.long), torch.ones(2), ValueError,
-         "`member_losses` should be a floating-point tensor, got dtype torch.int64."),
-        (torch.ones(2), torch.tensor([1.0, float("inf")]), ValueError,
-         "`nonmember_losses` contains NaN or infinite values."),
+        (
+            torch.zeros(0),
+            torch.ones(2),
+            ValueError,
+            "loss_mia_auc needs at least one member and one non-member loss; got 0 member losses.",
+        ),
+        (
+            torch.ones(2),
+            torch.zeros(0),
+            ValueError,
+            "loss_mia_auc needs at least one member and one non-member loss; got 0 non-member losses.",
+        ),
+        (
+            torch.ones(2, 2),
+            torch.ones(2),
+            ValueError,
+            "`member_losses` should be 1-D per-sample losses of shape [N], got shape (2, 2).",
+        ),
+        (
+            torch.ones(2),
+            torch.tensor(1.0),
+            ValueError,
+            "`nonmember_losses` should be 1-D per-sample losses of shape [N], got shape ().",
+        ),
+        (
+            torch.ones(2, dtype=torch.long),
+            torch.ones(2),
+            ValueError,
+            "`member_losses` should be a floating-point tensor, got dtype torch.int64.",
+        ),
+        (
+            torch.ones(2),
+            torch.tensor([1.0, float("inf")]),
+            ValueError,
+            "`nonmember_losses` contains NaN or infinite values.",
+        ),
         ([0.1, 0.2], torch.ones(2), TypeError, "`member_losses` should be a torch.Tensor of shape [N], got list."),
     ],
 )
@@ -363,15 +441,31 @@ def test_split_accuracy_matches_sklearn_for_logits_and_probs():
 @pytest.mark.parametrize(
     ("scores", "targets", "error", "match"),
     [
-        (torch.zeros(4), torch.zeros(4, dtype=torch.long), ValueError,
-         "`logits_or_probs` should be 2-D with shape [N, C], got shape (4,)."),
-        (torch.zeros(4, 3), torch.zeros(3, dtype=torch.long), ValueError,
-         "`targets` should be 1-D with 4 entries to match `logits_or_probs` of shape (4, 3), got shape (3,)."),
+        (
+            torch.zeros(4),
+            torch.zeros(4, dtype=torch.long),
+            ValueError,
+            "`logits_or_probs` should be 2-D with shape [N, C], got shape (4,).",
+        ),
+        (
+            torch.zeros(4, 3),
+            torch.zeros(3, dtype=torch.long),
+            ValueError,
+            "`targets` should be 1-D with 4 entries to match `logits_or_probs` of shape (4, 3), got shape (3,).",
+        ),
         (torch.zeros(4, 3), torch.zeros(4), ValueError, "`targets` should be an integer tensor of class indices"),
-        (torch.zeros(0, 3), torch.zeros(0, dtype=torch.long), ValueError,
-         "`logits_or_probs` should contain at least one sample, got N=0."),
-        (torch.zeros(2, 3), torch.tensor([0, 3]), ValueError,
-         "`targets` should be class indices in [0, 2] for 3 classes, got values in [0, 3]."),
+        (
+            torch.zeros(0, 3),
+            torch.zeros(0, dtype=torch.long),
+            ValueError,
+            "`logits_or_probs` should contain at least one sample, got N=0.",
+        ),
+        (
+            torch.zeros(2, 3),
+            torch.tensor([0, 3]),
+            ValueError,
+            "`targets` should be class indices in [0, 2] for 3 classes, got values in [0, 3].",
+        ),
         ("logits", torch.zeros(2, dtype=torch.long), TypeError, "`logits_or_probs` should be a torch.Tensor"),
         (torch.zeros(2, 3), [0, 1], TypeError, "`targets` should be a torch.Tensor of shape [N], got list."),
     ],

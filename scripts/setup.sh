@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Set up a CPU development environment from a fresh clone: Debian's Fashion-MNIST, a virtualenv,
+# the CPU build of torch (pinned: an unpinned torch pulls a multi-GB CUDA build), and this package
+# with its test extras. Idempotent: re-running skips what is already there.
+# GPU users: install the torch build for your CUDA version first, then `pip install -e '.[test]'`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+if ! dpkg -s dataset-fashion-mnist >/dev/null 2>&1; then
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq dataset-fashion-mnist
+fi
+
+PYTHON="${PYTHON:-python3}"
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+fi
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q "torch==2.13.0"
+.venv/bin/python -m pip install -q -e ".[test]"
+echo "setup done: $(.venv/bin/python -c 'import torch, lightning; print("torch", torch.__version__, "lightning", lightning.__version__)')"
