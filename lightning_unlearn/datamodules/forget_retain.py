@@ -222,12 +222,12 @@ class ForgetRetainDataModule(pl.LightningDataModule):
     def forget_dataloader(self, shuffle: bool = True) -> DataLoader:
         if shuffle:
             return self._shuffled(self.forget_set, self.batch_size, self.seed)
-        return self._eval_loader(self.forget_set)
+        return self._eval_loader(self.forget_set, limit=False)
 
     def retain_dataloader(self, shuffle: bool = True) -> DataLoader:
         if shuffle:
             return self._shuffled(self.retain_set, self.retain_batch_size, self.seed + 1)
-        return self._eval_loader(self.retain_set)
+        return self._eval_loader(self.retain_set, limit=False)
 
     def train_dataloader(self) -> CombinedLoader | DataLoader:
         if self.train_on == "retain":
@@ -236,8 +236,9 @@ class ForgetRetainDataModule(pl.LightningDataModule):
             return self._shuffled(ConcatDataset([self.forget_set, self.retain_set]), self.batch_size, self.seed)
         return CombinedLoader({"forget": self.forget_dataloader(), "retain": self.retain_dataloader()}, mode=self.mode)
 
-    def _eval_loader(self, dataset: Dataset, salt: int = 0) -> DataLoader:
-        if self.max_eval_samples is not None and len(dataset) > self.max_eval_samples:  # type: ignore[arg-type]
+    def _eval_loader(self, dataset: Dataset, salt: int = 0, limit: bool = True) -> DataLoader:
+        """An unshuffled loader; ``limit`` applies ``max_eval_samples`` (evaluation only, never mask building)."""
+        if limit and self.max_eval_samples is not None and len(dataset) > self.max_eval_samples:  # type: ignore[arg-type]
             g = torch.Generator().manual_seed(self.seed + 100 + salt)
             keep = sorted(torch.randperm(len(dataset), generator=g)[: self.max_eval_samples].tolist())  # type: ignore[arg-type]
             dataset = Subset(dataset, keep)

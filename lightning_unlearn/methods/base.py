@@ -161,8 +161,6 @@ class UnlearningMethod:
             self.reference = frozen_copy(model)
         self.prepare(model, task, forget_loader)
         if self.mask is not None:
-            if forget_loader is None:
-                raise ValueError(f"The {type(self.mask).__name__} mask needs the forget data to be built.")
             self._masks = self.mask.build(model, task, forget_loader)
 
     def to(self, device: torch.device | str) -> UnlearningMethod:

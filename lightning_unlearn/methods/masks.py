@@ -20,7 +20,8 @@ _SCOPES = {"global": "one threshold over all parameters", "layer": "one threshol
 class ParameterMask:
     """Builds ``{parameter name: 0/1 tensor}``; parameters absent from the dict are frozen."""
 
-    def build(self, model: nn.Module, task: Task, forget_loader: Iterable) -> dict[str, Tensor]:
+    def build(self, model: nn.Module, task: Task, forget_loader: Iterable | None) -> dict[str, Tensor]:
+        """Return the masks; ``forget_loader`` is ``None`` when no forget data is available."""
         raise NotImplementedError
 
 
@@ -74,7 +75,9 @@ class SaliencyMask(ParameterMask):
         self.scope = scope
         self.max_batches = max_batches
 
-    def gradients(self, model: nn.Module, task: Task, forget_loader: Iterable) -> dict[str, Tensor]:
+    def gradients(self, model: nn.Module, task: Task, forget_loader: Iterable | None) -> dict[str, Tensor]:
+        if forget_loader is None:
+            raise ValueError("The SaliencyMask mask needs the forget data to be built; pass the forget loader to `setup`.")
         params = {n: p for n, p in model.named_parameters() if p.requires_grad}
         grads = {n: torch.zeros_like(p) for n, p in params.items()}
         was_training = model.training
@@ -96,22 +99,23 @@ class SaliencyMask(ParameterMask):
             raise ValueError("SaliencyMask got an empty forget loader; the forget set must not be empty.")
         return grads
 
-    def build(self, model: nn.Module, task: Task, forget_loader: Iterable) -> dict[str, Tensor]:
+    def build(self, model: nn.Module, task: Task, forget_loader: Iterable | None) -> dict[str, Tensor]:
         grads = self.gradients(model, task, forget_loader)
+        if self.scope == "layer":
+            return {n: self._top_fraction(g.abs().flatten()).view_as(g).to(g.dtype) for n, g in grads.items()}
+        flat = self._top_fraction(torch.cat([g.abs().flatten() for g in grads.values()]))
         masks: dict[str, Tensor] = {}
-        if self.scope == "global":
-            flat = torch.cat([g.abs().flatten() for g in grads.values()])
-            k = max(1, int(round(self.threshold * flat.numel())))
-            cutoff = torch.topk(flat, k, sorted=True).values[-1]
-            for n, g in grads.items():
-                masks[n] = (g.abs() >= cutoff).to(g.dtype)
-        else:
-            for n, g in grads.items():
-                flat = g.abs().flatten()
-                k = max(1, int(round(self.threshold * flat.numel())))
-                cutoff = torch.topk(flat, k, sorted=True).values[-1]
-                masks[n] = (g.abs() >= cutoff).to(g.dtype)
+        for (n, g), part in zip(grads.items(), flat.split([g.numel() for g in grads.values()])):
+            masks[n] = part.view_as(g).to(g.dtype)
         return masks
+
+    def _top_fraction(self, scores: Tensor) -> Tensor:
+        """Exactly ``round(threshold * n)`` (at least 1) ones at the largest scores. Ties at the cut-off
+        (e.g. the zero gradients of dead units) are broken by ``torch.topk``, not all let in."""
+        k = min(scores.numel(), max(1, int(round(self.threshold * scores.numel()))))
+        keep = torch.zeros_like(scores, dtype=torch.bool)
+        keep[torch.topk(scores, k, sorted=False).indices] = True
+        return keep
 
     def __repr__(self) -> str:
         return f"SaliencyMask(threshold={self.threshold}, scope={self.scope!r}, max_batches={self.max_batches})"

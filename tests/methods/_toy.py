@@ -1,0 +1,98 @@
+"""A toy unlearning problem shared by the method tests: 4-class Gaussian blobs and a small MLP."""
+
+from __future__ import annotations
+
+import functools
+from collections import OrderedDict
+from typing import Any
+
+import torch
+from torch import nn
+
+from lightning_unlearn.datamodules import LabeledTensorDataset
+from lightning_unlearn.methods import StepContext, UnlearningMethod
+from lightning_unlearn.tasks import ClassificationTask
+
+NUM_CLASSES = 4
+DIM = 8
+PER_CLASS = 60
+
+
+def blobs(per_class: int = PER_CLASS, seed: int = 0) -> LabeledTensorDataset:
+    """Well separated Gaussian blobs: inputs ``[4 * per_class, 8]``, labels 0..3 (sorted by class)."""
+    g = torch.Generator().manual_seed(seed)
+    centers = torch.randn(NUM_CLASSES, DIM, generator=torch.Generator().manual_seed(1234)) * 3
+    x = torch.cat([centers[c] + torch.randn(per_class, DIM, generator=g) for c in range(NUM_CLASSES)])
+    y = torch.arange(NUM_CLASSES).repeat_interleave(per_class)
+    return LabeledTensorDataset(x, y)
+
+
+def mlp(seed: int = 0) -> nn.Module:
+    """``body`` (Linear-ReLU) and ``head`` (Linear), so masks can name layers."""
+    torch.manual_seed(seed)
+    return nn.Sequential(OrderedDict(body=nn.Sequential(nn.Linear(DIM, 32), nn.ReLU()), head=nn.Linear(32, NUM_CLASSES)))
+
+
+@functools.cache
+def _pretrained_state() -> dict[str, torch.Tensor]:
+    data = blobs()
+    x, y = data.tensors
+    model = mlp()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(150):
+        opt.zero_grad()
+        nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+    with torch.no_grad():
+        assert (model(x).argmax(-1) == y).float().mean() == 1.0, "the toy model should fit the blobs"
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def pretrained() -> nn.Module:
+    """A fresh MLP holding the weights of one trained to 100% accuracy on :func:`blobs`."""
+    model = mlp()
+    model.load_state_dict(_pretrained_state())
+    return model
+
+
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    with torch.no_grad():
+        return float((model(x).argmax(-1) == y).float().mean())
+
+
+def snapshot(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def batch(n: int = 8, seed: int = 0, label: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` random samples of :func:`blobs` (optionally of one class), as an ``(x, y)`` batch."""
+    x, y = blobs().tensors
+    if label is not None:
+        x, y = x[y == label], y[y == label]
+    idx = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))[:n]
+    return x[idx], y[idx]
+
+
+def perturbed(model: nn.Module, scale: float = 0.05, seed: int = 1) -> nn.Module:
+    """Move every weight a little, so that a model and its frozen reference differ."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn(p.shape, generator=g) * scale)
+    return model
+
+
+def context(
+    method: UnlearningMethod,
+    model: nn.Module,
+    forget: Any = None,
+    retain: Any = None,
+    **kwargs: Any,
+) -> StepContext:
+    """A StepContext for ``method`` on ``model`` (with the method's reference, if it built one)."""
+    return StepContext(model=model, task=ClassificationTask(), forget=forget, retain=retain, reference=method.reference, **kwargs)
+
+
+def setup(method: UnlearningMethod, model: nn.Module, forget: tuple[torch.Tensor, torch.Tensor] | None = None) -> None:
+    """``method.setup`` with the forget data as a one-batch loader."""
+    method.setup(model, ClassificationTask(), None if forget is None else [forget])
