@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pickle
 from pathlib import Path
 
 import torch
@@ -16,7 +17,15 @@ def load_weights(model: nn.Module, path: str | os.PathLike, *, argument: str = "
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"`{argument}` weights file {str(path)!r} does not exist.")
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        reason = next((line.strip() for line in str(err).splitlines() if "WeightsUnpickler error" in line), "")
+        raise ValueError(
+            f"`{argument}` file {str(path)!r} holds pickled objects that are not plain tensors, which "
+            f"`torch.load(weights_only=True)` refuses to load ({reason or type(err).__name__}). Save the weights "
+            "with `torch.save(model.state_dict(), path)`."
+        ) from None
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         inner = state["state_dict"]
         if any(k.startswith(prefix) for k in inner):
@@ -25,22 +34,39 @@ def load_weights(model: nn.Module, path: str | os.PathLike, *, argument: str = "
             state = inner
     if not isinstance(state, dict):
         raise ValueError(f"`{argument}` file {str(path)!r} holds a {type(state).__name__}, not a state dict.")
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise ValueError(
-            f"`{argument}` file {str(path)!r} does not match the model: {len(missing)} missing keys "
-            f"(e.g. {missing[:3]}) and {len(unexpected)} unexpected keys (e.g. {unexpected[:3]})."
-        )
+    # Check everything before loading: ``load_state_dict`` copies the matching tensors before it
+    # reports a mismatch, which would leave ``model`` half overwritten.
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    mismatched = [
+        f"{k}: {tuple(state[k].shape)} in the file vs {tuple(v.shape)} in the model"
+        for k, v in expected.items()
+        if k in state and isinstance(v, torch.Tensor) and isinstance(state[k], torch.Tensor) and state[k].shape != v.shape
+    ]
+    problems = [
+        f"{len(items)} {kind} (e.g. {items[:3]})"
+        for kind, items in (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", mismatched))
+        if items
+    ]
+    if problems:
+        raise ValueError(f"`{argument}` file {str(path)!r} does not match the model: {'; '.join(problems)}.")
+    model.load_state_dict(state)
 
 
 def save_weights(model: nn.Module, path: str | os.PathLike, *, protected: tuple[str | os.PathLike | None, ...] = ()) -> Path:
     """Save ``model.state_dict()`` to ``path`` atomically, refusing to overwrite any ``protected`` file."""
     path = Path(path)
-    for other in protected:
-        if other is not None and path.resolve() == Path(other).resolve():
-            raise ValueError(f"Refusing to overwrite the original model at {str(path)!r}; choose another output path.")
+    check_not_protected(path, protected)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
     torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp)
     os.replace(tmp, path)
     return path
+
+
+def check_not_protected(path: str | os.PathLike, protected: tuple[str | os.PathLike | None, ...]) -> None:
+    """Raise if ``path`` names the same file as any ``protected`` path (``None`` entries are skipped)."""
+    for other in protected:
+        if other is not None and Path(path).resolve() == Path(other).resolve():
+            raise ValueError(f"Refusing to overwrite the original model at {str(path)!r}; choose another output path.")

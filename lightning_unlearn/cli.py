@@ -19,7 +19,6 @@ from typing import Any
 from lightning.pytorch import LightningDataModule, LightningModule
 from lightning.pytorch.cli import LightningCLI
 
-
 _DESCRIPTION = (
     "lightning-unlearn: machine unlearning with PyTorch Lightning. Run `lightning-unlearn methods` to list "
     "the registered unlearning methods and `lightning-unlearn fit --model.method.help NAME` for one method's "

@@ -164,7 +164,8 @@ class UnlearningModule(pl.LightningModule):
         logged = {f"{prefix}/{k}": v for k, v in metrics.items()}
         if oracle:
             logged.update({f"{prefix}/oracle/{k}": v for k, v in oracle.items()})
-        self.log_dict(logged, sync_dist=False)
+        # Values are already reduced over ranks by torchmetrics; sync_dist averages identical numbers.
+        self.log_dict(logged, sync_dist=True)
         return metrics
 
     def on_validation_epoch_start(self) -> None:

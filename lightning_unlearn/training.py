@@ -13,8 +13,9 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.cli import OptimizerCallable
 from torch import nn
+from typing_extensions import override
 
-from lightning_unlearn._weights import save_weights
+from lightning_unlearn._weights import check_not_protected, save_weights
 from lightning_unlearn.tasks.base import Task
 from lightning_unlearn.tasks.classification import ClassificationTask
 
@@ -49,7 +50,7 @@ class SupervisedModule(pl.LightningModule):
 class SaveWeights(Callback):
     """Write the trained network's ``state_dict`` (``pl_module.model``) to ``path`` when fit ends.
 
-    Refuses to overwrite the file the module loaded as its ``original`` model.
+    Refuses, already when fit starts, to overwrite the file the module loaded as its ``original`` model.
 
     Args:
         path: Output ``.pt`` file (parent folders are created).
@@ -58,6 +59,12 @@ class SaveWeights(Callback):
     def __init__(self, path: str) -> None:
         self.path = path
 
+    @override
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if stage == "fit":  # fail before training, not after it
+            check_not_protected(self.path, (getattr(pl_module, "original", None),))
+
+    @override
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.is_global_zero:
             save_weights(getattr(pl_module, "model", pl_module), self.path, protected=(getattr(pl_module, "original", None),))

@@ -13,7 +13,7 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.cli import OptimizerCallable
 from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.types import STEP_OUTPUT
-from torch import Tensor, nn
+from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 from typing_extensions import override
@@ -44,6 +44,12 @@ class Unlearn(Callback):
 
     Progress (position in the forget stream, steps done, whether the phase ran) lives in
     :meth:`state_dict`, so a run resumed from a checkpoint continues where it stopped.
+
+    The reference model (NPO, SCRUB, KL retain terms) and parameter masks (SalUn) are taken from the
+    weights the module has when ``fit`` starts, also with ``start_epoch > 0``. The
+    ``"after_training"`` phase runs after Lightning's last epoch-end checkpoint: save the unlearned
+    weights with :class:`~lightning_unlearn.SaveWeights` (it runs at ``on_fit_end``, after the
+    phase) or ``trainer.save_checkpoint`` after ``fit``.
 
     Args:
         method: The unlearning method, e.g. ``NPO(beta=0.1)``.
@@ -107,6 +113,12 @@ class Unlearn(Callback):
         self.steps = 0
         self.phase_done = False
         self._original_step: Any = None
+        self._had_own_step = False
+
+    @property
+    @override
+    def state_key(self) -> str:
+        return self._generate_state_key(method=self.method.name, schedule=self.schedule)
 
     # ------------------------------------------------------------------ lifecycle
     @override
@@ -123,9 +135,12 @@ class Unlearn(Callback):
 
     @override
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        if self._original_step is not None:
-            pl_module.training_step = self._original_step  # type: ignore[method-assign]
-            self._original_step = None
+        self._unwrap_training_step(pl_module)
+
+    @override
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+        # Lightning skips the ``teardown`` hooks when fit raises; the user's module must still be restored.
+        self._unwrap_training_step(pl_module)
 
     @override
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -168,7 +183,17 @@ class Unlearn(Callback):
             return {**out, "loss": total}
 
         self._original_step = original
+        self._had_own_step = "training_step" in vars(pl_module)
         pl_module.training_step = types.MethodType(training_step, pl_module)  # type: ignore[method-assign]
+
+    def _unwrap_training_step(self, pl_module: pl.LightningModule) -> None:
+        if self._original_step is None:
+            return
+        if self._had_own_step:
+            pl_module.training_step = self._original_step  # type: ignore[method-assign]
+        else:
+            del pl_module.training_step  # the class's own method shows through again
+        self._original_step = None
 
     def _forget_term(self, pl_module: pl.LightningModule) -> Tensor:
         trainer = pl_module.trainer

@@ -142,7 +142,6 @@ class UnlearningMethod:
         self.retain_loss_kind = retain_loss
         self.mask = mask
         self.seed = int(seed)
-        self.generator = torch.Generator().manual_seed(self.seed)
         self.reference: nn.Module | None = None
         self._masks: dict[str, Tensor] | None = None
 

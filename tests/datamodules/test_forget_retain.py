@@ -346,7 +346,7 @@ def test_max_eval_samples_caps_every_evaluation_split():
     b = ForgetRetainDataModule(_train(), _test(), forget_class=1, max_eval_samples=7, seed=4)
     sizes = {name: len(_ids(loader)) for name, loader in a.eval_dataloaders().items()}
     assert sizes == {"forget": 7, "retain": 7, "test": 7}
-    for (name, la), lb in zip(a.eval_dataloaders().items(), b.eval_dataloaders().values()):
+    for (_name, la), lb in zip(a.eval_dataloaders().items(), b.eval_dataloaders().values()):
         assert _ids(la) == _ids(lb)  # the subset is seeded
         assert _ids(la) == sorted(_ids(la))
     assert set(_ids(a.eval_dataloaders()["forget"])) <= set(range(1, N, 4))

@@ -1,0 +1,194 @@
+"""Two-process CPU DDP (``ddp_spawn``, gloo): ``UnlearningModule`` and the ``Unlearn`` callback.
+
+Everything handed to the spawned processes is defined at module level so that it pickles.
+Each rank writes its final weights and what it saw to ``folder/rank<r>.pt``; the test compares them.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import pytest
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.callbacks import Callback
+from torch import nn
+from torch.utils.data import DataLoader, Subset, TensorDataset
+
+from lightning_unlearn import ForgetRetainDataModule, Unlearn, UnlearningModule
+from lightning_unlearn.methods import NPO, GradDiff
+
+NUM_CLASSES, DIM = 4, 8
+
+
+def blobs(n_per_class: int, seed: int) -> TensorDataset:
+    """Four well-separated Gaussian blobs in 8-D (fixed centres; ``seed`` draws the noise)."""
+    centers = torch.randn(NUM_CLASSES, DIM, generator=torch.Generator().manual_seed(1234)) * 3
+    targets = torch.arange(NUM_CLASSES).repeat_interleave(n_per_class)
+    return TensorDataset(centers[targets] + torch.randn(len(targets), DIM, generator=torch.Generator().manual_seed(seed)), targets)
+
+
+def mlp(seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(DIM, 32), nn.ReLU(), nn.Linear(32, NUM_CLASSES))
+
+
+def pretrained_mlp(train: TensorDataset) -> nn.Module:
+    model = mlp()
+    x, y = train.tensors
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(100):
+        optimizer.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        optimizer.step()
+    return model
+
+
+@torch.no_grad()
+def accuracy(model: nn.Module, data: Any) -> float:
+    x, y = next(iter(DataLoader(data, batch_size=len(data))))
+    return (model(x).argmax(-1) == y).float().mean().item() * 100
+
+
+class UserClassifier(pl.LightningModule):
+    """A user's own classifier, as in the callback tests."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        x, y = batch
+        return F.cross_entropy(self(x), y)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(self.parameters(), lr=1e-2)
+
+
+class RankRecorder(Callback):
+    """Saves, per rank, the final weights, the training losses and the forget inputs of its first epoch."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.losses: list[float] = []
+        self.forget_rows: list[torch.Tensor] = []
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
+        self.losses.append(float(outputs["loss"]))
+        if isinstance(batch, dict) and trainer.current_epoch == 0:
+            self.forget_rows.append(batch["forget"][0].cpu())
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        unlearn = next((c for c in trainer.callbacks if isinstance(c, Unlearn)), None)  # type: ignore[attr-defined]
+        record = {
+            "state": {k: v.detach().cpu().clone() for k, v in pl_module.state_dict().items()},
+            "losses": self.losses,
+            "forget_rows": torch.cat(self.forget_rows) if self.forget_rows else None,
+            "world_size": trainer.world_size,
+            "stream": None if unlearn is None else (unlearn.forget.world, unlearn.forget.rank, unlearn.steps, unlearn.phase_done),
+        }
+        torch.save(record, self.folder / f"rank{trainer.global_rank}.pt")
+
+
+def ddp_trainer(**kwargs: Any) -> pl.Trainer:
+    return pl.Trainer(
+        accelerator="cpu",
+        devices=2,
+        strategy="ddp_spawn",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        **kwargs,
+    )
+
+
+def load_ranks(folder: Path) -> list[dict[str, Any]]:
+    return [torch.load(folder / f"rank{r}.pt", weights_only=True) for r in range(2)]
+
+
+def assert_same_state(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
+
+
+@pytest.fixture(scope="module")
+def data() -> dict[str, Any]:
+    train, test = blobs(100, seed=1), blobs(50, seed=2)
+    labels = train.tensors[1]
+    return {
+        "train": train,
+        "test": test,
+        "forget": Subset(train, torch.nonzero(labels == 0).flatten().tolist()),
+        "retain": Subset(train, torch.nonzero(labels != 0).flatten().tolist()),
+        "pretrained": pretrained_mlp(train).state_dict(),
+    }
+
+
+def test_unlearning_module_under_ddp_spawn(data, tmp_path):
+    model = mlp()
+    model.load_state_dict(data["pretrained"])
+    dm = ForgetRetainDataModule(data["train"], data["test"], forget_class=0, batch_size=10)
+    module = UnlearningModule(model, NPO(), optimizer=functools.partial(torch.optim.Adam, lr=1e-2))
+    trainer = ddp_trainer(max_epochs=2, callbacks=[RankRecorder(tmp_path)])
+    trainer.fit(module, datamodule=dm)
+
+    ranks = load_ranks(tmp_path)
+    assert [r["world_size"] for r in ranks] == [2, 2]
+    assert_same_state(ranks[0]["state"], ranks[1]["state"])
+    assert_same_state({k: v for k, v in module.state_dict().items()}, ranks[0]["state"])  # rank 0's result comes back
+    for r in ranks:
+        assert len(r["losses"]) == 10  # 2 epochs x (50 forget samples per rank / 10)
+        assert all(torch.isfinite(torch.tensor(r["losses"])))
+    # In an epoch, each rank unlearns its own half of the forget set.
+    rows = [{tuple(row.tolist()) for row in r["forget_rows"]} for r in ranks]
+    assert len(rows[0]) == len(rows[1]) == 50 and not rows[0] & rows[1]
+
+    # Validation ran in the workers with metrics reduced over both ranks.
+    metrics = trainer.callback_metrics
+    assert {"val/UA", "val/RA", "val/TA", "val/MIA", "val/mia_auc"} <= metrics.keys()
+    assert metrics["val/UA"] > 50 and metrics["val/RA"] > 90
+    assert accuracy(module.model, data["forget"]) == pytest.approx(100 - float(metrics["val/UA"]), abs=1e-3)
+
+
+@pytest.mark.parametrize("schedule", ["interleaved", "after_training"])
+def test_unlearn_callback_under_ddp_spawn(data, schedule, tmp_path):
+    net = mlp()
+    net.load_state_dict(data["pretrained"])
+    module = UserClassifier(net)
+    method = NPO() if schedule == "interleaved" else GradDiff()
+    unlearn = Unlearn(
+        method,
+        forget=data["forget"],
+        retain=data["retain"],
+        schedule=schedule,  # type: ignore[arg-type]
+        batch_size=16,
+        epochs=2,
+        optimizer=functools.partial(torch.optim.Adam, lr=1e-2),
+        progress_bar=False,
+    )
+    trainer = ddp_trainer(max_epochs=2, callbacks=[unlearn, RankRecorder(tmp_path)])
+    trainer.fit(module, DataLoader(data["retain"], batch_size=25))
+
+    ranks = load_ranks(tmp_path)
+    assert_same_state(ranks[0]["state"], ranks[1]["state"])
+    assert_same_state(module.state_dict(), ranks[0]["state"])
+    assert "training_step" not in vars(module)
+    # Each rank streams its own half of the forget set: 50 samples in batches of 16 -> 4 batches per pass.
+    expected_steps = 12 if schedule == "interleaved" else 2 * 4  # 2 epochs x 6 user steps, or 2 passes
+    phase_done = schedule != "interleaved"
+    assert [r["stream"] for r in ranks] == [(2, 0, expected_steps, phase_done), (2, 1, expected_steps, phase_done)]
+    assert all(torch.isfinite(torch.tensor(r["losses"])).all() for r in ranks)
+    if schedule == "interleaved":
+        assert "unlearn/forget_loss" in trainer.callback_metrics
+    assert accuracy(module, data["forget"]) < 40
+    assert accuracy(module, data["retain"]) > 90
+

@@ -1,0 +1,293 @@
+"""``UnlearningModule``: paired batches, original/oracle weights, evaluation metrics, masks, failures, resume."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import pytest
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.utilities.combined_loader import CombinedLoader
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from lightning_unlearn import ForgetRetainDataModule, UnlearningModule, evaluate
+from lightning_unlearn.methods import NPO, GradDiff, GradientAscent, NonFiniteLossError, RandomLabel, SalUn, StepContext
+
+NUM_CLASSES, DIM = 4, 8
+
+
+def blobs(n_per_class: int, seed: int) -> TensorDataset:
+    """Four well-separated Gaussian blobs in 8-D (fixed centres; ``seed`` draws the noise)."""
+    centers = torch.randn(NUM_CLASSES, DIM, generator=torch.Generator().manual_seed(1234)) * 3
+    targets = torch.arange(NUM_CLASSES).repeat_interleave(n_per_class)
+    return TensorDataset(centers[targets] + torch.randn(len(targets), DIM, generator=torch.Generator().manual_seed(seed)), targets)
+
+
+def mlp(seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(DIM, 32), nn.ReLU(), nn.Linear(32, NUM_CLASSES))
+
+
+def make_trainer(**kwargs: Any) -> pl.Trainer:
+    options: dict[str, Any] = dict(
+        accelerator="cpu", devices=1, logger=False, enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0
+    )
+    options.update(kwargs)
+    options["enable_checkpointing"] = any(isinstance(c, ModelCheckpoint) for c in options.get("callbacks") or [])
+    return pl.Trainer(**options)
+
+
+def fit_plain(model: nn.Module, data: TensorDataset, steps: int = 100) -> nn.Module:
+    x, y = data.tensors
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(steps):
+        optimizer.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        optimizer.step()
+    return model
+
+
+def sha256(path: str | Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def single(results: list[dict[str, float]]) -> dict[str, float]:
+    """The metrics of ``validate``/``test``: logged at epoch end, so every evaluation loader reports the same."""
+    assert results and all(r == results[0] for r in results)
+    return results[0]
+
+
+def adam(lr: float) -> Any:
+    return functools.partial(torch.optim.Adam, lr=lr)
+
+
+
+
+
+
+@pytest.fixture(scope="module")
+def train_test() -> tuple[TensorDataset, TensorDataset]:
+    return blobs(100, seed=1), blobs(50, seed=2)
+
+
+@pytest.fixture
+def dm(train_test) -> ForgetRetainDataModule:
+    train, test = train_test
+    return ForgetRetainDataModule(train, test, forget_class=0, batch_size=25, holdout_fraction=0.5)
+
+
+@pytest.fixture(scope="module")
+def weights(train_test, tmp_path_factory) -> dict[str, Path]:
+    """``original`` (trained on everything) and ``oracle`` (trained on the retain classes only) weight files."""
+    train, _ = train_test
+    folder = tmp_path_factory.mktemp("weights")
+    retain = TensorDataset(*(t[train.tensors[1] != 0] for t in train.tensors))
+    paths = {"original": folder / "original.pt", "oracle": folder / "oracle.pt"}
+    torch.save(fit_plain(mlp(0), train).state_dict(), paths["original"])
+    torch.save(fit_plain(mlp(1), retain).state_dict(), paths["oracle"])
+    return paths
+
+
+# ---------------------------------------------------------------------- construction and batches
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"model": "mlp"}, r"`model` should be a torch.nn.Module, got str"),
+        ({"method": "ga"}, r"`method` should be an UnlearningMethod \(e.g. GradientAscent\(\)\), got str"),
+    ],
+)
+def test_constructor_rejects_wrong_types(kwargs, match):
+    with pytest.raises(TypeError, match=match):
+        UnlearningModule(**{"model": mlp(), "method": GradientAscent(), **kwargs})
+
+
+@pytest.mark.parametrize(
+    "batch",
+    [(torch.randn(4, DIM), torch.zeros(4, dtype=torch.long)), {"inputs": torch.randn(4, DIM)}, torch.randn(4, DIM)],
+    ids=["tuple", "dict-without-splits", "tensor"],
+)
+def test_training_step_rejects_unpaired_batches(batch):
+    with pytest.raises(TypeError, match=r"expects paired batches \{'forget': \.\.\., 'retain': \.\.\.\}"):
+        UnlearningModule(mlp(), GradientAscent()).training_step(batch, 0)
+
+
+@pytest.mark.filterwarnings("ignore:You defined a `validation_step` but have no `val_dataloader`")
+def test_fit_on_plain_batches_fails_with_the_paired_batch_error(train_test):
+    with pytest.raises(TypeError, match="ForgetRetainDataModule\\(train_on='forget_retain'\\)"):
+        make_trainer(max_steps=1).fit(UnlearningModule(mlp(), GradientAscent()), DataLoader(train_test[0], batch_size=8))
+
+
+@pytest.mark.filterwarnings("ignore:You defined a `validation_step` but have no `val_dataloader`")
+def test_fit_on_a_combined_loader_without_datamodule(dm):
+    module = UnlearningModule(mlp(), GradDiff(), optimizer=adam(1e-3))
+    loader = CombinedLoader({"forget": dm.forget_dataloader(), "retain": dm.retain_dataloader()}, mode="min_size")
+    trainer = make_trainer(max_epochs=1)
+    trainer.fit(module, loader)
+    assert trainer.global_step == 4
+    assert {"train/forget_loss", "train/retain_loss", "train/loss", "loss"} <= trainer.callback_metrics.keys()
+    assert all(torch.isfinite(trainer.callback_metrics[k]) for k in ("train/forget_loss", "train/retain_loss", "train/loss"))
+
+
+def test_forward_calls_the_wrapped_model():
+    model = mlp()
+    x = torch.randn(3, DIM)
+    torch.testing.assert_close(UnlearningModule(model, GradientAscent())(x), model(x))
+
+
+# ---------------------------------------------------------------------- original and oracle weights
+def test_original_is_loaded_and_never_written(dm, weights):
+    before = sha256(weights["original"])
+    state = torch.load(weights["original"], weights_only=True)
+    module = UnlearningModule(mlp(seed=7), GradDiff(), original=str(weights["original"]), optimizer=adam(1e-2))
+    for name, value in state.items():
+        torch.testing.assert_close(module.model.state_dict()[name], value, rtol=0, atol=0)
+    trainer = make_trainer(max_epochs=2, limit_val_batches=0)
+    trainer.fit(module, datamodule=dm)
+    assert trainer.global_step == 8
+    assert any(not torch.equal(module.model.state_dict()[k], v) for k, v in state.items())
+    assert sha256(weights["original"]) == before
+
+
+def test_oracle_adds_gap_and_oracle_metrics(dm, weights):
+    oracle_state = torch.load(weights["oracle"], weights_only=True)
+    module = UnlearningModule(mlp(), NPO(), original=str(weights["original"]), oracle=str(weights["oracle"]), optimizer=adam(1e-2))
+    assert not any(k.startswith("_oracle") or "oracle" in k for k in module.state_dict())
+    make_trainer(max_epochs=2, limit_val_batches=0).fit(module, datamodule=dm)
+    assert all(torch.equal(module._oracle[0].state_dict()[k], v) for k, v in oracle_state.items())  # untouched by fit
+
+    metrics = single(make_trainer().test(module, datamodule=dm, verbose=False))
+    keys = ("UA", "RA", "TA", "MIA")
+    assert {"test/avg_gap", *(f"test/oracle/{k}" for k in (*keys, "forget_acc", "mia_auc"))} <= metrics.keys()
+    expected_gap = sum(abs(metrics[f"test/{k}"] - metrics[f"test/oracle/{k}"]) for k in keys) / len(keys)
+    assert metrics["test/avg_gap"] == pytest.approx(expected_gap, abs=1e-4)
+    assert metrics["test/oracle/UA"] > 90  # the oracle never saw the forget class
+
+
+def test_validate_and_test_report_the_unlearning_metrics_in_range(dm, weights):
+    module = UnlearningModule(mlp(), GradDiff(), original=str(weights["original"]))
+    val = single(make_trainer().validate(module, datamodule=dm, verbose=False))
+    test = single(make_trainer().test(module, datamodule=dm, verbose=False))
+    assert set(val) == {f"val/{k}" for k in ("forget_acc", "UA", "RA", "TA", "holdout_acc", "MIA", "mia_auc")}
+    assert val == pytest.approx({k.replace("test/", "val/"): v for k, v in test.items()})
+    for key in ("forget_acc", "UA", "RA", "TA", "holdout_acc", "MIA"):
+        assert 0 <= val[f"val/{key}"] <= 100, key
+    assert 0 <= val["val/mia_auc"] <= 1
+    assert val["val/UA"] == pytest.approx(100 - val["val/forget_acc"], abs=1e-4)
+    assert val["val/forget_acc"] > 95 and val["val/RA"] > 95  # the original model, before unlearning
+
+    # The callback-free evaluate() on the same loaders gives the same numbers.
+    direct = evaluate(module.model, dm.eval_dataloaders())
+    assert direct == pytest.approx({k.removeprefix("val/"): v for k, v in val.items()}, abs=1e-4)
+
+
+def test_more_evaluation_loaders_than_split_names_is_an_error(train_test):
+    loaders = [DataLoader(train_test[1], batch_size=64)] * 5
+    with pytest.raises(ValueError, match=r"Got evaluation loader #4 but only the splits \['forget', 'retain', 'test', 'holdout'\]"):
+        make_trainer().validate(UnlearningModule(mlp(), GradientAscent()), dataloaders=loaders, verbose=False)
+
+
+def test_unlearning_lowers_forget_accuracy_and_keeps_retain_accuracy(dm, weights):
+    module = UnlearningModule(mlp(), GradDiff(), original=str(weights["original"]), optimizer=adam(1e-2))
+    make_trainer(max_epochs=3, limit_val_batches=0).fit(module, datamodule=dm)
+    val = single(make_trainer().validate(module, datamodule=dm, verbose=False))
+    assert val["val/UA"] > 80 and val["val/RA"] > 95
+
+
+# ---------------------------------------------------------------------- masks, failures, precision
+def test_salun_updates_only_the_salient_entries(dm, weights):
+    original = torch.load(weights["original"], weights_only=True)
+    method = SalUn(threshold=0.3)
+    module = UnlearningModule(mlp(), method, original=str(weights["original"]), optimizer=adam(1e-2))
+    make_trainer(max_epochs=2, limit_val_batches=0).fit(module, datamodule=dm)
+    masks = method.masks
+    assert masks is not None and set(masks) == set(original)
+    kept = sum(int(m.sum()) for m in masks.values()) / sum(m.numel() for m in masks.values())
+    assert kept == pytest.approx(0.3, abs=0.01)
+    changed = 0
+    for name, start in original.items():
+        end, frozen = module.model.state_dict()[name], masks[name] == 0
+        assert torch.equal(end[frozen], start[frozen]), name
+        changed += int((end[~frozen] != start[~frozen]).sum())
+    assert changed > 0
+
+
+class NaNAtStep(GradientAscent):
+    """Gradient ascent whose loss turns NaN at one global step."""
+
+    def __init__(self, step: int) -> None:
+        super().__init__()
+        self.step = step
+
+    def forget_loss(self, ctx: StepContext) -> Tensor:
+        loss = super().forget_loss(ctx)
+        return loss * float("nan") if ctx.global_step == self.step else loss
+
+
+def test_non_finite_loss_stops_fit_with_the_last_good_weights(dm, weights):
+    good = UnlearningModule(mlp(), GradientAscent(), original=str(weights["original"]), optimizer=adam(1e-2))
+    make_trainer(max_steps=3, limit_val_batches=0).fit(good, datamodule=dm)
+    bad = UnlearningModule(mlp(), NaNAtStep(3), original=str(weights["original"]), optimizer=adam(1e-2))
+    with pytest.raises(NonFiniteLossError, match=r"'ga' loss is not finite at step 3 \(forget_loss=nan\)"):
+        make_trainer(max_epochs=2, limit_val_batches=0).fit(bad, datamodule=dm)
+    for name, value in good.model.state_dict().items():
+        torch.testing.assert_close(bad.model.state_dict()[name], value, rtol=0, atol=0)
+
+
+def test_a_model_without_trainable_parameters_is_an_error(dm):
+    module = UnlearningModule(mlp().requires_grad_(False), GradientAscent())
+    with pytest.raises(ValueError, match="The model has no trainable parameters"):
+        make_trainer(max_epochs=1, limit_val_batches=0).fit(module, datamodule=dm)
+
+
+def test_bf16_mixed_precision_on_cpu(dm, weights):
+    module = UnlearningModule(mlp(), NPO(), original=str(weights["original"]), optimizer=adam(1e-2))
+    trainer = make_trainer(max_epochs=1, precision="bf16-mixed", limit_val_batches=0)
+    trainer.fit(module, datamodule=dm)
+    assert trainer.global_step == 4
+    assert all(torch.isfinite(trainer.callback_metrics[k]) for k in ("train/forget_loss", "train/retain_loss", "train/loss"))
+    assert all(p.dtype == torch.float32 and torch.isfinite(p).all() for p in module.model.parameters())
+
+
+def test_lr_scheduler_factory_is_used(dm):
+    module = UnlearningModule(
+        mlp(), GradDiff(), optimizer=adam(1e-2), lr_scheduler=functools.partial(torch.optim.lr_scheduler.StepLR, step_size=1, gamma=0.5)
+    )
+    trainer = make_trainer(max_epochs=2, limit_val_batches=0)
+    trainer.fit(module, datamodule=dm)
+    assert trainer.optimizers[0].param_groups[0]["lr"] == pytest.approx(1e-2 * 0.25)
+
+
+# ---------------------------------------------------------------------- resume
+METHODS = {
+    "ga": GradientAscent,
+    "graddiff": GradDiff,
+    "npo": NPO,
+    "rl": RandomLabel,
+    "salun": functools.partial(SalUn, threshold=0.5),
+}
+
+
+@pytest.mark.parametrize("name", list(METHODS))
+@pytest.mark.filterwarnings("ignore:Checkpoint directory .* exists and is not empty")
+def test_resume_from_a_checkpoint_matches_an_uninterrupted_run(name, dm, weights, tmp_path):
+    def fresh() -> UnlearningModule:
+        return UnlearningModule(mlp(seed=5), METHODS[name](), original=str(weights["original"]), optimizer=adam(1e-3))
+
+    full = fresh()
+    make_trainer(max_epochs=3, limit_val_batches=0).fit(full, datamodule=dm)
+    first = fresh()
+    make_trainer(max_epochs=1, limit_val_batches=0, callbacks=[ModelCheckpoint(dirpath=tmp_path, save_last=True)]).fit(first, datamodule=dm)
+    resumed = fresh()
+    trainer = make_trainer(max_epochs=3, limit_val_batches=0, callbacks=[ModelCheckpoint(dirpath=tmp_path, save_last=True)])
+    trainer.fit(resumed, datamodule=dm, ckpt_path=tmp_path / "last.ckpt")
+
+    assert trainer.global_step == 12
+    assert any(not torch.equal(first.model.state_dict()[k], v) for k, v in full.model.state_dict().items())
+    for key, value in full.model.state_dict().items():
+        torch.testing.assert_close(resumed.model.state_dict()[key], value, rtol=0, atol=0, msg=key)
