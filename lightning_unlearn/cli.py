@@ -5,6 +5,8 @@
     lightning-unlearn fit --help
     lightning-unlearn fit --model.method.help SalUn      # every SalUn hyperparameter, typed and documented
     lightning-unlearn methods                             # the registered methods
+    lightning-unlearn sweep configs/sweeps/digits_npo.yaml  # a W&B-format sweep (W&B service or local engine)
+    lightning-unlearn report outputs/digits/salun         # (re)render the unlearning report of a run
 
 Models and datamodules are given by ``class_path``/``init_args`` (any LightningModule, e.g.
 :class:`~lightning_unlearn.UnlearningModule` or :class:`~lightning_unlearn.SupervisedModule`;
@@ -13,6 +15,7 @@ any LightningDataModule, e.g. :class:`~lightning_unlearn.FashionMNISTDataModule`
 
 from __future__ import annotations
 
+import importlib
 import sys
 from typing import Any
 
@@ -20,9 +23,11 @@ from lightning.pytorch import LightningDataModule, LightningModule
 from lightning.pytorch.cli import LightningCLI
 
 _DESCRIPTION = (
-    "lightning-unlearn: machine unlearning with PyTorch Lightning. Run `lightning-unlearn methods` to list "
-    "the registered unlearning methods and `lightning-unlearn fit --model.method.help NAME` for one method's "
-    "hyperparameters."
+    "lightning-unlearn: machine unlearning with PyTorch Lightning. Besides fit/validate/test/predict: "
+    "`lightning-unlearn methods` lists the registered methods, `lightning-unlearn sweep SWEEP.yaml` runs a "
+    "hyperparameter sweep, `lightning-unlearn report RUN_DIR` renders a run's unlearning report. "
+    "`lightning-unlearn fit --model lightning_unlearn.UnlearningModule --model.method.help CLASS_PATH` shows "
+    "one method's hyperparameters."
 )
 
 
@@ -51,10 +56,22 @@ def _print_methods() -> None:
         print(f"{name:<{name_width}}  {path:<{path_width}}  {summary}")
 
 
+#: Subcommands outside LightningCLI: name -> "module:function" taking the remaining argv.
+_EXTRA_COMMANDS = {
+    "sweep": "lightning_unlearn.sweep:main",
+    "report": "lightning_unlearn.report.cli:main",
+}
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point."""
-    if (sys.argv[1:] if argv is None else argv)[:1] == ["methods"]:
+    args = sys.argv[1:] if argv is None else list(argv)
+    if args[:1] == ["methods"]:
         _print_methods()
+        return
+    if args[:1] and args[0] in _EXTRA_COMMANDS:
+        module_name, function = _EXTRA_COMMANDS[args[0]].split(":")
+        getattr(importlib.import_module(module_name), function)(args[1:])
         return
     UnlearnCLI(args=argv)
 

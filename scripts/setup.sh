@@ -7,11 +7,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 export PIP_DISABLE_PIP_VERSION_CHECK=1
-if ! dpkg -s dataset-fashion-mnist >/dev/null 2>&1; then
+# Debian packages: Fashion-MNIST (data) and Chromium (the report's screenshot test renders the HTML page).
+APT_PACKAGES="dataset-fashion-mnist chromium"
+missing=""
+for pkg in $APT_PACKAGES; do dpkg -s "$pkg" >/dev/null 2>&1 || missing="$missing $pkg"; done
+if [ -n "$missing" ]; then
   SUDO=""
   if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
   $SUDO apt-get update -qq
-  $SUDO apt-get install -y -qq dataset-fashion-mnist
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing
 fi
 
 PYTHON="${PYTHON:-python3}"

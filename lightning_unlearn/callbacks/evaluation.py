@@ -10,6 +10,7 @@ from lightning.fabric.utilities.apply_func import move_data_to_device
 from lightning.pytorch.callbacks import Callback
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
 from typing_extensions import override
 
 from lightning_unlearn._errors import check_choice
@@ -31,11 +32,13 @@ def evaluate(
     oracle: dict[str, float] | None = None,
     mia_attack: MIAAttack = "logistic",
     device: torch.device | str | None = None,
+    progress_bar: bool = False,
 ) -> dict[str, float]:
     """The unlearning metrics of ``model`` on named loaders (``forget``, ``retain``, ``test``, ``holdout``).
 
     Returns ``forget_acc``, ``UA``, ``RA``, ``TA``, ``MIA``, ``mia_auc`` (those the splits allow),
-    plus ``avg_gap`` when the ``oracle``'s metrics are given.
+    plus ``avg_gap`` when the ``oracle``'s metrics are given. ``progress_bar`` shows one bar over
+    all evaluation batches.
     """
     unknown = sorted(set(loaders) - set(EVAL_SPLITS))
     if unknown:
@@ -46,11 +49,14 @@ def evaluate(
     evaluator.expect(list(loaders))
     was_training = model.training
     model.eval()
-    for split in EVAL_SPLITS:
-        if split in loaders:
-            for batch in loaders[split]:
-                batch = move_data_to_device(batch, device)
-                evaluator.update(split, task.forward(model, batch), batch)
+    total = sum(len(loader) for loader in loaders.values() if hasattr(loader, "__len__"))
+    with tqdm(total=total, desc="evaluating", disable=not progress_bar, leave=False) as bar:
+        for split in EVAL_SPLITS:
+            if split in loaders:
+                for batch in loaders[split]:
+                    batch = move_data_to_device(batch, device)
+                    evaluator.update(split, task.forward(model, batch), batch)
+                    bar.update(1)
     model.train(was_training)
     return with_gap(evaluator.compute(), oracle)
 
