@@ -28,6 +28,7 @@ _EXPORTS = {
     "Task": "lightning_unlearn.tasks.base",
     "SupervisedModule": "lightning_unlearn.training",
     "SaveWeights": "lightning_unlearn.training",
+    "UnlearningReport": "lightning_unlearn.report.callback",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

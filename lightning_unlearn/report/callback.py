@@ -1,0 +1,556 @@
+"""``UnlearningReport``: a record of one unlearning run that a data-protection officer can read.
+
+The callback watches ``Trainer.fit`` and, when fit ends, writes ``report.json`` (validated against
+:data:`~lightning_unlearn.report.schema.REPORT_SCHEMA`) and a self-contained ``report.html``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import platform
+import subprocess
+import time
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+from lightning.fabric.utilities.apply_func import move_data_to_device
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.utilities import rank_zero_only
+from lightning.pytorch.utilities.exceptions import MisconfigurationException
+from torch import Tensor, nn
+from torch.utils.data import DataLoader
+from typing_extensions import override
+
+from lightning_unlearn._errors import check_choice
+from lightning_unlearn._weights import load_weights
+from lightning_unlearn.callbacks.evaluation import evaluate
+from lightning_unlearn.methods.base import UnlearningMethod, frozen_copy
+from lightning_unlearn.metrics import MIAAttack, loss_mia_auc
+from lightning_unlearn.module import UnlearningModule
+from lightning_unlearn.report.schema import SCHEMA_VERSION, validate_report
+from lightning_unlearn.tasks.base import Task
+from lightning_unlearn.tasks.classification import ClassificationTask
+
+#: Logged keys recorded per training step, and their names in ``loss_curve.series``.
+CURVE_KEYS = {"train/loss": "loss", "train/forget_loss": "forget_loss", "train/retain_loss": "retain_loss"}
+#: Number of points of each ROC curve stored in the report (an even grid of false-positive rates).
+ROC_POINTS = 101
+#: Optimizer defaults that choose an implementation, not the optimisation (left out of the report).
+_OPTIMIZER_IMPLEMENTATION = {"foreach", "capturable", "differentiable", "fused"}
+_MIA_ATTACKS = {"logistic": "logistic regression", "svc": "support-vector classifier"}
+
+
+def model_hash(model: nn.Module | Mapping[str, Any]) -> str:
+    """SHA-256 of a model's weights: every tensor of its ``state_dict`` in sorted key order.
+
+    Each entry contributes its key, dtype, shape and raw bytes, so the hash identifies the weights
+    exactly and does not depend on the device or on how the file was saved. A module and the state
+    dict it was saved as (``torch.save(model.state_dict(), path)``) hash the same.
+
+    Args:
+        model: An ``nn.Module`` or a state dict (``{name: tensor}``).
+    """
+    if isinstance(model, nn.Module):
+        state = model.state_dict()
+    elif isinstance(model, Mapping):
+        state = model
+    else:
+        raise TypeError(f"`model` should be an nn.Module or a state dict, got {type(model).__name__}.")
+    h = hashlib.sha256()
+    for key in sorted(state):
+        value = state[key]
+        if not isinstance(value, Tensor):
+            continue
+        tensor = value.detach().cpu().contiguous()
+        h.update(f"{key}|{str(tensor.dtype).removeprefix('torch.')}|{tuple(tensor.shape)}|".encode())
+        h.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+class UnlearningReport(Callback):
+    """Write ``report.json`` and ``report.html`` for an unlearning run when ``fit`` ends.
+
+    Works with :class:`~lightning_unlearn.UnlearningModule` (method, original and oracle weights are
+    read from it) and, for the plain parts, with any LightningModule trained on a datamodule with
+    ``eval_dataloaders()`` (e.g. :class:`~lightning_unlearn.ForgetRetainDataModule`). The network
+    reported on is ``pl_module.model`` when it exists (as :class:`~lightning_unlearn.SaveWeights`
+    saves it), else ``pl_module``.
+
+    What it records:
+
+    * when fit sets up: the SHA-256 of the weights (:func:`model_hash`) and the start time; a copy of
+      the weights if the original model cannot be reloaded from ``pl_module.original``;
+    * every training step: ``train/loss``, ``train/forget_loss``, ``train/retain_loss`` as logged
+      (or the step's returned loss);
+    * when fit ends: the hash of the unlearned weights; the metrics of
+      :func:`~lightning_unlearn.evaluate` for the unlearned, the original and the oracle model on
+      the datamodule's evaluation splits; the ROC curves of the loss-threshold membership attack
+      (forget vs holdout, or test); then the files, written by global rank 0 only.
+
+    The request is summarised by its kind, description, size and fingerprint: the report never
+    contains sample indices or data. Results of further attacks are added with :meth:`add_attack`.
+
+    Args:
+        dirpath: Folder of ``report.json``/``report.html``; default ``trainer.log_dir`` (the
+            logger's version folder, or ``default_root_dir`` without a logger).
+        original: Weights file of the original model, for modules that do not name one
+            (``UnlearningModule(original=...)`` is used otherwise).
+        oracle: Weights file of the oracle (retrained without the forget set), for modules that do
+            not name one (``UnlearningModule(oracle=...)`` is used otherwise).
+        task: What the model is; default ``pl_module.task`` or classification.
+        mia_attack: Attack model of MIA-efficacy: ``"logistic"`` or ``"svc"``.
+        evaluate_original: Also evaluate the original model (one more pass over the evaluation data).
+        max_curve_points: Keep at most this many points of the loss curve (longer runs are averaged
+            into this many bins).
+    """
+
+    def __init__(
+        self,
+        dirpath: str | os.PathLike | None = None,
+        original: str | None = None,
+        oracle: str | None = None,
+        task: Task | None = None,
+        mia_attack: MIAAttack = "logistic",
+        evaluate_original: bool = True,
+        max_curve_points: int = 2000,
+    ) -> None:
+        check_choice("mia_attack", mia_attack, _MIA_ATTACKS)
+        if task is not None and not isinstance(task, Task):
+            raise TypeError(f"`task` should be a lightning_unlearn Task or None, got {type(task).__name__}.")
+        if isinstance(max_curve_points, bool) or not isinstance(max_curve_points, int) or max_curve_points < 2:
+            raise ValueError(f"`max_curve_points` should be an int >= 2, got {max_curve_points!r}.")
+        for name, path in (("original", original), ("oracle", oracle)):
+            if path is not None and not Path(path).is_file():
+                raise FileNotFoundError(f"`{name}` weights file {str(path)!r} does not exist.")
+        self.dirpath = None if dirpath is None else str(dirpath)
+        self.original = original
+        self.oracle = oracle
+        self.task = task
+        self.mia_attack = mia_attack
+        self.evaluate_original = evaluate_original
+        self.max_curve_points = max_curve_points
+        #: The last report written (``None`` before fit ends), and where it was written.
+        self.report: dict[str, Any] | None = None
+        self.json_path: Path | None = None
+        self.html_path: Path | None = None
+        self._attacks: list[dict[str, Any]] = []
+        self._steps: list[int] = []
+        self._series: dict[str, list[float | None]] = {}
+        self._elapsed_before = 0.0  # unlearning seconds of earlier sessions (resumed runs)
+        self._out_dir: str | None = None
+        self._reset_run()
+
+    def _reset_run(self) -> None:
+        self._hash_before: str | None = None
+        self._snapshot: dict[str, Tensor] | None = None
+        self._started: float | None = None
+        self._started_at: str | None = None
+
+    # ------------------------------------------------------------------ the extension point
+    def add_attack(self, name: str, result: Mapping[str, Any], description: str | None = None) -> None:
+        """Add the result of a further attack (e.g. a LiRA or U-LiRA run) to the report.
+
+        Call it before or during fit to have it in the report written when fit ends, or after fit to
+        append it to the written report (the JSON and HTML files are rewritten).
+
+        Args:
+            name: Name of the attack, e.g. ``"LiRA"``.
+            result: Its results: a flat mapping of names to numbers, strings, booleans or lists of them
+                (e.g. ``{"auc": 0.51, "tpr_at_1pct_fpr": 0.012}``). Never put sample data here.
+            description: One plain-language line on what the attack measures.
+        """
+        if not isinstance(name, str) or not name.strip():
+            raise ValueError(f"`name` should be a non-empty string, got {name!r}.")
+        if not isinstance(result, Mapping):
+            raise TypeError(f"`result` should be a mapping of names to values, got {type(result).__name__}.")
+        clean: dict[str, Any] = {}
+        for key, value in result.items():
+            if not isinstance(key, str):
+                raise TypeError(f"`result` keys should be strings, got {key!r}.")
+            values = value if isinstance(value, (list, tuple)) else [value]
+            bad = [
+                v
+                for v in values
+                if not (v is None or isinstance(v, (str, bool, int, float)) or (isinstance(v, Tensor) and v.numel() == 1))
+            ]
+            if bad:
+                raise TypeError(
+                    f"`result[{key!r}]` should be a number, string, boolean, None or a list of them, got {type(bad[0]).__name__}."
+                )
+            clean[key] = _json_safe(list(value) if isinstance(value, (list, tuple)) else value)
+        self._attacks.append({"name": name, "description": description, "result": clean})
+        if self.report is not None:
+            self.report = {**self.report, "attacks": list(self._attacks)}
+            self._write(self.report)
+
+    # ------------------------------------------------------------------ hooks
+    @override
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if stage != "fit":
+            return
+        datamodule = trainer.datamodule
+        if not callable(getattr(datamodule, "eval_dataloaders", None)):
+            raise MisconfigurationException(
+                "UnlearningReport evaluates on the datamodule's `eval_dataloaders()`; pass a ForgetRetainDataModule "
+                f"(or a datamodule with that method) to `trainer.fit`, got {type(datamodule).__name__}."
+            )
+        # Resolved here on every rank: `trainer.log_dir` broadcasts, so rank 0 cannot ask for it alone later.
+        self._out_dir = self.dirpath or trainer.log_dir or trainer.default_root_dir
+        # Callbacks set up before the module: these are the weights as given, before a method prepares them.
+        network = _network(pl_module)
+        self._hash_before = model_hash(network)
+        if self._original_path(pl_module) is None and self.evaluate_original:
+            self._snapshot = {k: v.detach().cpu().clone() for k, v in network.state_dict().items()}
+        # A new run starts a new curve; a resumed one gets its curve back from `load_state_dict` (called after setup).
+        self._steps, self._series, self._elapsed_before = [], {}, 0.0
+        self._started = time.perf_counter()
+        self._started_at = _now()
+
+    @override
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        metrics = trainer.callback_metrics
+        values = {name: _as_float(metrics[key]) for key, name in CURVE_KEYS.items() if key in metrics}
+        if "loss" not in values:
+            loss = outputs.get("loss") if isinstance(outputs, Mapping) else outputs
+            if isinstance(loss, Tensor) and loss.numel() == 1:
+                values["loss"] = _as_float(loss)
+        if not values:
+            return
+        n = len(self._steps)
+        for name in [name for name in values if name not in self._series]:  # CURVE_KEYS order
+            self._series[name] = [None] * n
+        for name, series in self._series.items():
+            series.append(values.get(name))
+        self._steps.append(int(trainer.global_step))
+
+    @override
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self._started is None:
+            return
+        unlearning_s = self._elapsed_before + time.perf_counter() - self._started
+        report = self.build(trainer, pl_module, unlearning_s)
+        if trainer.is_global_zero:
+            self.report = validate_report(report)
+            self._write(self.report)
+        self._reset_run()
+
+    @override
+    def state_dict(self) -> dict[str, Any]:
+        elapsed = self._elapsed_before + (time.perf_counter() - self._started if self._started is not None else 0.0)
+        return {"steps": list(self._steps), "series": {k: list(v) for k, v in self._series.items()}, "unlearning_s": elapsed}
+
+    @override
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._steps = list(state_dict.get("steps", []))
+        self._series = {k: list(v) for k, v in state_dict.get("series", {}).items()}
+        self._elapsed_before = float(state_dict.get("unlearning_s", 0.0))
+
+    # ------------------------------------------------------------------ building the report
+    def _original_path(self, pl_module: pl.LightningModule) -> str | None:
+        if self.original is not None:
+            return self.original
+        return pl_module.original if isinstance(pl_module, UnlearningModule) else None
+
+    def _oracle_path(self, pl_module: pl.LightningModule) -> str | None:
+        if self.oracle is not None:
+            return self.oracle
+        return pl_module.oracle_path if isinstance(pl_module, UnlearningModule) else None
+
+    def build(self, trainer: pl.Trainer, pl_module: pl.LightningModule, unlearning_s: float) -> dict[str, Any]:
+        """Evaluate the models and assemble the report dict (every rank runs it; rank 0 writes it)."""
+        network = _network(pl_module)
+        task = self.task or getattr(pl_module, "task", None)
+        task = task if isinstance(task, Task) else ClassificationTask()
+        datamodule = trainer.datamodule
+        loaders: dict[str, DataLoader] = datamodule.eval_dataloaders()
+        device = trainer.strategy.root_device
+        eval_start = time.perf_counter()
+
+        models: dict[str, nn.Module | None] = {"oracle": None, "original": None}
+        oracle_path = self._oracle_path(pl_module)
+        if oracle_path is not None:
+            models["oracle"] = _with_weights(network, oracle_path, "oracle")
+        original_path = self._original_path(pl_module)
+        if self.evaluate_original:
+            if original_path is not None:
+                models["original"] = _with_weights(network, original_path, "original")
+            elif self._snapshot is not None:
+                models["original"] = _with_state(network, self._snapshot)
+
+        metrics: dict[str, dict[str, float] | None] = {"unlearned": None, "original": None, "oracle": None}
+        rounded: dict[str, dict[str, float] | None] = dict(metrics)
+        losses: dict[str, tuple[Tensor, Tensor]] = {}
+        nonmember = "holdout" if "holdout" in loaders else ("test" if "test" in loaders else None)
+        previous_device = next(network.parameters()).device
+        for name in ("oracle", "original", "unlearned"):  # the oracle first: the others' avg_gap needs its metrics
+            model = network if name == "unlearned" else models[name]
+            if model is None:
+                continue
+            model.to(device)
+            metrics[name] = evaluate(model, loaders, task, metrics["oracle"], self.mia_attack, device)
+            rounded[name] = {k: round(v, 6) for k, v in metrics[name].items()}
+            if nonmember is not None and trainer.is_global_zero:
+                losses[name] = (_losses(model, loaders["forget"], task, device), _losses(model, loaders[nonmember], task, device))
+            if model is not network:
+                models[name] = None
+                del model
+        network.to(previous_device)
+        evaluation_s = time.perf_counter() - eval_start
+
+        mia_roc = None
+        if losses:
+            curves = {name: _roc(members, nonmembers) for name, (members, nonmembers) in losses.items()}
+            mia_roc = {"members": "forget", "nonmembers": nonmember, "curves": curves}
+
+        return _json_safe(
+            {
+                "schema_version": SCHEMA_VERSION,
+                "created": _now(),
+                "request": _request(datamodule, loaders),
+                "method": _method(trainer, pl_module),
+                "model": {
+                    "class": type(network).__name__,
+                    "num_parameters": sum(p.numel() for p in network.parameters()),
+                    "hash_before": self._hash_before,
+                    "hash_after": model_hash(network),
+                    "original": None if original_path is None else str(original_path),
+                    "oracle": None if oracle_path is None else str(oracle_path),
+                },
+                "training": _training(trainer),
+                "data": {
+                    "sizes": datamodule.sizes() if callable(getattr(datamodule, "sizes", None)) else {},
+                    "eval_splits": list(loaders),
+                },
+                "metrics": rounded,
+                "mia_roc": mia_roc,
+                "loss_curve": _downsample(self._steps, self._series, self.max_curve_points),
+                "attacks": list(self._attacks),
+                "timings": {
+                    "started_at": self._started_at,
+                    "finished_at": _now(),
+                    "unlearning_s": round(unlearning_s, 3),
+                    "evaluation_s": round(evaluation_s, 3),
+                },
+                "versions": _versions(),
+                "git_commit": _git_commit(),
+            }
+        )
+
+    @rank_zero_only
+    def _write(self, report: dict[str, Any]) -> None:
+        from lightning_unlearn.report.html import write_html
+
+        out = Path(self._out_dir or ".")
+        out.mkdir(parents=True, exist_ok=True)
+        self.json_path = _write_text(out / "report.json", dumps_report(report))
+        self.html_path = write_html(report, out / "report.html")
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+def _network(pl_module: pl.LightningModule) -> nn.Module:
+    """The network that is unlearned and saved: ``pl_module.model`` when it exists, as ``SaveWeights`` does."""
+    inner = getattr(pl_module, "model", None)
+    return inner if isinstance(inner, nn.Module) else pl_module
+
+
+def _with_weights(network: nn.Module, path: str, argument: str) -> nn.Module:
+    model = frozen_copy(network).cpu()
+    load_weights(model, path, argument=argument)
+    return model
+
+
+def _with_state(network: nn.Module, state: dict[str, Tensor]) -> nn.Module:
+    model = frozen_copy(network).cpu()
+    model.load_state_dict(state)
+    return model
+
+
+@torch.no_grad()
+def _losses(model: nn.Module, loader: DataLoader, task: Task, device: torch.device) -> Tensor:
+    was_training = model.training
+    model.eval()
+    out = [
+        task.per_sample_loss(task.forward(model, batch), batch).float().cpu()
+        for batch in (move_data_to_device(b, device) for b in loader)
+    ]
+    model.train(was_training)
+    return torch.cat(out) if out else torch.empty(0)
+
+
+def _roc(members: Tensor, nonmembers: Tensor, points: int = ROC_POINTS) -> dict[str, Any]:
+    """ROC of the loss-threshold attack (score −loss, members positive) on an even FPR grid.
+
+    Only the curve is kept (no per-sample losses), so nothing in the report identifies a sample.
+    """
+    scores = np.concatenate([-members.double().numpy(), -nonmembers.double().numpy()])
+    labels = np.concatenate([np.ones(len(members)), np.zeros(len(nonmembers))])
+    order = np.argsort(-scores, kind="stable")
+    scores, labels = scores[order], labels[order]
+    last_of_tie = np.r_[np.diff(scores) != 0, True]  # one ROC point per distinct threshold
+    tpr = np.r_[0.0, np.cumsum(labels)[last_of_tie] / max(len(members), 1)]
+    fpr = np.r_[0.0, np.cumsum(1 - labels)[last_of_tie] / max(len(nonmembers), 1)]
+    # Piecewise-linear ROC read at each grid FPR (the top of a vertical step at exactly that FPR).
+    grid = np.linspace(0.0, 1.0, points)
+    j = np.clip(np.searchsorted(fpr, grid, side="right") - 1, 0, len(fpr) - 2)
+    x0, x1, y0, y1 = fpr[j], fpr[j + 1], tpr[j], tpr[j + 1]
+    t = np.clip(np.where(x1 > x0, (grid - x0) / np.where(x1 > x0, x1 - x0, 1.0), 1.0), 0.0, 1.0)
+    curve = np.clip(y0 + t * (y1 - y0), 0.0, 1.0)
+    return {"fpr": grid.round(6).tolist(), "tpr": curve.round(6).tolist(), "auc": round(loss_mia_auc(members, nonmembers), 6)}
+
+
+def _request(datamodule: Any, loaders: dict[str, DataLoader]) -> dict[str, Any]:
+    request = getattr(datamodule, "request", None)
+    if request is not None:
+        return {
+            "kind": request.kind,
+            "description": request.description,
+            "count": len(request),
+            "dataset_size": request.dataset_size,
+            "fingerprint": request.fingerprint,
+        }
+    forget_set = getattr(datamodule, "forget_set", None)
+    if forget_set is None:
+        forget_set = loaders["forget"].dataset
+    return {
+        "kind": "explicit",
+        "description": "explicit forget and retain datasets",
+        "count": len(forget_set),
+        "dataset_size": None,
+        "fingerprint": None,
+    }
+
+
+def _method(trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict[str, Any]:
+    method = getattr(pl_module, "method", None)
+    if not isinstance(method, UnlearningMethod):  # the Unlearn callback on a user's module
+        method = next(
+            (getattr(c, "method", None) for c in trainer.callbacks if isinstance(getattr(c, "method", None), UnlearningMethod)),
+            None,
+        )
+    if method is None:  # e.g. retraining with SupervisedModule
+        return {"name": type(pl_module).__name__, "class": type(pl_module).__name__, "hparams": {}}
+    return {"name": method.name, "class": type(method).__name__, "hparams": dict(method.hparams())}
+
+
+def _training(trainer: pl.Trainer) -> dict[str, Any]:
+    optimizer = None
+    if trainer.optimizers:
+        opt = trainer.optimizers[0]
+        defaults = {k: v for k, v in opt.defaults.items() if k not in _OPTIMIZER_IMPLEMENTATION}
+        hparams = {k: v for k, v in defaults.items() if isinstance(v, (int, float, str, bool))}
+        hparams.update({k: ", ".join(map(str, v)) for k, v in defaults.items() if isinstance(v, (tuple, list))})
+        optimizer = {"class": type(opt).__name__, "hparams": hparams}
+    max_epochs = trainer.max_epochs if trainer.max_epochs is not None and trainer.max_epochs >= 0 else None
+    return {
+        "max_epochs": max_epochs,
+        "max_steps": trainer.max_steps if trainer.max_steps >= 0 else None,
+        "epochs": int(trainer.current_epoch),
+        "steps": int(trainer.global_step),
+        "precision": str(trainer.precision),
+        "accelerator": type(trainer.accelerator).__name__,
+        "strategy": type(trainer.strategy).__name__,
+        "world_size": int(trainer.world_size),
+        "accumulate_grad_batches": int(trainer.accumulate_grad_batches),
+        "gradient_clip_val": trainer.gradient_clip_val,
+        "optimizer": optimizer,
+        "lr_schedulers": [type(c.scheduler).__name__ for c in trainer.lr_scheduler_configs],
+    }
+
+
+def _downsample(steps: list[int], series: dict[str, list[float | None]], limit: int) -> dict[str, Any]:
+    """At most ``limit`` points: consecutive steps are averaged into equal bins (missing values skipped)."""
+    if len(steps) <= limit:
+        return {"step": list(steps), "series": {k: list(v) for k, v in series.items()}}
+    bins = np.array_split(np.arange(len(steps)), limit)
+    out_steps = [int(steps[b[-1]]) for b in bins]
+    out: dict[str, list[float | None]] = {}
+    for name, values in series.items():
+        arr = np.array([math.nan if v is None else v for v in values], dtype=float)
+        out[name] = [None if np.all(np.isnan(arr[b])) else float(np.nanmean(arr[b])) for b in bins]
+    return {"step": out_steps, "series": out}
+
+
+def _versions() -> dict[str, str | None]:
+    import lightning
+
+    import lightning_unlearn
+
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "lightning": lightning.__version__,
+        "lightning_unlearn": lightning_unlearn.__version__,
+        "numpy": np.__version__,
+        "platform": platform.platform(),
+    }
+
+
+def _git_commit() -> str | None:
+    """``git rev-parse HEAD`` in the working directory, or ``None`` outside a git checkout."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, cwd=os.getcwd())
+    except (OSError, subprocess.SubprocessError):
+        return None
+    commit = out.stdout.strip()
+    return commit if out.returncode == 0 and commit else None
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _as_float(value: Any) -> float | None:
+    value = float(value.detach().cpu()) if isinstance(value, Tensor) else float(value)
+    return value if math.isfinite(value) else None
+
+
+def _json_safe(value: Any) -> Any:
+    """Plain JSON values: tensors become numbers, tuples lists, non-finite floats ``None``."""
+    if isinstance(value, Mapping):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, Tensor):
+        return _json_safe(value.item()) if value.numel() == 1 else _json_safe(value.tolist())
+    if isinstance(value, np.generic):
+        return _json_safe(value.item())
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if value is None or isinstance(value, (str, bool, int)):
+        return value
+    return str(value)
+
+
+def dumps_report(report: dict[str, Any], indent: int = 2) -> str:
+    """Indented JSON whose flat lists (curves, steps) stay on one line."""
+
+    def dump(value: Any, level: int) -> str:
+        pad, inner = " " * indent * level, " " * indent * (level + 1)
+        if isinstance(value, dict) and value:
+            items = [f"{inner}{json.dumps(k)}: {dump(v, level + 1)}" for k, v in value.items()]
+            return "{\n" + ",\n".join(items) + "\n" + pad + "}"
+        if isinstance(value, list) and any(isinstance(v, (dict, list)) for v in value):
+            return "[\n" + ",\n".join(inner + dump(v, level + 1) for v in value) + "\n" + pad + "]"
+        return json.dumps(value, allow_nan=False)
+
+    return dump(report, 0) + "\n"
+
+
+def _write_text(path: Path, text: str) -> Path:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+__all__ = ["CURVE_KEYS", "UnlearningReport", "dumps_report", "model_hash"]
