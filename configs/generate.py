@@ -9,7 +9,9 @@ Each benchmark directory holds a three-step chain (random 10% forgetting, seed 0
 
 1. ``original.yaml``  trains the model on all training data  -> ``artifacts/<bench>/original.pt``
 2. ``retrain.yaml``   the oracle: from scratch on the retain set -> ``artifacts/<bench>/retrain.pt``
-3. ``<method>.yaml``  unlearns the original; ``test`` reports UA/RA/TA/MIA and the gap to the oracle
+3. ``<method>.yaml``  unlearns the original (the oracle's weights give ``avg_gap``; drop them with
+                      ``--model.init_args.oracle null``), writes the unlearning report to ``outputs/<bench>/<method>/report``;
+                      ``test`` reports UA/RA/TA/MIA and the gap to the oracle
 """
 
 from __future__ import annotations
@@ -83,6 +85,10 @@ def _save(bench: str, run: str) -> dict[str, Any]:
     return {"class_path": "lightning_unlearn.SaveWeights", "init_args": {"path": f"artifacts/{bench}/{run}.pt"}}
 
 
+def _report(bench: str, run: str) -> dict[str, Any]:
+    return {"class_path": "lightning_unlearn.UnlearningReport", "init_args": {"dirpath": f"outputs/{bench}/{run}/report"}}
+
+
 def _optimizer(lr: float) -> dict[str, Any]:
     return {"class_path": "torch.optim.Adam", "init_args": {"lr": lr}}
 
@@ -117,7 +123,7 @@ def build(bench: str) -> dict[str, dict[str, Any]]:
     for name, setting in METHOD_SETTINGS.items():
         configs[name] = {
             "seed_everything": 0,
-            "trainer": _trainer(bench, name, setting["epochs"], [_checkpoint(bench, name), _save(bench, name)]),
+            "trainer": _trainer(bench, name, setting["epochs"], [_checkpoint(bench, name), _save(bench, name), _report(bench, name)]),
             "model": {
                 "class_path": "lightning_unlearn.UnlearningModule",
                 "init_args": {
@@ -125,6 +131,7 @@ def build(bench: str) -> dict[str, dict[str, Any]]:
                     "method": {"class_path": setting["class_path"], "init_args": dict(setting["init_args"])},
                     "optimizer": _optimizer(setting["lr"]),
                     "original": f"artifacts/{bench}/original.pt",
+                    "oracle": f"artifacts/{bench}/retrain.pt",
                 },
             },
             "data": _data(spec, "forget_retain", mode=setting.get("mode", "min_size")),
