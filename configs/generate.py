@@ -59,7 +59,15 @@ def _trainer(bench: str, run: str, epochs: int, callbacks: list[dict[str, Any]])
         "accelerator": "cpu",
         "max_epochs": epochs,
         "default_root_dir": f"outputs/{bench}/{run}",
-        "logger": {"class_path": "lightning.pytorch.loggers.CSVLogger", "init_args": {"save_dir": f"outputs/{bench}", "name": run}},
+        # W&B first (online when you have W&B configured, offline otherwise; LightningCLI saves config.yaml
+        # in the first logger's folder), plus plain CSV metrics.
+        "logger": [
+            {
+                "class_path": "lightning_unlearn.tracking.UnlearnWandbLogger",
+                "init_args": {"project": "lightning-unlearn", "name": run, "group": bench, "save_dir": f"outputs/{bench}/{run}", "mode": "auto"},
+            },
+            {"class_path": "lightning.pytorch.loggers.CSVLogger", "init_args": {"save_dir": f"outputs/{bench}", "name": run}},
+        ],
         "callbacks": callbacks,
         "num_sanity_val_steps": 0,
         "log_every_n_steps": 10,

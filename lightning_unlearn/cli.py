@@ -22,6 +22,8 @@ from typing import Any
 from lightning.pytorch import LightningDataModule, LightningModule
 from lightning.pytorch.cli import LightningCLI
 
+from lightning_unlearn.tracking import LoggerSaveConfigCallback
+
 _DESCRIPTION = (
     "lightning-unlearn: machine unlearning with PyTorch Lightning. Besides fit/validate/test/predict: "
     "`lightning-unlearn methods` lists the registered methods, `lightning-unlearn sweep SWEEP.yaml` runs a "
@@ -40,6 +42,7 @@ class UnlearnCLI(LightningCLI):
         kwargs.setdefault("subclass_mode_model", True)
         kwargs.setdefault("subclass_mode_data", True)
         kwargs.setdefault("save_config_kwargs", {"overwrite": True})
+        kwargs.setdefault("save_config_callback", LoggerSaveConfigCallback)
         kwargs.setdefault("auto_configure_optimizers", False)
         kwargs.setdefault("parser_kwargs", {"description": _DESCRIPTION})
         super().__init__(*args, **kwargs)

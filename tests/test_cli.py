@@ -95,6 +95,8 @@ def test_fit_then_test_from_configs(workdir: Path):
     ckpt = workdir / "outputs/digits/graddiff/checkpoints/last.ckpt"
     assert ckpt.is_file()
     assert original.read_bytes() == before, "unlearning must never overwrite the original model"
+    wandb_runs = list((workdir / "outputs/digits/graddiff/wandb").glob("offline-run-*/run-*.wandb"))
+    assert wandb_runs, "the shipped config logs an offline W&B run when W&B is not configured"
     report = workdir / "outputs/digits/graddiff/report"
     assert (report / "report.json").is_file() and (report / "report.html").is_file()
 
