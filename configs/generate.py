@@ -17,6 +17,8 @@ Each benchmark directory holds a three-step chain (random 10% forgetting, seed 0
 from __future__ import annotations
 
 import copy
+import importlib.util
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -41,17 +43,38 @@ BENCHMARKS: dict[str, dict[str, Any]] = {
     },
 }
 
-#: Per method: init args, optimizer lr, epochs and pairing mode. Kept in sync with benchmarks/b1_classification.py.
-METHOD_SETTINGS: dict[str, dict[str, Any]] = {
-    "ft": {"class_path": "lightning_unlearn.methods.FineTune", "init_args": {}, "lr": 1e-3, "epochs": 1},
-    "ga": {"class_path": "lightning_unlearn.methods.GradientAscent", "init_args": {}, "lr": 1e-4, "epochs": 1},
-    "graddiff": {"class_path": "lightning_unlearn.methods.GradDiff", "init_args": {}, "lr": 1e-4, "epochs": 1},
-    "rl": {"class_path": "lightning_unlearn.methods.RandomLabel", "init_args": {}, "lr": 1e-4, "epochs": 1},
-    "npo": {"class_path": "lightning_unlearn.methods.NPO", "init_args": {"beta": 0.1}, "lr": 1e-4, "epochs": 1},
-    "scrub": {"class_path": "lightning_unlearn.methods.SCRUB", "init_args": {"max_epochs": 1}, "lr": 1e-4, "epochs": 1},
-    "salun": {"class_path": "lightning_unlearn.methods.SalUn", "init_args": {"threshold": 0.5}, "lr": 1e-4, "epochs": 1},
-    "l1_sparse": {"class_path": "lightning_unlearn.methods.L1Sparse", "init_args": {"l1_weight": 5e-4}, "lr": 1e-3, "epochs": 1},
+#: Method class paths. Hyperparameters come from benchmark B1's tuned table (``HPARAMS`` in
+#: benchmarks/b1_classification.py, random-10% scenario), so configs and README numbers agree.
+METHOD_CLASSES: dict[str, str] = {
+    "ft": "lightning_unlearn.methods.FineTune",
+    "ga": "lightning_unlearn.methods.GradientAscent",
+    "graddiff": "lightning_unlearn.methods.GradDiff",
+    "rl": "lightning_unlearn.methods.RandomLabel",
+    "npo": "lightning_unlearn.methods.NPO",
+    "scrub": "lightning_unlearn.methods.SCRUB",
+    "salun": "lightning_unlearn.methods.SalUn",
+    "l1_sparse": "lightning_unlearn.methods.L1Sparse",
 }
+#: Which B1 scale each config folder mirrors.
+B1_SCALE = {"fashion_mnist": "full", "digits": "quick"}
+_HP_KEYS = {"lr", "epochs", "max_steps", "mode", "schedule", "method", "batch_size", "retain_batch_size"}
+
+
+def b1_hparams(bench: str, method: str) -> dict[str, Any]:
+    """The B1 benchmark's hyperparameters for ``method`` on ``bench`` (random 10% forgetting)."""
+    path = ROOT.parent / "benchmarks" / "b1_classification.py"
+    spec = importlib.util.spec_from_file_location("_b1_for_configs", path)
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    sys.path.insert(0, str(path.parent))
+    try:
+        spec.loader.exec_module(module)  # type: ignore[union-attr]
+    finally:
+        sys.path.pop(0)
+    hp, _ = module.resolve_hparams(B1_SCALE[bench], "random", method)
+    unknown = set(hp) - _HP_KEYS
+    if unknown or hp.get("schedule", "constant") != "constant":
+        raise ValueError(f"configs/generate.py cannot express {method}'s B1 settings {hp} in a config yet.")
+    return hp
 
 
 def _trainer(bench: str, run: str, epochs: int, callbacks: list[dict[str, Any]]) -> dict[str, Any]:
@@ -128,21 +151,29 @@ def build(bench: str) -> dict[str, dict[str, Any]]:
         },
         "data": _data(spec, "forget_retain", mode="max_size_cycle"),
     }
-    for name, setting in METHOD_SETTINGS.items():
+    for name, class_path in METHOD_CLASSES.items():
+        hp = b1_hparams(bench, name)
+        trainer = _trainer(bench, name, hp["epochs"], [_checkpoint(bench, name), _save(bench, name), _report(bench, name)])
+        if hp.get("max_steps", -1) != -1:
+            trainer["max_steps"] = hp["max_steps"]
+        data = _data(spec, "forget_retain", mode=hp["mode"])
+        data["init_args"]["batch_size"] = hp["batch_size"]
+        if hp.get("retain_batch_size"):
+            data["init_args"]["retain_batch_size"] = hp["retain_batch_size"]
         configs[name] = {
             "seed_everything": 0,
-            "trainer": _trainer(bench, name, setting["epochs"], [_checkpoint(bench, name), _save(bench, name), _report(bench, name)]),
+            "trainer": trainer,
             "model": {
                 "class_path": "lightning_unlearn.UnlearningModule",
                 "init_args": {
                     "model": spec["model"],
-                    "method": {"class_path": setting["class_path"], "init_args": dict(setting["init_args"])},
-                    "optimizer": _optimizer(setting["lr"]),
+                    "method": {"class_path": class_path, "init_args": dict(hp["method"])},
+                    "optimizer": _optimizer(hp["lr"]),
                     "original": f"artifacts/{bench}/original.pt",
                     "oracle": f"artifacts/{bench}/retrain.pt",
                 },
             },
-            "data": _data(spec, "forget_retain", mode=setting.get("mode", "min_size")),
+            "data": data,
         }
     return configs
 
@@ -160,7 +191,7 @@ def main() -> None:
         for name, config in build(bench).items():
             header = HEADER.get(name, f"Step 3: unlearn the original with {name}; then `lightning-unlearn test` with --ckpt_path.")
             text = (
-                f"# {bench} / {name} -- generated by configs/generate.py; edit METHOD_SETTINGS there and re-run.\n"
+                f"# {bench} / {name} -- generated by configs/generate.py from benchmark B1's HPARAMS; edit those and re-run.\n"
                 f"# {header}\n# lightning-unlearn fit --config configs/{bench}/{name}.yaml\n"
             )
             (out / f"{name}.yaml").write_text(text + yaml.safe_dump(config, sort_keys=False))
