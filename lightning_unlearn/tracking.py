@@ -78,6 +78,21 @@ def _finish_open_runs() -> None:
         run.finish(exit_code=exit_code)
 
 
+def _absolute_root_dir(save_dir: str | os.PathLike | None) -> str:
+    """The folder a new W&B run is written under, as an absolute path resolved against the current directory.
+
+    W&B resolves a relative ``dir`` in two processes: this one (``logs/debug.log``) and its service
+    process (``wandb-core``: the ``run-<id>.wandb`` transaction log, ``files/``). The service is
+    started once per process tree (by the first run, and inherited by child processes through
+    ``WANDB_SERVICE``) and keeps the working directory it started in, so after a ``chdir`` (a
+    notebook, a sweep, a test) a relative ``dir`` names two different folders and the service
+    fails to write the run. ``None`` means what W&B picks in a fresh process: ``WANDB_DIR`` when set
+    (read now; W&B itself ignores changes after its first run), else the current directory.
+    """
+    root = save_dir if save_dir is not None else os.environ.get("WANDB_DIR") or os.getcwd()
+    return os.path.abspath(os.path.expanduser(os.fspath(root)))
+
+
 def has_wandb_credentials() -> bool:
     """Whether W&B is configured here: ``WANDB_API_KEY`` is set, or the netrc file has an entry for the
     W&B host (``api.wandb.ai``, or the host of ``WANDB_BASE_URL``), as ``wandb login`` writes it.
@@ -130,6 +145,9 @@ class UnlearnWandbLogger(WandbLogger):
       run and waits until it is written, marking it failed after an uncaught exception.
     * A run that was already open when the logger starts (``wandb.init()`` in your script, a
       ``wandb agent``) is reused and left for its owner to finish.
+    * A relative ``save_dir`` is resolved against the working directory when the run starts, so
+      several runs in one process (or its child processes) each land in their own ``save_dir``
+      even after a ``chdir``.
 
     The ``LightningCLI`` config reaches the W&B run config through :class:`LoggerSaveConfigCallback`.
 
@@ -193,6 +211,11 @@ class UnlearnWandbLogger(WandbLogger):
                 rank_zero_info(f"Finishing W&B run {stale.name!r} ({stale.id}), left open by an earlier UnlearnWandbLogger.")
                 _OPEN_RUNS.pop(stale.id).finish()
             started_here = wandb.run is None
+            if started_here and not (self._wandb_init.get("dir") is None and self._wandb_init.get("settings") is not None):
+                # An absolute path, so that this run is written to *this* logger's save_dir whatever
+                # directory W&B's service process (shared by all runs of this process) started in.
+                # (With save_dir=None and explicit `settings`, their root_dir is left to W&B.)
+                self._wandb_init["dir"] = _absolute_root_dir(self._wandb_init.get("dir"))
             experiment = super().experiment
             if started_here and getattr(experiment, "id", None):
                 self._owns_run = True

@@ -284,6 +284,45 @@ def test_logger_reuses_a_run_it_did_not_start_and_leaves_it_open(offline, tmp_pa
     run.finish()
 
 
+def test_a_new_logger_writes_its_run_whatever_ran_before_in_the_process(offline, monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    """Earlier runs in the process (a foreign one, one left open) in another working directory, then a
+    fresh logger with a relative save_dir: its run is written under *its* save_dir.
+
+    W&B's service process is started once, by the first run, in the working directory of that
+    moment; a relative ``dir`` handed to it later used to be resolved against that directory, so the
+    run file of a later run (e.g. ``fit`` from a config after ``chdir``) was never written.
+    """
+    from lightning_unlearn.tracking import UnlearnWandbLogger
+
+    first_cwd, second_cwd = tmp_path / "first_cwd", tmp_path / "second_cwd"
+    first_cwd.mkdir()
+    second_cwd.mkdir()
+    monkeypatch.chdir(first_cwd)
+    foreign = wandb.init(dir=str(first_cwd / "foreign"), mode="offline", project="mine")  # a run of the user's own
+    foreign.finish()
+    earlier = UnlearnWandbLogger(save_dir="runs", name="earlier", mode="offline")
+    earlier.log_metrics({"x": 1.0}, step=0)  # left open: the next logger finishes it
+
+    monkeypatch.chdir(second_cwd)
+    fresh = UnlearnWandbLogger(save_dir="runs", name="fresh", mode="offline")
+    fresh.log_metrics({"x": 2.0}, step=0)
+    assert fresh.experiment.id != earlier.experiment.id
+    fresh.finish()
+    assert wandb.run is None
+
+    (fresh_file,) = offline_runs(second_cwd / "runs")
+    assert fresh.run_dir == str(fresh_file.parent)
+    assert fresh_file.stat().st_size > 0
+    record = wandb_records(fresh_file)
+    assert record["exit_code"] == 0 and record["run"].display_name == "fresh" and record["summary"]["x"] == 2.0
+    (earlier_file,) = offline_runs(first_cwd / "runs")
+    earlier_record = wandb_records(earlier_file)
+    assert earlier_record["exit_code"] == 0 and earlier_record["summary"]["x"] == 1.0
+    assert len(offline_runs(first_cwd / "foreign")) == 1
+    # ... and nothing of the fresh run went to the first working directory.
+    assert [p.name for p in (first_cwd / "runs").glob("wandb/offline-run-*")] == [earlier_file.parent.name]
+
+
 def test_disabled_mode_writes_nothing(offline, tmp_path: Path):
     from lightning_unlearn.tracking import UnlearnWandbLogger
 
@@ -315,7 +354,9 @@ def test_offline_run_from_a_config_in_process(workspace: Path, offline, monkeypa
     assert wandb.run is None
 
     runs = offline_runs(save_dir)
-    assert runs, f"no offline run under {save_dir}: {sorted(str(p) for p in workspace.rglob('*.wandb'))} {sorted(str(p) for p in tmp_path.rglob('*.wandb'))}"
+    assert runs, (
+        f"no offline run under {save_dir}: {sorted(str(p) for p in workspace.rglob('*.wandb'))} {sorted(str(p) for p in tmp_path.rglob('*.wandb'))}"
+    )
     run_file = max(runs, key=lambda p: p.stat().st_mtime)  # other tests may reuse this config
     assert run_file.stat().st_size > 0
     record = wandb_records(run_file)
