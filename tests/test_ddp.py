@@ -16,41 +16,11 @@ import torch
 import torch.nn.functional as F
 from lightning.pytorch.callbacks import Callback
 from torch import nn
-from torch.utils.data import DataLoader, Subset, TensorDataset
+from torch.utils.data import DataLoader, Subset
+from toys import accuracy, blobs, ddp_trainer, fit_plain, mlp
 
 from lightning_unlearn import ForgetRetainDataModule, Unlearn, UnlearningModule
 from lightning_unlearn.methods import NPO, GradDiff
-
-NUM_CLASSES, DIM = 4, 8
-
-
-def blobs(n_per_class: int, seed: int) -> TensorDataset:
-    """Four well-separated Gaussian blobs in 8-D (fixed centres; ``seed`` draws the noise)."""
-    centers = torch.randn(NUM_CLASSES, DIM, generator=torch.Generator().manual_seed(1234)) * 3
-    targets = torch.arange(NUM_CLASSES).repeat_interleave(n_per_class)
-    return TensorDataset(centers[targets] + torch.randn(len(targets), DIM, generator=torch.Generator().manual_seed(seed)), targets)
-
-
-def mlp(seed: int = 0) -> nn.Module:
-    torch.manual_seed(seed)
-    return nn.Sequential(nn.Linear(DIM, 32), nn.ReLU(), nn.Linear(32, NUM_CLASSES))
-
-
-def pretrained_mlp(train: TensorDataset) -> nn.Module:
-    model = mlp()
-    x, y = train.tensors
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-    for _ in range(100):
-        optimizer.zero_grad()
-        F.cross_entropy(model(x), y).backward()
-        optimizer.step()
-    return model
-
-
-@torch.no_grad()
-def accuracy(model: nn.Module, data: Any) -> float:
-    x, y = next(iter(DataLoader(data, batch_size=len(data))))
-    return (model(x).argmax(-1) == y).float().mean().item() * 100
 
 
 class UserClassifier(pl.LightningModule):
@@ -96,20 +66,6 @@ class RankRecorder(Callback):
         torch.save(record, self.folder / f"rank{trainer.global_rank}.pt")
 
 
-def ddp_trainer(**kwargs: Any) -> pl.Trainer:
-    return pl.Trainer(
-        accelerator="cpu",
-        devices=2,
-        strategy="ddp_spawn",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        **kwargs,
-    )
-
-
 def load_ranks(folder: Path) -> list[dict[str, Any]]:
     return [torch.load(folder / f"rank{r}.pt", weights_only=True) for r in range(2)]
 
@@ -129,7 +85,7 @@ def data() -> dict[str, Any]:
         "test": test,
         "forget": Subset(train, torch.nonzero(labels == 0).flatten().tolist()),
         "retain": Subset(train, torch.nonzero(labels != 0).flatten().tolist()),
-        "pretrained": pretrained_mlp(train).state_dict(),
+        "pretrained": fit_plain(mlp(), *train.tensors).state_dict(),
     }
 
 

@@ -3,58 +3,19 @@
 from __future__ import annotations
 
 import functools
-import hashlib
 from pathlib import Path
 from typing import Any
 
-import lightning.pytorch as pl
 import pytest
 import torch
-import torch.nn.functional as F
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities.combined_loader import CombinedLoader
-from torch import Tensor, nn
+from torch import Tensor
 from torch.utils.data import DataLoader, TensorDataset
+from toys import DIM, blobs, fit_plain, make_trainer, mlp, sha256
 
 from lightning_unlearn import ForgetRetainDataModule, UnlearningModule, evaluate
 from lightning_unlearn.methods import NPO, GradDiff, GradientAscent, NonFiniteLossError, RandomLabel, SalUn, StepContext
-
-NUM_CLASSES, DIM = 4, 8
-
-
-def blobs(n_per_class: int, seed: int) -> TensorDataset:
-    """Four well-separated Gaussian blobs in 8-D (fixed centres; ``seed`` draws the noise)."""
-    centers = torch.randn(NUM_CLASSES, DIM, generator=torch.Generator().manual_seed(1234)) * 3
-    targets = torch.arange(NUM_CLASSES).repeat_interleave(n_per_class)
-    return TensorDataset(centers[targets] + torch.randn(len(targets), DIM, generator=torch.Generator().manual_seed(seed)), targets)
-
-
-def mlp(seed: int = 0) -> nn.Module:
-    torch.manual_seed(seed)
-    return nn.Sequential(nn.Linear(DIM, 32), nn.ReLU(), nn.Linear(32, NUM_CLASSES))
-
-
-def make_trainer(**kwargs: Any) -> pl.Trainer:
-    options: dict[str, Any] = dict(
-        accelerator="cpu", devices=1, logger=False, enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0
-    )
-    options.update(kwargs)
-    options["enable_checkpointing"] = any(isinstance(c, ModelCheckpoint) for c in options.get("callbacks") or [])
-    return pl.Trainer(**options)
-
-
-def fit_plain(model: nn.Module, data: TensorDataset, steps: int = 100) -> nn.Module:
-    x, y = data.tensors
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-    for _ in range(steps):
-        optimizer.zero_grad()
-        F.cross_entropy(model(x), y).backward()
-        optimizer.step()
-    return model
-
-
-def sha256(path: str | Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def single(results: list[dict[str, float]]) -> dict[str, float]:
@@ -65,10 +26,6 @@ def single(results: list[dict[str, float]]) -> dict[str, float]:
 
 def adam(lr: float) -> Any:
     return functools.partial(torch.optim.Adam, lr=lr)
-
-
-
-
 
 
 @pytest.fixture(scope="module")
@@ -89,8 +46,8 @@ def weights(train_test, tmp_path_factory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("weights")
     retain = TensorDataset(*(t[train.tensors[1] != 0] for t in train.tensors))
     paths = {"original": folder / "original.pt", "oracle": folder / "oracle.pt"}
-    torch.save(fit_plain(mlp(0), train).state_dict(), paths["original"])
-    torch.save(fit_plain(mlp(1), retain).state_dict(), paths["oracle"])
+    torch.save(fit_plain(mlp(0), *train.tensors).state_dict(), paths["original"])
+    torch.save(fit_plain(mlp(1), *retain.tensors).state_dict(), paths["oracle"])
     return paths
 
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import functools
-import hashlib
-from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
@@ -12,46 +10,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import TensorDataset
+from toys import DIM, NUM_CLASSES, blobs, make_trainer, mlp, sha256
 
 from lightning_unlearn import ForgetRetainDataModule, SaveWeights, SupervisedModule, UnlearningModule, evaluate
 from lightning_unlearn._weights import load_weights
 from lightning_unlearn.methods import GradDiff
-
-NUM_CLASSES, DIM = 4, 8
-
-
-def blobs(n_per_class: int, seed: int) -> TensorDataset:
-    """Four well-separated Gaussian blobs in 8-D (fixed centres; ``seed`` draws the noise)."""
-    centers = torch.randn(NUM_CLASSES, DIM, generator=torch.Generator().manual_seed(1234)) * 3
-    targets = torch.arange(NUM_CLASSES).repeat_interleave(n_per_class)
-    return TensorDataset(centers[targets] + torch.randn(len(targets), DIM, generator=torch.Generator().manual_seed(seed)), targets)
-
-
-def mlp(seed: int = 0) -> nn.Module:
-    torch.manual_seed(seed)
-    return nn.Sequential(nn.Linear(DIM, 32), nn.ReLU(), nn.Linear(32, NUM_CLASSES))
-
-
-def make_trainer(**kwargs: Any) -> pl.Trainer:
-    options: dict[str, Any] = dict(
-        accelerator="cpu",
-        devices=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-    )
-    return pl.Trainer(**{**options, **kwargs})
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-
-
 
 
 def datamodule(train_on: str) -> ForgetRetainDataModule:

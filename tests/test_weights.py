@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -10,6 +9,7 @@ import pytest
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
+from toys import sha256
 
 from lightning_unlearn import SupervisedModule, UnlearningModule
 from lightning_unlearn._weights import load_weights, save_weights
@@ -26,10 +26,6 @@ def assert_same_weights(a: nn.Module, b: nn.Module) -> None:
     assert sa.keys() == sb.keys()
     for key in sa:
         torch.testing.assert_close(sa[key], sb[key], rtol=0, atol=0, msg=key)
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 class Payload:

@@ -1,4 +1,4 @@
-"""Fixtures of the callback tests (the toy problem itself lives in ``_toy.py``)."""
+"""Fixtures of the callback tests (the toy problem itself lives in ``tests/toys.py`` and ``_toy.py``)."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ import copy
 
 import pytest
 import torch
-import torch.nn.functional as F
 from torch.utils.data import Dataset, Subset
+from toys import FORGET_CLASS, accuracy, blobs, fit_plain
 
-from ._toy import FORGET_CLASS, UserClassifier, accuracy, blobs
+from ._toy import UserClassifier
 
 
 @pytest.fixture(scope="session")
@@ -24,12 +24,7 @@ def data() -> dict[str, Dataset]:
 def pretrained(data: dict[str, Dataset]) -> dict[str, torch.Tensor]:
     """State dict of a :class:`UserClassifier` trained on all training data (forget class included)."""
     module = UserClassifier()
-    x, y = data["train"].tensors  # type: ignore[attr-defined]
-    optimizer = torch.optim.Adam(module.parameters(), lr=1e-2)
-    for _ in range(100):
-        optimizer.zero_grad()
-        F.cross_entropy(module(x), y).backward()
-        optimizer.step()
+    fit_plain(module, *data["train"].tensors)  # type: ignore[attr-defined]
     assert accuracy(module, data["forget"]) > 95 and accuracy(module, data["retain"]) > 95
     return copy.deepcopy(module.state_dict())
 

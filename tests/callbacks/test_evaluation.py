@@ -9,11 +9,10 @@ import pytest
 import torch
 from lightning.pytorch.loggers import Logger
 from torch.utils.data import DataLoader, Dataset
+from toys import accuracy, make_trainer
 
 from lightning_unlearn import Unlearn, UnlearningEvaluation, evaluate
 from lightning_unlearn.methods import NPO, GradDiff
-
-from ._toy import accuracy, make_trainer
 
 ALL_KEYS = {"forget_acc", "UA", "RA", "TA", "MIA", "mia_auc"}
 

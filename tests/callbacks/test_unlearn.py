@@ -11,11 +11,12 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 from torch.utils.data.distributed import DistributedSampler
+from toys import accuracy, make_trainer
 
 from lightning_unlearn import Unlearn
 from lightning_unlearn.methods import NPO, GradDiff, GradientAscent, NonFiniteLossError, StepContext
 
-from ._toy import UserClassifier, accuracy, make_trainer
+from ._toy import UserClassifier
 
 
 def retain_loader(data: dict[str, Dataset], batch_size: int = 50) -> DataLoader:

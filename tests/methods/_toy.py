@@ -3,46 +3,33 @@
 from __future__ import annotations
 
 import functools
-from collections import OrderedDict
 from typing import Any
 
 import torch
+import toys
 from torch import nn
 
 from lightning_unlearn.datamodules import LabeledTensorDataset
 from lightning_unlearn.methods import StepContext, UnlearningMethod
 from lightning_unlearn.tasks import ClassificationTask
 
-NUM_CLASSES = 4
-DIM = 8
 PER_CLASS = 60
 
 
 def blobs(per_class: int = PER_CLASS, seed: int = 0) -> LabeledTensorDataset:
-    """Well separated Gaussian blobs: inputs ``[4 * per_class, 8]``, labels 0..3 (sorted by class)."""
-    g = torch.Generator().manual_seed(seed)
-    centers = torch.randn(NUM_CLASSES, DIM, generator=torch.Generator().manual_seed(1234)) * 3
-    x = torch.cat([centers[c] + torch.randn(per_class, DIM, generator=g) for c in range(NUM_CLASSES)])
-    y = torch.arange(NUM_CLASSES).repeat_interleave(per_class)
-    return LabeledTensorDataset(x, y)
+    """Well separated Gaussian blobs: inputs ``[4 * per_class, 8]``, labels 0..3 (sorted by class; noise drawn class by class)."""
+    return toys.blobs(per_class, seed, noise_per_class=True, dataset=LabeledTensorDataset)
 
 
 def mlp(seed: int = 0) -> nn.Module:
     """``body`` (Linear-ReLU) and ``head`` (Linear), so masks can name layers."""
-    torch.manual_seed(seed)
-    return nn.Sequential(OrderedDict(body=nn.Sequential(nn.Linear(DIM, 32), nn.ReLU()), head=nn.Linear(32, NUM_CLASSES)))
+    return toys.mlp(seed, named=True)
 
 
 @functools.cache
 def _pretrained_state() -> dict[str, torch.Tensor]:
-    data = blobs()
-    x, y = data.tensors
-    model = mlp()
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    for _ in range(150):
-        opt.zero_grad()
-        nn.functional.cross_entropy(model(x), y).backward()
-        opt.step()
+    x, y = blobs().tensors
+    model = toys.fit_plain(mlp(), x, y, steps=150)
     with torch.no_grad():
         assert (model(x).argmax(-1) == y).float().mean() == 1.0, "the toy model should fit the blobs"
     return {k: v.detach().clone() for k, v in model.state_dict().items()}

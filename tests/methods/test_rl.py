@@ -5,11 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from toys import NUM_CLASSES
 
 from lightning_unlearn.methods import METHODS, RandomLabel, StepContext
 from lightning_unlearn.tasks import ClassificationTask
 
-from ._toy import NUM_CLASSES, batch, context, pretrained
+from ._toy import batch, context, pretrained
 
 
 class _SpyTask(ClassificationTask):

@@ -1,4 +1,4 @@
-"""The report tests' toy problem: four Gaussian blobs, a tiny MLP, original and oracle weight files, one report run."""
+"""The report tests' toy problem (blobs and MLP from ``tests/toys.py``): original and oracle weight files, one report run."""
 
 from __future__ import annotations
 
@@ -10,53 +10,18 @@ from typing import Any
 import lightning.pytorch as pl
 import pytest
 import torch
-import torch.nn.functional as F
-from torch import nn
+import toys
 from torch.utils.data import TensorDataset
+from toys import FORGET_CLASS, blobs, fit_plain, mlp
 
 from lightning_unlearn import ForgetRetainDataModule, UnlearningModule
 from lightning_unlearn.methods import GradDiff
 from lightning_unlearn.report import UnlearningReport
 
-NUM_CLASSES, DIM, FORGET_CLASS = 4, 8, 0
-
-
-def blobs(n_per_class: int, seed: int) -> TensorDataset:
-    """Four well-separated Gaussian blobs in 8-D (fixed centres; ``seed`` draws the noise)."""
-    centers = torch.randn(NUM_CLASSES, DIM, generator=torch.Generator().manual_seed(1234)) * 3
-    targets = torch.arange(NUM_CLASSES).repeat_interleave(n_per_class)
-    return TensorDataset(
-        centers[targets] + torch.randn(len(targets), DIM, generator=torch.Generator().manual_seed(seed)), targets
-    )
-
-
-def mlp(seed: int = 0) -> nn.Module:
-    torch.manual_seed(seed)
-    return nn.Sequential(nn.Linear(DIM, 32), nn.ReLU(), nn.Linear(32, NUM_CLASSES))
-
-
-def fit_plain(model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int = 100) -> nn.Module:
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-    for _ in range(steps):
-        optimizer.zero_grad()
-        F.cross_entropy(model(x), y).backward()
-        optimizer.step()
-    return model
-
 
 def make_trainer(**kwargs: Any) -> pl.Trainer:
-    options: dict[str, Any] = dict(
-        accelerator="cpu",
-        devices=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        limit_val_batches=0,
-    )
-    options.update(kwargs)
-    return pl.Trainer(**options)  # checkpointing only where a test passes its own ModelCheckpoint
+    """The tests' quiet CPU Trainer, without validation batches."""
+    return toys.make_trainer(**{"limit_val_batches": 0, **kwargs})
 
 
 def make_datamodule(data: dict[str, TensorDataset], **request: Any) -> ForgetRetainDataModule:

@@ -16,6 +16,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from torch.utils.data import DataLoader, Subset
+from toys import FORGET_CLASS, mlp
 
 from lightning_unlearn import ForgetRetainDataModule, Unlearn, UnlearningModule
 from lightning_unlearn.methods import NPO, GradDiff
@@ -30,7 +31,7 @@ from lightning_unlearn.report import (
 from lightning_unlearn.report.callback import _roc, dumps_report
 from lightning_unlearn.report.schema import load_report
 
-from .conftest import FORGET_CLASS, make_datamodule, make_trainer, mlp, unlearn
+from .conftest import make_datamodule, make_trainer, unlearn
 
 
 class UserClassifier(pl.LightningModule):

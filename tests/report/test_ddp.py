@@ -9,12 +9,13 @@ from typing import Any
 
 import lightning.pytorch as pl
 import torch
+from toys import ddp_trainer, mlp
 
 from lightning_unlearn import UnlearningModule
 from lightning_unlearn.methods import GradDiff
 from lightning_unlearn.report import UnlearningReport, model_hash, validate_report
 
-from .conftest import make_datamodule, mlp
+from .conftest import make_datamodule
 
 
 class RankReport(UnlearningReport):
@@ -38,19 +39,7 @@ def test_report_under_ddp_spawn(data, weights, tmp_path):
         oracle=str(weights["oracle"]),
         optimizer=functools.partial(torch.optim.Adam, lr=3e-3),
     )
-    trainer = pl.Trainer(
-        accelerator="cpu",
-        devices=2,
-        strategy="ddp_spawn",
-        max_epochs=2,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        limit_val_batches=0,
-        callbacks=[RankReport(tmp_path, dirpath=tmp_path / "report")],
-    )
+    trainer = ddp_trainer(max_epochs=2, limit_val_batches=0, callbacks=[RankReport(tmp_path, dirpath=tmp_path / "report")])
     trainer.fit(module, datamodule=make_datamodule(data))
 
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]

@@ -1,0 +1,108 @@
+"""The toy problem shared by the tests: Gaussian blobs, a tiny MLP, a quiet CPU Trainer and small helpers.
+
+Import it as ``from toys import ...`` from any test file, top level or in a test folder: pytest puts
+``tests/`` on ``sys.path`` (rootdir-relative imports), and ``ddp_spawn`` workers inherit that path, so
+what they unpickle from the test modules imports this module too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.callbacks import ModelCheckpoint
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, TensorDataset
+
+NUM_CLASSES = 4
+DIM = 8
+HIDDEN = 32
+FORGET_CLASS = 0
+
+
+def blobs(
+    n_per_class: int,
+    seed: int,
+    *,
+    num_classes: int = NUM_CLASSES,
+    dim: int = DIM,
+    centers_seed: int = 1234,
+    spread: float = 3,
+    noise_per_class: bool = False,
+    dataset: Callable[[torch.Tensor, torch.Tensor], Dataset] = TensorDataset,
+) -> Any:
+    """Well-separated Gaussian blobs, sorted by class: inputs ``[num_classes * n_per_class, dim]``, labels 0..num_classes-1.
+
+    The centres are fixed (``centers_seed``); ``seed`` draws the unit-variance noise, in one draw or, with
+    ``noise_per_class``, one draw per class in class order. ``dataset(inputs, targets)`` builds the result.
+    """
+    centers = torch.randn(num_classes, dim, generator=torch.Generator().manual_seed(centers_seed)) * spread
+    targets = torch.arange(num_classes).repeat_interleave(n_per_class)
+    noise_gen = torch.Generator().manual_seed(seed)
+    if noise_per_class:
+        noise = torch.cat([torch.randn(n_per_class, dim, generator=noise_gen) for _ in range(num_classes)])
+    else:
+        noise = torch.randn(len(targets), dim, generator=noise_gen)
+    return dataset(centers[targets] + noise, targets)
+
+
+def mlp(seed: int = 0, *, dim: int = DIM, hidden: int = HIDDEN, num_classes: int = NUM_CLASSES, named: bool = False) -> nn.Module:
+    """Linear-ReLU-Linear, initialised after ``torch.manual_seed(seed)``.
+
+    ``named=True`` nests it as ``body`` (Linear-ReLU) and ``head`` (Linear), so masks can name layers.
+    """
+    torch.manual_seed(seed)
+    if named:
+        body = nn.Sequential(nn.Linear(dim, hidden), nn.ReLU())
+        return nn.Sequential(OrderedDict(body=body, head=nn.Linear(hidden, num_classes)))
+    return nn.Sequential(nn.Linear(dim, hidden), nn.ReLU(), nn.Linear(hidden, num_classes))
+
+
+def fit_plain(model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int = 100, lr: float = 1e-2) -> nn.Module:
+    """Full-batch Adam on the cross-entropy, outside Lightning; returns ``model``."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    for _ in range(steps):
+        optimizer.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        optimizer.step()
+    return model
+
+
+def make_trainer(**kwargs: Any) -> pl.Trainer:
+    """A quiet single-process CPU Trainer: no logger, progress bar, model summary or sanity check.
+
+    ``kwargs`` override the defaults. Unless ``enable_checkpointing`` is given, it checkpoints only where
+    the test passes its own ``ModelCheckpoint`` (never a default one in the cwd).
+    """
+    options: dict[str, Any] = dict(
+        accelerator="cpu", devices=1, logger=False, enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0
+    )
+    options.update(kwargs)
+    options.setdefault("enable_checkpointing", any(isinstance(c, ModelCheckpoint) for c in options.get("callbacks") or []))
+    return pl.Trainer(**options)
+
+
+def ddp_trainer(**kwargs: Any) -> pl.Trainer:
+    """:func:`make_trainer` over two CPU processes (``ddp_spawn``, gloo)."""
+    return make_trainer(**{"devices": 2, "strategy": "ddp_spawn", **kwargs})
+
+
+@torch.no_grad()
+def accuracy(model: nn.Module, data: Dataset) -> float:
+    """Accuracy in percent of ``model`` (in eval mode, then restored) on all of ``data`` as one batch."""
+    x, y = next(iter(DataLoader(data, batch_size=len(data))))  # type: ignore[arg-type]
+    was_training = model.training
+    model.eval()
+    acc = (model(x).argmax(-1) == y).float().mean().item() * 100
+    model.train(was_training)
+    return acc
+
+
+def sha256(path: str | Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
