@@ -185,7 +185,7 @@ def merge_hparams(hp: dict[str, Any], override: dict[str, Any]) -> dict[str, Any
 # ----------------------------------------------------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def load_data(dataset: str) -> tuple[Any, Any]:
     """``(train, test)`` datasets, loaded once per process (reading Fashion-MNIST's .gz files takes seconds)."""
     from lightning_unlearn.datamodules import load_digits_dataset, load_fashion_mnist
@@ -569,7 +569,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             estimate = oracle_seconds_now(scale, scenario, seed)
             calibration[f"{scenario}/seed{seed}"] = {"cached_oracle_seconds": oracle_seconds, "same_run_estimate_seconds": estimate, "time_ratio_vs_estimate": {}}
 
-            def add(method: str, metrics: dict[str, float], seconds: float) -> None:
+            def add(method: str, metrics: dict[str, float], seconds: float, scenario=scenario, seed=seed, oracle_seconds=oracle_seconds) -> None:
                 row = {
                     "method": method,
                     "scenario": scenario,

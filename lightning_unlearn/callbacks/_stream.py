@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from torch.utils.data import DataLoader, Dataset
@@ -60,15 +60,14 @@ class BatchStream:
         self.position += 1
         return self.collate([self.dataset[i] for i in chunk])
 
-    def epoch_batches(self) -> list[Any]:
-        """The remaining batches of the current epoch, then advance to the next epoch."""
-        out = []
+    def epoch_batches(self) -> Iterator[Any]:
+        """Yield the remaining batches of the current epoch one at a time (the position advances as each
+        is consumed), then move to the next epoch once the epoch is exhausted."""
         while self.position < self.batches_per_epoch():
-            out.append(self.next())
+            yield self.next()
         self.epoch += 1
         self.position = 0
         self._order = None
-        return out
 
     def state_dict(self) -> dict[str, int]:
         return {"epoch": self.epoch, "position": self.position}

@@ -230,10 +230,14 @@ class Unlearn(Callback):
         pl_module.train()
         self.method.train()
         step = 0
+        def budget_left() -> bool:
+            return self.max_steps is None or step < self.max_steps
+
         for epoch in range(self.epochs):
-            for forget_batch in self.forget.epoch_batches():
-                if self.max_steps is not None and step >= self.max_steps:
-                    break
+            if not budget_left():
+                break
+            batches = self.forget.epoch_batches()
+            while budget_left() and (forget_batch := next(batches, None)) is not None:
                 retain_batch = move_data_to_device(self.retain.next(), device) if self.retain is not None else None
                 ctx = StepContext(
                     model=pl_module,

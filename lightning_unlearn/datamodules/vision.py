@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import gzip
 import os
 from pathlib import Path
@@ -44,6 +45,14 @@ def _read_idx(path: Path) -> np.ndarray:
     return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
 
 
+@functools.lru_cache(maxsize=8)
+def _read_idx_cached(path: str) -> np.ndarray:
+    """Decompressing the 60k images takes seconds; keep each file read once per process (read-only array)."""
+    array = _read_idx(Path(path))
+    array.setflags(write=False)
+    return array
+
+
 def load_fashion_mnist(split: str = "train", root: str | os.PathLike | None = None, limit: int | None = None) -> LabeledTensorDataset:
     """Fashion-MNIST (Xiao et al. 2017) from the IDX files of Debian's ``dataset-fashion-mnist``.
 
@@ -58,8 +67,8 @@ def load_fashion_mnist(split: str = "train", root: str | os.PathLike | None = No
             f"Fashion-MNIST not found in {root}. Install it with `apt-get install dataset-fashion-mnist` "
             "or point `root` (or $FASHION_MNIST_DIR) at a folder holding the four IDX .gz files."
         )
-    images = _read_idx(images_file)
-    labels = _read_idx(labels_file)
+    images = _read_idx_cached(str(images_file))
+    labels = _read_idx_cached(str(labels_file))
     if limit is not None:
         images, labels = images[:limit], labels[:limit]
     x = (torch.from_numpy(images.copy()).float().div_(255.0).sub_(_MEAN).div_(_STD)).unsqueeze(1)

@@ -214,6 +214,9 @@ def test_phase_stops_after_max_steps(data, user_module):
     )
     make_trainer(max_epochs=1, limit_train_batches=1, callbacks=[unlearn]).fit(user_module, retain_loader(data))
     assert method.calls == unlearn.steps == 5
+    # The forget stream records exactly what was consumed: 100 forget samples in batches of 16 are 7 batches
+    # per epoch, so 5 steps leave it at epoch 0, position 5 (not fast-forwarded through the unused epochs).
+    assert unlearn.state_dict()["forget"] == {"epoch": 0, "position": 5}
 
 
 def test_phase_accepts_dataloaders_and_keeps_their_batch_size(data, user_module):
