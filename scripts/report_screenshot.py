@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import functools
 import logging
-import subprocess
 import sys
 import tempfile
 import warnings
@@ -96,25 +95,9 @@ def screenshot(page: Path, out: Path, height: int) -> None:
     """Render ``page`` at 1280×``height`` with headless Chromium and trim the blank space below the page."""
     import matplotlib.image
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as profile:
-        command = [
-            CHROMIUM,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--hide-scrollbars",
-            f"--user-data-dir={profile}",
-            f"--screenshot={out}",
-            f"--window-size=1280,{height}",
-            page.resolve().as_uri(),
-        ]
-        subprocess.run(command, check=True, capture_output=True, timeout=120)
+    from lightning_unlearn.report import html
+
+    html.screenshot(page, out, height=height)
     pixels = matplotlib.image.imread(out)[..., :3]
     rows = (pixels < 0.98).any(axis=(1, 2)).nonzero()[0]
     bottom = min(len(pixels), int(rows[-1]) + 32) if len(rows) else len(pixels)

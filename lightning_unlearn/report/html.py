@@ -363,3 +363,42 @@ def write_html(report: dict[str, Any], path: str | os.PathLike) -> Path:
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
     return path
+
+
+#: Where Debian's ``chromium`` package installs the browser.
+CHROMIUM = "/usr/bin/chromium"
+# Flags that keep headless Chromium off the network (it would otherwise try Google's services at start).
+_CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+)
+
+
+def screenshot(page: str | os.PathLike, out: str | os.PathLike, *, width: int = 1280, height: int = 2000,
+               chromium: str = CHROMIUM, timeout: float = 120) -> Path:
+    """Render an HTML page (e.g. ``report.html``) to a PNG with headless Chromium; return the PNG path.
+
+    Raises ``FileNotFoundError`` when ``chromium`` is missing (``apt-get install chromium``) and
+    ``RuntimeError`` with Chromium's stderr when it writes no screenshot.
+    """
+    import subprocess
+    import tempfile
+
+    if not Path(chromium).exists():
+        raise FileNotFoundError(f"`chromium` {chromium!r} not found; install Debian's `chromium` package.")
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as profile:
+        command = [chromium, *_CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"--screenshot={out}",
+                   f"--window-size={width},{height}", Path(page).resolve().as_uri()]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+    if not out.is_file():
+        raise RuntimeError(f"Chromium wrote no screenshot (exit {done.returncode}): {done.stderr[-2000:]}")
+    return out

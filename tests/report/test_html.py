@@ -5,12 +5,11 @@ from __future__ import annotations
 import copy
 import re
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from lightning_unlearn.report import render_html, summary_sentences, write_html
+from lightning_unlearn.report import html, render_html, summary_sentences, write_html
 
 CHROMIUM = Path("/usr/bin/chromium")
 SECTIONS = (
@@ -89,23 +88,7 @@ def test_chromium_renders_a_non_blank_page(run, tmp_path):
     page = tmp_path / "report.html"
     shutil.copy(run["dir"] / "report.html", page)
     shot = tmp_path / "shot.png"
-    command = [
-        str(CHROMIUM),
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        f"--user-data-dir={tmp_path / 'profile'}",
-        f"--screenshot={shot}",
-        "--window-size=1280,2000",
-        page.as_uri(),
-    ]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=90)
-    assert shot.is_file(), f"Chromium wrote no screenshot (exit {done.returncode}): {done.stderr[-2000:]}"
+    html.screenshot(page, shot, width=1280, height=2000, chromium=str(CHROMIUM), timeout=90)
     pixels = image.imread(shot)[..., :3]  # floats in [0, 1]
     assert pixels.shape[:2] == (2000, 1280)
     assert pixels.std() > 0.05
