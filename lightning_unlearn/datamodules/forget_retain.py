@@ -136,6 +136,7 @@ class ForgetRetainDataModule(pl.LightningDataModule):
                 raise ValueError("The `retain` dataset is empty; nothing would be left to retain.")
             _check_subset_overlap(forget, retain)
             self.forget_set, self.retain_set = forget, retain
+            self.all_set: Dataset = ConcatDataset([forget, retain])
         else:
             if train is None:
                 raise ValueError("Give `train` with a deletion request, or explicit `forget` and `retain` datasets.")
@@ -173,6 +174,8 @@ class ForgetRetainDataModule(pl.LightningDataModule):
                     raise ValueError("`retain_indices` is empty; nothing would be left to retain.")
             self.forget_set = Subset(train, forget_idx)
             self.retain_set = Subset(train, retain_idx)
+            # In the training set's own order, so the original's data order does not depend on the request.
+            self.all_set = Subset(train, sorted(forget_idx + retain_idx))
 
         self.test_set = test
         self.holdout_set = holdout
@@ -233,7 +236,7 @@ class ForgetRetainDataModule(pl.LightningDataModule):
         if self.train_on == "retain":
             return self._shuffled(self.retain_set, self.retain_batch_size, self.seed)
         if self.train_on == "all":
-            return self._shuffled(ConcatDataset([self.forget_set, self.retain_set]), self.batch_size, self.seed)
+            return self._shuffled(self.all_set, self.batch_size, self.seed)
         return CombinedLoader({"forget": self.forget_dataloader(), "retain": self.retain_dataloader()}, mode=self.mode)
 
     def _eval_loader(self, dataset: Dataset, salt: int = 0, limit: bool = True) -> DataLoader:

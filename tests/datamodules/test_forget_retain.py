@@ -360,3 +360,13 @@ def test_unshuffled_forget_and_retain_loaders_are_the_whole_sets():
     assert _ids(dm.forget_dataloader(shuffle=False)) == list(range(1, N, 4))
     assert _ids(dm.retain_dataloader(shuffle=False)) == [i for i in range(N) if i % 4 != 1]
     assert dm.forget_dataloader(shuffle=False).batch_size == 4
+
+
+def test_training_the_original_does_not_depend_on_the_request():
+    """``train_on="all"`` shuffles the training set in its own order: one original serves every scenario."""
+    by_class = ForgetRetainDataModule(_train(), forget_class=1, train_on="all", batch_size=8, seed=3)
+    by_fraction = ForgetRetainDataModule(_train(), forget_fraction=0.3, train_on="all", batch_size=8, seed=3)
+    first = [b[0].flatten().tolist() for b in by_class.train_dataloader()]
+    second = [b[0].flatten().tolist() for b in by_fraction.train_dataloader()]
+    assert first == second
+    assert sorted(x for batch in first for x in batch) == [float(i) for i in range(N)]
