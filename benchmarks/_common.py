@@ -79,6 +79,24 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", category=DeprecationWarning)
 
 
+def quiet_trainer(**kwargs: Any):
+    """A CPU Trainer with no logger, checkpointing, progress bar, model summary or validation loop."""
+    import lightning.pytorch as pl
+
+    defaults = dict(
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+    )
+    defaults.update(kwargs)
+    return pl.Trainer(**defaults)
+
+
 def write_json(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
     """Write ``payload`` atomically (``.tmp`` then rename) with sorted-free, indented JSON."""
     path = Path(path)

@@ -217,24 +217,6 @@ def make_datamodule(scale: str, scenario: str | None, seed: int, **kwargs: Any):
 # ----------------------------------------------------------------------------------------------------------
 
 
-def quiet_trainer(**kwargs: Any):
-    """A CPU Trainer with no logger, checkpointing, progress bar, model summary or validation loop."""
-    import lightning.pytorch as pl
-
-    defaults = dict(
-        accelerator="cpu",
-        devices=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        limit_val_batches=0,
-        num_sanity_val_steps=0,
-    )
-    defaults.update(kwargs)
-    return pl.Trainer(**defaults)
-
-
 def build_model(scale: str):
     from lightning_unlearn.models import SmallCNN
 
@@ -289,7 +271,7 @@ def get_trained(kind: str, scale: str, scenario: str | None, seed: int, cache_di
     start = time.perf_counter()
     model = build_model(scale)
     module = SupervisedModule(model, optimizer=functools.partial(torch.optim.Adam, lr=train["lr"]))
-    quiet_trainer(max_epochs=train["epochs"]).fit(module, datamodule=dm)
+    _common.quiet_trainer(max_epochs=train["epochs"]).fit(module, datamodule=dm)
     seconds = time.perf_counter() - start
     tmp = weights.with_suffix(".pt.tmp")
     torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp)
@@ -322,7 +304,7 @@ def oracle_seconds_now(scale: str, scenario: str, seed: int, steps: int = 30, wa
 
     pl.seed_everything(seed, verbose=False)
     dm = make_datamodule(scale, scenario, seed, batch_size=train["batch_size"], train_on="retain")
-    quiet_trainer(max_steps=warmup + steps).fit(SupervisedModule(build_model(scale), optimizer=factory), datamodule=dm)
+    _common.quiet_trainer(max_steps=warmup + steps).fit(SupervisedModule(build_model(scale), optimizer=factory), datamodule=dm)
     per_step = (stamps[warmup + steps - 1] - stamps[warmup - 1]) / steps
     n_steps = train["epochs"] * math.ceil(dm.sizes()["retain"] / train["batch_size"])
     return per_step * n_steps
@@ -400,7 +382,7 @@ def run_method(
     module = UnlearningModule(
         model, method, original=original_path, optimizer=functools.partial(torch.optim.Adam, lr=hp["lr"]), lr_scheduler=scheduler
     )
-    trainer = quiet_trainer(max_epochs=hp["epochs"], max_steps=hp.get("max_steps", -1))
+    trainer = _common.quiet_trainer(max_epochs=hp["epochs"], max_steps=hp.get("max_steps", -1))
     trainer.fit(module, datamodule=dm)
     seconds = time.perf_counter() - start
     sizes = dm.sizes()

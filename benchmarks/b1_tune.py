@@ -33,28 +33,12 @@ import b1_classification as b1  # noqa: E402
 
 #: Default search grid: a list of overrides of the method's current HPARAMS entry, per scenario.
 LRS = [1e-5, 3e-5, 1e-4, 3e-4, 1e-3]
-GRID: dict[str, dict[str, list[dict[str, Any]]]] = {
-    "random": {
-        "ft": [{"lr": lr} for lr in (1e-4, 3e-4, 1e-3, 3e-3)],
-        "l1_sparse": [{"lr": lr} for lr in (1e-4, 3e-4, 1e-3, 3e-3)],
-        "ga": [{"lr": lr} for lr in LRS],
-        "graddiff": [{"lr": lr} for lr in LRS],
-        "npo": [{"lr": lr} for lr in LRS],
-        "rl": [{"lr": lr} for lr in LRS],
-        "salun": [{"lr": lr} for lr in LRS],
-        "scrub": [{"lr": lr} for lr in LRS],
-    },
-    "class": {
-        "ft": [{"lr": lr} for lr in (1e-4, 3e-4, 1e-3, 3e-3)],
-        "l1_sparse": [{"lr": lr} for lr in (1e-4, 3e-4, 1e-3, 3e-3)],
-        "ga": [{"lr": lr} for lr in LRS],
-        "graddiff": [{"lr": lr} for lr in LRS],
-        "npo": [{"lr": lr} for lr in LRS],
-        "rl": [{"lr": lr} for lr in LRS],
-        "salun": [{"lr": lr} for lr in LRS],
-        "scrub": [{"lr": lr} for lr in LRS],
-    },
+_PER_METHOD: dict[str, list[dict[str, Any]]] = {
+    "ft": [{"lr": lr} for lr in (1e-4, 3e-4, 1e-3, 3e-3)],
+    "l1_sparse": [{"lr": lr} for lr in (1e-4, 3e-4, 1e-3, 3e-3)],
+    **{m: [{"lr": lr} for lr in LRS] for m in ("ga", "graddiff", "npo", "rl", "salun", "scrub")},
 }
+GRID: dict[str, dict[str, list[dict[str, Any]]]] = {scenario: _PER_METHOD for scenario in ("random", "class")}
 BUDGET = 0.05
 
 

@@ -154,21 +154,7 @@ def make_method(name: str):
 
 
 def trainer(max_steps: int, callbacks=None):
-    import lightning.pytorch as pl
-
-    return pl.Trainer(
-        callbacks=callbacks,
-        accelerator="cpu",
-        devices=1,
-        max_steps=max_steps,
-        max_epochs=-1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        limit_val_batches=0,
-        num_sanity_val_steps=0,
-    )
+    return _common.quiet_trainer(callbacks=callbacks, max_steps=max_steps, max_epochs=-1)
 
 
 def _unwrap(items):  # DataLoader(batch_size=1) over pre-made batches -> the batch itself

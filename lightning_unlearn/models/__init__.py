@@ -1,4 +1,4 @@
-"""Small plain-torch models used by the benchmarks and tests (no torchvision, no timm)."""
+"""Small plain-torch models used by the benchmarks and tests (pure torch.nn, nothing downloaded)."""
 
 from lightning_unlearn.models.cnn import MLP, SmallCNN
 
