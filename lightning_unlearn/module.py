@@ -72,6 +72,7 @@ class UnlearningModule(pl.LightningModule):
         self.evaluator = UnlearningEvaluator(self.task, mia_attack=mia_attack)
         self.oracle_evaluator = UnlearningEvaluator(self.task, mia_attack=mia_attack) if oracle else None
         self._prepared = False
+        self._pending_method_state: dict[str, Any] | None = None
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         return self.model(*args, **kwargs)
@@ -82,8 +83,12 @@ class UnlearningModule(pl.LightningModule):
             return
         datamodule = getattr(self.trainer, "datamodule", None)
         forget_loader = datamodule.forget_dataloader(shuffle=False) if hasattr(datamodule, "forget_dataloader") else None
-        self.method.setup(self.model, self.task, forget_loader)
+        retain_loader = datamodule.retain_dataloader(shuffle=False) if hasattr(datamodule, "retain_dataloader") else None
+        self.method.setup(self.model, self.task, forget_loader, retain_loader)
         self._prepared = True
+        if self._pending_method_state is not None:
+            self.method.load_state_dict(self._pending_method_state)
+            self._pending_method_state = None
 
     def on_fit_start(self) -> None:
         self.method.to(self.device)
@@ -103,7 +108,8 @@ class UnlearningModule(pl.LightningModule):
         params = [p for p in self.model.parameters() if p.requires_grad]
         if not params:
             raise ValueError("The model has no trainable parameters (every parameter has requires_grad=False).")
-        optimizer = self.optimizer_factory(params)
+        own = self.method.parameters()
+        optimizer = self.optimizer_factory(params + own if own else params)
         if self.scheduler_factory is None:
             return optimizer
         return {"optimizer": optimizer, "lr_scheduler": self.scheduler_factory(optimizer)}
@@ -131,8 +137,22 @@ class UnlearningModule(pl.LightningModule):
         self.log("loss", out.parts["loss"], prog_bar=True, logger=False, batch_size=batch_size)
         return out.loss
 
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        state = self.method.state_dict()
+        if state:
+            checkpoint["unlearning_method"] = state
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        state = checkpoint.get("unlearning_method")
+        if state is None:
+            return
+        if self._prepared:  # Trainer.fit(ckpt_path=...): `setup` already built the method's modules
+            self.method.load_state_dict(state)
+        else:
+            self._pending_method_state = state
+
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
-        self.method.apply_mask(self.model)
+        self.method.before_optimizer_step(self.model)
 
     # ------------------------------------------------------------------ evaluation
     def _split_names(self) -> list[str]:

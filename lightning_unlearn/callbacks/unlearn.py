@@ -114,6 +114,8 @@ class Unlearn(Callback):
         self.phase_done = False
         self._original_step: Any = None
         self._had_own_step = False
+        self._method_ready = False
+        self._pending_method_state: dict[str, Any] | None = None
 
     @property
     @override
@@ -129,7 +131,14 @@ class Unlearn(Callback):
         if self.retain is not None:
             self.retain.distribute(trainer.world_size, trainer.global_rank)
         eval_forget = DataLoader(self.forget.dataset, batch_size=self.forget.batch_size, collate_fn=self.forget.collate)
-        self.method.setup(pl_module, self.task, eval_forget)
+        eval_retain = (
+            DataLoader(self.retain.dataset, batch_size=self.retain.batch_size, collate_fn=self.retain.collate) if self.retain is not None else None
+        )
+        self.method.setup(pl_module, self.task, eval_forget, eval_retain)
+        self._method_ready = True
+        if self._pending_method_state is not None:
+            self.method.load_state_dict(self._pending_method_state)
+            self._pending_method_state = None
         if self.schedule == "interleaved":
             self._wrap_training_step(trainer, pl_module)
 
@@ -145,6 +154,12 @@ class Unlearn(Callback):
     @override
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.method.to(pl_module.device)
+        own = self.method.parameters()
+        if own and self.schedule == "interleaved":
+            # The method's own modules (e.g. a projector) train with the user's optimizer, at its default lr.
+            # Added before Lightning restores optimizer states, so a resumed run finds the same groups.
+            for optimizer in trainer.optimizers:
+                optimizer.add_param_group({"params": own})
 
     @override
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -159,7 +174,7 @@ class Unlearn(Callback):
     @override
     def on_before_optimizer_step(self, trainer: pl.Trainer, pl_module: pl.LightningModule, optimizer: torch.optim.Optimizer) -> None:
         if self.schedule == "interleaved" and self._active(trainer):
-            self.method.apply_mask(pl_module)
+            self.method.before_optimizer_step(pl_module)
 
     # ------------------------------------------------------------------ interleaved
     def _active(self, trainer: pl.Trainer) -> bool:
@@ -220,7 +235,7 @@ class Unlearn(Callback):
         device = pl_module.device
         params = [p for p in pl_module.parameters() if p.requires_grad]
         factory = self.optimizer_factory or (lambda ps: torch.optim.Adam(ps, lr=1e-3))
-        optimizer = factory(params)
+        optimizer = factory(params + self.method.parameters())
         plugin = trainer.precision_plugin
         scaler = getattr(plugin, "scaler", None)
         world = trainer.world_size
@@ -260,7 +275,7 @@ class Unlearn(Callback):
                             p.grad.div_(world)
                 if scaler is not None:
                     scaler.unscale_(optimizer)
-                self.method.apply_mask(pl_module)
+                self.method.before_optimizer_step(pl_module)
                 if scaler is not None:
                     scaler.step(optimizer)
                     scaler.update()
@@ -282,6 +297,9 @@ class Unlearn(Callback):
     @override
     def state_dict(self) -> dict[str, Any]:
         state: dict[str, Any] = {"steps": self.steps, "phase_done": self.phase_done, "forget": self.forget.state_dict()}
+        method_state = self.method.state_dict()
+        if method_state:
+            state["method"] = method_state
         if self.retain is not None:
             state["retain"] = self.retain.state_dict()
         return state
@@ -290,6 +308,11 @@ class Unlearn(Callback):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.steps = int(state_dict.get("steps", 0))
         self.phase_done = bool(state_dict.get("phase_done", False))
+        if "method" in state_dict:
+            if self._method_ready:  # Lightning restores callback state after the `setup` hook
+                self.method.load_state_dict(state_dict["method"])
+            else:
+                self._pending_method_state = state_dict["method"]
         if "forget" in state_dict:
             self.forget.load_state_dict(state_dict["forget"])
         if self.retain is not None and "retain" in state_dict:

@@ -150,25 +150,71 @@ class UnlearningMethod:
     def uses_retain(self) -> bool:
         return self.retain_loss_kind != "none" and self.retain_weight > 0
 
-    def setup(self, model: nn.Module, task: Task, forget_loader: Iterable | None = None) -> None:
+    def setup(
+        self, model: nn.Module, task: Task, forget_loader: Iterable | None = None, retain_loader: Iterable | None = None
+    ) -> None:
         """Prepare for unlearning ``model``: build the reference, let the method prepare, build masks.
 
         Called once per process (every DDP rank) before the first step, with the model holding the
-        weights to unlearn from.
+        weights to unlearn from. ``forget_loader`` / ``retain_loader`` iterate the forget and retain
+        data in a fixed order (``None`` when not available, e.g. a retain-free setting).
         """
         if self.needs_reference or self.retain_loss_kind == "kl":
             self.reference = frozen_copy(model)
-        self.prepare(model, task, forget_loader)
+        self.prepare(model, task, forget_loader, retain_loader)
         if self.mask is not None:
             self._masks = self.mask.build(model, task, forget_loader)
 
     def to(self, device: torch.device | str) -> UnlearningMethod:
-        """Move the method's own tensors (reference model, masks) to ``device``."""
+        """Move the method's own tensors (reference model, masks, own modules) to ``device``."""
         if self.reference is not None:
             self.reference.to(device)
         if self._masks is not None:
             self._masks = {k: m.to(device) for k, m in self._masks.items()}
+        for module in self.modules().values():
+            module.to(device)
         return self
+
+    # ------------------------------------------------------------------ the method's own trainable state
+    def modules(self) -> dict[str, nn.Module]:
+        """Modules the method owns and trains beside the model (e.g. a projector head); default none.
+
+        Their parameters join the optimizer (:meth:`parameters`) and their weights are saved in
+        checkpoints (:meth:`state_dict`), so a resumed run continues with them.
+        """
+        return {}
+
+    def parameters(self) -> list[nn.Parameter]:
+        """Trainable parameters of :meth:`modules`, to optimise together with the model's."""
+        return [p for m in self.modules().values() for p in m.parameters() if p.requires_grad]
+
+    def state_dict(self) -> dict[str, Any]:
+        """The method's own state for checkpoints: its modules' weights plus :meth:`extra_state`."""
+        state: dict[str, Any] = {f"module/{k}": m.state_dict() for k, m in self.modules().items()}
+        state.update({f"extra/{k}": v for k, v in self.extra_state().items()})
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` saved (called after :meth:`setup` when resuming)."""
+        modules = self.modules()
+        extra: dict[str, Any] = {}
+        for key, value in state.items():
+            kind, _, name = key.partition("/")
+            if kind == "module":
+                if name not in modules:
+                    raise KeyError(f"Checkpoint holds state of method module {name!r}, which {self.name!r} does not have ({sorted(modules)}).")
+                modules[name].load_state_dict(value)
+            elif kind == "extra":
+                extra[name] = value
+        if extra:
+            self.load_extra_state(extra)
+
+    def extra_state(self) -> dict[str, Any]:
+        """Tensors/values (not modules) a method must carry across a resume; default none."""
+        return {}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`extra_state`."""
 
     def train(self) -> None:
         """Keep the reference in eval mode whatever the caller does to the model."""
@@ -176,7 +222,7 @@ class UnlearningMethod:
             self.reference.eval()
 
     # ------------------------------------------------------------------ hooks to override
-    def prepare(self, model: nn.Module, task: Task, forget_loader: Iterable | None) -> None:
+    def prepare(self, model: nn.Module, task: Task, forget_loader: Iterable | None, retain_loader: Iterable | None = None) -> None:
         """Optional one-off preparation (re-initialisation, precomputed targets, ...)."""
 
     def forget_loss(self, ctx: StepContext) -> Tensor | None:
@@ -229,6 +275,14 @@ class UnlearningMethod:
             )
         parts["loss"] = total.detach()
         return LossOutput(total, parts)
+
+    def before_optimizer_step(self, model: nn.Module) -> None:
+        """Edit the model's gradients before each optimizer step; the base applies the mask.
+
+        Every trainer path (``UnlearningModule``, the ``Unlearn`` callback) calls this after the
+        backward pass, so a method may override it (e.g. to project gradients) and call ``super()``.
+        """
+        self.apply_mask(model)
 
     def apply_mask(self, model: nn.Module) -> None:
         """Zero the gradient of every parameter entry outside the mask (call before the optimizer step)."""

@@ -33,7 +33,7 @@ class Retrain(UnlearningMethod):
         super().__init__(forget_weight=0.0, retain_weight=retain_weight, retain_loss="nll", seed=seed)
         self.reinitialize = reinitialize
 
-    def prepare(self, model: nn.Module, task: Task, forget_loader: Iterable | None) -> None:
+    def prepare(self, model: nn.Module, task: Task, forget_loader: Iterable | None, retain_loader: Iterable | None = None) -> None:
         if not self.reinitialize:
             return
         devices = {p.device for p in model.parameters()}
