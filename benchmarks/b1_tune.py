@@ -36,7 +36,7 @@ LRS = [1e-5, 3e-5, 1e-4, 3e-4, 1e-3]
 _PER_METHOD: dict[str, list[dict[str, Any]]] = {
     "ft": [{"lr": lr} for lr in (1e-4, 3e-4, 1e-3, 3e-3)],
     "l1_sparse": [{"lr": lr} for lr in (1e-4, 3e-4, 1e-3, 3e-3)],
-    **{m: [{"lr": lr} for lr in LRS] for m in ("ga", "graddiff", "npo", "rl", "salun", "scrub")},
+    **{m: [{"lr": lr} for lr in LRS] for m in ("ga", "graddiff", "npo", "rl", "salun", "scrub", "stake_the_points", "adaprob", "roka", "razor")},
 }
 GRID: dict[str, dict[str, list[dict[str, Any]]]] = {scenario: _PER_METHOD for scenario in ("random", "class")}
 BUDGET = 0.05
@@ -45,6 +45,7 @@ BUDGET = 0.05
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="digits scale (default: Fashion-MNIST).")
+    parser.add_argument("--arch", choices=sorted(b1.ARCHS), default="cnn", help="Model, as in b1_classification.py.")
     parser.add_argument("--scenario", choices=sorted(b1.SCENARIOS), required=True)
     parser.add_argument("--methods", nargs="+", default=None, help="Methods to tune (default: those in the grid).")
     parser.add_argument("--seed", type=int, default=0, help="The single tuning seed.")
@@ -63,7 +64,7 @@ def main(argv: list[str] | None = None) -> None:
 
     if args.threads > 0:
         torch.set_num_threads(args.threads)
-    scale = "quick" if args.quick else "full"
+    scale = ("quick" if args.quick else "full") + ("_vit" if args.arch == "vit" else "")
     grid = {m: list(c) for m, c in GRID[args.scenario].items()}
     if args.candidates:
         text = args.candidates if args.candidates.lstrip().startswith("{") else Path(args.candidates).read_text()

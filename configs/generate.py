@@ -12,12 +12,18 @@ Each benchmark directory holds a three-step chain (random 10% forgetting, seed 0
 3. ``<method>.yaml``  unlearns the original (the oracle's weights give ``avg_gap``; drop them with
                       ``--model.init_args.oracle null``), writes the unlearning report to ``outputs/<bench>/<method>/report``;
                       ``test`` reports UA/RA/TA/MIA and the gap to the oracle
+
+and the same for B1's class-wise scenario (forget class 0) under ``<bench>/classwise/``: its own oracle
+(``classwise/retrain.yaml`` -> ``artifacts/<bench>/classwise/retrain.pt``) and methods, unlearning the same
+original. ``fashion_mnist_vit`` is the Fashion-MNIST chain with the ViT (``ViTClassifier``).
 """
 
 from __future__ import annotations
 
 import copy
+import importlib
 import importlib.util
+import inspect
 import sys
 from pathlib import Path
 from typing import Any
@@ -33,6 +39,15 @@ BENCHMARKS: dict[str, dict[str, Any]] = {
         "batch_size": 128,
         "train_epochs": 8,
         "eval": {"max_eval_samples": 10000},
+        "anchors": "fashion_mnist",
+    },
+    "fashion_mnist_vit": {
+        "data": {"class_path": "lightning_unlearn.FashionMNISTDataModule", "init_args": {}},
+        "model": {"class_path": "lightning_unlearn.models.ViTClassifier", "init_args": {"image_size": 28}},
+        "batch_size": 128,
+        "train_epochs": 8,
+        "eval": {"max_eval_samples": 10000},
+        "anchors": "fashion_mnist",
     },
     "digits": {
         "data": {"class_path": "lightning_unlearn.DigitsDataModule", "init_args": {}},
@@ -40,6 +55,7 @@ BENCHMARKS: dict[str, dict[str, Any]] = {
         "batch_size": 32,
         "train_epochs": 30,
         "eval": {},
+        "anchors": "digits",
     },
 }
 
@@ -54,14 +70,20 @@ METHOD_CLASSES: dict[str, str] = {
     "scrub": "lightning_unlearn.methods.SCRUB",
     "salun": "lightning_unlearn.methods.SalUn",
     "l1_sparse": "lightning_unlearn.methods.L1Sparse",
+    "stake_the_points": "lightning_unlearn.methods.StakeThePoints",
+    "adaprob": "lightning_unlearn.methods.AdaProb",
+    "roka": "lightning_unlearn.methods.ROKA",
+    "razor": "lightning_unlearn.methods.RAZOR",
 }
 #: Which B1 scale each config folder mirrors.
-B1_SCALE = {"fashion_mnist": "full", "digits": "quick"}
+B1_SCALE = {"fashion_mnist": "full", "fashion_mnist_vit": "full_vit", "digits": "quick"}
+#: Config sub-folder -> (B1 scenario name, the datamodule's request). "" is the benchmark folder itself.
+SCENARIOS: dict[str, tuple[str, dict[str, Any]]] = {"": ("random", {"forget_fraction": 0.1}), "classwise": ("class", {"forget_class": 0})}
 _HP_KEYS = {"lr", "epochs", "max_steps", "mode", "schedule", "method", "batch_size", "retain_batch_size"}
 
 
-def b1_hparams(bench: str, method: str) -> dict[str, Any]:
-    """The B1 benchmark's hyperparameters for ``method`` on ``bench`` (random 10% forgetting)."""
+def b1_hparams(bench: str, method: str, scenario: str = "random") -> dict[str, Any]:
+    """The B1 benchmark's hyperparameters for ``method`` on ``bench`` and ``scenario`` ("random" | "class")."""
     path = ROOT.parent / "benchmarks" / "b1_classification.py"
     spec = importlib.util.spec_from_file_location("_b1_for_configs", path)
     module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
@@ -70,7 +92,7 @@ def b1_hparams(bench: str, method: str) -> dict[str, Any]:
         spec.loader.exec_module(module)  # type: ignore[union-attr]
     finally:
         sys.path.pop(0)
-    hp, _ = module.resolve_hparams(B1_SCALE[bench], "random", method)
+    hp, _ = module.resolve_hparams(B1_SCALE[bench], scenario, method)
     unknown = set(hp) - _HP_KEYS
     if unknown or hp.get("schedule", "constant") != "constant":
         raise ValueError(f"configs/generate.py cannot express {method}'s B1 settings {hp} in a config yet.")
@@ -78,6 +100,7 @@ def b1_hparams(bench: str, method: str) -> dict[str, Any]:
 
 
 def _trainer(bench: str, run: str, epochs: int, callbacks: list[dict[str, Any]]) -> dict[str, Any]:
+    # ``run`` may be "classwise/npo": the W&B run is named "classwise-npo" in group "<bench>"
     return {
         "accelerator": "cpu",
         "max_epochs": epochs,
@@ -87,7 +110,7 @@ def _trainer(bench: str, run: str, epochs: int, callbacks: list[dict[str, Any]])
         "logger": [
             {
                 "class_path": "lightning_unlearn.tracking.UnlearnWandbLogger",
-                "init_args": {"project": "lightning-unlearn", "name": run, "group": bench, "save_dir": f"outputs/{bench}/{run}", "mode": "auto"},
+                "init_args": {"project": "lightning-unlearn", "name": run.replace("/", "-"), "group": bench, "save_dir": f"outputs/{bench}/{run}", "mode": "auto"},
             },
             {"class_path": "lightning.pytorch.loggers.CSVLogger", "init_args": {"save_dir": f"outputs/{bench}", "name": run}},
         ],
@@ -97,10 +120,10 @@ def _trainer(bench: str, run: str, epochs: int, callbacks: list[dict[str, Any]])
     }
 
 
-def _data(spec: dict[str, Any], train_on: str, mode: str = "min_size") -> dict[str, Any]:
+def _data(spec: dict[str, Any], train_on: str, mode: str = "min_size", request: dict[str, Any] | None = None) -> dict[str, Any]:
     data = copy.deepcopy(spec["data"])
     data["init_args"].update(
-        {"forget_fraction": 0.1, "train_on": train_on, "batch_size": spec["batch_size"], "mode": mode, "seed": 0, **spec["eval"]}
+        {**(request or {"forget_fraction": 0.1}), "train_on": train_on, "batch_size": spec["batch_size"], "mode": mode, "seed": 0, **spec["eval"]}
     )
     return data
 
@@ -137,50 +160,63 @@ def build(bench: str) -> dict[str, dict[str, Any]]:
         },
         "data": _data(spec, "all"),
     }
-    configs["retrain"] = {
-        "seed_everything": 0,
-        "trainer": _trainer(bench, "retrain", epochs, [_checkpoint(bench, "retrain"), _save(bench, "retrain")])
-        | {"check_val_every_n_epoch": epochs},
-        "model": {
-            "class_path": "lightning_unlearn.UnlearningModule",
-            "init_args": {
-                "model": spec["model"],
-                "method": {"class_path": "lightning_unlearn.methods.Retrain", "init_args": {"seed": 0}},
-                "optimizer": _optimizer(1e-3),
-            },
-        },
-        "data": _data(spec, "forget_retain", mode="max_size_cycle"),
-    }
-    for name, class_path in METHOD_CLASSES.items():
-        hp = b1_hparams(bench, name)
-        trainer = _trainer(bench, name, hp["epochs"], [_checkpoint(bench, name), _save(bench, name), _report(bench, name)])
-        if hp.get("max_steps", -1) != -1:
-            trainer["max_steps"] = hp["max_steps"]
-        data = _data(spec, "forget_retain", mode=hp["mode"])
-        data["init_args"]["batch_size"] = hp["batch_size"]
-        if hp.get("retain_batch_size"):
-            data["init_args"]["retain_batch_size"] = hp["retain_batch_size"]
-        configs[name] = {
+    for folder, (scenario, request) in SCENARIOS.items():
+        prefix = f"{folder}/" if folder else ""
+        oracle = f"artifacts/{bench}/{prefix}retrain.pt"
+        configs[f"{prefix}retrain"] = {
             "seed_everything": 0,
-            "trainer": trainer,
+            "trainer": _trainer(bench, f"{prefix}retrain", epochs, [_checkpoint(bench, f"{prefix}retrain"), _save(bench, f"{prefix}retrain")])
+            | {"check_val_every_n_epoch": epochs},
             "model": {
                 "class_path": "lightning_unlearn.UnlearningModule",
                 "init_args": {
                     "model": spec["model"],
-                    "method": {"class_path": class_path, "init_args": dict(hp["method"])},
-                    "optimizer": _optimizer(hp["lr"]),
-                    "original": f"artifacts/{bench}/original.pt",
-                    "oracle": f"artifacts/{bench}/retrain.pt",
+                    "method": {"class_path": "lightning_unlearn.methods.Retrain", "init_args": {"seed": 0}},
+                    "optimizer": _optimizer(1e-3),
                 },
             },
-            "data": data,
+            "data": _data(spec, "forget_retain", mode="max_size_cycle", request=request),
         }
+        for name, class_path in METHOD_CLASSES.items():
+            run = f"{prefix}{name}"
+            hp = b1_hparams(bench, name, scenario)
+            trainer = _trainer(bench, run, hp["epochs"], [_checkpoint(bench, run), _save(bench, run), _report(bench, run)])
+            if hp.get("max_steps", -1) != -1:
+                trainer["max_steps"] = hp["max_steps"]
+            data = _data(spec, "forget_retain", mode=hp["mode"], request=request)
+            data["init_args"]["batch_size"] = hp["batch_size"]
+            if hp.get("retain_batch_size"):
+                data["init_args"]["retain_batch_size"] = hp["retain_batch_size"]
+            method_args = dict(hp["method"])
+            if "anchors" in inspect.signature(_resolve(class_path)).parameters:
+                method_args.setdefault("anchors", spec["anchors"])  # the dataset's built-in class descriptions
+            configs[run] = {
+                "seed_everything": 0,
+                "trainer": trainer,
+                "model": {
+                    "class_path": "lightning_unlearn.UnlearningModule",
+                    "init_args": {
+                        "model": spec["model"],
+                        "method": {"class_path": class_path, "init_args": method_args},
+                        "optimizer": _optimizer(hp["lr"]),
+                        "original": f"artifacts/{bench}/original.pt",
+                        "oracle": oracle,
+                    },
+                },
+                "data": data,
+            }
     return configs
+
+
+def _resolve(class_path: str) -> type:
+    module, _, name = class_path.rpartition(".")
+    return getattr(importlib.import_module(module), name)
 
 
 HEADER = {
     "original": "Step 1: train the original model on all training data (forget + retain).",
     "retrain": "Step 2: the oracle -- retrain from scratch on the retain set only (exact unlearning).",
+    "classwise/retrain": "Step 2 (class-wise): the oracle -- retrain from scratch without class 0 (exact unlearning).",
 }
 
 
@@ -189,6 +225,7 @@ def main() -> None:
         out = ROOT / bench
         out.mkdir(exist_ok=True)
         for name, config in build(bench).items():
+            (out / name).parent.mkdir(exist_ok=True)
             header = HEADER.get(name, f"Step 3: unlearn the original with {name}; then `lightning-unlearn test` with --ckpt_path.")
             text = (
                 f"# {bench} / {name} -- generated by configs/generate.py from benchmark B1's HPARAMS; edit those and re-run.\n"

@@ -29,6 +29,7 @@ _EXPORTS = {
     "SupervisedModule": "lightning_unlearn.training",
     "SaveWeights": "lightning_unlearn.training",
     "UnlearningReport": "lightning_unlearn.report.callback",
+    "ContinualUnlearner": "lightning_unlearn.continual.svd_lora",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

@@ -12,6 +12,7 @@ Adding a method:
    ``tests/methods/test_matrix.py`` picks it up automatically.
 """
 
+from lightning_unlearn.methods.adaprob import AdaProb, refine_probabilities
 from lightning_unlearn.methods.base import (
     METHODS,
     LossOutput,
@@ -28,14 +29,20 @@ from lightning_unlearn.methods.l1_sparse import L1Sparse
 from lightning_unlearn.methods.masks import ParameterMask, RegexMask, SaliencyMask
 from lightning_unlearn.methods.npo import NPO, npo_loss
 from lightning_unlearn.methods.random_label import RandomLabel
+from lightning_unlearn.methods.razor import RAZOR
 from lightning_unlearn.methods.retrain import Retrain
+from lightning_unlearn.methods.roka import ROKA
 from lightning_unlearn.methods.salun import SalUn
 from lightning_unlearn.methods.scrub import SCRUB
+from lightning_unlearn.methods.stake_the_points import StakeThePoints
 
 __all__ = [
     "METHODS",
     "NPO",
+    "RAZOR",
+    "ROKA",
     "SCRUB",
+    "AdaProb",
     "FineTune",
     "GradDiff",
     "GradientAscent",
@@ -49,8 +56,10 @@ __all__ = [
     "RetainLoss",
     "SaliencyMask",
     "SalUn",
+    "StakeThePoints",
     "StepContext",
     "UnlearningMethod",
     "npo_loss",
+    "refine_probabilities",
     "register_method",
 ]

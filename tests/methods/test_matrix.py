@@ -27,7 +27,17 @@ from ._toy import accuracy, blobs, mlp, pretrained, snapshot
 ALL_METHODS = METHODS.names()
 MASKABLE = [n for n in ALL_METHODS if "mask" in inspect.signature(METHODS.get(n)).parameters]
 #: Per-method settings for the toy problem (empty: the method's defaults).
-TOY_KWARGS: dict[str, dict[str, Any]] = {}
+TOY_KWARGS: dict[str, dict[str, Any]] = {
+    # contributions at the toy MLP's hidden layer (the default "penultimate" is SmallCNN/ViT's)
+    "roka": {"layer": "body"},
+    # 4 toy classes: random unit anchors instead of a description set; features at the MLP's hidden layer
+    "stake_the_points": {
+        "anchors": torch.nn.functional.normalize(torch.randn(4, 16, generator=torch.Generator().manual_seed(0)), dim=-1),
+        "layer": "body",
+        "calibration_steps": 50,
+        "proxy_eps": 3.0,  # the blobs are far apart: a wide radius for proxies that cross to other classes
+    },
+}
 KINDS = {
     # kind: (datamodule request, batch size, epochs)
     "class": ({"forget_class": 3}, 16, 5),
