@@ -122,6 +122,7 @@ HPARAMS: dict[str, dict[str, dict[str, dict[str, Any]]]] = {
             "salun": {"lr": 1e-5},  # 1.08 (no lr tried beat doing nothing)
             "scrub": {"lr": 3e-4, "method": {"max_epochs": 1}},  # 0.64
             "stake_the_points": {"lr": 3e-5},  # 1.13
+            "stake_the_points+retain": {"lr": 3e-5, "method": {"retain_loss": "nll"}},
             "adaprob": {"lr": 1e-4},  # 0.62
             "roka": {"lr": 3e-4},  # 1.06
             "razor": {"lr": 1e-3},  # 0.84
@@ -136,6 +137,7 @@ HPARAMS: dict[str, dict[str, dict[str, dict[str, Any]]]] = {
             "salun": {"lr": 3e-4, "epochs": 3},  # 2.14
             "scrub": {"lr": 1e-3, "epochs": 3, "method": {"max_epochs": 3}},  # 30.16
             "stake_the_points": {"lr": 1e-3, "epochs": 5},  # 4.08
+            "stake_the_points+retain": {"lr": 1e-3, "epochs": 5, "method": {"retain_loss": "nll"}},
             "adaprob": {"lr": 1e-3},  # 4.86
             "roka": {"lr": 1e-3, "epochs": 3},  # 8.52
             "razor": {"lr": 1e-3, "epochs": 3},  # 0.88
@@ -156,6 +158,10 @@ HPARAMS: dict[str, dict[str, dict[str, dict[str, Any]]]] = {
             "salun": {"lr": 3e-5, "epochs": 2, "retain_batch_size": 64},  # 1.03
             "scrub": {"lr": 3e-6, "method": {"max_epochs": 1}},  # 1.85 (every lr tried is above doing nothing)
             "razor": {"lr": 1e-3, "method": {"max_batches": 20}},  # 1.44
+            "stake_the_points": {"lr": 1e-5},  # 1.39 (retain-set-free)
+            "stake_the_points+retain": {"lr": 3e-5, "method": {"retain_loss": "nll"}},
+            "adaprob": {"lr": 1e-5},  # 1.50 (1e-4: 6.61; pseudo="uniform" 1e-4: 7.34)
+            "roka": {"lr": 1e-5},  # 1.53 (every lr tried is above doing nothing)
         },
         "class": {
             "ft": {"lr": 3e-3, "retain_batch_size": 256},  # 0.11
@@ -168,6 +174,7 @@ HPARAMS: dict[str, dict[str, dict[str, dict[str, Any]]]] = {
             "scrub": {"lr": 3e-4, "method": {"max_epochs": 1, "forget_weight": 0.1}},  # 9.67
             # the issue-4 methods; RAZOR scores its units on 20 forget/retain batches
             "stake_the_points": {"lr": 1e-4},  # 3.10 (retain-set-free)
+            "stake_the_points+retain": {"lr": 1e-4, "method": {"retain_loss": "nll"}},  # 1.15
             "adaprob": {"lr": 1e-3},  # 1.49
             "roka": {"lr": 3e-4},  # 4.30
             "razor": {"lr": 1e-3, "method": {"max_batches": 20}},  # 0.04
@@ -178,6 +185,9 @@ HPARAMS: dict[str, dict[str, dict[str, dict[str, Any]]]] = {
 # otherwise (tuned on the ViT's seed 0 with b1_tune.py --arch vit).
 HPARAMS["quick_vit"] = copy.deepcopy(HPARAMS["quick"])
 HPARAMS["full_vit"] = copy.deepcopy(HPARAMS["full"])
+# RAZOR on the ViT (do-nothing on seed 0: class 39.30, random 0.92); its units include single attention heads
+HPARAMS["full_vit"]["class"]["razor"] = {"lr": 3e-3, "method": {"max_batches": 20}}  # 3.68 (lr 1e-3: 28.99)
+HPARAMS["full_vit"]["random"]["razor"] = {"lr": 1e-3, "method": {"max_batches": 20}}  # 0.46
 
 METRIC_KEYS = ("UA", "RA", "TA", "MIA", "mia_auc", "forget_acc", "avg_gap", "knn_overlap", "class_sim_corr")
 ORIGINAL, ORACLE = "original", "retrain"
@@ -381,7 +391,7 @@ def structure_loader(loaders, seed: int):
 def build_method(name: str, kwargs: dict[str, Any], seed: int, dataset: str | None = None):
     from lightning_unlearn import METHODS
 
-    cls = METHODS.get(name)
+    cls = METHODS.get(method_name(name))
     kwargs = dict(kwargs)
     mask = kwargs.get("mask")
     if isinstance(mask, dict):  # JSON-able mask spec: {"saliency": {...SaliencyMask kwargs}} or {"regex": "pattern"}
@@ -533,10 +543,21 @@ def format_tables(payload: dict[str, Any]) -> str:
 # ----------------------------------------------------------------------------------------------------------
 
 
+#: Extra rows: a registered method run with a different configuration, named ``<method>+<variant>``
+#: (its settings are the HPARAMS entry of that name). Stake the Points is retain-set-free; "+retain" adds the
+#: optional retain term (cross-entropy on retain data).
+VARIANTS = ("stake_the_points+retain",)
+
+
+def method_name(row: str) -> str:
+    """The registered method behind a row name (``"stake_the_points+retain"`` -> ``"stake_the_points"``)."""
+    return row.split("+", 1)[0]
+
+
 def default_methods() -> list[str]:
     from lightning_unlearn import METHODS
 
-    return [m for m in METHODS.names() if m != "retrain"]
+    return [m for m in METHODS.names() if m != "retrain"] + [v for v in VARIANTS if method_name(v) in METHODS.names()]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -577,7 +598,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from lightning_unlearn import METHODS
 
     for m in methods:
-        METHODS.get(m)  # a clear error on a typo before anything trains
+        METHODS.get(method_name(m))  # a clear error on a typo before anything trains
     cache_dir = Path(args.cache_dir)
     out_path = Path(args.out) if args.out else _common.BENCH_DIR / "results" / f"b1_{scale}.json"
     log = (lambda *a, **k: None) if args.quiet else functools.partial(print, flush=True)

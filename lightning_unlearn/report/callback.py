@@ -26,14 +26,14 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities import rank_zero_only
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from torch import Tensor, nn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Subset
 from typing_extensions import override
 
 from lightning_unlearn._errors import check_choice
 from lightning_unlearn._weights import load_weights
 from lightning_unlearn.callbacks.evaluation import evaluate
 from lightning_unlearn.methods.base import UnlearningMethod, frozen_copy
-from lightning_unlearn.metrics import MIAAttack, loss_mia_auc
+from lightning_unlearn.metrics import MIAAttack, class_similarity_agreement, collect_features, knn_overlap, loss_mia_auc
 from lightning_unlearn.module import UnlearningModule
 from lightning_unlearn.report.schema import SCHEMA_VERSION, validate_report
 from lightning_unlearn.tasks.base import Task
@@ -110,6 +110,12 @@ class UnlearningReport(Callback):
         evaluate_original: Also evaluate the original model (one more pass over the evaluation data).
         max_curve_points: Keep at most this many points of the loss curve (longer runs are averaged
             into this many bins).
+        structure_layer: Feature layer for the structure metrics (``knn_overlap``, ``class_sim_corr``
+            against the oracle, on retained samples; :mod:`lightning_unlearn.metrics.structure`).
+            ``"auto"`` uses a submodule named ``penultimate`` when the model has one; ``None`` skips them.
+            Needs the oracle.
+        structure_samples: Retained samples (evenly spaced over the retain split) the structure
+            metrics use.
     """
 
     def __init__(
@@ -121,6 +127,8 @@ class UnlearningReport(Callback):
         mia_attack: MIAAttack = "logistic",
         evaluate_original: bool = True,
         max_curve_points: int = 2000,
+        structure_layer: str | None = "auto",
+        structure_samples: int = 2000,
     ) -> None:
         check_choice("mia_attack", mia_attack, _MIA_ATTACKS)
         if task is not None and not isinstance(task, Task):
@@ -137,6 +145,10 @@ class UnlearningReport(Callback):
         self.mia_attack = mia_attack
         self.evaluate_original = evaluate_original
         self.max_curve_points = max_curve_points
+        if isinstance(structure_samples, bool) or not isinstance(structure_samples, int) or structure_samples < 12:
+            raise ValueError(f"`structure_samples` should be an int >= 12, got {structure_samples!r}.")
+        self.structure_layer = structure_layer
+        self.structure_samples = structure_samples
         #: The last report written (``None`` before fit ends), and where it was written.
         self.report: dict[str, Any] | None = None
         self.json_path: Path | None = None
@@ -292,13 +304,21 @@ class UnlearningReport(Callback):
         losses: dict[str, tuple[Tensor, Tensor]] = {}
         nonmember = "holdout" if "holdout" in loaders else ("test" if "test" in loaders else None)
         previous_device = next(network.parameters()).device
+        layer = self._structure_layer(network) if models["oracle"] is not None and "retain" in loaders else None
+        structure = _structure_loader(loaders["retain"], self.structure_samples) if layer is not None else None
+        oracle_features: Tensor | None = None
         for name in ("oracle", "original", "unlearned"):  # the oracle first: the others' avg_gap needs its metrics
             model = network if name == "unlearned" else models[name]
             if model is None:
                 continue
             model.to(device)
             metrics[name] = evaluate(model, loaders, task, metrics["oracle"], self.mia_attack, device)
-            rounded[name] = {k: round(v, 6) for k, v in metrics[name].items()}
+            if structure is not None:
+                features, labels = collect_features(model, structure, layer, task)
+                if oracle_features is None:
+                    oracle_features = features
+                metrics[name].update(_structure(features, oracle_features, labels))
+            rounded[name] = {k: None if v is None else round(v, 6) for k, v in metrics[name].items()}
             if nonmember is not None and trainer.is_global_zero:
                 losses[name] = (_losses(model, loaders["forget"], task, device), _losses(model, loaders[nonmember], task, device))
             if model is not network:
@@ -346,6 +366,17 @@ class UnlearningReport(Callback):
             }
         )
 
+    def _structure_layer(self, network: nn.Module) -> str | None:
+        if self.structure_layer is None:
+            return None
+        names = dict(network.named_modules())
+        if self.structure_layer == "auto":
+            return "penultimate" if "penultimate" in names else None
+        if self.structure_layer not in names:
+            shown = [n for n in names if n][:20]
+            raise ValueError(f"`structure_layer` should name a submodule of the model, one of {shown}; got {self.structure_layer!r}.")
+        return self.structure_layer
+
     @rank_zero_only
     def _write(self, report: dict[str, Any]) -> None:
         from lightning_unlearn.report.html import write_html
@@ -373,6 +404,22 @@ def _with_state(network: nn.Module, state: dict[str, Tensor]) -> nn.Module:
     model = frozen_copy(network).cpu()
     model.load_state_dict(state)
     return model
+
+
+@torch.no_grad()
+def _structure_loader(retain: DataLoader, samples: int) -> DataLoader:
+    """``samples`` retained samples evenly spaced over the retain split, in a fixed order."""
+    dataset = retain.dataset
+    n = len(dataset)  # type: ignore[arg-type]
+    idx = torch.linspace(0, n - 1, min(samples, n)).round().long().unique().tolist()
+    return DataLoader(Subset(dataset, idx), batch_size=retain.batch_size or 256, shuffle=False, collate_fn=retain.collate_fn)
+
+
+def _structure(features: Tensor, oracle_features: Tensor, labels: Tensor) -> dict[str, float]:
+    """kNN overlap and class-similarity correlation with the oracle (NaN-free: ``None`` when undefined)."""
+    out: dict[str, Any] = {"knn_overlap": knn_overlap(features, oracle_features, k=min(10, len(labels) - 1))}
+    out["class_sim_corr"] = class_similarity_agreement(features, oracle_features, labels) if labels.unique().numel() >= 3 else None
+    return out
 
 
 @torch.no_grad()

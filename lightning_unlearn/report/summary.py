@@ -51,6 +51,16 @@ METRICS: dict[str, MetricInfo] = {
     "avg_gap": MetricInfo(
         "Average gap to oracle", "pp", "Mean absolute difference to the oracle over UA, RA, TA and MIA-efficacy; lower is better."
     ),
+    "knn_overlap": MetricInfo(
+        "Neighbourhood agreement with oracle",
+        "",
+        "Share of each retained sample's 10 nearest neighbours in feature space that the oracle's features share: 1 = same local structure.",
+    ),
+    "class_sim_corr": MetricInfo(
+        "Class-structure agreement with oracle",
+        "",
+        "Correlation between which classes are similar to which in this model's features and in the oracle's: 1 = same class geometry.",
+    ),
 }
 
 #: The three models a report compares, in table order.

@@ -176,6 +176,22 @@ def test_metrics_of_unlearned_original_and_oracle(run):
     assert "avg_gap" in metrics["unlearned"] and "avg_gap" in metrics["original"] and "avg_gap" not in metrics["oracle"]
 
 
+def test_structure_metrics_against_the_oracle(data, weights, tmp_path):
+    """With a feature layer (the toy MLP's hidden ReLU is ``"1"``) every model gets the structure metrics."""
+    result = unlearn(data, weights, tmp_path, callback=UnlearningReport(dirpath=tmp_path, structure_layer="1"))
+    metrics = json.loads((result["dir"] / "report.json").read_text())["metrics"]
+    assert metrics["oracle"]["knn_overlap"] == pytest.approx(1.0) and metrics["oracle"]["class_sim_corr"] == pytest.approx(1.0)
+    for name in ("unlearned", "original"):
+        assert 0.0 <= metrics[name]["knn_overlap"] < 1.0
+        assert -1.0 <= metrics[name]["class_sim_corr"] <= 1.0
+    assert "Neighbourhood agreement with oracle" in (result["dir"] / "report.html").read_text()
+
+
+def test_structure_metrics_are_skipped_without_a_feature_layer(run):
+    # "auto" looks for a submodule named `penultimate`; the toy MLP has none
+    assert all("knn_overlap" not in (m or {}) for m in run["json"]["metrics"].values())
+
+
 def test_mia_roc_curves_match_the_logged_auc(run):
     roc = run["json"]["mia_roc"]
     assert roc["members"] == "forget" and roc["nonmembers"] == "holdout"
@@ -319,6 +335,8 @@ def test_constructor_errors(tmp_path):
         UnlearningReport(oracle=str(tmp_path / "nope.pt"))
     with pytest.raises(TypeError, match="`task` should be a lightning_unlearn Task or None, got str"):
         UnlearningReport(task="classification")
+    with pytest.raises(ValueError, match="`structure_samples` should be an int >= 12, got 5"):
+        UnlearningReport(structure_samples=5)
 
 
 def test_needs_a_datamodule_with_eval_dataloaders(data, tmp_path):
