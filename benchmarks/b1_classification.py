@@ -379,13 +379,9 @@ STRUCTURE_LAYER, STRUCTURE_K, STRUCTURE_SAMPLES = "penultimate", 10, 2000
 
 def structure_loader(loaders, seed: int):
     """A fixed, seeded subset of :data:`STRUCTURE_SAMPLES` retained samples, in a fixed order."""
-    import torch
-    from torch.utils.data import DataLoader, Subset
+    from lightning_unlearn.metrics import structure_subset
 
-    retain = loaders["retain"].dataset
-    n = min(STRUCTURE_SAMPLES, len(retain))
-    idx = torch.randperm(len(retain), generator=torch.Generator().manual_seed(10_000 + seed))[:n].sort().values.tolist()
-    return DataLoader(Subset(retain, idx), batch_size=500, shuffle=False)
+    return structure_subset(loaders["retain"].dataset, STRUCTURE_SAMPLES, seed=10_000 + seed)
 
 
 def build_method(name: str, kwargs: dict[str, Any], seed: int, dataset: str | None = None):

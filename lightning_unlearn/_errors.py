@@ -28,13 +28,23 @@ def check_positive(name: str, value: float, *, allow_zero: bool = False) -> floa
     return value
 
 
-def check_fraction(name: str, value: float, *, inclusive_high: bool = True) -> float:
+def check_fraction(name: str, value: float, *, inclusive_high: bool = True, inclusive_low: bool = False) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"`{name}` should be a number, got {type(value).__name__} {value!r}.")
-    ok = 0 < value <= 1 if inclusive_high else 0 < value < 1
-    if not ok:
-        bound = "(0, 1]" if inclusive_high else "(0, 1)"
+    low_ok = value >= 0 if inclusive_low else value > 0
+    high_ok = value <= 1 if inclusive_high else value < 1
+    if not (low_ok and high_ok):
+        bound = ("[" if inclusive_low else "(") + "0, 1" + ("]" if inclusive_high else ")")
         raise ValueError(f"`{name}` should lie in {bound}, got {value!r}.")
+    return value
+
+
+def check_int(name: str, value: Any, *, minimum: int = 1, optional: bool = False) -> Any:
+    """Return ``value`` if it is an int (not a bool) ``>= minimum`` (or ``None`` when ``optional``)."""
+    if optional and value is None:
+        return value
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"`{name}` should be an int >= {minimum}{' or None' if optional else ''}, got {value!r}.")
     return value
 
 

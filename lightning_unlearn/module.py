@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from typing import Any
 
 import lightning.pytorch as pl
@@ -85,6 +86,12 @@ class UnlearningModule(pl.LightningModule):
         forget_loader = datamodule.forget_dataloader(shuffle=False) if hasattr(datamodule, "forget_dataloader") else None
         retain_loader = datamodule.retain_dataloader(shuffle=False) if hasattr(datamodule, "retain_dataloader") else None
         self.method.setup(self.model, self.task, forget_loader, retain_loader)
+        own = self.method.modules()
+        if own:
+            # Registered as a submodule so that DDP synchronises their gradients and Lightning moves them and
+            # applies the precision plugin, like the model's own layers (the weights are also saved twice in a
+            # checkpoint: here and in the method's state, which restores them when `setup` runs before loading).
+            self.method_modules = nn.ModuleDict(own)
         self._prepared = True
         if self._pending_method_state is not None:
             self.method.load_state_dict(self._pending_method_state)
@@ -136,6 +143,14 @@ class UnlearningModule(pl.LightningModule):
         self.log_dict({f"train/{k}": v for k, v in out.parts.items()}, prog_bar=False, batch_size=batch_size)
         self.log("loss", out.parts["loss"], prog_bar=True, logger=False, batch_size=batch_size)
         return out.loss
+
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False) -> Any:
+        """As ``nn.Module.load_state_dict``; the method's module weights (``method_modules.*``) are skipped while
+        the method is not set up (e.g. ``test`` from a checkpoint, or a fresh module): the checkpoint's method
+        state restores them when fit sets the method up."""
+        if "method_modules" not in self._modules:
+            state_dict = {k: v for k, v in state_dict.items() if not k.startswith("method_modules.")}
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         state = self.method.state_dict()

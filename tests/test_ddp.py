@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader, Subset
 from toys import accuracy, blobs, ddp_trainer, fit_plain, mlp
 
 from lightning_unlearn import ForgetRetainDataModule, Unlearn, UnlearningModule
-from lightning_unlearn.methods import NPO, GradDiff
+from lightning_unlearn.methods import NPO, GradDiff, StakeThePoints
 
 
 class UserClassifier(pl.LightningModule):
@@ -62,6 +62,8 @@ class RankRecorder(Callback):
             "forget_rows": torch.cat(self.forget_rows) if self.forget_rows else None,
             "world_size": trainer.world_size,
             "stream": None if unlearn is None else (unlearn.forget.world, unlearn.forget.rank, unlearn.steps, unlearn.phase_done),
+            # the method's own modules (e.g. Stake the Points' projector), which DDP does not wrap in callback mode
+            "method": None if unlearn is None else {k: v.detach().cpu().clone() for k, v in unlearn.method.state_dict().get("module/projector", {}).items()},
         }
         torch.save(record, self.folder / f"rank{trainer.global_rank}.pt")
 
@@ -148,3 +150,31 @@ def test_unlearn_callback_under_ddp_spawn(data, schedule, tmp_path):
     assert accuracy(module, data["forget"]) < 40
     assert accuracy(module, data["retain"]) > 90
 
+
+#: 4 toy classes: random unit anchors; features at the toy MLP's hidden ReLU
+ANCHORS = F.normalize(torch.randn(4, 16, generator=torch.Generator().manual_seed(0)), dim=-1)
+
+
+def test_method_modules_stay_in_sync_under_ddp_spawn(data, tmp_path):
+    """Stake the Points trains a projector beside the model: DDP must average its gradients too."""
+    model = mlp()
+    model.load_state_dict(data["pretrained"])
+    dm = ForgetRetainDataModule(data["train"], data["test"], forget_class=0, batch_size=10)
+    method = StakeThePoints(anchors=ANCHORS, layer="1", proxy_eps=3.0, calibration_steps=50)
+    module = UnlearningModule(model, method, optimizer=functools.partial(torch.optim.Adam, lr=1e-2))
+    ddp_trainer(max_epochs=2, callbacks=[RankRecorder(tmp_path)]).fit(module, datamodule=dm)
+    ranks = load_ranks(tmp_path)
+    assert any(k.startswith("method_modules.projector.") for k in ranks[0]["state"])
+    assert_same_state(ranks[0]["state"], ranks[1]["state"])  # the projector included
+
+
+def test_callback_method_modules_stay_in_sync_under_ddp_spawn(data, tmp_path):
+    net = mlp()
+    net.load_state_dict(data["pretrained"])
+    method = StakeThePoints(anchors=ANCHORS, layer="net.1", proxy_eps=3.0, calibration_steps=50)
+    unlearn = Unlearn(method, forget=data["forget"], batch_size=16, progress_bar=False)
+    ddp_trainer(max_epochs=2, callbacks=[unlearn, RankRecorder(tmp_path)]).fit(UserClassifier(net), DataLoader(data["retain"], batch_size=25))
+    ranks = load_ranks(tmp_path)
+    assert_same_state(ranks[0]["state"], ranks[1]["state"])
+    assert ranks[0]["method"] and ranks[0]["method"].keys() == {"weight", "bias"}
+    assert_same_state(ranks[0]["method"], ranks[1]["method"])

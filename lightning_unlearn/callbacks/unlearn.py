@@ -155,11 +155,18 @@ class Unlearn(Callback):
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.method.to(pl_module.device)
         own = self.method.parameters()
-        if own and self.schedule == "interleaved":
-            # The method's own modules (e.g. a projector) train with the user's optimizer, at its default lr.
-            # Added before Lightning restores optimizer states, so a resumed run finds the same groups.
-            for optimizer in trainer.optimizers:
-                optimizer.add_param_group({"params": own})
+        if own and self.schedule == "interleaved" and trainer.optimizers:
+            # The method's own modules (e.g. a projector) train with the user's (first) optimizer, at its default
+            # lr. Added before Lightning restores optimizer states, so a resumed run finds the same groups; an lr
+            # scheduler of that optimizer learns the new group's base lr.
+            optimizer = trainer.optimizers[0]
+            optimizer.add_param_group({"params": own})
+            group = optimizer.param_groups[-1]
+            group.setdefault("initial_lr", group["lr"])
+            for config in trainer.lr_scheduler_configs:
+                scheduler = config.scheduler
+                if getattr(scheduler, "optimizer", None) is optimizer and isinstance(getattr(scheduler, "base_lrs", None), list):
+                    scheduler.base_lrs.append(group["initial_lr"])
 
     @override
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -174,6 +181,8 @@ class Unlearn(Callback):
     @override
     def on_before_optimizer_step(self, trainer: pl.Trainer, pl_module: pl.LightningModule, optimizer: torch.optim.Optimizer) -> None:
         if self.schedule == "interleaved" and self._active(trainer):
+            # DDP averages the module's gradients; the method's own modules are not part of it
+            _average_gradients(self.method.parameters(), trainer.world_size)
             self.method.before_optimizer_step(pl_module)
 
     # ------------------------------------------------------------------ interleaved
@@ -268,11 +277,7 @@ class Unlearn(Callback):
                     out = self.method.loss(ctx)
                 optimizer.zero_grad(set_to_none=True)
                 (scaler.scale(out.loss) if scaler is not None else out.loss).backward()
-                if world > 1 and dist.is_available() and dist.is_initialized():
-                    for p in params:
-                        if p.grad is not None:
-                            dist.all_reduce(p.grad, op=dist.ReduceOp.SUM)
-                            p.grad.div_(world)
+                _average_gradients(params + self.method.parameters(), world)
                 if scaler is not None:
                     scaler.unscale_(optimizer)
                 self.method.before_optimizer_step(pl_module)
@@ -317,3 +322,13 @@ class Unlearn(Callback):
             self.forget.load_state_dict(state_dict["forget"])
         if self.retain is not None and "retain" in state_dict:
             self.retain.load_state_dict(state_dict["retain"])
+
+
+def _average_gradients(params: list[Tensor], world: int) -> None:
+    """All-reduce (mean) the gradients of ``params`` across DDP ranks; a no-op in one process."""
+    if world <= 1 or not (dist.is_available() and dist.is_initialized()):
+        return
+    for p in params:
+        if p.grad is not None:
+            dist.all_reduce(p.grad, op=dist.ReduceOp.SUM)
+            p.grad.div_(world)

@@ -9,7 +9,7 @@ Strategies (:data:`STRATEGIES`):
 
 ``"orthogonal"`` — *Orthogonal Subspace Projection* (SVD-LoRA), after "continual unlearning with
     orthogonal SVD-LoRA", arXiv 2604.12526. **The paper publishes no code; this is a reconstruction
-    from its description (METHODS.md §5), not the authors' implementation.** After request t, for
+    from the paper's abstract-level description, not the authors' implementation.** After request t, for
     every adapted layer, the accumulated update ``Σ_{s≤t} ΔW_s = U S Vᵀ`` is decomposed and the
     smallest number k of singular directions whose energy ``Σ_{i<k} S_i² / Σ_i S_i²`` reaches
     ``energy`` is kept as the protected subspace ``(U_k, V_k)``. During request t+1, B's columns are
@@ -56,7 +56,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
-from lightning_unlearn._errors import check_choice, check_fraction, check_positive, missing_extra
+from lightning_unlearn._errors import check_choice, check_fraction, check_int, check_positive, missing_extra
 from lightning_unlearn.continual._batches import BatchStream
 from lightning_unlearn.methods import METHODS, StepContext, UnlearningMethod
 from lightning_unlearn.tasks import ClassificationTask
@@ -146,13 +146,6 @@ def lora_delta(lora_a: Tensor, lora_b: Tensor, scaling: float, weight_shape: Seq
 # --------------------------------------------------------------------------------------------------
 
 
-def _check_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"`{name}` should be an int, got {type(value).__name__} {value!r}.")
-    check_positive(name, value)
-    return value
-
-
 def _import_peft() -> Any:
     try:
         import peft
@@ -220,7 +213,7 @@ class ContinualUnlearner:
         if not isinstance(model, nn.Module):
             raise TypeError(f"`model` should be a torch.nn.Module, got {type(model).__name__}.")
         check_choice("strategy", strategy, STRATEGIES)
-        _check_int("rank", rank)
+        check_int("rank", rank)
         if alpha is not None:
             check_positive("alpha", alpha)
         check_fraction("energy", energy)
@@ -230,10 +223,10 @@ class ContinualUnlearner:
         if method_kwargs is not None and not isinstance(method_kwargs, dict):
             raise TypeError(f"`method_kwargs` should be a dict or None, got {type(method_kwargs).__name__}.")
         check_positive("lr", lr)
-        _check_int("steps_per_request", steps_per_request)
-        _check_int("batch_size", batch_size)
+        check_int("steps_per_request", steps_per_request)
+        check_int("batch_size", batch_size)
         if retain_batch_size is not None:
-            _check_int("retain_batch_size", retain_batch_size)
+            check_int("retain_batch_size", retain_batch_size)
         check_choice("optimizer", optimizer, _OPTIMIZERS)
         if max_grad_norm is not None:
             check_positive("max_grad_norm", max_grad_norm)
@@ -352,7 +345,7 @@ class ContinualUnlearner:
             retain: Samples to keep (for the method's retain term); ``None`` for a retain-free method.
             steps: Optimizer steps for this request (default ``steps_per_request``).
         """
-        steps = self.steps_per_request if steps is None else _check_int("steps", steps)
+        steps = self.steps_per_request if steps is None else check_int("steps", steps)
         t = len(self.history)
         req_seed = self.seed * 1_000_003 + t
         forget_stream = BatchStream(forget, self.batch_size, req_seed, self.device)

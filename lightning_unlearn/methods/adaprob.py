@@ -10,7 +10,7 @@ import torch
 from lightning.fabric.utilities.apply_func import move_data_to_device
 from torch import Tensor, nn
 
-from lightning_unlearn._errors import check_choice, check_positive
+from lightning_unlearn._errors import check_choice, check_int, check_positive
 from lightning_unlearn.methods.base import RetainLoss, StepContext, UnlearningMethod, register_method
 from lightning_unlearn.methods.masks import ParameterMask
 from lightning_unlearn.tasks.base import Task
@@ -248,9 +248,8 @@ class AdaProb(UnlearningMethod):
         check_choice("pseudo", pseudo, _PSEUDO)
         check_choice("marginal", marginal, _MARGINALS)
         check_positive("retain_row_weight", retain_row_weight)
-        for name, value in (("num_iter", num_iter), ("num_newton", num_newton)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"`{name}` should be an int >= 1, got {value!r}.")
+        check_int("num_iter", num_iter)
+        check_int("num_newton", num_newton)
         check_positive("tol", tol)
         super().__init__(forget_weight=forget_weight, retain_weight=retain_weight, retain_loss=retain_loss, mask=mask, seed=seed)
         self.pseudo = pseudo

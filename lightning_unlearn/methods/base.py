@@ -18,6 +18,7 @@ composed (masks, the retain objective, the reference).
 from __future__ import annotations
 
 import copy
+import inspect
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
@@ -161,7 +162,10 @@ class UnlearningMethod:
         """
         if self.needs_reference or self.retain_loss_kind == "kl":
             self.reference = frozen_copy(model)
-        self.prepare(model, task, forget_loader, retain_loader)
+        if "retain_loader" in inspect.signature(self.prepare).parameters:
+            self.prepare(model, task, forget_loader, retain_loader=retain_loader)
+        else:  # a subclass written before `prepare` took the retain loader
+            self.prepare(model, task, forget_loader)
         if self.mask is not None:
             self._masks = self.mask.build(model, task, forget_loader)
 

@@ -12,7 +12,7 @@ import torch.distributed as dist
 from lightning.fabric.utilities.apply_func import move_data_to_device
 from torch import Tensor, nn
 
-from lightning_unlearn._errors import check_fraction, check_positive
+from lightning_unlearn._errors import check_fraction, check_int, check_positive
 from lightning_unlearn.methods.base import LossOutput, RetainLoss, StepContext, UnlearningMethod, register_method
 from lightning_unlearn.tasks.base import Task
 
@@ -192,20 +192,6 @@ def unit_scores(
     return scores
 
 
-def _check_optional_int(name: str, value: int | None, minimum: int) -> None:
-    if value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"`{name}` should be an int >= {minimum} or None, got {value!r}.")
-
-
-def _check_unit_interval(name: str, value: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"`{name}` should be a number, got {type(value).__name__} {value!r}.")
-    if not 0 <= value <= 1:
-        raise ValueError(f"`{name}` should lie in [0, 1], got {value!r}.")
-
-
 def _all_ranks_mean(values: Tensor) -> Tensor:
     """Average over DDP ranks, so that every rank takes the same edit-set decision."""
     if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
@@ -298,20 +284,19 @@ class RAZOR(UnlearningMethod):
         retain_loss: RetainLoss = "nll",
     ) -> None:
         check_fraction("top_fraction", top_fraction)
-        _check_optional_int("top_k", top_k, 1)
+        check_int("top_k", top_k, minimum=1, optional=True)
         if threshold is not None:
             check_positive("threshold", threshold, allow_zero=True)
         if top_k is not None and threshold is not None:
             raise ValueError(f"Give either `top_k` or `threshold`, not both; got top_k={top_k!r} and threshold={threshold!r}.")
-        _check_unit_interval("alpha", alpha)
+        check_fraction("alpha", alpha, inclusive_low=True)
         check_fraction("rho", rho)
         check_positive("mismatch_weight", mismatch_weight, allow_zero=True)
-        _check_unit_interval("target_forget_acc", target_forget_acc)
-        if isinstance(max_rounds, bool) or not isinstance(max_rounds, int) or max_rounds < 0:
-            raise ValueError(f"`max_rounds` should be an int >= 0, got {max_rounds!r}.")
-        _check_optional_int("num_heads", num_heads, 1)
+        check_fraction("target_forget_acc", target_forget_acc, inclusive_low=True)
+        check_int("max_rounds", max_rounds, minimum=0)
+        check_int("num_heads", num_heads, minimum=1, optional=True)
         check_positive("eps", eps)
-        _check_optional_int("max_batches", max_batches, 1)
+        check_int("max_batches", max_batches, minimum=1, optional=True)
         super().__init__(forget_weight=forget_weight, retain_weight=retain_weight, retain_loss=retain_loss)
         self.top_fraction = float(top_fraction)
         self.top_k = top_k

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from lightning.fabric.utilities.apply_func import move_data_to_device
 from torch import Tensor, nn
 
-from lightning_unlearn._errors import check_choice, check_positive
+from lightning_unlearn._errors import check_choice, check_int, check_positive
 from lightning_unlearn.methods.base import RetainLoss, StepContext, UnlearningMethod, register_method
 from lightning_unlearn.methods.masks import ParameterMask
 from lightning_unlearn.tasks.base import Task, _find_module
@@ -146,10 +146,8 @@ class ROKA(UnlearningMethod):
             raise ValueError(f"`layer` should name a submodule of the model (e.g. 'penultimate'), got {layer!r}.")
         check_choice("variant", variant, _VARIANTS)
         check_positive("alpha", alpha, allow_zero=True)
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            raise ValueError(f"`k` should be an int >= 1, got {k!r}.")
-        if num_forget is not None and (isinstance(num_forget, bool) or not isinstance(num_forget, int) or num_forget < 1):
-            raise ValueError(f"`num_forget` should be an int >= 1 or None (the whole forget batch), got {num_forget!r}.")
+        check_int("k", k)
+        check_int("num_forget", num_forget, optional=True)  # None: the whole forget batch
         check_choice("selection", selection, _SELECTIONS)
         super().__init__(forget_weight=forget_weight, retain_weight=retain_weight, retain_loss=retain_loss, mask=mask, seed=seed)
         self.layer = layer

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from lightning.fabric.utilities.apply_func import move_data_to_device
 from torch import Tensor, nn
 
-from lightning_unlearn._errors import check_fraction, check_positive
+from lightning_unlearn._errors import check_fraction, check_int, check_positive
 from lightning_unlearn.methods.base import RetainLoss, StepContext, UnlearningMethod, register_method
 from lightning_unlearn.tasks.base import Task, capture_features
 
@@ -97,13 +97,10 @@ class StakeThePoints(UnlearningMethod):
             check_positive(name, value, allow_zero=True)
         check_positive("temperature", temperature)
         check_positive("proxy_eps", proxy_eps, allow_zero=True)
-        for name, value in (("proxy_steps", proxy_steps), ("calibration_steps", calibration_steps), ("calibration_batches", calibration_batches)):
-            if not isinstance(value, int) or value < (0 if name == "proxy_steps" else 1):
-                raise ValueError(f"`{name}` should be an int >= {0 if name == 'proxy_steps' else 1}, got {value!r}.")
-        if importance_momentum != 0:
-            check_fraction("importance_momentum", importance_momentum)
-        if importance_momentum >= 1:
-            raise ValueError(f"`importance_momentum` should be in [0, 1), got {importance_momentum!r}.")
+        check_int("proxy_steps", proxy_steps, minimum=0)
+        check_int("calibration_steps", calibration_steps)
+        check_int("calibration_batches", calibration_batches)
+        check_fraction("importance_momentum", importance_momentum, inclusive_low=True, inclusive_high=False)
         self.anchors = anchors if isinstance(anchors, str) else "<tensor>"
         self._anchor_spec = anchors
         self.layer = layer
@@ -188,7 +185,9 @@ class StakeThePoints(UnlearningMethod):
     def _similarity(self, projector: nn.Module, features: Tensor) -> Tensor:
         """``S = norm(p(V)) Aᵀ``: cosine similarity of each projected sample to each class anchor."""
         assert self._anchors is not None
-        return F.normalize(projector(features), dim=-1) @ self._anchors.T
+        weight = next(projector.parameters())
+        z = F.normalize(projector(features.to(weight.dtype)), dim=-1)
+        return z @ self._anchors.to(z.dtype).T
 
     def proxies(self, task: Task, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
         """Adversarial proxy retain samples: targeted L∞ PGD on θ₀ toward its runner-up class."""
@@ -290,6 +289,6 @@ class StakeThePoints(UnlearningMethod):
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
         if "importance" in state:
-            self._importance = {k: v.clone() for k, v in state["importance"].items()}
+            self._importance = {k: v.to(self._importance[k].device if k in self._importance else v.device).clone() for k, v in state["importance"].items()}
         if "projector_ori" in state and self._projector_ori is not None:
             self._projector_ori.load_state_dict(state["projector_ori"])

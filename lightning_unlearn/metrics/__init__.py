@@ -22,6 +22,8 @@ from lightning_unlearn.metrics.structure import (
     collect_features,
     knn_overlap,
     structure_agreement,
+    structure_scores,
+    structure_subset,
 )
 
 __all__ = [
@@ -41,4 +43,6 @@ __all__ = [
     "mia_efficacy",
     "split_accuracy",
     "structure_agreement",
+    "structure_scores",
+    "structure_subset",
 ]

@@ -18,11 +18,13 @@ architectures can be compared.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from lightning.fabric.utilities.apply_func import move_data_to_device
 from torch import Tensor, nn
+from torch.utils.data import DataLoader, Subset
 
 from lightning_unlearn.tasks.base import Task, capture_features
 
@@ -101,6 +103,25 @@ def collect_features(model: nn.Module, loader: Iterable, layer: str, task: Task 
     return torch.cat(feats), torch.cat(labels)
 
 
+def structure_subset(dataset: Any, samples: int = 2000, seed: int = 0, batch_size: int = 500, collate_fn: Any = None) -> DataLoader:
+    """A loader over a fixed seeded random subset of ``samples`` items of ``dataset``, in index order.
+
+    The subset the unlearning report and benchmark B1 compare structure on (seed ``s`` always picks the
+    same samples, so reruns and different methods are compared on the same points).
+    """
+    n = min(samples, len(dataset))
+    idx = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))[:n].sort().values.tolist()
+    return DataLoader(Subset(dataset, idx), batch_size=batch_size, shuffle=False, collate_fn=collate_fn)
+
+
+def structure_scores(features: Tensor, reference_features: Tensor, labels: Tensor, k: int = 10) -> dict[str, float | None]:
+    """``{"knn_overlap", "class_sim_corr"}`` from features already collected (``None`` where undefined:
+    fewer than 3 classes among the samples)."""
+    out: dict[str, float | None] = {"knn_overlap": knn_overlap(features, reference_features, k=min(k, len(labels) - 1))}
+    out["class_sim_corr"] = class_similarity_agreement(features, reference_features, labels) if labels.unique().numel() >= 3 else None
+    return out
+
+
 def structure_agreement(
     model: nn.Module, reference: nn.Module, loader: Iterable, layer: str = "penultimate", k: int = 10, task: Task | None = None
 ) -> dict[str, float]:
@@ -117,4 +138,4 @@ def structure_agreement(
     fb, labels_b = collect_features(reference, loader, layer, task)
     if not torch.equal(labels, labels_b):
         raise ValueError("`loader` must yield the same samples in the same order on every pass (use shuffle=False).")
-    return {"knn_overlap": knn_overlap(fa, fb, k), "class_sim_corr": class_similarity_agreement(fa, fb, labels)}
+    return structure_scores(fa, fb, labels, k)  # type: ignore[return-value]

@@ -26,14 +26,14 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities import rank_zero_only
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Subset
+from torch.utils.data import DataLoader
 from typing_extensions import override
 
-from lightning_unlearn._errors import check_choice
+from lightning_unlearn._errors import check_choice, check_int
 from lightning_unlearn._weights import load_weights
 from lightning_unlearn.callbacks.evaluation import evaluate
 from lightning_unlearn.methods.base import UnlearningMethod, frozen_copy
-from lightning_unlearn.metrics import MIAAttack, class_similarity_agreement, collect_features, knn_overlap, loss_mia_auc
+from lightning_unlearn.metrics import MIAAttack, collect_features, loss_mia_auc, structure_scores, structure_subset
 from lightning_unlearn.module import UnlearningModule
 from lightning_unlearn.report.schema import SCHEMA_VERSION, validate_report
 from lightning_unlearn.tasks.base import Task
@@ -114,8 +114,8 @@ class UnlearningReport(Callback):
             against the oracle, on retained samples; :mod:`lightning_unlearn.metrics.structure`).
             ``"auto"`` uses a submodule named ``penultimate`` when the model has one; ``None`` skips them.
             Needs the oracle.
-        structure_samples: Retained samples (evenly spaced over the retain split) the structure
-            metrics use.
+        structure_samples: Retained samples (a fixed seeded subset of the retain split,
+            :func:`~lightning_unlearn.metrics.structure_subset`) the structure metrics use.
     """
 
     def __init__(
@@ -133,8 +133,7 @@ class UnlearningReport(Callback):
         check_choice("mia_attack", mia_attack, _MIA_ATTACKS)
         if task is not None and not isinstance(task, Task):
             raise TypeError(f"`task` should be a lightning_unlearn Task or None, got {type(task).__name__}.")
-        if isinstance(max_curve_points, bool) or not isinstance(max_curve_points, int) or max_curve_points < 2:
-            raise ValueError(f"`max_curve_points` should be an int >= 2, got {max_curve_points!r}.")
+        check_int("max_curve_points", max_curve_points, minimum=2)
         for name, path in (("original", original), ("oracle", oracle)):
             if path is not None and not Path(path).is_file():
                 raise FileNotFoundError(f"`{name}` weights file {str(path)!r} does not exist.")
@@ -145,8 +144,7 @@ class UnlearningReport(Callback):
         self.mia_attack = mia_attack
         self.evaluate_original = evaluate_original
         self.max_curve_points = max_curve_points
-        if isinstance(structure_samples, bool) or not isinstance(structure_samples, int) or structure_samples < 12:
-            raise ValueError(f"`structure_samples` should be an int >= 12, got {structure_samples!r}.")
+        check_int("structure_samples", structure_samples, minimum=12)
         self.structure_layer = structure_layer
         self.structure_samples = structure_samples
         #: The last report written (``None`` before fit ends), and where it was written.
@@ -304,8 +302,13 @@ class UnlearningReport(Callback):
         losses: dict[str, tuple[Tensor, Tensor]] = {}
         nonmember = "holdout" if "holdout" in loaders else ("test" if "test" in loaders else None)
         previous_device = next(network.parameters()).device
-        layer = self._structure_layer(network) if models["oracle"] is not None and "retain" in loaders else None
-        structure = _structure_loader(loaders["retain"], self.structure_samples) if layer is not None else None
+        layer = self._structure_layer(network) if models["oracle"] is not None else None
+        retain = loaders.get("retain")
+        structure = (
+            structure_subset(retain.dataset, self.structure_samples, batch_size=retain.batch_size or 256, collate_fn=retain.collate_fn)
+            if layer is not None and retain is not None
+            else None
+        )
         oracle_features: Tensor | None = None
         for name in ("oracle", "original", "unlearned"):  # the oracle first: the others' avg_gap needs its metrics
             model = network if name == "unlearned" else models[name]
@@ -317,7 +320,7 @@ class UnlearningReport(Callback):
                 features, labels = collect_features(model, structure, layer, task)
                 if oracle_features is None:
                     oracle_features = features
-                metrics[name].update(_structure(features, oracle_features, labels))
+                metrics[name].update(structure_scores(features, oracle_features, labels))
             rounded[name] = {k: None if v is None else round(v, 6) for k, v in metrics[name].items()}
             if nonmember is not None and trainer.is_global_zero:
                 losses[name] = (_losses(model, loaders["forget"], task, device), _losses(model, loaders[nonmember], task, device))
@@ -407,21 +410,6 @@ def _with_state(network: nn.Module, state: dict[str, Tensor]) -> nn.Module:
 
 
 @torch.no_grad()
-def _structure_loader(retain: DataLoader, samples: int) -> DataLoader:
-    """``samples`` retained samples evenly spaced over the retain split, in a fixed order."""
-    dataset = retain.dataset
-    n = len(dataset)  # type: ignore[arg-type]
-    idx = torch.linspace(0, n - 1, min(samples, n)).round().long().unique().tolist()
-    return DataLoader(Subset(dataset, idx), batch_size=retain.batch_size or 256, shuffle=False, collate_fn=retain.collate_fn)
-
-
-def _structure(features: Tensor, oracle_features: Tensor, labels: Tensor) -> dict[str, float]:
-    """kNN overlap and class-similarity correlation with the oracle (NaN-free: ``None`` when undefined)."""
-    out: dict[str, Any] = {"knn_overlap": knn_overlap(features, oracle_features, k=min(10, len(labels) - 1))}
-    out["class_sim_corr"] = class_similarity_agreement(features, oracle_features, labels) if labels.unique().numel() >= 3 else None
-    return out
-
-
 @torch.no_grad()
 def _losses(model: nn.Module, loader: DataLoader, task: Task, device: torch.device) -> Tensor:
     was_training = model.training

@@ -221,7 +221,7 @@ def test_non_targeted_picks_by_cosine_to_the_centroid():
         ({"variant": "untargeted"}, ValueError, r"`variant` should be one of \['non_targeted', 'targeted'\], got 'untargeted'"),
         ({"alpha": -1}, ValueError, "`alpha` should be >= 0, got -1"),
         ({"k": 0}, ValueError, "`k` should be an int >= 1, got 0"),
-        ({"num_forget": 0}, ValueError, r"`num_forget` should be an int >= 1 or None \(the whole forget batch\), got 0"),
+        ({"num_forget": 0}, ValueError, r"`num_forget` should be an int >= 1 or None, got 0"),
         ({"selection": "best"}, ValueError, r"`selection` should be one of \['sample', 'top'\], got 'best'"),
         ({"layer": ""}, ValueError, "`layer` should name a submodule of the model"),
         ({"retain_loss": "NLL"}, ValueError, r"`retain_loss` should be one of \['kl', 'nll', 'none'\], got 'NLL'"),

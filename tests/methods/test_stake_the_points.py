@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from lightning.pytorch.callbacks import ModelCheckpoint
 from toys import make_trainer
 
-from lightning_unlearn import ForgetRetainDataModule, Unlearn, UnlearningModule
+from lightning_unlearn import ForgetRetainDataModule, UnlearningModule
 from lightning_unlearn.methods import StakeThePoints
 from lightning_unlearn.tasks import ClassificationTask
 from lightning_unlearn.tasks.base import capture_features
@@ -52,6 +52,25 @@ def test_calibrated_projector_classifies_by_anchor_similarity():
     torch.testing.assert_close(m.projector.weight, m._projector_ori.weight)  # p_ω starts as p₀
 
 
+def _independent_structure_terms(m: StakeThePoints, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
+    """L_ret and L_align recomputed from the paper's formulas with plain torch (proxies are deterministic PGD)."""
+    task = ClassificationTask()
+    x_adv, y_adv = m.proxies(task, x, y)
+    crossed = y_adv != y
+    with capture_features(model, "body") as store:
+        model(x_adv[crossed])
+    v_unl = store["out"]
+    with torch.no_grad(), capture_features(m.reference, "body") as ref_store:
+        m.reference(x_adv[crossed])
+    a = m._anchors
+    s_unl = F.normalize(m.projector(v_unl), dim=-1) @ a.T
+    s_ori = F.normalize(m._projector_ori(ref_store["out"]), dim=-1) @ a.T
+    return {
+        "proxy": F.cross_entropy(s_unl / m.temperature, y_adv[crossed]),
+        "align": -(s_ori * s_unl).sum(1).div(s_ori.norm(dim=1) * s_unl.norm(dim=1)).mean(),
+    }
+
+
 def test_first_step_terms_match_their_closed_forms():
     m, model = prepared()
     x, y = batch(8, label=3)
@@ -63,7 +82,23 @@ def test_first_step_terms_match_their_closed_forms():
     logits = model(x)
     expected_delete = -(F.cross_entropy(logits, y, reduction="none") * (logits.argmax(1) == y)).sum() / len(y)
     assert t["delete"] == pytest.approx(float(expected_delete), rel=1e-5)
+    independent = _independent_structure_terms(m, model, x, y)
+    assert t["proxy"] == pytest.approx(float(independent["proxy"]), rel=1e-5)
+    assert t["proxy"] > 0
     assert float(out.loss) == pytest.approx(t["delete"] + t["proxy"] + t["align"] + t["reg"], rel=1e-5)
+
+
+def test_structure_terms_after_drift_match_their_closed_forms():
+    m, model = prepared()
+    perturbed(model)
+    with torch.no_grad():
+        m.projector.weight.add_(0.1)
+    x, y = batch(8, label=3)
+    m.loss(context(m, model, forget=(x, y)))
+    independent = _independent_structure_terms(m, model, x, y)
+    assert m.last_terms["align"] == pytest.approx(float(independent["align"]), rel=1e-5)
+    assert m.last_terms["align"] > -0.999  # the structures no longer coincide
+    assert m.last_terms["proxy"] == pytest.approx(float(independent["proxy"]), rel=1e-5)
 
 
 def test_delete_term_ignores_forgotten_samples_only_when_asked():
@@ -82,14 +117,30 @@ def test_importance_penalty_is_the_weighted_drift_from_the_original():
     m, model = prepared(importance_momentum=0.0)
     perturbed(model)
     x, y = batch(8, label=3)
-    c = context(m, model, forget=(x, y))
-    m.loss(c)
+    m.loss(context(m, model, forget=(x, y)))
+    # with momentum 0 the importance is exactly |∂L_align/∂ψ| at this step, computed here independently
+    params = dict(model.named_parameters())
+    grads = torch.autograd.grad(_independent_structure_terms(m, model, x, y)["align"], list(params.values()), allow_unused=True)
     reference = dict(m.reference.named_parameters())
-    # with momentum 0 the importance is exactly this step's |∂L_align/∂ψ|
-    penalty = sum(0.5 * (m._importance[n] * (p - reference[n]) ** 2).sum() for n, p in model.named_parameters())
-    assert m.last_terms["reg"] == pytest.approx(float(penalty), rel=1e-5)
+    penalty = 0.0
+    for (name, p), g in zip(params.items(), grads):
+        g = torch.zeros_like(p) if g is None else g  # the head does not reach the features
+        torch.testing.assert_close(m._importance[name], g.abs(), rtol=1e-4, atol=1e-7, msg=name)
+        penalty += float(0.5 * (g.abs() * (p - reference[name]) ** 2).sum())
+    assert m.last_terms["reg"] == pytest.approx(penalty, rel=1e-4)
     assert m.last_terms["reg"] > 0
-    assert any(v.abs().sum() > 0 for v in m._importance.values())
+
+
+def test_importance_is_a_running_average():
+    m, model = prepared(importance_momentum=0.5)
+    perturbed(model)
+    x, y = batch(8, label=3)
+    m.loss(context(m, model, forget=(x, y)))
+    first = {k: v.clone() for k, v in m._importance.items()}
+    m.loss(context(m, model, forget=(x, y)))  # same batch and weights: the same gradient again
+    for name, value in first.items():
+        # I₁ = 0.5·0 + 0.5·g, I₂ = 0.5·I₁ + 0.5·g = 1.5·I₁
+        torch.testing.assert_close(m._importance[name], 1.5 * value, rtol=1e-5, atol=1e-8, msg=name)
 
 
 def test_anchor_count_must_match_the_classes():
@@ -132,20 +183,35 @@ def test_module_forgets_and_trains_the_projector(retain_loss):
 
 
 def test_module_resume_restores_the_projector_and_importance(tmp_path):
-    def run(max_epochs: int, **fit_kwargs) -> tuple[StakeThePoints, torch.nn.Module]:
+    def run(max_epochs: int, folder, **fit_kwargs) -> tuple[StakeThePoints, torch.nn.Module]:
         model, m = pretrained(), method()
         module = UnlearningModule(model, m, optimizer=functools.partial(torch.optim.Adam, lr=1e-2))
         dm = ForgetRetainDataModule(blobs(), batch_size=16, forget_class=3, seed=0)
-        make_trainer(max_epochs=max_epochs, enable_checkpointing=True, callbacks=[ModelCheckpoint(dirpath=tmp_path, save_last=True)]).fit(
-            module, datamodule=dm, **fit_kwargs
-        )
+        checkpoint = ModelCheckpoint(dirpath=folder, save_last=True)
+        make_trainer(max_epochs=max_epochs, enable_checkpointing=True, callbacks=[checkpoint]).fit(module, datamodule=dm, **fit_kwargs)
         return m, model
 
-    full, full_model = run(3)
-    run(1)
-    resumed, resumed_model = run(3, ckpt_path=tmp_path / "last.ckpt")
+    full, full_model = run(3, tmp_path / "full")
+    first, _ = run(1, tmp_path / "first")
+    assert not torch.equal(first.projector.weight, full.projector.weight)  # one epoch is not three
+    resumed, resumed_model = run(3, tmp_path / "resumed", ckpt_path=tmp_path / "first" / "last.ckpt")
     for name, value in snapshot(full_model).items():
         torch.testing.assert_close(snapshot(resumed_model)[name], value, msg=name)
     torch.testing.assert_close(resumed.projector.weight, full.projector.weight)
     for name, value in full._importance.items():
         torch.testing.assert_close(resumed._importance[name], value, msg=name)
+
+
+def test_test_from_a_checkpoint_without_the_methods_setup(tmp_path):
+    """`trainer.test(ckpt_path=...)` never sets the method up; the projector's weights in the file are skipped."""
+    model, m = pretrained(), method()
+    module = UnlearningModule(model, m, optimizer=functools.partial(torch.optim.Adam, lr=1e-2))
+    dm = ForgetRetainDataModule(blobs(), blobs(10, seed=3), batch_size=16, forget_class=3, seed=0)
+    make_trainer(max_epochs=1, enable_checkpointing=True, callbacks=[ModelCheckpoint(dirpath=tmp_path, save_last=True)]).fit(module, datamodule=dm)
+    assert any(k.startswith("method_modules.projector") for k in torch.load(tmp_path / "last.ckpt", weights_only=True)["state_dict"])
+    fresh = UnlearningModule(pretrained(), method())
+    trainer = make_trainer()
+    trainer.test(fresh, datamodule=dm, ckpt_path=tmp_path / "last.ckpt")
+    for name, value in snapshot(model).items():
+        torch.testing.assert_close(snapshot(fresh.model)[name], value, msg=name)
+    assert "test/UA" in trainer.callback_metrics
