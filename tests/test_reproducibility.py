@@ -40,7 +40,7 @@ def workspace(tmp_path_factory, record_results):
         yield path
 
 
-@pytest.mark.parametrize("name", ["npo", "salun"])
+@pytest.mark.parametrize("name", ["npo", "salun", "stake_the_points"])
 def test_rerunning_a_config_reproduces_its_recorded_numbers(name: str, workspace: Path, monkeypatch, record_results):
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")
