@@ -1,6 +1,14 @@
 """Forget/retain data: deletion requests and the DataModules built from them."""
 
+from lightning_unlearn.datamodules.authors import (
+    AuthorsQA,
+    FictitiousAuthorsDataModule,
+    generate_authors,
+    qa_pairs,
+    split_authors,
+)
 from lightning_unlearn.datamodules.forget_retain import EVAL_SPLITS, CombineMode, ForgetRetainDataModule, TrainOn
+from lightning_unlearn.datamodules.probes import GENERAL_KNOWLEDGE, Probe, filter_known, probe_correct
 from lightning_unlearn.datamodules.request import DeletionRequest, dataset_targets, resolve_request
 from lightning_unlearn.datamodules.vision import (
     FASHION_MNIST_CLASSES,
@@ -14,15 +22,24 @@ from lightning_unlearn.datamodules.vision import (
 __all__ = [
     "EVAL_SPLITS",
     "FASHION_MNIST_CLASSES",
+    "GENERAL_KNOWLEDGE",
+    "AuthorsQA",
     "CombineMode",
     "DeletionRequest",
     "DigitsDataModule",
     "FashionMNISTDataModule",
+    "FictitiousAuthorsDataModule",
     "ForgetRetainDataModule",
     "LabeledTensorDataset",
+    "Probe",
     "TrainOn",
     "dataset_targets",
+    "filter_known",
+    "generate_authors",
     "load_digits_dataset",
     "load_fashion_mnist",
+    "probe_correct",
+    "qa_pairs",
     "resolve_request",
+    "split_authors",
 ]

@@ -1,5 +1,5 @@
-"""Unlearning metrics: membership inference (MIA-efficacy, loss-threshold AUC), split accuracy, Avg Gap and
-feature-structure agreement.
+"""Unlearning metrics: membership inference (MIA-efficacy, loss-threshold AUC), split accuracy, Avg Gap,
+feature-structure agreement and TOFU-style LLM metrics (:mod:`lightning_unlearn.metrics.llm`).
 
 Functional forms live in :mod:`lightning_unlearn.metrics.functional`; stateful, DDP-ready
 :class:`torchmetrics.Metric` classes in :mod:`lightning_unlearn.metrics.mia`.
@@ -16,6 +16,22 @@ from lightning_unlearn.metrics.functional import (
     split_accuracy,
 )
 from lightning_unlearn.metrics.gap import SALUN_GAP_KEYS, avg_gap
+from lightning_unlearn.metrics.llm import (
+    answer_probability,
+    forget_quality,
+    gibberish_rate,
+    is_gibberish,
+    mia_auc,
+    mia_loss,
+    mia_min_k,
+    mia_min_k_plus_plus,
+    mia_zlib,
+    model_utility,
+    rouge_l_recall,
+    truth_ratio,
+    truth_ratio_score,
+    vocab_log_prob_stats,
+)
 from lightning_unlearn.metrics.mia import LossMIAAUC, MIAEfficacy
 from lightning_unlearn.metrics.structure import (
     class_similarity_agreement,
@@ -34,15 +50,29 @@ __all__ = [
     "MIAEfficacy",
     "MIASplit",
     "MembershipFeature",
+    "answer_probability",
     "avg_gap",
     "class_similarity_agreement",
     "collect_features",
+    "forget_quality",
+    "gibberish_rate",
+    "is_gibberish",
     "knn_overlap",
     "loss_mia_auc",
     "membership_features",
+    "mia_auc",
     "mia_efficacy",
+    "mia_loss",
+    "mia_min_k",
+    "mia_min_k_plus_plus",
+    "mia_zlib",
+    "model_utility",
+    "rouge_l_recall",
     "split_accuracy",
     "structure_agreement",
     "structure_scores",
     "structure_subset",
+    "truth_ratio",
+    "truth_ratio_score",
+    "vocab_log_prob_stats",
 ]

@@ -1,6 +1,10 @@
-"""Small plain-torch models used by the benchmarks and tests (pure torch.nn, nothing downloaded)."""
+"""Models used by the benchmarks and tests: small plain-torch ones, a ViT and causal LMs (nothing downloaded).
+
+``transformers`` is imported only when a ``transformers``-based model is built or loaded.
+"""
 
 from lightning_unlearn.models.cnn import MLP, SmallCNN
+from lightning_unlearn.models.llm import load_smollm2, tiny_llama, train_tokenizer
 from lightning_unlearn.models.vit import ViTClassifier
 
-__all__ = ["MLP", "SmallCNN", "ViTClassifier"]
+__all__ = ["MLP", "SmallCNN", "ViTClassifier", "load_smollm2", "tiny_llama", "train_tokenizer"]

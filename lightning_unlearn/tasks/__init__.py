@@ -1,6 +1,7 @@
 """Tasks: per model family, the primitives unlearning methods are written against."""
 
 from lightning_unlearn.tasks.base import Task, capture_features
+from lightning_unlearn.tasks.causal_lm import CausalLMTask, QACollator, generate_answers
 from lightning_unlearn.tasks.classification import ClassificationTask
 
-__all__ = ["ClassificationTask", "Task", "capture_features"]
+__all__ = ["CausalLMTask", "ClassificationTask", "QACollator", "Task", "capture_features", "generate_answers"]
