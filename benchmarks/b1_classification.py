@@ -553,7 +553,8 @@ def method_name(row: str) -> str:
 def default_methods() -> list[str]:
     from lightning_unlearn import METHODS
 
-    return [m for m in METHODS.names() if m != "retrain"] + [v for v in VARIANTS if method_name(v) in METHODS.names()]
+    names = [m for m in METHODS.names() if m != "retrain" and "classification" in METHODS.get(m).supported_tasks]
+    return names + [v for v in VARIANTS if method_name(v) in names]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -43,9 +43,12 @@ def workdir(tmp_path: Path) -> Path:
 def test_every_method_has_a_config_for_each_benchmark():
     from lightning_unlearn import METHODS
 
-    for bench in ("fashion_mnist", "digits"):
+    classifier_methods = {n for n in METHODS.names() if "classification" in METHODS.get(n).supported_tasks}
+    for bench in ("fashion_mnist", "fashion_mnist_vit", "digits"):
         names = {p.stem for p in (CONFIGS / bench).glob("*.yaml")}
-        assert set(METHODS.names()) <= names, f"{bench} lacks configs for {set(METHODS.names()) - names}"
+        assert classifier_methods <= names, f"{bench} lacks configs for {classifier_methods - names}"
+        classwise = {p.stem for p in (CONFIGS / bench / "classwise").glob("*.yaml")}
+        assert classifier_methods <= classwise, f"{bench}/classwise lacks configs for {classifier_methods - classwise}"
         assert "original" in names
         for path in (CONFIGS / bench).glob("*.yaml"):
             config = yaml.safe_load(path.read_text())

@@ -124,6 +124,9 @@ class UnlearningMethod:
     needs_reference: ClassVar[bool] = False
     #: Whether the method's objective uses the forget batch at all (FT and Retrain do not).
     uses_forget: ClassVar[bool] = True
+    #: The kinds of task the method applies to (``"classification"``, ``"causal_lm"``); benchmarks and the
+    #: shared test matrices pick methods by it.
+    supported_tasks: ClassVar[tuple[str, ...]] = ("classification", "causal_lm")
 
     def __init__(
         self,

@@ -24,7 +24,7 @@ from lightning_unlearn.methods import METHODS, RegexMask, UnlearningMethod
 
 from ._toy import accuracy, blobs, mlp, pretrained, snapshot
 
-ALL_METHODS = METHODS.names()
+ALL_METHODS = [n for n in METHODS.names() if "classification" in METHODS.get(n).supported_tasks]
 MASKABLE = [n for n in ALL_METHODS if "mask" in inspect.signature(METHODS.get(n)).parameters]
 #: Per-method settings for the toy problem (empty: the method's defaults).
 TOY_KWARGS: dict[str, dict[str, Any]] = {
