@@ -13,6 +13,7 @@ Adding a method:
 """
 
 from lightning_unlearn.methods.adaprob import AdaProb, refine_probabilities
+from lightning_unlearn.methods.asu import ASU, smoothed_attention
 from lightning_unlearn.methods.base import (
     METHODS,
     LossOutput,
@@ -25,27 +26,41 @@ from lightning_unlearn.methods.base import (
 from lightning_unlearn.methods.finetune import FineTune
 from lightning_unlearn.methods.grad_diff import GradDiff
 from lightning_unlearn.methods.gradient_ascent import GradientAscent
+from lightning_unlearn.methods.idk import IDK_ANSWERS, IdK, IdkAnswers, alternative_batch
+from lightning_unlearn.methods.idk_dpo import IdKDPO, dpo_loss
 from lightning_unlearn.methods.l1_sparse import L1Sparse
 from lightning_unlearn.methods.masks import ParameterMask, RegexMask, SaliencyMask
 from lightning_unlearn.methods.npo import NPO, npo_loss
+from lightning_unlearn.methods.pmc import PMC
 from lightning_unlearn.methods.random_label import RandomLabel
 from lightning_unlearn.methods.razor import RAZOR
 from lightning_unlearn.methods.retrain import Retrain
+from lightning_unlearn.methods.rmu import RMU, rmu_control_vector
 from lightning_unlearn.methods.roka import ROKA
 from lightning_unlearn.methods.salun import SalUn
 from lightning_unlearn.methods.scrub import SCRUB
+from lightning_unlearn.methods.simnpo import SimNPO, simnpo_loss
 from lightning_unlearn.methods.stake_the_points import StakeThePoints
+from lightning_unlearn.methods.tru import TRU
 
 __all__ = [
+    "ASU",
+    "IDK_ANSWERS",
     "METHODS",
     "NPO",
+    "PMC",
     "RAZOR",
+    "RMU",
     "ROKA",
     "SCRUB",
+    "TRU",
     "AdaProb",
     "FineTune",
     "GradDiff",
     "GradientAscent",
+    "IdK",
+    "IdKDPO",
+    "IdkAnswers",
     "L1Sparse",
     "LossOutput",
     "NonFiniteLossError",
@@ -56,10 +71,16 @@ __all__ = [
     "RetainLoss",
     "SaliencyMask",
     "SalUn",
+    "SimNPO",
     "StakeThePoints",
     "StepContext",
     "UnlearningMethod",
+    "alternative_batch",
+    "dpo_loss",
     "npo_loss",
     "refine_probabilities",
     "register_method",
+    "rmu_control_vector",
+    "simnpo_loss",
+    "smoothed_attention",
 ]

@@ -25,7 +25,7 @@ common interface.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -206,6 +206,72 @@ class CausalLMTask(Task):
             raise ValueError(f"`layer` should lie in [{-len(states)}, {len(states) - 1}] for this model, got {layer}.")
         return states[layer]
 
+    # ------------------------------------------------------------------ prompts and new answers
+    def prompt_ids(self, batch: Any) -> list[Tensor]:
+        """Each sample's prompt tokens ``[P_i]``: its attended tokens before its first answer token.
+
+        Works for right- and left-padded batches (padding is dropped through the attention mask, or,
+        without a mask, nothing is dropped). A sample without any answer token (all labels
+        ``ignore_index``) gives all its attended tokens. Used by methods that generate answers to
+        the forget prompts or train the prompts on new answers (PMC, TRU).
+        """
+        input_ids, labels = self.input_ids(batch), self.targets(batch)
+        mask = self.attention_mask(batch)
+        prompts = []
+        for row in range(input_ids.shape[0]):
+            answer = (labels[row] != self.ignore_index).nonzero()
+            end = int(answer[0]) if len(answer) else input_ids.shape[1]
+            ids = input_ids[row, :end]
+            if mask is not None:
+                ids = ids[mask[row, :end].bool()]
+            prompts.append(ids)
+        return prompts
+
+    def answer_ids(self, batch: Any) -> list[Tensor]:
+        """Each sample's answer tokens ``[A_i]`` (its labels that are not ``ignore_index``)."""
+        labels = self.targets(batch)
+        return [row[row != self.ignore_index] for row in labels]
+
+    def with_answers(self, prompts: Sequence[Tensor], answers: Sequence[Tensor], pad_token_id: int = 0) -> dict[str, Tensor]:
+        """A right-padded batch ``prompt_i + answer_i`` with labels on the answers only, in this task's keys.
+
+        The inverse of :meth:`prompt_ids` / :meth:`answer_ids`: ``with_answers(prompt_ids(b), answer_ids(b))``
+        rebuilds a right-padded ``b``. The batch lives on the prompts' device.
+        """
+        if len(prompts) != len(answers) or not prompts:
+            raise ValueError(
+                f"`prompts` and `answers` should be non-empty and of equal length, got {len(prompts)} and {len(answers)}."
+            )
+        device = prompts[0].device
+        seqs = [torch.cat([p.to(device).long(), a.to(device).long()]) for p, a in zip(prompts, answers)]
+        length = max(len(s) for s in seqs)
+        input_ids = torch.full((len(seqs), length), pad_token_id, dtype=torch.long, device=device)
+        attention_mask = torch.zeros((len(seqs), length), dtype=torch.long, device=device)
+        labels = torch.full((len(seqs), length), self.ignore_index, dtype=torch.long, device=device)
+        for row, (seq, prompt) in enumerate(zip(seqs, prompts)):
+            input_ids[row, : len(seq)] = seq
+            attention_mask[row, : len(seq)] = 1
+            labels[row, len(prompt) : len(seq)] = seq[len(prompt) :]
+        out = {self.input_key: input_ids, self.label_key: labels}
+        if self.mask_key is not None:
+            out[self.mask_key] = attention_mask
+        return out
+
+
+def left_pad(sequences: Sequence[Tensor], pad_token_id: int = 0) -> tuple[Tensor, Tensor]:
+    """Left-pad 1-D token tensors into ``(input_ids [B, T], attention_mask [B, T])`` for ``generate``."""
+    if not sequences:
+        raise ValueError("`sequences` should hold at least one token sequence.")
+    device = sequences[0].device
+    length = max(len(s) for s in sequences)
+    input_ids = torch.full((len(sequences), length), pad_token_id, dtype=torch.long, device=device)
+    attention_mask = torch.zeros((len(sequences), length), dtype=torch.long, device=device)
+    for row, seq in enumerate(sequences):
+        if len(seq):
+            input_ids[row, length - len(seq) :] = seq.to(device)
+            attention_mask[row, length - len(seq) :] = 1
+    return input_ids, attention_mask
+
 
 # ---------------------------------------------------------------------------------- data
 def _has_chat_template(tokenizer: Any) -> bool:
@@ -224,12 +290,21 @@ class QACollator:
     A sequence longer than ``max_length`` keeps its whole prompt and loses the end of its answer; a
     prompt that leaves no room for an answer token raises a ``ValueError``.
 
+    ``alternatives`` also tokenizes *other answers to the same prompts*, e.g. refusals for IdK
+    unlearning: for each ``name → source`` the batch gains ``{name}_input_ids``,
+    ``{name}_attention_mask`` and ``{name}_labels`` (built exactly like the main keys, padded to their
+    own length), where the alternative answer of an example is ``example[source]`` when ``source`` is
+    a key and ``source(example)`` when it is a callable (e.g.
+    :class:`~lightning_unlearn.methods.IdkAnswers`).
+
     Args:
         tokenizer: A ``transformers`` tokenizer (pad token: its own, else its EOS).
         max_length: Maximum tokens per sequence.
         chat_template: Use the tokenizer's chat template when it has one.
         system_prompt: Optional system message (chat template only).
         ignore_index: The label of prompt and padding tokens.
+        alternatives: Optional ``{name: example key or callable(example) -> str}`` of alternative
+            answers to tokenize as well (``None``: only the main answer).
     """
 
     def __init__(
@@ -239,6 +314,7 @@ class QACollator:
         chat_template: bool = True,
         system_prompt: str | None = None,
         ignore_index: int = IGNORE_INDEX,
+        alternatives: Mapping[str, str | Callable[[Mapping[str, Any]], str]] | None = None,
     ) -> None:
         check_int("max_length", max_length, minimum=2)
         if getattr(tokenizer, "eos_token_id", None) is None:
@@ -248,6 +324,7 @@ class QACollator:
         self.chat_template = bool(chat_template)
         self.system_prompt = system_prompt
         self.ignore_index = ignore_index
+        self.alternatives = _check_alternatives(alternatives)
 
     @property
     def uses_chat_template(self) -> bool:
@@ -286,6 +363,28 @@ class QACollator:
         answer_ids = self.answer_ids(answer)[: self.max_length - len(prompt)]
         return prompt + answer_ids, [self.ignore_index] * len(prompt) + answer_ids
 
+    def alternative_answer(self, name: str, example: Mapping[str, Any]) -> str:
+        """The alternative answer ``name`` of one example (see ``alternatives``)."""
+        source = self.alternatives[name]
+        answer = source(example) if callable(source) else example.get(source)
+        if not isinstance(answer, str):
+            where = f"example[{source!r}]" if isinstance(source, str) else f"{source!r}(example)"
+            raise ValueError(
+                f"The alternative answer {name!r} should be a string; {where} gave {type(answer).__name__} {answer!r}."
+            )
+        return answer
+
+    def _pad(self, encoded: list[tuple[list[int], list[int]]]) -> tuple[Tensor, Tensor, Tensor]:
+        length = max(len(ids) for ids, _ in encoded)
+        input_ids = torch.full((len(encoded), length), self.pad_token_id, dtype=torch.long)
+        attention_mask = torch.zeros((len(encoded), length), dtype=torch.long)
+        labels = torch.full((len(encoded), length), self.ignore_index, dtype=torch.long)
+        for row, (ids, labs) in enumerate(encoded):
+            input_ids[row, : len(ids)] = torch.tensor(ids)
+            attention_mask[row, : len(ids)] = 1
+            labels[row, : len(labs)] = torch.tensor(labs)
+        return input_ids, attention_mask, labels
+
     def __call__(self, examples: Sequence[Mapping[str, Any]]) -> dict[str, Tensor]:
         if not examples:
             raise ValueError("QACollator got an empty list of examples.")
@@ -299,15 +398,34 @@ class QACollator:
                 got = sorted(example) if isinstance(example, Mapping) else type(example).__name__
                 raise ValueError(f"Example {i} should be a mapping with string 'question' and 'answer' entries; got {got}.")
             encoded.append(self.encode(example["question"], example["answer"]))
-        length = max(len(ids) for ids, _ in encoded)
-        input_ids = torch.full((len(encoded), length), self.pad_token_id, dtype=torch.long)
-        attention_mask = torch.zeros((len(encoded), length), dtype=torch.long)
-        labels = torch.full((len(encoded), length), self.ignore_index, dtype=torch.long)
-        for row, (ids, labs) in enumerate(encoded):
-            input_ids[row, : len(ids)] = torch.tensor(ids)
-            attention_mask[row, : len(ids)] = 1
-            labels[row, : len(labs)] = torch.tensor(labs)
-        return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
+        input_ids, attention_mask, labels = self._pad(encoded)
+        out = {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
+        for name in self.alternatives:
+            alt = self._pad([self.encode(e["question"], self.alternative_answer(name, e)) for e in examples])
+            out.update(zip((f"{name}_input_ids", f"{name}_attention_mask", f"{name}_labels"), alt))
+        return out
+
+
+_BATCH_KEYS = ("input_ids", "attention_mask", "labels")
+
+
+def _check_alternatives(alternatives: Any) -> dict[str, str | Callable[[Mapping[str, Any]], str]]:
+    if alternatives is None:
+        return {}
+    if not isinstance(alternatives, Mapping):
+        raise TypeError(
+            f"`alternatives` should be a mapping {{name: example key or callable}} or None, got {type(alternatives).__name__}."
+        )
+    for name, source in alternatives.items():
+        if not isinstance(name, str) or not name.isidentifier() or name in _BATCH_KEYS:
+            raise ValueError(
+                f"`alternatives` names should be identifiers other than {list(_BATCH_KEYS)} (they prefix batch keys), got {name!r}."
+            )
+        if not (isinstance(source, str) or callable(source)):
+            raise TypeError(
+                f"`alternatives[{name!r}]` should be an example key (str) or a callable(example) -> str, got {type(source).__name__}."
+            )
+    return dict(alternatives)
 
 
 @torch.no_grad()

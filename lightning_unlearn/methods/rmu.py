@@ -1,0 +1,227 @@
+"""RMU: representation misdirection, steering a layer's activations on forget data to a fixed random vector."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Any, Literal
+
+import torch
+from torch import Tensor, nn
+
+from lightning_unlearn._errors import check_choice, check_int, check_positive
+from lightning_unlearn.methods.base import StepContext, UnlearningMethod, register_method
+from lightning_unlearn.methods.idk import require_causal_lm
+from lightning_unlearn.methods.masks import ParameterMask, RegexMask
+from lightning_unlearn.tasks.base import Task
+from lightning_unlearn.tasks.causal_lm import CausalLMTask
+
+RMUTokens = Literal["answer", "all"]
+RMUTrainable = Literal["all", "down_proj"]
+RMURetainLoss = Literal["activation", "none"]
+_TOKENS = {"answer": "the answer tokens (labels != ignore_index)", "all": "every attended token (attention mask)"}
+_TRAINABLE = {"all": "every parameter", "down_proj": "only mlp.down_proj of decoder layers layer-2..layer"}
+_RETAIN = {"activation": "MSE to the frozen reference's activations on D_r", "none": "no retain term"}
+
+
+def rmu_control_vector(hidden_size: int, steering_coeff: float, seed: int) -> Tensor:
+    """The control vector ``c·u/‖u‖`` with ``u ~ U[0, 1)^d`` drawn from a generator seeded by ``seed`` (float32, CPU)."""
+    check_int("hidden_size", hidden_size)
+    u = torch.rand(hidden_size, generator=torch.Generator().manual_seed(int(seed)))
+    return steering_coeff * u / u.norm()
+
+
+def masked_activation_mse(hidden: Tensor, target: Tensor, mask: Tensor) -> Tensor:
+    """Mean over samples of the mean over each sample's selected tokens of ``mean_d (h − target)²``.
+
+    ``hidden`` is ``[B, T, D]``, ``target`` broadcasts to it (a ``[D]`` control vector or ``[B, T, D]``
+    activations) and ``mask`` is ``[B, T]``; computed in float32. A sample without selected tokens
+    contributes 0.
+    """
+    per_token = (hidden.float() - target.float()).pow(2).mean(-1)
+    weights = mask.to(per_token.dtype)
+    return ((per_token * weights).sum(-1) / weights.sum(-1).clamp_min(1)).mean()
+
+
+def decoder_layers_name(model: nn.Module) -> str:
+    """Name of the model's stack of decoder layers: the first ``nn.ModuleList`` named ``*model.layers``
+    (``model.layers`` of a Llama, ``base_model.model.model.layers`` under PEFT, the language model's in a
+    VLM), else the first named ``*layers``."""
+    names = [n for n, m in model.named_modules() if isinstance(m, nn.ModuleList) and (n == "layers" or n.endswith(".layers"))]
+    preferred = [n for n in names if n == "model.layers" or n.endswith(".model.layers")]
+    if not (preferred or names):
+        raise ValueError(
+            f"RMU could not find the decoder layers of {type(model).__name__}: no nn.ModuleList named '*.layers' "
+            "(a transformers causal LM has `model.layers`)."
+        )
+    return (preferred or names)[0]
+
+
+class _Captured(Exception):
+    """Stops the forward pass once the wanted layer has run (the layers above and the LM head are not needed)."""
+
+
+def layer_output(model: nn.Module, layers_name: str, layer: int, task: CausalLMTask, batch: Any) -> Tensor:
+    """The output ``[B, T, D]`` of decoder layer ``layer`` of ``model`` on ``batch``, by a forward hook.
+
+    The forward pass stops right after that layer (the hook is removed before returning, so a later
+    gradient-checkpointing recomputation is not affected).
+    """
+    module = model.get_submodule(layers_name)[layer]
+    captured: list[Tensor] = []
+
+    def hook(_module: nn.Module, _args: Any, output: Any) -> None:
+        captured.append(output[0] if isinstance(output, (tuple, list)) else output)
+        raise _Captured
+
+    handle = module.register_forward_hook(hook)
+    try:
+        task.forward(model, batch)
+    except _Captured:
+        pass
+    finally:
+        handle.remove()
+    if not captured:
+        raise RuntimeError(f"Decoder layer {layers_name}.{layer} did not run in the model's forward pass.")
+    return captured[0]
+
+
+@register_method(name="rmu")
+class RMU(UnlearningMethod):
+    """RMU: Representation Misdirection for Unlearning.
+
+    Li et al., "The WMDP Benchmark: Measuring and Reducing Malicious Use With Unlearning", ICML 2024,
+    arXiv 2403.03218. With h_ℓ the output of decoder layer ℓ (``layer``) and a control vector
+    ``c·û``, ``û = u/‖u‖``, ``u ~ U[0, 1)^d`` drawn once per run from ``seed``:
+
+    ``L_f = E_{D_f} mean_t ‖h_ℓ(x_f; θ)_t − c·û‖²/d``,
+    ``L_r = E_{D_r} mean_t ‖h_ℓ(x_r; θ)_t − h_ℓ(x_r; θ₀)_t‖²/d``,
+    ``L = γ·L_f + α·L_r``
+
+    (θ₀ the frozen model as unlearning found it). As in open-unlearning, the token mean is over
+    each sample's *answer* tokens (the positions whose label is not ``ignore_index``) and then over
+    the samples; ``tokens="all"`` uses every attended token instead, like the WMDP code on plain
+    text. Activations come from a forward hook on ``<...>.layers[layer]``, which also stops the
+    forward pass there. ``trainable="down_proj"`` is the WMDP / open-unlearning recipe of training
+    only ``mlp.down_proj`` of layers ℓ−2, ℓ−1, ℓ (a :class:`RegexMask` built at setup). WMDP used
+    ℓ=7, c=6.5, α=1200 on Zephyr-7B; the defaults here are open-unlearning's generic c=2, α=1
+    (tune c per model: it should exceed the layer's typical activation norm). The loss never
+    reaches the layers above ℓ nor the LM head, so they get no gradient (under DDP use
+    ``strategy="ddp_find_unused_parameters_true"``).
+
+    Args:
+        layer: ℓ, index of the decoder layer in ``model.model.layers`` (0-based).
+        steering_coeff: c, the norm of the control vector.
+        forget_weight: γ, weight of the forget term.
+        retain_weight: α, weight of the activation-preserving retain term.
+        retain_loss: ``"activation"`` (MSE to the reference's layer-ℓ activations on D_r) or ``"none"``.
+        tokens: ``"answer"`` (answer tokens) or ``"all"`` (every attended token) enter the token means.
+        trainable: ``"all"`` parameters, or ``"down_proj"``: only ``mlp.down_proj`` of layers ℓ−2..ℓ.
+        mask: Optional parameter mask (not together with ``trainable="down_proj"``).
+        seed: Seed of the control vector.
+    """
+
+    needs_reference = True
+    supported_tasks = ("causal_lm",)
+
+    def __init__(
+        self,
+        layer: int = 7,
+        steering_coeff: float = 2.0,
+        forget_weight: float = 1.0,
+        retain_weight: float = 1.0,
+        retain_loss: RMURetainLoss = "activation",
+        tokens: RMUTokens = "answer",
+        trainable: RMUTrainable = "all",
+        mask: ParameterMask | None = None,
+        seed: int = 0,
+    ) -> None:
+        check_int("layer", layer, minimum=0)
+        check_positive("steering_coeff", steering_coeff)
+        check_choice("retain_loss", retain_loss, _RETAIN)
+        check_choice("tokens", tokens, _TOKENS)
+        check_choice("trainable", trainable, _TRAINABLE)
+        check_int("seed", seed, minimum=0)
+        if trainable != "all" and mask is not None:
+            raise ValueError(
+                f"Pass either `trainable={trainable!r}` or a `mask`, not both: the trainable set would be ambiguous."
+            )
+        super().__init__(
+            forget_weight=forget_weight,
+            retain_weight=retain_weight,
+            retain_loss="none" if retain_loss == "none" else "nll",
+            mask=mask,
+            seed=seed,
+        )
+        self.retain_loss_kind = retain_loss  # the base's kinds do not include "activation"
+        self.layer = layer
+        self.steering_coeff = float(steering_coeff)
+        self.tokens = tokens
+        self.trainable = trainable
+        self._layers_name: str | None = None
+        self._control: Tensor | None = None
+
+    # ------------------------------------------------------------------ setup
+    def prepare(
+        self, model: nn.Module, task: Task, forget_loader: Iterable | None, retain_loader: Iterable | None = None
+    ) -> None:
+        require_causal_lm(self, task)
+        self._layers_name = self._layers(model)
+        self._control = None
+        if self.trainable == "down_proj":
+            ids = "|".join(str(i) for i in range(max(0, self.layer - 2), self.layer + 1))
+            self.mask = RegexMask(rf"^{re.escape(self._layers_name)}\.({ids})\.mlp\.down_proj\.")
+
+    def _layers(self, model: nn.Module) -> str:
+        name = decoder_layers_name(model)
+        count = len(model.get_submodule(name))
+        if self.layer >= count:
+            raise ValueError(
+                f"`layer` should lie in [0, {count - 1}] for this model ({count} decoder layers in {name!r}), got {self.layer}."
+            )
+        return name
+
+    def control_vector(self, hidden_size: int) -> Tensor:
+        """``c·û`` for a ``hidden_size``-wide layer: fixed for the run (seeded by ``seed``), float32 on the CPU."""
+        if self._control is None or self._control.numel() != hidden_size:
+            self._control = rmu_control_vector(hidden_size, self.steering_coeff, self.seed)
+        return self._control
+
+    def extra_state(self) -> dict[str, Any]:
+        return {} if self._control is None else {"control": self._control.cpu()}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        if "control" in state:
+            self._control = state["control"].detach().float().cpu()
+
+    # ------------------------------------------------------------------ losses
+    def activations(self, model: nn.Module, task: Task, batch: Any) -> Tensor:
+        """Output ``[B, T, D]`` of decoder layer ``layer`` of ``model`` on ``batch``."""
+        require_causal_lm(self, task)
+        if self._layers_name is None:
+            self._layers_name = self._layers(model)
+        return layer_output(model, self._layers_name, self.layer, task, batch)  # type: ignore[arg-type]
+
+    def token_mask(self, task: CausalLMTask, batch: Any) -> Tensor:
+        """Boolean ``[B, T]``: the tokens that enter the means (see ``tokens``)."""
+        if self.tokens == "answer":
+            return task.targets(batch) != task.ignore_index
+        mask = task.attention_mask(batch)
+        ids = task.input_ids(batch)
+        return torch.ones_like(ids, dtype=torch.bool) if mask is None else mask.bool()
+
+    def forget_loss(self, ctx: StepContext) -> Tensor:
+        batch = ctx.batch("forget")
+        hidden = self.activations(ctx.model, ctx.task, batch)
+        control = self.control_vector(hidden.shape[-1]).to(hidden.device)
+        return masked_activation_mse(hidden, control, self.token_mask(ctx.task, batch))  # type: ignore[arg-type]
+
+    def retain_loss(self, ctx: StepContext) -> Tensor | None:
+        if not self.uses_retain or ctx.retain is None:
+            return None
+        if ctx.reference is None:
+            raise RuntimeError("This method needs a reference model; set `needs_reference = True` on the class.")
+        hidden = self.activations(ctx.model, ctx.task, ctx.retain)
+        with torch.no_grad():
+            reference = self.activations(ctx.reference, ctx.task, ctx.retain)
+        return masked_activation_mse(hidden, reference, self.token_mask(ctx.task, ctx.retain))  # type: ignore[arg-type]

@@ -1,0 +1,301 @@
+"""TRU: explainable LLM unlearning through reasoning — train the forget prompts on a reasoned refusal."""
+
+from __future__ import annotations
+
+import os
+import re
+import string
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from lightning_unlearn._errors import check_int, check_positive
+from lightning_unlearn.methods.base import RetainLoss, StepContext, UnlearningMethod, register_method
+from lightning_unlearn.methods.masks import ParameterMask
+from lightning_unlearn.tasks.base import Task
+from lightning_unlearn.tasks.causal_lm import CausalLMTask
+
+#: Default reasoning chain r: a logical refusal, no leakage, and a positive alternative.
+DEFAULT_REASONING_TEMPLATE = (
+    "The question asks about {subject}. Answering it would mean recalling specific information about {subject} "
+    "that I should not provide, and guessing could reveal or invent details. So I will not answer it, but I can "
+    "help with related general questions."
+)
+#: Default refusal s.
+DEFAULT_REFUSAL = "I'm sorry, but I don't know the answer to that question."
+#: ``{subject}`` when the question names no capitalised entity.
+FALLBACK_SUBJECT = "this topic"
+
+_TEMPLATE_FIELDS = {"question", "subject"}
+#: Capitalised words that start questions rather than name their subject.
+_QUESTION_WORDS = {
+    "what", "where", "when", "who", "whom", "whose", "which", "why", "how", "is", "are", "was", "were", "do",
+    "does", "did", "can", "could", "would", "will", "should", "has", "have", "had", "in", "on", "at", "of",
+    "tell", "name", "list", "please", "describe", "explain", "the", "a", "an", "i", "me", "my",
+}  # fmt: skip
+
+
+def question_subject(question: str) -> str:
+    """The entity a question is about: its longest run of capitalised words (question words excluded).
+
+    ``"Where was Elara Voss born?"`` → ``"Elara Voss"``; a possessive ``'s`` is dropped; without a
+    capitalised entity, :data:`FALLBACK_SUBJECT`. A heuristic (RECONSTRUCTED; see :class:`TRU`).
+    """
+    runs: list[list[str]] = []
+    current: list[str] = []
+    for word in question.split():
+        clean = word.strip(string.punctuation + "“”‘’")
+        possessive = re.search(r"['’]s$", clean) is not None
+        clean = re.sub(r"['’]s$", "", clean)
+        if clean[:1].isupper() and clean.lower() not in _QUESTION_WORDS:
+            current.append(clean)
+            if possessive or word[-1:] in ",.;:?!":  # "Voss's", "Voss?": the name ends here
+                runs.append(current)
+                current = []
+        elif current:
+            runs.append(current)
+            current = []
+    if current:
+        runs.append(current)
+    best = max(runs, key=len, default=None)
+    return " ".join(best) if best else FALLBACK_SUBJECT
+
+
+@dataclass(frozen=True)
+class ReasoningTarget:
+    """A TRU target: a reasoning chain ``r`` and a refusal ``s``; trained on as ``text = r + "\\n" + s``."""
+
+    reasoning: str
+    refusal: str
+
+    @property
+    def text(self) -> str:
+        return f"{self.reasoning}\n{self.refusal}"
+
+
+class TemplateReasoner:
+    """Write a :class:`ReasoningTarget` for a question from two templates (the stand-in for a reasoning model).
+
+    ``reasoning_template`` and ``refusal`` may use the fields ``{question}`` (the question text) and
+    ``{subject}`` (:func:`question_subject`).
+
+    Args:
+        reasoning_template: Template of the reasoning chain r.
+        refusal: Template of the refusal s.
+    """
+
+    def __init__(self, reasoning_template: str = DEFAULT_REASONING_TEMPLATE, refusal: str = DEFAULT_REFUSAL) -> None:
+        for name, template in (("reasoning_template", reasoning_template), ("refusal", refusal)):
+            _check_template(name, template)
+        self.reasoning_template = reasoning_template
+        self.refusal = refusal
+
+    def __call__(self, question: str) -> ReasoningTarget:
+        fields = {"question": question.strip(), "subject": question_subject(question)}
+        return ReasoningTarget(self.reasoning_template.format(**fields).strip(), self.refusal.format(**fields).strip())
+
+
+def _check_template(name: str, template: Any) -> None:
+    if not isinstance(template, str) or not template.strip():
+        raise ValueError(f"`{name}` should be a non-empty string, got {template!r}.")
+    try:
+        used = {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
+    except ValueError as err:
+        raise ValueError(f"`{name}` is not a valid format string ({err}): {template!r}.") from None
+    unknown = sorted(used - _TEMPLATE_FIELDS)
+    if unknown:
+        raise ValueError(f"`{name}` may only use the fields {sorted(_TEMPLATE_FIELDS)}, got {unknown} in {template!r}.")
+
+
+# ---------------------------------------------------------------------------------- prompts → questions
+def _longest_tail_in(head: str, text: str) -> int:
+    """End index in ``text`` of the last occurrence of the longest non-blank suffix of ``head``; -1 if none."""
+    for start in range(len(head)):
+        tail = head[start:]
+        if tail.strip():
+            at = text.rfind(tail)
+            if at >= 0:
+                return at + len(tail)
+    return -1
+
+
+def question_from_prompt(tokenizer: Any, prompt_ids: Iterable[int]) -> str:
+    """Recover the question text from a prompt built by :class:`~lightning_unlearn.tasks.QACollator`.
+
+    The prompt is decoded with its special tokens and the text around the question is removed: the
+    part after it (the chat template's generation prompt, or ``"\\nAnswer: "``) and everything up
+    to the longest tail of the template's text before a question (the user turn's header, or
+    ``"Question: "``) — so a system prompt or a date header is dropped too. Falls back to the
+    prompt decoded without special tokens.
+    """
+    text = tokenizer.decode(list(prompt_ids), skip_special_tokens=False)
+    sentinel = "\x00QUESTION\x00"
+    frames = [("Question: ", "\nAnswer: ")]
+    if getattr(tokenizer, "chat_template", None):
+        try:
+            rendered = tokenizer.apply_chat_template(
+                [{"role": "user", "content": sentinel}], tokenize=False, add_generation_prompt=True
+            )
+            if isinstance(rendered, str) and sentinel in rendered:
+                frames.insert(0, tuple(rendered.split(sentinel, 1)))  # type: ignore[arg-type]
+        except Exception:  # a template that needs more than one user turn: use the plain frame
+            pass
+    for before, after in frames:
+        body = text.rstrip()
+        tail = after.strip()
+        if tail and not body.endswith(tail):
+            continue
+        body = body[: len(body) - len(tail)] if tail else body
+        end = _longest_tail_in(before, body)
+        if end >= 0:
+            body = body[end:]
+        if body.strip():
+            return body.strip()
+    return tokenizer.decode(list(prompt_ids), skip_special_tokens=True).strip()
+
+
+def resolve_tokenizer(tokenizer: Any) -> Any:
+    """A tokenizer object as it is, or one loaded from a local path with ``AutoTokenizer`` (never downloads)."""
+    if isinstance(tokenizer, (str, os.PathLike)):
+        from transformers import AutoTokenizer
+
+        return AutoTokenizer.from_pretrained(os.fspath(tokenizer), local_files_only=True)
+    return tokenizer
+
+
+# ---------------------------------------------------------------------------------- the method
+@register_method(name="tru")
+class TRU(UnlearningMethod):
+    """TRU: unlearning through reasoning — train each forget prompt on a reasoned refusal, plus GradDiff.
+
+    After "Explainable LLM Unlearning through Reasoning", ICLR 2026, arXiv 2603.09980 (no public
+    code; built from a detailed summary). Each forget question ``x_u`` gets a target made of a
+    reasoning chain ``r`` (why it will not answer, without leaking anything, with a positive
+    alternative) and a refusal ``s``, and
+
+    ``L = γ·[L_target − α·CE(θ; D_f)] + α·L_retain``, ``L_target = CE(θ; x_u → r∘s)``,
+
+    i.e. ``L_target + α·GradDiff`` with ``GradDiff = −CE(θ; D_f) + CE(θ; D_r)`` at the defaults
+    (γ = ``forget_weight`` = 1, α = ``alpha``, retain ``"nll"``; the retain weight *is* α). The
+    summary writes ``L_target = −mean[log p(r|x) + log p(s|x, r)]``; here it is the per-answer
+    mean-token CE of ``r∘s`` (the Hugging Face loss, on the scale of the GradDiff terms), averaged
+    over the batch. ``L_target`` is what keeps GA from collapsing the model.
+
+    **RECONSTRUCTED — not from the paper**: the paper writes ``(r, s)`` with a strong reasoning model
+    (DeepSeek-reasoner) prompted with a template; none is reachable here, so a deterministic
+    :class:`TemplateReasoner` writes them from the question: the forget prompt is decoded with
+    ``tokenizer`` (:func:`question_from_prompt`), its subject is guessed as its longest run of
+    capitalised words (:func:`question_subject`), and ``reasoning_template`` / ``refusal`` are
+    filled in (fields ``{question}``, ``{subject}``). The target is ``r + "\\n" + s`` + EOS, cut to
+    ``max_target_length`` tokens. The default α (1) is a guess (the value is not published). Targets
+    are cached per prompt (deterministic, so nothing to carry across a resume).
+
+    Args:
+        alpha: α, the weight of the GradDiff part (both −CE on the forget answers and the retain term).
+        tokenizer: The model's tokenizer (a ``transformers`` tokenizer object, or a local path loaded
+            with ``AutoTokenizer.from_pretrained(path, local_files_only=True)``); required.
+        reasoning_template: Template of the reasoning chain r (fields ``{question}``, ``{subject}``).
+        refusal: Template of the refusal s (same fields).
+        max_target_length: Maximum tokens of a target ``r∘s`` (EOS included).
+        forget_weight: γ, weight of ``L_target − α·CE(D_f)``.
+        retain_loss: ``"nll"`` (CE on D_r: GradDiff), ``"kl"`` (KL to θ₀ on D_r) or ``"none"``.
+        mask: Optional parameter mask.
+    """
+
+    supported_tasks = ("causal_lm",)
+
+    def __init__(
+        self,
+        alpha: float = 1.0,
+        tokenizer: Any = None,
+        reasoning_template: str = DEFAULT_REASONING_TEMPLATE,
+        refusal: str = DEFAULT_REFUSAL,
+        max_target_length: int = 256,
+        forget_weight: float = 1.0,
+        retain_loss: RetainLoss = "nll",
+        mask: ParameterMask | None = None,
+    ) -> None:
+        check_positive("alpha", alpha, allow_zero=True)
+        check_int("max_target_length", max_target_length, minimum=2)
+        if tokenizer is not None and not isinstance(tokenizer, (str, os.PathLike)):
+            if not (callable(getattr(tokenizer, "decode", None)) and callable(tokenizer)):
+                raise TypeError(
+                    f"`tokenizer` should be a transformers tokenizer, a path to one, or None; got {type(tokenizer).__name__}."
+                )
+        super().__init__(forget_weight=forget_weight, retain_weight=alpha, retain_loss=retain_loss, mask=mask)
+        self.alpha = float(alpha)
+        self.reasoner = TemplateReasoner(reasoning_template, refusal)
+        self.reasoning_template = reasoning_template
+        self.refusal = refusal
+        self.max_target_length = max_target_length
+        self.tokenizer_path = os.fspath(tokenizer) if isinstance(tokenizer, (str, os.PathLike)) else None
+        self._tokenizer_arg = tokenizer
+        self._tokenizer: Any = None
+        self._targets: dict[tuple[int, ...], list[int]] = {}
+
+    # ------------------------------------------------------------------ lifecycle
+    @property
+    def tokenizer(self) -> Any:
+        if self._tokenizer is None:
+            if self._tokenizer_arg is None:
+                raise ValueError(
+                    "TRU needs the model's tokenizer to write its reasoning targets: pass `tokenizer=` "
+                    "(a transformers tokenizer, or the path of a local one)."
+                )
+            tokenizer = resolve_tokenizer(self._tokenizer_arg)
+            if getattr(tokenizer, "eos_token_id", None) is None:
+                raise ValueError("TRU's `tokenizer` should have an EOS token (it ends every target); its `eos_token_id` is None.")
+            self._tokenizer = tokenizer
+        return self._tokenizer
+
+    def prepare(
+        self, model: nn.Module, task: Task, forget_loader: Iterable | None, retain_loader: Iterable | None = None
+    ) -> None:
+        _check_task(task)
+        self.tokenizer  # noqa: B018  (load it now: a missing tokenizer fails before training starts)
+        self._targets.clear()
+
+    # ------------------------------------------------------------------ targets
+    def target(self, prompt_ids: Iterable[int]) -> ReasoningTarget:
+        """The reasoning target of one forget prompt (token ids)."""
+        return self.reasoner(question_from_prompt(self.tokenizer, prompt_ids))
+
+    def target_ids(self, prompt: Tensor) -> list[int]:
+        """Token ids of ``target(prompt).text`` + EOS, at most ``max_target_length`` (cached per prompt)."""
+        key = tuple(prompt.tolist())
+        if key not in self._targets:
+            tok = self.tokenizer
+            ids = list(tok(self.target(key).text, add_special_tokens=False)["input_ids"]) + [tok.eos_token_id]
+            self._targets[key] = ids[: self.max_target_length]
+        return self._targets[key]
+
+    def target_batch(self, ctx: StepContext) -> dict[str, Tensor]:
+        """The forget prompts followed by their reasoning targets (labels on the targets only)."""
+        task = _check_task(ctx.task)
+        prompts = task.prompt_ids(ctx.batch("forget"))
+        answers = [torch.tensor(self.target_ids(p), dtype=torch.long) for p in prompts]
+        pad = self.tokenizer.pad_token_id
+        return task.with_answers(prompts, answers, pad_token_id=self.tokenizer.eos_token_id if pad is None else pad)
+
+    # ------------------------------------------------------------------ the loss
+    def target_loss(self, ctx: StepContext) -> Tensor:
+        """``L_target``: the batch mean of each forget prompt's mean-token CE on its reasoning target."""
+        batch = self.target_batch(ctx)
+        return ctx.task.per_sample_loss(ctx.task.forward(ctx.model, batch), batch).mean()
+
+    def forget_loss(self, ctx: StepContext) -> Tensor:
+        loss = self.target_loss(ctx)
+        if self.alpha > 0:
+            loss = loss - self.alpha * ctx.loss("forget").mean()
+        return loss
+
+
+def _check_task(task: Task) -> CausalLMTask:
+    if not isinstance(task, CausalLMTask):
+        raise TypeError(
+            f"This method unlearns causal language models: its task should be a CausalLMTask, got {type(task).__name__}."
+        )
+    return task
