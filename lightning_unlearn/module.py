@@ -16,6 +16,7 @@ from lightning_unlearn.datamodules.forget_retain import EVAL_SPLITS
 from lightning_unlearn.evaluation import UnlearningEvaluator, with_gap
 from lightning_unlearn.methods.base import StepContext, UnlearningMethod
 from lightning_unlearn.metrics import MIAAttack
+from lightning_unlearn.peft import apply_peft, enable_gradient_checkpointing
 from lightning_unlearn.tasks.base import Task
 from lightning_unlearn.tasks.classification import ClassificationTask
 
@@ -38,6 +39,14 @@ class UnlearningModule(pl.LightningModule):
             Lightning checkpoint), loaded with ``weights_only=True``. The file is only read.
         oracle: Weights of the model retrained without the forget set; enables ``avg_gap``.
         mia_attack: Attack model of MIA-efficacy: ``"logistic"`` or ``"svc"``.
+        peft: Train a LoRA adapter instead of the full weights: a dict of ``peft.LoraConfig`` arguments (e.g.
+            ``{"r": 8, "lora_alpha": 16, "target_modules": ["q_proj", "v_proj"], "lora_dropout": 0.0}``) or a
+            ``peft.PeftConfig``. ``model`` is wrapped with ``peft.get_peft_model`` after the ``original`` weights
+            are loaded (``self.model`` is then the ``PeftModel``); a method's reference θ₀ is the same network
+            with the adapter disabled (see :mod:`lightning_unlearn.peft`). Needs the ``llm`` extra.
+        gradient_checkpointing: Recompute activations in the backward pass (a ``transformers`` model): ``True``,
+            or a dict of ``torch.utils.checkpoint`` arguments (e.g. ``{"use_reentrant": True}``). Also enables
+            input gradients so that an adapter inside checkpointed layers still trains.
     """
 
     def __init__(
@@ -50,12 +59,19 @@ class UnlearningModule(pl.LightningModule):
         original: str | None = None,
         oracle: str | None = None,
         mia_attack: MIAAttack = "logistic",
+        peft: dict[str, Any] | None = None,
+        gradient_checkpointing: bool | dict[str, Any] = False,
     ) -> None:
         super().__init__()
         if not isinstance(model, nn.Module):
             raise TypeError(f"`model` should be a torch.nn.Module, got {type(model).__name__}.")
         if not isinstance(method, UnlearningMethod):
             raise TypeError(f"`method` should be an UnlearningMethod (e.g. GradientAscent()), got {type(method).__name__}.")
+        if not isinstance(gradient_checkpointing, (bool, Mapping)):
+            raise TypeError(
+                "`gradient_checkpointing` should be a bool or a dict of torch.utils.checkpoint arguments, "
+                f"got {type(gradient_checkpointing).__name__} {gradient_checkpointing!r}."
+            )
         self.model = model
         self.method = method
         self.task = task if task is not None else ClassificationTask()
@@ -70,6 +86,10 @@ class UnlearningModule(pl.LightningModule):
             oracle_model = copy.deepcopy(model)
             load_weights(oracle_model, oracle, argument="oracle")
             self._oracle.append(oracle_model.eval().requires_grad_(False))
+        if peft is not None:  # after `original` (plain weights) and the oracle copy (no adapter)
+            self.model = apply_peft(self.model, peft)
+        if gradient_checkpointing is not False:
+            enable_gradient_checkpointing(self.model, None if gradient_checkpointing is True else gradient_checkpointing)
         self.evaluator = UnlearningEvaluator(self.task, mia_attack=mia_attack)
         self.oracle_evaluator = UnlearningEvaluator(self.task, mia_attack=mia_attack) if oracle else None
         self._prepared = False

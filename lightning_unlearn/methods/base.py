@@ -2,7 +2,8 @@
 
 The base owns, once for every method:
 
-* the **reference model** (a frozen copy of the model as it was when unlearning started),
+* the **reference model** (a frozen copy of the model as it was when unlearning started; for a LoRA
+  ``PeftModel``, the same network with its adapter disabled: :func:`reference_model`),
 * the **retain objective** (``"nll"`` = task loss on the retain batch, ``"kl"`` = KL to the
   reference on the retain batch, ``"none"``),
 * **loss weighting** ``L = forget_weight * L_forget + retain_weight * L_retain + L_reg``,
@@ -29,6 +30,7 @@ from torch import Tensor, nn
 from lightning_unlearn._errors import check_choice, check_positive
 from lightning_unlearn._registry import Registry
 from lightning_unlearn.methods.masks import ParameterMask
+from lightning_unlearn.peft import adapter_disabled_reference
 from lightning_unlearn.tasks.base import Task
 
 RetainLoss = Literal["nll", "kl", "none"]
@@ -164,7 +166,7 @@ class UnlearningMethod:
         data in a fixed order (``None`` when not available, e.g. a retain-free setting).
         """
         if self.needs_reference or self.retain_loss_kind == "kl":
-            self.reference = frozen_copy(model)
+            self.reference = reference_model(model)
         if "retain_loader" in inspect.signature(self.prepare).parameters:
             self.prepare(model, task, forget_loader, retain_loader=retain_loader)
         else:  # a subclass written before `prepare` took the retain loader
@@ -320,6 +322,14 @@ class UnlearningMethod:
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.hparams().items() if k != "method")
         return f"{type(self).__name__}({args})"
+
+
+def reference_model(model: nn.Module) -> nn.Module:
+    """The frozen reference θ₀ of ``model``: a :func:`frozen_copy`, or for a ``peft.PeftModel`` whose adapter is
+    still the identity, the same network with its adapters disabled (no second copy of the weights; see
+    :class:`~lightning_unlearn.peft.AdapterDisabledReference`)."""
+    shared = adapter_disabled_reference(model)
+    return shared if shared is not None else frozen_copy(model)
 
 
 def frozen_copy(module: nn.Module) -> nn.Module:
