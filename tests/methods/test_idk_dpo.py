@@ -2,51 +2,17 @@
 
 from __future__ import annotations
 
-import functools
 import math
 
-import lightning.pytorch as pl
 import pytest
 import torch
 import torch.nn.functional as F
-from lightning.pytorch.callbacks import Callback
-from lightning.pytorch.utilities import CombinedLoader
-from llm_toys import QA, toy_model, toy_tokenizer
-from torch.utils.data import DataLoader
+from llm_toys import toy_model
 
-from lightning_unlearn import UnlearningModule
-from lightning_unlearn.methods import METHODS, IdkAnswers, IdKDPO, alternative_batch, dpo_loss
-from lightning_unlearn.methods.base import StepContext
-from lightning_unlearn.tasks import CausalLMTask, ClassificationTask, QACollator
+from lightning_unlearn.methods import METHODS, IdKDPO, dpo_loss
+from lightning_unlearn.tasks import ClassificationTask
 
-FORGET, RETAIN = QA[:2], QA[2:]
-TASK = CausalLMTask()
-
-
-def _collator(**kwargs):
-    return QACollator(toy_tokenizer(), max_length=64, **kwargs)
-
-
-def _idk_collator():
-    return _collator(alternatives={"idk": IdkAnswers(seed=0)})
-
-
-@functools.cache
-def _memorised_state() -> dict[str, torch.Tensor]:
-    model, batch = toy_model(seed=0).train(), _collator()(QA)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    for _ in range(30):
-        loss = TASK.per_sample_loss(TASK.forward(model, batch), batch).mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return {k: v.detach().clone() for k, v in model.state_dict().items()}
-
-
-def _memorised():
-    model = toy_model(seed=0)
-    model.load_state_dict(_memorised_state())
-    return model
+from ._llm import FORGET, RETAIN, TASK, collator, ctx, fit, grads, hand_nll, idk_collator, idk_log_likelihoods, memorised_model
 
 
 def _perturbed(model, scale: float = 0.02):
@@ -57,30 +23,11 @@ def _perturbed(model, scale: float = 0.02):
     return model
 
 
-def _ctx(method, model, forget, retain=None):
-    return StepContext(model=model, task=TASK, forget=forget, retain=retain, reference=method.reference)
-
-
-def _hand_log_prob(model, input_ids, attention_mask, labels):
-    """Per sample, the SUM of the answer tokens' log-probabilities by F.cross_entropy."""
-    logits = model(input_ids=input_ids, attention_mask=attention_mask).logits
-    out = []
-    for row in range(logits.shape[0]):
-        keep = labels[row, 1:] != -100
-        out.append(-F.cross_entropy(logits[row, :-1][keep], labels[row, 1:][keep], reduction="sum"))
-    return torch.stack(out)
-
-
 def _win_lose(model, batch):
-    keys = ("input_ids", "attention_mask", "labels")
-    win = _hand_log_prob(model, *(batch[f"idk_{k}"] for k in keys))
-    lose = _hand_log_prob(model, *(batch[k] for k in keys))
+    """Per sample, the SUM of the answer tokens' log-probabilities of the refusal (win) and the true answer (lose)."""
+    win = -hand_nll(model, batch, prefix="idk_", reduction="sum")
+    lose = -hand_nll(model, batch, reduction="sum")
     return win, lose
-
-
-@torch.no_grad()
-def _log_likelihood(model, batch) -> float:
-    return float(TASK.log_likelihood(TASK.forward(model.eval(), batch), batch).mean())
 
 
 def test_registered():
@@ -102,11 +49,11 @@ def test_dpo_loss_closed_form(beta):
 
 
 def test_loss_on_a_tiny_llama_against_the_closed_form():
-    model, forget, retain = _memorised(), _idk_collator()(FORGET), _collator()(RETAIN)
+    model, forget, retain = memorised_model(steps=30), idk_collator()(FORGET), collator()(RETAIN)
     method = IdKDPO(beta=0.5, forget_weight=2.0, retain_weight=0.5)
     method.setup(model, TASK)
     _perturbed(model)
-    out = method.loss(_ctx(method, model, forget, retain))
+    out = method.loss(ctx(method, model, forget, retain))
     win, lose = _win_lose(model, forget)
     with torch.no_grad():
         win_0, lose_0 = _win_lose(method.reference, forget)
@@ -118,78 +65,46 @@ def test_loss_on_a_tiny_llama_against_the_closed_form():
     torch.testing.assert_close(out.loss, 2.0 * expected_f + 0.5 * expected_r, rtol=1e-5, atol=1e-5)
 
 
-def _grads(loss, model):
-    model.zero_grad()
-    loss.backward()
-    return [p.grad.clone() for p in model.parameters()]
-
-
 def test_at_the_reference_the_loss_is_2_log2_over_beta_and_the_gradient_prefers_the_refusal():
     # σ(0) = 1/2: the first step is gradient descent on -mean(log π(y_w) − log π(y_l)), for every β
-    model, forget = _memorised(), _idk_collator()(FORGET)
+    model, forget = memorised_model(steps=30), idk_collator()(FORGET)
     method = IdKDPO(beta=3.0, retain_loss="none")
     method.setup(model, TASK)
-    out = method.loss(_ctx(method, model, forget))
+    out = method.loss(ctx(method, model, forget))
     torch.testing.assert_close(out.loss, torch.tensor(2 / 3.0 * math.log(2)))
-    dpo = _grads(out.loss, model)
+    dpo = grads(out.loss, model)
     win, lose = _win_lose(model, forget)
-    for a, b in zip(dpo, _grads(-(win - lose).mean(), model)):
+    for a, b in zip(dpo, grads(-(win - lose).mean(), model)):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
 
 
 def test_the_reference_stays_frozen_and_a_refusal_is_needed():
-    model, forget = _memorised(), _idk_collator()(FORGET)
+    model, forget = memorised_model(steps=30), idk_collator()(FORGET)
     method = IdKDPO(retain_loss="none")
     with pytest.raises(RuntimeError, match="needs a reference model"):
-        method.loss(_ctx(method, model, forget))
+        method.loss(ctx(method, model, forget))
     method.setup(model, TASK)
-    method.loss(_ctx(method, model, forget)).loss.backward()
+    method.loss(ctx(method, model, forget)).loss.backward()
     assert all(p.grad is None for p in method.reference.parameters())
     with pytest.raises(KeyError, match=r"QACollator\(tokenizer, alternatives=\{'idk': IdkAnswers\(\)\}\)"):
-        method.loss(_ctx(method, model, _collator()(FORGET)))
+        method.loss(ctx(method, model, collator()(FORGET)))
     with pytest.raises(TypeError, match="IdKDPO unlearns causal language models"):
         IdKDPO().setup(toy_model(), ClassificationTask())
 
 
-class _Losses(Callback):
-    def __init__(self) -> None:
-        self.values: list[float] = []
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        self.values.append(float(outputs["loss"]))
-
-
 def test_unlearning_module_and_trainer():
-    model, collate = _memorised(), _idk_collator()
-    loaders = {
-        "forget": DataLoader(FORGET, batch_size=2, collate_fn=collate),
-        "retain": DataLoader(RETAIN, batch_size=2, collate_fn=collate),
-    }
-    forget = collate(FORGET)
-    before, idk_before = _log_likelihood(model, forget), _log_likelihood(model, alternative_batch(forget, "idk", TASK))
     method = IdKDPO(beta=0.1)
-    module = UnlearningModule(model.train(), method, task=TASK, optimizer=functools.partial(torch.optim.Adam, lr=1e-2))
-    losses = _Losses()
-    trainer = pl.Trainer(
-        max_steps=4,
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        enable_checkpointing=False,
-        accelerator="cpu",
-        devices=1,
-        num_sanity_val_steps=0,
-        limit_val_batches=0,
-        callbacks=[losses],
-    )
-    trainer.fit(module, train_dataloaders=CombinedLoader(loaders, mode="min_size"))
-    assert trainer.global_step == 4 and all(math.isfinite(v) for v in losses.values)
+    model, collate = memorised_model(steps=30), idk_collator()
+    forget = collate(FORGET)
+    before, idk_before = idk_log_likelihoods(model, forget)
+    losses = fit(model, method, steps=4, collate=collate)  # checks: 4 steps, finite losses
     first_retain = collate(RETAIN[:2])  # min_size: one step per epoch, on the first retain batch
     with torch.no_grad():
         retain_ce = float(TASK.per_sample_loss(TASK.forward(method.reference, first_retain), first_retain).mean())
-    assert losses.values[0] == pytest.approx(20 * math.log(2) + retain_ce, rel=1e-5)  # step 1 starts at θ = θ₀
-    assert _log_likelihood(model, forget) < before
-    assert _log_likelihood(model, alternative_batch(forget, "idk", TASK)) > idk_before
+    assert losses[0] == pytest.approx(20 * math.log(2) + retain_ce, rel=1e-5)  # step 1 starts at θ = θ₀
+    after, idk_after = idk_log_likelihoods(model, forget)
+    assert after < before
+    assert idk_after > idk_before
 
 
 @pytest.mark.parametrize(

@@ -2,55 +2,15 @@
 
 from __future__ import annotations
 
-import functools
-import math
-
-import lightning.pytorch as pl
 import pytest
 import torch
-from lightning.pytorch.callbacks import Callback
-from lightning.pytorch.utilities import CombinedLoader
-from llm_toys import QA, toy_model, toy_tokenizer
-from torch.utils.data import DataLoader
+from llm_toys import QA, qa_batch, toy_model, toy_tokenizer
 
-from lightning_unlearn import UnlearningModule
 from lightning_unlearn.methods import METHODS, RMU, RegexMask, rmu_control_vector
-from lightning_unlearn.methods.base import StepContext
 from lightning_unlearn.methods.rmu import decoder_layers_name, layer_output, masked_activation_mse
-from lightning_unlearn.tasks import CausalLMTask, ClassificationTask, QACollator
+from lightning_unlearn.tasks import ClassificationTask
 
-FORGET, RETAIN = QA[:2], QA[2:]
-TASK = CausalLMTask()
-
-
-def _collator():
-    return QACollator(toy_tokenizer(), max_length=64)
-
-
-def _batch(examples):
-    return _collator()(examples)
-
-
-@functools.cache
-def _memorised_state() -> dict[str, torch.Tensor]:
-    model, batch = toy_model(seed=0).train(), _batch(QA)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    for _ in range(30):
-        loss = TASK.per_sample_loss(TASK.forward(model, batch), batch).mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return {k: v.detach().clone() for k, v in model.state_dict().items()}
-
-
-def _memorised():
-    model = toy_model(seed=0)
-    model.load_state_dict(_memorised_state())
-    return model
-
-
-def _ctx(method, model, forget, retain=None):
-    return StepContext(model=model, task=TASK, forget=forget, retain=retain, reference=method.reference)
+from ._llm import FORGET, RETAIN, TASK, ctx, fit, log_likelihood, memorised_model
 
 
 def _hidden(model, batch, layer):
@@ -66,11 +26,6 @@ def _hand_mse(hidden, target, token_mask):
         t = target if target.dim() == 1 else target[row][token_mask[row].bool()]
         per_sample.append(((h - t) ** 2).mean())
     return torch.stack(per_sample).mean()
-
-
-@torch.no_grad()
-def _log_likelihood(model, batch) -> float:
-    return float(TASK.log_likelihood(TASK.forward(model.eval(), batch), batch).mean())
 
 
 # ---------------------------------------------------------------------------------- the control vector
@@ -102,13 +57,13 @@ def test_control_vector_is_fixed_and_seeded():
 
 
 def test_control_vector_is_fixed_during_training():
-    model, forget = _memorised(), _batch(FORGET)
+    model, forget = memorised_model(steps=30), qa_batch(FORGET)
     method = RMU(layer=0, retain_loss="none")
     method.setup(model, TASK)
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     first = None
     for _ in range(2):
-        loss = method.loss(_ctx(method, model, forget)).loss
+        loss = method.loss(ctx(method, model, forget)).loss
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -119,7 +74,7 @@ def test_control_vector_is_fixed_during_training():
 
 # ---------------------------------------------------------------------------------- activations
 def test_layer_output_hooks_the_decoder_layer_and_stops_the_forward():
-    model, batch = _memorised(), _batch(QA)
+    model, batch = memorised_model(steps=30), qa_batch(QA)
     assert decoder_layers_name(model) == "model.layers"
     torch.testing.assert_close(layer_output(model, "model.layers", 0, TASK, batch), _hidden(model, batch, 0))
     heads = []
@@ -136,13 +91,13 @@ def test_layer_output_hooks_the_decoder_layer_and_stops_the_forward():
 
 @pytest.mark.parametrize("tokens", ["answer", "all"])
 def test_loss_against_the_closed_form(tokens):
-    model, forget, retain = _memorised(), _batch(FORGET), _batch(RETAIN)
+    model, forget, retain = memorised_model(steps=30), qa_batch(FORGET), qa_batch(RETAIN)
     method = RMU(layer=0, steering_coeff=3.0, forget_weight=0.5, retain_weight=4.0, tokens=tokens, seed=5)
     method.setup(model, TASK)
     with torch.no_grad():
         for p in model.parameters():  # move away from θ₀ so that the retain term is not 0
             p.add_(0.02 * torch.randn(p.shape, generator=torch.Generator().manual_seed(1)))
-    out = method.loss(_ctx(method, model, forget, retain))
+    out = method.loss(ctx(method, model, forget, retain))
     pick = (lambda b: b["labels"] != -100) if tokens == "answer" else (lambda b: b["attention_mask"])
     control = 3.0 * (u := torch.rand(32, generator=torch.Generator().manual_seed(5))) / u.norm()
     expected_f = _hand_mse(_hidden(model, forget, 0), control, pick(forget))
@@ -165,7 +120,7 @@ def test_masked_activation_mse_weights_samples_equally():
 
 
 def test_adam_steps_move_the_forget_activations_to_the_control_vector():
-    model, forget, retain = _memorised(), _batch(FORGET), _batch(RETAIN)
+    model, forget, retain = memorised_model(steps=30), qa_batch(FORGET), qa_batch(RETAIN)
     method = RMU(layer=1, steering_coeff=4.0)
     method.setup(model, TASK)
     control = method.control_vector(32)
@@ -179,7 +134,7 @@ def test_adam_steps_move_the_forget_activations_to_the_control_vector():
     distance, cosine = distance_and_cosine()
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     for _ in range(8):
-        loss = method.loss(_ctx(method, model, forget, retain)).loss
+        loss = method.loss(ctx(method, model, forget, retain)).loss
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -188,52 +143,19 @@ def test_adam_steps_move_the_forget_activations_to_the_control_vector():
 
 
 # ---------------------------------------------------------------------------------- training
-class _Losses(Callback):
-    def __init__(self) -> None:
-        self.values: list[float] = []
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        self.values.append(float(outputs["loss"]))
-
-
-def _fit(model, method, steps=4):
-    collate = _collator()
-    loaders = {
-        "forget": DataLoader(FORGET, batch_size=2, collate_fn=collate),
-        "retain": DataLoader(RETAIN, batch_size=2, collate_fn=collate),
-    }
-    module = UnlearningModule(model.train(), method, task=TASK, optimizer=functools.partial(torch.optim.Adam, lr=1e-2))
-    losses = _Losses()
-    trainer = pl.Trainer(
-        max_steps=steps,
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        enable_checkpointing=False,
-        accelerator="cpu",
-        devices=1,
-        num_sanity_val_steps=0,
-        limit_val_batches=0,
-        callbacks=[losses],
-    )
-    trainer.fit(module, train_dataloaders=CombinedLoader(loaders, mode="min_size"))
-    assert trainer.global_step == steps and all(math.isfinite(v) for v in losses.values)
-    return losses.values
-
-
 def test_unlearning_module_and_trainer():
-    model, forget = _memorised(), _batch(FORGET)
-    before = _log_likelihood(model, forget)
-    losses = _fit(model, RMU(layer=0, steering_coeff=4.0), steps=6)
+    model, forget = memorised_model(steps=30), qa_batch(FORGET)
+    before = log_likelihood(model, forget)
+    losses = fit(model, RMU(layer=0, steering_coeff=4.0), steps=6)
     assert losses[-1] < losses[0]
-    assert _log_likelihood(model, forget) < before
+    assert log_likelihood(model, forget) < before
 
 
 def test_down_proj_trains_only_the_wmdp_parameters():
     model = toy_model(seed=0, num_layers=4)
     start = {k: v.clone() for k, v in model.state_dict().items()}
     method = RMU(layer=3, trainable="down_proj")
-    _fit(model, method, steps=2)
+    fit(model, method, steps=2)
     wanted = {f"model.layers.{i}.mlp.down_proj.weight" for i in (1, 2, 3)}
     assert set(method.masks) == wanted and method.mask.pattern == r"^model\.layers\.(1|2|3)\.mlp\.down_proj\."
     moved = {k for k, v in model.state_dict().items() if not torch.equal(v, start[k])}
