@@ -231,6 +231,9 @@ class AdaProb(UnlearningMethod):
         seed: Seed of the random pseudo-probabilities.
     """
 
+    #: Class labels / class probabilities: not defined for causal LMs.
+    supported_tasks = ("classification",)
+
     def __init__(
         self,
         pseudo: Pseudo = "random",

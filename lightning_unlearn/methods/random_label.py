@@ -38,6 +38,9 @@ class RandomLabel(UnlearningMethod):
         seed: Seed of the random labels.
     """
 
+    #: Class labels / class probabilities: not defined for causal LMs.
+    supported_tasks = ("classification",)
+
     def __init__(
         self,
         forget_weight: float = 1.0,

@@ -128,6 +128,9 @@ class ROKA(UnlearningMethod):
         seed: Seed of ``selection="sample"``.
     """
 
+    #: Class labels / class probabilities: not defined for causal LMs.
+    supported_tasks = ("classification",)
+
     def __init__(
         self,
         layer: str = "penultimate",

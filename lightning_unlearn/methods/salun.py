@@ -30,6 +30,9 @@ class SalUn(UnlearningMethod):
         seed: Seed of the random labels.
     """
 
+    #: Class labels / class probabilities: not defined for causal LMs.
+    supported_tasks = ("classification",)
+
     def __init__(
         self,
         threshold: float = 0.5,

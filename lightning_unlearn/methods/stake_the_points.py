@@ -72,6 +72,8 @@ class StakeThePoints(UnlearningMethod):
     """
 
     needs_reference = True
+    #: Class anchors and class labels: classifiers only.
+    supported_tasks = ("classification",)
 
     def __init__(
         self,
