@@ -264,6 +264,9 @@ class RAZOR(UnlearningMethod):
         retain_loss: ``"nll"`` (the paper's ``L_retain``), ``"kl"`` or ``"none"``.
     """
 
+    #: Units of classifiers and of ViT attention heads; causal LMs with grouped-query attention are not handled yet.
+    supported_tasks = ("classification",)
+
     needs_reference = True
 
     def __init__(
