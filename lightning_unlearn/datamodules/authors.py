@@ -27,9 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-import torch
-from torch.utils.data import DataLoader, Dataset, Subset
-from torch.utils.data.distributed import DistributedSampler
+from torch.utils.data import Dataset
 
 from lightning_unlearn._errors import check_choice, check_fraction, check_int
 from lightning_unlearn.datamodules.forget_retain import CombineMode, ForgetRetainDataModule, TrainOn
@@ -535,8 +533,6 @@ class FictitiousAuthorsDataModule(ForgetRetainDataModule):
         num_workers: int = 0,
         pin_memory: bool = False,
     ) -> None:
-        if collate_fn is not None and not callable(collate_fn):
-            raise TypeError(f"`collate_fn` should be a callable on a list of example dicts or None, got {collate_fn!r}.")
         authors = generate_authors(n_authors, seed=seed, facts_per_author=facts_per_author)
         forget_ids, retain_ids, holdout_ids = split_authors(n_authors, forget_fraction, holdout_fraction, seed=seed)
         examples = qa_pairs(authors, questions=questions, n_perturbed=n_perturbed, seed=seed)
@@ -557,9 +553,9 @@ class FictitiousAuthorsDataModule(ForgetRetainDataModule):
             max_eval_samples=max_eval_samples,
             num_workers=num_workers,
             pin_memory=pin_memory,
+            collate_fn=collate_fn if collate_fn is not None else list_collate,
             seed=seed,
         )
-        self.collate_fn = collate_fn if collate_fn is not None else list_collate
         self.authors = authors
         self.examples = examples
         self.forget_ids, self.retain_ids, self.holdout_ids = forget_ids, retain_ids, holdout_ids
@@ -579,36 +575,6 @@ class FictitiousAuthorsDataModule(ForgetRetainDataModule):
         ids = {"forget": self.forget_ids, "retain": self.retain_ids, "holdout": self.holdout_ids}
         check_choice("split", split, ids)
         return [self.authors[i] for i in ids[split]]
-
-    # The base class builds its loaders without a collate function. These two overrides build the
-    # same loaders with ours passed to the constructor (not set afterwards: Lightning re-creates
-    # loaders from their constructor arguments, e.g. to add a DistributedSampler for evaluation).
-    def _shuffled(self, dataset: Dataset, batch_size: int, seed: int) -> DataLoader:
-        world, rank = self._rank()
-        sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=seed, drop_last=False)
-        return DataLoader(
-            dataset,
-            batch_size=batch_size,
-            sampler=sampler,
-            collate_fn=self.collate_fn,
-            num_workers=self.num_workers,
-            pin_memory=self.pin_memory,
-            persistent_workers=self.num_workers > 0,
-        )
-
-    def _eval_loader(self, dataset: Dataset, salt: int = 0, limit: bool = True) -> DataLoader:
-        if limit and self.max_eval_samples is not None and len(dataset) > self.max_eval_samples:  # type: ignore[arg-type]
-            g = torch.Generator().manual_seed(self.seed + 100 + salt)  # the base class's seeded subset
-            keep = sorted(torch.randperm(len(dataset), generator=g)[: self.max_eval_samples].tolist())  # type: ignore[arg-type]
-            dataset = Subset(dataset, keep)
-        return DataLoader(
-            dataset,
-            batch_size=self.eval_batch_size,
-            shuffle=False,
-            collate_fn=self.collate_fn,
-            num_workers=self.num_workers,
-            pin_memory=self.pin_memory,
-        )
 
     def state_dict(self) -> dict[str, Any]:
         return {**super().state_dict(), "data_fingerprint": self.fingerprint, "settings": dict(self.settings)}

@@ -71,6 +71,8 @@ class ForgetRetainDataModule(pl.LightningDataModule):
             ``None`` evaluates everything.
         num_workers: DataLoader workers.
         pin_memory: DataLoader ``pin_memory``.
+        collate_fn: DataLoader ``collate_fn`` of every loader (e.g. a tokenizing collator for text);
+            ``None`` is PyTorch's default collation.
         seed: Seed of the request (``forget_fraction``), splits and shuffling.
     """
 
@@ -99,9 +101,12 @@ class ForgetRetainDataModule(pl.LightningDataModule):
         max_eval_samples: int | None = None,
         num_workers: int = 0,
         pin_memory: bool = False,
+        collate_fn: Callable[[list[Any]], Any] | None = None,
         seed: int = 0,
     ) -> None:
         super().__init__()
+        if collate_fn is not None and not callable(collate_fn):
+            raise TypeError(f"`collate_fn` should be a callable on a list of samples or None, got {collate_fn!r}.")
         check_choice("mode", mode, _MODES)
         check_choice("train_on", train_on, _TRAIN_ON)
         for name, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
@@ -121,6 +126,7 @@ class ForgetRetainDataModule(pl.LightningDataModule):
         self.max_eval_samples = max_eval_samples
         self.num_workers = num_workers
         self.pin_memory = pin_memory
+        self.collate_fn = collate_fn
         self.seed = seed
         self.request: DeletionRequest | None = None
 
@@ -217,6 +223,7 @@ class ForgetRetainDataModule(pl.LightningDataModule):
             dataset,
             batch_size=batch_size,
             sampler=sampler,
+            collate_fn=self.collate_fn,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             persistent_workers=self.num_workers > 0,
@@ -245,7 +252,14 @@ class ForgetRetainDataModule(pl.LightningDataModule):
             g = torch.Generator().manual_seed(self.seed + 100 + salt)
             keep = sorted(torch.randperm(len(dataset), generator=g)[: self.max_eval_samples].tolist())  # type: ignore[arg-type]
             dataset = Subset(dataset, keep)
-        return DataLoader(dataset, batch_size=self.eval_batch_size, shuffle=False, num_workers=self.num_workers, pin_memory=self.pin_memory)
+        return DataLoader(
+            dataset,
+            batch_size=self.eval_batch_size,
+            shuffle=False,
+            collate_fn=self.collate_fn,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+        )
 
     def eval_dataloaders(self) -> dict[str, DataLoader]:
         """Named evaluation loaders, ``{"forget": ..., "retain": ..., "test": ..., "holdout": ...}``."""

@@ -370,3 +370,22 @@ def test_training_the_original_does_not_depend_on_the_request():
     second = [b[0].flatten().tolist() for b in by_fraction.train_dataloader()]
     assert first == second
     assert sorted(x for batch in first for x in batch) == [float(i) for i in range(N)]
+
+
+def test_collate_fn_reaches_every_loader():
+    data = LabeledTensorDataset(torch.randn(40, 3), torch.arange(40) % 4)
+    seen: list[int] = []
+
+    def collate(samples):
+        seen.append(len(samples))
+        return {"n": len(samples)}
+
+    for train_on in ("forget_retain", "retain", "all"):
+        dm = ForgetRetainDataModule(data, data, forget_class=1, batch_size=5, train_on=train_on, collate_fn=collate)
+        if train_on == "forget_retain":
+            assert next(iter(dm.forget_dataloader())) == next(iter(dm.retain_dataloader())) == {"n": 5}
+        else:
+            assert next(iter(dm.train_dataloader())) == {"n": 5}
+        assert all(next(iter(v)) == {"n": min(len(v.dataset), 512)} for v in dm.eval_dataloaders().values())
+    with pytest.raises(TypeError, match="`collate_fn` should be a callable"):
+        ForgetRetainDataModule(data, forget_class=1, collate_fn="stack")
