@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+import copy
+import hashlib
 import json
 import logging
 import math
 import os
-import platform
 import shlex
 import statistics
-import subprocess
 import sys
 import warnings
 from collections.abc import Iterable, Sequence
@@ -25,44 +25,38 @@ def command_line() -> str:
     return " ".join(shlex.quote(a) for a in [Path(sys.executable).name, *sys.argv])
 
 
-def versions() -> dict[str, str | None]:
-    import lightning
-    import numpy
-    import sklearn
-    import torch
+def versions(*extra: str) -> dict[str, str | None]:
+    """The library's :func:`lightning_unlearn._provenance.versions` plus scikit-learn and ``extra`` modules."""
+    from lightning_unlearn._provenance import versions as library_versions
 
-    try:
-        import lightning_unlearn
-
-        lu = lightning_unlearn.__version__
-    except Exception:  # pragma: no cover - reported, not fatal
-        lu = None
-    return {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "lightning": lightning.__version__,
-        "lightning_unlearn": lu,
-        "numpy": numpy.__version__,
-        "sklearn": sklearn.__version__,
-        "platform": platform.platform(),
-    }
+    return library_versions("sklearn", *extra)
 
 
 def git_commit() -> str | None:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10)
-    except Exception:
-        return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
+    from lightning_unlearn._provenance import git_commit as commit
+
+    return commit(REPO_ROOT)
 
 
 def git_dirty() -> bool | None:
     """Whether tracked files differ from HEAD (the library is edited concurrently; say so in the JSON)."""
-    try:
-        out = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10)
-    except Exception:
-        return None
-    return bool(out.stdout.strip()) if out.returncode == 0 else None
+    from lightning_unlearn._provenance import git_dirty as dirty
+
+    return dirty(REPO_ROOT)
+
+
+def merge_hparams(hp: dict[str, Any], override: dict[str, Any] | None) -> dict[str, Any]:
+    """A copy of ``hp`` with ``override`` applied; the ``"method"`` kwargs dicts are merged, not replaced."""
+    out = copy.deepcopy(hp)
+    override = copy.deepcopy(override or {})
+    out["method"] = {**out.get("method", {}), **override.pop("method", {})}
+    out.update(override)
+    return out
+
+
+def config_hash(config: dict[str, Any]) -> str:
+    """A short stable hash of a JSON-able config (the cache key of trained models)."""
+    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def quiet_lightning() -> None:

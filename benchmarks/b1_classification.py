@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import copy
 import functools
-import hashlib
 import inspect
 import json
 import math
@@ -196,21 +195,11 @@ ORIGINAL, ORACLE = "original", "retrain"
 def resolve_hparams(scale: str, scenario: str, method: str) -> tuple[dict[str, Any], bool]:
     """The merged configuration of ``method`` (defaults + HPARAMS entry) and whether it was tuned."""
     entry = HPARAMS.get(scale, {}).get(scenario, {}).get(method)
-    hp = copy.deepcopy(DEFAULT_HP)
-    hp["batch_size"] = SCALES[scale]["unlearn_batch_size"]
-    if entry:
-        entry = copy.deepcopy(entry)
-        hp["method"] = {**hp["method"], **entry.pop("method", {})}
-        hp.update(entry)
-    return hp, entry is not None
+    defaults = {**DEFAULT_HP, "batch_size": SCALES[scale]["unlearn_batch_size"]}
+    return merge_hparams(defaults, entry), entry is not None
 
 
-def merge_hparams(hp: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    out = copy.deepcopy(hp)
-    override = copy.deepcopy(override)
-    out["method"] = {**out.get("method", {}), **override.pop("method", {})}
-    out.update(override)
-    return out
+merge_hparams = _common.merge_hparams
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -278,8 +267,7 @@ def model_config(kind: str, scale: str, scenario: str | None, seed: int) -> dict
     return out
 
 
-def config_hash(config: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
+config_hash = _common.config_hash
 
 
 def get_trained(kind: str, scale: str, scenario: str | None, seed: int, cache_dir: Path, log=print) -> dict[str, Any]:

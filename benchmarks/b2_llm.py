@@ -40,7 +40,6 @@ Run from the repository root::
 from __future__ import annotations
 
 import argparse
-import copy
 import functools
 import hashlib
 import inspect
@@ -142,13 +141,8 @@ TARGET, ORACLE, PRETRAINED = "target", "oracle", "pretrained"
 
 def resolve_hparams(scale: str, method: str) -> tuple[dict[str, Any], bool]:
     entry = HPARAMS.get(scale, {}).get(method)
-    hp = copy.deepcopy(DEFAULT_HP[scale])
-    hp["batch_size"] = SCALES[scale]["unlearn_batch_size"]
-    if entry:
-        entry = copy.deepcopy(entry)
-        hp["method"] = {**hp["method"], **entry.pop("method", {})}
-        hp.update(entry)
-    return hp, entry is not None
+    defaults = {**DEFAULT_HP[scale], "batch_size": SCALES[scale]["unlearn_batch_size"]}
+    return _common.merge_hparams(defaults, entry), entry is not None
 
 
 def default_methods(group: str = "all") -> list[str]:
@@ -264,8 +258,7 @@ def eval_sets(scale: str, seed: int) -> dict[str, list[dict[str, Any]]]:
 # ----------------------------------------------------------------------------------------------------------
 
 
-def config_hash(config: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
+config_hash = _common.config_hash
 
 
 class Backbone:
@@ -864,7 +857,7 @@ def write_payload(out_path: Path, args, scale: str, seed: int, methods: list[str
         "command": _common.command_line(),
         "git_commit": _common.git_commit(),
         "git_dirty": _common.git_dirty(),
-        "versions": {**_common.versions(), **_hf_versions()},
+        "versions": _common.versions("transformers", "tokenizers", "scipy", "psutil"),
         "config": {
             "scale": SCALES[scale],
             "seed": seed,
@@ -908,16 +901,6 @@ def _finite(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_finite(v) for v in value]
     return value
-
-
-def _hf_versions() -> dict[str, str | None]:
-    out = {}
-    for name in ("transformers", "tokenizers", "scipy", "psutil"):
-        try:
-            out[name] = __import__(name).__version__
-        except Exception:
-            out[name] = None
-    return out
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -1100,7 +1083,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "mode": "estimate",
             "command": _common.command_line(),
             "git_commit": _common.git_commit(),
-            "versions": {**_common.versions(), **_hf_versions()},
+            "versions": _common.versions("transformers", "tokenizers", "scipy", "psutil"),
             "config": {"scale": SCALES[scale], "seed": seed, "hparams": {m: resolve_hparams(scale, m)[0] for m in methods}, "torch_threads": torch.get_num_threads()},
             "estimate": report,
         }

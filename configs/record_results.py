@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -66,15 +65,14 @@ def main() -> None:
         start = time.perf_counter()
         results[name] = run_config(args.bench, name, workdir)
         print(f"{name:>10}: {results[name]}  ({time.perf_counter() - start:.1f} s)", flush=True)
-    import lightning
-    import torch
+    from lightning_unlearn._provenance import versions
 
     record = {
         "benchmark": args.bench,
         "command": f"python configs/record_results.py {args.bench}",
         "tolerance": TOLERANCE,
         "threads": 1,
-        "versions": {"python": platform.python_version(), "torch": torch.__version__, "lightning": lightning.__version__},
+        "versions": {k: v for k, v in versions().items() if k in ("python", "torch", "lightning")},
         "results": {k: v for k, v in results.items() if v},
     }
     out = ROOT / args.bench / "results.json"

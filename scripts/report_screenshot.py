@@ -13,42 +13,19 @@ from __future__ import annotations
 
 import argparse
 import functools
-import logging
 import sys
 import tempfile
-import warnings
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
+
+import _common  # noqa: E402  (quiet_lightning, quiet_trainer: shared with the benchmarks)
+
 CHROMIUM = "/usr/bin/chromium"
 TRAIN_EPOCHS, TRAIN_LR, BATCH_SIZE = 15, 1e-3, 32
 #: SalUn for 3 passes over the forget set at lr 5e-4: forgets the digit and keeps retain/test accuracy near the oracle's.
 UNLEARN_EPOCHS, UNLEARN_LR = 3, 5e-4
-
-
-def quiet() -> None:
-    import lightning.pytorch  # noqa: F401  (sets its loggers to INFO on import; override afterwards)
-
-    for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-    warnings.filterwarnings("ignore")
-
-
-def trainer(**kwargs):
-    import lightning.pytorch as pl
-
-    options = dict(
-        accelerator="cpu",
-        devices=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        limit_val_batches=0,
-    )
-    options.update(kwargs)
-    return pl.Trainer(**options)
 
 
 def make_report(run_dir: Path, seed: int) -> Path:
@@ -71,7 +48,7 @@ def make_report(run_dir: Path, seed: int) -> Path:
     for kind, train_on in (("original", "all"), ("oracle", "retain")):
         pl.seed_everything(seed, verbose=False)
         net = model()
-        trainer(max_epochs=TRAIN_EPOCHS).fit(
+        _common.quiet_trainer(max_epochs=TRAIN_EPOCHS).fit(
             SupervisedModule(net, optimizer=functools.partial(torch.optim.Adam, lr=TRAIN_LR)), datamodule=data(train_on)
         )
         torch.save(net.state_dict(), paths[kind])
@@ -86,7 +63,7 @@ def make_report(run_dir: Path, seed: int) -> Path:
         optimizer=functools.partial(torch.optim.Adam, lr=UNLEARN_LR),
     )
     report = UnlearningReport(dirpath=run_dir)
-    trainer(max_epochs=UNLEARN_EPOCHS, callbacks=[report]).fit(module, datamodule=data("forget_retain"))
+    _common.quiet_trainer(max_epochs=UNLEARN_EPOCHS, callbacks=[report]).fit(module, datamodule=data("forget_retain"))
     print(f"unlearned the digit 3 with SalUn -> {report.json_path}")
     return report.html_path
 
@@ -116,7 +93,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if not Path(CHROMIUM).exists():
         sys.exit(f"{CHROMIUM} is missing; install Debian's `chromium` (scripts/setup.sh does).")
-    quiet()
+    _common.quiet_lightning()
     if args.run_dir is not None:
         screenshot(make_report(args.run_dir, args.seed), args.out, args.height)
         return

@@ -14,6 +14,7 @@ from lightning.pytorch.utilities.combined_loader import CombinedLoader
 from llm_toys import qa_batch, toy_model
 from methods._llm import FORGET, RETAIN, forget_nll, loader, memorised_model
 from torch import nn
+from toys import make_trainer
 
 from lightning_unlearn import UnlearningModule
 from lightning_unlearn._weights import load_weights
@@ -63,19 +64,7 @@ def _module(method, model=None, lr: float = 2e-2, **kwargs: Any) -> UnlearningMo
 
 def _fit(module: UnlearningModule, steps: int = 3, callbacks: list[pl.Callback] | None = None) -> _Record:
     record = _Record()
-    trainer = pl.Trainer(
-        max_steps=steps,
-        max_epochs=steps,
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        enable_checkpointing=False,
-        accelerator="cpu",
-        devices=1,
-        num_sanity_val_steps=0,
-        limit_val_batches=0,
-        callbacks=[record, *(callbacks or [])],
-    )
+    trainer = make_trainer(max_steps=steps, max_epochs=steps, limit_val_batches=0, callbacks=[record, *(callbacks or [])])
     trainer.fit(module, train_dataloaders=CombinedLoader({"forget": loader(FORGET), "retain": loader(RETAIN)}, mode="min_size"))
     return record
 

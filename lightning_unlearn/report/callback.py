@@ -10,8 +10,6 @@ import hashlib
 import json
 import math
 import os
-import platform
-import subprocess
 import time
 from collections.abc import Mapping
 from datetime import datetime, timezone
@@ -30,6 +28,7 @@ from torch.utils.data import DataLoader
 from typing_extensions import override
 
 from lightning_unlearn._errors import check_choice, check_int
+from lightning_unlearn._provenance import git_commit, versions
 from lightning_unlearn._weights import load_weights
 from lightning_unlearn.callbacks.evaluation import evaluate
 from lightning_unlearn.methods.base import UnlearningMethod, frozen_copy
@@ -364,8 +363,8 @@ class UnlearningReport(Callback):
                     "unlearning_s": round(unlearning_s, 3),
                     "evaluation_s": round(evaluation_s, 3),
                 },
-                "versions": _versions(),
-                "git_commit": _git_commit(),
+                "versions": versions(),
+                "git_commit": git_commit(),
             }
         )
 
@@ -513,31 +512,6 @@ def _downsample(steps: list[int], series: dict[str, list[float | None]], limit: 
         arr = np.array([math.nan if v is None else v for v in values], dtype=float)
         out[name] = [None if np.all(np.isnan(arr[b])) else float(np.nanmean(arr[b])) for b in bins]
     return {"step": out_steps, "series": out}
-
-
-def _versions() -> dict[str, str | None]:
-    import lightning
-
-    import lightning_unlearn
-
-    return {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "lightning": lightning.__version__,
-        "lightning_unlearn": lightning_unlearn.__version__,
-        "numpy": np.__version__,
-        "platform": platform.platform(),
-    }
-
-
-def _git_commit() -> str | None:
-    """``git rev-parse HEAD`` in the working directory, or ``None`` outside a git checkout."""
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, cwd=os.getcwd())
-    except (OSError, subprocess.SubprocessError):
-        return None
-    commit = out.stdout.strip()
-    return commit if out.returncode == 0 and commit else None
 
 
 def _now() -> str:

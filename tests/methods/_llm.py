@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from lightning.pytorch.utilities.combined_loader import CombinedLoader
 from llm_toys import QA, toy_model, toy_tokenizer
 from torch.utils.data import DataLoader
+from toys import make_trainer
 
 from lightning_unlearn import UnlearningModule
 from lightning_unlearn.methods import IdkAnswers, UnlearningMethod, alternative_batch
@@ -123,19 +124,7 @@ def _run(
     module = UnlearningModule(model, method, task=TASK, optimizer=lambda p: torch.optim.Adam(p, lr=lr))
     data = CombinedLoader({"forget": loader(FORGET, collate=collate), "retain": loader(RETAIN, collate=collate)}, mode="min_size")
     losses = _Losses()
-    trainer = pl.Trainer(
-        max_steps=steps,
-        max_epochs=steps,
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        enable_checkpointing=False,
-        accelerator="cpu",
-        devices=1,
-        num_sanity_val_steps=0,
-        limit_val_batches=0,
-        callbacks=[losses],
-    )
+    trainer = make_trainer(max_steps=steps, max_epochs=steps, limit_val_batches=0, callbacks=[losses])
     trainer.fit(module, train_dataloaders=data)
     return trainer, losses.values
 
