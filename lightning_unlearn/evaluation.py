@@ -76,12 +76,24 @@ class UnlearningEvaluator(nn.Module):
             out["mia_auc"] = float(self.loss_auc.compute())
         return out
 
+    def membership_losses(self) -> tuple[Tensor, Tensor]:
+        """This process's per-sample losses behind ``mia_auc``: ``(forget, non-members)`` on the CPU (the
+        non-members are the holdout split, or the test split when no holdout is expected)."""
+        return _local_cat(self.loss_auc.member_losses), _local_cat(self.loss_auc.nonmember_losses)
+
     def reset(self) -> None:
         for metric in self.accuracy.values():
             metric.reset()
         self.mia.reset()
         self.loss_auc.reset()
         self._seen = set()
+
+
+def _local_cat(state: list[Tensor] | Tensor) -> Tensor:
+    """A metric's list state (or an already concatenated tensor) as one CPU tensor; empty if never updated."""
+    if isinstance(state, Tensor):
+        return state.detach().cpu()
+    return torch.cat(state).detach().cpu() if state else torch.zeros(0)
 
 
 def with_gap(metrics: dict[str, float], oracle: dict[str, float] | None) -> dict[str, float]:

@@ -40,6 +40,22 @@ def evaluate(
     plus ``avg_gap`` when the ``oracle``'s metrics are given. ``progress_bar`` shows one bar over
     all evaluation batches.
     """
+    evaluator = run_evaluation(model, loaders, task, mia_attack, device, progress_bar)
+    return with_gap(evaluator.compute(), oracle)
+
+
+@torch.no_grad()
+def run_evaluation(
+    model: nn.Module,
+    loaders: dict[str, DataLoader],
+    task: Task | None = None,
+    mia_attack: MIAAttack = "logistic",
+    device: torch.device | str | None = None,
+    progress_bar: bool = False,
+) -> UnlearningEvaluator:
+    """One pass of ``model`` over the named loaders; returns the filled :class:`UnlearningEvaluator` (its
+    ``compute()`` gives :func:`evaluate`'s metrics without ``avg_gap``, ``membership_losses()`` the losses
+    behind ``mia_auc``)."""
     unknown = sorted(set(loaders) - set(EVAL_SPLITS))
     if unknown:
         raise ValueError(f"`loaders` keys should be among {list(EVAL_SPLITS)}, got {unknown}.")
@@ -58,7 +74,7 @@ def evaluate(
                     evaluator.update(split, task.forward(model, batch), batch)
                     bar.update(1)
     model.train(was_training)
-    return with_gap(evaluator.compute(), oracle)
+    return evaluator
 
 
 class UnlearningEvaluation(Callback):

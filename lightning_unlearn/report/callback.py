@@ -19,7 +19,6 @@ from typing import Any
 import lightning.pytorch as pl
 import numpy as np
 import torch
-from lightning.fabric.utilities.apply_func import move_data_to_device
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities import rank_zero_only
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
@@ -30,7 +29,8 @@ from typing_extensions import override
 from lightning_unlearn._errors import check_choice, check_int
 from lightning_unlearn._provenance import git_commit, versions
 from lightning_unlearn._weights import load_weights
-from lightning_unlearn.callbacks.evaluation import evaluate
+from lightning_unlearn.callbacks.evaluation import run_evaluation
+from lightning_unlearn.evaluation import with_gap
 from lightning_unlearn.methods.base import UnlearningMethod, frozen_copy
 from lightning_unlearn.metrics import MIAAttack, collect_features, loss_mia_auc, structure_scores, structure_subset
 from lightning_unlearn.module import UnlearningModule
@@ -314,7 +314,8 @@ class UnlearningReport(Callback):
             if model is None:
                 continue
             model.to(device)
-            metrics[name] = evaluate(model, loaders, task, metrics["oracle"], self.mia_attack, device)
+            evaluator = run_evaluation(model, loaders, task, self.mia_attack, device)
+            metrics[name] = with_gap(evaluator.compute(), metrics["oracle"])
             if structure is not None:
                 features, labels = collect_features(model, structure, layer, task)
                 if oracle_features is None:
@@ -322,7 +323,7 @@ class UnlearningReport(Callback):
                 metrics[name].update(structure_scores(features, oracle_features, labels))
             rounded[name] = {k: None if v is None else round(v, 6) for k, v in metrics[name].items()}
             if nonmember is not None and trainer.is_global_zero:
-                losses[name] = (_losses(model, loaders["forget"], task, device), _losses(model, loaders[nonmember], task, device))
+                losses[name] = evaluator.membership_losses()  # the losses mia_auc was computed from
             if model is not network:
                 models[name] = None
                 del model
@@ -409,18 +410,6 @@ def _with_state(network: nn.Module, state: dict[str, Tensor]) -> nn.Module:
 
 
 @torch.no_grad()
-@torch.no_grad()
-def _losses(model: nn.Module, loader: DataLoader, task: Task, device: torch.device) -> Tensor:
-    was_training = model.training
-    model.eval()
-    out = [
-        task.per_sample_loss(task.forward(model, batch), batch).float().cpu()
-        for batch in (move_data_to_device(b, device) for b in loader)
-    ]
-    model.train(was_training)
-    return torch.cat(out) if out else torch.empty(0)
-
-
 def _roc(members: Tensor, nonmembers: Tensor, points: int = ROC_POINTS) -> dict[str, Any]:
     """ROC of the loss-threshold attack (score −loss, members positive) on an even FPR grid.
 

@@ -127,3 +127,19 @@ def test_callback_at_fit_end_sees_the_after_training_phase(data, user_module):
 def test_callback_rejects_bad_when(data):
     with pytest.raises(ValueError, match=r"`when` should be one of \['fit_end', 'train_epoch_end'\], got 'epoch_end'"):
         UnlearningEvaluation(data["forget"], when="epoch_end")  # type: ignore[arg-type]
+
+
+def test_run_evaluation_keeps_the_losses_behind_mia_auc(data, user_module):
+    from lightning_unlearn.callbacks.evaluation import run_evaluation
+    from lightning_unlearn.metrics import loss_mia_auc
+
+    evaluator = run_evaluation(user_module, loaders(data, "forget", "retain", "test"))
+    members, nonmembers = evaluator.membership_losses()
+
+    def losses(split: str) -> torch.Tensor:
+        x, y = next(iter(DataLoader(data[split], batch_size=len(data[split]))))
+        return torch.nn.functional.cross_entropy(user_module(x), y, reduction="none").detach()
+
+    torch.testing.assert_close(members, losses("forget"))
+    torch.testing.assert_close(nonmembers, losses("test"))  # no holdout: the test split stands in
+    assert evaluator.compute()["mia_auc"] == pytest.approx(loss_mia_auc(members, nonmembers))
