@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import torch
+from lightning.fabric.utilities.apply_func import move_data_to_device
 from torch.utils.data import Dataset, Subset, TensorDataset, default_collate
 
 
@@ -25,16 +26,6 @@ def _tensor_view(dataset: Dataset) -> tuple[torch.Tensor, ...] | None:
         idx = torch.as_tensor(list(dataset.indices), dtype=torch.long)
         return tuple(t[idx] for t in inner)
     return None
-
-
-def _to(batch: Any, device: torch.device) -> Any:
-    if isinstance(batch, torch.Tensor):
-        return batch.to(device)
-    if isinstance(batch, (tuple, list)):
-        return type(batch)(_to(b, device) for b in batch)
-    if isinstance(batch, dict):
-        return {k: _to(v, device) for k, v in batch.items()}
-    return batch
 
 
 class BatchStream:
@@ -69,7 +60,7 @@ class BatchStream:
             batch: Any = tuple(t[idx] for t in self.tensors)
         else:
             batch = default_collate([self.dataset[int(i)] for i in idx])
-        return _to(batch, self.device)
+        return move_data_to_device(batch, self.device)
 
     def __iter__(self) -> Iterator[Any]:
         return self
