@@ -16,6 +16,11 @@ Each benchmark directory holds a three-step chain (random 10% forgetting, seed 0
 and the same for B1's class-wise scenario (forget class 0) under ``<bench>/classwise/``: its own oracle
 (``classwise/retrain.yaml`` -> ``artifacts/<bench>/classwise/retrain.pt``) and methods, unlearning the same
 original. ``fashion_mnist_vit`` is the Fashion-MNIST chain with the ViT (``ViTClassifier``).
+
+``authors_smollm2`` is benchmark B2's chain on SmolLM2-135M-Instruct (``lightning_unlearn.models.smollm2``)
+and 40 fictitious authors (forget 10%, holdout 10%): ``target.yaml`` fine-tunes on forget + retain ->
+``artifacts/authors_smollm2/target.pt``, ``oracle.yaml`` on retain only -> ``.../oracle.pt``, and
+``<method>.yaml`` unlearns the target with B2's settings (``HPARAMS`` in benchmarks/b2_llm.py, full scale).
 """
 
 from __future__ import annotations
@@ -148,6 +153,8 @@ def _optimizer(lr: float) -> dict[str, Any]:
 
 
 def build(bench: str) -> dict[str, dict[str, Any]]:
+    if bench == LLM_BENCH:
+        return build_llm()
     spec = BENCHMARKS[bench]
     configs: dict[str, dict[str, Any]] = {}
     epochs = spec["train_epochs"]
@@ -208,6 +215,113 @@ def build(bench: str) -> dict[str, dict[str, Any]]:
     return configs
 
 
+# ---------------------------------------------------------------------------------------------------- B2 (LLM)
+LLM_BENCH = "authors_smollm2"
+#: B2's LLM methods (the ones of benchmarks/b2_llm.py's LLM_METHODS) -> class paths.
+LLM_METHOD_CLASSES: dict[str, str] = {
+    "ga": "lightning_unlearn.methods.GradientAscent",
+    "graddiff": "lightning_unlearn.methods.GradDiff",
+    "npo": "lightning_unlearn.methods.NPO",
+    "simnpo": "lightning_unlearn.methods.SimNPO",
+    "idk": "lightning_unlearn.methods.IdK",
+    "idk_dpo": "lightning_unlearn.methods.IdKDPO",
+    "rmu": "lightning_unlearn.methods.RMU",
+    "pmc": "lightning_unlearn.methods.PMC",
+    "tru": "lightning_unlearn.methods.TRU",
+    "asu": "lightning_unlearn.methods.ASU",
+}
+_TOKENIZER = {"class_path": "lightning_unlearn.models.smollm2_tokenizer"}
+
+
+def _b2():
+    path = ROOT.parent / "benchmarks" / "b2_llm.py"
+    spec = importlib.util.spec_from_file_location("_b2_for_configs", path)
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    sys.path.insert(0, str(path.parent))
+    try:
+        spec.loader.exec_module(module)  # type: ignore[union-attr]
+    finally:
+        sys.path.pop(0)
+    return module
+
+
+def _llm_data(b2: Any, train_on: str, batch_size: int, retain_batch_size: int | None = None, alternative: str | None = None) -> dict[str, Any]:
+    scale = b2.SCALES["full"]
+    collator: dict[str, Any] = {"tokenizer": _TOKENIZER, "max_length": scale["max_length"]}
+    if alternative is not None:  # IdK / IdK-DPO: the refusal answers ride along in every forget batch
+        collator["alternatives"] = {alternative: {"class_path": "lightning_unlearn.methods.IdkAnswers", "init_args": {"seed": 0}}}
+    d = scale["data"]
+    args = {
+        "n_authors": d["n_authors"],
+        "seed": 0,
+        "forget_fraction": d["forget_fraction"],
+        "holdout_fraction": d["holdout_fraction"],
+        "facts_per_author": d["facts_per_author"],
+        "n_perturbed": d["n_perturbed"],
+        "collate_fn": {"class_path": "lightning_unlearn.tasks.QACollator", "init_args": collator},
+        "batch_size": batch_size,
+        "eval_batch_size": scale["eval"]["batch_size"],
+        "train_on": train_on,
+        "mode": "min_size",
+    }
+    if retain_batch_size is not None:
+        args["retain_batch_size"] = retain_batch_size
+    return {"class_path": "lightning_unlearn.datamodules.FictitiousAuthorsDataModule", "init_args": args}
+
+
+def _adamw(lr: float, weight_decay: float) -> dict[str, Any]:
+    return {"class_path": "torch.optim.AdamW", "init_args": {"lr": lr, "weight_decay": weight_decay}}
+
+
+def build_llm() -> dict[str, dict[str, Any]]:
+    """B2's chain: target and oracle fine-tunes of SmolLM2, then every LLM method from the target."""
+    b2, bench = _b2(), LLM_BENCH
+    train = b2.SCALES["full"]["train"]
+    model = {"class_path": "lightning_unlearn.models.smollm2", "init_args": {"dtype": "float32"}}
+    task = {"class_path": "lightning_unlearn.tasks.CausalLMTask"}
+    configs: dict[str, dict[str, Any]] = {}
+    for run, train_on in (("target", "all"), ("oracle", "retain")):
+        trainer = _trainer(bench, run, train["epochs"], [_save(bench, run)]) | {"enable_checkpointing": False, "limit_val_batches": 0}
+        configs[run] = {
+            "seed_everything": 0,
+            "trainer": trainer,
+            "model": {
+                "class_path": "lightning_unlearn.SupervisedModule",
+                "init_args": {"model": model, "task": task, "optimizer": _adamw(train["lr"], train["weight_decay"])},
+            },
+            "data": _llm_data(b2, train_on, train["batch_size"]),
+        }
+    for name, class_path in LLM_METHOD_CLASSES.items():
+        hp, _ = b2.resolve_hparams("full", name)
+        unknown = set(hp) - _HP_KEYS - {"weight_decay"}
+        if unknown:
+            raise ValueError(f"configs/generate.py cannot express {name}'s B2 settings {hp} in a config yet.")
+        method_args = dict(hp["method"])
+        if "tokenizer" in inspect.signature(_resolve(class_path)).parameters:
+            method_args["tokenizer"] = _TOKENIZER  # TRU writes its reasoning targets with the model's tokenizer
+        alternative = getattr(_resolve(class_path)(**{k: v for k, v in method_args.items() if k != "tokenizer"}), "alternative", None)
+        trainer = _trainer(bench, name, hp["epochs"], [_checkpoint(bench, name), _save(bench, name)])
+        if hp.get("max_steps", -1) != -1:
+            trainer["max_steps"] = hp["max_steps"]
+        configs[name] = {
+            "seed_everything": 0,
+            "trainer": trainer,
+            "model": {
+                "class_path": "lightning_unlearn.UnlearningModule",
+                "init_args": {
+                    "model": model,
+                    "method": {"class_path": class_path, "init_args": method_args},
+                    "task": task,
+                    "optimizer": _adamw(hp["lr"], hp["weight_decay"]),
+                    "original": f"artifacts/{bench}/target.pt",
+                    "oracle": f"artifacts/{bench}/oracle.pt",
+                },
+            },
+            "data": _llm_data(b2, "forget_retain", hp["batch_size"], hp.get("retain_batch_size"), alternative if isinstance(alternative, str) else None),
+        }
+    return configs
+
+
 def _resolve(class_path: str) -> type:
     module, _, name = class_path.rpartition(".")
     return getattr(importlib.import_module(module), name)
@@ -217,22 +331,30 @@ HEADER = {
     "original": "Step 1: train the original model on all training data (forget + retain).",
     "retrain": "Step 2: the oracle -- retrain from scratch on the retain set only (exact unlearning).",
     "classwise/retrain": "Step 2 (class-wise): the oracle -- retrain from scratch without class 0 (exact unlearning).",
+    f"{LLM_BENCH}/target": "Step 1: fine-tune SmolLM2 on every training author (forget + retain): the target.",
+    f"{LLM_BENCH}/oracle": "Step 2: the oracle -- fine-tune SmolLM2 on the retain authors only.",
 }
 
 
+ALL_BENCHMARKS = [*BENCHMARKS, LLM_BENCH]
+
+
 def main() -> None:
-    for bench in BENCHMARKS:
+    for bench in ALL_BENCHMARKS:
         out = ROOT / bench
         out.mkdir(exist_ok=True)
+        source = "B2" if bench == LLM_BENCH else "B1"
         for name, config in build(bench).items():
             (out / name).parent.mkdir(exist_ok=True)
-            header = HEADER.get(name, f"Step 3: unlearn the original with {name}; then `lightning-unlearn test` with --ckpt_path.")
+            start = "target" if bench == LLM_BENCH else "original"
+            default = f"Step 3: unlearn the {start} with {name}; then `lightning-unlearn test` with --ckpt_path."
+            header = HEADER.get(f"{bench}/{name}", HEADER.get(name, default))
             text = (
-                f"# {bench} / {name} -- generated by configs/generate.py from benchmark B1's HPARAMS; edit those and re-run.\n"
+                f"# {bench} / {name} -- generated by configs/generate.py from benchmark {source}'s HPARAMS; edit those and re-run.\n"
                 f"# {header}\n# lightning-unlearn fit --config configs/{bench}/{name}.yaml\n"
             )
             (out / f"{name}.yaml").write_text(text + yaml.safe_dump(config, sort_keys=False))
-    print(f"wrote configs for {', '.join(BENCHMARKS)}")
+    print(f"wrote configs for {', '.join(ALL_BENCHMARKS)}")
 
 
 if __name__ == "__main__":

@@ -55,6 +55,21 @@ def test_every_method_has_a_config_for_each_benchmark():
             assert config["seed_everything"] == 0, f"{path} does not pin its seed"
 
 
+def test_every_llm_method_has_a_smollm2_config():
+    from lightning_unlearn import METHODS
+
+    llm_methods = {"ga", "graddiff", "npo", "simnpo", "idk", "idk_dpo", "rmu", "pmc", "tru", "asu"}
+    names = {p.stem for p in (CONFIGS / "authors_smollm2").glob("*.yaml")}
+    assert llm_methods | {"target", "oracle"} <= names, f"authors_smollm2 lacks {llm_methods | {'target', 'oracle'} - names}"
+    for name in llm_methods:
+        config = yaml.safe_load((CONFIGS / "authors_smollm2" / f"{name}.yaml").read_text())
+        init = config["model"]["init_args"]
+        assert init["model"]["class_path"] == "lightning_unlearn.models.smollm2"
+        assert init["task"]["class_path"] == "lightning_unlearn.tasks.CausalLMTask"
+        assert init["method"]["class_path"].rsplit(".", 1)[1] == METHODS.get(name).__name__
+        assert init["original"] == "artifacts/authors_smollm2/target.pt"
+
+
 def test_configs_are_up_to_date_with_the_generator(tmp_path: Path):
     """configs/*.yaml are generated; a hand edit that the generator would undo fails here."""
     sys.path.insert(0, str(CONFIGS))
@@ -62,7 +77,8 @@ def test_configs_are_up_to_date_with_the_generator(tmp_path: Path):
         import generate  # type: ignore[import-not-found]
     finally:
         sys.path.pop(0)
-    for bench in generate.BENCHMARKS:
+    assert generate.LLM_BENCH in generate.ALL_BENCHMARKS
+    for bench in generate.ALL_BENCHMARKS:
         for name, config in generate.build(bench).items():
             on_disk = yaml.safe_load((CONFIGS / bench / f"{name}.yaml").read_text())
             assert on_disk == config, f"configs/{bench}/{name}.yaml differs from configs/generate.py; re-run it"
@@ -111,3 +127,31 @@ def test_fit_then_test_from_configs(workdir: Path):
         assert key in metrics, f"{key} missing from logged test metrics {sorted(metrics)}"
     assert 0.0 <= metrics["test/UA"] <= 100.0
     assert 0.0 <= metrics["test/avg_gap"] <= 100.0
+
+
+@pytest.mark.slow
+def test_smollm2_chain_from_configs(workdir: Path):
+    """The B2 chain on the real SmolLM2, shortened (10 authors, a couple of steps): the target fine-tune, then
+    IdK (its refusal answers configured in the collator) and TRU (its tokenizer named in the config) from it."""
+    pytest.importorskip("transformers")
+    short = [
+        "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
+        "--data.init_args.n_authors", "10", "--trainer.logger", "lightning.pytorch.loggers.CSVLogger",
+        "--trainer.logger.save_dir", "outputs/authors_smollm2",
+    ]  # fmt: skip
+    _cli("fit", "--config", "configs/authors_smollm2/target.yaml", "--trainer.max_steps", "2", *short, cwd=workdir)
+    target = workdir / "artifacts/authors_smollm2/target.pt"
+    assert target.is_file()
+    before = target.read_bytes()
+    for method in ("idk", "tru"):
+        _cli(
+            "fit", "--config", f"configs/authors_smollm2/{method}.yaml", "--trainer.max_steps", "1",
+            "--model.init_args.oracle", "null", *short, cwd=workdir,
+        )  # fmt: skip
+        assert (workdir / f"artifacts/authors_smollm2/{method}.pt").is_file()
+        assert (workdir / f"outputs/authors_smollm2/{method}/checkpoints/last.ckpt").is_file()
+    assert target.read_bytes() == before, "unlearning must never overwrite the target model"
+    metrics = _last_metrics(workdir / "outputs/authors_smollm2/lightning_logs")
+    for key in ("val/forget_acc", "val/RA", "val/mia_auc"):
+        assert key in metrics, f"{key} missing from logged metrics {sorted(metrics)}"
+    assert 0.0 <= metrics["val/mia_auc"] <= 1.0

