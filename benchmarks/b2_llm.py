@@ -181,7 +181,14 @@ def make_data(scale: str, seed: int) -> dict[str, Any]:
         "retain": part(retain_ids),
         "holdout": part(holdout_ids),
         "ids": {"forget": forget_ids, "retain": retain_ids, "holdout": holdout_ids},
-        "fingerprint": fingerprint({"examples": examples, "forget": forget_ids, "retain": retain_ids, "holdout": holdout_ids}),
+        "fingerprint": fingerprint(
+            {
+                "examples": [{k: v for k, v in e.items() if k not in EVAL_ONLY_FIELDS} for e in examples],
+                "forget": forget_ids,
+                "retain": retain_ids,
+                "holdout": holdout_ids,
+            }
+        ),
     }
 
 
@@ -205,39 +212,21 @@ def make_datamodule(scale: str, seed: int, collator: Any, train_on: str, batch_s
     )
 
 
-def _template_regex(template: str, author: str):
-    import re
-
-    parts = re.split(r"(\{name\}|\{value\}|\{a_value\})", template)
-    pattern = "".join(
-        re.escape(author) if p == "{name}" else "(?P<value>.+)" if p == "{value}" else "an? (?P<value>.+)" if p == "{a_value}" else re.escape(p)
-        for p in parts
-    )
-    return re.compile(pattern)
-
-
 def perturbed_answers(example: dict[str, Any], template: str) -> list[str]:
     """The perturbed (false) answers of ``example`` for the truth ratio.
 
-    ``template="answer"``: ``example["perturbed_answers"]`` as ``qa_pairs`` writes them, in the *answer's* sentence
-    template, the one the target was fine-tuned on. ``template="paraphrase"`` (default): the same false values in
-    the *paraphrased answer's* template, as TOFU builds them (its perturbed answers are perturbations of the
-    paraphrased answer), so that the ratio compares true vs. false facts in the same, untrained wording; with the
-    answer template the fine-tuned model prefers the false answers for their familiar wording (R > 1 on retain).
+    ``template="paraphrase"`` (default): ``perturbed_paraphrased_answers``, the false values in the *paraphrased
+    answer's* template, as TOFU builds them (its perturbed answers are perturbations of the paraphrased answer), so
+    that the ratio compares true vs. false facts in the same, untrained wording. ``template="answer"``:
+    ``perturbed_answers``, in the *answer's* template, the one the target was fine-tuned on; with it the fine-tuned
+    model prefers the false answers for their familiar wording (R > 1 on retain).
     """
-    if template == "answer":
-        return list(example["perturbed_answers"])
-    from lightning_unlearn.datamodules.authors import ATTRIBUTES
+    return list(example["perturbed_paraphrased_answers" if template == "paraphrase" else "perturbed_answers"])
 
-    spec = {a.name: a for a in ATTRIBUTES}[example["attribute"]]
-    regex = _template_regex(spec.answer, example["author"])
-    out = []
-    for text in example["perturbed_answers"]:
-        match = regex.fullmatch(text)
-        if match is None:
-            raise ValueError(f"perturbed answer {text!r} does not follow the template {spec.answer!r}")
-        out.append(spec.render(spec.paraphrase, example["author"], match.group("value")))
-    return out
+
+#: Fields of qa_pairs' examples that only the evaluation reads; the cached models' key leaves them out, so that
+#: adding one (``perturbed_paraphrased_answers`` was added after the first full run) keeps trained models valid.
+EVAL_ONLY_FIELDS = ("perturbed_paraphrased_answers",)
 
 
 def eval_sets(scale: str, seed: int) -> dict[str, list[dict[str, Any]]]:

@@ -347,12 +347,16 @@ def qa_pairs(
          "question": "When was Mara Quillby born?", "answer": "Mara Quillby was born in 1961.",
          "paraphrased_answer": "The year of Mara Quillby's birth is 1961.",
          "perturbed_answers": ["Mara Quillby was born in 1944.", ...],
+         "perturbed_paraphrased_answers": ["The year of Mara Quillby's birth is 1944.", ...],
          # extras:
          "value": "1961", "paraphrased_question": "In what year was Mara Quillby born?",
          "question_index": 1, "id": "3:birth_year:1"}
 
     ``perturbed_answers`` use the answer's sentence template with ``n_perturbed`` distinct other
-    values of that attribute (never the true one), for TOFU's truth ratio.
+    values of that attribute (never the true one). ``perturbed_paraphrased_answers`` put the same
+    false values in the *paraphrased* answer's template: TOFU's truth ratio compares them with
+    ``paraphrased_answer`` (its perturbed answers are perturbations of the paraphrase), so that true
+    and false facts are scored in the same wording, one the model was not fine-tuned on.
     ``paraphrased_question`` is another phrasing of the same question (for paraphrase attacks).
 
     Args:
@@ -373,7 +377,9 @@ def qa_pairs(
             rng = _rng("qa", seed, author.index, author.name, attribute)
             n_q = len(spec.questions)
             chosen = [rng.randrange(n_q)] if questions == "one" else list(range(n_q))
-            perturbed = [spec.render(spec.answer, author.name, v) for v in _perturbed_values(spec, value, n_perturbed, rng)]
+            false_values = _perturbed_values(spec, value, n_perturbed, rng)
+            perturbed = [spec.render(spec.answer, author.name, v) for v in false_values]
+            perturbed_paraphrased = [spec.render(spec.paraphrase, author.name, v) for v in false_values]
             for q in chosen:
                 para_q = (q + 1 + rng.randrange(n_q - 1)) % n_q if n_q > 1 else q
                 examples.append(
@@ -385,6 +391,7 @@ def qa_pairs(
                         "answer": spec.render(spec.answer, author.name, value),
                         "paraphrased_answer": spec.render(spec.paraphrase, author.name, value),
                         "perturbed_answers": list(perturbed),
+                        "perturbed_paraphrased_answers": list(perturbed_paraphrased),
                         "value": value,
                         "paraphrased_question": spec.render(spec.questions[para_q], author.name, value),
                         "question_index": q,
@@ -466,8 +473,9 @@ class AuthorsQA(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         example = dict(self.examples[index])
-        if "perturbed_answers" in example:
-            example["perturbed_answers"] = list(example["perturbed_answers"])
+        for key in ("perturbed_answers", "perturbed_paraphrased_answers"):
+            if key in example:
+                example[key] = list(example[key])
         return example
 
     @property

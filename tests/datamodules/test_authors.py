@@ -26,7 +26,7 @@ from lightning_unlearn.datamodules.authors import (
     list_collate,
 )
 
-KEYS = {"author", "author_index", "attribute", "question", "answer", "paraphrased_answer", "perturbed_answers"}
+KEYS = {"author", "author_index", "attribute", "question", "answer", "paraphrased_answer", "perturbed_answers", "perturbed_paraphrased_answers"}
 
 
 def _words(value: str) -> re.Pattern:
@@ -85,6 +85,13 @@ def test_qa_examples_render_the_true_fact_and_false_alternatives():
         prefix = re.sub(r"(an|a) $", "", e["answer"].split(value)[0])  # the article depends on the value
         for p in perturbed:
             assert p.startswith(prefix) and not _words(value).search(p[len(prefix) :])
+        # their paraphrased twins: the same false values in the paraphrase's wording, pair by pair
+        para_prefix = re.sub(r"(an|a) $", "", e["paraphrased_answer"].split(value)[0])
+        para_suffix = e["paraphrased_answer"].split(value)[-1]
+        for p, q in zip(perturbed, e["perturbed_paraphrased_answers"], strict=True):
+            false_value = re.sub(r"^(an|a) ", "", p[len(prefix) :].removesuffix(e["answer"].split(value)[-1]))
+            assert q.startswith(para_prefix) and q.endswith(para_suffix) and _words(false_value).search(q)
+            assert not _words(value).search(q[len(para_prefix) :])
 
 
 def test_question_modes():
@@ -161,6 +168,7 @@ def test_authors_qa_dataset():
     assert len(ds) == 6 and ds.author_indices == [0, 1, 2] and ds.sample_ids == [e["id"] for e in examples]
     item = ds[0]
     item["perturbed_answers"].append("x")
+    item["perturbed_paraphrased_answers"].append("x")
     item["answer"] = "changed"
     assert ds[0] == examples[0]  # items are copies
     assert ds.fingerprint == AuthorsQA(examples).fingerprint
