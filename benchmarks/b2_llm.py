@@ -133,10 +133,27 @@ HPARAMS: dict[str, dict[str, dict[str, Any]]] = {
         "pmc": {"epochs": 1, "method": {"max_new_tokens": 24, "num_samples": 4}},
         "tru": {"method": {"max_target_length": 96}},
         "roka": {"method": {"layer": "model.norm"}},
+        # PMC outside the budget: five passes (15 steps, ~50% of the fine-tuning time), to show what the
+        # one-pass row cannot: whether self-training on its own answers forgets when given the steps
+        "pmc+long": {"epochs": 5, "time_limit": 1.0, "method": {"max_new_tokens": 24, "num_samples": 4}},
     },
 }
+HPARAMS["quick"]["pmc+long"] = {"epochs": 25, "time_limit": 1.0, "method": HPARAMS["quick"]["pmc"]["method"]}
+
+#: Extra rows: a registered method run with other settings, named ``<method>+<variant>`` (its settings are the
+#: HPARAMS entry of that name; ``time_limit`` there overrides ``--time-limit`` for the row).
+VARIANTS = ("pmc+long",)
+
+#: BENCHMARKS.md's B2 target: forget quality >= 0.05 with model utility >= 0.95 x the target's in <= 10% of the
+#: fine-tuning time.
+TARGET_CHECK = {"forget_quality": 0.05, "mu_ratio_to_target": 0.95, "time_ratio_to_finetune": 0.10}
 
 TARGET, ORACLE, PRETRAINED = "target", "oracle", "pretrained"
+
+
+def method_name(row: str) -> str:
+    """The registered method behind a row name (``"pmc+long"`` -> ``"pmc"``)."""
+    return row.split("+", 1)[0]
 
 
 def resolve_hparams(scale: str, method: str) -> tuple[dict[str, Any], bool]:
@@ -151,9 +168,11 @@ def default_methods(group: str = "all") -> list[str]:
     from lightning_unlearn import METHODS
 
     if group == "llm":
-        return [m for m in LLM_METHODS if m in METHODS.names()]
-    names = [m for m in METHODS.names() if m != "retrain" and "causal_lm" in METHODS.get(m).supported_tasks]
-    return [m for m in LLM_METHODS if m in names] + [m for m in names if m not in LLM_METHODS]
+        names = [m for m in LLM_METHODS if m in METHODS.names()]
+    else:
+        registered = [m for m in METHODS.names() if m != "retrain" and "causal_lm" in METHODS.get(m).supported_tasks]
+        names = [m for m in LLM_METHODS if m in registered] + [m for m in registered if m not in LLM_METHODS]
+    return names + [v for v in VARIANTS if method_name(v) in names]
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -673,7 +692,7 @@ def evaluate(model, backbone: Backbone, sets: dict[str, list[dict[str, Any]]], p
 def build_method(name: str, kwargs: dict[str, Any], seed: int, tokenizer: Any):
     from lightning_unlearn import METHODS
 
-    cls = METHODS.get(name)
+    cls = METHODS.get(method_name(name))
     params = inspect.signature(cls.__init__).parameters
     kwargs = dict(kwargs)
     if "seed" in params and "seed" not in kwargs:
@@ -835,6 +854,37 @@ def format_table(payload: dict[str, Any]) -> str:
     return "\n".join(lines) + notes + "\n\nExample generations (forget questions):\n\n" + "\n".join(examples)
 
 
+def target_check(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Which rows meet :data:`TARGET_CHECK`, with the time ratio to the cached fine-tuning seconds and, where it was
+    measured, to the same-run estimate of them (the cached time may come from a differently loaded machine)."""
+    out: dict[str, Any] = {"criteria": dict(TARGET_CHECK), "rows": {}}
+    for row in rows:
+        if row["method"] in (TARGET, ORACLE) or "error" in row:
+            continue
+        m = row["metrics"]
+        quality = m["forget_quality"] >= TARGET_CHECK["forget_quality"] and m["mu_ratio_to_target"] >= TARGET_CHECK["mu_ratio_to_target"]
+        limit = TARGET_CHECK["time_ratio_to_finetune"]
+        same_run = row.get("time_ratio_to_finetune_same_run_estimate")
+        out["rows"][row["method"]] = {
+            "forget_quality_and_utility": quality,
+            "within_time_cached": row["time_ratio_to_finetune"] <= limit,
+            "within_time_same_run": None if same_run is None else same_run <= limit,
+            "met": quality and row["time_ratio_to_finetune"] <= limit,
+        }
+    out["met_by"] = [name for name, r in out["rows"].items() if r["met"]]
+    out["quality_and_utility_only"] = [name for name, r in out["rows"].items() if r["forget_quality_and_utility"] and not r["met"]]
+    return out
+
+
+def format_target_check(check: dict[str, Any]) -> str:
+    c = check["criteria"]
+    head = f"Target (forget quality >= {c['forget_quality']}, MU >= {c['mu_ratio_to_target']} x target's, time <= {c['time_ratio_to_finetune']:.0%} of fine-tuning): "
+    if check["met_by"]:
+        return head + "met by " + ", ".join(check["met_by"]) + "."
+    slow = check["quality_and_utility_only"]
+    return head + "met by no method" + (f" (forget quality and utility met, over the time budget: {', '.join(slow)})." if slow else ".")
+
+
 def write_payload(out_path: Path, args, scale: str, seed: int, methods: list[str], hparams, models, rows, extra, wall: float) -> dict[str, Any]:
     import torch
 
@@ -874,6 +924,7 @@ def write_payload(out_path: Path, args, scale: str, seed: int, methods: list[str
             "cached_models": models,
             "wall_seconds": wall,
         },
+        "target_check": target_check(rows),
         "rows": rows,
     }
     payload = _finite(payload)
@@ -1032,7 +1083,7 @@ def resolve_methods(spec: list[str] | None, scale: str) -> list[str]:
     out: list[str] = []
     for item in spec:
         for m in default_methods(item) if item in ("all", "llm") else [item]:
-            METHODS.get(m)  # a clear error on a typo before anything trains
+            METHODS.get(method_name(m))  # a clear error on a typo before anything trains
             if m not in out:
                 out.append(m)
     return out
@@ -1148,9 +1199,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     mu_ratio(row_target)
     mu_ratio(row_oracle)
-    time_limit = args.time_limit * ft_seconds if args.time_limit > 0 else None
     for name in methods:
         hp = hparams[name]["config"]
+        fraction = hp.get("time_limit", args.time_limit)
+        time_limit = fraction * ft_seconds if fraction > 0 else None
         row: dict[str, Any] = {"method": name, "hparams_entry": hparams[name]["hparams_entry"]}
         try:
             with PeakRSS() as rss:
@@ -1179,6 +1231,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         write_payload(out_path, args, scale, seed, methods, hparams, models, rows, extra, time.perf_counter() - wall)
     payload = write_payload(out_path, args, scale, seed, methods, hparams, models, rows, extra, time.perf_counter() - wall)
     print(format_table(payload))
+    print("\n" + format_target_check(payload["target_check"]))
     print(f"\nwrote {out_path} ({len(rows)} rows, {time.perf_counter() - wall:.0f}s wall)")
     return payload
 
