@@ -70,3 +70,20 @@ def check_not_protected(path: str | os.PathLike, protected: tuple[str | os.PathL
     for other in protected:
         if other is not None and Path(path).resolve() == Path(other).resolve():
             raise ValueError(f"Refusing to overwrite the original model at {str(path)!r}; choose another output path.")
+
+
+def network_of(module: nn.Module) -> nn.Module:
+    """The network that is unlearned and saved: ``module.model`` when it is a module (``UnlearningModule``,
+    ``SupervisedModule`` and most users' LightningModules), else ``module`` itself."""
+    inner = getattr(module, "model", None)
+    return inner if isinstance(inner, nn.Module) else module
+
+
+def copy_with_weights(network: nn.Module, path: str | os.PathLike, argument: str) -> nn.Module:
+    """A frozen CPU copy of ``network`` holding the weights saved at ``path`` (``weights_only=True``);
+    ``argument`` names the argument the path came from, for errors."""
+    from lightning_unlearn.methods.base import frozen_copy
+
+    model = frozen_copy(network).cpu()
+    load_weights(model, path, argument=argument)
+    return model

@@ -43,7 +43,7 @@ from torch import Tensor, nn
 from typing_extensions import override
 
 from lightning_unlearn._errors import missing_extra
-from lightning_unlearn._weights import save_weights
+from lightning_unlearn._weights import network_of, save_weights
 from lightning_unlearn.training import SaveWeights
 
 __all__ = [
@@ -352,5 +352,5 @@ class SaveMergedWeights(SaveWeights):
     @override
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.is_global_zero:
-            model = getattr(pl_module, "model", pl_module)
+            model = network_of(pl_module)
             save_weights(merged_model(model), self.path, protected=(getattr(pl_module, "original", None),))

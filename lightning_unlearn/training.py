@@ -15,7 +15,7 @@ from lightning.pytorch.cli import OptimizerCallable
 from torch import nn
 from typing_extensions import override
 
-from lightning_unlearn._weights import check_not_protected, save_weights
+from lightning_unlearn._weights import check_not_protected, network_of, save_weights
 from lightning_unlearn.tasks.base import Task
 from lightning_unlearn.tasks.classification import ClassificationTask
 
@@ -67,4 +67,4 @@ class SaveWeights(Callback):
     @override
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.is_global_zero:
-            save_weights(getattr(pl_module, "model", pl_module), self.path, protected=(getattr(pl_module, "original", None),))
+            save_weights(network_of(pl_module), self.path, protected=(getattr(pl_module, "original", None),))

@@ -28,7 +28,7 @@ from typing_extensions import override
 
 from lightning_unlearn._errors import check_choice, check_int
 from lightning_unlearn._provenance import git_commit, versions
-from lightning_unlearn._weights import load_weights
+from lightning_unlearn._weights import copy_with_weights, network_of
 from lightning_unlearn.callbacks.evaluation import run_evaluation
 from lightning_unlearn.evaluation import with_gap
 from lightning_unlearn.methods.base import UnlearningMethod, frozen_copy
@@ -214,7 +214,7 @@ class UnlearningReport(Callback):
         # Resolved here on every rank: `trainer.log_dir` broadcasts, so rank 0 cannot ask for it alone later.
         self._out_dir = self.dirpath or trainer.log_dir or trainer.default_root_dir
         # Callbacks set up before the module: these are the weights as given, before a method prepares them.
-        network = _network(pl_module)
+        network = network_of(pl_module)
         self._hash_before = model_hash(network)
         if self._original_path(pl_module) is None and self.evaluate_original:
             self._snapshot = {k: v.detach().cpu().clone() for k, v in network.state_dict().items()}
@@ -277,7 +277,7 @@ class UnlearningReport(Callback):
 
     def build(self, trainer: pl.Trainer, pl_module: pl.LightningModule, unlearning_s: float) -> dict[str, Any]:
         """Evaluate the models and assemble the report dict (every rank runs it; rank 0 writes it)."""
-        network = _network(pl_module)
+        network = network_of(pl_module)
         task = self.task or getattr(pl_module, "task", None)
         task = task if isinstance(task, Task) else ClassificationTask()
         datamodule = trainer.datamodule
@@ -288,11 +288,11 @@ class UnlearningReport(Callback):
         models: dict[str, nn.Module | None] = {"oracle": None, "original": None}
         oracle_path = self._oracle_path(pl_module)
         if oracle_path is not None:
-            models["oracle"] = _with_weights(network, oracle_path, "oracle")
+            models["oracle"] = copy_with_weights(network, oracle_path, "oracle")
         original_path = self._original_path(pl_module)
         if self.evaluate_original:
             if original_path is not None:
-                models["original"] = _with_weights(network, original_path, "original")
+                models["original"] = copy_with_weights(network, original_path, "original")
             elif self._snapshot is not None:
                 models["original"] = _with_state(network, self._snapshot)
 
@@ -391,18 +391,6 @@ class UnlearningReport(Callback):
 
 
 # ---------------------------------------------------------------------------------------------- helpers
-def _network(pl_module: pl.LightningModule) -> nn.Module:
-    """The network that is unlearned and saved: ``pl_module.model`` when it exists, as ``SaveWeights`` does."""
-    inner = getattr(pl_module, "model", None)
-    return inner if isinstance(inner, nn.Module) else pl_module
-
-
-def _with_weights(network: nn.Module, path: str, argument: str) -> nn.Module:
-    model = frozen_copy(network).cpu()
-    load_weights(model, path, argument=argument)
-    return model
-
-
 def _with_state(network: nn.Module, state: dict[str, Tensor]) -> nn.Module:
     model = frozen_copy(network).cpu()
     model.load_state_dict(state)
