@@ -7,6 +7,7 @@
     lightning-unlearn methods                             # the registered methods
     lightning-unlearn sweep configs/sweeps/digits_npo.yaml  # a W&B-format sweep (W&B service or local engine)
     lightning-unlearn report outputs/digits/salun         # (re)render the unlearning report of a run
+    lightning-unlearn attack --config configs/digits/npo.yaml --weights artifacts/digits/npo.pt  # quantization + relearning
 
 Models and datamodules are given by ``class_path``/``init_args`` (any LightningModule, e.g.
 :class:`~lightning_unlearn.UnlearningModule` or :class:`~lightning_unlearn.SupervisedModule`;
@@ -27,7 +28,8 @@ from lightning_unlearn.tracking import LoggerSaveConfigCallback
 _DESCRIPTION = (
     "lightning-unlearn: machine unlearning with PyTorch Lightning. Besides fit/validate/test/predict: "
     "`lightning-unlearn methods` lists the registered methods, `lightning-unlearn sweep SWEEP.yaml` runs a "
-    "hyperparameter sweep, `lightning-unlearn report RUN_DIR` renders a run's unlearning report. "
+    "hyperparameter sweep, `lightning-unlearn report RUN_DIR` renders a run's unlearning report, "
+    "`lightning-unlearn attack --config C --weights W` attacks an unlearned model (quantization, relearning). "
     "`lightning-unlearn fit --model lightning_unlearn.UnlearningModule --model.method.help CLASS_PATH` shows "
     "one method's hyperparameters."
 )
@@ -63,6 +65,7 @@ def _print_methods() -> None:
 _EXTRA_COMMANDS = {
     "sweep": "lightning_unlearn.sweep:main",
     "report": "lightning_unlearn.report.cli:main",
+    "attack": "lightning_unlearn.attacks.cli:main",
 }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 import subprocess
 import sys
@@ -127,6 +128,22 @@ def test_fit_then_test_from_configs(workdir: Path):
         assert key in metrics, f"{key} missing from logged test metrics {sorted(metrics)}"
     assert 0.0 <= metrics["test/UA"] <= 100.0
     assert 0.0 <= metrics["test/avg_gap"] <= 100.0
+
+    # Attack the unlearned model from its checkpoint: int8/int4 quantization and 3 relearning steps, on it and
+    # on the oracle; the weights file stays as it was.
+    unlearned = workdir / "artifacts/digits/graddiff.pt"
+    saved = unlearned.read_bytes()
+    proc = _cli(
+        "attack", "--config", "configs/digits/graddiff.yaml", "--ckpt_path", str(ckpt), "--relearn-steps", "3",
+        "--out", "outputs/digits/graddiff/attacks.json", cwd=workdir,
+    )  # fmt: skip
+    result = json.loads((workdir / "outputs/digits/graddiff/attacks.json").read_text())
+    assert set(result["attacks"]) == {"int8-per-channel", "int4-g128", "relearn-adam-3steps-lr0.001"}
+    assert set(result["models"]) == {"unlearned", "original", "oracle"}
+    for entry in result["attacks"].values():
+        assert {"unlearned", "oracle", "recovery_acc", "oracle_recovery_acc"} <= set(entry)
+    assert "int4-g128" in proc.stdout and "held-out forget accuracy" in proc.stdout
+    assert unlearned.read_bytes() == saved and original.read_bytes() == before
 
 
 @pytest.mark.slow

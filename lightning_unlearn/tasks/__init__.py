@@ -1,7 +1,16 @@
 """Tasks: per model family, the primitives unlearning methods are written against."""
 
 from lightning_unlearn.tasks.base import Task, capture_features
-from lightning_unlearn.tasks.causal_lm import CausalLMTask, QACollator, generate_answers
+from lightning_unlearn.tasks.causal_lm import CausalLMTask, Conversation, QACollator, check_conversation, generate_answers
 from lightning_unlearn.tasks.classification import ClassificationTask
 
-__all__ = ["CausalLMTask", "ClassificationTask", "QACollator", "Task", "capture_features", "generate_answers"]
+__all__ = [
+    "CausalLMTask",
+    "ClassificationTask",
+    "Conversation",
+    "QACollator",
+    "Task",
+    "capture_features",
+    "check_conversation",
+    "generate_answers",
+]

@@ -18,7 +18,8 @@ Two reductions over the answer tokens, on purpose (see the methods' specificatio
   (``log π(y|x)``): what NPO and DPO compare with the reference model.
 
 So ``log_likelihood == -per_sample_loss * answer_lengths``. :class:`QACollator` builds such batches
-from ``{"question", "answer"}`` examples, and :func:`generate_answers` produces greedy answers.
+from ``{"question", "answer"}`` examples, and :func:`generate_answers` produces greedy answers, to
+single questions or to multi-turn conversations (:data:`Conversation`).
 Nothing in this module imports ``transformers``; tokenizers and models are used through their
 common interface.
 """
@@ -36,6 +37,10 @@ from lightning_unlearn._errors import check_int, check_positive
 from lightning_unlearn.tasks.base import Task
 
 IGNORE_INDEX = -100
+
+Conversation = Sequence[Mapping[str, str]]
+"""A multi-turn prompt: ``{"role": "user" | "assistant", "content": str}`` messages that alternate,
+starting and ending with a user message (the model answers the last one). See :func:`check_conversation`."""
 
 
 class CausalLMTask(Task):
@@ -278,6 +283,39 @@ def _has_chat_template(tokenizer: Any) -> bool:
     return bool(getattr(tokenizer, "chat_template", None))
 
 
+_CONVERSATION_ROLES = ("user", "assistant")
+
+
+def check_conversation(conversation: Any) -> list[dict[str, str]]:
+    """A validated copy of a :data:`Conversation` as ``[{"role": ..., "content": ...}, ...]`` (other keys dropped).
+
+    The messages should alternate ``"user"`` and ``"assistant"``, starting and ending with a user
+    message, and hold string contents. A system message goes in ``QACollator(system_prompt=...)``.
+    """
+    if isinstance(conversation, (str, Mapping)) or not isinstance(conversation, Sequence) or not conversation:
+        raise TypeError(
+            "A conversation should be a non-empty list of {'role', 'content'} messages, got "
+            f"{type(conversation).__name__} {conversation!r:.80}."
+        )
+    messages = []
+    for i, message in enumerate(conversation):
+        if not isinstance(message, Mapping) or not isinstance(message.get("content"), str):
+            raise TypeError(f"Message {i} of a conversation should be a mapping with a string 'content', got {message!r:.80}.")
+        role, expected = message.get("role"), _CONVERSATION_ROLES[i % 2]
+        if role != expected:
+            raise ValueError(
+                f"A conversation should alternate {list(_CONVERSATION_ROLES)} messages starting with 'user' (a system "
+                f"message goes in `system_prompt`); message {i} should have role {expected!r}, got {role!r}."
+            )
+        messages.append({"role": role, "content": message["content"]})
+    if messages[-1]["role"] != "user":
+        raise ValueError(
+            f"A conversation should end with a 'user' message for the model to answer; it ends with message "
+            f"{len(messages) - 1} of role 'assistant'."
+        )
+    return messages
+
+
 class QACollator:
     """Collate ``{"question": str, "answer": str}`` examples into a right-padded causal-LM batch.
 
@@ -335,15 +373,21 @@ class QACollator:
         pad = getattr(self.tokenizer, "pad_token_id", None)
         return self.tokenizer.eos_token_id if pad is None else pad
 
-    def prompt_text(self, question: str) -> str:
-        """The prompt as text (chat template or ``"Question: ...\\nAnswer: "``)."""
-        if self.uses_chat_template:
-            messages = [] if self.system_prompt is None else [{"role": "system", "content": self.system_prompt}]
-            messages.append({"role": "user", "content": question})
-            return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        return f"Question: {question}\nAnswer: "
+    def prompt_text(self, question: str | Conversation) -> str:
+        """The prompt as text (chat template or ``"Question: ...\\nAnswer: "``).
 
-    def prompt_ids(self, question: str) -> list[int]:
+        ``question`` may also be a :data:`Conversation`: the chat template then renders all its
+        messages (after the system prompt) followed by the generation prompt, and the plain format
+        writes each user message as ``"Question: {content}\\nAnswer: "`` and each assistant message as
+        ``"{content}\\n"`` (so ``[{"role": "user", "content": q}]`` gives the same prompt as ``q``).
+        """
+        messages = [{"role": "user", "content": question}] if isinstance(question, str) else check_conversation(question)
+        if self.uses_chat_template:
+            system = [] if self.system_prompt is None else [{"role": "system", "content": self.system_prompt}]
+            return self.tokenizer.apply_chat_template(system + messages, tokenize=False, add_generation_prompt=True)
+        return "".join(f"Question: {m['content']}\nAnswer: " if m["role"] == "user" else f"{m['content']}\n" for m in messages)
+
+    def prompt_ids(self, question: str | Conversation) -> list[int]:
         """Token ids of the prompt (a chat template writes its own special tokens)."""
         text = self.prompt_text(question)
         return list(self.tokenizer(text, add_special_tokens=not self.uses_chat_template)["input_ids"])
@@ -432,7 +476,7 @@ def _check_alternatives(alternatives: Any) -> dict[str, str | Callable[[Mapping[
 def generate_answers(
     model: nn.Module,
     tokenizer: Any,
-    questions: Sequence[str],
+    questions: Sequence[str | Conversation],
     max_new_tokens: int = 32,
     batch_size: int = 8,
     chat_template: bool = True,
@@ -440,11 +484,17 @@ def generate_answers(
 ) -> list[str]:
     """Greedy answers to ``questions``, batched with left padding; the new tokens only, decoded and stripped.
 
-    Prompts are built exactly as :class:`QACollator` builds them. The tokenizer's ``padding_side``
-    and the model's train/eval mode are restored afterwards.
+    Each entry of ``questions`` is a question string or a multi-turn :data:`Conversation` (a list
+    of user/assistant messages ending with a user message), and the answer is the model's next
+    assistant turn. Prompts are built exactly as :meth:`QACollator.prompt_text` builds them. The
+    tokenizer's ``padding_side`` and the model's train/eval mode are restored afterwards.
     """
     if isinstance(questions, str):
         raise ValueError(f"`questions` should be a sequence of strings, not one string; got {questions[:60]!r}.")
+    if isinstance(questions, Sequence) and questions and isinstance(questions[0], Mapping):
+        raise ValueError(
+            "`questions` looks like one conversation (a list of messages); pass a list of conversations, e.g. [conversation]."
+        )
     check_int("max_new_tokens", max_new_tokens)
     check_int("batch_size", batch_size)
     collator = QACollator(tokenizer, max_length=10**9, chat_template=chat_template, system_prompt=system_prompt)
