@@ -10,8 +10,7 @@ import math
 import pytest
 import torch
 from lightning.pytorch.loggers import CSVLogger
-from torch import nn
-from torch.utils.data import DataLoader, Subset
+from torch.utils.data import DataLoader
 from toys import FORGET_CLASS, blobs, fit_plain, make_trainer, mlp
 
 from lightning_unlearn import ForgetRetainDataModule, UnlearningModule, UnlearningReport
