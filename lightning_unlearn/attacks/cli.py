@@ -35,11 +35,19 @@ def _parser() -> argparse.ArgumentParser:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--ckpt_path", help="Lightning checkpoint of the unlearning run")
     source.add_argument("--weights", help="weights file written by SaveWeights")
-    parser.add_argument("--bits", type=int, nargs="*", default=[8, 4], help="quantization bit widths (default: 8 4; none: no quantization)")
-    parser.add_argument("--group-size", type=int, default=128, help="group size for widths below 8 (per-channel at 8 bits; default 128)")
-    parser.add_argument("--relearn-steps", type=int, nargs="*", default=[10], help="relearning attacks, one per step count (default: 10)")
+    parser.add_argument(
+        "--bits", type=int, nargs="*", default=[8, 4], help="quantization bit widths (default: 8 4; none: no quantization)"
+    )
+    parser.add_argument(
+        "--group-size", type=int, default=128, help="group size for widths below 8 (per-channel at 8 bits; default 128)"
+    )
+    parser.add_argument(
+        "--relearn-steps", type=int, nargs="*", default=[10], help="relearning attacks, one per step count (default: 10)"
+    )
     parser.add_argument("--relearn-lr", type=float, default=1e-3, help="learning rate of the relearning attack (default 1e-3)")
-    parser.add_argument("--relearn-fraction", type=float, default=0.5, help="fraction of the forget set the attacker fine-tunes on")
+    parser.add_argument(
+        "--relearn-fraction", type=float, default=0.5, help="fraction of the forget set the attacker fine-tunes on"
+    )
     parser.add_argument("--batch-size", type=int, default=64, help="batch size of the held-out forget and relearning loaders")
     parser.add_argument("--seed", type=int, default=0, help="seed of the forget split and of the relearning")
     parser.add_argument("--out", help="write the results as JSON here")
@@ -84,7 +92,9 @@ def main(argv: list[str] | None = None) -> int:
     load_unlearned(module, args.ckpt_path, args.weights)
     datamodule.prepare_data()
     datamodule.setup("fit")
-    results = attack_module(module, datamodule, attacks, relearn_fraction=args.relearn_fraction, batch_size=args.batch_size, seed=args.seed)
+    results = attack_module(
+        module, datamodule, attacks, relearn_fraction=args.relearn_fraction, batch_size=args.batch_size, seed=args.seed
+    )
     print(format_results(results, [attack_name(a) for a in attacks]))
     if args.out:
         print(f"wrote {write_results(results, Path(args.out))}")
@@ -99,18 +109,23 @@ def format_results(results: dict[str, Any], names: list[str]) -> str:
         return "–" if not math.isfinite(x) else f"{x:+.1%}"
 
     base = results["models"]
+    width = max(len("attack"), *(len(n) for n in names)) + 2
     lines = [
         f"forget set split: {results['split']['relearn']} for the relearning attacker, {results['split']['heldout']} held out",
         "held-out forget accuracy: " + ", ".join(f"{who} {m['forget_acc']:.1f}%" for who, m in base.items()),
         "",
-        f"{'attack':<24}{'forget acc':>12}{'recovery':>10}{'oracle acc':>12}{'oracle rec.':>12}",
+        f"{'attack':<{width}}{'forget acc':>12}{'recovery':>10}{'oracle acc':>12}{'oracle rec.':>12}",
     ]
     for name in names:
         flat = flat_result(results, name)
         lines.append(
-            f"{name:<24}{flat.get('unlearned/forget_acc', math.nan):>11.1f}%{pct(flat.get('recovery_acc', math.nan)):>10}"
+            f"{name:<{width}}{flat.get('unlearned/forget_acc', math.nan):>11.1f}%{pct(flat.get('recovery_acc', math.nan)):>10}"
             f"{flat.get('oracle/forget_acc', math.nan):>11.1f}%{pct(flat.get('oracle_recovery_acc', math.nan)):>12}"
         )
+    lines.append(
+        "(recovery: fraction of the original -> unlearned drop in held-out forget accuracy that the attack regains; "
+        "- = nothing was forgotten)"
+    )
     return "\n".join(lines)
 
 
