@@ -87,17 +87,22 @@ SCENARIOS: dict[str, tuple[str, dict[str, Any]]] = {"": ("random", {"forget_frac
 _HP_KEYS = {"lr", "epochs", "max_steps", "mode", "schedule", "method", "batch_size", "retain_batch_size"}
 
 
-def b1_hparams(bench: str, method: str, scenario: str = "random") -> dict[str, Any]:
-    """The B1 benchmark's hyperparameters for ``method`` on ``bench`` and ``scenario`` ("random" | "class")."""
-    path = ROOT.parent / "benchmarks" / "b1_classification.py"
-    spec = importlib.util.spec_from_file_location("_b1_for_configs", path)
+def _benchmark(script: str) -> Any:
+    """Import ``benchmarks/<script>.py`` (with ``benchmarks/`` on the path for its ``_common`` import)."""
+    path = ROOT.parent / "benchmarks" / f"{script}.py"
+    spec = importlib.util.spec_from_file_location(f"_{script}_for_configs", path)
     module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
     sys.path.insert(0, str(path.parent))
     try:
         spec.loader.exec_module(module)  # type: ignore[union-attr]
     finally:
         sys.path.pop(0)
-    hp, _ = module.resolve_hparams(B1_SCALE[bench], scenario, method)
+    return module
+
+
+def b1_hparams(bench: str, method: str, scenario: str = "random") -> dict[str, Any]:
+    """The B1 benchmark's hyperparameters for ``method`` on ``bench`` and ``scenario`` ("random" | "class")."""
+    hp, _ = _benchmark("b1_classification").resolve_hparams(B1_SCALE[bench], scenario, method)
     unknown = set(hp) - _HP_KEYS
     if unknown or hp.get("schedule", "constant") != "constant":
         raise ValueError(f"configs/generate.py cannot express {method}'s B1 settings {hp} in a config yet.")
@@ -233,18 +238,6 @@ LLM_METHOD_CLASSES: dict[str, str] = {
 _TOKENIZER = {"class_path": "lightning_unlearn.models.smollm2_tokenizer"}
 
 
-def _b2():
-    path = ROOT.parent / "benchmarks" / "b2_llm.py"
-    spec = importlib.util.spec_from_file_location("_b2_for_configs", path)
-    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    sys.path.insert(0, str(path.parent))
-    try:
-        spec.loader.exec_module(module)  # type: ignore[union-attr]
-    finally:
-        sys.path.pop(0)
-    return module
-
-
 def _llm_data(b2: Any, train_on: str, batch_size: int, retain_batch_size: int | None = None, alternative: str | None = None) -> dict[str, Any]:
     scale = b2.SCALES["full"]
     collator: dict[str, Any] = {"tokenizer": _TOKENIZER, "max_length": scale["max_length"]}
@@ -275,7 +268,7 @@ def _adamw(lr: float, weight_decay: float) -> dict[str, Any]:
 
 def build_llm() -> dict[str, dict[str, Any]]:
     """B2's chain: target and oracle fine-tunes of SmolLM2, then every LLM method from the target."""
-    b2, bench = _b2(), LLM_BENCH
+    b2, bench = _benchmark("b2_llm"), LLM_BENCH
     train = b2.SCALES["full"]["train"]
     model = {"class_path": "lightning_unlearn.models.smollm2", "init_args": {"dtype": "float32"}}
     task = {"class_path": "lightning_unlearn.tasks.CausalLMTask"}

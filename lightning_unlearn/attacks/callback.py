@@ -13,6 +13,7 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from typing_extensions import override
 
 from lightning_unlearn._errors import check_fraction, check_int
+from lightning_unlearn._json import json_safe
 from lightning_unlearn._weights import copy_with_weights, network_of
 from lightning_unlearn.attacks.quantization import QuantizationAttack
 from lightning_unlearn.attacks.relearning import RelearningAttack
@@ -135,13 +136,5 @@ def attack_module(
 def write_results(results: dict[str, Any], path: Path) -> Path:
     """Write :func:`attack_module`'s results as strict JSON (NaN -> null)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(_finite(results), indent=2))
+    path.write_text(json.dumps(json_safe(results), indent=2))
     return path
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    return value

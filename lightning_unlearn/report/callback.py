@@ -27,6 +27,7 @@ from torch.utils.data import DataLoader
 from typing_extensions import override
 
 from lightning_unlearn._errors import check_choice, check_int
+from lightning_unlearn._json import json_safe
 from lightning_unlearn._provenance import git_commit, versions
 from lightning_unlearn._weights import copy_with_weights, network_of
 from lightning_unlearn.callbacks.evaluation import run_evaluation
@@ -194,7 +195,7 @@ class UnlearningReport(Callback):
                 raise TypeError(
                     f"`result[{key!r}]` should be a number, string, boolean, None or a list of them, got {type(bad[0]).__name__}."
                 )
-            clean[key] = _json_safe(list(value) if isinstance(value, (list, tuple)) else value)
+            clean[key] = json_safe(list(value) if isinstance(value, (list, tuple)) else value)
         self._attacks.append({"name": name, "description": description, "result": clean})
         if self.report is not None:
             self.report = {**self.report, "attacks": list(self._attacks)}
@@ -335,7 +336,7 @@ class UnlearningReport(Callback):
             curves = {name: _roc(members, nonmembers) for name, (members, nonmembers) in losses.items()}
             mia_roc = {"members": "forget", "nonmembers": nonmember, "curves": curves}
 
-        return _json_safe(
+        return json_safe(
             {
                 "schema_version": SCHEMA_VERSION,
                 "created": _now(),
@@ -498,23 +499,6 @@ def _now() -> str:
 def _as_float(value: Any) -> float | None:
     value = float(value.detach().cpu()) if isinstance(value, Tensor) else float(value)
     return value if math.isfinite(value) else None
-
-
-def _json_safe(value: Any) -> Any:
-    """Plain JSON values: tensors become numbers, tuples lists, non-finite floats ``None``."""
-    if isinstance(value, Mapping):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, Tensor):
-        return _json_safe(value.item()) if value.numel() == 1 else _json_safe(value.tolist())
-    if isinstance(value, np.generic):
-        return _json_safe(value.item())
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if value is None or isinstance(value, (str, bool, int)):
-        return value
-    return str(value)
 
 
 def dumps_report(report: dict[str, Any], indent: int = 2) -> str:
