@@ -13,7 +13,6 @@ from lightning_unlearn._errors import check_positive
 from lightning_unlearn.methods.base import RetainLoss, StepContext, UnlearningMethod, register_method
 from lightning_unlearn.methods.masks import ParameterMask
 from lightning_unlearn.tasks.base import Task
-from lightning_unlearn.tasks.causal_lm import CausalLMTask
 
 
 def attention_modules(model: nn.Module, layers: str | None = None) -> list[tuple[str, nn.Module]]:
@@ -125,8 +124,6 @@ class ASU(UnlearningMethod):
     def prepare(
         self, model: nn.Module, task: Task, forget_loader: Iterable | None, retain_loader: Iterable | None = None
     ) -> None:
-        if not isinstance(task, CausalLMTask):
-            raise TypeError(f"ASU unlearns causal language models: its task should be a CausalLMTask, got {type(task).__name__}.")
         with smoothed_attention(model, self.temperature, self.layers):  # fail early on a model it cannot smooth
             pass
 

@@ -109,6 +109,10 @@ class LossOutput:
     parts: dict[str, Tensor]
 
 
+#: Task kind -> (what a method of that kind unlearns, the task class to pass), for :meth:`UnlearningMethod.check_task`.
+_TASK_KINDS = {"classification": ("classifiers", "ClassificationTask"), "causal_lm": ("causal language models", "CausalLMTask")}
+
+
 class UnlearningMethod:
     """Base class of every unlearning method.
 
@@ -165,6 +169,7 @@ class UnlearningMethod:
         weights to unlearn from. ``forget_loader`` / ``retain_loader`` iterate the forget and retain
         data in a fixed order (``None`` when not available, e.g. a retain-free setting).
         """
+        self.check_task(task)
         if self.needs_reference or self.retain_loss_kind == "kl":
             self.reference = reference_model(model)
         if "retain_loader" in inspect.signature(self.prepare).parameters:
@@ -173,6 +178,19 @@ class UnlearningMethod:
             self.prepare(model, task, forget_loader)
         if self.mask is not None:
             self._masks = self.mask.build(model, task, forget_loader)
+
+    def check_task(self, task: Task) -> None:
+        """Raise a ``TypeError`` when ``task``'s ``kind`` is not among :attr:`supported_tasks` (tasks without a
+        ``kind`` pass)."""
+        kind = getattr(task, "kind", None)
+        if kind is None or kind in self.supported_tasks:
+            return
+        what = " or ".join(_TASK_KINDS.get(k, (k, k))[0] for k in self.supported_tasks)
+        wanted = " or ".join(_TASK_KINDS.get(k, (k, k))[1] for k in self.supported_tasks)
+        raise TypeError(
+            f"{type(self).__name__} unlearns {what}: it needs task={wanted}(); its task should be a {wanted}, "
+            f"got {type(task).__name__}."
+        )
 
     def to(self, device: torch.device | str) -> UnlearningMethod:
         """Move the method's own tensors (reference model, masks, own modules) to ``device``."""

@@ -16,14 +16,13 @@ batch; :class:`IdK` and :class:`~lightning_unlearn.methods.IdKDPO` use it.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from torch import Tensor, nn
+from torch import Tensor
 
 from lightning_unlearn.methods.base import RetainLoss, StepContext, UnlearningMethod, register_method
 from lightning_unlearn.methods.masks import ParameterMask
-from lightning_unlearn.tasks.base import Task
 from lightning_unlearn.tasks.causal_lm import CausalLMTask
 
 #: The project's refusal answers (written for this project; the role of open-unlearning's ``idk.jsonl``).
@@ -107,14 +106,6 @@ def alternative_batch(batch: Any, name: str, task: CausalLMTask) -> dict[str, Te
     return {own: batch[alt] for own, alt in keys.items()}
 
 
-def require_causal_lm(method: UnlearningMethod, task: Any) -> None:
-    """Raise a ``TypeError`` unless ``task`` is a :class:`CausalLMTask` (for the LLM-only methods)."""
-    if not isinstance(task, CausalLMTask):
-        raise TypeError(
-            f"{type(method).__name__} unlearns causal language models: it needs task=CausalLMTask(), got {type(task).__name__}."
-        )
-
-
 def check_alternative(name: Any) -> str:
     if not isinstance(name, str) or not name.isidentifier():
         raise ValueError(
@@ -159,11 +150,6 @@ class IdK(UnlearningMethod):
     ) -> None:
         super().__init__(forget_weight=forget_weight, retain_weight=retain_weight, retain_loss=retain_loss, mask=mask)
         self.alternative = check_alternative(alternative)
-
-    def prepare(
-        self, model: nn.Module, task: Task, forget_loader: Iterable | None, retain_loader: Iterable | None = None
-    ) -> None:
-        require_causal_lm(self, task)
 
     def forget_loss(self, ctx: StepContext) -> Tensor:
         idk = alternative_batch(ctx.batch("forget"), self.alternative, ctx.task)

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from lightning_unlearn._errors import check_positive
 from lightning_unlearn.methods.base import RetainLoss, StepContext, UnlearningMethod, register_method
-from lightning_unlearn.methods.idk import alternative_batch, check_alternative, require_causal_lm
+from lightning_unlearn.methods.idk import alternative_batch, check_alternative
 from lightning_unlearn.methods.masks import ParameterMask
-from lightning_unlearn.tasks.base import Task
 
 
 def dpo_loss(win_log_ratio: Tensor, lose_log_ratio: Tensor, beta: float) -> Tensor:
@@ -66,11 +63,6 @@ class IdKDPO(UnlearningMethod):
         super().__init__(forget_weight=forget_weight, retain_weight=retain_weight, retain_loss=retain_loss, mask=mask)
         self.beta = float(beta)
         self.alternative = check_alternative(alternative)
-
-    def prepare(
-        self, model: nn.Module, task: Task, forget_loader: Iterable | None, retain_loader: Iterable | None = None
-    ) -> None:
-        require_causal_lm(self, task)
 
     def forget_loss(self, ctx: StepContext) -> Tensor:
         task, forget = ctx.task, ctx.batch("forget")

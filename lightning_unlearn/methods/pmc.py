@@ -12,8 +12,9 @@ from torch import Tensor, nn
 from lightning_unlearn._errors import check_int, check_positive
 from lightning_unlearn.methods.base import RetainLoss, StepContext, UnlearningMethod, register_method
 from lightning_unlearn.methods.masks import ParameterMask
+from lightning_unlearn.metrics.llm import lcs_length
 from lightning_unlearn.tasks.base import Task
-from lightning_unlearn.tasks.causal_lm import CausalLMTask, left_pad
+from lightning_unlearn.tasks.causal_lm import left_pad
 
 
 # ---------------------------------------------------------------------------------- scoring
@@ -22,16 +23,8 @@ def rouge_l_recall(reference: Sequence[int], candidate: Sequence[int]) -> float:
 
     Computed on token ids (0 for an empty reference: there is nothing to reveal).
     """
-    reference, candidate = list(reference), list(candidate)
-    if not reference or not candidate:
-        return 0.0
-    previous = [0] * (len(candidate) + 1)
-    for r in reference:
-        current = [0]
-        for j, c in enumerate(candidate):
-            current.append(previous[j] + 1 if r == c else max(previous[j + 1], current[j]))
-        previous = current
-    return previous[-1] / len(reference)
+    reference = list(reference)
+    return lcs_length(reference, list(candidate)) / len(reference) if reference else 0.0
 
 
 def pmc_score(original: Sequence[int], sample: Sequence[int], min_length: int = 0) -> float:
@@ -230,7 +223,6 @@ class PMC(UnlearningMethod):
     def prepare(
         self, model: nn.Module, task: Task, forget_loader: Iterable | None, retain_loader: Iterable | None = None
     ) -> None:
-        _check_task(task)
         generation_model(model)  # fail early on a model that cannot generate
         self._original.clear()
         self._picked.clear()
@@ -279,7 +271,7 @@ class PMC(UnlearningMethod):
         Samples (and updates the caches) for the questions that are due; the forget batch's own
         answers are never used.
         """
-        task = _check_task(ctx.task)
+        task = ctx.task
         prompts = task.prompt_ids(ctx.batch("forget"))
         keys = [tuple(p.tolist()) for p in prompts]
         first: dict[tuple[int, ...], int] = {}
@@ -315,11 +307,3 @@ class PMC(UnlearningMethod):
     def forget_loss(self, ctx: StepContext) -> Tensor:
         batch = self.training_batch(ctx)
         return ctx.task.per_sample_loss(ctx.task.forward(ctx.model, batch), batch).mean()
-
-
-def _check_task(task: Task) -> CausalLMTask:
-    if not isinstance(task, CausalLMTask):
-        raise TypeError(
-            f"This method unlearns causal language models: its task should be a CausalLMTask, got {type(task).__name__}."
-        )
-    return task

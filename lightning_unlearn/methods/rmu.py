@@ -11,7 +11,6 @@ from torch import Tensor, nn
 
 from lightning_unlearn._errors import check_choice, check_int, check_positive
 from lightning_unlearn.methods.base import StepContext, UnlearningMethod, register_method
-from lightning_unlearn.methods.idk import require_causal_lm
 from lightning_unlearn.methods.masks import ParameterMask, RegexMask
 from lightning_unlearn.tasks.base import Task
 from lightning_unlearn.tasks.causal_lm import CausalLMTask
@@ -165,7 +164,6 @@ class RMU(UnlearningMethod):
     def prepare(
         self, model: nn.Module, task: Task, forget_loader: Iterable | None, retain_loader: Iterable | None = None
     ) -> None:
-        require_causal_lm(self, task)
         self._layers_name = self._layers(model)
         self._control = None
         if self.trainable == "down_proj":
@@ -197,7 +195,7 @@ class RMU(UnlearningMethod):
     # ------------------------------------------------------------------ losses
     def activations(self, model: nn.Module, task: Task, batch: Any) -> Tensor:
         """Output ``[B, T, D]`` of decoder layer ``layer`` of ``model`` on ``batch``."""
-        require_causal_lm(self, task)
+        self.check_task(task)
         if self._layers_name is None:
             self._layers_name = self._layers(model)
         return layer_output(model, self._layers_name, self.layer, task, batch)  # type: ignore[arg-type]

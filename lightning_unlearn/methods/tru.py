@@ -16,7 +16,6 @@ from lightning_unlearn._errors import check_int, check_positive
 from lightning_unlearn.methods.base import RetainLoss, StepContext, UnlearningMethod, register_method
 from lightning_unlearn.methods.masks import ParameterMask
 from lightning_unlearn.tasks.base import Task
-from lightning_unlearn.tasks.causal_lm import CausalLMTask
 
 #: Default reasoning chain r: a logical refusal, no leakage, and a positive alternative.
 DEFAULT_REASONING_TEMPLATE = (
@@ -254,7 +253,6 @@ class TRU(UnlearningMethod):
     def prepare(
         self, model: nn.Module, task: Task, forget_loader: Iterable | None, retain_loader: Iterable | None = None
     ) -> None:
-        _check_task(task)
         self.tokenizer  # noqa: B018  (load it now: a missing tokenizer fails before training starts)
         self._targets.clear()
 
@@ -274,7 +272,7 @@ class TRU(UnlearningMethod):
 
     def target_batch(self, ctx: StepContext) -> dict[str, Tensor]:
         """The forget prompts followed by their reasoning targets (labels on the targets only)."""
-        task = _check_task(ctx.task)
+        task = ctx.task
         prompts = task.prompt_ids(ctx.batch("forget"))
         answers = [torch.tensor(self.target_ids(p), dtype=torch.long) for p in prompts]
         pad = self.tokenizer.pad_token_id
@@ -291,11 +289,3 @@ class TRU(UnlearningMethod):
         if self.alpha > 0:
             loss = loss - self.alpha * ctx.loss("forget").mean()
         return loss
-
-
-def _check_task(task: Task) -> CausalLMTask:
-    if not isinstance(task, CausalLMTask):
-        raise TypeError(
-            f"This method unlearns causal language models: its task should be a CausalLMTask, got {type(task).__name__}."
-        )
-    return task

@@ -165,8 +165,9 @@ def _rouge_tokens(text: str) -> list[str]:
     return [tok for tok in _NON_ALNUM.sub(" ", text.lower()).split() if tok]
 
 
-def _lcs_length(a: Sequence[str], b: Sequence[str]) -> int:
-    """Length of the longest common subsequence (dynamic programming, O(len(a) * len(b)) time, O(len(b)) memory)."""
+def lcs_length(a: Sequence[Any], b: Sequence[Any]) -> int:
+    """Length of the longest common subsequence of two sequences (words, token ids), by dynamic programming:
+    O(len(a) * len(b)) time, O(len(b)) memory. Shared by :func:`rouge_l_recall` and PMC's token-id score."""
     if not a or not b:
         return 0
     prev = [0] * (len(b) + 1)
@@ -230,7 +231,7 @@ def rouge_l_recall(predictions: Sequence[str], references: Sequence[str]) -> Ten
     scores = []
     for pred, ref in zip(predictions, references):
         ref_tokens = _rouge_tokens(ref)
-        scores.append(_lcs_length(_rouge_tokens(pred), ref_tokens) / len(ref_tokens) if ref_tokens else 0.0)
+        scores.append(lcs_length(_rouge_tokens(pred), ref_tokens) / len(ref_tokens) if ref_tokens else 0.0)
     return torch.tensor(scores, dtype=torch.float64)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -25,6 +25,8 @@ class Task(ABC):
 
     #: Whether :meth:`relabel` is meaningful (classification yes, denoising no).
     supports_relabel: bool = False
+    #: The kind of task, matched against a method's ``supported_tasks`` (``None``: any method may try).
+    kind: ClassVar[str | None] = None
 
     @abstractmethod
     def forward(self, model: nn.Module, batch: Any) -> Any:

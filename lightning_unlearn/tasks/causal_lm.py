@@ -57,6 +57,8 @@ class CausalLMTask(Task):
         label_key: Key of the labels.
     """
 
+    kind = "causal_lm"
+
     supports_relabel = False
 
     def __init__(

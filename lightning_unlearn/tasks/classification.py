@@ -27,6 +27,8 @@ class ClassificationTask(Task):
         label_smoothing: Passed to :func:`torch.nn.functional.cross_entropy`.
     """
 
+    kind = "classification"
+
     supports_relabel = True
 
     def __init__(

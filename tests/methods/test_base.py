@@ -341,3 +341,17 @@ def test_frozen_copy_leaves_the_trainer_behind():
     assert module.training and not clone.training
     assert all(p.requires_grad for p in module.parameters()) and not any(p.requires_grad for p in clone.parameters())
     assert torch.equal(clone.layer.weight, module.layer.weight) and clone.layer.weight is not module.layer.weight
+
+
+@pytest.mark.parametrize("name", sorted(METHODS.names()))
+def test_setup_refuses_a_task_kind_the_method_does_not_support(name):
+    """One check in ``UnlearningMethod.setup`` for every method: its ``supported_tasks`` against the task's ``kind``."""
+    from lightning_unlearn.tasks import CausalLMTask, ClassificationTask
+
+    cls = METHODS.get(name)
+    for task, kind, wanted in ((ClassificationTask(), "classification", "CausalLMTask"), (CausalLMTask(), "causal_lm", "ClassificationTask")):
+        if kind in cls.supported_tasks:
+            continue
+        method = cls.__new__(cls)  # the check needs no constructor arguments (TRU, Stake the Points need some)
+        with pytest.raises(TypeError, match=rf"{cls.__name__} unlearns .*: it needs task={wanted}\(\); .* got {type(task).__name__}\."):
+            method.check_task(task)
