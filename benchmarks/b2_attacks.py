@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import functools
 import math
-import os
 import sys
 import time
 import traceback
@@ -390,19 +389,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     args = parser.parse_args(argv)
 
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    _common.quiet_lightning()
-    import warnings
-
-    warnings.filterwarnings("ignore", message=".*generation flags are not valid.*")
+    b2_llm.quiet_llm_run()
     import torch
-    from transformers.utils import logging as hf_logging
 
     from lightning_unlearn import METHODS
     from lightning_unlearn.attacks import split_forget
 
-    hf_logging.set_verbosity_error()
     scale = "quick" if args.quick else "full"
     if scale == "quick":
         torch.set_num_threads(1)  # as b2_llm.py at quick scale

@@ -1089,18 +1089,24 @@ def resolve_methods(spec: list[str] | None, scale: str) -> list[str]:
     return out
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
-    args = parse_args(argv)
+def quiet_llm_run() -> None:
+    """Offline, quiet Lightning and transformers, no generation-flag warnings (shared with b2_attacks.py)."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     _common.quiet_lightning()
     import warnings
 
     warnings.filterwarnings("ignore", message=".*generation flags are not valid.*")
-    import torch
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = parse_args(argv)
+    quiet_llm_run()
+    import torch
+
     scale = "quick" if args.quick else "full"
     if args.authors is not None:
         SCALES[scale]["data"]["n_authors"] = args.authors
