@@ -364,14 +364,10 @@ def _fmt_rec(value: float | None) -> str:
 
 
 def _finite(value: Any) -> Any:
-    """NaN/inf -> None, recursively (strict JSON)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    return value
+    """NaN and infinities -> None, recursively (strict JSON): the library's ``json_safe``."""
+    from lightning_unlearn._json import json_safe
+
+    return json_safe(value)
 
 
 def _mean(values: list[float | None]) -> float:

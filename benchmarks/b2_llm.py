@@ -933,14 +933,10 @@ def write_payload(out_path: Path, args, scale: str, seed: int, methods: list[str
 
 
 def _finite(value: Any) -> Any:
-    """NaN and infinities -> None (strict JSON)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
+    """NaN and infinities -> None, recursively (strict JSON): the library's ``json_safe``."""
+    from lightning_unlearn._json import json_safe
+
+    return json_safe(value)
 
 
 # ----------------------------------------------------------------------------------------------------------
