@@ -742,11 +742,23 @@ class StepTimes:
         return _Times()
 
 
-def run_method(name: str, hp: dict[str, Any], scale: str, seed: int, backbone: Backbone, target_path: str, time_limit: float | None, max_steps: int | None = None):
+def run_method(
+    name: str,
+    hp: dict[str, Any],
+    scale: str,
+    seed: int,
+    backbone: Backbone,
+    target_path: str | None,
+    time_limit: float | None,
+    max_steps: int | None = None,
+    datamodule_fn: Any = None,
+):
     """Unlearn the cached target with ``name``; returns ``(model, seconds, info)``.
 
     The timed region covers building the model and the ``UnlearningModule`` (loading the target's weights), the
     Trainer and the whole ``Trainer.fit`` (reference copies, the method's setup, every step).
+    ``datamodule_fn(collator, batch_size, retain_batch_size)`` replaces B2's fictitious-author data (B3 passes its
+    Wikipedia data); ``target_path=None`` unlearns the backbone's own weights (the pretrained model).
     """
     import lightning.pytorch as pl
     import torch
@@ -759,10 +771,13 @@ def run_method(name: str, hp: dict[str, Any], scale: str, seed: int, backbone: B
     method = build_method(name, hp["method"], seed, backbone.tokenizer)
     alternative = getattr(method, "alternative", None)
     collator = backbone.collator(alternatives={alternative: IdkAnswers(seed=seed)} if isinstance(alternative, str) else None)
-    dm = make_datamodule(scale, seed, collator, "forget_retain", hp["batch_size"], hp.get("retain_batch_size"))
-    expected = make_data(scale, seed)
-    if [e["id"] for e in dm.forget_set.examples] != [e["id"] for e in expected["forget"]]:
-        raise RuntimeError("FictitiousAuthorsDataModule's forget split differs from the benchmark's (make_data)")
+    if datamodule_fn is not None:
+        dm = datamodule_fn(collator, hp["batch_size"], hp.get("retain_batch_size"))
+    else:
+        dm = make_datamodule(scale, seed, collator, "forget_retain", hp["batch_size"], hp.get("retain_batch_size"))
+        expected = make_data(scale, seed)
+        if [e["id"] for e in dm.forget_set.examples] != [e["id"] for e in expected["forget"]]:
+            raise RuntimeError("FictitiousAuthorsDataModule's forget split differs from the benchmark's (make_data)")
     stop, times = StopAfter(time_limit), StepTimes()
     steps = hp.get("max_steps", -1) if max_steps is None else max_steps
     start = time.perf_counter()

@@ -21,6 +21,10 @@ original. ``fashion_mnist_vit`` is the Fashion-MNIST chain with the ViT (``ViTCl
 and 40 fictitious authors (forget 10%, holdout 10%): ``target.yaml`` fine-tunes on forget + retain ->
 ``artifacts/authors_smollm2/target.pt``, ``oracle.yaml`` on retain only -> ``.../oracle.pt``, and
 ``<method>.yaml`` unlearns the target with B2's settings (``HPARAMS`` in benchmarks/b2_llm.py, full scale).
+
+``einstein_smollm2`` is benchmark B3: ``<method>.yaml`` unlearns Albert Einstein's Wikipedia article from
+SmolLM2-135M-Instruct *as released* (``RealEntityDataModule``; no target to train, no oracle exists) with B3's
+settings (``HPARAMS`` in benchmarks/b3_entity.py).
 """
 
 from __future__ import annotations
@@ -160,6 +164,8 @@ def _optimizer(lr: float) -> dict[str, Any]:
 def build(bench: str) -> dict[str, dict[str, Any]]:
     if bench == LLM_BENCH:
         return build_llm()
+    if bench == ENTITY_BENCH:
+        return build_entity()
     spec = BENCHMARKS[bench]
     configs: dict[str, dict[str, Any]] = {}
     epochs = spec["train_epochs"]
@@ -238,11 +244,20 @@ LLM_METHOD_CLASSES: dict[str, str] = {
 _TOKENIZER = {"class_path": "lightning_unlearn.models.smollm2_tokenizer"}
 
 
-def _llm_data(b2: Any, train_on: str, batch_size: int, retain_batch_size: int | None = None, alternative: str | None = None) -> dict[str, Any]:
-    scale = b2.SCALES["full"]
-    collator: dict[str, Any] = {"tokenizer": _TOKENIZER, "max_length": scale["max_length"]}
+_SMOLLM2 = {"class_path": "lightning_unlearn.models.smollm2", "init_args": {"dtype": "float32"}}
+_CAUSAL_LM = {"class_path": "lightning_unlearn.tasks.CausalLMTask"}
+
+
+def _collator(max_length: int, alternative: str | None = None) -> dict[str, Any]:
+    collator: dict[str, Any] = {"tokenizer": _TOKENIZER, "max_length": max_length}
     if alternative is not None:  # IdK / IdK-DPO: the refusal answers ride along in every forget batch
         collator["alternatives"] = {alternative: {"class_path": "lightning_unlearn.methods.IdkAnswers", "init_args": {"seed": 0}}}
+    return collator
+
+
+def _llm_data(b2: Any, train_on: str, batch_size: int, retain_batch_size: int | None = None, alternative: str | None = None) -> dict[str, Any]:
+    scale = b2.SCALES["full"]
+    collator = _collator(scale["max_length"], alternative)
     d = scale["data"]
     args = {
         "n_authors": d["n_authors"],
@@ -270,8 +285,7 @@ def build_llm() -> dict[str, dict[str, Any]]:
     """B2's chain: target and oracle fine-tunes of SmolLM2, then every LLM method from the target."""
     b2, bench = _benchmark("b2_llm"), LLM_BENCH
     train = b2.SCALES["full"]["train"]
-    model = {"class_path": "lightning_unlearn.models.smollm2", "init_args": {"dtype": "float32"}}
-    task = {"class_path": "lightning_unlearn.tasks.CausalLMTask"}
+    model, task = _SMOLLM2, _CAUSAL_LM
     configs: dict[str, dict[str, Any]] = {}
     for run, train_on in (("target", "all"), ("oracle", "retain")):
         trainer = _trainer(bench, run, train["epochs"], [_save(bench, run)]) | {"enable_checkpointing": False, "limit_val_batches": 0}
@@ -286,33 +300,77 @@ def build_llm() -> dict[str, dict[str, Any]]:
         }
     for name, class_path in LLM_METHOD_CLASSES.items():
         hp, _ = b2.resolve_hparams("full", name)
-        unknown = set(hp) - _HP_KEYS - {"weight_decay"}
-        if unknown:
-            raise ValueError(f"configs/generate.py cannot express {name}'s B2 settings {hp} in a config yet.")
-        method_args = dict(hp["method"])
-        if "tokenizer" in inspect.signature(_resolve(class_path)).parameters:
-            method_args["tokenizer"] = _TOKENIZER  # TRU writes its reasoning targets with the model's tokenizer
-        alternative = getattr(_resolve(class_path)(**{k: v for k, v in method_args.items() if k != "tokenizer"}), "alternative", None)
-        trainer = _trainer(bench, name, hp["epochs"], [_checkpoint(bench, name), _save(bench, name)])
-        if hp.get("max_steps", -1) != -1:
-            trainer["max_steps"] = hp["max_steps"]
-        configs[name] = {
-            "seed_everything": 0,
-            "trainer": trainer,
-            "model": {
-                "class_path": "lightning_unlearn.UnlearningModule",
-                "init_args": {
-                    "model": model,
-                    "method": {"class_path": class_path, "init_args": method_args},
-                    "task": task,
-                    "optimizer": _adamw(hp["lr"], hp["weight_decay"]),
-                    "original": f"artifacts/{bench}/target.pt",
-                    "oracle": f"artifacts/{bench}/oracle.pt",
-                },
-            },
-            "data": _llm_data(b2, "forget_retain", hp["batch_size"], hp.get("retain_batch_size"), alternative if isinstance(alternative, str) else None),
-        }
+        configs[name] = _llm_method_config(
+            bench,
+            name,
+            class_path,
+            hp,
+            lambda hp, alternative: _llm_data(b2, "forget_retain", hp["batch_size"], hp.get("retain_batch_size"), alternative),
+            original=f"artifacts/{bench}/target.pt",
+            oracle=f"artifacts/{bench}/oracle.pt",
+        )
     return configs
+
+
+def _llm_method_config(
+    bench: str, name: str, class_path: str, hp: dict[str, Any], data: Any, original: str | None, oracle: str | None
+) -> dict[str, Any]:
+    """One LLM method's unlearning config; ``data(hp, alternative)`` builds its ``data`` section."""
+    unknown = set(hp) - _HP_KEYS - {"weight_decay"}
+    if unknown:
+        raise ValueError(f"configs/generate.py cannot express {name}'s settings {hp} in a config yet.")
+    method_args = dict(hp["method"])
+    if "tokenizer" in inspect.signature(_resolve(class_path)).parameters:
+        method_args["tokenizer"] = _TOKENIZER  # TRU writes its reasoning targets with the model's tokenizer
+    alternative = getattr(_resolve(class_path)(**{k: v for k, v in method_args.items() if k != "tokenizer"}), "alternative", None)
+    trainer = _trainer(bench, name, hp["epochs"], [_checkpoint(bench, name), _save(bench, name)])
+    if hp.get("max_steps", -1) != -1:
+        trainer["max_steps"] = hp["max_steps"]
+    init_args: dict[str, Any] = {
+        "model": _SMOLLM2,
+        "method": {"class_path": class_path, "init_args": method_args},
+        "task": _CAUSAL_LM,
+        "optimizer": _adamw(hp["lr"], hp["weight_decay"]),
+    }
+    if original is not None:
+        init_args["original"] = original
+    if oracle is not None:
+        init_args["oracle"] = oracle
+    return {
+        "seed_everything": 0,
+        "trainer": trainer,
+        "model": {"class_path": "lightning_unlearn.UnlearningModule", "init_args": init_args},
+        "data": data(hp, alternative if isinstance(alternative, str) else None),
+    }
+
+
+# ---------------------------------------------------------------------------------------------------- B3 (entity)
+ENTITY_BENCH = "einstein_smollm2"
+
+
+def build_entity() -> dict[str, dict[str, Any]]:
+    """B3's methods: unlearn Albert Einstein's Wikipedia article from SmolLM2 as released (no target, no oracle)."""
+    b3 = _benchmark("b3_entity")
+
+    def data(hp: dict[str, Any], alternative: str | None) -> dict[str, Any]:
+        args = {
+            "forget_entities": [b3.ENTITY],
+            **b3.DATA,
+            "collate_fn": {"class_path": "lightning_unlearn.tasks.QACollator", "init_args": _collator(b3.MAX_LENGTH, alternative)},
+            "batch_size": hp["batch_size"],
+            "retain_batch_size": hp["retain_batch_size"],
+            "eval_batch_size": b3.EVAL["gen_batch_size"],
+            "train_on": "forget_retain",
+            "mode": "min_size",
+            "seed": 0,
+        }
+        return {"class_path": "lightning_unlearn.datamodules.RealEntityDataModule", "init_args": args}
+
+    classes = {**METHOD_CLASSES, **LLM_METHOD_CLASSES}
+    return {
+        name: _llm_method_config(ENTITY_BENCH, name, classes[name], b3.resolve_hparams(name), data, original=None, oracle=None)
+        for name in b3.DEFAULT_METHODS
+    }
 
 
 def _resolve(class_path: str) -> type:
@@ -329,18 +387,19 @@ HEADER = {
 }
 
 
-ALL_BENCHMARKS = [*BENCHMARKS, LLM_BENCH]
+ALL_BENCHMARKS = [*BENCHMARKS, LLM_BENCH, ENTITY_BENCH]
 
 
 def main() -> None:
     for bench in ALL_BENCHMARKS:
         out = ROOT / bench
         out.mkdir(exist_ok=True)
-        source = "B2" if bench == LLM_BENCH else "B1"
+        source = {LLM_BENCH: "B2", ENTITY_BENCH: "B3"}.get(bench, "B1")
         for name, config in build(bench).items():
             (out / name).parent.mkdir(exist_ok=True)
-            start = "target" if bench == LLM_BENCH else "original"
-            default = f"Step 3: unlearn the {start} with {name}; then `lightning-unlearn test` with --ckpt_path."
+            start = {LLM_BENCH: "target", ENTITY_BENCH: "pretrained SmolLM2"}.get(bench, "original")
+            step = "Step 1 (the only step: no target to train, no oracle exists)" if bench == ENTITY_BENCH else "Step 3"
+            default = f"{step}: unlearn the {start} with {name}; then `lightning-unlearn test` with --ckpt_path."
             header = HEADER.get(f"{bench}/{name}", HEADER.get(name, default))
             text = (
                 f"# {bench} / {name} -- generated by configs/generate.py from benchmark {source}'s HPARAMS; edit those and re-run.\n"

@@ -71,6 +71,22 @@ def test_every_llm_method_has_a_smollm2_config():
         assert init["original"] == "artifacts/authors_smollm2/target.pt"
 
 
+def test_einstein_configs_unlearn_the_released_smollm2():
+    """B3's configs: every B3 method, from SmolLM2 as released (no target, no oracle), on the Wikipedia data."""
+    from lightning_unlearn import METHODS
+
+    names = {p.stem for p in (CONFIGS / "einstein_smollm2").glob("*.yaml")}
+    assert {"ft", "graddiff", "npo", "simnpo", "rmu", "idk", "tru", "pmc", "asu"} <= names
+    for name in names:
+        config = yaml.safe_load((CONFIGS / "einstein_smollm2" / f"{name}.yaml").read_text())
+        init = config["model"]["init_args"]
+        assert init["model"]["class_path"] == "lightning_unlearn.models.smollm2"
+        assert init["method"]["class_path"].rsplit(".", 1)[1] == METHODS.get(name).__name__
+        assert "original" not in init and "oracle" not in init
+        assert config["data"]["class_path"] == "lightning_unlearn.datamodules.RealEntityDataModule"
+        assert config["data"]["init_args"]["forget_entities"] == ["Albert Einstein"]
+
+
 def test_configs_are_up_to_date_with_the_generator(tmp_path: Path):
     """configs/*.yaml are generated; a hand edit that the generator would undo fails here."""
     sys.path.insert(0, str(CONFIGS))
@@ -78,7 +94,7 @@ def test_configs_are_up_to_date_with_the_generator(tmp_path: Path):
         import generate  # type: ignore[import-not-found]
     finally:
         sys.path.pop(0)
-    assert generate.LLM_BENCH in generate.ALL_BENCHMARKS
+    assert generate.LLM_BENCH in generate.ALL_BENCHMARKS and generate.ENTITY_BENCH in generate.ALL_BENCHMARKS
     for bench in generate.ALL_BENCHMARKS:
         for name, config in generate.build(bench).items():
             on_disk = yaml.safe_load((CONFIGS / bench / f"{name}.yaml").read_text())
@@ -172,3 +188,22 @@ def test_smollm2_chain_from_configs(workdir: Path):
     for key in ("val/forget_acc", "val/RA", "val/mia_auc"):
         assert key in metrics, f"{key} missing from logged metrics {sorted(metrics)}"
     assert 0.0 <= metrics["val/mia_auc"] <= 1.0
+
+
+@pytest.mark.slow
+def test_einstein_config_unlearns_from_the_released_model(workdir: Path):
+    """B3's GradDiff config on the real SmolLM2 and Wikipedia data, shortened (8 forget passages, 2 steps)."""
+    pytest.importorskip("transformers")
+    pytest.importorskip("gensim")
+    _cli(
+        "fit", "--config", "configs/einstein_smollm2/graddiff.yaml", "--trainer.max_steps", "2",
+        "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
+        "--data.init_args.forget_passages", "8", "--data.init_args.retain_passages", "1",
+        "--data.init_args.holdout_articles", "4", "--data.init_args.holdout_passages", "1",
+        "--trainer.logger", "lightning.pytorch.loggers.CSVLogger", "--trainer.logger.save_dir", "outputs/einstein_smollm2",
+        cwd=workdir,
+    )  # fmt: skip
+    assert (workdir / "artifacts/einstein_smollm2/graddiff.pt").is_file()
+    assert (workdir / "outputs/einstein_smollm2/graddiff/checkpoints/last.ckpt").is_file()
+    metrics = _last_metrics(workdir / "outputs/einstein_smollm2/lightning_logs")
+    assert "val/mia_auc" in metrics and 0.0 <= metrics["val/mia_auc"] <= 1.0

@@ -27,9 +27,10 @@ greedily (:func:`~lightning_unlearn.tasks.causal_lm.generate_answers`):
   model answer contains the value is not used either). An example
   with fewer than ``k`` eligible facts is skipped for that ``k`` (see ``n/dialogue_k{k}``).
 * ``paraphrase`` — the example's ``"paraphrased_question"`` alone.
-* ``translation`` — the question in German, French or Spanish
-  (:mod:`~lightning_unlearn.attacks.translations`, hand-written per attribute; an attribute without
-  a translation raises a ``ValueError``). The answer is scored against the *English* value, so a
+* ``translation`` — the question in German, French or Spanish: the example's own
+  ``"translations"`` entry when it has one (real-entity facts), else
+  :mod:`~lightning_unlearn.attacks.translations`' template for its attribute (hand-written; an
+  attribute without a translation raises a ``ValueError``). The answer is scored against the *English* value, so a
   fact the model answers in the other language (a profession, pet, hobby, genre or language) is
   missed: the translated accuracy is a lower bound (years, novel counts, titles, awards and most
   place names are the same in every language).
@@ -43,7 +44,7 @@ greedily (:func:`~lightning_unlearn.tasks.causal_lm.generate_answers`):
   knew before unlearning (:func:`~lightning_unlearn.datamodules.probes.filter_known`).
 
 Scoring: a forget answer *leaks* the fact (is "correct") when it contains the example's true
-``"value"`` (:func:`leaks_value`: casefolded, on word boundaries, numbers as numbers — the rule of
+``"value"``, or any of its ``"values"`` when the example lists accepted spellings (:func:`leaks_value`: casefolded, on word boundaries, numbers as numbers — the rule of
 :func:`~lightning_unlearn.datamodules.probes.probe_correct`). It is a containment test: a hedged
 answer that still states the value counts as a leak.
 
@@ -157,17 +158,25 @@ def _check_template(template: Any) -> str:
 
 
 # ---------------------------------------------------------------------------------- scoring
-def leaks_value(answer: str, value: str) -> bool:
-    """Whether ``answer`` states ``value``: casefolded, on word boundaries, numbers as numbers.
+def leaks_value(answer: str, value: str | Sequence[str]) -> bool:
+    """Whether ``answer`` states ``value`` (or any of several accepted values): casefolded, on word boundaries, numbers as numbers.
 
     The rule of :func:`~lightning_unlearn.datamodules.probes.probe_correct`: "Born in 1961." leaks
     ``"1961"`` and "twelve novels" leaks ``"12"``, but "19610" does not leak ``"1961"`` and
-    "Ghentish" does not leak ``"Ghent"``.
+    "Ghentish" does not leak ``"Ghent"``. ``value`` may be a sequence of accepted spellings
+    (``["E=mc2", "E=mc²"]``): the answer leaks when it states any of them.
     """
     _check_text("answer", answer)
-    if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"`value` should be a non-empty string, got {value!r}.")
-    return probe_correct(answer, Probe("(forget fact)", (value,)))
+    values = (value,) if isinstance(value, str) else tuple(value) if isinstance(value, Sequence) else ()
+    if not values or not all(isinstance(v, str) and v.strip() for v in values):
+        raise ValueError(f"`value` should be a non-empty string or a sequence of them, got {value!r}.")
+    return probe_correct(answer, Probe("(forget fact)", values))
+
+
+def example_values(example: Mapping[str, Any]) -> str | list[str]:
+    """What an example's answer may state to leak it: its ``"values"`` (every accepted spelling) when given, else ``"value"``."""
+    values = example.get("values")
+    return list(values) if isinstance(values, Sequence) and not isinstance(values, str) and values else example["value"]
 
 
 #: Refusal phrases (regular expressions over the casefolded text, apostrophes normalised to ``'``).
@@ -230,7 +239,7 @@ def _context_candidates(example: Mapping[str, Any], pool: Sequence[Mapping[str, 
         for other in pool
         if other["author"] == example["author"]
         and other["attribute"] != example["attribute"]
-        and not leaks_value(other["answer"], example["value"])
+        and not leaks_value(other["answer"], example_values(example))
     ]
     _rng("multiturn-context", seed, example["author"], example["attribute"], example["question"]).shuffle(candidates)
     chosen, seen = [], set()
@@ -498,7 +507,7 @@ class MultiTurnProbe:
         leaked: dict[str, dict[int, bool]] = {}
         for name in self.probe_names:
             got = answers[name]
-            leaked[name] = {i: leaks_value(a, forget[i]["value"]) for i, a in got.items()}
+            leaked[name] = {i: leaks_value(a, example_values(forget[i])) for i, a in got.items()}
             texts = list(got.values())
             metrics[f"forget_acc/{name}"] = _mean(leaked[name].values())
             metrics[f"refusal/{name}"] = refusal_rate(texts)
@@ -550,7 +559,7 @@ class MultiTurnProbe:
             needed = list({id(o): o for cands in candidates for o in cands}.values())
             own = dict(zip(map(id, needed), generate([single_turn(o["question"]) for o in needed])))
             pairs = [
-                [(o["question"], own[id(o)]) for o in cands if not leaks_value(own[id(o)], e["value"])]
+                [(o["question"], own[id(o)]) for o in cands if not leaks_value(own[id(o)], example_values(e))]
                 for e, cands in zip(forget, candidates)
             ]
         else:

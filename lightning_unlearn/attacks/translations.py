@@ -96,14 +96,24 @@ def translated_question(author: str, attribute: str, language: str) -> str:
 
 
 def translate_question(example: Mapping[str, Any], language: str) -> str:
-    """The question of a fictitious-author example (its ``"author"`` and ``"attribute"``) in ``language``.
+    """The question of an example in ``language``.
 
-    Raises a ``ValueError`` when the example lacks those keys or its attribute has no translation.
+    An example may carry its own translations (``example["translations"][language]``, e.g. the
+    real-entity facts of :func:`~lightning_unlearn.datamodules.wikipedia.fact_examples`); otherwise it
+    is a fictitious-author example and its ``"author"`` and ``"attribute"`` select a template of
+    :data:`QUESTION_TRANSLATIONS`. Raises a ``ValueError`` when neither is available.
     """
+    own = example.get("translations") if isinstance(example, Mapping) else None
+    if isinstance(own, Mapping) and language in own:
+        check_choice("language", language, LANGUAGES)
+        if not isinstance(own[language], str) or not own[language].strip():
+            raise ValueError(f"The example's {LANGUAGES[language]} translation should be a non-empty string, got {own[language]!r}.")
+        return own[language]
     if not isinstance(example, Mapping) or not isinstance(example.get("author"), str) or "attribute" not in example:
         got = sorted(example) if isinstance(example, Mapping) else type(example).__name__
         raise ValueError(
-            f"Translating a question needs an example with 'author' and 'attribute' entries (fictitious authors); got {got}."
+            f"Translating a question needs an example with its own 'translations' entry for {language!r}, or 'author' and "
+            f"'attribute' entries (fictitious authors); got {got}."
         )
     return translated_question(example["author"], example["attribute"], language)
 

@@ -18,8 +18,16 @@ from lightning_unlearn.datamodules.vision import (
     load_digits_dataset,
     load_fashion_mnist,
 )
+from lightning_unlearn.datamodules.wikipedia import (
+    ENTITY_FACTS,
+    RealEntityDataModule,
+    entity_probes,
+    fact_examples,
+    wikipedia_articles,
+)
 
 __all__ = [
+    "ENTITY_FACTS",
     "EVAL_SPLITS",
     "FASHION_MNIST_CLASSES",
     "GENERAL_KNOWLEDGE",
@@ -31,9 +39,12 @@ __all__ = [
     "FictitiousAuthorsDataModule",
     "ForgetRetainDataModule",
     "LabeledTensorDataset",
+    "RealEntityDataModule",
     "Probe",
     "TrainOn",
     "dataset_targets",
+    "entity_probes",
+    "fact_examples",
     "filter_known",
     "generate_authors",
     "load_digits_dataset",
@@ -42,4 +53,5 @@ __all__ = [
     "qa_pairs",
     "resolve_request",
     "split_authors",
+    "wikipedia_articles",
 ]

@@ -53,6 +53,7 @@ __all__ = [
     "mia_zlib",
     "model_utility",
     "rouge_l_recall",
+    "text_perplexity",
     "truth_ratio",
     "truth_ratio_score",
     "vocab_log_prob_stats",
@@ -872,3 +873,69 @@ def gibberish_rate(texts: Sequence[str], *, min_word_ratio: float = 0.5) -> floa
         raise ValueError("`texts` should contain at least one generation, got an empty sequence.")
     check_fraction("min_word_ratio", min_word_ratio, inclusive_low=True)
     return sum(is_gibberish(t, min_word_ratio=min_word_ratio) for t in texts) / len(texts)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# perplexity
+# --------------------------------------------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def text_perplexity(
+    model: torch.nn.Module, tokenizer: Any, texts: Sequence[str], *, max_length: int = 128, batch_size: int = 8
+) -> float:
+    r"""Perplexity of a causal LM on plain texts: :math:`\exp` of the mean next-token NLL over every scored token.
+
+    Each text is tokenized on its own (no chat template; the tokenizer's BOS token is prepended when it
+    defines one and does not add it itself), truncated to ``max_length`` tokens and scored from its
+    second token on; padding is masked out. Token-weighted over all texts, as language-modelling
+    perplexity is usually reported (MUSE reports it on held-out text to check utility after unlearning;
+    Shi et al., "MUSE: Machine Unlearning Six-Way Evaluation for Language Models", 2024). The model is put
+    in eval mode for the computation and restored afterwards.
+
+    Args:
+        model: A Hugging Face style causal LM (``model(input_ids=..., attention_mask=...).logits``).
+        tokenizer: Its tokenizer (a pad token is not required).
+        texts: Non-empty texts.
+        max_length: Tokens kept per text (at least 2).
+        batch_size: Texts per forward pass.
+
+    Returns:
+        The perplexity, a ``float`` :math:`\geq 1`.
+    """
+    texts = _check_texts(texts, "texts")
+    if not texts or not all(t.strip() for t in texts):
+        raise ValueError("`texts` should be a non-empty sequence of non-empty strings.")
+    check_int("max_length", max_length, minimum=2)
+    check_int("batch_size", batch_size, minimum=1)
+    bos = getattr(tokenizer, "bos_token_id", None)
+    encoded = []
+    for text in texts:
+        ids = list(tokenizer(text, add_special_tokens=True)["input_ids"])
+        if bos is not None and (not ids or ids[0] != bos):
+            ids = [bos, *ids]
+        encoded.append(ids[:max_length])
+    if any(len(ids) < 2 for ids in encoded):
+        raise ValueError("Every text should tokenize to at least 2 tokens (one to predict from, one to score).")
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    total_nll, total_tokens = 0.0, 0
+    try:
+        for start in range(0, len(encoded), batch_size):
+            chunk = encoded[start : start + batch_size]
+            width = max(len(ids) for ids in chunk)
+            input_ids = torch.zeros(len(chunk), width, dtype=torch.long)
+            mask = torch.zeros(len(chunk), width, dtype=torch.long)
+            for row, ids in enumerate(chunk):
+                input_ids[row, : len(ids)] = torch.tensor(ids)
+                mask[row, : len(ids)] = 1
+            input_ids, mask = input_ids.to(device), mask.to(device)
+            logits = model(input_ids=input_ids, attention_mask=mask).logits[:, :-1].float()
+            nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), input_ids[:, 1:], reduction="none")
+            valid = mask[:, 1:].bool()
+            total_nll += float(nll[valid].sum())
+            total_tokens += int(valid.sum())
+    finally:
+        model.train(was_training)
+    return math.exp(total_nll / total_tokens)

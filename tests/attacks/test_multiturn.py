@@ -348,8 +348,12 @@ def test_translation_errors(forget):
         translated_question("Mara Quillby", "birth_year", "it")
     with pytest.raises(ValueError, match="no German translation of the question about 'shoe_size'"):
         translated_question("Mara Quillby", "shoe_size", "de")
-    with pytest.raises(ValueError, match="needs an example with 'author' and 'attribute'"):
+    with pytest.raises(ValueError, match="needs an example with its own 'translations' entry for 'de', or 'author' and 'attribute'"):
         translate_question({"question": "Q?"}, "de")
+    with pytest.raises(ValueError, match="German translation should be a non-empty string"):
+        translate_question({"question": "Q?", "translations": {"de": " "}}, "de")
+    with pytest.raises(ValueError, match="`language` should be one of"):
+        translate_question({"question": "Q?", "translations": {"it": "Domanda?"}}, "it")
     with pytest.raises(ValueError, match="`author` should be a non-empty name"):
         translated_question("", "birth_year", "de")
     odd = [{**forget[0], "attribute": "shoe_size"}]

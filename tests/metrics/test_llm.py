@@ -531,3 +531,42 @@ def test_gibberish_rate_is_the_fraction_flagged():
 def test_gibberish_errors(call, error, match):
     with pytest.raises(error, match=re.escape(match)):
         call()
+
+
+# ------------------------------------------------------------------------------------------------ text_perplexity
+def test_text_perplexity_matches_the_models_own_loss_and_ignores_padding():
+    from llm_toys import SENTENCES, toy_model, toy_tokenizer
+
+    from lightning_unlearn.metrics.llm import text_perplexity
+
+    tok, model = toy_tokenizer(), toy_model(seed=3).train()
+    texts = SENTENCES[:4]
+    nll, count = 0.0, 0
+    with torch.no_grad():
+        for text in texts:
+            ids = tok(text)["input_ids"]
+            ids = torch.tensor([ids if ids[0] == tok.bos_token_id else [tok.bos_token_id, *ids]][:1])[:, :16]
+            loss = model.eval()(input_ids=ids, labels=ids).loss  # mean NLL of tokens 2..n
+            nll += float(loss) * (ids.shape[1] - 1)
+            count += ids.shape[1] - 1
+    model.train()
+    expected = math.exp(nll / count)
+    assert text_perplexity(model, tok, texts, max_length=16, batch_size=1) == pytest.approx(expected, rel=1e-5)
+    assert text_perplexity(model, tok, texts, max_length=16, batch_size=3) == pytest.approx(expected, rel=1e-5)
+    assert model.training  # restored
+    # a random model over ~320 tokens is near-uniform: perplexity in the hundreds, not 1
+    assert 50 < expected < 2000
+
+
+def test_text_perplexity_rejects_bad_input():
+    from llm_toys import toy_model, toy_tokenizer
+
+    from lightning_unlearn.metrics.llm import text_perplexity
+
+    tok, model = toy_tokenizer(), toy_model()
+    with pytest.raises(ValueError, match="non-empty sequence of non-empty strings"):
+        text_perplexity(model, tok, [])
+    with pytest.raises(ValueError, match="non-empty sequence of non-empty strings"):
+        text_perplexity(model, tok, ["ok", "  "])
+    with pytest.raises(ValueError, match="`max_length`"):
+        text_perplexity(model, tok, ["a text"], max_length=1)
