@@ -273,8 +273,18 @@ class ForgetRetainDataModule(pl.LightningDataModule):
         return list(self.eval_dataloaders().values())
 
     # ------------------------------------------------------------------ checkpointing
+    #: Subclasses that *generate* their data (fictitious authors, Wikipedia passages) set ``fingerprint`` (a hash
+    #: of the examples) and ``settings`` (what generated them), and name the data in ``data_name``: a checkpoint
+    #: then records them, and resuming it on other data fails.
+    fingerprint: str | None = None
+    settings: dict[str, Any] | None = None
+    data_name: str = "data"
+
     def state_dict(self) -> dict[str, Any]:
-        return {"fingerprint": self.request.fingerprint if self.request else None, "sizes": self.sizes()}
+        state = {"fingerprint": self.request.fingerprint if self.request else None, "sizes": self.sizes()}
+        if self.fingerprint is not None:
+            state.update({"data_fingerprint": self.fingerprint, "settings": dict(self.settings or {})})
+        return state
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         saved = state_dict.get("fingerprint")
@@ -282,6 +292,12 @@ class ForgetRetainDataModule(pl.LightningDataModule):
             raise ValueError(
                 "The checkpoint was made for a different deletion request (fingerprint "
                 f"{saved[:12]}… vs {self.request.fingerprint[:12]}…); resuming would mix two requests."
+            )
+        saved = state_dict.get("data_fingerprint")
+        if saved is not None and self.fingerprint is not None and saved != self.fingerprint:
+            raise ValueError(
+                f"The checkpoint was made for different {self.data_name} (fingerprint {saved[:12]}… vs {self.fingerprint[:12]}…, "
+                f"settings {state_dict.get('settings')} vs {self.settings}); resuming would mix two datasets."
             )
 
 

@@ -468,6 +468,8 @@ class RealEntityDataModule(ForgetRetainDataModule):
         num_workers, pin_memory, seed: As in :class:`ForgetRetainDataModule`.
     """
 
+    data_name = "Wikipedia data"
+
     def __init__(
         self,
         forget_entities: str | Sequence[str] = ("Albert Einstein",),
@@ -549,18 +551,6 @@ class RealEntityDataModule(ForgetRetainDataModule):
             "holdout_passages": holdout_passages,
         }
         self.fingerprint = fingerprint({"forget": forget, "retain": retain, "holdout": holdout})
-
-    def state_dict(self) -> dict[str, Any]:
-        return {**super().state_dict(), "data_fingerprint": self.fingerprint, "settings": dict(self.settings)}
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        super().load_state_dict(state_dict)
-        saved = state_dict.get("data_fingerprint")
-        if saved is not None and saved != self.fingerprint:
-            raise ValueError(
-                f"The checkpoint was made for different Wikipedia data (fingerprint {saved[:12]}… vs {self.fingerprint[:12]}…, "
-                f"settings {state_dict.get('settings')} vs {self.settings}); resuming would mix two datasets."
-            )
 
 
 __all__ = [
