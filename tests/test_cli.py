@@ -207,3 +207,17 @@ def test_einstein_config_unlearns_from_the_released_model(workdir: Path):
     assert (workdir / "outputs/einstein_smollm2/graddiff/checkpoints/last.ckpt").is_file()
     metrics = _last_metrics(workdir / "outputs/einstein_smollm2/lightning_logs")
     assert "val/mia_auc" in metrics and 0.0 <= metrics["val/mia_auc"] <= 1.0
+
+    # Attack it: the config has no original path, so the released model the config builds is the original.
+    out = workdir / "outputs/einstein_smollm2/graddiff/attacks.json"
+    _cli(
+        "attack", "--config", "configs/einstein_smollm2/graddiff.yaml", "--weights", "artifacts/einstein_smollm2/graddiff.pt",
+        "--bits", "8", "--relearn-steps", "1", "--relearn-lr", "1e-4", "--batch-size", "4", "--out", str(out),
+        "--data.init_args.forget_passages", "8", "--data.init_args.retain_passages", "1",
+        "--data.init_args.holdout_articles", "4", "--data.init_args.holdout_passages", "1",
+        cwd=workdir,
+    )  # fmt: skip
+    results = json.loads(out.read_text())
+    assert set(results["models"]) == {"unlearned", "original"}
+    # two GradDiff steps raise the forget passages' loss above the released model's
+    assert results["models"]["unlearned"]["forget_loss"] > results["models"]["original"]["forget_loss"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 from pathlib import Path
@@ -39,6 +40,10 @@ class RobustnessAttacks(Callback):
 
     Place it *after* ``UnlearningReport`` in ``callbacks`` so that the report exists when the results are added.
 
+    An ``UnlearningModule`` without an ``original`` path unlearns the network it was given (e.g. a pretrained
+    model as released): the callback then copies that network (to CPU) when fit is set up, before any step or
+    checkpoint restore, and uses the copy as the original.
+
     Args:
         attacks: Default: int8 per-channel and int4 (groups of 128) quantization and 10 relearning steps.
         relearn_fraction: Fraction of the forget set given to the relearning attacker.
@@ -66,6 +71,15 @@ class RobustnessAttacks(Callback):
         self.dirpath = dirpath
         self.seed = seed
         self.results: dict[str, Any] | None = None
+        self._original: Any = None
+
+    @override
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        from lightning_unlearn.module import UnlearningModule
+
+        # setup runs before Lightning restores a checkpoint, so this is the network before any unlearning
+        if stage == "fit" and isinstance(pl_module, UnlearningModule) and pl_module.original is None:
+            self._original = copy.deepcopy(network_of(pl_module)).cpu()
 
     @override
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -77,8 +91,15 @@ class RobustnessAttacks(Callback):
             rank_zero_warn("RobustnessAttacks needs a datamodule with a `forget_set` (a ForgetRetainDataModule); skipped.")
             return
         self.results = attack_module(
-            pl_module, trainer.datamodule, self.attacks, relearn_fraction=self.relearn_fraction, batch_size=self.batch_size, seed=self.seed
+            pl_module,
+            trainer.datamodule,
+            self.attacks,
+            relearn_fraction=self.relearn_fraction,
+            batch_size=self.batch_size,
+            seed=self.seed,
+            original=self._original,
         )
+        self._original = None
         report = next((cb for cb in trainer.callbacks if isinstance(cb, UnlearningReport)), None)
         for attack in self.attacks:
             name = attack_name(attack)
@@ -100,22 +121,25 @@ def attack_module(
     relearn_fraction: float = 0.5,
     batch_size: int = 64,
     seed: int = 0,
+    original: Any = None,
 ) -> dict[str, Any]:
     """:func:`~lightning_unlearn.attacks.suite.run_attacks` on a LightningModule and its forget/retain datamodule:
     the network is ``pl_module.model`` (or the module), the original and oracle come from ``UnlearningModule``'s
-    ``original`` / ``oracle`` paths, the forget set, retain and test loaders from the datamodule."""
+    ``original`` / ``oracle`` paths, the forget set, retain and test loaders from the datamodule. ``original``
+    (a network) stands in when the module has no ``original`` path: the network as it was before unlearning."""
     from lightning_unlearn.module import UnlearningModule
 
     network = network_of(pl_module)
     device = next(network.parameters()).device
-    original = oracle = None
+    oracle = None
+    original = original.to(device) if original is not None else None
     if isinstance(pl_module, UnlearningModule):
         if pl_module.original is not None:
             original = copy_with_weights(network, pl_module.original, "original").to(device)
         if pl_module.oracle_path is not None:
             oracle = copy_with_weights(network, pl_module.oracle_path, "oracle").to(device)
     if original is None:
-        rank_zero_warn("No original model (UnlearningModule(original=...)), so no recovery is computed; raw metrics only.")
+        rank_zero_warn("No original model (UnlearningModule(original=...) or `original`), so no recovery is computed; raw metrics only.")
     loaders = datamodule.eval_dataloaders()
     return run_attacks(
         network,

@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any
 
 _EPILOG = """\
-The config is the one the unlearning run used (its model, datamodule, original and oracle paths);
-the unlearned weights come from --ckpt_path (a Lightning checkpoint) or --weights (a SaveWeights
+The config is the one the unlearning run used (its model, datamodule, original and oracle paths;
+a config without an original path unlearned the network it builds, e.g. a pretrained model as
+released, and that network is then the original); the unlearned weights come from --ckpt_path (a Lightning checkpoint) or --weights (a SaveWeights
 file), both loaded with weights_only=True. Arguments this command does not know are passed on to
 the config parser (e.g. --data.init_args.batch_size 64). Example:
 
@@ -82,18 +83,32 @@ def load_unlearned(module: Any, ckpt_path: str | None, weights: str | None) -> N
 
 def main(argv: list[str] | None = None) -> int:
     args, rest = _parser().parse_known_args(sys.argv[1:] if argv is None else argv)
+    import copy
+
+    from lightning_unlearn._weights import network_of
     from lightning_unlearn.attacks.callback import attack_module, write_results
     from lightning_unlearn.attacks.suite import attack_name
     from lightning_unlearn.cli import UnlearnCLI
+    from lightning_unlearn.module import UnlearningModule
 
     attacks = build_attacks(args)
     cli = UnlearnCLI(args=["--config", args.config, *rest], run=False)
     module, datamodule = cli.model, cli.datamodule
+    original = None
+    if isinstance(module, UnlearningModule) and module.original is None:
+        # no `original` path: the config's own network (e.g. a pretrained model as released) is what was unlearned
+        original = copy.deepcopy(network_of(module))
     load_unlearned(module, args.ckpt_path, args.weights)
     datamodule.prepare_data()
     datamodule.setup("fit")
     results = attack_module(
-        module, datamodule, attacks, relearn_fraction=args.relearn_fraction, batch_size=args.batch_size, seed=args.seed
+        module,
+        datamodule,
+        attacks,
+        relearn_fraction=args.relearn_fraction,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        original=original,
     )
     print(format_results(results, [attack_name(a) for a in attacks]))
     if args.out:

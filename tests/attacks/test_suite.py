@@ -112,3 +112,25 @@ def test_callback_logs_reports_and_writes_the_attacks(tmp_path):
     assert f"attack/{relearn.name}/recovery_acc" in logged and "attack/int4-g8/unlearned/forget_acc" in logged
     for key, value in module.model.state_dict().items():  # the unlearned weights are untouched by the attacks
         assert torch.equal(value, weights[key])
+
+
+def test_callback_takes_the_network_before_unlearning_as_the_original_when_there_is_no_original_path():
+    """A model unlearned as given (UnlearningModule without `original`, e.g. a pretrained LM): the callback copies
+    the network when fit is set up, so recovery is still measured against the model before unlearning."""
+    train, test = blobs(100, seed=1), blobs(50, seed=2)
+    x, y = train.tensors
+    trained = fit_plain(mlp(seed=0), x, y, steps=100)
+    forget = y == FORGET_CLASS
+    with torch.no_grad():
+        before_acc = (trained(x[forget]).argmax(-1) == y[forget]).float().mean().item()
+    module = UnlearningModule(copy.deepcopy(trained), GradientAscent(), optimizer=lambda p: torch.optim.Adam(p, lr=1e-2))
+    dm = ForgetRetainDataModule(train, test, forget_class=FORGET_CLASS, batch_size=25)
+    attacks = RobustnessAttacks(attacks=[RelearningAttack(steps=5, lr=1e-2)], relearn_fraction=0.5)
+    make_trainer(max_epochs=1, callbacks=[attacks]).fit(module, datamodule=dm)
+
+    models = attacks.results["models"]
+    assert set(models) == {"unlearned", "original"}
+    assert before_acc > 0.9 and models["original"]["forget_acc"] > 0.9  # the trained model, not the unlearned one
+    assert models["unlearned"]["forget_acc"] < models["original"]["forget_acc"]
+    assert math.isfinite(flat_result(attacks.results, attacks.attacks[0].name)["recovery_acc"])
+    assert attacks._original is None  # the copy is released after the attacks
