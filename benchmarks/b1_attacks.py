@@ -260,6 +260,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
     models: dict[str, Any] = {}
     wall = time.perf_counter()
+
+    def write_now() -> dict[str, Any]:
+        """The JSON so far (written after every row, so an interrupted run keeps its rows)."""
+        return _write(
+            out_path, args, scale, seeds, rows_wanted, hparams, attack_config, names, models, rows, max_eval, time.perf_counter() - wall
+        )
+
     for seed in seeds:
         original = cached(ORIGINAL, scale, None, seed, cache_dir)
         models[f"original/seed{seed}"] = original
@@ -325,34 +332,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     )
                     + f" | unlearn {unlearn_seconds:.1f}s attacks {attack_seconds:.1f}s"
                 )
-                _write(
-                    out_path,
-                    args,
-                    scale,
-                    seeds,
-                    rows_wanted,
-                    hparams,
-                    attack_config,
-                    names,
-                    models,
-                    rows,
-                    max_eval,
-                    time.perf_counter() - wall,
-                )
-    payload = _write(
-        out_path,
-        args,
-        scale,
-        seeds,
-        rows_wanted,
-        hparams,
-        attack_config,
-        names,
-        models,
-        rows,
-        max_eval,
-        time.perf_counter() - wall,
-    )
+                write_now()
+    payload = write_now()
     print()
     print(format_tables(payload))
     print(f"\nwrote {out_path} ({len(rows)} rows, {time.perf_counter() - wall:.0f}s wall)")
