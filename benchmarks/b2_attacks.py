@@ -119,7 +119,6 @@ def attack_model(name: str, model, backbone, attacker_half: list[dict[str, Any]]
 def multiturn(model, backbone, heldout, retain, probes, scale: str, base_answers: list[str] | None = None) -> dict[str, Any]:
     """MultiTurnProbe on the held-out half; the single-turn answers of ``measure`` are reused (same greedy
     generation: a question string is the one-message conversation ``[user: question]``)."""
-    from lightning_unlearn.attacks import MultiTurnProbe
     from lightning_unlearn.tasks import generate_answers
 
     ev = b2_llm.SCALES[scale]["eval"]
@@ -140,18 +139,26 @@ def multiturn(model, backbone, heldout, retain, probes, scale: str, base_answers
         it = iter(new)
         return [known[k] if k in known else next(it) for k in keys]
 
+    return probe_multiturn(
+        model, backbone.tokenizer, heldout, retain, probes or None, MULTITURN, ev["max_new_tokens"], ev["gen_batch_size"], generate_fn
+    )
+
+
+def probe_multiturn(model, tokenizer, heldout, retain, probes, spec, max_new_tokens: int, batch_size: int, generate_fn=None):
+    """``MultiTurnProbe`` built from ``spec`` (kinds, k_context, languages, context_answers) on the held-out forget
+    examples; returns its metrics and the forget-probe records (benign records left out). Shared with b3_entity.py."""
+    from lightning_unlearn.attacks import MultiTurnProbe
+
     probe = MultiTurnProbe(
-        kinds=MULTITURN["kinds"],
-        k_context=MULTITURN["k_context"],
-        languages=MULTITURN["languages"],
-        context_answers=MULTITURN["context_answers"],
-        max_new_tokens=ev["max_new_tokens"],
-        batch_size=ev["gen_batch_size"],
+        kinds=spec["kinds"],
+        k_context=spec["k_context"],
+        languages=spec["languages"],
+        context_answers=spec["context_answers"],
+        max_new_tokens=max_new_tokens,
+        batch_size=batch_size,
         seed=0,
     )
-    out = probe.evaluate(
-        model, backbone.tokenizer, heldout, retain_examples=retain, probes=probes or None, generate_fn=generate_fn
-    )
+    out = probe.evaluate(model, tokenizer, heldout, retain_examples=retain, probes=probes, generate_fn=generate_fn)
     records = [
         {k: r[k] for k in ("kind", "index", "answer", "target", "correct", "refusal")}
         for r in out["records"]

@@ -52,6 +52,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _common  # noqa: E402
+import b2_attacks  # noqa: E402
 import b2_llm  # noqa: E402
 
 ENTITY = "Albert Einstein"
@@ -252,26 +253,12 @@ def attack_model(name: str, model, backbone: Backbone, attacker: list[dict[str, 
 
 
 def multiturn(model, backbone: Backbone, heldout, attacker, benign) -> dict[str, Any]:
-    from lightning_unlearn.attacks import MultiTurnProbe
-
-    probe = MultiTurnProbe(
-        kinds=MULTITURN["kinds"],
-        k_context=MULTITURN["k_context"],
-        languages=MULTITURN["languages"],
-        context_answers=MULTITURN["context_answers"],
-        max_new_tokens=EVAL["max_new_tokens"],
-        batch_size=EVAL["gen_batch_size"],
-        seed=0,
+    return b2_attacks.probe_multiturn(
+        model, backbone.tokenizer, heldout, attacker, benign, MULTITURN, EVAL["max_new_tokens"], EVAL["gen_batch_size"]
     )
-    out = probe.evaluate(model, backbone.tokenizer, heldout, retain_examples=attacker, probes=benign)
-    records = [{k: r[k] for k in ("kind", "index", "answer", "target", "correct", "refusal")} for r in out["records"] if not r["kind"].startswith("benign")]
-    return {"metrics": out["metrics"], "records": records}
 
 
-def rec(before: float, unlearned: float, attacked: float) -> float:
-    from lightning_unlearn.attacks import recovery
-
-    return float(recovery(before=before, unlearned=unlearned, attacked=attacked, tolerance=1e-6))
+rec = b2_attacks.rec
 
 
 # ---------------------------------------------------------------------------------------------------------- rows
