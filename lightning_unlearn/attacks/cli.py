@@ -11,8 +11,8 @@ from typing import Any
 _EPILOG = """\
 The config is the one the unlearning run used (its model, datamodule, original and oracle paths;
 a config without an original path unlearned the network it builds, e.g. a pretrained model as
-released, and that network is then the original); the unlearned weights come from --ckpt_path (a Lightning checkpoint) or --weights (a SaveWeights
-file), both loaded with weights_only=True. Arguments this command does not know are passed on to
+released, and that network is then the original); the unlearned weights come from --ckpt_path
+(a Lightning checkpoint) or --weights (a SaveWeights file), both loaded with weights_only=True. Arguments this command does not know are passed on to
 the config parser (e.g. --data.init_args.batch_size 64). Example:
 
   lightning-unlearn attack --config configs/digits/npo.yaml --weights artifacts/digits/npo.pt
