@@ -13,8 +13,9 @@ from torch import nn
 
 from lightning_unlearn._weights import load_weights
 from lightning_unlearn.datamodules.forget_retain import EVAL_SPLITS
+from lightning_unlearn.engine import ForgetMonitor, Progress, UnlearningEngine, check_stop_arguments, check_strategy, logging_step
 from lightning_unlearn.evaluation import UnlearningEvaluator, with_gap
-from lightning_unlearn.methods.base import StepContext, UnlearningMethod
+from lightning_unlearn.methods.base import UnlearningMethod
 from lightning_unlearn.metrics import MIAAttack
 from lightning_unlearn.peft import apply_peft, enable_gradient_checkpointing
 from lightning_unlearn.tasks.base import Task
@@ -25,6 +26,11 @@ class UnlearningModule(pl.LightningModule):
     """A LightningModule that unlearns ``model`` with ``method`` on paired forget/retain batches.
 
     Train it with a :class:`~lightning_unlearn.ForgetRetainDataModule` (``train_on="forget_retain"``).
+    Each step is the engine's (:class:`~lightning_unlearn.engine.UnlearningEngine`); Lightning runs backward,
+    precision, accumulation, clipping and DDP. Forget (and retain) loss and accuracy are measured when training
+    starts and ends (logged as ``unlearn/before/...``, ``unlearn/after/...``, printed as one line, kept in
+    :attr:`unlearning_summary`), with a warning when the forget set barely moved; ``stop_at_forget_acc`` /
+    ``stop_at_forget_loss`` end the fit early once it is forgotten that far (else ``max_epochs``/``max_steps``).
     ``validate``/``test`` report the unlearning metrics on the datamodule's evaluation splits
     (``forget_acc``, ``UA``, ``RA``, ``TA``, ``MIA``, ``mia_auc``) and, when ``oracle`` weights are
     given, the oracle's metrics (``oracle/...``) and ``avg_gap``.
@@ -47,6 +53,12 @@ class UnlearningModule(pl.LightningModule):
         gradient_checkpointing: Recompute activations in the backward pass (a ``transformers`` model): ``True``,
             or a dict of ``torch.utils.checkpoint`` arguments (e.g. ``{"use_reentrant": True}``). Also enables
             input gradients so that an adapter inside checkpointed layers still trains.
+        stop_at_forget_acc: Stop the fit once the forget accuracy (percent, on the whole forget set) is at or below this.
+        stop_at_forget_loss: Stop the fit once the mean forget loss is at or above this.
+        check_every_n_steps: How often (in optimizer steps) the stop criterion scores the forget set.
+        monitor: Measure forget/retain loss and accuracy before and after, print the summary and warn when the
+            forget set barely moved (``False`` skips the two extra evaluation passes).
+        monitor_max_samples: Retain samples scored by the monitor (evenly spaced).
     """
 
     def __init__(
@@ -61,6 +73,11 @@ class UnlearningModule(pl.LightningModule):
         mia_attack: MIAAttack = "logistic",
         peft: dict[str, Any] | None = None,
         gradient_checkpointing: bool | dict[str, Any] = False,
+        stop_at_forget_acc: float | None = None,
+        stop_at_forget_loss: float | None = None,
+        check_every_n_steps: int = 10,
+        monitor: bool = True,
+        monitor_max_samples: int = 2048,
     ) -> None:
         super().__init__()
         if not isinstance(model, nn.Module):
@@ -72,9 +89,21 @@ class UnlearningModule(pl.LightningModule):
                 "`gradient_checkpointing` should be a bool or a dict of torch.utils.checkpoint arguments, "
                 f"got {type(gradient_checkpointing).__name__} {gradient_checkpointing!r}."
             )
+        check_stop_arguments(stop_at_forget_acc, stop_at_forget_loss, check_every_n_steps)
+        if isinstance(monitor_max_samples, bool) or not isinstance(monitor_max_samples, int) or monitor_max_samples < 1:
+            raise ValueError(f"`monitor_max_samples` should be a positive int, got {monitor_max_samples!r}.")
         self.model = model
         self.method = method
         self.task = task if task is not None else ClassificationTask()
+        self.engine = UnlearningEngine(method, self.task)
+        self.stop_at_forget_acc = stop_at_forget_acc
+        self.stop_at_forget_loss = stop_at_forget_loss
+        self.check_every_n_steps = check_every_n_steps
+        self.monitor_enabled = monitor
+        self.monitor_max_samples = monitor_max_samples
+        self.monitor: ForgetMonitor | None = None
+        #: Forget/retain loss and accuracy before and after unlearning (``before/forget_acc``, ...), after a fit.
+        self.unlearning_summary: dict[str, float] = {}
         self.optimizer_factory = optimizer
         self.scheduler_factory = lr_scheduler
         self.original = original
@@ -102,10 +131,28 @@ class UnlearningModule(pl.LightningModule):
     def setup(self, stage: str) -> None:
         if stage != "fit" or self._prepared:
             return
+        check_strategy(self.trainer.strategy, where="UnlearningModule")
         datamodule = getattr(self.trainer, "datamodule", None)
         forget_loader = datamodule.forget_dataloader(shuffle=False) if hasattr(datamodule, "forget_dataloader") else None
         retain_loader = datamodule.retain_dataloader(shuffle=False) if hasattr(datamodule, "retain_dataloader") else None
         self.method.setup(self.model, self.task, forget_loader, retain_loader)
+        wants_monitor = self.monitor_enabled or self.stop_at_forget_acc is not None or self.stop_at_forget_loss is not None
+        if wants_monitor and forget_loader is not None:
+            self.monitor = ForgetMonitor(
+                self.task,
+                forget_loader,
+                retain_loader,
+                stop_at_forget_acc=self.stop_at_forget_acc,
+                stop_at_forget_loss=self.stop_at_forget_loss,
+                check_every_n_steps=self.check_every_n_steps,
+                max_samples=self.monitor_max_samples,
+                name=f"UnlearningModule({self.method.name})",
+            )
+        elif self.stop_at_forget_acc is not None or self.stop_at_forget_loss is not None:
+            raise ValueError(
+                "`stop_at_forget_acc`/`stop_at_forget_loss` need the forget set: train with a datamodule that has "
+                f"`forget_dataloader` (e.g. ForgetRetainDataModule), got {type(datamodule).__name__}."
+            )
         own = self.method.modules()
         if own:
             # Registered as a submodule so that DDP synchronises their gradients and Lightning moves them and
@@ -128,8 +175,25 @@ class UnlearningModule(pl.LightningModule):
         for logger in self.loggers:
             logger.log_hyperparams(hparams)
 
+    def on_train_start(self) -> None:
+        if self.monitor is not None and self.monitor_enabled:
+            self.monitor.start(self.model, self.device)
+
     def on_train_epoch_start(self) -> None:
         self.method.train()
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        monitor = self.monitor
+        if monitor is not None and monitor.has_criterion and monitor.should_stop(self.model, self.global_step, self.device):
+            self.trainer.should_stop = True
+
+    def on_train_end(self) -> None:
+        if self.monitor is None or not self.monitor_enabled:
+            return
+        self.unlearning_summary = self.monitor.finish(self.model, self.global_step, self.device)
+        if self.trainer.is_global_zero:
+            for logger in self.loggers:
+                logger.log_metrics({f"unlearn/{k}": v for k, v in self.unlearning_summary.items()}, step=self.global_step)
 
     def configure_optimizers(self) -> Any:
         params = [p for p in self.model.parameters() if p.requires_grad]
@@ -148,20 +212,13 @@ class UnlearningModule(pl.LightningModule):
                 "UnlearningModule expects paired batches {'forget': ..., 'retain': ...}; use "
                 "ForgetRetainDataModule(train_on='forget_retain') or a CombinedLoader of two loaders."
             )
-        ctx = StepContext(
-            model=self.model,
-            task=self.task,
-            forget=batch.get("forget"),
-            retain=batch.get("retain"),
-            reference=self.method.reference,
-            epoch=self.current_epoch,
-            max_epochs=self.trainer.max_epochs if self.trainer.max_epochs and self.trainer.max_epochs > 0 else None,
-            global_step=self.global_step,
-        )
-        out = self.method.loss(ctx)
-        batch_size = self.task.batch_size(ctx.forget if ctx.forget is not None else ctx.retain)
-        self.log_dict({f"train/{k}": v for k, v in out.parts.items()}, prog_bar=False, batch_size=batch_size)
-        self.log("loss", out.parts["loss"], prog_bar=True, logger=False, batch_size=batch_size)
+        forget, retain = batch.get("forget"), batch.get("retain")
+        max_epochs = self.trainer.max_epochs if self.trainer.max_epochs and self.trainer.max_epochs > 0 else None
+        out = self.engine.loss(self.model, forget, retain, Progress(self.current_epoch, max_epochs, self.global_step))
+        if logging_step(self.trainer, batch_idx):  # the loggers only write every `log_every_n_steps`; logging costs time
+            batch_size = self.engine.batch_size(forget, retain)
+            self.log_dict({f"train/{k}": v for k, v in out.parts.items()}, prog_bar=False, batch_size=batch_size)
+            self.log("loss", out.parts["loss"], prog_bar=True, logger=False, batch_size=batch_size)
         return out.loss
 
     def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False) -> Any:
@@ -187,7 +244,11 @@ class UnlearningModule(pl.LightningModule):
             self._pending_method_state = state
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
-        self.method.before_optimizer_step(self.model)
+        self.engine.before_optimizer_step(self.model)
+
+    def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
+        super().optimizer_step(*args, **kwargs)
+        self.engine.after_optimizer_step(self.model)
 
     # ------------------------------------------------------------------ evaluation
     def _split_names(self) -> list[str]:

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from lightning.pytorch.callbacks import Callback
 from torch import nn
 from torch.utils.data import DataLoader, Subset
-from toys import accuracy, blobs, ddp_trainer, fit_plain, mlp
+from toys import accuracy, blobs, ddp_trainer, fit_plain, make_trainer, mlp
 
 from lightning_unlearn import ForgetRetainDataModule, Unlearn, UnlearningModule
 from lightning_unlearn.methods import NPO, GradDiff, StakeThePoints
@@ -178,3 +178,84 @@ def test_callback_method_modules_stay_in_sync_under_ddp_spawn(data, tmp_path):
     assert_same_state(ranks[0]["state"], ranks[1]["state"])
     assert ranks[0]["method"] and ranks[0]["method"].keys() == {"weight", "bias"}
     assert_same_state(ranks[0]["method"], ranks[1]["method"])
+
+
+# ---------------------------------------------------------------------- 1 process vs 2 processes, every schedule
+#: Full-batch steps: each rank's batch is its whole shard of the forget (30 samples) and retain (90) sets, so the
+#: gradient DDP averages over 2 ranks is the 1-process full-batch gradient, up to float rounding of the sums.
+PARITY_TOLERANCE = 1e-5
+
+
+class Snapshot(Callback):
+    """Saves rank r's weights at `on_train_start` or `on_train_end` (after the callbacks before it in the list ran)."""
+
+    def __init__(self, folder: Path, name: str, hook: str) -> None:
+        self.folder, self.name, self.hook = folder, name, hook
+
+    def _save(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        state = {k: v.detach().cpu().clone() for k, v in pl_module.state_dict().items()}
+        torch.save(state, self.folder / f"{trainer.world_size}_rank{trainer.global_rank}_{self.name}.pt")
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.hook == "start":
+            self._save(trainer, pl_module)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.hook == "end":
+            self._save(trainer, pl_module)
+
+
+def _schedules_run(data: dict[str, Any], folder: Path, world: int) -> None:
+    """One fit with all three schedules: a `before_training` phase, interleaved NPO during 2 epochs of the user's own
+    training, an `after_training` phase; weights are saved after each."""
+    net = mlp()
+    net.load_state_dict(data["pretrained"])
+    forget_batch, retain_batch = 30 // world, 90 // world
+    adam = functools.partial(torch.optim.Adam, lr=1e-2)
+    before = Unlearn(GradDiff(), forget=DataLoader(data["forget"], batch_size=forget_batch), retain=DataLoader(data["retain"], batch_size=retain_batch),
+                     schedule="before_training", max_steps=3, optimizer=adam, progress_bar=False)
+    interleaved = Unlearn(NPO(), forget=DataLoader(data["forget"], batch_size=forget_batch), progress_bar=False)
+    after = Unlearn(GradDiff(), forget=DataLoader(data["forget"], batch_size=forget_batch), retain=DataLoader(data["retain"], batch_size=retain_batch),
+                    schedule="after_training", max_steps=3, optimizer=adam, progress_bar=False)
+    callbacks = [before, Snapshot(folder, "before_training", "start"), interleaved, Snapshot(folder, "interleaved", "end"), after, Snapshot(folder, "after_training", "end")]
+    trainer = (ddp_trainer if world == 2 else make_trainer)(max_epochs=2, callbacks=callbacks)
+    trainer.fit(UserClassifier(net), DataLoader(data["retain"], batch_size=retain_batch))
+
+
+def _module_run(data: dict[str, Any], folder: Path, world: int) -> None:
+    model = mlp()
+    model.load_state_dict(data["pretrained"])
+    dm = ForgetRetainDataModule(data["train"], data["test"], forget_class=0, batch_size=30 // world, retain_batch_size=90 // world)
+    module = UnlearningModule(model, NPO(), optimizer=functools.partial(torch.optim.Adam, lr=1e-2))
+    trainer = (ddp_trainer if world == 2 else make_trainer)(max_epochs=3, limit_val_batches=0, callbacks=[Snapshot(folder, "module", "end")])
+    trainer.fit(module, datamodule=dm)
+
+
+@pytest.fixture(scope="module")
+def parity_data() -> dict[str, Any]:
+    train, test = blobs(30, seed=3), blobs(10, seed=4)
+    labels = train.tensors[1]
+    return {
+        "train": train,
+        "test": test,
+        "forget": Subset(train, torch.nonzero(labels == 0).flatten().tolist()),
+        "retain": Subset(train, torch.nonzero(labels != 0).flatten().tolist()),
+        "pretrained": fit_plain(mlp(), *train.tensors).state_dict(),
+    }
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("run", ["schedules", "module"])
+def test_two_processes_match_one_process_for_every_schedule(parity_data, run, tmp_path):
+    fn = _schedules_run if run == "schedules" else _module_run
+    fn(parity_data, tmp_path, 1)
+    fn(parity_data, tmp_path, 2)
+    names = ["before_training", "interleaved", "after_training"] if run == "schedules" else ["module"]
+    for name in names:
+        one = torch.load(tmp_path / f"1_rank0_{name}.pt", weights_only=True)
+        ranks = [torch.load(tmp_path / f"2_rank{r}_{name}.pt", weights_only=True) for r in range(2)]
+        assert_same_state(ranks[0], ranks[1])
+        moved = max(float((one[k] - parity_data["pretrained"][k.removeprefix("net.").removeprefix("model.")]).abs().max()) for k in one)
+        assert moved > 1e-2, name
+        for key in one:
+            torch.testing.assert_close(ranks[0][key], one[key], rtol=0, atol=PARITY_TOLERANCE, msg=f"{name}: {key}")

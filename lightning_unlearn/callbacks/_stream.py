@@ -46,6 +46,10 @@ class BatchStream:
             self._order = list(sampler)
         return self._order
 
+    def loader(self) -> DataLoader:
+        """The whole dataset in a fixed order (unsharded), for a method's preparation and for scoring."""
+        return DataLoader(self.dataset, batch_size=self.batch_size, shuffle=False, collate_fn=self.collate)
+
     def batches_per_epoch(self) -> int:
         n = len(self._indices())
         return (n + self.batch_size - 1) // self.batch_size

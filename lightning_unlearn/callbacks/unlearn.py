@@ -7,20 +7,29 @@ from typing import Any, Literal
 
 import lightning.pytorch as pl
 import torch
-import torch.distributed as dist
 from lightning.fabric.utilities.apply_func import move_data_to_device
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.cli import OptimizerCallable
-from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.types import STEP_OUTPUT
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
-from tqdm.auto import tqdm
 from typing_extensions import override
 
 from lightning_unlearn._errors import check_choice
 from lightning_unlearn.callbacks._stream import BatchStream
-from lightning_unlearn.methods.base import StepContext, UnlearningMethod
+from lightning_unlearn.engine import (
+    ForgetMonitor,
+    Progress,
+    StepBatch,
+    TrainerStepper,
+    UnlearningEngine,
+    average_gradients,
+    check_stop_arguments,
+    check_strategy,
+    logging_step,
+    run_steps,
+)
+from lightning_unlearn.methods.base import UnlearningMethod
 from lightning_unlearn.tasks.base import Task
 from lightning_unlearn.tasks.classification import ClassificationTask
 
@@ -32,6 +41,11 @@ _SCHEDULES = {
 }
 
 
+#: The phase budget when neither ``epochs`` nor ``max_steps`` is given: enough steps to move a small forget set
+#: (one pass over a 30-sample forget set is a single step), few enough to stay cheap on a large one.
+DEFAULT_PHASE_STEPS = 100
+
+
 class Unlearn(Callback):
     """Make a user's own LightningModule forget a set of samples.
 
@@ -39,8 +53,17 @@ class Unlearn(Callback):
     (``schedule="interleaved"``: the user's loss plays the retain objective and the method's
     forget term is added to it, inside Lightning's own backward, precision and DDP handling), or
     runs a separate unlearning phase on forget/retain data with its own optimizer before or after
-    the user's training (``"before_training"`` / ``"after_training"``). The model is called as
-    ``pl_module(inputs)``, i.e. through the user's ``forward``.
+    the user's training (``"before_training"`` / ``"after_training"``). A phase steps through the
+    Trainer's own strategy (:class:`~lightning_unlearn.engine.TrainerStepper`): its precision, gradient
+    scaler, ``gradient_clip_val`` and DDP gradient reduction apply as in a training step. The model is
+    called as ``pl_module(inputs)``, i.e. through the user's ``forward``.
+
+    **Did it forget?** Forget (and retain) loss and accuracy are measured when unlearning starts and when
+    it ends (a phase's start and end; the fit's start and end for ``"interleaved"``), logged as
+    ``unlearn/before/...`` and ``unlearn/after/...``, printed as one line, and a warning is raised when the
+    forget set barely moved. ``stop_at_forget_acc`` / ``stop_at_forget_loss`` end a phase early (interleaved:
+    stop adding the forget term) once the forget set is forgotten that far; the numbers are in
+    :attr:`summary` after the fit.
 
     Progress (position in the forget stream, steps done, whether the phase ran) lives in
     :meth:`state_dict`, so a run resumed from a checkpoint continues where it stopped.
@@ -62,10 +85,17 @@ class Unlearn(Callback):
         start_epoch: Interleaved: first epoch in which the forget term is added (a deletion request
             arriving mid-training).
         epochs: Phase schedules: passes over the forget set.
-        max_steps: Phase schedules: stop after this many steps (``None`` = ``epochs`` passes).
+        max_steps: Phase schedules: stop after this many steps. With neither ``epochs`` nor ``max_steps``, a phase
+            runs ``DEFAULT_PHASE_STEPS`` (100) steps, cycling over the forget set.
         optimizer: Phase schedules: optimizer factory (default ``Adam(lr=1e-3)``).
         seed: Seed of the forget/retain shuffling.
         progress_bar: Show a progress bar during a phase.
+        stop_at_forget_acc: Stop once the forget accuracy (percent, on the whole forget set) is at or below this.
+        stop_at_forget_loss: Stop once the mean forget loss is at or above this.
+        check_every_n_steps: How often the stop criterion scores the forget set.
+        monitor: Measure forget/retain loss and accuracy before and after, print the summary and warn when the
+            forget set barely moved (``False`` skips the two extra evaluation passes).
+        monitor_max_samples: Retain samples scored by the monitor (evenly spaced).
     """
 
     def __init__(
@@ -78,22 +108,30 @@ class Unlearn(Callback):
         batch_size: int = 64,
         every_n_steps: int = 1,
         start_epoch: int = 0,
-        epochs: int = 1,
+        epochs: int | None = None,
         max_steps: int | None = None,
         optimizer: OptimizerCallable | None = None,
         seed: int = 0,
         progress_bar: bool = True,
+        stop_at_forget_acc: float | None = None,
+        stop_at_forget_loss: float | None = None,
+        check_every_n_steps: int = 10,
+        monitor: bool = True,
+        monitor_max_samples: int = 2048,
     ) -> None:
         if not isinstance(method, UnlearningMethod):
             raise TypeError(f"`method` should be an UnlearningMethod (e.g. GradientAscent()), got {type(method).__name__}.")
         check_choice("schedule", schedule, _SCHEDULES)
-        for name, value in (("batch_size", batch_size), ("every_n_steps", every_n_steps), ("epochs", epochs)):
+        for name, value in (("batch_size", batch_size), ("every_n_steps", every_n_steps), ("monitor_max_samples", monitor_max_samples)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"`{name}` should be a positive int, got {value!r}.")
+        if epochs is not None and (isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1):
+            raise ValueError(f"`epochs` should be a positive int or None, got {epochs!r}.")
         if start_epoch < 0:
             raise ValueError(f"`start_epoch` should be >= 0, got {start_epoch!r}.")
-        if max_steps is not None and max_steps < 1:
+        if max_steps is not None and (isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1):
             raise ValueError(f"`max_steps` should be a positive int or None, got {max_steps!r}.")
+        check_stop_arguments(stop_at_forget_acc, stop_at_forget_loss, check_every_n_steps)
         if schedule != "interleaved" and method.uses_retain and retain is None:
             raise ValueError(
                 f"`retain` is needed: schedule={schedule!r} runs its own phase and {type(method).__name__} "
@@ -101,20 +139,31 @@ class Unlearn(Callback):
             )
         self.method = method
         self.task = task if task is not None else ClassificationTask()
+        self.engine = UnlearningEngine(method, self.task)
         self.schedule = schedule
         self.every_n_steps = every_n_steps
         self.start_epoch = start_epoch
         self.epochs = epochs
-        self.max_steps = max_steps
+        self.max_steps = max_steps if (max_steps is not None or epochs is not None) else DEFAULT_PHASE_STEPS
         self.optimizer_factory = optimizer
         self.progress_bar = progress_bar
+        self.stop_at_forget_acc = stop_at_forget_acc
+        self.stop_at_forget_loss = stop_at_forget_loss
+        self.check_every_n_steps = check_every_n_steps
+        self.monitor_enabled = monitor
+        self.monitor_max_samples = monitor_max_samples
         self.forget = BatchStream(forget, batch_size, seed)
         self.retain = BatchStream(retain, batch_size, seed + 1) if retain is not None else None
         self.steps = 0
         self.phase_done = False
+        self.criterion_met = False
+        #: Forget/retain loss and accuracy before and after unlearning (``before/forget_acc``, ...), after the fit.
+        self.summary: dict[str, float] = {}
+        self.monitor: ForgetMonitor | None = None
         self._original_step: Any = None
         self._had_own_step = False
         self._method_ready = False
+        self._in_phase = False
         self._pending_method_state: dict[str, Any] | None = None
 
     @property
@@ -127,18 +176,28 @@ class Unlearn(Callback):
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if stage != "fit":
             return
+        check_strategy(trainer.strategy, where="The Unlearn callback")
         self.forget.distribute(trainer.world_size, trainer.global_rank)
         if self.retain is not None:
             self.retain.distribute(trainer.world_size, trainer.global_rank)
-        eval_forget = DataLoader(self.forget.dataset, batch_size=self.forget.batch_size, collate_fn=self.forget.collate)
-        eval_retain = (
-            DataLoader(self.retain.dataset, batch_size=self.retain.batch_size, collate_fn=self.retain.collate) if self.retain is not None else None
-        )
+        eval_forget = self.forget.loader()
+        eval_retain = self.retain.loader() if self.retain is not None else None
         self.method.setup(pl_module, self.task, eval_forget, eval_retain)
         self._method_ready = True
         if self._pending_method_state is not None:
             self.method.load_state_dict(self._pending_method_state)
             self._pending_method_state = None
+        if self.monitor_enabled or self.stop_at_forget_acc is not None or self.stop_at_forget_loss is not None:
+            self.monitor = ForgetMonitor(
+                self.task,
+                eval_forget,
+                eval_retain,
+                stop_at_forget_acc=self.stop_at_forget_acc,
+                stop_at_forget_loss=self.stop_at_forget_loss,
+                check_every_n_steps=self.check_every_n_steps,
+                max_samples=self.monitor_max_samples,
+                name=f"Unlearn({self.method.name}, {self.schedule})",
+            )
         if self.schedule == "interleaved":
             self._wrap_training_step(trainer, pl_module)
 
@@ -172,22 +231,39 @@ class Unlearn(Callback):
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.schedule == "before_training":
             self._run_phase(trainer, pl_module)
+        elif self.schedule == "interleaved" and self.monitor_enabled and self.monitor is not None and not self.monitor.before:
+            self.monitor.start(pl_module, pl_module.device)
 
     @override
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.schedule == "after_training":
             self._run_phase(trainer, pl_module)
+        elif self.schedule == "interleaved" and self.monitor_enabled and self.monitor is not None and self.monitor.before:
+            self._finish_monitor(trainer, pl_module, self.steps)
 
     @override
     def on_before_optimizer_step(self, trainer: pl.Trainer, pl_module: pl.LightningModule, optimizer: torch.optim.Optimizer) -> None:
-        if self.schedule == "interleaved" and self._active(trainer):
-            # DDP averages the module's gradients; the method's own modules are not part of it
-            _average_gradients(self.method.parameters(), trainer.world_size)
-            self.method.before_optimizer_step(pl_module)
+        if self._in_phase or (self.schedule == "interleaved" and self._active(trainer)):
+            if not self._in_phase:  # DDP averages the module's gradients; the method's own modules are not part of it
+                average_gradients(self.method.parameters())
+            self.engine.before_optimizer_step(pl_module)
+
+    @override
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: STEP_OUTPUT, batch: Any, batch_idx: int) -> None:
+        if self.schedule != "interleaved" or self.criterion_met:
+            return
+        self.engine.after_optimizer_step(pl_module)
+        monitor = self.monitor
+        if monitor is not None and monitor.has_criterion and self.steps and monitor.should_stop(pl_module, self.steps, pl_module.device):
+            self.criterion_met = True  # the forget term is no longer added; the user's own training goes on
 
     # ------------------------------------------------------------------ interleaved
     def _active(self, trainer: pl.Trainer) -> bool:
-        return trainer.current_epoch >= self.start_epoch and trainer.global_step % self.every_n_steps == 0
+        return (
+            not self.criterion_met
+            and trainer.current_epoch >= self.start_epoch
+            and trainer.global_step % self.every_n_steps == 0
+        )
 
     def _wrap_training_step(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self._original_step is not None:
@@ -200,7 +276,8 @@ class Unlearn(Callback):
             if out is None or not callback._active(module.trainer):
                 return out
             user_loss = out if isinstance(out, Tensor) else out["loss"]
-            extra = callback._forget_term(module)
+            batch_idx = args[1] if len(args) > 1 else kwargs.get("batch_idx")
+            extra = callback._forget_term(module, batch_idx)
             total = user_loss + extra
             if isinstance(out, Tensor):
                 return total
@@ -219,89 +296,108 @@ class Unlearn(Callback):
             del pl_module.training_step  # the class's own method shows through again
         self._original_step = None
 
-    def _forget_term(self, pl_module: pl.LightningModule) -> Tensor:
+    def _forget_term(self, pl_module: pl.LightningModule, batch_idx: int | None) -> Tensor:
         trainer = pl_module.trainer
         batch = move_data_to_device(self.forget.next(), pl_module.device)
-        ctx = StepContext(
-            model=pl_module,
-            task=self.task,
-            forget=batch,
-            retain=None,
-            reference=self.method.reference,
+        progress = Progress(
             epoch=trainer.current_epoch - self.start_epoch,
             max_epochs=(trainer.max_epochs - self.start_epoch) if trainer.max_epochs and trainer.max_epochs > 0 else None,
             global_step=trainer.global_step,
         )
-        out = self.method.loss(ctx, include_retain=False)
+        out = self.engine.loss(pl_module, batch, None, progress, include_retain=False)
         self.steps += 1
-        pl_module.log_dict({f"unlearn/{k}": v for k, v in out.parts.items()}, batch_size=self.task.batch_size(batch))
+        if logging_step(trainer, batch_idx):
+            pl_module.log_dict({f"unlearn/{k}": v for k, v in out.parts.items()}, batch_size=self.task.batch_size(batch))
         return out.loss
 
     # ------------------------------------------------------------------ phase
+    def _phase_batches(self, device: torch.device) -> Any:
+        """Forget batches pass after pass (each with the next retain batch) until the budget is spent."""
+        done = 0
+        epoch = 0
+        while self.epochs is None or epoch < self.epochs:
+            batches = self.forget.epoch_batches()
+            while self.max_steps is None or done < self.max_steps:
+                forget_batch = next(batches, None)
+                if forget_batch is None:
+                    break
+                retain_batch = move_data_to_device(self.retain.next(), device) if self.retain is not None else None
+                yield StepBatch(move_data_to_device(forget_batch, device), retain_batch, Progress(epoch, self.epochs, done))
+                done += 1
+            if self.max_steps is not None and done >= self.max_steps:
+                return
+            epoch += 1
+
     def _run_phase(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.phase_done:
             return
-        device = pl_module.device
         params = [p for p in pl_module.parameters() if p.requires_grad]
         factory = self.optimizer_factory or (lambda ps: torch.optim.Adam(ps, lr=1e-3))
         optimizer = factory(params + self.method.parameters())
-        plugin = trainer.precision_plugin
-        scaler = getattr(plugin, "scaler", None)
-        world = trainer.world_size
-        total = self.max_steps or self.epochs * self.forget.batches_per_epoch()
-        bar = tqdm(total=total, desc=f"unlearning ({self.method.name})", disable=not (self.progress_bar and trainer.is_global_zero), leave=False)
+        stepper = TrainerStepper(trainer, pl_module, optimizer, extra_params=self.method.parameters())
+        monitor = self.monitor
+        if monitor is not None and self.monitor_enabled:
+            monitor.start(pl_module, pl_module.device)
+        if self.epochs is not None and self.max_steps is None:
+            total = self.epochs * self.forget.batches_per_epoch()
+        elif self.epochs is None:
+            total = self.max_steps
+        else:
+            total = min(self.max_steps or 0, self.epochs * self.forget.batches_per_epoch())
+
+        def log(parts: dict[str, Tensor], step: int) -> None:
+            if trainer.is_global_zero:
+                for logger in trainer.loggers:
+                    logger.log_metrics({f"unlearn/{k}": float(v) for k, v in parts.items()}, step=self.steps)
+
+        def advance(step: int) -> None:
+            self.steps += 1
+
+        def should_stop(step: int) -> bool:
+            return monitor is not None and monitor.should_stop(pl_module, step, pl_module.device)
+
         was_training = pl_module.training
         pl_module.train()
         self.method.train()
-        step = 0
-        def budget_left() -> bool:
-            return self.max_steps is None or step < self.max_steps
-
-        for epoch in range(self.epochs):
-            if not budget_left():
-                break
-            batches = self.forget.epoch_batches()
-            while budget_left() and (forget_batch := next(batches, None)) is not None:
-                retain_batch = move_data_to_device(self.retain.next(), device) if self.retain is not None else None
-                ctx = StepContext(
-                    model=pl_module,
-                    task=self.task,
-                    forget=move_data_to_device(forget_batch, device),
-                    retain=retain_batch,
-                    reference=self.method.reference,
-                    epoch=epoch,
-                    max_epochs=self.epochs,
-                    global_step=step,
-                )
-                with plugin.forward_context():
-                    out = self.method.loss(ctx)
-                optimizer.zero_grad(set_to_none=True)
-                (scaler.scale(out.loss) if scaler is not None else out.loss).backward()
-                _average_gradients(params + self.method.parameters(), world)
-                if scaler is not None:
-                    scaler.unscale_(optimizer)
-                self.method.before_optimizer_step(pl_module)
-                if scaler is not None:
-                    scaler.step(optimizer)
-                    scaler.update()
-                else:
-                    optimizer.step()
-                step += 1
-                self.steps += 1
-                bar.update(1)
-                bar.set_postfix({k: f"{v.item():.4f}" for k, v in out.parts.items()})
-                if trainer.is_global_zero:
-                    for logger in trainer.loggers:
-                        logger.log_metrics({f"unlearn/{k}": float(v) for k, v in out.parts.items()}, step=self.steps)
-        bar.close()
-        pl_module.train(was_training)
+        self._in_phase = True
+        try:
+            result = run_steps(
+                self.engine,
+                stepper,
+                self._phase_batches(pl_module.device),
+                total=total,
+                description=f"unlearning ({self.method.name})",
+                progress_bar=self.progress_bar and trainer.is_global_zero,
+                log=log,
+                log_every_n_steps=max(1, trainer.log_every_n_steps),
+                should_stop=should_stop,
+                on_step_end=advance,
+                keep_recent=0,
+            )
+        finally:
+            self._in_phase = False
+            pl_module.train(was_training)
+        self.criterion_met = result.stopped_early
         self.phase_done = True
-        rank_zero_info(f"Unlearn: {self.method.name} phase finished after {step} steps.")
+        if monitor is not None and self.monitor_enabled:
+            self._finish_monitor(trainer, pl_module, result.steps)
+
+    def _finish_monitor(self, trainer: pl.Trainer, pl_module: pl.LightningModule, steps: int) -> None:
+        assert self.monitor is not None
+        self.summary = self.monitor.finish(pl_module, steps, pl_module.device)
+        if trainer.is_global_zero:
+            for logger in trainer.loggers:
+                logger.log_metrics({f"unlearn/{k}": v for k, v in self.summary.items()}, step=trainer.global_step)
 
     # ------------------------------------------------------------------ checkpointing
     @override
     def state_dict(self) -> dict[str, Any]:
-        state: dict[str, Any] = {"steps": self.steps, "phase_done": self.phase_done, "forget": self.forget.state_dict()}
+        state: dict[str, Any] = {
+            "steps": self.steps,
+            "phase_done": self.phase_done,
+            "criterion_met": self.criterion_met,
+            "forget": self.forget.state_dict(),
+        }
         method_state = self.method.state_dict()
         if method_state:
             state["method"] = method_state
@@ -313,6 +409,7 @@ class Unlearn(Callback):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.steps = int(state_dict.get("steps", 0))
         self.phase_done = bool(state_dict.get("phase_done", False))
+        self.criterion_met = bool(state_dict.get("criterion_met", False))
         if "method" in state_dict:
             if self._method_ready:  # Lightning restores callback state after the `setup` hook
                 self.method.load_state_dict(state_dict["method"])
@@ -323,12 +420,3 @@ class Unlearn(Callback):
         if self.retain is not None and "retain" in state_dict:
             self.retain.load_state_dict(state_dict["retain"])
 
-
-def _average_gradients(params: list[Tensor], world: int) -> None:
-    """All-reduce (mean) the gradients of ``params`` across DDP ranks; a no-op in one process."""
-    if world <= 1 or not (dist.is_available() and dist.is_initialized()):
-        return
-    for p in params:
-        if p.grad is not None:
-            dist.all_reduce(p.grad, op=dist.ReduceOp.SUM)
-            p.grad.div_(world)

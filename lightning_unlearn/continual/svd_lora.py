@@ -58,7 +58,8 @@ from torch.utils.data import Dataset
 
 from lightning_unlearn._errors import check_choice, check_fraction, check_int, check_positive, missing_extra
 from lightning_unlearn.continual._batches import BatchStream
-from lightning_unlearn.methods import METHODS, StepContext, UnlearningMethod
+from lightning_unlearn.engine import FabricStepper, Progress, StepBatch, UnlearningEngine, make_fabric, run_steps
+from lightning_unlearn.methods import METHODS, UnlearningMethod
 from lightning_unlearn.tasks import ClassificationTask
 from lightning_unlearn.tasks.base import Task
 
@@ -183,6 +184,9 @@ class ContinualUnlearner:
         max_grad_norm: Clip the gradient norm of the trained parameters (``None``: no clipping).
         seed: Seed of the batch order, the LoRA initialisation and the methods' own randomness.
         device: Device to train on (the model is moved there).
+        precision: Lightning Fabric precision of the steps (``"32-true"``, ``"bf16-mixed"``, ``"16-mixed"``, ...):
+            every request steps through the library's engine on a single-device Fabric
+            (:class:`~lightning_unlearn.engine.FabricStepper`: autocast, scaled backward, clipping).
         copy_model: Deep-copy ``model`` first (default) instead of modifying it in place.
         progress: Show a tqdm progress bar per request.
     """
@@ -207,6 +211,7 @@ class ContinualUnlearner:
         max_grad_norm: float | None = None,
         seed: int = 0,
         device: str | torch.device = "cpu",
+        precision: str = "32-true",
         copy_model: bool = True,
         progress: bool = False,
     ) -> None:
@@ -248,6 +253,8 @@ class ContinualUnlearner:
         self.max_grad_norm = float(max_grad_norm) if max_grad_norm is not None else None
         self.seed = int(seed)
         self.device = torch.device(device)
+        self.precision = precision
+        self._fabric = make_fabric(self.device, precision)  # a clear Lightning error on an unknown precision
         self.progress = bool(progress)
 
         self._model = (copy.deepcopy(model) if copy_model else model).to(self.device)
@@ -310,6 +317,7 @@ class ContinualUnlearner:
             "optimizer": self.optimizer_name,
             "max_grad_norm": self.max_grad_norm,
             "seed": self.seed,
+            "precision": self.precision,
         }
 
     # ------------------------------------------------------------------ the fused model
@@ -363,47 +371,35 @@ class ContinualUnlearner:
         method.to(self.device)
         method.train()
         params = params + method.parameters()
-        optimizer = _OPTIMIZERS[self.optimizer_name](params, lr=self.lr)
-
-        from tqdm.auto import tqdm
-
-        bar = tqdm(range(steps), desc=f"request {t} [{self.strategy}]", disable=not self.progress, leave=False)
+        engine = UnlearningEngine(method, self.task)
+        orthogonal = self.strategy == "orthogonal"
+        stepper = FabricStepper(
+            self._fabric,
+            model,
+            _OPTIMIZERS[self.optimizer_name](params, lr=self.lr),
+            engine,
+            max_grad_norm=self.max_grad_norm,
+            before_step=(lambda: self._project(adapter, grads=True)) if orthogonal else None,
+            after_step=(lambda: self._project(adapter, grads=False)) if orthogonal else None,
+        )
         max_epochs = -(-steps // forget_stream.batches_per_pass)
-        recent: list[dict[str, float]] = []
+
+        def batches() -> Any:
+            for step in range(steps):
+                forget = next(forget_stream)
+                retain = next(retain_stream) if retain_stream is not None else None
+                yield StepBatch(forget, retain, Progress(forget_stream.passes, max_epochs, step))
+
         model.train()
         try:
-            for step in bar:
-                ctx = StepContext(
-                    model=model,
-                    task=self.task,
-                    forget=next(forget_stream),
-                    retain=next(retain_stream) if retain_stream is not None else None,
-                    reference=method.reference,
-                    epoch=forget_stream.passes,
-                    max_epochs=max_epochs,
-                    global_step=step,
-                )
-                out = method.loss(ctx)
-                optimizer.zero_grad(set_to_none=True)
-                out.loss.backward()
-                method.before_optimizer_step(model)
-                if self.strategy == "orthogonal":
-                    self._project(adapter, grads=True)
-                if self.max_grad_norm is not None:
-                    torch.nn.utils.clip_grad_norm_(params, self.max_grad_norm)
-                optimizer.step()
-                if self.strategy == "orthogonal":
-                    self._project(adapter, grads=False)
-                recent = (recent + [{k: float(v) for k, v in out.parts.items()}])[-10:]
-                if self.progress and step % 10 == 0:
-                    bar.set_postfix(loss=f"{recent[-1]['loss']:.4f}")
+            result = run_steps(engine, stepper, batches(), total=steps, description=f"request {t} [{self.strategy}]", progress_bar=self.progress)
         except BaseException:
             if self.strategy != "full":
                 self._discard(adapter)
             raise
         finally:
-            bar.close()
             model.eval()
+        recent = result.recent_parts
 
         record: dict[str, Any] = {"request": t, "strategy": self.strategy, "steps": steps, "forget_size": forget_stream.size}
         record["retain_size"] = retain_stream.size if retain_stream is not None else 0

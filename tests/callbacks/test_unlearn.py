@@ -78,7 +78,8 @@ def test_interleaved_adds_forget_term_without_editing_the_users_module(data, pre
     assert "training_step" not in vars(module)
     unlearn = Unlearn(NPO(), forget=data["forget"], batch_size=16, progress_bar=False)
     probe = WrapProbe()
-    trainer = make_trainer(max_epochs=2, callbacks=[unlearn, probe])
+    # the parts are logged on the steps Lightning writes to its loggers (every `log_every_n_steps`)
+    trainer = make_trainer(max_epochs=2, callbacks=[unlearn, probe], log_every_n_steps=1)
     trainer.fit(module, retain_loader(data))
 
     assert all(probe.wrapped) and len(probe.wrapped) == trainer.global_step == 12
@@ -222,7 +223,7 @@ def test_phase_stops_after_max_steps(data, user_module):
 def test_phase_accepts_dataloaders_and_keeps_their_batch_size(data, user_module):
     method = CountingGradDiff()
     forget = DataLoader(data["forget"], batch_size=25)
-    unlearn = Unlearn(method, forget, DataLoader(data["retain"], batch_size=30), schedule="after_training", progress_bar=False)
+    unlearn = Unlearn(method, forget, DataLoader(data["retain"], batch_size=30), schedule="after_training", epochs=1, progress_bar=False)
     assert unlearn.forget.batch_size == 25 and unlearn.retain is not None and unlearn.retain.batch_size == 30
     make_trainer(max_epochs=1, limit_train_batches=1, callbacks=[unlearn]).fit(user_module, retain_loader(data))
     assert method.calls == 4  # one pass over 100 forget samples in batches of 25
@@ -234,6 +235,7 @@ def test_state_dict_round_trip_and_older_checkpoints(data):
     assert unlearn.state_dict() == {
         "steps": 7,
         "phase_done": True,
+        "criterion_met": False,
         "forget": {"epoch": 2, "position": 3},
         "retain": {"epoch": 1, "position": 4},
     }
@@ -263,7 +265,7 @@ def _forget() -> TensorDataset:
         ({"every_n_steps": 2.5}, ValueError, r"`every_n_steps` should be a positive int, got 2.5"),
         ({"every_n_steps": True}, ValueError, r"`every_n_steps` should be a positive int, got True"),
         ({"batch_size": 0}, ValueError, r"`batch_size` should be a positive int, got 0"),
-        ({"epochs": -1}, ValueError, r"`epochs` should be a positive int, got -1"),
+        ({"epochs": -1}, ValueError, r"`epochs` should be a positive int or None, got -1"),
         ({"start_epoch": -1}, ValueError, r"`start_epoch` should be >= 0, got -1"),
         ({"max_steps": 0}, ValueError, r"`max_steps` should be a positive int or None, got 0"),
     ],
