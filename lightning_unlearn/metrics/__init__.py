@@ -34,6 +34,7 @@ from lightning_unlearn.metrics.llm import (
     vocab_log_prob_stats,
 )
 from lightning_unlearn.metrics.mia import LossMIAAUC, MIAEfficacy
+from lightning_unlearn.metrics.roc import auroc, roc_curve
 from lightning_unlearn.metrics.structure import (
     class_similarity_agreement,
     collect_features,
@@ -52,6 +53,7 @@ __all__ = [
     "MIASplit",
     "MembershipFeature",
     "answer_probability",
+    "auroc",
     "avg_gap",
     "class_similarity_agreement",
     "collect_features",
@@ -68,6 +70,7 @@ __all__ = [
     "mia_min_k_plus_plus",
     "mia_zlib",
     "model_utility",
+    "roc_curve",
     "rouge_l_recall",
     "text_perplexity",
     "split_accuracy",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from typing import get_args
 
@@ -221,7 +222,7 @@ def test_mia_efficacy_fits_attack_on_balanced_capped_scaled_rows(monkeypatch):
         def predict(self, x):
             return self.clf.predict(x)
 
-    monkeypatch.setitem(F._MIA_ATTACKS, "logistic", SpyLogistic)
+    monkeypatch.setitem(F._MIA_ATTACKS, "logistic", dataclasses.replace(F._MIA_ATTACKS["logistic"], make=SpyLogistic))
     retain, test, forget = overlapping(400, 1, 3.0), overlapping(250, 2, 1.5), overlapping(10, 3, 2.0)
     mia_efficacy(*retain, *test, *forget, max_samples_per_side=100)
     assert seen["x"].shape == (200, 2)
@@ -272,7 +273,7 @@ def test_mia_efficacy_returns_percent_float():
 @pytest.mark.parametrize(
     ("which", "kwargs", "error", "match"),
     [
-        (None, {"attack": "SVM"}, ValueError, "`attack` should be one of ['logistic', 'svc'], got 'SVM'."),
+        (None, {"attack": "SVM"}, ValueError, "`attack` should be one of ['logistic', 'salun_svc', 'svc'], got 'SVM'."),
         (
             None,
             {"kind": "loss"},
@@ -280,8 +281,8 @@ def test_mia_efficacy_returns_percent_float():
             "`kind` should be one of ['confidence', 'correctness', 'entropy', 'modified_entropy'], got 'loss'.",
         ),
         (None, {"max_samples_per_side": 0}, ValueError, "`max_samples_per_side` should be >= 1, got 0."),
-        (None, {"max_samples_per_side": 10.0}, TypeError, "`max_samples_per_side` should be an int, got float 10.0."),
-        (None, {"max_samples_per_side": True}, TypeError, "`max_samples_per_side` should be an int, got bool True."),
+        (None, {"max_samples_per_side": 10.0}, TypeError, "`max_samples_per_side` should be an int or None, got float 10.0."),
+        (None, {"max_samples_per_side": True}, TypeError, "`max_samples_per_side` should be an int or None, got bool True."),
         (None, {"seed": "0"}, TypeError, "`seed` should be an int, got str '0'."),
         (
             "test",

@@ -134,7 +134,7 @@ def test_mia_efficacy_float64_state_dtype():
 @pytest.mark.parametrize(
     ("kwargs", "error", "match"),
     [
-        ({"attack": "SVM"}, ValueError, "`attack` should be one of ['logistic', 'svc'], got 'SVM'."),
+        ({"attack": "SVM"}, ValueError, "`attack` should be one of ['logistic', 'salun_svc', 'svc'], got 'SVM'."),
         (
             {"kind": ["entropy", "Confidence"]},
             ValueError,
