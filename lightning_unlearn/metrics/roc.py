@@ -113,8 +113,8 @@ def auroc(member_scores: Tensor | Sequence[float], nonmember_scores: Tensor | Se
 
     Example:
         >>> from lightning_unlearn.metrics import auroc
-        >>> auroc([3.0, 2.0, 0.5], [1.0, 0.5])  # 5 of 6 pairs ordered, one tie
-        0.9166666666666666
+        >>> auroc([3.0, 2.0, 0.5], [1.0, 0.5])  # 4 of 6 pairs ordered, 1 tie: 4.5 / 6
+        0.75
 
     """
     members = _check_scores(member_scores, "member_scores")
