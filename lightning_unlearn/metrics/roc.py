@@ -65,7 +65,9 @@ def _check_sides(member_scores: Tensor, nonmember_scores: Tensor, owner: str, no
             raise ValueError(f"{owner} needs at least one member and one non-member {noun}; got 0 {side} {plural}.")
 
 
-def _roc_compute(member_scores: Tensor, nonmember_scores: Tensor, owner: str, noun: str = "score") -> tuple[Tensor, Tensor, Tensor]:
+def _roc_compute(
+    member_scores: Tensor, nonmember_scores: Tensor, owner: str, noun: str = "score"
+) -> tuple[Tensor, Tensor, Tensor]:
     """``(fpr, tpr, thresholds)`` in float64 of 1-D ``member_scores`` (positives) vs ``nonmember_scores``."""
     from torchmetrics.functional.classification import binary_roc
 
@@ -98,7 +100,8 @@ def auroc(member_scores: Tensor | Sequence[float], nonmember_scores: Tensor | Se
 
     (the Mann-Whitney statistic; equal to :func:`sklearn.metrics.roc_auc_score` with labels 1 for members): the
     trapezoidal area under :func:`roc_curve`, which comes from torchmetrics'
-    :func:`~torchmetrics.functional.classification.binary_roc` (see the module docstring). ``0.5``: the score cannot tell members from non-members.
+    :func:`~torchmetrics.functional.classification.binary_roc` (see the module docstring). ``0.5``: the score cannot
+    tell members from non-members.
 
     Args:
         member_scores: scores of the members (positives), 1-D, finite, non-empty; higher = more likely a member.
