@@ -256,7 +256,8 @@ def mia_min_k_plus_plus(
     and the score is the mean of the ``max(1, int(k * n))`` lowest :math:`z_t` over the scored positions, as in
     :func:`mia_min_k`: by default every unmasked position but the last of each row (open-unlearning's convention,
     which leaves out the answer's EOS; see :func:`mia_min_k`). Where :math:`\sigma_t \le` ``eps`` the
-    distribution's log-probabilities are (numerically) constant on its support, so :math:`\log p(x_t) = \mu_t` and :math:`z_t` is set to its limit 0.
+    distribution's log-probabilities are (numerically) constant on its support, so :math:`\log p(x_t) = \mu_t`
+    and :math:`z_t` is set to its limit 0.
 
     Args:
         token_log_probs: log-probability of each actual token, float ``[N, T]``, ``<= 0`` where unmasked.
