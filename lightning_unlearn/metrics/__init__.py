@@ -1,8 +1,9 @@
 """Unlearning metrics: membership inference (MIA-efficacy, loss-threshold AUC), split accuracy, Avg Gap,
 feature-structure agreement and TOFU-style LLM metrics (:mod:`lightning_unlearn.metrics.llm`).
 
-Functional forms live in :mod:`lightning_unlearn.metrics.functional`; stateful, DDP-ready
-:class:`torchmetrics.Metric` classes in :mod:`lightning_unlearn.metrics.mia`.
+Functional forms of the classification metrics live in :mod:`lightning_unlearn.metrics.functional`; their stateful,
+DDP-ready :class:`torchmetrics.Metric` classes in :mod:`lightning_unlearn.metrics.mia`. Every ROC AUC in the package
+is :func:`auroc` / :func:`roc_curve` (:mod:`lightning_unlearn.metrics.roc`, torchmetrics' binary ROC).
 """
 
 from lightning_unlearn.metrics.functional import (
@@ -17,6 +18,9 @@ from lightning_unlearn.metrics.functional import (
 )
 from lightning_unlearn.metrics.gap import SALUN_GAP_KEYS, avg_gap
 from lightning_unlearn.metrics.llm import (
+    MembershipAUC,
+    ROUGELRecall,
+    TruthRatio,
     answer_probability,
     forget_quality,
     gibberish_rate,
@@ -34,6 +38,7 @@ from lightning_unlearn.metrics.llm import (
     vocab_log_prob_stats,
 )
 from lightning_unlearn.metrics.mia import LossMIAAUC, MIAEfficacy
+from lightning_unlearn.metrics.roc import auroc, roc_curve
 from lightning_unlearn.metrics.structure import (
     class_similarity_agreement,
     collect_features,
@@ -50,8 +55,12 @@ __all__ = [
     "MIAAttack",
     "MIAEfficacy",
     "MIASplit",
+    "MembershipAUC",
     "MembershipFeature",
+    "ROUGELRecall",
+    "TruthRatio",
     "answer_probability",
+    "auroc",
     "avg_gap",
     "class_similarity_agreement",
     "collect_features",
@@ -68,6 +77,7 @@ __all__ = [
     "mia_min_k_plus_plus",
     "mia_zlib",
     "model_utility",
+    "roc_curve",
     "rouge_l_recall",
     "text_perplexity",
     "split_accuracy",

@@ -18,6 +18,7 @@ References:
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
@@ -26,6 +27,7 @@ from torch import Tensor
 
 from lightning_unlearn._errors import check_choice
 from lightning_unlearn.metrics.gap import SALUN_GAP_KEYS, avg_gap
+from lightning_unlearn.metrics.roc import _auroc_compute
 
 __all__ = [
     "DEFAULT_MIA_FEATURES",
@@ -220,7 +222,7 @@ def membership_features(
 # MIA-efficacy
 # --------------------------------------------------------------------------------------------------------------
 
-MIAAttack = Literal["logistic", "svc"]
+MIAAttack = Literal["logistic", "svc", "salun_svc"]
 MIASplit = Literal["retain", "test", "forget"]
 
 
@@ -236,25 +238,56 @@ def _make_svc() -> Any:
     return SVC(C=3.0, gamma="auto", kernel="rbf")  # SalUn's SVC_MIA
 
 
-#: Attack classifier factories. ``"svc"`` matches SalUn's ``SVC_MIA`` (``SVC(C=3, gamma="auto", kernel="rbf")``).
-_MIA_ATTACKS: dict[str, Callable[[], Any]] = {"logistic": _make_logistic, "svc": _make_svc}
+@dataclass(frozen=True)
+class _AttackSpec:
+    """One MIA-efficacy attack: the classifier, whether features are standardised, how rows are chosen, defaults."""
+
+    make: Callable[[], Any]
+    standardize: bool
+    sampling: Literal["balanced", "salun"]
+    kind: tuple[str, ...]
+    max_samples_per_side: int | None
+
+
+#: MIA-efficacy attacks. ``"logistic"`` / ``"svc"``: standardised features, seeded balanced subsample of at most
+#: ``max_samples_per_side`` rows per side. ``"salun_svc"``: SalUn's ``SVC_MIA`` exactly (raw confidence feature,
+#: ``SVC(C=3, gamma="auto", kernel="rbf")``, the first ``|test|`` retain rows against every test row).
+_MIA_ATTACKS: dict[str, _AttackSpec] = {
+    "logistic": _AttackSpec(_make_logistic, True, "balanced", DEFAULT_MIA_FEATURES, 5000),
+    "svc": _AttackSpec(_make_svc, True, "balanced", DEFAULT_MIA_FEATURES, 5000),
+    "salun_svc": _AttackSpec(_make_svc, False, "salun", ("confidence",), None),
+}
 
 #: Splits of :class:`MIAEfficacy`; the value is the membership label used to train the attack (``None``: not used).
 _MIA_SPLITS: dict[str, int | None] = {"retain": 1, "test": 0, "forget": None}
 
 
-def _check_mia_args(attack: str, max_samples_per_side: int, seed: int) -> None:
-    """Validate the hyper-parameters shared by :func:`mia_efficacy` and :class:`MIAEfficacy`."""
+def _resolve_mia_args(
+    kind: MembershipFeature | Sequence[MembershipFeature] | None, attack: str, max_samples_per_side: int | None, seed: int
+) -> tuple[tuple[str, ...], int | None]:
+    """Validate the hyper-parameters shared by :func:`mia_efficacy` and :class:`MIAEfficacy`; fill the attack's
+    defaults. Returns ``(kinds, max_samples_per_side)``."""
     check_choice("attack", attack, _MIA_ATTACKS)
-    if isinstance(max_samples_per_side, bool) or not isinstance(max_samples_per_side, int):
-        raise TypeError(
-            f"`max_samples_per_side` should be an int, got {type(max_samples_per_side).__name__} "
-            f"{max_samples_per_side!r}."
+    spec = _MIA_ATTACKS[attack]
+    kinds = spec.kind if kind is None else _resolve_kinds(kind)
+    if max_samples_per_side is None:
+        max_samples_per_side = spec.max_samples_per_side
+    elif spec.sampling == "salun":
+        raise ValueError(
+            f"`max_samples_per_side` should be None with attack={attack!r} (SalUn's SVC_MIA fits on the first |test| "
+            f"retain samples and every test sample, without a cap), got {max_samples_per_side!r}."
         )
-    if max_samples_per_side < 1:
-        raise ValueError(f"`max_samples_per_side` should be >= 1, got {max_samples_per_side!r}.")
+    else:
+        if isinstance(max_samples_per_side, bool) or not isinstance(max_samples_per_side, int):
+            raise TypeError(
+                f"`max_samples_per_side` should be an int or None, got {type(max_samples_per_side).__name__} "
+                f"{max_samples_per_side!r}."
+            )
+        if max_samples_per_side < 1:
+            raise ValueError(f"`max_samples_per_side` should be >= 1, got {max_samples_per_side!r}.")
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise TypeError(f"`seed` should be an int, got {type(seed).__name__} {seed!r}.")
+    return kinds, max_samples_per_side
 
 
 def _check_split(split: str) -> None:
@@ -282,13 +315,13 @@ def _mia_efficacy_compute(
     test_features: Tensor,
     forget_features: Tensor,
     attack: str,
-    max_samples_per_side: int,
+    max_samples_per_side: int | None,
     seed: int,
     owner: str,
 ) -> float:
-    """Fit the attack on balanced retain (member) vs test (non-member) features, return % of forget called non-member.
+    """Fit the attack on retain (member) vs test (non-member) features, return % of forget called non-member.
 
-    Procedure (shared by the functional and the Metric class):
+    Procedure (shared by the functional and the Metric class), for ``"logistic"`` / ``"svc"``:
 
     1. each of ``retain``/``test`` is sorted lexicographically by feature values (order/rank invariance);
     2. ``n = min(|retain|, |test|, max_samples_per_side)``; a side with more than ``n`` rows keeps the rows at
@@ -297,24 +330,39 @@ def _mia_efficacy_compute(
     3. ``sklearn.preprocessing.StandardScaler`` is fit on the ``2n`` training rows, then the attack on the scaled
        rows with labels ``1`` (retain) and ``0`` (test);
     4. the result is ``100 * mean(attack.predict(scaler.transform(forget)) == 0)``.
-    """
-    from sklearn.preprocessing import StandardScaler
 
+    For ``"salun_svc"`` (SalUn's ``SVC_MIA``): the attack is fit on the first ``min(|retain|, |test|)`` retain rows
+    *in the given order* (label 1) and every test row (label 0), unscaled; the result is
+    ``100 * (1 - mean(attack.predict(forget)))``.
+    """
     for split, feats in (("retain", retain_features), ("test", test_features), ("forget", forget_features)):
         if feats.shape[0] == 0:
             raise ValueError(f"{owner} needs samples from all three splits; got 0 {split!r} samples.")
-    retain_features = _canonical_order(retain_features)
-    test_features = _canonical_order(test_features)
-    n = min(retain_features.shape[0], test_features.shape[0], max_samples_per_side)
-    generator = torch.Generator().manual_seed(seed)
-    members = _subsample(retain_features, n, generator)
-    nonmembers = _subsample(test_features, n, generator)
+    spec = _MIA_ATTACKS[attack]
+    if spec.sampling == "salun":
+        members = retain_features[: test_features.shape[0]]
+        nonmembers = test_features
+    else:
+        retain_features = _canonical_order(retain_features)
+        test_features = _canonical_order(test_features)
+        n = min(retain_features.shape[0], test_features.shape[0], max_samples_per_side)
+        generator = torch.Generator().manual_seed(seed)
+        members = _subsample(retain_features, n, generator)
+        nonmembers = _subsample(test_features, n, generator)
 
     x_train = torch.cat([members, nonmembers]).cpu().numpy()
-    y_train = np.concatenate([np.full(n, _MIA_SPLITS["retain"]), np.full(n, _MIA_SPLITS["test"])])
-    scaler = StandardScaler().fit(x_train)
-    clf = _MIA_ATTACKS[attack]().fit(scaler.transform(x_train), y_train)
-    pred = clf.predict(scaler.transform(forget_features.cpu().numpy()))
+    y_train = np.concatenate(
+        [np.full(members.shape[0], _MIA_SPLITS["retain"]), np.full(nonmembers.shape[0], _MIA_SPLITS["test"])]
+    )
+    x_forget = forget_features.cpu().numpy()
+    if spec.standardize:
+        from sklearn.preprocessing import StandardScaler
+
+        scaler = StandardScaler().fit(x_train)
+        x_train, x_forget = scaler.transform(x_train), scaler.transform(x_forget)
+    pred = spec.make().fit(x_train, y_train).predict(x_forget)
+    if spec.sampling == "salun":
+        return 100.0 * float(1.0 - pred.mean())  # SVC_fit_predict's ``1 - clf.predict(X_target_test).mean()``
     return 100.0 * float(np.mean(pred == _MIA_SPLITS["test"]))
 
 
@@ -326,9 +374,9 @@ def mia_efficacy(
     forget_probs: Tensor,
     forget_targets: Tensor,
     *,
-    kind: MembershipFeature | Sequence[MembershipFeature] = DEFAULT_MIA_FEATURES,
+    kind: MembershipFeature | Sequence[MembershipFeature] | None = None,
     attack: MIAAttack = "logistic",
-    max_samples_per_side: int = 5000,
+    max_samples_per_side: int | None = None,
     seed: int = 0,
 ) -> float:
     r"""MIA-efficacy: percentage of forget samples a membership attack calls *non-members*.
@@ -336,8 +384,7 @@ def mia_efficacy(
     Protocol of Jia et al., "Model Sparsity Can Simplify Machine Unlearning" (NeurIPS 2023, arXiv:2304.04934) and
     Fan et al., "SalUn" (ICLR 2024, arXiv:2310.12508): an attack classifier :math:`\mathcal{A}` is trained on
     membership features (see :func:`membership_features`) of retain samples (members, label 1) against test samples
-    (non-members, label 0), class-balanced by subsampling the larger side with a seeded generator and capped at
-    ``max_samples_per_side`` rows per side. Features are standardised (``StandardScaler``) before fitting. Then
+    (non-members, label 0) and applied to the forget set :math:`D_f`:
 
     .. math::
         \text{MIA-efficacy} = 100 \cdot \frac{TN}{|D_f|}
@@ -346,11 +393,26 @@ def mia_efficacy(
     Higher means the forget set looks *less* like training data, i.e. more forgotten. Note that the retrain
     oracle is not at 100: compare with it (e.g. via :func:`avg_gap`).
 
-    The default features ``("entropy", "confidence")`` combine the two signals SalUn's ``SVC_MIA`` evaluates
-    separately; ``kind="confidence"`` with ``attack="svc"`` reproduces the number SalUn reports. The result does
-    not depend on the order of samples within a split: rows are sorted by feature value before subsampling.
+    Two protocols, chosen by ``attack``:
+
+    - ``"salun_svc"`` reproduces SalUn's ``SVC_MIA`` (``Classification/evaluation/SVC_MIA.py`` and
+      ``main_forget.py`` of github.com/OPTML-Group/Unlearn-Saliency) *exactly*, so the number is comparable with
+      SalUn's published MIA-Efficacy and Avg Gap: the feature is the true-class confidence :math:`p_y` (the
+      ``"confidence"`` entry SalUn reports), **not** standardised; ``SVC(C=3, gamma="auto", kernel="rbf")`` is fit
+      on the first ``min(|retain|, |test|)`` retain samples *in the order given* (SalUn's
+      ``Subset(retain, range(len(test)))``) against every test sample; the result is
+      ``100 * (1 - mean(predict(forget)))``. Pass the splits in dataset order (an unshuffled loader) to select the
+      same retain samples as SalUn. ``max_samples_per_side`` must stay ``None``; ``seed`` is not used.
+    - ``"logistic"`` (``LogisticRegression(max_iter=1000)``, default) and ``"svc"`` (SalUn's SVC): features are
+      standardised (``StandardScaler`` fit on the training rows), the two sides are balanced by subsampling the
+      larger one with a seeded generator, capped at ``max_samples_per_side`` rows per side (default 5000), and rows
+      are sorted by feature value before subsampling so the result does not depend on sample order. Standardising
+      changes the SVC's RBF kernel (``gamma="auto"`` = 1 / n_features), so ``"svc"`` can differ from SalUn's number
+      by tens of points; use ``"salun_svc"`` to compare with published numbers.
+
     Features are computed in float64 and then rounded to ``torch.get_default_dtype()`` (normally float32), the
-    dtype in which the :class:`~lightning_unlearn.metrics.MIAEfficacy` twin stores them.
+    dtype in which the :class:`~lightning_unlearn.metrics.MIAEfficacy` twin stores them (for ``"confidence"``
+    of float32 probabilities, that is the probability itself, as in SalUn).
 
     Args:
         retain_probs: predicted probabilities on retain samples, ``[N_r, C]``.
@@ -359,18 +421,19 @@ def mia_efficacy(
         test_targets: labels of the test samples, ``[N_t]``.
         forget_probs: predicted probabilities on forget samples, ``[N_f, C]``.
         forget_targets: labels of the forget samples, ``[N_f]``.
-        kind: membership feature(s), see :func:`membership_features`. Default ``("entropy", "confidence")``.
-        attack: ``"logistic"`` (``LogisticRegression(max_iter=1000)``) or ``"svc"``
-            (``SVC(C=3, gamma="auto", kernel="rbf")``, as in SalUn).
-        max_samples_per_side: cap on attack training rows per side (keeps the SVC fast).
-        seed: seed of the ``torch.Generator`` used for subsampling.
+        kind: membership feature(s), see :func:`membership_features`. ``None`` (default): the attack's own,
+            ``("entropy", "confidence")`` for ``"logistic"``/``"svc"``, ``"confidence"`` for ``"salun_svc"``.
+        attack: ``"logistic"``, ``"svc"`` or ``"salun_svc"`` (see above).
+        max_samples_per_side: cap on attack training rows per side for ``"logistic"``/``"svc"``; ``None`` = 5000.
+            Must be ``None`` for ``"salun_svc"``.
+        seed: seed of the ``torch.Generator`` used for subsampling (``"logistic"``/``"svc"`` only).
 
     Returns:
         MIA-efficacy in percent, a ``float`` in ``[0, 100]``.
 
     Raises:
         ValueError: On an unknown ``kind``/``attack``, invalid probabilities or targets, a non-positive
-            ``max_samples_per_side``, or an empty split.
+            ``max_samples_per_side`` (or any with ``"salun_svc"``), or an empty split.
 
     Example:
         >>> import torch
@@ -381,10 +444,11 @@ def mia_efficacy(
         >>> forget = torch.tensor([[0.95, 0.05], [0.5, 0.5]])  # first still memorised, second forgotten
         >>> mia_efficacy(retain, y, test, y, forget, y)
         50.0
+        >>> mia_efficacy(retain, y, test, y, forget, y, attack="salun_svc")
+        50.0
 
     """
-    kinds = _resolve_kinds(kind)
-    _check_mia_args(attack, max_samples_per_side, seed)
+    kinds, max_samples_per_side = _resolve_mia_args(kind, attack, max_samples_per_side, seed)
     feats = []
     for name, probs, targets in (
         ("retain", retain_probs, retain_targets),
@@ -404,8 +468,12 @@ def mia_efficacy(
 # --------------------------------------------------------------------------------------------------------------
 
 
+#: Tolerance below 0 accepted for losses (a cross-entropy can round to a tiny negative number).
+LOSS_ATOL = 1e-4
+
+
 def _check_losses(losses: Tensor, name: str) -> None:
-    """Check that ``losses`` is a 1-D floating tensor of finite per-sample losses."""
+    """Check that ``losses`` is a 1-D floating tensor of finite, non-negative per-sample losses."""
     if not isinstance(losses, Tensor):
         raise TypeError(f"`{name}` should be a torch.Tensor of shape [N], got {type(losses).__name__}.")
     if losses.ndim != 1:
@@ -414,26 +482,16 @@ def _check_losses(losses: Tensor, name: str) -> None:
         raise ValueError(f"`{name}` should be a floating-point tensor, got dtype {losses.dtype}.")
     if not torch.isfinite(losses).all():
         raise ValueError(f"`{name}` contains NaN or infinite values.")
-
-
-def _average_ranks(scores: Tensor) -> Tensor:
-    """1-based ranks of ``scores`` in ascending order, ties receiving the mean of their ranks (float64)."""
-    _, inverse, counts = torch.unique(scores, sorted=True, return_inverse=True, return_counts=True)
-    counts = counts.to(torch.float64)
-    mid_ranks = counts.cumsum(0) - (counts - 1.0) / 2.0
-    return mid_ranks[inverse]
+    if losses.numel() and losses.min().item() < -LOSS_ATOL:
+        raise ValueError(
+            f"`{name}` should hold losses (>= 0), got a minimum of {losses.min().item():.4g}. "
+            "Did you pass log-likelihoods (negative losses)? Negate them."
+        )
 
 
 def _loss_mia_auc_compute(member_losses: Tensor, nonmember_losses: Tensor, owner: str) -> float:
-    """Mann-Whitney AUC of score ``-loss`` with members as the positive class."""
-    n_m, n_n = member_losses.shape[0], nonmember_losses.shape[0]
-    for what, n in (("member", n_m), ("non-member", n_n)):
-        if n == 0:
-            raise ValueError(f"{owner} needs at least one member and one non-member loss; got 0 {what} losses.")
-    scores = -torch.cat([member_losses.detach(), nonmember_losses.detach()]).to(torch.float64)
-    ranks = _average_ranks(scores)
-    u_stat = ranks[:n_m].sum().item() - n_m * (n_m + 1) / 2.0
-    return u_stat / (n_m * n_n)
+    """AUC of score ``-loss`` with members as the positive class (the package's one AUROC, :mod:`.roc`)."""
+    return _auroc_compute(-member_losses, -nonmember_losses, owner, noun="loss")
 
 
 def loss_mia_auc(member_losses: Tensor, nonmember_losses: Tensor) -> float:
@@ -447,7 +505,8 @@ def loss_mia_auc(member_losses: Tensor, nonmember_losses: Tensor) -> float:
         \text{AUC} = \frac{1}{|M||H|} \sum_{m \in M} \sum_{h \in H}
         \left( \mathbb{1}[\ell_m < \ell_h] + \tfrac12 \mathbb{1}[\ell_m = \ell_h] \right)
 
-    computed exactly from mid-ranks (equal to ``sklearn.metrics.roc_auc_score``). ``0.5`` means the attack cannot
+    computed by :func:`~lightning_unlearn.metrics.auroc` (torchmetrics' ROC; equal to
+    ``sklearn.metrics.roc_auc_score``). ``0.5`` means the attack cannot
     tell forget samples from unseen ones, which is the goal of unlearning; values above ``0.5`` mean the forget
     set is still recognisably "trained on", values below ``0.5`` mean it is *over*-forgotten (higher loss than
     unseen data), which itself leaks membership.
@@ -456,14 +515,16 @@ def loss_mia_auc(member_losses: Tensor, nonmember_losses: Tensor) -> float:
     :class:`~lightning_unlearn.metrics.LossMIAAUC` twin stores them.
 
     Args:
-        member_losses: per-sample losses of the members (forget set), 1-D float tensor.
-        nonmember_losses: per-sample losses of the non-members (held-out set), 1-D float tensor.
+        member_losses: per-sample losses of the members (forget set), 1-D float tensor, ``>= 0``.
+        nonmember_losses: per-sample losses of the non-members (held-out set), 1-D float tensor, ``>= 0``.
 
     Returns:
         The AUC, a ``float`` in ``[0, 1]``.
 
     Raises:
-        ValueError: If an input is not a 1-D float tensor of finite values, or either side is empty.
+        ValueError: If an input is not a 1-D float tensor of finite values, holds a negative value (below
+            ``-1e-4``: log-likelihoods passed instead of losses would silently flip the AUC), or either side is
+            empty.
 
     Example:
         >>> import torch

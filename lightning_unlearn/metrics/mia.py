@@ -28,17 +28,15 @@ from torchmetrics.utilities.data import dim_zero_cat
 
 from lightning_unlearn.metrics.functional import (
     _MIA_SPLITS,
-    DEFAULT_MIA_FEATURES,
     MembershipFeature,
     MIAAttack,
     MIASplit,
     _check_losses,
-    _check_mia_args,
     _check_split,
     _loss_mia_auc_compute,
     _membership_features_update,
     _mia_efficacy_compute,
-    _resolve_kinds,
+    _resolve_mia_args,
 )
 
 __all__ = ["LossMIAAUC", "MIAEfficacy"]
@@ -49,6 +47,33 @@ def _cat_or_empty(state: list[Tensor] | Tensor, empty: Tensor) -> Tensor:
     if isinstance(state, Tensor) or len(state) > 0:
         return dim_zero_cat(state)
     return empty
+
+
+def _split_by_membership(values: Tensor, is_member: bool | Tensor, values_name: str) -> tuple[Tensor, Tensor]:
+    """``(members, non-members)`` of 1-D ``values``; ``is_member`` is a bool for the batch or a 0/1 mask per value."""
+    if isinstance(is_member, (bool, np.bool_)):
+        empty = values[:0]
+        return (values, empty) if is_member else (empty, values)
+    if not isinstance(is_member, Tensor):
+        raise ValueError(
+            f"`is_member` should be a bool or a boolean tensor of shape {tuple(values.shape)}, "
+            f"got {type(is_member).__name__}."
+        )
+    if is_member.shape != values.shape:
+        raise ValueError(
+            f"`is_member` should have the same shape as `{values_name}` {tuple(values.shape)}, "
+            f"got {tuple(is_member.shape)}."
+        )
+    if is_member.dtype != torch.bool:
+        if is_member.is_floating_point() or is_member.is_complex():
+            raise ValueError(f"`is_member` should be a boolean or 0/1 integer tensor, got dtype {is_member.dtype}.")
+        if not ((is_member == 0) | (is_member == 1)).all():
+            raise ValueError(
+                f"`is_member` should contain only 0 and 1, got values {sorted(is_member.unique().tolist())}."
+            )
+        is_member = is_member.bool()
+    is_member = is_member.to(values.device)
+    return values[is_member], values[~is_member]
 
 
 class _UpdateOnlyForward(Metric):
@@ -64,15 +89,18 @@ class MIAEfficacy(_UpdateOnlyForward):
 
     Protocol of Jia et al., "Model Sparsity Can Simplify Machine Unlearning" (NeurIPS 2023, arXiv:2304.04934) and
     Fan et al., "SalUn" (ICLR 2024, arXiv:2310.12508). An attack classifier :math:`\mathcal{A}` is fit on
-    standardised membership features of retain samples (members, label 1) vs test samples (non-members, label 0),
-    balanced by seeded subsampling of the larger side and capped at ``max_samples_per_side`` per side, then
+    membership features of retain samples (members, label 1) vs test samples (non-members, label 0), then
 
     .. math::
         \text{MIA-efficacy} = 100 \cdot \frac{TN}{|D_f|}
         = \frac{100}{|D_f|} \sum_{x \in D_f} \mathbb{1}[\mathcal{A}(x) = 0]
 
     Higher = the forget set looks more like unseen data. See :func:`~lightning_unlearn.metrics.mia_efficacy` for
-    the exact procedure; this class gives the same number as that function called on all samples at once.
+    the exact procedures; this class gives the same number as that function called on all samples at once (in the
+    order of the ``update`` calls). ``attack="salun_svc"`` is SalUn's ``SVC_MIA`` exactly (raw confidence, the first
+    ``|test|`` retain samples in update order vs every test sample): the number to compare with SalUn's published
+    MIA-Efficacy. Its choice of retain samples depends on their order, so it is exact in one process fed by an
+    unshuffled loader; under DDP the gathered order differs (rank by rank), and so may the chosen retain samples.
 
     As input to ``update`` the metric accepts:
 
@@ -88,12 +116,15 @@ class MIAEfficacy(_UpdateOnlyForward):
     ``forward`` only updates (there is no per-batch value) and returns ``None``.
 
     Args:
-        kind: membership feature(s), see :func:`~lightning_unlearn.metrics.membership_features`. Default
-            ``("entropy", "confidence")``; ``kind="confidence", attack="svc"`` is the number SalUn reports.
-        attack: ``"logistic"`` (``LogisticRegression(max_iter=1000)``) or ``"svc"``
-            (``SVC(C=3, gamma="auto", kernel="rbf")``, SalUn's ``SVC_MIA``).
-        max_samples_per_side: cap on attack training rows per side.
-        seed: seed for the subsampling generator.
+        kind: membership feature(s), see :func:`~lightning_unlearn.metrics.membership_features`. ``None``
+            (default): ``("entropy", "confidence")`` for ``"logistic"``/``"svc"``, ``"confidence"`` for
+            ``"salun_svc"``.
+        attack: ``"logistic"`` (``LogisticRegression(max_iter=1000)`` on standardised features), ``"svc"``
+            (``SVC(C=3, gamma="auto", kernel="rbf")`` on standardised features) or ``"salun_svc"`` (SalUn's
+            ``SVC_MIA`` exactly; see :func:`~lightning_unlearn.metrics.mia_efficacy`).
+        max_samples_per_side: cap on attack training rows per side (``None``: 5000); must be ``None`` for
+            ``"salun_svc"``.
+        seed: seed for the subsampling generator (not used by ``"salun_svc"``).
         kwargs: Additional keyword arguments, see :ref:`Metric kwargs` for more info.
 
     Raises:
@@ -125,15 +156,14 @@ class MIAEfficacy(_UpdateOnlyForward):
 
     def __init__(
         self,
-        kind: MembershipFeature | Sequence[MembershipFeature] = DEFAULT_MIA_FEATURES,
+        kind: MembershipFeature | Sequence[MembershipFeature] | None = None,
         attack: MIAAttack = "logistic",
-        max_samples_per_side: int = 5000,
+        max_samples_per_side: int | None = None,
         seed: int = 0,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.kind = _resolve_kinds(kind)
-        _check_mia_args(attack, max_samples_per_side, seed)
+        self.kind, max_samples_per_side = _resolve_mia_args(kind, attack, max_samples_per_side, seed)
         self.attack = attack
         self.max_samples_per_side = max_samples_per_side
         self.seed = seed
@@ -177,8 +207,9 @@ class LossMIAAUC(_UpdateOnlyForward):
 
     As input to ``update`` the metric accepts:
 
-    - ``losses`` (:class:`~torch.Tensor`): per-sample losses, float tensor of shape ``(N,)``
-      (e.g. ``F.cross_entropy(logits, y, reduction="none")``)
+    - ``losses`` (:class:`~torch.Tensor`): per-sample losses, float tensor of shape ``(N,)``, ``>= 0``
+      (e.g. ``F.cross_entropy(logits, y, reduction="none")``; negative values are refused, since log-likelihoods
+      passed by mistake would flip the AUC)
     - ``is_member`` (:class:`bool` or :class:`~torch.Tensor`): ``True`` if the whole batch are members, ``False``
       if non-members, or a boolean (or 0/1 integer) tensor of shape ``(N,)`` per sample
 
@@ -192,7 +223,7 @@ class LossMIAAUC(_UpdateOnlyForward):
         kwargs: Additional keyword arguments, see :ref:`Metric kwargs` for more info.
 
     Raises:
-        ValueError: If ``losses`` is not a 1-D float tensor of finite values, ``is_member`` has the wrong type,
+        ValueError: If ``losses`` is not a 1-D float tensor of finite values ``>= 0``, ``is_member`` has the wrong type,
             shape or values, or, in ``compute``, there are no members or no non-members.
 
     Example:
@@ -223,31 +254,9 @@ class LossMIAAUC(_UpdateOnlyForward):
     def update(self, losses: Tensor, is_member: bool | Tensor) -> None:
         """Add per-sample ``losses``; ``is_member`` marks the whole batch or each sample as member/non-member."""
         _check_losses(losses, "losses")
-        losses = losses.detach().to(self.dtype)
-        if isinstance(is_member, (bool, np.bool_)):
-            (self.member_losses if is_member else self.nonmember_losses).append(losses)
-            return
-        if not isinstance(is_member, Tensor):
-            raise ValueError(
-                f"`is_member` should be a bool or a boolean tensor of shape {tuple(losses.shape)}, "
-                f"got {type(is_member).__name__}."
-            )
-        if is_member.shape != losses.shape:
-            raise ValueError(
-                f"`is_member` should have the same shape as `losses` {tuple(losses.shape)}, "
-                f"got {tuple(is_member.shape)}."
-            )
-        if is_member.dtype != torch.bool:
-            if is_member.is_floating_point() or is_member.is_complex():
-                raise ValueError(f"`is_member` should be a boolean or 0/1 integer tensor, got dtype {is_member.dtype}.")
-            if not ((is_member == 0) | (is_member == 1)).all():
-                raise ValueError(
-                    f"`is_member` should contain only 0 and 1, got values {sorted(is_member.unique().tolist())}."
-                )
-            is_member = is_member.bool()
-        is_member = is_member.to(losses.device)
-        self.member_losses.append(losses[is_member])
-        self.nonmember_losses.append(losses[~is_member])
+        members, nonmembers = _split_by_membership(losses.detach().to(self.dtype), is_member, "losses")
+        self.member_losses.append(members)
+        self.nonmember_losses.append(nonmembers)
 
     def compute(self) -> Tensor:
         """Return the AUC of members vs non-members with score ``-loss``."""

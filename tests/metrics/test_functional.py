@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from typing import get_args
 
@@ -221,7 +222,7 @@ def test_mia_efficacy_fits_attack_on_balanced_capped_scaled_rows(monkeypatch):
         def predict(self, x):
             return self.clf.predict(x)
 
-    monkeypatch.setitem(F._MIA_ATTACKS, "logistic", SpyLogistic)
+    monkeypatch.setitem(F._MIA_ATTACKS, "logistic", dataclasses.replace(F._MIA_ATTACKS["logistic"], make=SpyLogistic))
     retain, test, forget = overlapping(400, 1, 3.0), overlapping(250, 2, 1.5), overlapping(10, 3, 2.0)
     mia_efficacy(*retain, *test, *forget, max_samples_per_side=100)
     assert seen["x"].shape == (200, 2)
@@ -272,7 +273,7 @@ def test_mia_efficacy_returns_percent_float():
 @pytest.mark.parametrize(
     ("which", "kwargs", "error", "match"),
     [
-        (None, {"attack": "SVM"}, ValueError, "`attack` should be one of ['logistic', 'svc'], got 'SVM'."),
+        (None, {"attack": "SVM"}, ValueError, "`attack` should be one of ['logistic', 'salun_svc', 'svc'], got 'SVM'."),
         (
             None,
             {"kind": "loss"},
@@ -280,9 +281,16 @@ def test_mia_efficacy_returns_percent_float():
             "`kind` should be one of ['confidence', 'correctness', 'entropy', 'modified_entropy'], got 'loss'.",
         ),
         (None, {"max_samples_per_side": 0}, ValueError, "`max_samples_per_side` should be >= 1, got 0."),
-        (None, {"max_samples_per_side": 10.0}, TypeError, "`max_samples_per_side` should be an int, got float 10.0."),
-        (None, {"max_samples_per_side": True}, TypeError, "`max_samples_per_side` should be an int, got bool True."),
+        (None, {"max_samples_per_side": 10.0}, TypeError, "`max_samples_per_side` should be an int or None, got float 10.0."),
+        (None, {"max_samples_per_side": True}, TypeError, "`max_samples_per_side` should be an int or None, got bool True."),
         (None, {"seed": "0"}, TypeError, "`seed` should be an int, got str '0'."),
+        (
+            None,
+            {"attack": "salun_svc", "max_samples_per_side": 100},
+            ValueError,
+            "`max_samples_per_side` should be None with attack='salun_svc' (SalUn's SVC_MIA fits on the first |test| "
+            "retain samples and every test sample, without a cap), got 100.",
+        ),
         (
             "test",
             (torch.zeros(0, 2), torch.zeros(0, dtype=torch.long)),
@@ -341,6 +349,67 @@ def test_mia_efficacy_errors(which, kwargs, error, match):
 
 
 # ------------------------------------------------------------------------------------------------------------------
+# mia_efficacy(attack="salun_svc") against SalUn's SVC_MIA
+# ------------------------------------------------------------------------------------------------------------------
+
+
+def salun_svc_mia_forget_efficacy(retain, test, forget) -> dict[str, float]:
+    """SalUn's forget-efficacy ``SVC_MIA`` (github.com/OPTML-Group/Unlearn-Saliency, ``Classification/main_forget.py``
+    and ``evaluation/SVC_MIA.py``), re-written here with sklearn from their description:
+
+    shadow_train = the first ``len(test)`` retain samples, shadow_test = all test samples, target_train = none,
+    target_test = the forget set; per feature an ``SVC(C=3, gamma="auto", kernel="rbf")`` is fit on the raw feature
+    (label 1 = shadow_train, 0 = shadow_test) and the entry is ``1 - mean(predict(target_test))``.
+    """
+    from sklearn.svm import SVC
+
+    def feats(probs, targets):
+        p = probs.float()  # SalUn's softmax outputs are float32
+        conf = p[torch.arange(len(targets)), targets]
+        entr = -torch.where(p > 0, p * p.log(), torch.zeros(())).sum(-1)
+        return {"confidence": conf.numpy().reshape(-1, 1), "entropy": entr.numpy().reshape(-1, 1)}
+
+    shadow_train = feats(retain[0][: len(test[1])], retain[1][: len(test[1])])
+    shadow_test, target_test = feats(*test), feats(*forget)
+    out = {}
+    for name in ("confidence", "entropy"):
+        x = np.concatenate([shadow_train[name], shadow_test[name]])
+        y = np.concatenate([np.ones(len(shadow_train[name])), np.zeros(len(shadow_test[name]))])
+        clf = SVC(C=3, gamma="auto", kernel="rbf").fit(x, y)
+        out[name] = 1 - clf.predict(target_test[name]).mean()
+    return out
+
+
+@pytest.mark.parametrize(("n_retain", "n_test"), [(300, 120), (90, 150), (200, 200)])
+def test_mia_efficacy_salun_svc_reproduces_salun_svc_mia(n_retain, n_test):
+    retain, test = overlapping(n_retain, 21, 3.0), overlapping(n_test, 22, 1.0)
+    forget = overlapping(90, 23, 2.0)
+    want = salun_svc_mia_forget_efficacy(retain, test, forget)
+    got = mia_efficacy(*retain, *test, *forget, attack="salun_svc")  # default feature: confidence
+    assert got == pytest.approx(100 * want["confidence"], abs=1e-9)
+    got_entropy = mia_efficacy(*retain, *test, *forget, attack="salun_svc", kind="entropy")
+    assert got_entropy == pytest.approx(100 * want["entropy"], abs=1e-9)
+    assert 0.0 < got < 100.0
+
+
+def test_mia_efficacy_salun_svc_uses_the_first_retain_samples_in_order():
+    retain, test, forget = overlapping(300, 31, 3.0), overlapping(100, 32, 1.0), overlapping(80, 33, 2.0)
+    perm = torch.randperm(300, generator=torch.Generator().manual_seed(0))
+    shuffled = (retain[0][perm], retain[1][perm])
+    want = salun_svc_mia_forget_efficacy(shuffled, test, forget)["confidence"]
+    assert mia_efficacy(*shuffled, *test, *forget, attack="salun_svc") == pytest.approx(100 * want, abs=1e-9)
+
+
+def test_mia_efficacy_standardised_svc_is_not_salun_svc_mia():
+    # the old advice "kind='confidence', attack='svc'" standardises and subsamples: a different number
+    retain, test, forget = overlapping(300, 21, 3.0), overlapping(120, 22, 1.0), overlapping(90, 23, 2.0)
+    salun = mia_efficacy(*retain, *test, *forget, attack="salun_svc")
+    standardised = mia_efficacy(*retain, *test, *forget, attack="svc", kind="confidence")
+    assert salun == pytest.approx(100 * salun_svc_mia_forget_efficacy(retain, test, forget)["confidence"], abs=1e-9)
+    assert standardised != salun
+
+
+# ------------------------------------------------------------------------------------------------------------------
 # loss_mia_auc
 # ------------------------------------------------------------------------------------------------------------------
 
@@ -370,6 +439,16 @@ def test_loss_mia_auc_extremes():
     assert loss_mia_auc(high, low) == 0.0
     assert loss_mia_auc(torch.ones(3), torch.ones(5)) == 0.5  # all tied: indistinguishable
     assert isinstance(loss_mia_auc(low, high), float)
+
+
+def test_loss_mia_auc_refuses_log_likelihoods_that_would_flip_the_auc():
+    # regression: log-likelihoods (= -loss) used to be accepted and gave 1 - AUC without a word
+    losses_m, losses_h = torch.tensor([0.1, 0.2, 0.9]), torch.tensor([0.2, 1.0])
+    assert loss_mia_auc(losses_m, losses_h) == 0.75
+    with pytest.raises(ValueError, match=re.escape("Did you pass log-likelihoods (negative losses)?")):
+        loss_mia_auc(-losses_m, -losses_h)
+    # a cross-entropy that rounds to a tiny negative number is still a loss
+    assert loss_mia_auc(torch.tensor([-1e-6, 0.5]), torch.tensor([0.7, 0.0])) == 0.75
 
 
 def test_loss_mia_auc_accepts_float64_and_half():
@@ -417,6 +496,14 @@ def test_loss_mia_auc_accepts_float64_and_half():
             "`nonmember_losses` contains NaN or infinite values.",
         ),
         ([0.1, 0.2], torch.ones(2), TypeError, "`member_losses` should be a torch.Tensor of shape [N], got list."),
+        (
+            torch.tensor([-0.5, -2.0]),
+            torch.ones(2),
+            ValueError,
+            "`member_losses` should hold losses (>= 0), got a minimum of -2. Did you pass log-likelihoods "
+            "(negative losses)? Negate them.",
+        ),
+        (torch.ones(2), torch.tensor([0.3, -0.01]), ValueError, "`nonmember_losses` should hold losses (>= 0)"),
     ],
 )
 def test_loss_mia_auc_errors(members, nonmembers, error, match):

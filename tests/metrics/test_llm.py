@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import importlib.util
 import math
 import re
 import zlib
@@ -18,6 +19,9 @@ from torchmetrics.functional.text.rouge import rouge_score
 import lightning_unlearn.metrics as metrics_pkg
 from lightning_unlearn.metrics import llm
 from lightning_unlearn.metrics.llm import (
+    MembershipAUC,
+    ROUGELRecall,
+    TruthRatio,
     answer_probability,
     forget_quality,
     gibberish_rate,
@@ -57,16 +61,25 @@ def test_exported_from_package_and_no_heavy_imports():
     for name in llm.__all__:
         assert getattr(metrics_pkg, name) is getattr(llm, name)
         assert name in metrics_pkg.__all__
-    tree = ast.parse(Path(llm.__file__).read_text())
+    files = sorted(Path(llm.__file__).parent.glob("*.py"))
+    assert {f.stem for f in files} >= {"rouge", "probability", "mia", "gibberish", "perplexity"}
     imported = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            imported |= {a.name.split(".")[0] for a in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            imported.add(node.module.split(".")[0])
+    for file in files:
+        for node in ast.walk(ast.parse(file.read_text())):
+            if isinstance(node, ast.Import):
+                imported |= {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                imported.add(node.module.split(".")[0])
     assert "transformers" not in imported and "nltk" not in imported
-    assert imported <= {"__future__", "collections", "typing", "math", "re", "string", "zlib", "torch",
-                        "lightning_unlearn", "scipy", "sklearn"}  # fmt: skip
+    assert imported <= {"__future__", "collections", "typing", "math", "re", "string", "zlib", "torch", "importlib",
+                        "lightning_unlearn", "scipy", "sklearn", "torchmetrics"}  # fmt: skip
+
+
+def test_names_importable_before_the_split_still_are():
+    # metrics/llm.py became a package; these imports are used by methods/pmc.py, attacks/ and benchmarks/
+    from lightning_unlearn.metrics.llm import LOG_LIKELIHOOD_ATOL, lcs_length  # noqa: F401
+
+    assert lcs_length("abcde", "ace") == 3 and LOG_LIKELIHOOD_ATOL == 1e-4
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -106,6 +119,34 @@ def test_rouge_l_recall_errors():
         rouge_l_recall("a cat", "a cat")
     with pytest.raises(TypeError, match=re.escape("`references[1]` should be a str, got int")):
         rouge_l_recall(["a", "b"], ["a", 3])
+    with pytest.raises(TypeError, match=re.escape("`use_stemmer` should be a bool, got str 'yes'.")):
+        rouge_l_recall(["a"], ["a"], use_stemmer="yes")
+
+
+@pytest.mark.skipif(importlib.util.find_spec("nltk") is not None, reason="nltk is installed")
+def test_rouge_l_recall_stemmer_needs_nltk():
+    with pytest.raises(ModuleNotFoundError, match=re.escape("`use_stemmer=True` needs NLTK's Porter stemmer")):
+        rouge_l_recall(["a"], ["a"], use_stemmer=True)
+    with pytest.raises(ModuleNotFoundError, match=re.escape("pip install nltk")):
+        ROUGELRecall(use_stemmer=True)
+
+
+@pytest.mark.filterwarnings("ignore:The ``compute`` method of metric")
+def test_rouge_l_recall_metric_equals_functional_mean_over_batches_and_ranks():
+    preds = ["the cat on mat", "a dog", "The CAT sat, on the mat!", "", "well the cat sat down", "x y z"]
+    refs = ["The cat sat on the mat.", "no match", "the cat sat on the mat", "the cat", "the cat sat", "z y x"]
+    want = rouge_l_recall(preds, refs).mean()
+    metric = ROUGELRecall()
+    assert ROUGELRecall.higher_is_better is True and ROUGELRecall.full_state_update is False
+    batch_value = metric(preds[:2], refs[:2])  # forward returns the batch mean
+    torch.testing.assert_close(batch_value, rouge_l_recall(preds[:2], refs[:2]).mean())
+    metric.update(preds[2:5], refs[2:5])
+    other = ROUGELRecall()
+    other.update(preds[5:], refs[5:])
+    metric.merge_state(other)  # what the DDP sum-reduction does
+    torch.testing.assert_close(metric.compute(), want)
+    with pytest.raises(ValueError, match=re.escape("ROUGELRecall needs at least one prediction/reference pair; got 0.")):
+        ROUGELRecall().compute()
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -203,6 +244,51 @@ def test_truth_ratio_score_conventions():
         truth_ratio_score(torch.tensor([0.0, 1.0]), "retain")
 
 
+def _truth_ratio_inputs(n: int = 23, k: int = 4, seed: int = 0):
+    gen = torch.Generator().manual_seed(seed)
+    para = -torch.rand(n, generator=gen, dtype=torch.float64) * 3
+    pert = -torch.rand(n, k, generator=gen, dtype=torch.float64) * 3
+    mask = torch.rand(n, k, generator=gen) < 0.8
+    mask[:, 0] = True
+    return para, pert, mask
+
+
+@pytest.mark.parametrize("perturbed_mean", ["arithmetic", "geometric"])
+def test_truth_ratio_metric_equals_functional_and_feeds_forget_quality(perturbed_mean):
+    para, pert, mask = _truth_ratio_inputs()
+    want = truth_ratio(para, pert, mask, perturbed_mean=perturbed_mean)
+    metrics = {r: TruthRatio(perturbed_mean=perturbed_mean, reduction=r) for r in ("none", "forget", "retain")}
+    for metric in metrics.values():
+        for start in (0, 7, 8, 20):  # uneven batches
+            stop = {0: 7, 7: 8, 8: 20, 20: 23}[start]
+            metric.update(para[start:stop], pert[start:stop], mask[start:stop])
+    torch.testing.assert_close(metrics["none"].compute(), want)
+    assert metrics["forget"].compute().item() == pytest.approx(truth_ratio_score(want, "forget"), abs=1e-12)
+    assert metrics["retain"].compute().item() == pytest.approx(truth_ratio_score(want, "retain"), abs=1e-12)
+    # the "none" output is forget quality's input: KS test against an oracle's ratios
+    oracle = truth_ratio(*_truth_ratio_inputs(seed=1), perturbed_mean=perturbed_mean)
+    expected = ks_2samp(want.numpy(), oracle.numpy()).pvalue
+    assert forget_quality(metrics["none"].compute(), oracle) == pytest.approx(expected, rel=1e-12)
+
+
+@pytest.mark.filterwarnings("ignore:The ``compute`` method of metric")
+def test_truth_ratio_metric_merge_state_and_errors():
+    para, pert, mask = _truth_ratio_inputs()
+    rank0, rank1 = TruthRatio(reduction="retain"), TruthRatio(reduction="retain")
+    rank0.update(para[:10], pert[:10], mask[:10])
+    rank1.update(para[10:], pert[10:], mask[10:])
+    rank0.merge_state(rank1)  # what the DDP cat-reduction does
+    assert rank0.compute().item() == pytest.approx(truth_ratio_score(truth_ratio(para, pert, mask), "retain"), abs=1e-12)
+    with pytest.raises(ValueError, match=re.escape("`reduction` should be one of ['forget', 'none', 'retain'], got 'mean'.")):
+        TruthRatio(reduction="mean")
+    with pytest.raises(ValueError, match=re.escape("`perturbed_mean` should be one of ['arithmetic', 'geometric']")):
+        TruthRatio(perturbed_mean="harmonic")
+    with pytest.raises(ValueError, match=re.escape("TruthRatio needs at least one question; got 0.")):
+        TruthRatio().compute()
+    with pytest.raises(ValueError, match=re.escape("`paraphrased_ll_mean` should hold log-likelihoods")):
+        TruthRatio().update(torch.tensor([1.0]), torch.tensor([[-1.0]]))
+
+
 def test_forget_quality_is_scipy_ks_2samp_p_value():
     rng = np.random.default_rng(0)
     a, b = rng.lognormal(0, 1, 40), rng.lognormal(0.3, 1, 37)
@@ -286,25 +372,50 @@ def test_mia_zlib_uses_compressed_length():
 
 def test_mia_min_k_picks_the_lowest_tokens():
     lp = torch.tensor([[-0.1, -5.0, -0.2, -3.0, -0.3, -0.05, -0.4, -0.6, -0.7, -2.0]])
-    assert mia_min_k(lp, k=0.2).item() == pytest.approx((-5.0 - 3.0) / 2)  # int(0.2 * 10) = 2 lowest
-    assert mia_min_k(lp, k=0.3).item() == pytest.approx((-5.0 - 3.0 - 2.0) / 3)
-    assert mia_min_k(lp, k=0.05).item() == pytest.approx(-5.0)  # max(1, int(0.5)) = 1 token
-    torch.testing.assert_close(mia_min_k(lp, k=1.0), mia_loss(lp))
+    assert mia_min_k(lp, include_last_token=True, k=0.2).item() == pytest.approx((-5.0 - 3.0) / 2)  # int(0.2 * 10) = 2 lowest
+    assert mia_min_k(lp, include_last_token=True, k=0.3).item() == pytest.approx((-5.0 - 3.0 - 2.0) / 3)
+    assert mia_min_k(lp, include_last_token=True, k=0.05).item() == pytest.approx(-5.0)  # max(1, int(0.5)) = 1 token
+    torch.testing.assert_close(mia_min_k(lp, include_last_token=True, k=1.0), mia_loss(lp))
     # a masked position is never picked, however low
     mask = torch.ones_like(lp, dtype=torch.bool)
     mask[0, 1] = False
-    assert mia_min_k(lp, mask, k=0.1).item() == pytest.approx(-3.0)
+    assert mia_min_k(lp, mask, k=0.1, include_last_token=True).item() == pytest.approx(-3.0)
 
 
-def test_mia_min_k_matches_sorting_reference():
+def _open_unlearning_positions(mask_row: torch.Tensor) -> list[int]:
+    """Positions open-unlearning scores for Min-K% / Min-K%++: the labelled ones without the last (its
+    ``tokenwise_logprobs`` takes ``(labels != IGNORE_INDEX).nonzero()[:-1]``, "-1 to ignore eos prediction")."""
+    return mask_row.nonzero().flatten().tolist()[:-1]
+
+
+@pytest.mark.parametrize("include_last_token", [True, False])
+def test_mia_min_k_matches_sorting_reference(include_last_token):
     lp, mask = _log_probs(n=8, t=13), _ragged_mask(n=8, t=13)
+    mask[:, :2] = True  # at least two answer tokens per row
     for k in (0.1, 0.2, 0.5, 0.9, 1.0):
         ref = []
         for i in range(lp.shape[0]):
-            vals = sorted(lp[i][mask[i]].tolist())
+            positions = mask[i].nonzero().flatten().tolist() if include_last_token else _open_unlearning_positions(mask[i])
+            vals = sorted(lp[i, positions].tolist())
             n_keep = max(1, int(len(vals) * k))
             ref.append(float(np.mean(vals[:n_keep])))
-        torch.testing.assert_close(mia_min_k(lp, mask, k=k), torch.tensor(ref, dtype=torch.float64))
+        got = mia_min_k(lp, mask, k=k, include_last_token=include_last_token)
+        torch.testing.assert_close(got, torch.tensor(ref, dtype=torch.float64))
+
+
+def test_mia_min_k_leaves_out_the_final_answer_token_by_default():
+    # regression (issue 12): the answer's EOS was scored; open-unlearning does not score it
+    lp = torch.tensor([[-2.0, -1.0, -3.0, -9.0, 0.0], [-0.5, -4.0, -0.1, -0.2, -7.0]])
+    mask = torch.tensor([[True, True, True, True, False], [True, True, True, True, True]])  # row 0: EOS at index 3
+    torch.testing.assert_close(mia_min_k(lp, mask, k=0.4), torch.tensor([-3.0, -4.0], dtype=torch.float64))
+    torch.testing.assert_close(
+        mia_min_k(lp, mask, k=0.4, include_last_token=True), torch.tensor([-9.0, -5.5], dtype=torch.float64)
+    )
+    # a single scored token is refused, not silently dropped
+    with pytest.raises(ValueError, match=re.escape("every row needs at least 2 unmasked positions; row 0 has 1")):
+        mia_min_k(torch.tensor([[-1.0, -2.0]]), torch.tensor([[True, False]]))
+    with pytest.raises(TypeError, match=re.escape("`include_last_token` should be a bool, got int 1.")):
+        mia_min_k(lp, include_last_token=1)
 
 
 def _brute_force_stats(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -345,38 +456,46 @@ def test_vocab_log_prob_stats_matches_brute_force():
 def test_mia_min_k_plus_plus_hand_computation():
     # one token: z = (log p - mu) / sigma
     lp, mu, sigma = torch.tensor([[-1.0]]), torch.tensor([[-2.0]]), torch.tensor([[0.5]])
-    assert mia_min_k_plus_plus(lp, mu, sigma).item() == pytest.approx(2.0)
+    assert mia_min_k_plus_plus(lp, mu, sigma, include_last_token=True).item() == pytest.approx(2.0)
     # several tokens: the lowest k of the standardised scores, not of the raw log-probs
     lp = torch.tensor([[-1.0, -4.0, -2.0, -0.5, -3.0]])
     mu = torch.tensor([[-2.0, -3.0, -2.0, -1.0, -1.0]])
     sigma = torch.tensor([[0.5, 2.0, 1.0, 0.25, 4.0]])
     z = [2.0, -0.5, 0.0, 2.0, -0.5]  # raw lowest two are positions 1 and 4 too, but the values differ
-    assert mia_min_k_plus_plus(lp, mu, sigma, k=0.4).item() == pytest.approx(-0.5)
-    assert mia_min_k_plus_plus(lp, mu, sigma, k=0.6).item() == pytest.approx((-0.5 - 0.5 + 0.0) / 3)
-    assert mia_min_k_plus_plus(lp, mu, sigma, k=1.0).item() == pytest.approx(sum(z) / 5)
+    every = {"include_last_token": True}
+    assert mia_min_k_plus_plus(lp, mu, sigma, k=0.4, **every).item() == pytest.approx(-0.5)
+    assert mia_min_k_plus_plus(lp, mu, sigma, k=0.6, **every).item() == pytest.approx((-0.5 - 0.5 + 0.0) / 3)
+    assert mia_min_k_plus_plus(lp, mu, sigma, k=1.0, **every).item() == pytest.approx(sum(z) / 5)
+    # default: the last token (z = -0.5) is not scored
+    assert mia_min_k_plus_plus(lp, mu, sigma, k=0.5).item() == pytest.approx((-0.5 + 0.0) / 2)
     # zero spread (uniform next-token distribution): z is its limit 0
-    assert mia_min_k_plus_plus(torch.tensor([[-L(5)]]), torch.tensor([[-L(5)]]), torch.tensor([[0.0]])).item() == 0.0
+    uniform = (torch.tensor([[-L(5)]]), torch.tensor([[-L(5)]]), torch.tensor([[0.0]]))
+    assert mia_min_k_plus_plus(*uniform, **every).item() == 0.0
 
 
-def test_mia_min_k_plus_plus_from_logits_matches_brute_force():
+@pytest.mark.parametrize("include_last_token", [True, False])
+def test_mia_min_k_plus_plus_from_logits_matches_brute_force(include_last_token):
     gen = torch.Generator().manual_seed(3)
     n, t, v = 4, 11, 6
     logits = torch.randn(n, t, v, generator=gen, dtype=torch.float64) * 2
     targets = torch.randint(0, v, (n, t), generator=gen)
     mask = _ragged_mask(n, t, seed=4)
+    mask[:, :2] = True
     lp = logits.log_softmax(-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
     mu, sigma = vocab_log_prob_stats(logits)
-    got = mia_min_k_plus_plus(lp, mu, sigma, mask, k=0.3)
+    got = mia_min_k_plus_plus(lp, mu, sigma, mask, k=0.3, include_last_token=include_last_token)
     ref_mu, ref_sigma = _brute_force_stats(logits)
     ref = []
     for i in range(n):
-        z = sorted(((lp[i, j] - ref_mu[i, j]) / ref_sigma[i, j]).item() for j in range(t) if mask[i, j])
+        positions = mask[i].nonzero().flatten().tolist() if include_last_token else _open_unlearning_positions(mask[i])
+        z = sorted(((lp[i, j] - ref_mu[i, j]) / ref_sigma[i, j]).item() for j in positions)
         ref.append(float(np.mean(z[: max(1, int(len(z) * 0.3))])))
     torch.testing.assert_close(got, torch.tensor(ref, dtype=torch.float64))
 
 
 def test_masked_positions_never_change_any_score():
     lp, mask = _log_probs(), _ragged_mask()
+    mask[:, :2] = True
     gen = torch.Generator().manual_seed(7)
     mu = -torch.rand(lp.shape, generator=gen, dtype=torch.float64) * 3
     sigma = torch.rand(lp.shape, generator=gen, dtype=torch.float64) + 0.1
@@ -402,6 +521,7 @@ def test_masked_positions_never_change_any_score():
         row = lp[i][mask[i]].unsqueeze(0)
         torch.testing.assert_close(mia_loss(row)[0], base[0][i])
         torch.testing.assert_close(mia_min_k(row, k=0.5)[0], base[3][i])
+        torch.testing.assert_close(mia_min_k(row[:, :-1], k=0.5, include_last_token=True)[0], base[3][i])
 
 
 def test_mia_auc_matches_sklearn_and_extremes():
@@ -415,9 +535,29 @@ def test_mia_auc_matches_sklearn_and_extremes():
     expected = roc_auc_score(np.r_[np.ones(30), np.zeros(25)], np.r_[m, h])
     assert mia_auc(torch.from_numpy(m), list(h)) == pytest.approx(expected)
     # consistent with the loss-threshold AUC when the score is the negated loss
-    assert mia_auc(torch.from_numpy(-m), torch.from_numpy(-h)) == pytest.approx(
-        metrics_pkg.loss_mia_auc(torch.from_numpy(m), torch.from_numpy(h)), abs=1e-6
-    )
+    loss_m, loss_h = torch.from_numpy(np.exp(m)), torch.from_numpy(np.exp(h))
+    assert mia_auc(-loss_m, -loss_h) == pytest.approx(metrics_pkg.loss_mia_auc(loss_m, loss_h), abs=1e-6)
+
+
+def test_membership_auc_metric_equals_mia_auc_and_sklearn():
+    rng = np.random.default_rng(3)
+    members, nonmembers = np.round(rng.normal(0.3, 1, 61), 1), np.round(rng.normal(0, 1, 47), 1)  # ties
+    want = roc_auc_score(np.r_[np.ones(61), np.zeros(47)], np.r_[members, nonmembers])
+    assert mia_auc(members, nonmembers) == pytest.approx(want, abs=1e-12)
+    scores = torch.from_numpy(np.r_[members, nonmembers]).float()
+    is_member = torch.cat([torch.ones(61, dtype=torch.bool), torch.zeros(47, dtype=torch.bool)])
+    perm = torch.randperm(108, generator=torch.Generator().manual_seed(0))
+    rank0, rank1 = MembershipAUC(), MembershipAUC()
+    assert MembershipAUC.higher_is_better is False and MembershipAUC.full_state_update is False
+    for chunk, m in zip(scores[perm][:50].split(17), is_member[perm][:50].split(17), strict=True):
+        assert rank0(chunk, m) is None  # forward only updates
+    rank1.update(scores[perm][50:], is_member[perm][50:].long())
+    rank0.merge_state(rank1)  # what the DDP cat-reduction does
+    assert rank0.compute().item() == pytest.approx(want, abs=1e-6)
+    with pytest.raises(ValueError, match=re.escape("MembershipAUC needs at least one member and one non-member score")):
+        rank1.reset() or rank1.update(scores[:3], True) or rank1.compute()
+    with pytest.raises(ValueError, match=re.escape("`is_member` should have the same shape as `scores` (3,), got (2,).")):
+        MembershipAUC().update(scores[:3], is_member[:2])
 
 
 @pytest.mark.parametrize(

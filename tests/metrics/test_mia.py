@@ -96,6 +96,19 @@ def test_mia_efficacy_metric_equals_functional_over_batches(kwargs):
     assert want == reference_mia_efficacy(data["retain"], data["test"], data["forget"], kinds, **ref_kwargs)
 
 
+def test_mia_efficacy_metric_salun_svc_equals_functional_in_update_order():
+    data = _data(n_retain=240, n_test=100)
+    metric = MIAEfficacy(attack="salun_svc")
+    assert metric.kind == ("confidence",) and metric.max_samples_per_side is None
+    for probs, targets in _batches(*data["retain"], [17, 1, 40, 0, 33]):  # retain in order, in uneven batches
+        metric.update(probs, targets, split="retain")
+    for split in ("test", "forget"):
+        metric.update(*data[split], split=split)
+    want = _functional(data, attack="salun_svc")
+    assert metric.compute() == torch.tensor(want)
+    assert 0.0 < want < 100.0
+
+
 def test_mia_efficacy_metric_separable_toy_case():
     metric = MIAEfficacy(attack="svc")
     metric.update(*member_like(200, 1), split="retain")
@@ -134,7 +147,7 @@ def test_mia_efficacy_float64_state_dtype():
 @pytest.mark.parametrize(
     ("kwargs", "error", "match"),
     [
-        ({"attack": "SVM"}, ValueError, "`attack` should be one of ['logistic', 'svc'], got 'SVM'."),
+        ({"attack": "SVM"}, ValueError, "`attack` should be one of ['logistic', 'salun_svc', 'svc'], got 'SVM'."),
         (
             {"kind": ["entropy", "Confidence"]},
             ValueError,
@@ -325,6 +338,12 @@ def test_loss_mia_auc_metric_equals_functional_and_sklearn(seed):
     sk = roc_auc_score(np.r_[np.ones(len(members)), np.zeros(len(nonmembers))], -torch.cat([members, nonmembers]))
     assert metric.compute() == torch.tensor(want)
     assert want == pytest.approx(sk, abs=1e-12)
+
+
+def test_loss_mia_auc_metric_refuses_negative_losses():
+    metric = LossMIAAUC()
+    with pytest.raises(ValueError, match=re.escape("`losses` should hold losses (>= 0), got a minimum of -1.5.")):
+        metric.update(torch.tensor([-0.2, -1.5]), is_member=True)
 
 
 def test_loss_mia_auc_metric_per_sample_membership_mask():
