@@ -248,3 +248,25 @@ def test_loss_parts_are_logged_only_on_the_steps_loggers_write(data):
 
         rows = list(csv.DictReader(open(next(Path(tmp).rglob("metrics.csv")))))
         assert [int(r["step"]) for r in rows if r.get("train/loss")] == [2, 5, 8]  # what Lightning writes
+
+
+class AutocastProbe(nn.Module):
+    """Records whether CPU autocast was on at each forward."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+        self.autocast: list[bool] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.autocast.append(torch.is_autocast_enabled("cpu"))
+        return self.net(x)
+
+
+def test_a_phase_runs_under_the_trainers_precision(data):
+    probe = AutocastProbe(pretrained_net(data))
+    user = NoTrainingUser(probe)
+    phase = Unlearn(GradDiff(), forget=data["forget"], retain=data["retain"], schedule="after_training", max_steps=2, progress_bar=False, monitor=False)
+    make_trainer(max_epochs=1, callbacks=[phase], precision="bf16-mixed").fit(user, DataLoader(data["retain"], batch_size=120))
+    assert phase.steps == 2
+    assert probe.autocast == [True] * 4  # 2 steps x (forget + retain forward), all under bf16 autocast
