@@ -79,6 +79,9 @@ class UnlearningEngine:
     def __init__(self, method: UnlearningMethod, task: Task) -> None:
         self.method = method
         self.task = task
+        #: The latest step's loss parts (detached): what the report's loss curve records on every step, also on
+        #: the steps where nothing is ``self.log``ged.
+        self.last_parts: dict[str, Tensor] = {}
 
     def loss(self, model: nn.Module, forget: Any, retain: Any, progress: Progress, *, include_retain: bool = True) -> LossOutput:
         """``method.loss`` on one step's batches (``retain=None`` and ``include_retain=False`` in the interleaved
@@ -93,7 +96,9 @@ class UnlearningEngine:
             max_epochs=progress.max_epochs,
             global_step=progress.global_step,
         )
-        return self.method.loss(ctx, include_retain=include_retain)
+        out = self.method.loss(ctx, include_retain=include_retain)
+        self.last_parts = out.parts
+        return out
 
     def before_optimizer_step(self, model: nn.Module) -> None:
         """After backward, before the step: the method's gradient edits (the parameter mask, projections)."""

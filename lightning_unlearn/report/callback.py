@@ -228,8 +228,12 @@ class UnlearningReport(Callback):
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
-        metrics = trainer.callback_metrics
-        values = {name: _as_float(metrics[key]) for key, name in CURVE_KEYS.items() if key in metrics}
+        parts = getattr(getattr(pl_module, "engine", None), "last_parts", None)
+        if parts:  # the engine's step: every step's parts, also where they were not `self.log`ged
+            values = {name: _as_float(parts[key.removeprefix("train/")]) for key, name in CURVE_KEYS.items() if key.removeprefix("train/") in parts}
+        else:
+            metrics = trainer.callback_metrics
+            values = {name: _as_float(metrics[key]) for key, name in CURVE_KEYS.items() if key in metrics}
         if "loss" not in values:
             loss = outputs.get("loss") if isinstance(outputs, Mapping) else outputs
             if isinstance(loss, Tensor) and loss.numel() == 1:
