@@ -46,10 +46,10 @@ def test_calibrated_projector_classifies_by_anchor_similarity():
     x, y = batch(32, label=3)
     with capture_features(model, "body") as store:
         model(x)
-    logits = m._similarity(m._projector_ori, store["out"])
+    logits = m._similarity(m.projector_ori, store["out"])
     assert (logits.argmax(1) == y).float().mean() == 1.0
-    assert m.projector is not m._projector_ori
-    torch.testing.assert_close(m.projector.weight, m._projector_ori.weight)  # p_ω starts as p₀
+    assert m.projector is not m.projector_ori
+    torch.testing.assert_close(m.projector.weight, m.projector_ori.weight)  # p_ω starts as p₀
 
 
 def _independent_structure_terms(m: StakeThePoints, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -64,7 +64,7 @@ def _independent_structure_terms(m: StakeThePoints, model: torch.nn.Module, x: t
         m.reference(x_adv[crossed])
     a = m._anchors
     s_unl = F.normalize(m.projector(v_unl), dim=-1) @ a.T
-    s_ori = F.normalize(m._projector_ori(ref_store["out"]), dim=-1) @ a.T
+    s_ori = F.normalize(m.projector_ori(ref_store["out"]), dim=-1) @ a.T
     return {
         "proxy": F.cross_entropy(s_unl / m.temperature, y_adv[crossed]),
         "align": -(s_ori * s_unl).sum(1).div(s_ori.norm(dim=1) * s_unl.norm(dim=1)).mean(),
@@ -125,7 +125,7 @@ def test_importance_penalty_is_the_weighted_drift_from_the_original():
     penalty = 0.0
     for (name, p), g in zip(params.items(), grads):
         g = torch.zeros_like(p) if g is None else g  # the head does not reach the features
-        torch.testing.assert_close(m._importance[name], g.abs(), rtol=1e-4, atol=1e-7, msg=name)
+        torch.testing.assert_close(m.importance[name], g.abs(), rtol=1e-4, atol=1e-7, msg=name)
         penalty += float(0.5 * (g.abs() * (p - reference[name]) ** 2).sum())
     assert m.last_terms["reg"] == pytest.approx(penalty, rel=1e-4)
     assert m.last_terms["reg"] > 0
@@ -136,11 +136,11 @@ def test_importance_is_a_running_average():
     perturbed(model)
     x, y = batch(8, label=3)
     m.loss(context(m, model, forget=(x, y)))
-    first = {k: v.clone() for k, v in m._importance.items()}
+    first = {k: v.clone() for k, v in m.importance.items()}
     m.loss(context(m, model, forget=(x, y)))  # same batch and weights: the same gradient again
     for name, value in first.items():
         # I₁ = 0.5·0 + 0.5·g, I₂ = 0.5·I₁ + 0.5·g = 1.5·I₁
-        torch.testing.assert_close(m._importance[name], 1.5 * value, rtol=1e-5, atol=1e-8, msg=name)
+        torch.testing.assert_close(m.importance[name], 1.5 * value, rtol=1e-5, atol=1e-8, msg=name)
 
 
 def test_anchor_count_must_match_the_classes():
@@ -179,7 +179,7 @@ def test_module_forgets_and_trains_the_projector(retain_loss):
     x, y = blobs().tensors
     assert accuracy(model, x[y == 3], y[y == 3]) < 0.2
     assert accuracy(model, x[y != 3], y[y != 3]) > 0.9
-    assert not torch.equal(m.projector.weight, m._projector_ori.weight)  # p_ω was optimised
+    assert not torch.equal(m.projector.weight, m.projector_ori.weight)  # p_ω was optimised
 
 
 def test_module_resume_restores_the_projector_and_importance(tmp_path):
@@ -198,8 +198,8 @@ def test_module_resume_restores_the_projector_and_importance(tmp_path):
     for name, value in snapshot(full_model).items():
         torch.testing.assert_close(snapshot(resumed_model)[name], value, msg=name)
     torch.testing.assert_close(resumed.projector.weight, full.projector.weight)
-    for name, value in full._importance.items():
-        torch.testing.assert_close(resumed._importance[name], value, msg=name)
+    for name, value in full.importance.items():
+        torch.testing.assert_close(resumed.importance[name], value, msg=name)
 
 
 def test_test_from_a_checkpoint_without_the_methods_setup(tmp_path):
