@@ -478,7 +478,7 @@ class UnlearningMethod:
         out = {
             k: v
             for k, v in vars(self).items()
-            if not k.startswith("_") and k not in state and isinstance(v, (int, float, str, bool))
+            if not k.startswith("_") and k not in state and k != "needs_reference" and isinstance(v, (int, float, str, bool))
         }
         out["method"] = self.name
         if self.mask is not None:
