@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
-from typing import Any, Literal
+from typing import Literal
 
 import torch
 from lightning.fabric.utilities.apply_func import move_data_to_device

@@ -147,15 +147,16 @@ class UnlearningMethod:
     ``retain_loss`` to its :attr:`retain_losses`, or refuse a ``mask`` it builds itself, with an error):
 
     Args:
-        forget_weight: Weight γ of the forget term (unused by methods that never use the forget batch: ``uses_forget = False``).
+        forget_weight: Weight γ of the forget term (unused by methods that never use the forget batch,
+            ``uses_forget = False``).
         retain_weight: Weight α of the retain term (ignored when ``retain_loss="none"``).
         retain_loss: The retain objective: ``"nll"`` (task loss on retain data), ``"kl"`` (KL to
             the frozen reference on retain data) or ``"none"``.
         mask: Optional parameter mask; only its selected entries change, the others keep their values exactly.
         seed: Seed of the method's own randomness (random labels, control vectors, ...).
 
-    A method's own tensors and modules are declared once, in ``__init__`` or :meth:`prepare`:
-    ``self.add_state("centroid", None)``, ``self.register_module("projector", nn.Linear(...))``. The base
+    A method's own tensors and modules are declared once, in ``__init__`` (and filled in :meth:`prepare`):
+    ``self.add_state("centroid", None)``, ``self.register_module("projector", None)``. The base
     then moves them (:meth:`to`), checkpoints them (:meth:`state_dict` / :meth:`load_state_dict`) and puts the
     trainable modules' parameters in the optimizer (:meth:`parameters`); no method overrides those.
     """
@@ -324,12 +325,16 @@ class UnlearningMethod:
         """Restore what :meth:`state_dict` saved (called after :meth:`setup` when resuming).
 
         Checkpoints of earlier versions (method-specific ``"extra/<name>"`` entries) load too: an entry named
-        like a declared state or module restores it; unknown entries are skipped with a warning.
+        like a declared state or module, or like a private one (``_<name>``), restores it; unknown entries are
+        skipped with a warning.
         """
         legacy = {key.partition("/")[2]: value for key, value in state.items() if key.startswith("extra/")}
         entries = {k: v for k, v in state.items() if not k.startswith("extra/")}
+        module_names, state_names = self.__dict__.get("_module_names", {}), self.__dict__.get("_state_names", {})
         for name, value in self.upgrade_legacy_state(legacy).items():
-            kind = "module" if name in self.__dict__.get("_module_names", {}) else "state"
+            if name not in module_names and name not in state_names and f"_{name}" in {**module_names, **state_names}:
+                name = f"_{name}"
+            kind = "module" if name in module_names else "state"
             entries.setdefault(f"{kind}/{name}", value)
         modules = {**self._declared_modules(), **self.modules()}
         states = self.__dict__.get("_state_names", {})

@@ -439,12 +439,7 @@ class RAZOR(UnlearningMethod):
 
     # ------------------------------------------------------------------ resume
     def upgrade_legacy_state(self, state: dict[str, Any]) -> dict[str, Any]:
-        """Checkpoints written before ``add_state`` saved ``rounds``/``checked_epoch`` and no mask: rename them and
-        rebuild the mask from ``selected``."""
-        state = dict(state)
-        for old in ("rounds", "checked_epoch"):
-            if old in state:
-                state[f"_{old}"] = state.pop(old)
+        """Checkpoints written before ``add_state`` saved no mask: rebuild it from ``selected``."""
         if state.get("selected") and self.units:
             self.select(list(state["selected"]))
         return state

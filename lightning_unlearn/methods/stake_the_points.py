@@ -122,7 +122,7 @@ class StakeThePoints(UnlearningMethod):
         # calibrated start p₀, and the importance I of every trainable model parameter.
         self.add_state("_anchors", None, persistent=False)  # rebuilt from `anchors` by `prepare`
         self.register_module("projector", None)
-        self.register_module("projector_ori", None, trainable=False)
+        self.register_module("_projector_ori", None, trainable=False)
         self.add_state("importance", {})
         #: Detached values of the last step's terms, for logging and inspection.
         self.last_terms: dict[str, float] = {}
@@ -171,7 +171,7 @@ class StakeThePoints(UnlearningMethod):
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
-        self.projector_ori = copy.deepcopy(projector).eval().requires_grad_(False)
+        self._projector_ori = copy.deepcopy(projector).eval().requires_grad_(False)
         self.projector = projector
         self.importance = {n: torch.zeros_like(p) for n, p in model.named_parameters() if p.requires_grad}
 
@@ -219,7 +219,7 @@ class StakeThePoints(UnlearningMethod):
         """All four terms of one step, computed once (one forward of θ on forget + proxies)."""
         if "stp" in ctx._cache:
             return ctx._cache["stp"]
-        if self.projector is None or self.projector_ori is None:
+        if self.projector is None or self._projector_ori is None:
             raise RuntimeError("StakeThePoints.setup must run before the first step.")
         task, batch = ctx.task, ctx.batch("forget")
         x, y = task.inputs(batch), task.targets(batch)
@@ -235,7 +235,7 @@ class StakeThePoints(UnlearningMethod):
         crossed = y_adv != y
         s_unl = self._similarity(self.projector, v[n:][crossed])
         with torch.no_grad():
-            s_ori = self._similarity(self.projector_ori, v_ori[crossed])
+            s_ori = self._similarity(self._projector_ori, v_ori[crossed])
         terms = {"delete": -ce.sum() / n}
         if crossed.any():
             terms["proxy"] = F.cross_entropy(s_unl / self.temperature, y_adv[crossed])

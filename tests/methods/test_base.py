@@ -452,7 +452,7 @@ def test_needs_reference_is_one_plain_attribute(name):
 def test_razor_refuses_a_mask():
     from lightning_unlearn.methods import RAZOR
 
-    with pytest.raises(ValueError, match=r"`mask` should be None for RAZOR, which builds its own mask \(the edit set\); got RegexMask"):
+    with pytest.raises(ValueError, match=r"`mask` should be None for RAZOR, which builds its own mask \(the edit set\); got Regex"):
         RAZOR(mask=RegexMask("head"))
 
 
@@ -522,9 +522,10 @@ def test_checkpoints_of_earlier_versions_load():
     """Before ``add_state``, methods saved ``"extra/<name>"`` entries; named like a declared state they restore it."""
     method = _Stateful()
     setup(method, pretrained())
-    method.load_state_dict({"extra/table": torch.ones(2, 3), "module/head": nn.Linear(3, 2).state_dict()})
-    assert torch.equal(method.table, torch.ones(2, 3))
-    with pytest.warns(UserWarning, match=r"The checkpoint holds method state \['module/gone', 'state/extra_thing'\] that _Stateful"):
+    method.add_state("_steps", 0)
+    method.load_state_dict({"extra/table": torch.ones(2, 3), "extra/steps": 7, "module/head": nn.Linear(3, 2).state_dict()})
+    assert torch.equal(method.table, torch.ones(2, 3)) and method._steps == 7  # "steps" restores the private "_steps"
+    with pytest.warns(UserWarning, match=r"The checkpoint holds method state \['module/gone', 'state/extra_thing'\] that"):
         method.load_state_dict({"state/extra_thing": 1, "module/gone": {}})
 
 

@@ -208,7 +208,8 @@ def test_masked_out_entries_stay_bit_identical_under_adamw(name):
     forget, retain = batch(n=16, seed=5, label=3), batch(n=32, seed=6)
     method.setup(model, ClassificationTask(), [forget], [retain])
     before = snapshot(model)  # after setup: Retrain re-initialises the weights there
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad] + method.parameters(), lr=LR, weight_decay=0.1)
+    params = [p for p in model.parameters() if p.requires_grad] + method.parameters()
+    optimizer = torch.optim.AdamW(params, lr=LR, weight_decay=0.1)
     train_steps(method, model, optimizer, forget, retain, 4)
     changed_inside = 0
     for key, value in before.items():

@@ -46,10 +46,10 @@ def test_calibrated_projector_classifies_by_anchor_similarity():
     x, y = batch(32, label=3)
     with capture_features(model, "body") as store:
         model(x)
-    logits = m._similarity(m.projector_ori, store["out"])
+    logits = m._similarity(m._projector_ori, store["out"])
     assert (logits.argmax(1) == y).float().mean() == 1.0
-    assert m.projector is not m.projector_ori
-    torch.testing.assert_close(m.projector.weight, m.projector_ori.weight)  # p_ω starts as p₀
+    assert m.projector is not m._projector_ori
+    torch.testing.assert_close(m.projector.weight, m._projector_ori.weight)  # p_ω starts as p₀
 
 
 def _independent_structure_terms(m: StakeThePoints, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -64,7 +64,7 @@ def _independent_structure_terms(m: StakeThePoints, model: torch.nn.Module, x: t
         m.reference(x_adv[crossed])
     a = m._anchors
     s_unl = F.normalize(m.projector(v_unl), dim=-1) @ a.T
-    s_ori = F.normalize(m.projector_ori(ref_store["out"]), dim=-1) @ a.T
+    s_ori = F.normalize(m._projector_ori(ref_store["out"]), dim=-1) @ a.T
     return {
         "proxy": F.cross_entropy(s_unl / m.temperature, y_adv[crossed]),
         "align": -(s_ori * s_unl).sum(1).div(s_ori.norm(dim=1) * s_unl.norm(dim=1)).mean(),
@@ -179,7 +179,7 @@ def test_module_forgets_and_trains_the_projector(retain_loss):
     x, y = blobs().tensors
     assert accuracy(model, x[y == 3], y[y == 3]) < 0.2
     assert accuracy(model, x[y != 3], y[y != 3]) > 0.9
-    assert not torch.equal(m.projector.weight, m.projector_ori.weight)  # p_ω was optimised
+    assert not torch.equal(m.projector.weight, m._projector_ori.weight)  # p_ω was optimised
 
 
 def test_module_resume_restores_the_projector_and_importance(tmp_path):
