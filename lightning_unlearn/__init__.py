@@ -27,7 +27,8 @@ _EXPORTS = {
     "ClassificationTask": "lightning_unlearn.tasks.classification",
     "Task": "lightning_unlearn.tasks.base",
     "SupervisedModule": "lightning_unlearn.training",
-    "SaveWeights": "lightning_unlearn.training",
+    "SaveWeights": "lightning_unlearn.callbacks.save_weights",
+    "SaveMergedWeights": "lightning_unlearn.callbacks.save_weights",
     "UnlearningReport": "lightning_unlearn.report.callback",
     "ContinualUnlearner": "lightning_unlearn.continual.svd_lora",
 }

@@ -1,13 +1,22 @@
-"""Loading and saving model weights safely (``weights_only=True``; the original is never overwritten)."""
+"""Model weights: loading and saving them safely (``weights_only=True``; the original is never overwritten),
+and the frozen copies of a model that methods, reports and attacks compare against (:func:`frozen_copy`,
+:func:`reference_model`).
+
+This module sits at the bottom of the package's imports: it imports only ``torch`` and
+:mod:`lightning_unlearn.peft` (which imports nothing of the package but ``_errors``), so anything may import it.
+"""
 
 from __future__ import annotations
 
+import copy
 import os
 import pickle
 from pathlib import Path
 
 import torch
 from torch import nn
+
+from lightning_unlearn.peft import adapter_disabled_reference
 
 
 def load_weights(model: nn.Module, path: str | os.PathLike, *, argument: str = "original", prefix: str = "model.") -> None:
@@ -82,8 +91,27 @@ def network_of(module: nn.Module) -> nn.Module:
 def copy_with_weights(network: nn.Module, path: str | os.PathLike, argument: str) -> nn.Module:
     """A frozen CPU copy of ``network`` holding the weights saved at ``path`` (``weights_only=True``);
     ``argument`` names the argument the path came from, for errors."""
-    from lightning_unlearn.methods.base import frozen_copy
-
     model = frozen_copy(network).cpu()
     load_weights(model, path, argument=argument)
     return model
+
+
+def frozen_copy(module: nn.Module) -> nn.Module:
+    """A deep copy in eval mode with gradients off; a LightningModule's Trainer is not copied."""
+    trainer = getattr(module, "_trainer", None)
+    if trainer is not None:
+        module._trainer = None  # type: ignore[assignment]
+    try:
+        clone = copy.deepcopy(module)
+    finally:
+        if trainer is not None:
+            module._trainer = trainer  # type: ignore[assignment]
+    return clone.eval().requires_grad_(False)
+
+
+def reference_model(model: nn.Module) -> nn.Module:
+    """The frozen reference θ₀ of ``model``: a :func:`frozen_copy`, or for a ``peft.PeftModel`` whose adapter is
+    still the identity, the same network with its adapters disabled (no second copy of the weights; see
+    :class:`~lightning_unlearn.peft.AdapterDisabledReference`)."""
+    shared = adapter_disabled_reference(model)
+    return shared if shared is not None else frozen_copy(model)

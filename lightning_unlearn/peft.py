@@ -19,8 +19,9 @@ checkpointing (``{"use_reentrant": True}``) and frozen embeddings, the checkpoin
 not require grad, so their LoRA weights would get no gradient at all. (``transformers`` 5 checkpoints
 non-reentrantly by default and enables input grads itself; both are made explicit here.)
 
-Saving: :class:`~lightning_unlearn.training.SaveWeights` writes the ``PeftModel``'s own state dict
-(the base weights plus the adapter, under peft's key names). :class:`SaveMergedWeights` instead writes
+Saving: :class:`~lightning_unlearn.callbacks.SaveWeights` writes the ``PeftModel``'s own state dict
+(the base weights plus the adapter, under peft's key names).
+:class:`~lightning_unlearn.callbacks.SaveMergedWeights` instead writes
 the plain network with the adapter merged in (:func:`merged_model`), loadable without ``peft`` into
 the original architecture (e.g. as another run's ``original``).
 
@@ -37,14 +38,10 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-import lightning.pytorch as pl
 import torch
 from torch import Tensor, nn
-from typing_extensions import override
 
 from lightning_unlearn._errors import missing_extra
-from lightning_unlearn._weights import network_of, save_weights
-from lightning_unlearn.training import SaveWeights
 
 __all__ = [
     "AdapterDisabledReference",
@@ -338,19 +335,11 @@ def merged_model(model: nn.Module) -> nn.Module:
     return copy.deepcopy(model).merge_and_unload().eval()
 
 
-class SaveMergedWeights(SaveWeights):
-    """:class:`~lightning_unlearn.training.SaveWeights` for LoRA runs: writes the plain network with the adapter merged.
+def __getattr__(name: str) -> Any:
+    # ``SaveMergedWeights`` moved to :mod:`lightning_unlearn.callbacks.save_weights` (callbacks live in
+    # ``callbacks/``); imported lazily here so that old imports work and this module stays import-cycle free.
+    if name == "SaveMergedWeights":
+        from lightning_unlearn.callbacks.save_weights import SaveMergedWeights
 
-    The file holds the original architecture's ``state_dict`` (no peft key names), so it loads
-    without ``peft`` (e.g. as ``original`` of another run). For a model without adapters it writes
-    what :class:`SaveWeights` writes.
-
-    Args:
-        path: Output ``.pt`` file (parent folders are created).
-    """
-
-    @override
-    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if trainer.is_global_zero:
-            model = network_of(pl_module)
-            save_weights(merged_model(model), self.path, protected=(getattr(pl_module, "original", None),))
+        return SaveMergedWeights
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

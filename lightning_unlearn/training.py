@@ -2,6 +2,7 @@
 
 Benchmarks train both with the same recipe, the oracle on the retain split only
 (``ForgetRetainDataModule(train_on="retain")``), the original on everything (``train_on="all"``).
+:class:`~lightning_unlearn.callbacks.SaveWeights` (importable from here too) writes the trained weights.
 """
 
 from __future__ import annotations
@@ -10,14 +11,14 @@ from typing import Any
 
 import lightning.pytorch as pl
 import torch
-from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.cli import OptimizerCallable
 from torch import nn
-from typing_extensions import override
 
-from lightning_unlearn._weights import check_not_protected, network_of, save_weights
+from lightning_unlearn.callbacks.save_weights import SaveWeights  # re-exported: it lived here before callbacks/
 from lightning_unlearn.tasks.base import Task
 from lightning_unlearn.tasks.classification import ClassificationTask
+
+__all__ = ["SaveWeights", "SupervisedModule"]
 
 
 class SupervisedModule(pl.LightningModule):
@@ -45,26 +46,3 @@ class SupervisedModule(pl.LightningModule):
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return self.optimizer_factory(self.model.parameters())
-
-
-class SaveWeights(Callback):
-    """Write the trained network's ``state_dict`` (``pl_module.model``) to ``path`` when fit ends.
-
-    Refuses, already when fit starts, to overwrite the file the module loaded as its ``original`` model.
-
-    Args:
-        path: Output ``.pt`` file (parent folders are created).
-    """
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-
-    @override
-    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        if stage == "fit":  # fail before training, not after it
-            check_not_protected(self.path, (getattr(pl_module, "original", None),))
-
-    @override
-    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if trainer.is_global_zero:
-            save_weights(network_of(pl_module), self.path, protected=(getattr(pl_module, "original", None),))

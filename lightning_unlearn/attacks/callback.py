@@ -15,6 +15,7 @@ from typing_extensions import override
 
 from lightning_unlearn._errors import check_fraction, check_int
 from lightning_unlearn._json import json_safe
+from lightning_unlearn._interfaces import WeightFiles, weight_file
 from lightning_unlearn._weights import copy_with_weights, network_of
 from lightning_unlearn.attacks.quantization import QuantizationAttack
 from lightning_unlearn.attacks.relearning import RelearningAttack
@@ -75,10 +76,8 @@ class RobustnessAttacks(Callback):
 
     @override
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        from lightning_unlearn.module import UnlearningModule
-
         # setup runs before Lightning restores a checkpoint, so this is the network before any unlearning
-        if stage == "fit" and isinstance(pl_module, UnlearningModule) and pl_module.original is None:
+        if stage == "fit" and isinstance(pl_module, WeightFiles) and weight_file(pl_module, "original") is None:
             self._original = copy.deepcopy(network_of(pl_module)).cpu()
 
     @override
@@ -124,20 +123,19 @@ def attack_module(
     original: Any = None,
 ) -> dict[str, Any]:
     """:func:`~lightning_unlearn.attacks.suite.run_attacks` on a LightningModule and its forget/retain datamodule:
-    the network is ``pl_module.model`` (or the module), the original and oracle come from ``UnlearningModule``'s
-    ``original`` / ``oracle`` paths, the forget set, retain and test loaders from the datamodule. ``original``
-    (a network) stands in when the module has no ``original`` path: the network as it was before unlearning."""
-    from lightning_unlearn.module import UnlearningModule
-
+    the network is ``pl_module.model`` (or the module), the original and oracle come from the module's
+    ``original`` / ``oracle_path`` files (:class:`~lightning_unlearn._interfaces.WeightFiles`, e.g.
+    ``UnlearningModule``), the forget set, retain and test loaders from the datamodule. ``original`` (a network)
+    stands in when the module has no ``original`` path: the network as it was before unlearning."""
     network = network_of(pl_module)
     device = next(network.parameters()).device
     oracle = None
     original = original.to(device) if original is not None else None
-    if isinstance(pl_module, UnlearningModule):
-        if pl_module.original is not None:
-            original = copy_with_weights(network, pl_module.original, "original").to(device)
-        if pl_module.oracle_path is not None:
-            oracle = copy_with_weights(network, pl_module.oracle_path, "oracle").to(device)
+    original_path, oracle_path = weight_file(pl_module, "original"), weight_file(pl_module, "oracle_path")
+    if original_path is not None:
+        original = copy_with_weights(network, original_path, "original").to(device)
+    if oracle_path is not None:
+        oracle = copy_with_weights(network, oracle_path, "oracle").to(device)
     if original is None:
         rank_zero_warn("No original model (UnlearningModule(original=...) or `original`), so no recovery is computed; raw metrics only.")
     loaders = datamodule.eval_dataloaders()

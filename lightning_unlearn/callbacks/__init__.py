@@ -1,7 +1,33 @@
-"""Callbacks: unlearning inside an existing Trainer, and evaluating what was forgotten."""
+"""Lightning callbacks: unlearning inside an existing Trainer, evaluation, and saving weights.
 
-from lightning_unlearn.callbacks.evaluation import UnlearningEvaluation, evaluate
-from lightning_unlearn.callbacks.unlearn import Schedule, Unlearn
-from lightning_unlearn.training import SaveWeights
+Imported lazily, so that importing one callback module (e.g. ``callbacks.save_weights``) does not import
+the others.
+"""
 
-__all__ = ["SaveWeights", "Schedule", "Unlearn", "UnlearningEvaluation", "evaluate"]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "UnlearningEvaluation": "lightning_unlearn.callbacks.evaluation",
+    "evaluate": "lightning_unlearn.callbacks.evaluation",
+    "Schedule": "lightning_unlearn.callbacks.unlearn",
+    "Unlearn": "lightning_unlearn.callbacks.unlearn",
+    "SaveWeights": "lightning_unlearn.callbacks.save_weights",
+    "SaveMergedWeights": "lightning_unlearn.callbacks.save_weights",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return __all__

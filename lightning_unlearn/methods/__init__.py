@@ -4,10 +4,16 @@ Adding a method:
 
 1. Create ``methods/<name>.py`` with a class decorated ``@register_method(name="<name>")``
    subclassing :class:`UnlearningMethod` (never another method); override :meth:`forget_loss`
-   and, only if needed, ``retain_loss``, ``regularizer`` or ``prepare``.
-2. Name the paper (title, authors, venue, arXiv id) in the docstring, map its symbols to the
+   and, only if needed, ``retain_loss``, ``regularizer`` or
+   ``prepare(model, task, forget_loader, retain_loader)``.
+2. Take the base arguments last, in this order, and pass them to ``super().__init__``:
+   ``forget_weight, retain_weight, retain_loss, mask, seed``. Declare the method's own tensors and
+   modules once (``self.add_state("centroid", None)``, ``self.register_module("projector", None)``,
+   in ``__init__``; fill them in ``prepare``): the base moves, checkpoints and optimises them. Set
+   ``needs_reference`` as a plain attribute (on the class, or in ``__init__``).
+3. Name the paper (title, authors, venue, arXiv id) in the docstring, map its symbols to the
    arguments, and type and document every argument (``--help`` shows them).
-3. Import it below; add ``tests/methods/test_<name>.py`` checking the loss against the closed
+4. Import it below; add ``tests/methods/test_<name>.py`` checking the loss against the closed
    form; add ``configs/<benchmark>/<name>.yaml``. The shared matrix in
    ``tests/methods/test_matrix.py`` picks it up automatically.
 """

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
-from typing import Any, Literal
+from typing import Literal
 
 import torch
 from lightning.fabric.utilities.apply_func import move_data_to_device
@@ -210,7 +210,7 @@ class AdaProb(UnlearningMethod):
     pseudo-probabilities.
 
     Targets are computed once, in :meth:`prepare`, keyed by :func:`sample_keys` (a hash of each
-    forget input; batches carry no index) and saved in checkpoints (:meth:`extra_state`), so a
+    forget input; batches carry no index) and saved in checkpoints (declared with :meth:`add_state`), so a
     resumed run uses the same targets. With ``pseudo="uniform"`` and all forget rows weighing the
     same, every refined forget row is the same vector, so no lookup is needed (robust to data
     augmentation). Identical forget inputs share one target.
@@ -261,15 +261,15 @@ class AdaProb(UnlearningMethod):
         self.num_iter = int(num_iter)
         self.num_newton = int(num_newton)
         self.tol = float(tol)
-        self._keys: Tensor | None = None
-        self._targets: Tensor | None = None
-        self._index: dict[int, int] = {}
-        self.class_marginal: Tensor | None = None
+        # The refined targets of the forget samples and their keys (input hashes), in forget-loader order.
+        self.add_state("keys", None)
+        self.add_state("targets", None)
+        self.add_state("class_marginal", None)
+        self._index: dict[int, int] = {}  # key -> row of `targets`, rebuilt from `keys` when they change
+        self._indexed: Tensor | None = None
 
     # ------------------------------------------------------------------ preparation
-    def prepare(
-        self, model: nn.Module, task: Task, forget_loader: Iterable | None, retain_loader: Iterable | None = None
-    ) -> None:
+    def prepare(self, model: nn.Module, task: Task, forget_loader: Iterable | None, retain_loader: Iterable | None) -> None:
         if forget_loader is None:
             raise ValueError("AdaProb needs the forget data in `setup` to build its refined targets; pass the forget loader.")
         device = next(model.parameters()).device
@@ -298,25 +298,22 @@ class AdaProb(UnlearningMethod):
             stacked, col_sums, weights=weights, num_iter=self.num_iter, num_newton=self.num_newton, tol=self.tol
         )
         self.class_marginal = col_sums.float()
-        self._set_table(keys, refined[n_r:].float())
-
-    def _set_table(self, keys: Tensor, targets: Tensor) -> None:
-        self._keys, self._targets = keys.cpu(), targets
-        self._index = {int(k): i for i, k in enumerate(self._keys.tolist())}
-
-    def to(self, device: torch.device | str) -> AdaProb:
-        super().to(device)
-        if self._targets is not None:
-            self._targets = self._targets.to(device)
-        return self
+        self.keys, self.targets = keys, refined[n_r:].float()
 
     # ------------------------------------------------------------------ targets and loss
     @property
     def refined_targets(self) -> Tensor:
         """Refined targets of the forget samples ``[N_f, C]``, in forget-loader order."""
-        if self._targets is None:
+        if self.targets is None:
             raise RuntimeError("AdaProb has no refined targets yet; call `setup` (the Trainer does) first.")
-        return self._targets
+        return self.targets
+
+    def _row_index(self) -> dict[int, int]:
+        """``{key: row}``, rebuilt whenever ``keys`` was replaced (by :meth:`prepare` or a checkpoint)."""
+        if self._indexed is not self.keys:
+            self._index = {int(k): i for i, k in enumerate(self.keys.tolist())} if self.keys is not None else {}
+            self._indexed = self.keys
+        return self._index
 
     def targets_for(self, inputs: Tensor) -> Tensor:
         """The refined target of every sample of a forget batch's inputs ``[B, ...]`` → ``[B, C]``."""
@@ -325,8 +322,9 @@ class AdaProb(UnlearningMethod):
             # every forget row has the same pseudo row and weight, hence the same refined row
             return table[:1].expand(inputs.shape[0], -1)
         rows = []
+        index = self._row_index()
         for key in sample_keys(inputs).tolist():
-            row = self._index.get(int(key))
+            row = index.get(int(key))
             if row is None:
                 raise KeyError(
                     "A forget sample was not seen when AdaProb built its targets (its input hash is unknown). "
@@ -341,17 +339,6 @@ class AdaProb(UnlearningMethod):
         inputs = ctx.task.inputs(ctx.forget) if hasattr(ctx.task, "inputs") else ctx.forget[0]  # type: ignore[attr-defined]
         targets = self.targets_for(inputs).to(logits.device)
         return soft_kl(targets, logits).mean()
-
-    # ------------------------------------------------------------------ checkpoints
-    def extra_state(self) -> dict[str, Any]:
-        if self._targets is None or self._keys is None:
-            return {}
-        return {"keys": self._keys.clone(), "targets": self._targets.detach().cpu().clone()}
-
-    def load_extra_state(self, state: dict[str, Any]) -> None:
-        if "targets" in state:
-            device = self._targets.device if self._targets is not None else torch.device("cpu")
-            self._set_table(state["keys"], state["targets"].to(device))
 
 
 def soft_kl(targets: Tensor, logits: Tensor) -> Tensor:

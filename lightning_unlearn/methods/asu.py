@@ -91,6 +91,7 @@ class ASU(UnlearningMethod):
         retain_weight: α, weight of the retain term.
         retain_loss: ``"kl"`` (ASU_KL), ``"nll"`` (ASU_GD) or ``"none"``.
         mask: Optional parameter mask.
+        seed: Unused (nothing is drawn at random); accepted like every method's.
     """
 
     needs_reference = True
@@ -104,6 +105,7 @@ class ASU(UnlearningMethod):
         retain_weight: float = 1.0,
         retain_loss: RetainLoss = "kl",
         mask: ParameterMask | None = None,
+        seed: int = 0,
     ) -> None:
         check_positive("temperature", temperature)
         if temperature < 1:
@@ -117,13 +119,11 @@ class ASU(UnlearningMethod):
                 re.compile(layers)
             except re.error as err:
                 raise ValueError(f"`layers` is not a valid regular expression ({err}): {layers!r}.") from None
-        super().__init__(forget_weight=forget_weight, retain_weight=retain_weight, retain_loss=retain_loss, mask=mask)
+        super().__init__(forget_weight=forget_weight, retain_weight=retain_weight, retain_loss=retain_loss, mask=mask, seed=seed)
         self.temperature = float(temperature)
         self.layers = layers
 
-    def prepare(
-        self, model: nn.Module, task: Task, forget_loader: Iterable | None, retain_loader: Iterable | None = None
-    ) -> None:
+    def prepare(self, model: nn.Module, task: Task, forget_loader: Iterable | None, retain_loader: Iterable | None) -> None:
         with smoothed_attention(model, self.temperature, self.layers):  # fail early on a model it cannot smooth
             pass
 
@@ -131,12 +131,11 @@ class ASU(UnlearningMethod):
         """Logits of the smoothed teacher θ_τ on the forget batch (no gradient; cached for the step)."""
         if ctx.reference is None:
             ctx.reference = self.reference
-        if ctx.reference is None:
-            raise RuntimeError("ASU needs its frozen reference θ₀ as the teacher; call `setup` first.")
+        reference = ctx.require_reference()  # the teacher θ_τ is θ₀ with smoothed attention
         key = "asu/teacher/forget"
         if key not in ctx._cache:
-            with torch.no_grad(), smoothed_attention(ctx.reference, self.temperature, self.layers):
-                ctx._cache[key] = ctx.task.forward(ctx.reference, ctx.batch("forget"))
+            with torch.no_grad(), smoothed_attention(reference, self.temperature, self.layers):
+                ctx._cache[key] = ctx.task.forward(reference, ctx.batch("forget"))
         return ctx._cache[key]
 
     def forget_loss(self, ctx: StepContext) -> Tensor:

@@ -2,12 +2,17 @@
 
 The base owns, once for every method:
 
+* the **base arguments** every method takes the same way: ``forget_weight``, ``retain_weight``,
+  ``retain_loss``, ``mask`` and ``seed``,
 * the **reference model** (a frozen copy of the model as it was when unlearning started; for a LoRA
-  ``PeftModel``, the same network with its adapter disabled: :func:`reference_model`),
+  ``PeftModel``, the same network with its adapter disabled: :func:`~lightning_unlearn._weights.reference_model`),
 * the **retain objective** (``"nll"`` = task loss on the retain batch, ``"kl"`` = KL to the
   reference on the retain batch, ``"none"``),
 * **loss weighting** ``L = forget_weight * L_forget + retain_weight * L_retain + L_reg``,
-* **parameter masks** (only masked entries receive gradient; e.g. SalUn's saliency mask),
+* **parameter masks** that freeze for real: entries outside the mask keep exactly their values from
+  before unlearning, whatever the optimizer does (weight decay, momentum; :meth:`after_optimizer_step`),
+* the method's **own state**, declared once (:meth:`add_state`, :meth:`register_module`, like
+  torchmetrics' ``add_state``), so moving it, checkpointing it and DDP are generic,
 * the loss **parts** returned for logging (``forget_loss``, ``retain_loss``, ...),
 * a clear error on a non-finite loss, before anything touches the weights.
 
@@ -18,20 +23,32 @@ composed (masks, the retain objective, the reference).
 
 from __future__ import annotations
 
-import copy
-import inspect
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 import torch
+from lightning.fabric.utilities.apply_func import move_data_to_device
+from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor, nn
 
 from lightning_unlearn._errors import check_choice, check_positive
 from lightning_unlearn._registry import Registry
+from lightning_unlearn._weights import frozen_copy, reference_model
 from lightning_unlearn.methods.masks import ParameterMask
-from lightning_unlearn.peft import adapter_disabled_reference
 from lightning_unlearn.tasks.base import Task
+
+__all__ = [
+    "METHODS",
+    "LossOutput",
+    "NonFiniteLossError",
+    "RetainLoss",
+    "StepContext",
+    "UnlearningMethod",
+    "frozen_copy",
+    "reference_model",
+    "register_method",
+]
 
 RetainLoss = Literal["nll", "kl", "none"]
 _RETAIN_LOSSES: dict[str, str] = {
@@ -41,6 +58,11 @@ _RETAIN_LOSSES: dict[str, str] = {
 }
 
 METHODS: Registry[UnlearningMethod] = Registry("method")
+
+_NO_REFERENCE = (
+    "This method needs a reference model; set `needs_reference = True` on the class (or on the instance in "
+    "`__init__` when it depends on the arguments) and call `setup` first."
+)
 
 
 def register_method(*, name: str):
@@ -82,13 +104,18 @@ class StepContext:
             self._cache[key] = self.task.forward(self.model, self.batch(split))
         return self._cache[key]
 
-    def reference_outputs(self, split: Literal["forget", "retain"]) -> Any:
+    def require_reference(self) -> nn.Module:
+        """The frozen reference θ₀; a ``RuntimeError`` that says how to get one when there is none."""
         if self.reference is None:
-            raise RuntimeError("This method needs a reference model; set `needs_reference = True` on the class.")
+            raise RuntimeError(_NO_REFERENCE)
+        return self.reference
+
+    def reference_outputs(self, split: Literal["forget", "retain"]) -> Any:
+        reference = self.require_reference()
         key = f"ref/{split}"
         if key not in self._cache:
             with torch.no_grad():
-                self._cache[key] = self.task.forward(self.reference, self.batch(split))
+                self._cache[key] = self.task.forward(reference, self.batch(split))
         return self._cache[key]
 
     def loss(self, split: Literal["forget", "retain"], targets: Tensor | None = None) -> Tensor:
@@ -116,23 +143,36 @@ _TASK_KINDS = {"classification": ("classifiers", "ClassificationTask"), "causal_
 class UnlearningMethod:
     """Base class of every unlearning method.
 
+    Every method takes these five arguments, with these meanings (a method may change a default, restrict
+    ``retain_loss`` to its :attr:`retain_losses`, or refuse a ``mask`` it builds itself, with an error):
+
     Args:
-        forget_weight: Weight γ of the forget term.
+        forget_weight: Weight γ of the forget term (unused by methods that never use the forget batch,
+            ``uses_forget = False``).
         retain_weight: Weight α of the retain term (ignored when ``retain_loss="none"``).
         retain_loss: The retain objective: ``"nll"`` (task loss on retain data), ``"kl"`` (KL to
             the frozen reference on retain data) or ``"none"``.
-        mask: Optional parameter mask; only its selected entries are updated.
+        mask: Optional parameter mask; only its selected entries change, the others keep their values exactly.
         seed: Seed of the method's own randomness (random labels, control vectors, ...).
+
+    A method's own tensors and modules are declared once, in ``__init__`` (and filled in :meth:`prepare`):
+    ``self.add_state("centroid", None)``, ``self.register_module("projector", None)``. The base
+    then moves them (:meth:`to`), checkpoints them (:meth:`state_dict` / :meth:`load_state_dict`) and puts the
+    trainable modules' parameters in the optimizer (:meth:`parameters`); no method overrides those.
     """
 
     name: ClassVar[str] = "base"
-    #: Whether the method needs a frozen copy of the model as it was before unlearning.
-    needs_reference: ClassVar[bool] = False
+    #: Whether :meth:`setup` builds a frozen copy θ₀ of the model as it was before unlearning (:attr:`reference`).
+    #: One idiom: a plain attribute, set on the class, or on the instance in ``__init__`` when it depends on the
+    #: arguments (e.g. ``self.needs_reference = mismatch_weight > 0``). A ``"kl"`` retain loss builds it anyway.
+    needs_reference: bool = False
     #: Whether the method's objective uses the forget batch at all (FT and Retrain do not).
     uses_forget: ClassVar[bool] = True
     #: The kinds of task the method applies to (``"classification"``, ``"causal_lm"``); benchmarks and the
     #: shared test matrices pick methods by it.
     supported_tasks: ClassVar[tuple[str, ...]] = ("classification", "causal_lm")
+    #: The ``retain_loss`` values the method accepts, with what each means (the error text lists them).
+    retain_losses: ClassVar[Mapping[str, str]] = _RETAIN_LOSSES
 
     def __init__(
         self,
@@ -144,16 +184,63 @@ class UnlearningMethod:
     ) -> None:
         check_positive("forget_weight", forget_weight, allow_zero=True)
         check_positive("retain_weight", retain_weight, allow_zero=True)
-        check_choice("retain_loss", retain_loss, _RETAIN_LOSSES)
+        check_choice("retain_loss", retain_loss, self.retain_losses)
         if mask is not None and not isinstance(mask, ParameterMask):
             raise TypeError(f"`mask` should be a ParameterMask or None, got {type(mask).__name__}.")
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise TypeError(f"`seed` should be an int, got {type(seed).__name__} {seed!r}.")
+        if seed < 0:
+            raise ValueError(f"`seed` should be >= 0, got {seed!r}.")
         self.forget_weight = float(forget_weight)
         self.retain_weight = float(retain_weight)
         self.retain_loss_kind = retain_loss
         self.mask = mask
         self.seed = int(seed)
-        self.reference: nn.Module | None = None
-        self._masks: dict[str, Tensor] | None = None
+        # The base's own state, declared like any method's: the reference and the masks are rebuilt by `setup`
+        # from the weights being unlearned, so they stay out of checkpoints.
+        self.register_module("reference", None, trainable=False, persistent=False)
+        self.add_state("_masks", None, persistent=False)  # {param name: 0/1 tensor}; absent names are frozen
+        self.add_state("_user_masks", None, persistent=False)  # what `mask` built, intersected with a method's own
+        self.add_state("_frozen", {}, persistent=False)  # {param name: its values before unlearning}, partly masked ones
+
+    # ------------------------------------------------------------------ declaring state
+    def add_state(self, name: str, default: Any, *, persistent: bool = True) -> None:
+        """Declare ``self.<name>`` part of the method's state, initialised to ``default``.
+
+        The value may be a tensor, a (nested) dict/list/tuple of tensors, plain data (numbers, strings, lists,
+        dicts), or ``None`` until :meth:`prepare` fills it. Tensors in it follow :meth:`to`; when ``persistent``
+        it is saved by :meth:`state_dict` (as ``"state/<name>"``, on the CPU) and restored by
+        :meth:`load_state_dict`. Like torchmetrics' ``Metric.add_state``.
+        """
+        self._check_state_name(name, "state")
+        self.__dict__.setdefault("_state_names", {})[name] = bool(persistent)
+        setattr(self, name, default)
+
+    def register_module(self, name: str, module: nn.Module | None, *, trainable: bool = True, persistent: bool = True) -> None:
+        """Declare ``self.<name>`` a module the method owns (``None`` until :meth:`prepare` builds it).
+
+        It follows :meth:`to`; when ``persistent`` its weights are saved as ``"module/<name>"``. A ``trainable``
+        module is one of :meth:`modules`: its parameters join the optimizer and it is registered on
+        ``UnlearningModule`` (so DDP and precision apply to it). A frozen one (``trainable=False``) is kept in
+        eval mode by :meth:`train`.
+        """
+        if module is not None and not isinstance(module, nn.Module):
+            raise TypeError(f"`module` should be a torch.nn.Module or None, got {type(module).__name__}.")
+        self._check_state_name(name, "module")
+        self.__dict__.setdefault("_module_names", {})[name] = (bool(trainable), bool(persistent))
+        setattr(self, name, module)
+
+    def _check_state_name(self, name: str, kind: str) -> None:
+        if not isinstance(name, str) or not name.isidentifier():
+            raise ValueError(f"`name` should be a Python identifier, got {name!r}.")
+        other = "_module_names" if kind == "state" else "_state_names"
+        if name in self.__dict__.get(other, {}):
+            taken = "module" if kind == "state" else "state"
+            raise ValueError(f"{type(self).__name__} already declares {name!r} as a {taken}; pick another `name`.")
+
+    def _declared_modules(self) -> dict[str, nn.Module]:
+        modules = {n: getattr(self, n) for n in self.__dict__.get("_module_names", {})}
+        return {n: m for n, m in modules.items() if m is not None}
 
     # ------------------------------------------------------------------ lifecycle
     @property
@@ -172,12 +259,12 @@ class UnlearningMethod:
         self.check_task(task)
         if self.needs_reference or self.retain_loss_kind == "kl":
             self.reference = reference_model(model)
-        if "retain_loader" in inspect.signature(self.prepare).parameters:
-            self.prepare(model, task, forget_loader, retain_loader=retain_loader)
-        else:  # a subclass written before `prepare` took the retain loader
-            self.prepare(model, task, forget_loader)
+        self.prepare(model, task, forget_loader, retain_loader)
         if self.mask is not None:
-            self._masks = self.mask.build(model, task, forget_loader)
+            self._user_masks = self.mask.build(model, task, forget_loader)
+            self.set_masks(self._masks)
+        self._frozen = {}
+        self._snapshot_frozen(model)
 
     def check_task(self, task: Task) -> None:
         """Raise a ``TypeError`` when ``task``'s ``kind`` is not among :attr:`supported_tasks` (tasks without a
@@ -193,64 +280,87 @@ class UnlearningMethod:
         )
 
     def to(self, device: torch.device | str) -> UnlearningMethod:
-        """Move the method's own tensors (reference model, masks, own modules) to ``device``."""
-        if self.reference is not None:
-            self.reference.to(device)
-        if self._masks is not None:
-            self._masks = {k: m.to(device) for k, m in self._masks.items()}
-        for module in self.modules().values():
+        """Move every declared tensor and module (reference, masks, the method's own state) to ``device``."""
+        for module in {**self._declared_modules(), **self.modules()}.values():
             module.to(device)
+        for name in self.__dict__.get("_state_names", {}):
+            setattr(self, name, move_data_to_device(getattr(self, name), device))
         return self
 
-    # ------------------------------------------------------------------ the method's own trainable state
+    def train(self) -> None:
+        """Keep the reference and the other frozen modules in eval mode whatever the caller does to the model."""
+        trainable = self.modules()
+        for name, module in self._declared_modules().items():
+            if name not in trainable:
+                module.eval()
+
+    # ------------------------------------------------------------------ the method's own state
     def modules(self) -> dict[str, nn.Module]:
-        """Modules the method owns and trains beside the model (e.g. a projector head); default none.
+        """Modules the method owns and trains beside the model (e.g. a projector head): the trainable modules
+        declared with :meth:`register_module` (``None`` ones left out).
 
         Their parameters join the optimizer (:meth:`parameters`) and their weights are saved in
         checkpoints (:meth:`state_dict`), so a resumed run continues with them.
         """
-        return {}
+        names = self.__dict__.get("_module_names", {})
+        return {n: m for n, m in self._declared_modules().items() if names[n][0]}
 
     def parameters(self) -> list[nn.Parameter]:
         """Trainable parameters of :meth:`modules`, to optimise together with the model's."""
         return [p for m in self.modules().values() for p in m.parameters() if p.requires_grad]
 
     def state_dict(self) -> dict[str, Any]:
-        """The method's own state for checkpoints: its modules' weights plus :meth:`extra_state`."""
-        state: dict[str, Any] = {f"module/{k}": m.state_dict() for k, m in self.modules().items()}
-        state.update({f"extra/{k}": v for k, v in self.extra_state().items()})
+        """The method's persistent state for checkpoints: ``"module/<name>"`` (module weights) and
+        ``"state/<name>"`` (declared states, tensors on the CPU)."""
+        names = self.__dict__.get("_module_names", {})
+        modules = {n: m for n, m in self._declared_modules().items() if names[n][1]}
+        modules.update(self.modules())
+        state: dict[str, Any] = {f"module/{n}": m.state_dict() for n, m in modules.items()}
+        for name, persistent in self.__dict__.get("_state_names", {}).items():
+            if persistent:
+                state[f"state/{name}"] = move_data_to_device(_detached(getattr(self, name)), "cpu")
         return state
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore what :meth:`state_dict` saved (called after :meth:`setup` when resuming)."""
-        modules = self.modules()
-        extra: dict[str, Any] = {}
-        for key, value in state.items():
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore what :meth:`state_dict` saved (called after :meth:`setup` when resuming).
+
+        Checkpoints of earlier versions (method-specific ``"extra/<name>"`` entries) load too: an entry named
+        like a declared state or module, or like a private one (``_<name>``), restores it; unknown entries are
+        skipped with a warning.
+        """
+        legacy = {key.partition("/")[2]: value for key, value in state.items() if key.startswith("extra/")}
+        entries = {k: v for k, v in state.items() if not k.startswith("extra/")}
+        module_names, state_names = self.__dict__.get("_module_names", {}), self.__dict__.get("_state_names", {})
+        for name, value in self.upgrade_legacy_state(legacy).items():
+            if name not in module_names and name not in state_names and f"_{name}" in {**module_names, **state_names}:
+                name = f"_{name}"
+            kind = "module" if name in module_names else "state"
+            entries.setdefault(f"{kind}/{name}", value)
+        modules = {**self._declared_modules(), **self.modules()}
+        states = self.__dict__.get("_state_names", {})
+        unknown = []
+        for key, value in entries.items():
             kind, _, name = key.partition("/")
-            if kind == "module":
-                if name not in modules:
-                    raise KeyError(f"Checkpoint holds state of method module {name!r}, which {self.name!r} does not have ({sorted(modules)}).")
+            if kind == "module" and name in modules:
                 modules[name].load_state_dict(value)
-            elif kind == "extra":
-                extra[name] = value
-        if extra:
-            self.load_extra_state(extra)
+            elif kind == "state" and name in states:
+                setattr(self, name, move_data_to_device(value, _device_of(getattr(self, name))))
+            else:
+                unknown.append(key)
+        if unknown:
+            rank_zero_warn(
+                f"The checkpoint holds method state {sorted(unknown)} that {type(self).__name__} does not declare; it "
+                f"was skipped (declared: modules {sorted(modules)}, states {sorted(states)})."
+            )
 
-    def extra_state(self) -> dict[str, Any]:
-        """Tensors/values (not modules) a method must carry across a resume; default none."""
-        return {}
-
-    def load_extra_state(self, state: dict[str, Any]) -> None:
-        """Restore :meth:`extra_state`."""
-
-    def train(self) -> None:
-        """Keep the reference in eval mode whatever the caller does to the model."""
-        if self.reference is not None:
-            self.reference.eval()
+    def upgrade_legacy_state(self, state: dict[str, Any]) -> dict[str, Any]:
+        """Convert the ``"extra/<name>"`` entries of a checkpoint written before :meth:`add_state` into
+        ``{declared name: value}``; the default passes them through (most kept their names)."""
+        return state
 
     # ------------------------------------------------------------------ hooks to override
-    def prepare(self, model: nn.Module, task: Task, forget_loader: Iterable | None, retain_loader: Iterable | None = None) -> None:
-        """Optional one-off preparation (re-initialisation, precomputed targets, ...)."""
+    def prepare(self, model: nn.Module, task: Task, forget_loader: Iterable | None, retain_loader: Iterable | None) -> None:
+        """Optional one-off preparation (re-initialisation, precomputed targets, ...), after the reference exists."""
 
     def forget_loss(self, ctx: StepContext) -> Tensor | None:
         """The forget objective on ``ctx.forget`` (a scalar to *minimise*), or ``None``."""
@@ -309,10 +419,28 @@ class UnlearningMethod:
         Every trainer path (``UnlearningModule``, the ``Unlearn`` callback) calls this after the
         backward pass, so a method may override it (e.g. to project gradients) and call ``super()``.
         """
+        self._snapshot_frozen(model)
         self.apply_mask(model)
 
+    def after_optimizer_step(self, model: nn.Module) -> None:
+        """Called right after each optimizer step; the base re-imposes the mask.
+
+        Zeroed gradients are not enough to freeze an entry: AdamW's decoupled weight decay (and momentum
+        from earlier steps) still moves it. So every masked-out entry of a partly masked parameter is set back
+        to its value from before unlearning (fully frozen parameters get no gradient at all, see
+        :meth:`apply_mask`, so the optimizer skips them).
+        """
+        if self._masks is None:
+            return
+        with torch.no_grad():
+            for name, param in model.named_parameters():
+                mask, frozen = self._masks.get(name), self._frozen.get(name)
+                if mask is not None and frozen is not None:
+                    param.copy_(torch.where(mask.to(param.device) != 0, param, frozen.to(param.device)))
+
     def apply_mask(self, model: nn.Module) -> None:
-        """Zero the gradient of every parameter entry outside the mask (call before the optimizer step)."""
+        """Gradients outside the mask: ``None`` for a parameter the mask leaves out entirely (optimizers skip it,
+        weight decay included), zero for the masked-out entries of the others (call before the optimizer step)."""
         if self._masks is None:
             return
         for name, param in model.named_parameters():
@@ -320,18 +448,43 @@ class UnlearningMethod:
                 continue
             mask = self._masks.get(name)
             if mask is None:
-                param.grad.zero_()
+                param.grad = None
             else:
-                param.grad.mul_(mask.to(param.grad.dtype))
+                param.grad.mul_(mask.to(device=param.grad.device, dtype=param.grad.dtype))
+
+    def set_masks(self, masks: dict[str, Tensor] | None) -> None:
+        """Set the method's own parameter mask (e.g. RAZOR's edit set), intersected with the one built from
+        ``mask``; ``None``: only ``mask``'s."""
+        user = self._user_masks
+        if masks is None or user is None:
+            self._masks = masks if user is None else user
+        else:
+            self._masks = {n: m * user[n].to(m) for n, m in masks.items() if n in user}
+
+    def _snapshot_frozen(self, model: nn.Module) -> None:
+        """Keep the current values of every partly masked parameter not kept yet. Called at setup and before each
+        step: at both points the masked-out entries still hold their values from before unlearning."""
+        if self._masks is None:
+            return
+        for name, param in model.named_parameters():
+            mask = self._masks.get(name)
+            if mask is not None and name not in self._frozen and not bool((mask != 0).all()):
+                self._frozen[name] = param.detach().clone()
 
     @property
     def masks(self) -> dict[str, Tensor] | None:
+        """``{parameter name: 0/1 tensor}`` of the entries that may change (absent names are frozen); ``None``: all."""
         return self._masks
 
     # ------------------------------------------------------------------ reporting
     def hparams(self) -> dict[str, Any]:
         """The method's configuration, for logging and reports."""
-        out = {k: v for k, v in vars(self).items() if not k.startswith("_") and isinstance(v, (int, float, str, bool))}
+        state = self.__dict__.get("_state_names", {})
+        out = {
+            k: v
+            for k, v in vars(self).items()
+            if not k.startswith("_") and k not in state and k != "needs_reference" and isinstance(v, (int, float, str, bool))
+        }
         out["method"] = self.name
         if self.mask is not None:
             out["mask"] = repr(self.mask)
@@ -342,23 +495,23 @@ class UnlearningMethod:
         return f"{type(self).__name__}({args})"
 
 
-def reference_model(model: nn.Module) -> nn.Module:
-    """The frozen reference θ₀ of ``model``: a :func:`frozen_copy`, or for a ``peft.PeftModel`` whose adapter is
-    still the identity, the same network with its adapters disabled (no second copy of the weights; see
-    :class:`~lightning_unlearn.peft.AdapterDisabledReference`)."""
-    shared = adapter_disabled_reference(model)
-    return shared if shared is not None else frozen_copy(model)
+def _detached(value: Any) -> Any:
+    if isinstance(value, Tensor):
+        return value.detach().clone()
+    if isinstance(value, dict):
+        return {k: _detached(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_detached(v) for v in value)
+    return value
 
 
-def frozen_copy(module: nn.Module) -> nn.Module:
-    """A deep copy in eval mode with gradients off; a LightningModule's Trainer is not copied."""
-    trainer = getattr(module, "_trainer", None)
-    if trainer is not None:
-        module._trainer = None  # type: ignore[assignment]
-    try:
-        clone = copy.deepcopy(module)
-    finally:
-        if trainer is not None:
-            module._trainer = trainer  # type: ignore[assignment]
-    return clone.eval().requires_grad_(False)
-
+def _device_of(value: Any) -> torch.device:
+    """The device of the first tensor in ``value`` (CPU when it holds none)."""
+    if isinstance(value, Tensor):
+        return value.device
+    items = value.values() if isinstance(value, dict) else value if isinstance(value, (list, tuple)) else ()
+    for item in items:
+        device = _device_of(item)
+        if device.type != "cpu":
+            return device
+    return torch.device("cpu")

@@ -21,6 +21,7 @@ class GradDiff(UnlearningMethod):
         retain_weight: α, weight of the retain loss.
         retain_loss: ``"nll"`` (CE on retain) or ``"kl"`` (KL to the original on retain).
         mask: Optional parameter mask.
+        seed: Unused (nothing is drawn at random); accepted like every method's.
     """
 
     def __init__(
@@ -29,8 +30,9 @@ class GradDiff(UnlearningMethod):
         retain_weight: float = 1.0,
         retain_loss: RetainLoss = "nll",
         mask: ParameterMask | None = None,
+        seed: int = 0,
     ) -> None:
-        super().__init__(forget_weight=forget_weight, retain_weight=retain_weight, retain_loss=retain_loss, mask=mask)
+        super().__init__(forget_weight=forget_weight, retain_weight=retain_weight, retain_loss=retain_loss, mask=mask, seed=seed)
 
     def forget_loss(self, ctx: StepContext) -> Tensor:
         return -ctx.loss("forget").mean()

@@ -22,6 +22,7 @@ class GradientAscent(UnlearningMethod):
         retain_weight: Weight of an optional retain term (0 by default: plain GA).
         retain_loss: Retain objective when ``retain_weight > 0``.
         mask: Optional parameter mask.
+        seed: Unused (nothing is drawn at random); accepted like every method's.
     """
 
     def __init__(
@@ -30,8 +31,9 @@ class GradientAscent(UnlearningMethod):
         retain_weight: float = 0.0,
         retain_loss: RetainLoss = "nll",
         mask: ParameterMask | None = None,
+        seed: int = 0,
     ) -> None:
-        super().__init__(forget_weight=forget_weight, retain_weight=retain_weight, retain_loss=retain_loss, mask=mask)
+        super().__init__(forget_weight=forget_weight, retain_weight=retain_weight, retain_loss=retain_loss, mask=mask, seed=seed)
 
     def forget_loss(self, ctx: StepContext) -> Tensor:
         return -ctx.loss("forget").mean()

@@ -136,6 +136,7 @@ class IdK(UnlearningMethod):
         retain_weight: α (λ in TOFU), weight of the retain term.
         retain_loss: ``"nll"`` (CE on D_r, the paper's), ``"kl"`` or ``"none"``.
         mask: Optional parameter mask.
+        seed: Unused here (the refusals are drawn by :class:`IdkAnswers` in the data); accepted like every method's.
     """
 
     supported_tasks = ("causal_lm",)
@@ -147,8 +148,9 @@ class IdK(UnlearningMethod):
         retain_weight: float = 1.0,
         retain_loss: RetainLoss = "nll",
         mask: ParameterMask | None = None,
+        seed: int = 0,
     ) -> None:
-        super().__init__(forget_weight=forget_weight, retain_weight=retain_weight, retain_loss=retain_loss, mask=mask)
+        super().__init__(forget_weight=forget_weight, retain_weight=retain_weight, retain_loss=retain_loss, mask=mask, seed=seed)
         self.alternative = check_alternative(alternative)
 
     def forget_loss(self, ctx: StepContext) -> Tensor:

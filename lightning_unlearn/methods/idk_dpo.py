@@ -45,6 +45,8 @@ class IdKDPO(UnlearningMethod):
         retain_weight: α, weight of the retain term.
         retain_loss: ``"nll"`` (CE on D_r), ``"kl"`` or ``"none"``.
         mask: Optional parameter mask.
+        seed: Unused here (the refusals are drawn by :class:`~lightning_unlearn.methods.IdkAnswers` in the data);
+            accepted like every method's.
     """
 
     needs_reference = True
@@ -58,19 +60,19 @@ class IdKDPO(UnlearningMethod):
         retain_weight: float = 1.0,
         retain_loss: RetainLoss = "nll",
         mask: ParameterMask | None = None,
+        seed: int = 0,
     ) -> None:
         check_positive("beta", beta)
-        super().__init__(forget_weight=forget_weight, retain_weight=retain_weight, retain_loss=retain_loss, mask=mask)
+        super().__init__(forget_weight=forget_weight, retain_weight=retain_weight, retain_loss=retain_loss, mask=mask, seed=seed)
         self.beta = float(beta)
         self.alternative = check_alternative(alternative)
 
     def forget_loss(self, ctx: StepContext) -> Tensor:
         task, forget = ctx.task, ctx.batch("forget")
         win = alternative_batch(forget, self.alternative, task)
-        if ctx.reference is None:
-            raise RuntimeError("This method needs a reference model; set `needs_reference = True` on the class.")
+        reference = ctx.require_reference()
         with torch.no_grad():
-            win_reference = task.log_likelihood(task.forward(ctx.reference, win), win)
+            win_reference = task.log_likelihood(task.forward(reference, win), win)
         win_ratio = task.log_likelihood(task.forward(ctx.model, win), win) - win_reference
         lose_ratio = task.log_likelihood(ctx.outputs("forget"), forget) - task.log_likelihood(
             ctx.reference_outputs("forget"), forget

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from lightning_unlearn._errors import check_choice, check_positive
-from lightning_unlearn.methods.base import StepContext, UnlearningMethod, register_method
+from lightning_unlearn.methods.base import _RETAIN_LOSSES, RetainLoss, StepContext, UnlearningMethod, register_method
 from lightning_unlearn.methods.masks import ParameterMask
 
 L1Schedule = Literal["linear", "constant"]
@@ -27,16 +27,29 @@ class L1Sparse(UnlearningMethod):
     Args:
         l1_weight: γ, the initial l1 coefficient (the paper searches 1e-4 to 1e-3).
         schedule: ``"linear"`` decay (paper) or ``"constant"``.
-        retain_weight: Weight of the retain cross-entropy.
+        forget_weight: Unused (l1-sparse never uses the forget batch); accepted like every method's.
+        retain_weight: Weight of the retain term.
+        retain_loss: ``"nll"`` (cross-entropy on D_r, the paper's) or ``"kl"`` (KL to the original on D_r).
         mask: Optional parameter mask.
+        seed: Unused (nothing is drawn at random); accepted like every method's.
     """
 
     uses_forget = False
+    retain_losses = {k: v for k, v in _RETAIN_LOSSES.items() if k != "none"}  # fine-tuning needs a retain term
 
-    def __init__(self, l1_weight: float = 5e-4, schedule: L1Schedule = "linear", retain_weight: float = 1.0, mask: ParameterMask | None = None) -> None:
+    def __init__(
+        self,
+        l1_weight: float = 5e-4,
+        schedule: L1Schedule = "linear",
+        forget_weight: float = 0.0,
+        retain_weight: float = 1.0,
+        retain_loss: RetainLoss = "nll",
+        mask: ParameterMask | None = None,
+        seed: int = 0,
+    ) -> None:
         check_positive("l1_weight", l1_weight, allow_zero=True)
         check_choice("schedule", schedule, _SCHEDULES)
-        super().__init__(forget_weight=0.0, retain_weight=retain_weight, retain_loss="nll", mask=mask)
+        super().__init__(forget_weight=forget_weight, retain_weight=retain_weight, retain_loss=retain_loss, mask=mask, seed=seed)
         self.l1_weight = float(l1_weight)
         self.schedule = schedule
 

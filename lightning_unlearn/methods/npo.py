@@ -35,6 +35,7 @@ class NPO(UnlearningMethod):
         retain_weight: α, weight of the retain term.
         retain_loss: ``"nll"``, ``"kl"`` or ``"none"``.
         mask: Optional parameter mask.
+        seed: Unused (nothing is drawn at random); accepted like every method's.
     """
 
     needs_reference = True
@@ -46,9 +47,10 @@ class NPO(UnlearningMethod):
         retain_weight: float = 1.0,
         retain_loss: RetainLoss = "nll",
         mask: ParameterMask | None = None,
+        seed: int = 0,
     ) -> None:
         check_positive("beta", beta)
-        super().__init__(forget_weight=forget_weight, retain_weight=retain_weight, retain_loss=retain_loss, mask=mask)
+        super().__init__(forget_weight=forget_weight, retain_weight=retain_weight, retain_loss=retain_loss, mask=mask, seed=seed)
         self.beta = float(beta)
 
     def forget_loss(self, ctx: StepContext) -> Tensor:

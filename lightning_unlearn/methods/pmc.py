@@ -153,7 +153,7 @@ class PMC(UnlearningMethod):
        default ``"nll"`` = CE on D_r). The ground-truth forget answers are **never** trained on: the
        forget batch only supplies its prompts.
 
-    What is cached (and carried across a resume by :meth:`extra_state`): per question (keyed by its
+    What is cached (and carried across a resume: declared with :meth:`add_state`): per question (keyed by its
     prompt token ids), ``a₀(q)``, the picked answer, its score and the step it was last sampled at.
     ``a₀(q)`` is decoded by the frozen reference θ₀ the first time ``q`` is seen (identical to
     decoding it before training, and it works with any loader and DDP sharding). A question is
@@ -206,7 +206,6 @@ class PMC(UnlearningMethod):
             raise ValueError(f"`top_p` should lie in (0, 1], got {top_p!r}.")
         check_int("min_length", min_length, minimum=0)
         check_int("resample_every", resample_every)
-        check_int("seed", seed, minimum=0)
         super().__init__(forget_weight=forget_weight, retain_weight=retain_weight, retain_loss=retain_loss, mask=mask, seed=seed)
         self.num_samples = num_samples
         self.max_new_tokens = max_new_tokens
@@ -214,33 +213,26 @@ class PMC(UnlearningMethod):
         self.top_p = float(top_p)
         self.min_length = min_length
         self.resample_every = resample_every
-        self._original: dict[tuple[int, ...], list[int]] = {}
-        self._picked: dict[tuple[int, ...], list[int]] = {}
-        self._scores: dict[tuple[int, ...], float] = {}
-        self._sampled_at: dict[tuple[int, ...], int] = {}
+        # Per question (its prompt token ids): θ₀'s greedy answer, the picked answer, its score, when it was sampled.
+        self.add_state("_original", {})
+        self.add_state("_picked", {})
+        self.add_state("_scores", {})
+        self.add_state("_sampled_at", {})
 
     # ------------------------------------------------------------------ lifecycle
-    def prepare(
-        self, model: nn.Module, task: Task, forget_loader: Iterable | None, retain_loader: Iterable | None = None
-    ) -> None:
+    def prepare(self, model: nn.Module, task: Task, forget_loader: Iterable | None, retain_loader: Iterable | None) -> None:
         generation_model(model)  # fail early on a model that cannot generate
-        self._original.clear()
-        self._picked.clear()
-        self._scores.clear()
-        self._sampled_at.clear()
+        self._original, self._picked, self._scores, self._sampled_at = {}, {}, {}, {}
 
-    def extra_state(self) -> dict[str, Any]:
-        return {
-            "original": [[list(k), v] for k, v in self._original.items()],
-            "picked": [[list(k), v, self._scores[k], self._sampled_at[k]] for k, v in self._picked.items()],
-        }
-
-    def load_extra_state(self, state: dict[str, Any]) -> None:
-        self._original = {tuple(k): list(v) for k, v in state.get("original", [])}
-        self._picked, self._scores, self._sampled_at = {}, {}, {}
+    def upgrade_legacy_state(self, state: dict[str, Any]) -> dict[str, Any]:
+        """Checkpoints written before ``add_state`` held ``original`` as ``[[key, answer], ...]`` and ``picked`` as
+        ``[[key, answer, score, step], ...]``."""
+        out: dict[str, Any] = {"_original": {tuple(k): list(v) for k, v in state.get("original", [])}}
+        out["_picked"], out["_scores"], out["_sampled_at"] = {}, {}, {}
         for key, answer, score, step in state.get("picked", []):
             key = tuple(key)
-            self._picked[key], self._scores[key], self._sampled_at[key] = list(answer), float(score), int(step)
+            out["_picked"][key], out["_scores"][key], out["_sampled_at"][key] = list(answer), float(score), int(step)
+        return out
 
     # ------------------------------------------------------------------ the caches
     def original_answer(self, prompt: Tensor) -> list[int] | None:

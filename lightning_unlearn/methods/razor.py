@@ -14,6 +14,7 @@ from torch import Tensor, nn
 
 from lightning_unlearn._errors import check_fraction, check_int, check_positive
 from lightning_unlearn.methods.base import LossOutput, RetainLoss, StepContext, UnlearningMethod, register_method
+from lightning_unlearn.methods.masks import ParameterMask
 from lightning_unlearn.tasks.base import Task
 
 #: Child names that make a module an attention block edited per head (``transformers`` >= 5 naming).
@@ -262,6 +263,8 @@ class RAZOR(UnlearningMethod):
         forget_weight: λ_f, weight of the forget term.
         retain_weight: Weight of the retain term.
         retain_loss: ``"nll"`` (the paper's ``L_retain``), ``"kl"`` or ``"none"``.
+        mask: Must be ``None``: RAZOR builds its own parameter mask (the edit set).
+        seed: Unused (nothing is drawn at random); accepted like every method's.
     """
 
     #: Units of classifiers and of ViT attention heads; causal LMs with grouped-query attention are not handled yet.
@@ -285,7 +288,11 @@ class RAZOR(UnlearningMethod):
         forget_weight: float = 1.0,
         retain_weight: float = 1.0,
         retain_loss: RetainLoss = "nll",
+        mask: ParameterMask | None = None,
+        seed: int = 0,
     ) -> None:
+        if mask is not None:
+            raise ValueError(f"`mask` should be None for RAZOR, which builds its own mask (the edit set); got {mask!r}.")
         check_fraction("top_fraction", top_fraction)
         check_int("top_k", top_k, minimum=1, optional=True)
         if threshold is not None:
@@ -300,7 +307,7 @@ class RAZOR(UnlearningMethod):
         check_int("num_heads", num_heads, minimum=1, optional=True)
         check_positive("eps", eps)
         check_int("max_batches", max_batches, minimum=1, optional=True)
-        super().__init__(forget_weight=forget_weight, retain_weight=retain_weight, retain_loss=retain_loss)
+        super().__init__(forget_weight=forget_weight, retain_weight=retain_weight, retain_loss=retain_loss, seed=seed)
         self.top_fraction = float(top_fraction)
         self.top_k = top_k
         self.threshold = None if threshold is None else float(threshold)
@@ -312,20 +319,19 @@ class RAZOR(UnlearningMethod):
         self.num_heads = num_heads
         self.eps = float(eps)
         self.max_batches = max_batches
-        if self.mismatch_weight == 0:
-            self.needs_reference = False  # type: ignore[misc]  # no drift term: no frozen copy needed
+        self.needs_reference = self.mismatch_weight > 0  # no drift term: no frozen copy needed
         self.units: Units = {}
-        self.scores: dict[str, float] = {}
-        self.selected: list[str] = []
-        self._rounds = 0
-        self._checked_epoch = 0
+        # What a resumed run needs: the edit set K (and its mask), the expansion progress, the latest scores.
+        self.add_state("selected", [])
+        self.add_state("scores", {})
+        self.add_state("_rounds", 0)
+        self.add_state("_checked_epoch", 0)
+        self.add_state("_masks", None)  # the base's mask, persistent here: K changes during the run
         self._shapes: dict[str, tuple[torch.Size, torch.dtype]] = {}
         self._device: torch.device = torch.device("cpu")
 
     # ------------------------------------------------------------------ selection
-    def prepare(
-        self, model: nn.Module, task: Task, forget_loader: Iterable | None, retain_loader: Iterable | None = None
-    ) -> None:
+    def prepare(self, model: nn.Module, task: Task, forget_loader: Iterable | None, retain_loader: Iterable | None) -> None:
         if forget_loader is None:
             raise ValueError("RAZOR scores layers and heads with the forget data; pass the forget loader to `setup`.")
         self.units = editing_units(model, self.num_heads)
@@ -387,7 +393,7 @@ class RAZOR(UnlearningMethod):
                     shape, dtype = self._shapes[part.param]
                     mask = masks[part.param] = torch.zeros(shape, dtype=dtype, device=device)
                 part.take(mask).fill_(1)
-        self._masks = masks
+        self.set_masks(masks)
 
     @staticmethod
     def _params(model: nn.Module) -> dict[str, Tensor]:
@@ -432,18 +438,8 @@ class RAZOR(UnlearningMethod):
         return self.mismatch_weight * drift
 
     # ------------------------------------------------------------------ resume
-    def extra_state(self) -> dict[str, Any]:
-        return {
-            "selected": list(self.selected),
-            "rounds": self._rounds,
-            "checked_epoch": self._checked_epoch,
-            "scores": dict(self.scores),
-        }
-
-    def load_extra_state(self, state: dict[str, Any]) -> None:
-        if "selected" not in state:
-            return
-        self.select(list(state["selected"]))
-        self._rounds = int(state.get("rounds", 0))
-        self._checked_epoch = int(state.get("checked_epoch", 0))
-        self.scores = dict(state.get("scores", self.scores))
+    def upgrade_legacy_state(self, state: dict[str, Any]) -> dict[str, Any]:
+        """Checkpoints written before ``add_state`` saved no mask: rebuild it from ``selected``."""
+        if state.get("selected") and self.units:
+            self.select(list(state["selected"]))
+        return state

@@ -7,7 +7,8 @@ from collections.abc import Iterable
 import torch
 from torch import Tensor, nn
 
-from lightning_unlearn.methods.base import StepContext, UnlearningMethod, register_method
+from lightning_unlearn.methods.base import _RETAIN_LOSSES, RetainLoss, StepContext, UnlearningMethod, register_method
+from lightning_unlearn.methods.masks import ParameterMask
 from lightning_unlearn.tasks.base import Task
 
 
@@ -20,20 +21,33 @@ class Retrain(UnlearningMethod):
     full training run; benchmarks report every other method's time as a fraction of it.
 
     Args:
-        retain_weight: Weight of the retain loss (the only term).
         reinitialize: Re-initialise every submodule with a ``reset_parameters`` method before
             training (seeded by ``seed``). ``False`` keeps the starting weights, which makes this
             plain fine-tuning on the retain set.
+        forget_weight: Unused (retraining never uses the forget batch); accepted like every method's.
+        retain_weight: Weight of the retain loss (the only term).
+        retain_loss: ``"nll"`` only: the task's loss on the retain data (distilling the original would leak
+            what it knows about the forget set).
+        mask: Optional parameter mask: entries outside it keep their re-initialised values (they are not trained).
         seed: Seed of the re-initialisation.
     """
 
     uses_forget = False
+    retain_losses = {"nll": _RETAIN_LOSSES["nll"]}
 
-    def __init__(self, retain_weight: float = 1.0, reinitialize: bool = True, seed: int = 0) -> None:
-        super().__init__(forget_weight=0.0, retain_weight=retain_weight, retain_loss="nll", seed=seed)
+    def __init__(
+        self,
+        reinitialize: bool = True,
+        forget_weight: float = 0.0,
+        retain_weight: float = 1.0,
+        retain_loss: RetainLoss = "nll",
+        mask: ParameterMask | None = None,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(forget_weight=forget_weight, retain_weight=retain_weight, retain_loss=retain_loss, mask=mask, seed=seed)
         self.reinitialize = reinitialize
 
-    def prepare(self, model: nn.Module, task: Task, forget_loader: Iterable | None, retain_loader: Iterable | None = None) -> None:
+    def prepare(self, model: nn.Module, task: Task, forget_loader: Iterable | None, retain_loader: Iterable | None) -> None:
         if not self.reinitialize:
             return
         devices = {p.device for p in model.parameters()}

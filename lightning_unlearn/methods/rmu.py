@@ -122,25 +122,24 @@ class RMU(UnlearningMethod):
 
     needs_reference = True
     supported_tasks = ("causal_lm",)
+    retain_losses = _RETAIN
 
     def __init__(
         self,
         layer: int = 7,
         steering_coeff: float = 2.0,
+        tokens: RMUTokens = "answer",
+        trainable: RMUTrainable = "all",
         forget_weight: float = 1.0,
         retain_weight: float = 1.0,
         retain_loss: RMURetainLoss = "activation",
-        tokens: RMUTokens = "answer",
-        trainable: RMUTrainable = "all",
         mask: ParameterMask | None = None,
         seed: int = 0,
     ) -> None:
         check_int("layer", layer, minimum=0)
         check_positive("steering_coeff", steering_coeff)
-        check_choice("retain_loss", retain_loss, _RETAIN)
         check_choice("tokens", tokens, _TOKENS)
         check_choice("trainable", trainable, _TRAINABLE)
-        check_int("seed", seed, minimum=0)
         if trainable != "all" and mask is not None:
             raise ValueError(
                 f"Pass either `trainable={trainable!r}` or a `mask`, not both: the trainable set would be ambiguous."
@@ -148,24 +147,21 @@ class RMU(UnlearningMethod):
         super().__init__(
             forget_weight=forget_weight,
             retain_weight=retain_weight,
-            retain_loss="none" if retain_loss == "none" else "nll",
+            retain_loss=retain_loss,  # type: ignore[arg-type]  # RMU's own kinds (`retain_losses`)
             mask=mask,
             seed=seed,
         )
-        self.retain_loss_kind = retain_loss  # the base's kinds do not include "activation"
         self.layer = layer
         self.steering_coeff = float(steering_coeff)
         self.tokens = tokens
         self.trainable = trainable
         self._layers_name: str | None = None
-        self._control: Tensor | None = None
+        self.add_state("control", None)  # c·û, drawn once per run (float32, CPU until `to`)
 
     # ------------------------------------------------------------------ setup
-    def prepare(
-        self, model: nn.Module, task: Task, forget_loader: Iterable | None, retain_loader: Iterable | None = None
-    ) -> None:
+    def prepare(self, model: nn.Module, task: Task, forget_loader: Iterable | None, retain_loader: Iterable | None) -> None:
         self._layers_name = self._layers(model)
-        self._control = None
+        self.control = None
         if self.trainable == "down_proj":
             ids = "|".join(str(i) for i in range(max(0, self.layer - 2), self.layer + 1))
             self.mask = RegexMask(rf"^{re.escape(self._layers_name)}\.({ids})\.mlp\.down_proj\.")
@@ -180,17 +176,10 @@ class RMU(UnlearningMethod):
         return name
 
     def control_vector(self, hidden_size: int) -> Tensor:
-        """``c·û`` for a ``hidden_size``-wide layer: fixed for the run (seeded by ``seed``), float32 on the CPU."""
-        if self._control is None or self._control.numel() != hidden_size:
-            self._control = rmu_control_vector(hidden_size, self.steering_coeff, self.seed)
-        return self._control
-
-    def extra_state(self) -> dict[str, Any]:
-        return {} if self._control is None else {"control": self._control.cpu()}
-
-    def load_extra_state(self, state: dict[str, Any]) -> None:
-        if "control" in state:
-            self._control = state["control"].detach().float().cpu()
+        """``c·û`` for a ``hidden_size``-wide layer: fixed for the run (seeded by ``seed``), float32."""
+        if self.control is None or self.control.numel() != hidden_size:
+            self.control = rmu_control_vector(hidden_size, self.steering_coeff, self.seed)
+        return self.control
 
     # ------------------------------------------------------------------ losses
     def activations(self, model: nn.Module, task: Task, batch: Any) -> Tensor:
@@ -217,9 +206,8 @@ class RMU(UnlearningMethod):
     def retain_loss(self, ctx: StepContext) -> Tensor | None:
         if not self.uses_retain or ctx.retain is None:
             return None
-        if ctx.reference is None:
-            raise RuntimeError("This method needs a reference model; set `needs_reference = True` on the class.")
+        reference_model = ctx.require_reference()
         hidden = self.activations(ctx.model, ctx.task, ctx.retain)
         with torch.no_grad():
-            reference = self.activations(ctx.reference, ctx.task, ctx.retain)
+            reference = self.activations(reference_model, ctx.task, ctx.retain)
         return masked_activation_mse(hidden, reference, self.token_mask(ctx.task, ctx.retain))  # type: ignore[arg-type]

@@ -159,18 +159,12 @@ class ROKA(UnlearningMethod):
         self.k = int(k)
         self.num_forget = num_forget
         self.selection = selection
+        self.needs_reference = variant == "non_targeted"  # only it needs θ₀ (its pseudo-labels)
         #: Non-targeted: the mean contribution vector of D_f at θ₀ (fixed by :meth:`prepare`).
-        self.centroid: Tensor | None = None
-
-    @property
-    def needs_reference(self) -> bool:  # type: ignore[override]
-        """Only the non-targeted variant needs θ₀ (its pseudo-labels)."""
-        return self.variant == "non_targeted"
+        self.add_state("centroid", None)
 
     # ------------------------------------------------------------------ preparation
-    def prepare(
-        self, model: nn.Module, task: Task, forget_loader: Iterable | None, retain_loader: Iterable | None = None
-    ) -> None:
+    def prepare(self, model: nn.Module, task: Task, forget_loader: Iterable | None, retain_loader: Iterable | None) -> None:
         _find_module(model, self.layer)  # a clear error naming the layer, before the first step
         if self.variant != "non_targeted":
             return
@@ -196,20 +190,6 @@ class ROKA(UnlearningMethod):
         if total is None or count == 0:
             raise ValueError("ROKA got an empty forget loader; the forget set must not be empty.")
         self.centroid = (total / count).float()
-
-    def to(self, device: torch.device | str) -> ROKA:
-        super().to(device)
-        if self.centroid is not None:
-            self.centroid = self.centroid.to(device)
-        return self
-
-    def extra_state(self) -> dict[str, Any]:
-        return {} if self.centroid is None else {"centroid": self.centroid.detach().cpu().clone()}
-
-    def load_extra_state(self, state: dict[str, Any]) -> None:
-        if "centroid" in state:
-            device = self.centroid.device if self.centroid is not None else torch.device("cpu")
-            self.centroid = state["centroid"].to(device)
 
     # ------------------------------------------------------------------ the step
     def forget_targets(self, ctx: StepContext) -> Tensor:

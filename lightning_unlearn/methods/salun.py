@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch import Tensor
 
 from lightning_unlearn.methods.base import RetainLoss, StepContext, UnlearningMethod, register_method
-from lightning_unlearn.methods.masks import MaskScope, SaliencyMask
+from lightning_unlearn.methods.masks import MaskScope, ParameterMask, SaliencyMask
 from lightning_unlearn.methods.random_label import random_label_loss
 
 
@@ -27,6 +27,8 @@ class SalUn(UnlearningMethod):
         forget_weight: Weight of the random-label loss.
         retain_weight: α, weight of the retain loss.
         retain_loss: ``"nll"``, ``"kl"`` or ``"none"``.
+        mask: ``None`` (default): SalUn's own ``SaliencyMask(threshold, scope)``. A mask given here replaces it,
+            e.g. ``SaliencyMask(threshold=0.5, max_batches=20)`` to cap the batches used for the saliency.
         seed: Seed of the random labels.
     """
 
@@ -40,13 +42,14 @@ class SalUn(UnlearningMethod):
         forget_weight: float = 1.0,
         retain_weight: float = 1.0,
         retain_loss: RetainLoss = "nll",
+        mask: ParameterMask | None = None,
         seed: int = 0,
     ) -> None:
         super().__init__(
             forget_weight=forget_weight,
             retain_weight=retain_weight,
             retain_loss=retain_loss,
-            mask=SaliencyMask(threshold=threshold, scope=scope),
+            mask=SaliencyMask(threshold=threshold, scope=scope) if mask is None else mask,
             seed=seed,
         )
         self.threshold = threshold

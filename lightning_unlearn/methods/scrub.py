@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch import Tensor
 
 from lightning_unlearn._errors import check_positive
-from lightning_unlearn.methods.base import StepContext, UnlearningMethod, register_method
+from lightning_unlearn.methods.base import RetainLoss, StepContext, UnlearningMethod, register_method
 from lightning_unlearn.methods.masks import ParameterMask
 
 
@@ -30,26 +30,33 @@ class SCRUB(UnlearningMethod):
         alpha: α, weight of retain KL to the teacher (0.001).
         forget_weight: Weight of the forget KL (max-step) term.
         max_epochs: Number of epochs with max-steps (``msteps``, 2).
+        retain_weight: Weight of the whole min-step term ``γ·CE_r + α·KL_r`` (1).
+        retain_loss: ``"nll"`` (SCRUB's min-steps, default) or ``"none"`` (max-steps only).
         mask: Optional parameter mask.
+        seed: Unused (nothing is drawn at random); accepted like every method's.
     """
 
     needs_reference = True
+    retain_losses = {"nll": "SCRUB's min-steps: γ·CE(θ; D_r) + α·T²·KL(p_T ‖ p_S) on D_r", "none": "max-steps only"}
 
     def __init__(
         self,
         temperature: float = 4.0,
         gamma: float = 0.99,
         alpha: float = 0.001,
-        forget_weight: float = 1.0,
         max_epochs: int = 2,
+        forget_weight: float = 1.0,
+        retain_weight: float = 1.0,
+        retain_loss: RetainLoss = "nll",
         mask: ParameterMask | None = None,
+        seed: int = 0,
     ) -> None:
         check_positive("temperature", temperature)
         check_positive("gamma", gamma, allow_zero=True)
         check_positive("alpha", alpha, allow_zero=True)
         if max_epochs < 0:
             raise ValueError(f"`max_epochs` should be >= 0, got {max_epochs!r}.")
-        super().__init__(forget_weight=forget_weight, retain_weight=1.0, retain_loss="nll", mask=mask)
+        super().__init__(forget_weight=forget_weight, retain_weight=retain_weight, retain_loss=retain_loss, mask=mask, seed=seed)
         self.temperature = float(temperature)
         self.gamma = float(gamma)
         self.alpha = float(alpha)
@@ -65,6 +72,6 @@ class SCRUB(UnlearningMethod):
         return -self._kl(ctx, "forget")
 
     def retain_loss(self, ctx: StepContext) -> Tensor | None:
-        if ctx.retain is None:
+        if not self.uses_retain or ctx.retain is None:
             return None
         return self.gamma * ctx.loss("retain").mean() + self.alpha * self._kl(ctx, "retain")

@@ -45,6 +45,7 @@ class SimNPO(UnlearningMethod):
         retain_weight: α, weight of the retain term (default 1).
         retain_loss: ``"nll"`` (CE on D_r), ``"kl"`` or ``"none"``.
         mask: Optional parameter mask.
+        seed: Unused (nothing is drawn at random); accepted like every method's.
     """
 
     supported_tasks = ("causal_lm",)
@@ -57,13 +58,14 @@ class SimNPO(UnlearningMethod):
         retain_weight: float = 1.0,
         retain_loss: RetainLoss = "nll",
         mask: ParameterMask | None = None,
+        seed: int = 0,
     ) -> None:
         check_positive("beta", beta)
         if isinstance(delta, bool) or not isinstance(delta, (int, float)):
             raise TypeError(f"`delta` should be a number, got {type(delta).__name__} {delta!r}.")
         if not math.isfinite(delta):
             raise ValueError(f"`delta` should be finite, got {delta!r}.")
-        super().__init__(forget_weight=forget_weight, retain_weight=retain_weight, retain_loss=retain_loss, mask=mask)
+        super().__init__(forget_weight=forget_weight, retain_weight=retain_weight, retain_loss=retain_loss, mask=mask, seed=seed)
         self.beta = float(beta)
         self.delta = float(delta)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterable
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -13,6 +12,7 @@ from torch import Tensor, nn
 
 from lightning_unlearn._errors import check_fraction, check_int, check_positive
 from lightning_unlearn.methods.base import RetainLoss, StepContext, UnlearningMethod, register_method
+from lightning_unlearn.methods.masks import ParameterMask
 from lightning_unlearn.tasks.base import Task, capture_features
 
 
@@ -68,6 +68,7 @@ class StakeThePoints(UnlearningMethod):
         calibration_batches: Forget (and retain) batches used for the calibration.
         retain_weight: Weight of the optional retain term.
         retain_loss: ``"none"`` (the paper's retain-free setting), ``"nll"`` or ``"kl"``.
+        mask: Optional parameter mask.
         seed: Seed of the projector's initialisation.
     """
 
@@ -79,7 +80,6 @@ class StakeThePoints(UnlearningMethod):
         self,
         anchors: str = "fashion_mnist",
         layer: str = "penultimate",
-        forget_weight: float = 1.0,
         proxy_weight: float = 1.0,
         align_weight: float = 1.0,
         reg_weight: float = 1.0,
@@ -90,11 +90,13 @@ class StakeThePoints(UnlearningMethod):
         importance_momentum: float = 0.9,
         calibration_steps: int = 200,
         calibration_batches: int = 4,
+        forget_weight: float = 1.0,
         retain_weight: float = 1.0,
         retain_loss: RetainLoss = "none",
+        mask: ParameterMask | None = None,
         seed: int = 0,
     ) -> None:
-        super().__init__(forget_weight=forget_weight, retain_weight=retain_weight, retain_loss=retain_loss, seed=seed)
+        super().__init__(forget_weight=forget_weight, retain_weight=retain_weight, retain_loss=retain_loss, mask=mask, seed=seed)
         for name, value in (("proxy_weight", proxy_weight), ("align_weight", align_weight), ("reg_weight", reg_weight)):
             check_positive(name, value, allow_zero=True)
         check_positive("temperature", temperature)
@@ -116,15 +118,17 @@ class StakeThePoints(UnlearningMethod):
         self.importance_momentum = float(importance_momentum)
         self.calibration_steps = int(calibration_steps)
         self.calibration_batches = int(calibration_batches)
-        self._anchors: Tensor | None = None
-        self.projector: nn.Linear | None = None
-        self._projector_ori: nn.Linear | None = None
-        self._importance: dict[str, Tensor] = {}
+        # Built by `prepare`: the anchors A, the learnable projector p_ω (trained with the model), its frozen
+        # calibrated start p₀, and the importance I of every trainable model parameter.
+        self.add_state("_anchors", None, persistent=False)  # rebuilt from `anchors` by `prepare`
+        self.register_module("projector", None)
+        self.register_module("_projector_ori", None, trainable=False)
+        self.add_state("importance", {})
         #: Detached values of the last step's terms, for logging and inspection.
         self.last_terms: dict[str, float] = {}
 
     # ------------------------------------------------------------------ preparation
-    def prepare(self, model: nn.Module, task: Task, forget_loader: Iterable | None, retain_loader: Iterable | None = None) -> None:
+    def prepare(self, model: nn.Module, task: Task, forget_loader: Iterable | None, retain_loader: Iterable | None) -> None:
         from lightning_unlearn.anchors import load_anchors
 
         if forget_loader is None:
@@ -169,7 +173,7 @@ class StakeThePoints(UnlearningMethod):
                 opt.step()
         self._projector_ori = copy.deepcopy(projector).eval().requires_grad_(False)
         self.projector = projector
-        self._importance = {n: torch.zeros_like(p) for n, p in model.named_parameters() if p.requires_grad}
+        self.importance = {n: torch.zeros_like(p) for n, p in model.named_parameters() if p.requires_grad}
 
     def _check_classes(self, logits: Tensor, anchors: Tensor) -> None:
         if logits.shape[-1] != anchors.shape[0]:
@@ -247,7 +251,7 @@ class StakeThePoints(UnlearningMethod):
         """``½ Σ I (ψ − ψ⁰)²`` with ``I`` the running average of ``|∂L_align/∂ψ|`` (updated here, detached;
         ``align=None`` keeps ``I`` as it is)."""
         assert self.reference is not None
-        params = {n: p for n, p in model.named_parameters() if p.requires_grad and n in self._importance}
+        params = {n: p for n, p in model.named_parameters() if p.requires_grad and n in self.importance}
         if align is not None:
             grads = torch.autograd.grad(align, list(params.values()), retain_graph=True, allow_unused=True)
         else:
@@ -257,8 +261,8 @@ class StakeThePoints(UnlearningMethod):
         m = self.importance_momentum
         for (name, p), g in zip(params.items(), grads):
             if g is not None:
-                self._importance[name].mul_(m).add_(g.detach().abs(), alpha=1 - m)
-            penalty = penalty + (self._importance[name] * (p - reference[name]).pow(2)).sum()
+                self.importance[name].mul_(m).add_(g.detach().abs(), alpha=1 - m)
+            penalty = penalty + (self.importance[name] * (p - reference[name]).pow(2)).sum()
         return 0.5 * penalty
 
     # ------------------------------------------------------------------ hooks
@@ -270,27 +274,3 @@ class StakeThePoints(UnlearningMethod):
             return None
         t = self._terms(ctx)
         return self.proxy_weight * t["proxy"] + self.align_weight * t["align"] + self.reg_weight * t["reg"]
-
-    # ------------------------------------------------------------------ state
-    def modules(self) -> dict[str, nn.Module]:
-        return {"projector": self.projector} if self.projector is not None else {}
-
-    def to(self, device: torch.device | str) -> StakeThePoints:
-        super().to(device)
-        if self._projector_ori is not None:
-            self._projector_ori.to(device)
-        if self._anchors is not None:
-            self._anchors = self._anchors.to(device)
-        self._importance = {k: v.to(device) for k, v in self._importance.items()}
-        return self
-
-    def extra_state(self) -> dict[str, Any]:
-        if self._projector_ori is None:
-            return {}
-        return {"importance": dict(self._importance), "projector_ori": self._projector_ori.state_dict()}
-
-    def load_extra_state(self, state: dict[str, Any]) -> None:
-        if "importance" in state:
-            self._importance = {k: v.to(self._importance[k].device if k in self._importance else v.device).clone() for k, v in state["importance"].items()}
-        if "projector_ori" in state and self._projector_ori is not None:
-            self._projector_ori.load_state_dict(state["projector_ori"])

@@ -10,12 +10,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+from lightning.pytorch.utilities.rank_zero import rank_zero_deprecation, rank_zero_warn
 from torch import Tensor, nn
 
 from lightning_unlearn._errors import check_int, check_positive
 from lightning_unlearn.methods.base import RetainLoss, StepContext, UnlearningMethod, register_method
 from lightning_unlearn.methods.masks import ParameterMask
 from lightning_unlearn.tasks.base import Task
+from lightning_unlearn.tasks.causal_lm import check_tokenizer, resolve_tokenizer
+
+__all__ = ["TRU", "ReasoningTarget", "TemplateReasoner", "question_from_prompt", "question_subject", "resolve_tokenizer"]
 
 #: Default reasoning chain r: a logical refusal, no leakage, and a positive alternative.
 DEFAULT_REASONING_TEMPLATE = (
@@ -156,15 +160,6 @@ def question_from_prompt(tokenizer: Any, prompt_ids: Iterable[int]) -> str:
     return tokenizer.decode(list(prompt_ids), skip_special_tokens=True).strip()
 
 
-def resolve_tokenizer(tokenizer: Any) -> Any:
-    """A tokenizer object as it is, or one loaded from a local path with ``AutoTokenizer`` (never downloads)."""
-    if isinstance(tokenizer, (str, os.PathLike)):
-        from transformers import AutoTokenizer
-
-        return AutoTokenizer.from_pretrained(os.fspath(tokenizer), local_files_only=True)
-    return tokenizer
-
-
 # ---------------------------------------------------------------------------------- the method
 @register_method(name="tru")
 class TRU(UnlearningMethod):
@@ -178,7 +173,8 @@ class TRU(UnlearningMethod):
     ``L = γ·[L_target − α·CE(θ; D_f)] + α·L_retain``, ``L_target = CE(θ; x_u → r∘s)``,
 
     i.e. ``L_target + α·GradDiff`` with ``GradDiff = −CE(θ; D_f) + CE(θ; D_r)`` at the defaults
-    (γ = ``forget_weight`` = 1, α = ``alpha``, retain ``"nll"``; the retain weight *is* α). The
+    (γ = ``forget_weight`` = 1, α = ``alpha``, retain ``"nll"``; the retain weight is α unless
+    ``retain_weight`` is given). The
     summary writes ``L_target = −mean[log p(r|x) + log p(s|x, r)]``; here it is the per-answer
     mean-token CE of ``r∘s`` (the Hugging Face loss, on the scale of the GradDiff terms), averaged
     over the batch. ``L_target`` is what keeps GA from collapsing the model.
@@ -186,22 +182,27 @@ class TRU(UnlearningMethod):
     **RECONSTRUCTED — not from the paper**: the paper writes ``(r, s)`` with a strong reasoning model
     (DeepSeek-reasoner) prompted with a template; none is reachable here, so a deterministic
     :class:`TemplateReasoner` writes them from the question: the forget prompt is decoded with
-    ``tokenizer`` (:func:`question_from_prompt`), its subject is guessed as its longest run of
+    the task's tokenizer (``CausalLMTask(tokenizer=...)``, :func:`question_from_prompt`), its subject is guessed as its longest run of
     capitalised words (:func:`question_subject`), and ``reasoning_template`` / ``refusal`` are
     filled in (fields ``{question}``, ``{subject}``). The target is ``r + "\\n" + s`` + EOS, cut to
     ``max_target_length`` tokens. The default α (1) is a guess (the value is not published). Targets
     are cached per prompt (deterministic, so nothing to carry across a resume).
 
+    The tokenizer that writes the targets is the task's: ``CausalLMTask(tokenizer=...)``.
+
     Args:
-        alpha: α, the weight of the GradDiff part (both −CE on the forget answers and the retain term).
-        tokenizer: The model's tokenizer (a ``transformers`` tokenizer object, or a local path loaded
-            with ``AutoTokenizer.from_pretrained(path, local_files_only=True)``); required.
+        alpha: α, the weight of the GradDiff part (−CE on the forget answers, and the retain term unless
+            ``retain_weight`` is given).
+        tokenizer: Deprecated, give it to the task instead (``CausalLMTask(tokenizer=...)``); used only when the
+            task has none. A ``transformers`` tokenizer object or the path of a local one.
         reasoning_template: Template of the reasoning chain r (fields ``{question}``, ``{subject}``).
         refusal: Template of the refusal s (same fields).
         max_target_length: Maximum tokens of a target ``r∘s`` (EOS included).
         forget_weight: γ, weight of ``L_target − α·CE(D_f)``.
+        retain_weight: Weight of the retain term; ``None`` (default): α, as in the paper.
         retain_loss: ``"nll"`` (CE on D_r: GradDiff), ``"kl"`` (KL to θ₀ on D_r) or ``"none"``.
         mask: Optional parameter mask.
+        seed: Unused (the targets are deterministic); accepted like every method's.
     """
 
     supported_tasks = ("causal_lm",)
@@ -214,17 +215,16 @@ class TRU(UnlearningMethod):
         refusal: str = DEFAULT_REFUSAL,
         max_target_length: int = 256,
         forget_weight: float = 1.0,
+        retain_weight: float | None = None,
         retain_loss: RetainLoss = "nll",
         mask: ParameterMask | None = None,
+        seed: int = 0,
     ) -> None:
         check_positive("alpha", alpha, allow_zero=True)
         check_int("max_target_length", max_target_length, minimum=2)
-        if tokenizer is not None and not isinstance(tokenizer, (str, os.PathLike)):
-            if not (callable(getattr(tokenizer, "decode", None)) and callable(tokenizer)):
-                raise TypeError(
-                    f"`tokenizer` should be a transformers tokenizer, a path to one, or None; got {type(tokenizer).__name__}."
-                )
-        super().__init__(forget_weight=forget_weight, retain_weight=alpha, retain_loss=retain_loss, mask=mask)
+        check_tokenizer(tokenizer)
+        retain_weight = alpha if retain_weight is None else retain_weight
+        super().__init__(forget_weight=forget_weight, retain_weight=retain_weight, retain_loss=retain_loss, mask=mask, seed=seed)
         self.alpha = float(alpha)
         self.reasoner = TemplateReasoner(reasoning_template, refusal)
         self.reasoning_template = reasoning_template
@@ -238,22 +238,35 @@ class TRU(UnlearningMethod):
     # ------------------------------------------------------------------ lifecycle
     @property
     def tokenizer(self) -> Any:
+        """The tokenizer that writes the targets: the task's (set by :meth:`prepare`), else the deprecated
+        ``tokenizer`` argument."""
         if self._tokenizer is None:
             if self._tokenizer_arg is None:
                 raise ValueError(
-                    "TRU needs the model's tokenizer to write its reasoning targets: pass `tokenizer=` "
-                    "(a transformers tokenizer, or the path of a local one)."
+                    "TRU needs the model's tokenizer to write its reasoning targets: give it to the task, "
+                    "`CausalLMTask(tokenizer=...)` (a transformers tokenizer, or the path of a local one)."
                 )
-            tokenizer = resolve_tokenizer(self._tokenizer_arg)
-            if getattr(tokenizer, "eos_token_id", None) is None:
-                raise ValueError("TRU's `tokenizer` should have an EOS token (it ends every target); its `eos_token_id` is None.")
-            self._tokenizer = tokenizer
+            self._tokenizer = self._check_eos(resolve_tokenizer(self._tokenizer_arg))
         return self._tokenizer
 
-    def prepare(
-        self, model: nn.Module, task: Task, forget_loader: Iterable | None, retain_loader: Iterable | None = None
-    ) -> None:
-        self.tokenizer  # noqa: B018  (load it now: a missing tokenizer fails before training starts)
+    @staticmethod
+    def _check_eos(tokenizer: Any) -> Any:
+        if getattr(tokenizer, "eos_token_id", None) is None:
+            raise ValueError("TRU's tokenizer should have an EOS token (it ends every target); its `eos_token_id` is None.")
+        return tokenizer
+
+    def prepare(self, model: nn.Module, task: Task, forget_loader: Iterable | None, retain_loader: Iterable | None) -> None:
+        own = getattr(task, "tokenizer", None)
+        if own is not None:
+            if self._tokenizer_arg is not None:
+                rank_zero_warn("TRU got a tokenizer from both its task and its `tokenizer` argument; it uses the task's.")
+            self._tokenizer = self._check_eos(own)
+        else:
+            if self._tokenizer_arg is not None:
+                rank_zero_deprecation(
+                    "TRU(tokenizer=...) is deprecated: give the tokenizer to the task, `CausalLMTask(tokenizer=...)`."
+                )
+            self.tokenizer  # noqa: B018  (load it now: a missing tokenizer fails before training starts)
         self._targets.clear()
 
     # ------------------------------------------------------------------ targets

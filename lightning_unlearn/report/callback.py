@@ -29,12 +29,11 @@ from typing_extensions import override
 from lightning_unlearn._errors import check_choice, check_int
 from lightning_unlearn._json import json_safe
 from lightning_unlearn._provenance import git_commit, versions
-from lightning_unlearn._weights import copy_with_weights, network_of
+from lightning_unlearn._interfaces import method_of, weight_file
+from lightning_unlearn._weights import copy_with_weights, frozen_copy, network_of
 from lightning_unlearn.callbacks.evaluation import run_evaluation
 from lightning_unlearn.evaluation import with_gap
-from lightning_unlearn.methods.base import UnlearningMethod, frozen_copy
 from lightning_unlearn.metrics import MIAAttack, collect_features, loss_mia_auc, structure_scores, structure_subset
-from lightning_unlearn.module import UnlearningModule
 from lightning_unlearn.report.schema import SCHEMA_VERSION, validate_report
 from lightning_unlearn.tasks.base import Task
 from lightning_unlearn.tasks.classification import ClassificationTask
@@ -79,7 +78,9 @@ class UnlearningReport(Callback):
     """Write ``report.json`` and ``report.html`` for an unlearning run when ``fit`` ends.
 
     Works with :class:`~lightning_unlearn.UnlearningModule` (method, original and oracle weights are
-    read from it) and, for the plain parts, with any LightningModule trained on a datamodule with
+    read from it), with any LightningModule that has the same attributes
+    (:class:`~lightning_unlearn._interfaces.UnlearningRun`: ``method``, ``original``, ``oracle_path``) and,
+    for the plain parts, with any LightningModule trained on a datamodule with
     ``eval_dataloaders()`` (e.g. :class:`~lightning_unlearn.ForgetRetainDataModule`). The network
     reported on is ``pl_module.model`` when it exists (as :class:`~lightning_unlearn.SaveWeights`
     saves it), else ``pl_module``.
@@ -273,12 +274,12 @@ class UnlearningReport(Callback):
     def _original_path(self, pl_module: pl.LightningModule) -> str | None:
         if self.original is not None:
             return self.original
-        return pl_module.original if isinstance(pl_module, UnlearningModule) else None
+        return weight_file(pl_module, "original")
 
     def _oracle_path(self, pl_module: pl.LightningModule) -> str | None:
         if self.oracle is not None:
             return self.oracle
-        return pl_module.oracle_path if isinstance(pl_module, UnlearningModule) else None
+        return weight_file(pl_module, "oracle_path")
 
     def build(self, trainer: pl.Trainer, pl_module: pl.LightningModule, unlearning_s: float) -> dict[str, Any]:
         """Evaluate the models and assemble the report dict (every rank runs it; rank 0 writes it)."""
@@ -447,12 +448,7 @@ def _request(datamodule: Any, loaders: dict[str, DataLoader]) -> dict[str, Any]:
 
 
 def _method(trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict[str, Any]:
-    method = getattr(pl_module, "method", None)
-    if not isinstance(method, UnlearningMethod):  # the Unlearn callback on a user's module
-        method = next(
-            (getattr(c, "method", None) for c in trainer.callbacks if isinstance(getattr(c, "method", None), UnlearningMethod)),
-            None,
-        )
+    method = method_of(pl_module, trainer.callbacks)  # the module's, or the Unlearn callback's on a user's module
     if method is None:  # e.g. retraining with SupervisedModule
         return {"name": type(pl_module).__name__, "class": type(pl_module).__name__, "hparams": {}}
     return {"name": method.name, "class": type(method).__name__, "hparams": dict(method.hparams())}

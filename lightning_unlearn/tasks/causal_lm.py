@@ -26,6 +26,7 @@ common interface.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -55,6 +56,9 @@ class CausalLMTask(Task):
         input_key: Key of the token ids in a batch.
         mask_key: Key of the attention mask (``None`` or a missing key: no mask is passed).
         label_key: Key of the labels.
+        tokenizer: The model's tokenizer, for methods that write new text (e.g. TRU's reasoning targets): a
+            ``transformers`` tokenizer, or the path of a local one (loaded on first use with
+            ``AutoTokenizer.from_pretrained(path, local_files_only=True)``), or ``None``.
     """
 
     kind = "causal_lm"
@@ -67,13 +71,24 @@ class CausalLMTask(Task):
         input_key: str = "input_ids",
         mask_key: str | None = "attention_mask",
         label_key: str = "labels",
+        tokenizer: Any = None,
     ) -> None:
         if isinstance(ignore_index, bool) or not isinstance(ignore_index, int):
             raise ValueError(f"`ignore_index` should be an int (usually -100), got {ignore_index!r}.")
+        check_tokenizer(tokenizer)
         self.ignore_index = ignore_index
         self.input_key = input_key
         self.mask_key = mask_key
         self.label_key = label_key
+        self._tokenizer_arg = tokenizer
+        self._tokenizer: Any = None
+
+    @property
+    def tokenizer(self) -> Any:
+        """The tokenizer given as ``tokenizer`` (loaded from its path on first use), or ``None``."""
+        if self._tokenizer is None and self._tokenizer_arg is not None:
+            self._tokenizer = resolve_tokenizer(self._tokenizer_arg)
+        return self._tokenizer
 
     # ------------------------------------------------------------------ batch access
     def _get(self, batch: Any, key: str) -> Tensor:
@@ -263,6 +278,27 @@ class CausalLMTask(Task):
         if self.mask_key is not None:
             out[self.mask_key] = attention_mask
         return out
+
+
+def check_tokenizer(tokenizer: Any, argument: str = "tokenizer") -> Any:
+    """Raise a ``TypeError`` unless ``tokenizer`` is ``None``, a path, or an object with a tokenizer's interface
+    (callable, with ``decode``)."""
+    if tokenizer is None or isinstance(tokenizer, (str, os.PathLike)):
+        return tokenizer
+    if not (callable(getattr(tokenizer, "decode", None)) and callable(tokenizer)):
+        raise TypeError(
+            f"`{argument}` should be a transformers tokenizer, a path to one, or None; got {type(tokenizer).__name__}."
+        )
+    return tokenizer
+
+
+def resolve_tokenizer(tokenizer: Any) -> Any:
+    """A tokenizer object as it is, or one loaded from a local path with ``AutoTokenizer`` (never downloads)."""
+    if isinstance(tokenizer, (str, os.PathLike)):
+        from transformers import AutoTokenizer
+
+        return AutoTokenizer.from_pretrained(os.fspath(tokenizer), local_files_only=True)
+    return tokenizer
 
 
 def left_pad(sequences: Sequence[Tensor], pad_token_id: int = 0) -> tuple[Tensor, Tensor]:

@@ -7,6 +7,7 @@ import copy
 import json
 import math
 
+import lightning.pytorch as pl
 import pytest
 import torch
 from lightning.pytorch.loggers import CSVLogger
@@ -14,6 +15,7 @@ from torch.utils.data import DataLoader
 from toys import FORGET_CLASS, blobs, fit_plain, make_trainer, mlp
 
 from lightning_unlearn import ForgetRetainDataModule, UnlearningModule, UnlearningReport
+from lightning_unlearn._interfaces import WeightFiles
 from lightning_unlearn.attacks.callback import RobustnessAttacks
 from lightning_unlearn.attacks.quantization import QuantizationAttack
 from lightning_unlearn.attacks.relearning import RelearningAttack
@@ -134,3 +136,36 @@ def test_callback_takes_the_network_before_unlearning_as_the_original_when_there
     assert models["unlearned"]["forget_acc"] < models["original"]["forget_acc"]
     assert math.isfinite(flat_result(attacks.results, attacks.attacks[0].name)["recovery_acc"])
     assert attacks._original is None  # the copy is released after the attacks
+
+
+class _OwnModule(pl.LightningModule):
+    """Not an ``UnlearningModule``: GA on the forget batches, with the ``original``/``oracle_path`` files of
+    ``_interfaces.WeightFiles``."""
+
+    def __init__(self, original: str, oracle: str) -> None:
+        super().__init__()
+        self.model = mlp(seed=0)
+        self.original, self.oracle_path = original, oracle
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch["forget"]
+        return -torch.nn.functional.cross_entropy(self.model(x), y)
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.model.parameters(), lr=1e-2)
+
+
+def test_the_callback_reads_the_weight_files_of_any_module_with_them(tmp_path):
+    train, test = blobs(100, seed=1), blobs(50, seed=2)
+    x, y = train.tensors
+    keep = y != FORGET_CLASS
+    original, oracle = tmp_path / "original.pt", tmp_path / "oracle.pt"
+    torch.save(fit_plain(mlp(seed=0), x, y, steps=100).state_dict(), original)
+    torch.save(fit_plain(mlp(seed=0), x[keep], y[keep], steps=100).state_dict(), oracle)
+    module = _OwnModule(str(original), str(oracle))
+    module.model.load_state_dict(torch.load(original, weights_only=True))
+    assert isinstance(module, WeightFiles) and not isinstance(module, UnlearningModule)
+    attacks = RobustnessAttacks(attacks=[RelearningAttack(steps=5, lr=1e-2)], relearn_fraction=0.5)
+    dm = ForgetRetainDataModule(train, test, forget_class=FORGET_CLASS, batch_size=25)
+    make_trainer(max_epochs=1, limit_val_batches=0, callbacks=[attacks]).fit(module, datamodule=dm)
+    assert set(attacks.results["models"]) == {"unlearned", "original", "oracle"}

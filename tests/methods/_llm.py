@@ -117,11 +117,16 @@ class _Losses(pl.Callback):
 
 
 def _run(
-    model: torch.nn.Module, method: UnlearningMethod, steps: int, lr: float, collate: Callable[..., Any] | None
+    model: torch.nn.Module,
+    method: UnlearningMethod,
+    steps: int,
+    lr: float,
+    collate: Callable[..., Any] | None,
+    task: CausalLMTask | None = None,
 ) -> tuple[pl.Trainer, list[float]]:
     """``steps`` Adam steps through ``UnlearningModule`` + ``Trainer`` on paired forget/retain batches (one per epoch)."""
     model.train()
-    module = UnlearningModule(model, method, task=TASK, optimizer=lambda p: torch.optim.Adam(p, lr=lr))
+    module = UnlearningModule(model, method, task=task or TASK, optimizer=lambda p: torch.optim.Adam(p, lr=lr))
     data = CombinedLoader({"forget": loader(FORGET, collate=collate), "retain": loader(RETAIN, collate=collate)}, mode="min_size")
     losses = _Losses()
     trainer = make_trainer(max_steps=steps, max_epochs=steps, limit_val_batches=0, callbacks=[losses])
@@ -129,9 +134,12 @@ def _run(
     return trainer, losses.values
 
 
-def unlearn(model: torch.nn.Module, method: UnlearningMethod, steps: int = 3, lr: float = 1e-2) -> list[float]:
-    """``steps`` unlearning steps through ``UnlearningModule`` + ``Trainer`` on paired forget/retain batches."""
-    return _run(model, method, steps, lr, None)[1]
+def unlearn(
+    model: torch.nn.Module, method: UnlearningMethod, steps: int = 3, lr: float = 1e-2, task: CausalLMTask | None = None
+) -> list[float]:
+    """``steps`` unlearning steps through ``UnlearningModule`` + ``Trainer`` on paired forget/retain batches (``task``:
+    the default ``CausalLMTask()`` unless given, e.g. one holding a tokenizer)."""
+    return _run(model, method, steps, lr, None, task)[1]
 
 
 def fit(

@@ -83,3 +83,28 @@ def context(
 def setup(method: UnlearningMethod, model: nn.Module, forget: tuple[torch.Tensor, torch.Tensor] | None = None) -> None:
     """``method.setup`` with the forget data as a one-batch loader."""
     method.setup(model, ClassificationTask(), None if forget is None else [forget])
+
+
+def train_steps(
+    method: UnlearningMethod,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    forget: Any,
+    retain: Any,
+    steps: int,
+    *,
+    after_step: bool = True,
+) -> list[float]:
+    """The engine's step outside Lightning: loss, backward, ``before_optimizer_step``, the optimizer step and (unless
+    ``after_step=False``) ``after_optimizer_step``. Returns the losses."""
+    losses = []
+    for step in range(steps):
+        optimizer.zero_grad()
+        out = method.loss(context(method, model, forget, retain, global_step=step))
+        out.loss.backward()
+        method.before_optimizer_step(model)
+        optimizer.step()
+        if after_step:
+            method.after_optimizer_step(model)
+        losses.append(float(out.parts["loss"]))
+    return losses

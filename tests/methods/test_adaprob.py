@@ -241,12 +241,17 @@ def test_targets_survive_a_checkpoint():
     method = AdaProb(seed=1)
     method.setup(pretrained(), ClassificationTask(), _loader(forget), _loader(retain))
     state = method.state_dict()
-    assert set(state) == {"extra/keys", "extra/targets"}
+    assert set(state) == {"state/keys", "state/targets", "state/class_marginal"}
     fresh = AdaProb(seed=2)  # other seed, other model: its own targets differ until the checkpoint is loaded
     fresh.setup(perturbed(pretrained(), 0.5), ClassificationTask(), _loader(forget), _loader(retain))
     assert not torch.allclose(fresh.targets_for(forget[0][:5]), method.targets_for(forget[0][:5]))
     fresh.load_state_dict(state)
     torch.testing.assert_close(fresh.targets_for(forget[0][:5]), method.targets_for(forget[0][:5]))
+    # a checkpoint written before `add_state` (entries "extra/keys", "extra/targets") restores them too
+    legacy = AdaProb(seed=2)
+    legacy.setup(perturbed(pretrained(), 0.5), ClassificationTask(), _loader(forget), _loader(retain))
+    legacy.load_state_dict({"extra/keys": state["state/keys"], "extra/targets": state["state/targets"]})
+    torch.testing.assert_close(legacy.targets_for(forget[0][:5]), method.targets_for(forget[0][:5]))
 
 
 def test_needs_forget_data():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import re
 import threading
 
 import lightning.pytorch as pl
@@ -18,6 +19,7 @@ from lightning_unlearn.methods import (
     METHODS,
     GradientAscent,
     NonFiniteLossError,
+    RandomLabel,
     RegexMask,
     SaliencyMask,
     StepContext,
@@ -27,7 +29,7 @@ from lightning_unlearn.methods import (
 from lightning_unlearn.methods.base import frozen_copy
 from lightning_unlearn.tasks import ClassificationTask
 
-from ._toy import batch, blobs, context, perturbed, pretrained, setup, snapshot
+from ._toy import batch, blobs, context, perturbed, pretrained, setup, snapshot, train_steps
 
 
 class _CE(UnlearningMethod):
@@ -303,10 +305,10 @@ def test_apply_mask():
         p.grad = torch.ones_like(p)
     model.body[0].bias.grad = None  # a parameter without gradient is left alone
     method.apply_mask(model)
-    assert torch.equal(model.head.weight.grad[0], torch.zeros(32))
+    assert torch.equal(model.head.weight.grad[0], torch.zeros(32))  # partly masked: zero outside the mask
     assert torch.equal(model.head.weight.grad[1:], torch.ones(3, 32))
-    assert torch.equal(model.head.bias.grad, torch.zeros(4))
-    assert torch.equal(model.body[0].weight.grad, torch.zeros_like(model.body[0].weight))
+    # left out of the mask entirely: no gradient at all, so that optimizers skip them (weight decay included)
+    assert model.head.bias.grad is None and model.body[0].weight.grad is None
     assert model.body[0].bias.grad is None
 
 
@@ -355,3 +357,185 @@ def test_setup_refuses_a_task_kind_the_method_does_not_support(name):
         method = cls.__new__(cls)  # the check needs no constructor arguments (TRU, Stake the Points need some)
         with pytest.raises(TypeError, match=rf"{cls.__name__} unlearns .*: it needs task={wanted}\(\); .* got {type(task).__name__}\."):
             method.check_task(task)
+
+
+# ---------------------------------------------------------------------------------- masks freeze for real
+def _masked_run(mask, *, after_step: bool):
+    """SalUn-style: random labels on the forget batch under ``mask``, 5 AdamW steps with weight decay."""
+    model = pretrained()
+    before = snapshot(model)
+    method = RandomLabel(mask=mask)
+    setup(method, model, batch(n=16, seed=3, label=2))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=0.1)
+    train_steps(method, model, optimizer, batch(n=16, seed=3, label=2), batch(seed=4), 5, after_step=after_step)
+    return method, before, snapshot(model)
+
+
+@pytest.mark.parametrize(
+    "mask", [SaliencyMask(threshold=0.3), RegexMask(r"^head\.")], ids=["saliency (partly masked tensors)", "regex (whole tensors)"]
+)
+def test_masked_out_entries_stay_bit_identical_under_adamw_weight_decay(mask):
+    method, before, after = _masked_run(mask, after_step=True)
+    changed_inside = 0
+    for name, value in before.items():
+        keep = method.masks.get(name)
+        if keep is None:
+            assert torch.equal(after[name], value), f"{name} is outside the mask but moved"
+            continue
+        outside = keep == 0
+        assert torch.equal(after[name][outside], value[outside]), f"masked-out entries of {name} moved"
+        changed_inside += int((after[name][~outside] != value[~outside]).sum())
+    assert changed_inside > 0
+
+
+def test_zeroed_gradients_alone_do_not_freeze_under_adamw():
+    """Why ``after_optimizer_step`` exists: with the mask applied to the gradients only, AdamW's decoupled
+    weight decay still moves the masked-out entries of a partly masked tensor."""
+    method, before, after = _masked_run(SaliencyMask(threshold=0.3), after_step=False)
+    moved = sum(int((after[n][m == 0] != before[n][m == 0]).sum()) for n, m in method.masks.items())
+    assert moved > 0
+
+
+def test_a_mask_changed_during_the_run_keeps_the_values_from_before_unlearning():
+    model = pretrained()
+    before = snapshot(model)
+    method = _CE(mask=RegexMask(r"^head\.weight$"), retain_loss="none")
+    setup(method, model, batch())
+    method._masks["head.weight"][0] = 0  # row 0 frozen after setup: kept from before the first step
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=0.5)
+    train_steps(method, model, optimizer, batch(seed=1), None, 3)
+    assert torch.equal(model.head.weight[0], before["head.weight"][0])
+    assert not torch.equal(model.head.weight[1:], before["head.weight"][1:])
+    assert torch.equal(model.head.bias, before["head.bias"]) and torch.equal(model.body[0].weight, before["body.0.weight"])
+
+
+def test_after_optimizer_step_without_a_mask_is_a_no_op():
+    model, method = pretrained(), _CE()
+    before = snapshot(model)
+    method.after_optimizer_step(model)
+    assert all(torch.equal(v, before[k]) for k, v in snapshot(model).items())
+
+
+# ---------------------------------------------------------------------------------- the base arguments, uniformly
+BASE_ARGUMENTS = ("forget_weight", "retain_weight", "retain_loss", "mask", "seed")
+
+
+@pytest.mark.parametrize("name", sorted(METHODS.names()))
+def test_every_method_takes_the_base_arguments(name):
+    cls = METHODS.get(name)
+    params = inspect.signature(cls).parameters
+    assert all(arg in params for arg in BASE_ARGUMENTS), f"{name} lacks {[a for a in BASE_ARGUMENTS if a not in params]}"
+    assert all(params[arg].kind is inspect.Parameter.POSITIONAL_OR_KEYWORD for arg in BASE_ARGUMENTS)
+    assert list(params)[-5:] == list(BASE_ARGUMENTS), "the base arguments come last, in the same order"
+    method = cls(seed=3)
+    assert method.seed == 3
+    with pytest.raises(TypeError, match="`seed` should be an int, got str '3'"):
+        cls(seed="3")
+
+
+@pytest.mark.parametrize("name", sorted(METHODS.names()))
+def test_retain_loss_errors_list_the_methods_own_choices(name):
+    cls = METHODS.get(name)
+    allowed = sorted(cls.retain_losses)
+    with pytest.raises(ValueError, match=rf"`retain_loss` should be one of {re.escape(str(allowed))}, got 'bogus'\."):
+        cls(retain_loss="bogus")
+
+
+@pytest.mark.parametrize("name", sorted(METHODS.names()))
+def test_needs_reference_is_one_plain_attribute(name):
+    """One idiom: a bool attribute on the class (or set on the instance in ``__init__``), never a property."""
+    cls = METHODS.get(name)
+    assert isinstance(inspect.getattr_static(cls, "needs_reference"), bool)
+    assert isinstance(cls().needs_reference, bool)
+
+
+def test_razor_refuses_a_mask():
+    from lightning_unlearn.methods import RAZOR
+
+    with pytest.raises(ValueError, match=r"`mask` should be None for RAZOR, which builds its own mask \(the edit set\); got Regex"):
+        RAZOR(mask=RegexMask("head"))
+
+
+def test_setup_calls_every_prepare_with_the_same_arguments():
+    seen = {}
+
+    class Recording(UnlearningMethod):
+        def prepare(self, model, task, forget_loader, retain_loader):
+            seen.update(model=model, forget=forget_loader, retain=retain_loader)
+
+    model, forget, retain = pretrained(), [batch()], [batch(seed=1)]
+    Recording().setup(model, ClassificationTask(), forget, retain)
+    assert seen == {"model": model, "forget": forget, "retain": retain}
+    assert "inspect" not in vars(__import__("lightning_unlearn.methods.base", fromlist=["_"]))
+
+
+# ---------------------------------------------------------------------------------- declared state
+class _Stateful(UnlearningMethod):
+    """A method with one of each kind of declared state."""
+
+    name = "stateful_test"
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.add_state("table", None)
+        self.add_state("counts", {})
+        self.add_state("cache", None, persistent=False)
+        self.register_module("head", None)
+        self.register_module("frozen_head", None, trainable=False)
+
+    def prepare(self, model, task, forget_loader, retain_loader):
+        self.table = torch.arange(6.0).view(2, 3)
+        self.counts = {"a": torch.ones(2), "steps": 4}
+        self.cache = torch.zeros(3)
+        self.head = nn.Linear(3, 2)
+        self.frozen_head = nn.Linear(3, 2).requires_grad_(False)
+
+
+def test_declared_state_is_moved_saved_and_restored():
+    method = _Stateful()
+    assert method.modules() == {} and method.parameters() == []  # nothing built yet
+    setup(method, pretrained())
+    assert method.modules() == {"head": method.head}  # the trainable one only
+    assert [p.shape for p in method.parameters()] == [torch.Size([2, 3]), torch.Size([2])]
+    state = method.state_dict()
+    assert set(state) == {"module/head", "module/frozen_head", "state/table", "state/counts"}  # `cache` is not persistent
+    assert state["state/counts"]["steps"] == 4 and state["state/table"].device.type == "cpu"
+
+    method.to("meta")
+    assert method.table.device.type == "meta" and method.counts["a"].device.type == "meta" and method.cache.device.type == "meta"
+    assert method.head.weight.device.type == "meta" and method.frozen_head.weight.device.type == "meta"
+
+    fresh = _Stateful()
+    setup(fresh, pretrained())
+    fresh.table, fresh.counts = torch.zeros(2, 3), {}
+    fresh.load_state_dict(state)
+    assert torch.equal(fresh.table, torch.arange(6.0).view(2, 3)) and fresh.counts["steps"] == 4
+    assert torch.equal(fresh.head.weight, state["module/head"]["weight"])
+    assert torch.equal(fresh.frozen_head.weight, state["module/frozen_head"]["weight"])
+    fresh.frozen_head.train()
+    fresh.train()
+    assert not fresh.frozen_head.training
+    assert "table" not in fresh.hparams() and "counts" not in fresh.hparams()
+
+
+def test_checkpoints_of_earlier_versions_load():
+    """Before ``add_state``, methods saved ``"extra/<name>"`` entries; named like a declared state they restore it."""
+    method = _Stateful()
+    setup(method, pretrained())
+    method.add_state("_steps", 0)
+    method.load_state_dict({"extra/table": torch.ones(2, 3), "extra/steps": 7, "module/head": nn.Linear(3, 2).state_dict()})
+    assert torch.equal(method.table, torch.ones(2, 3)) and method._steps == 7  # "steps" restores the private "_steps"
+    with pytest.warns(UserWarning, match=r"The checkpoint holds method state \['module/gone', 'state/extra_thing'\] that"):
+        method.load_state_dict({"state/extra_thing": 1, "module/gone": {}})
+
+
+def test_state_declaration_errors():
+    method = _Stateful()
+    with pytest.raises(ValueError, match="`name` should be a Python identifier, got 'not a name'"):
+        method.add_state("not a name", 0)
+    with pytest.raises(ValueError, match="_Stateful already declares 'head' as a module; pick another `name`"):
+        method.add_state("head", 0)
+    with pytest.raises(ValueError, match="_Stateful already declares 'table' as a state; pick another `name`"):
+        method.register_module("table", nn.Linear(1, 1))
+    with pytest.raises(TypeError, match="`module` should be a torch.nn.Module or None, got Tensor"):
+        method.register_module("other", torch.zeros(1))

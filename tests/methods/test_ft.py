@@ -58,8 +58,8 @@ def test_mask_is_passed_to_the_base():
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"retain_loss": "none"}, r"`retain_loss` should be one of \['kl', 'nll'\] for FT \(it has no other term\), got 'none'"),
-        ({"retain_loss": "ce"}, r"`retain_loss` should be one of \['kl', 'nll', 'none'\], got 'ce'"),
+        ({"retain_loss": "none"}, r"`retain_loss` should be one of \['kl', 'nll'\], got 'none'"),  # FT has no other term
+        ({"retain_loss": "ce"}, r"`retain_loss` should be one of \['kl', 'nll'\], got 'ce'"),
         ({"retain_weight": -1}, "`retain_weight` should be >= 0, got -1"),
     ],
 )

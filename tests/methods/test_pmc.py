@@ -148,7 +148,7 @@ def test_cache_keeps_the_best_pick_resamples_on_schedule_and_stops_at_zero(monke
     (prompt,) = TASK.prompt_ids(batch)
     key = prompt.tolist()
     method = _ready(PMC(num_samples=3, resample_every=2), model)
-    method.load_extra_state({"original": [[key, [5, 6, 7, 8]]]})
+    method.load_state_dict({"extra/original": [[key, [5, 6, 7, 8]]]})  # the format of checkpoints before `add_state`
     rounds = iter([
         [[[5, 6, 7, 8, 2], [5, 6, 9, 2], [5, 1, 2]]],  # step 0: recall 1, 0.5, 0.25: pick [5, 1] (+ EOS)
         [[[5, 6, 7, 2], [5, 6, 7, 8, 2], [5, 6, 7, 2]]],  # step 2: best 0.75 > 0.25: keep the old pick
@@ -177,10 +177,12 @@ def test_forget_loss_is_the_ce_on_the_picked_answer():
     prompts = TASK.prompt_ids(batch)
     method = _ready(PMC(forget_weight=0.7, retain_weight=1.25), model)
     picks = [[40, 41, 42, 2], [50, 2]]
-    method.load_extra_state(
+    method.load_state_dict(
         {
-            "original": [[p.tolist(), [1, 1]] for p in prompts],
-            "picked": [[p.tolist(), a, 0.0, 0] for p, a in zip(prompts, picks)],  # score 0: fixed, never resampled
+            "state/_original": {tuple(p.tolist()): [1, 1] for p in prompts},
+            "state/_picked": {tuple(p.tolist()): a for p, a in zip(prompts, picks)},
+            "state/_scores": {tuple(p.tolist()): 0.0 for p in prompts},  # score 0: fixed, never resampled
+            "state/_sampled_at": {tuple(p.tolist()): 0 for p in prompts},
         }
     )
     out = method.loss(_ctx(model, batch, retain, step=5))
@@ -190,7 +192,7 @@ def test_forget_loss_is_the_ce_on_the_picked_answer():
     torch.testing.assert_close(out.loss, 0.7 * expected + 1.25 * retain_ce)
 
 
-def test_extra_state_round_trips():
+def test_state_round_trips():
     model = toy_model(seed=0)
     method = _ready(PMC(num_samples=2, max_new_tokens=6), model)
     batch = qa_batch(FORGET)
@@ -201,7 +203,8 @@ def test_extra_state_round_trips():
     for prompt in TASK.prompt_ids(batch):
         assert restored.original_answer(prompt) == method.original_answer(prompt) is not None
         assert restored.picked_answer(prompt) == method.picked_answer(prompt) is not None
-    assert restored.extra_state() == method.extra_state()
+    assert restored.state_dict() == method.state_dict()
+    assert set(state) == {"state/_original", "state/_picked", "state/_scores", "state/_sampled_at"}
 
 
 # ---------------------------------------------------------------------------------- training

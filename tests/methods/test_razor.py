@@ -261,7 +261,7 @@ def test_iterative_expansion_adds_the_next_best_unit_until_max_rounds():
     assert len(method.selected) == 1 and method.rounds == 0
 
 
-def test_extra_state_keeps_the_edit_set():
+def test_state_keeps_the_edit_set():
     forget, retain = batch(label=3), batch(n=16, seed=2)
     method = RAZOR(top_k=1, max_rounds=3, target_forget_acc=0.0, mismatch_weight=0)
     model = pretrained()
@@ -277,6 +277,14 @@ def test_extra_state_keeps_the_edit_set():
     assert all(torch.equal(resumed.masks[k], method.masks[k]) for k in method.masks)
     resumed.loss(context(resumed, model, forget, retain, epoch=1))  # epoch 1 was already checked
     assert resumed.rounds == 1
+    # a checkpoint written before `add_state` (no mask, "rounds"/"checked_epoch") rebuilds the mask from `selected`
+    legacy = RAZOR(top_k=1, max_rounds=3, target_forget_acc=0.0, mismatch_weight=0)
+    _setup(legacy, pretrained(), [forget], [retain])
+    legacy.load_state_dict(
+        {"extra/selected": method.selected, "extra/rounds": 1, "extra/checked_epoch": 1, "extra/scores": method.scores}
+    )
+    assert legacy.selected == method.selected and legacy.rounds == 1 and legacy.scores == method.scores
+    assert all(torch.equal(legacy.masks[k], method.masks[k]) for k in method.masks) and legacy.masks.keys() == method.masks.keys()
 
 
 def test_head_count_errors():

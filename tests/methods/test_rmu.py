@@ -53,7 +53,7 @@ def test_control_vector_is_fixed_and_seeded():
     # carried in the method's state, for resumed runs
     fresh = RMU(steering_coeff=6.5, seed=3)
     fresh.load_state_dict(method.state_dict())
-    assert torch.equal(fresh._control, c)
+    assert torch.equal(fresh.control, c)
 
 
 def test_control_vector_is_fixed_during_training():
@@ -195,7 +195,7 @@ def test_setup_errors():
         ({"trainable": "mlp"}, ValueError, r"`trainable` should be one of \['all', 'down_proj'\], got 'mlp'"),
         ({"trainable": "down_proj", "mask": RegexMask("mlp")}, ValueError, "Pass either `trainable='down_proj'` or a `mask`"),
         ({"retain_weight": -1}, ValueError, "`retain_weight` should be >= 0"),
-        ({"seed": -1}, ValueError, "`seed` should be an int >= 0, got -1"),
+        ({"seed": -1}, ValueError, "`seed` should be >= 0, got -1"),
     ],
 )
 def test_constructor_errors(kwargs, error, match):

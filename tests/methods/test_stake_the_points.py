@@ -125,7 +125,7 @@ def test_importance_penalty_is_the_weighted_drift_from_the_original():
     penalty = 0.0
     for (name, p), g in zip(params.items(), grads):
         g = torch.zeros_like(p) if g is None else g  # the head does not reach the features
-        torch.testing.assert_close(m._importance[name], g.abs(), rtol=1e-4, atol=1e-7, msg=name)
+        torch.testing.assert_close(m.importance[name], g.abs(), rtol=1e-4, atol=1e-7, msg=name)
         penalty += float(0.5 * (g.abs() * (p - reference[name]) ** 2).sum())
     assert m.last_terms["reg"] == pytest.approx(penalty, rel=1e-4)
     assert m.last_terms["reg"] > 0
@@ -136,11 +136,11 @@ def test_importance_is_a_running_average():
     perturbed(model)
     x, y = batch(8, label=3)
     m.loss(context(m, model, forget=(x, y)))
-    first = {k: v.clone() for k, v in m._importance.items()}
+    first = {k: v.clone() for k, v in m.importance.items()}
     m.loss(context(m, model, forget=(x, y)))  # same batch and weights: the same gradient again
     for name, value in first.items():
         # I₁ = 0.5·0 + 0.5·g, I₂ = 0.5·I₁ + 0.5·g = 1.5·I₁
-        torch.testing.assert_close(m._importance[name], 1.5 * value, rtol=1e-5, atol=1e-8, msg=name)
+        torch.testing.assert_close(m.importance[name], 1.5 * value, rtol=1e-5, atol=1e-8, msg=name)
 
 
 def test_anchor_count_must_match_the_classes():
@@ -198,8 +198,8 @@ def test_module_resume_restores_the_projector_and_importance(tmp_path):
     for name, value in snapshot(full_model).items():
         torch.testing.assert_close(snapshot(resumed_model)[name], value, msg=name)
     torch.testing.assert_close(resumed.projector.weight, full.projector.weight)
-    for name, value in full._importance.items():
-        torch.testing.assert_close(resumed._importance[name], value, msg=name)
+    for name, value in full.importance.items():
+        torch.testing.assert_close(resumed.importance[name], value, msg=name)
 
 
 def test_test_from_a_checkpoint_without_the_methods_setup(tmp_path):

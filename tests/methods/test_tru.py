@@ -77,14 +77,15 @@ def test_template_reasoner_output_format():
 
 def test_target_ids_are_the_tokenized_target_plus_eos_and_are_truncated():
     tok = toy_tokenizer()
-    method = TRU(tokenizer=tok, **SHORT)
-    method.setup(toy_model(), TASK)
+    method = TRU(**SHORT)
+    method.setup(toy_model(), CausalLMTask(tokenizer=tok))  # the tokenizer belongs to the task
+    assert method.tokenizer is tok
     prompt = TASK.prompt_ids(qa_batch(QA[:1]))[0]
     ids = method.target_ids(prompt)
     assert ids[-1] == tok.eos_token_id
     assert tok.decode(ids[:-1]) == "Elara Voss is to be forgotten.\nI don't know." == method.target(prompt.tolist()).text
-    short = TRU(tokenizer=tok, max_target_length=5, **SHORT)
-    short.setup(toy_model(), TASK)
+    short = TRU(max_target_length=5, **SHORT)
+    short.setup(toy_model(), CausalLMTask(tokenizer=tok))
     assert short.target_ids(prompt) == ids[:5]
 
 
@@ -93,8 +94,8 @@ def test_target_ids_are_the_tokenized_target_plus_eos_and_are_truncated():
 def test_loss_is_l_target_plus_alpha_graddiff(alpha):
     model, tok = toy_model(seed=1), toy_tokenizer()
     forget, retain = qa_batch(FORGET), qa_batch(RETAIN[:2])
-    method = TRU(alpha=alpha, tokenizer=tok, **SHORT)
-    method.setup(model, TASK)
+    method = TRU(alpha=alpha, **SHORT)
+    method.setup(model, CausalLMTask(tokenizer=tok))
     out = method.loss(_ctx(model, forget, retain))
     targets = []
     for prompt in TASK.prompt_ids(forget):
@@ -111,8 +112,8 @@ def test_loss_is_l_target_plus_alpha_graddiff(alpha):
 
 def test_target_batch_keeps_the_prompts_and_replaces_the_answers():
     tok = toy_tokenizer()
-    method = TRU(tokenizer=tok, **SHORT)
-    method.setup(toy_model(), TASK)
+    method = TRU(**SHORT)
+    method.setup(toy_model(), CausalLMTask(tokenizer=tok))
     forget = qa_batch(FORGET)
     batch = method.target_batch(_ctx(toy_model(), forget))
     assert [p.tolist() for p in TASK.prompt_ids(batch)] == [p.tolist() for p in TASK.prompt_ids(forget)]
@@ -123,17 +124,38 @@ def test_target_batch_keeps_the_prompts_and_replaces_the_answers():
 
 def test_tokenizer_from_a_local_path(tmp_path):
     toy_tokenizer().save_pretrained(tmp_path)
-    method = TRU(tokenizer=tmp_path, **SHORT)
-    assert method.tokenizer_path == str(tmp_path)
-    method.setup(toy_model(), TASK)
+    method = TRU(**SHORT)
+    method.setup(toy_model(), CausalLMTask(tokenizer=tmp_path))
     prompt = TASK.prompt_ids(qa_batch(QA[:1]))[0]
-    assert method.target_ids(prompt) == TRU(tokenizer=toy_tokenizer(), **SHORT).target_ids(prompt)
+    other = TRU(**SHORT)
+    other.setup(toy_model(), CausalLMTask(tokenizer=toy_tokenizer()))
+    assert method.target_ids(prompt) == other.target_ids(prompt)
+
+
+def test_the_deprecated_tokenizer_argument_still_works(tmp_path):
+    """``TRU(tokenizer=...)`` (configs written before the tokenizer moved to the task) warns and still writes the
+    same targets; given both, the task's tokenizer wins."""
+    tok = toy_tokenizer()
+    prompt = TASK.prompt_ids(qa_batch(QA[:1]))[0]
+    new = TRU(**SHORT)
+    new.setup(toy_model(), CausalLMTask(tokenizer=tok))
+    old = TRU(tokenizer=tok, **SHORT)
+    with pytest.warns(DeprecationWarning, match=r"TRU\(tokenizer=...\) is deprecated: give the tokenizer to the task"):
+        old.setup(toy_model(), TASK)
+    assert old.target_ids(prompt) == new.target_ids(prompt)
+    toy_tokenizer().save_pretrained(tmp_path)
+    assert TRU(tokenizer=tmp_path, **SHORT).tokenizer_path == str(tmp_path)
+    other = toy_tokenizer()
+    both = TRU(tokenizer=other, **SHORT)
+    with pytest.warns(UserWarning, match="TRU got a tokenizer from both its task and its `tokenizer` argument; it uses the task's"):
+        both.setup(toy_model(), CausalLMTask(tokenizer=tok))
+    assert both.tokenizer is tok
 
 
 def test_unlearning_run_lowers_the_forget_likelihood():
     model = memorised_model()
     before = forget_nll(model)
-    losses = unlearn(model, TRU(alpha=0.5, tokenizer=toy_tokenizer()), steps=3)
+    losses = unlearn(model, TRU(alpha=0.5), steps=3, task=CausalLMTask(tokenizer=toy_tokenizer()))
     assert len(losses) == 3 and all(math.isfinite(v) for v in losses)
     assert forget_nll(model) > before + 0.5
 
@@ -161,7 +183,7 @@ def test_constructor_errors(kwargs, error, match):
 
 
 def test_setup_errors():
-    with pytest.raises(ValueError, match="TRU needs the model's tokenizer to write its reasoning targets: pass `tokenizer=`"):
+    with pytest.raises(ValueError, match=r"TRU needs the model's tokenizer .*: give it to the task, `CausalLMTask\(tokenizer=...\)`"):
         TRU().setup(toy_model(), TASK)
     with pytest.raises(TypeError, match="its task should be a CausalLMTask, got ClassificationTask"):
-        TRU(tokenizer=toy_tokenizer()).setup(toy_model(), ClassificationTask())
+        TRU().setup(toy_model(), ClassificationTask())

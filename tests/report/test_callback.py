@@ -19,7 +19,8 @@ from torch.utils.data import DataLoader, Subset
 from toys import FORGET_CLASS, mlp
 
 from lightning_unlearn import ForgetRetainDataModule, Unlearn, UnlearningModule
-from lightning_unlearn.methods import NPO, GradDiff
+from lightning_unlearn._interfaces import UnlearningRun
+from lightning_unlearn.methods import NPO, GradDiff, StepContext
 from lightning_unlearn.metrics import structure_agreement, structure_subset
 from lightning_unlearn.report import (
     REPORT_SCHEMA,
@@ -31,6 +32,7 @@ from lightning_unlearn.report import (
 )
 from lightning_unlearn.report.callback import _roc, dumps_report
 from lightning_unlearn.report.schema import load_report
+from lightning_unlearn.tasks import ClassificationTask
 
 from .conftest import make_datamodule, make_trainer, unlearn
 
@@ -297,6 +299,37 @@ def test_with_the_unlearn_callback_on_a_users_module(data, weights, tmp_path):
     assert report["metrics"]["original"]["forget_acc"] > 95 and report["metrics"]["oracle"] is not None
     assert report["metrics"]["unlearned"]["forget_acc"] < report["metrics"]["original"]["forget_acc"]
     assert report["loss_curve"]["step"] and "loss" in report["loss_curve"]["series"]
+
+
+class OwnUnlearningModule(pl.LightningModule):
+    """Not an ``UnlearningModule``, but it has what the report reads (``_interfaces.UnlearningRun``): ``model``, ``task``,
+    ``method``, ``original`` and ``oracle_path``; it runs the method's loss itself."""
+
+    def __init__(self, original: str, oracle: str) -> None:
+        super().__init__()
+        self.model = mlp()
+        self.model.load_state_dict(torch.load(original, weights_only=True))
+        self.task = ClassificationTask()
+        self.method = GradDiff(retain_weight=2.0)
+        self.original, self.oracle_path = original, oracle
+
+    def training_step(self, batch, batch_idx):
+        ctx = StepContext(model=self.model, task=self.task, forget=batch.get("forget"), retain=batch.get("retain"))
+        return self.method.loss(ctx).loss
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.model.parameters(), lr=3e-3)
+
+
+def test_any_module_with_the_run_interface_gets_the_full_report(data, weights, tmp_path):
+    module = OwnUnlearningModule(str(weights["original"]), str(weights["oracle"]))
+    assert isinstance(module, UnlearningRun) and not isinstance(module, UnlearningModule)
+    callback = UnlearningReport(dirpath=tmp_path)
+    make_trainer(max_epochs=2, callbacks=[callback]).fit(module, datamodule=make_datamodule(data))
+    report = callback.report
+    assert report["method"] == {"name": "graddiff", "class": "GradDiff", "hparams": GradDiff(retain_weight=2.0).hparams()}
+    assert report["model"]["original"] == str(weights["original"]) and report["model"]["oracle"] == str(weights["oracle"])
+    assert report["metrics"]["original"]["forget_acc"] > 95 and report["metrics"]["oracle"] is not None
 
 
 # ------------------------------------------------------------------ attacks (the extension point)

@@ -299,3 +299,19 @@ def test_generate_answers_left_pads_consistently(model):
     assert tok.padding_side == "right"
     with pytest.raises(ValueError, match="not one string"):
         generate_answers(model, tok, "What?")
+
+
+# ---------------------------------------------------------------------------------- the tokenizer
+def test_the_tokenizer_belongs_to_the_task(tmp_path):
+    assert CausalLMTask().tokenizer is None
+    tok = toy_tokenizer()
+    assert CausalLMTask(tokenizer=tok).tokenizer is tok
+    tok.save_pretrained(tmp_path)
+    task = CausalLMTask(tokenizer=tmp_path)  # a path: loaded on first use, locally only
+    loaded = task.tokenizer
+    assert loaded is task.tokenizer and loaded("Hello")["input_ids"] == tok("Hello")["input_ids"]
+
+
+def test_a_bad_tokenizer_is_refused():
+    with pytest.raises(TypeError, match="`tokenizer` should be a transformers tokenizer, a path to one, or None; got int"):
+        CausalLMTask(tokenizer=3)
