@@ -334,7 +334,7 @@ class Unlearn(Callback):
         params = [p for p in pl_module.parameters() if p.requires_grad]
         factory = self.optimizer_factory or (lambda ps: torch.optim.Adam(ps, lr=1e-3))
         optimizer = factory(params + self.method.parameters())
-        stepper = TrainerStepper(trainer, pl_module, optimizer, extra_params=self.method.parameters())
+        stepper = TrainerStepper(trainer, pl_module, optimizer, self.engine, extra_params=self.method.parameters())
         monitor = self.monitor
         if monitor is not None and self.monitor_enabled:
             monitor.start(pl_module, pl_module.device)

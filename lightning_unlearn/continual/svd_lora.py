@@ -44,7 +44,6 @@ Example::
 from __future__ import annotations
 
 import copy
-import inspect
 import os
 import re
 import time
@@ -418,10 +417,8 @@ class ContinualUnlearner:
 
     def _build_method(self, t: int) -> UnlearningMethod:
         kwargs = dict(self.method_kwargs)
-        cls = METHODS.get(self.method_name)
-        if "seed" in inspect.signature(cls.__init__).parameters and "seed" not in kwargs:
-            kwargs["seed"] = self.seed + t
-        return cls(**kwargs)
+        kwargs.setdefault("seed", self.seed + t)  # every method takes the base arguments, `seed` among them
+        return METHODS.get(self.method_name)(**kwargs)
 
     def _full_parameters(self) -> list[nn.Parameter]:
         if self.target_modules:

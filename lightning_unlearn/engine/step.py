@@ -105,10 +105,9 @@ class UnlearningEngine:
         self.method.before_optimizer_step(model)
 
     def after_optimizer_step(self, model: nn.Module) -> None:
-        """After the step: the method's weight edits (e.g. re-imposing frozen entries of a mask)."""
-        hook = getattr(self.method, "after_optimizer_step", None)
-        if hook is not None:
-            hook(model)
+        """After the step: the method's weight edits (re-imposing the entries a parameter mask freezes, which
+        AdamW's weight decay and Adam's momentum would otherwise still move)."""
+        self.method.after_optimizer_step(model)
 
     def batch_size(self, forget: Any, retain: Any) -> int:
         return self.task.batch_size(forget if forget is not None else retain)
@@ -146,13 +145,22 @@ class TrainerStepper:
 
     The forward runs as a training step of the strategy's model (so DDP's reducer averages the module's
     gradients), backward through ``strategy.backward`` and the step through ``strategy.optimizer_step``, which
-    calls the ``on_before_optimizer_step`` hooks (where the method edits gradients) and clips gradients with the
-    Trainer's ``gradient_clip_val``. ``extra_params`` (trainable tensors outside the module, e.g. a method's own
+    calls the ``on_before_optimizer_step`` hooks (the ``Unlearn`` callback's runs the engine's
+    :meth:`~UnlearningEngine.before_optimizer_step` there) and clips gradients with the Trainer's
+    ``gradient_clip_val``; the engine's :meth:`~UnlearningEngine.after_optimizer_step` follows the step. ``extra_params`` (trainable tensors outside the module, e.g. a method's own
     projector) have their gradients averaged across ranks by hand, since DDP does not wrap them.
     """
 
-    def __init__(self, trainer: pl.Trainer, pl_module: pl.LightningModule, optimizer: torch.optim.Optimizer, extra_params: Sequence[Tensor] = ()) -> None:
+    def __init__(
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        optimizer: torch.optim.Optimizer,
+        engine: UnlearningEngine,
+        extra_params: Sequence[Tensor] = (),
+    ) -> None:
         check_strategy(trainer.strategy, where="An unlearning phase")
+        self.engine = engine
         self.trainer = trainer
         self.module = pl_module
         self.optimizer = optimizer
@@ -176,6 +184,7 @@ class TrainerStepper:
             return loss
 
         strategy.optimizer_step(self.optimizer, closure, model=self.module)
+        self.engine.after_optimizer_step(self.module)
         return result[-1]
 
 

@@ -270,3 +270,29 @@ def test_a_phase_runs_under_the_trainers_precision(data):
     make_trainer(max_epochs=1, callbacks=[phase], precision="bf16-mixed").fit(user, DataLoader(data["retain"], batch_size=120))
     assert phase.steps == 2
     assert probe.autocast == [True] * 4  # 2 steps x (forget + retain forward), all under bf16 autocast
+
+
+def test_a_mask_freezes_weights_exactly_through_every_loop_under_adamw(data):
+    """Zeroed gradients alone still move weights under AdamW's decoupled weight decay; every loop calls the
+    engine's after-step hook, which puts the masked-out entries back."""
+    from lightning_unlearn.methods import RegexMask
+
+    adamw = functools.partial(torch.optim.AdamW, lr=LR, weight_decay=0.5)
+
+    def method() -> GradDiff:
+        return GradDiff(mask=RegexMask(r"(^|\.)2\."))  # only the last Linear layer may move
+
+    dm = ForgetRetainDataModule(data["train"], data["test"], forget_class=0, batch_size=40, retain_batch_size=120)
+    module = UnlearningModule(pretrained_net(data), method(), optimizer=adamw, monitor=False)
+    make_trainer(max_epochs=3, limit_val_batches=0).fit(module, datamodule=dm)
+    user = NoTrainingUser(pretrained_net(data))
+    phase = Unlearn(method(), forget=data["forget"], retain=data["retain"], schedule="after_training", max_steps=3, optimizer=adamw, progress_bar=False, monitor=False)
+    make_trainer(max_epochs=1, callbacks=[phase]).fit(user, DataLoader(data["retain"], batch_size=120))
+    unlearner = ContinualUnlearner(pretrained_net(data), "full", method="graddiff", method_kwargs={"mask": RegexMask(r"(^|\.)2\.")},
+                                   optimizer="adamw", lr=LR, steps_per_request=3, batch_size=40)
+    unlearner.unlearn(data["forget"], data["retain"])
+    for loop, net in (("module", module.model), ("phase", user.net), ("continual", unlearner.model)):
+        state = net.state_dict()
+        for key in ("0.weight", "0.bias"):
+            assert torch.equal(state[key], data["pretrained"][key]), f"{loop}: {key} moved"
+        assert not torch.equal(state["2.weight"], data["pretrained"]["2.weight"]), loop
