@@ -187,7 +187,9 @@ def test_b1_settings_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
         b1.resolve_hparams("quick", "classwise", "npo")
     config = configs.load_config("digits/npo")
     config["model"]["init_args"]["optimizer"] = {"class_path": "torch.optim.SGD", "init_args": {"lr": 0.1}}
-    with pytest.raises(ValueError, match=r"x.yaml: B1 unlearns with `torch.optim.Adam`, got optimizer 'torch.optim.SGD'"):
+    with pytest.raises(
+        ValueError, match=r"x.yaml: the benchmark unlearns with `torch.optim.Adam`, got optimizer 'torch.optim.SGD'"
+    ):
         b1.settings_from_config(config, "x.yaml")
     with pytest.raises(ValueError, match=r"x.yaml should be an unlearning config .* missing 'model'"):
         b1.settings_from_config({"trainer": {}}, "x.yaml")
@@ -296,3 +298,16 @@ def test_an_installed_wheel_lists_and_runs_the_shipped_configs(tmp_path: Path):
     metrics = sorted((work / "outputs/digits/npo").glob("version_*/metrics.csv"))
     assert metrics and len(metrics[-1].read_text().splitlines()) >= 2
     print(f"wheel built and installed with its dependencies in {installed:.0f} s; whole test {time.perf_counter() - start:.0f} s")
+
+
+def test_unlearning_settings_of_an_adamw_config():
+    from lightning_unlearn.benchmarking import unlearning_settings
+
+    config = configs.load_config("authors_smollm2/npo")
+    optimizer = config["model"]["init_args"]["optimizer"]["init_args"]
+    hp = unlearning_settings(config, optimizer="torch.optim.AdamW")
+    assert hp["lr"] == optimizer["lr"] and hp["weight_decay"] == optimizer["weight_decay"]
+    assert hp["retain_batch_size"] == config["data"]["init_args"]["retain_batch_size"]
+    config["model"]["init_args"]["lr_scheduler"] = {"class_path": "torch.optim.lr_scheduler.LinearLR"}
+    with pytest.raises(ValueError, match=r"npo.yaml: the benchmark runs at a constant learning rate, got lr_scheduler"):
+        unlearning_settings(config, "npo.yaml")

@@ -41,6 +41,7 @@ __all__ = [
     "merge_hparams",
     "quiet_lightning",
     "quiet_trainer",
+    "unlearning_settings",
     "versions",
     "write_json",
 ]
@@ -65,6 +66,43 @@ def merge_hparams(hp: dict[str, Any], override: dict[str, Any] | None) -> dict[s
     out["method"] = {**out.get("method", {}), **override.pop("method", {})}
     out.update(override)
     return out
+
+
+def unlearning_settings(config: dict[str, Any], name: str = "config", optimizer: str | None = None) -> dict[str, Any]:
+    """The settings of an unlearning run from its LightningCLI config (e.g. a shipped one,
+    :func:`lightning_unlearn.configs.load_config`), flat, as the benchmark scripts run them:
+
+    ``lr`` (and ``weight_decay`` when the config sets it) of ``model.init_args.optimizer``; ``epochs`` and
+    ``max_steps`` of the ``trainer`` (defaults 1 and -1); ``mode`` (default ``"min_size"``), ``batch_size`` and
+    ``retain_batch_size`` (when set) of ``data.init_args``; ``schedule`` (``"constant"``: a config with an
+    ``lr_scheduler`` is refused); ``method``: the method's ``init_args``. ``optimizer``, when given, is the
+    optimizer class path the config must use. ``name`` names the config in errors.
+    """
+    try:
+        trainer, model, data = config.get("trainer") or {}, config["model"]["init_args"], config["data"]["init_args"]
+        method, optim = model["method"], model["optimizer"]
+    except (KeyError, TypeError, AttributeError) as err:
+        raise ValueError(
+            f"{name} should be an unlearning config with model.init_args.method/optimizer and data.init_args; missing {err}."
+        ) from None
+    if optimizer is not None and optim.get("class_path") != optimizer:
+        raise ValueError(f"{name}: the benchmark unlearns with `{optimizer}`, got optimizer {optim.get('class_path')!r}.")
+    if model.get("lr_scheduler") is not None:
+        raise ValueError(f"{name}: the benchmark runs at a constant learning rate, got lr_scheduler {model['lr_scheduler']!r}.")
+    hp: dict[str, Any] = {
+        "lr": optim["init_args"]["lr"],
+        "epochs": trainer.get("max_epochs", 1),
+        "max_steps": trainer.get("max_steps", -1),
+        "mode": data.get("mode", "min_size"),
+        "schedule": "constant",
+        "method": dict(method.get("init_args") or {}),
+        "batch_size": data["batch_size"],
+    }
+    if "weight_decay" in optim["init_args"]:
+        hp["weight_decay"] = optim["init_args"]["weight_decay"]
+    if data.get("retain_batch_size") is not None:
+        hp["retain_batch_size"] = data["retain_batch_size"]
+    return hp
 
 
 def config_hash(config: dict[str, Any]) -> str:

@@ -117,32 +117,9 @@ def method_name(row: str) -> str:
 
 
 def settings_from_config(config: dict[str, Any], name: str = "config") -> dict[str, Any]:
-    """An unlearning config's settings as B1 runs them: ``lr`` (Adam), ``epochs`` / ``max_steps`` (the
-    Trainer's), ``mode``, ``batch_size`` and ``retain_batch_size`` (the datamodule's), ``schedule``
-    (``"constant"``) and ``method`` (the method's ``init_args``)."""
-    try:
-        trainer, model, data = config.get("trainer") or {}, config["model"]["init_args"], config["data"]["init_args"]
-        method, optimizer = model["method"], model["optimizer"]
-    except (KeyError, TypeError) as err:
-        raise ValueError(
-            f"{name} should be an unlearning config with model.init_args.method/optimizer and data.init_args; missing {err}."
-        ) from None
-    if optimizer.get("class_path") != "torch.optim.Adam":
-        raise ValueError(f"{name}: B1 unlearns with `torch.optim.Adam`, got optimizer {optimizer.get('class_path')!r}.")
-    if model.get("lr_scheduler") is not None:
-        raise ValueError(f"{name}: B1 runs at a constant learning rate, got lr_scheduler {model['lr_scheduler']!r}.")
-    hp: dict[str, Any] = {
-        "lr": optimizer["init_args"]["lr"],
-        "epochs": trainer.get("max_epochs", 1),
-        "max_steps": trainer.get("max_steps", -1),
-        "mode": data.get("mode", "min_size"),
-        "schedule": "constant",
-        "method": dict(method.get("init_args") or {}),
-        "batch_size": data["batch_size"],
-    }
-    if data.get("retain_batch_size") is not None:
-        hp["retain_batch_size"] = data["retain_batch_size"]
-    return hp
+    """An unlearning config's settings as B1 runs them (:func:`lightning_unlearn.benchmarking.unlearning_settings`
+    of a config that unlearns with ``torch.optim.Adam``)."""
+    return benchmarking.unlearning_settings(config, name, optimizer="torch.optim.Adam")
 
 
 def resolve_hparams(scale: str, scenario: str, row: str) -> tuple[dict[str, Any], str]:
