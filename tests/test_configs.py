@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -256,9 +257,15 @@ def _run(cmd: list[str], **kwargs: Any) -> subprocess.CompletedProcess:
 
 @pytest.mark.slow
 @pytest.mark.timeout(1800)
-def test_an_installed_wheel_lists_and_runs_the_shipped_configs(tmp_path: Path):
+def test_an_installed_wheel_lists_and_runs_the_shipped_configs():
     """Build the wheel, install it into a fresh venv (torch and the dependencies from the configured package index,
     torch pinned first so that pip does not pull a CUDA build), and run shipped digits configs from there."""
+    # not pytest's tmp_path: concurrent pytest sessions of the same user prune its base folder (keeping the 3 newest)
+    with tempfile.TemporaryDirectory(prefix="lightning-unlearn-wheel-") as folder:
+        _installed_wheel_run(Path(folder))
+
+
+def _installed_wheel_run(tmp_path: Path) -> None:
     start = time.perf_counter()
     wheels = tmp_path / "wheels"
     _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(wheels), str(REPO)])
