@@ -268,20 +268,21 @@ def test_an_installed_wheel_lists_and_runs_the_shipped_configs():
 
 def _installed_wheel_run(tmp_path: Path) -> None:
     start = time.perf_counter()
+    # nothing of this checkout may leak in: with PYTHONPATH on it, pip would take the build's egg-info for an install
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    env.update(WANDB_MODE="offline", WANDB_SILENT="true", PYTHONWARNINGS="ignore")
     wheels = tmp_path / "wheels"
     _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(wheels), str(REPO)])
     (wheel,) = wheels.glob("lightning_unlearn-*.whl")
     venv = tmp_path / "fresh"
-    _run([sys.executable, "-m", "venv", str(venv)])
+    _run([sys.executable, "-m", "venv", str(venv)], env=env)
     pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
-    _run([*pip, "torch==2.13.0"])
-    _run([*pip, f"{wheel}[wandb,report]"])  # the shipped configs log to W&B (offline here) and write a report
+    _run([*pip, "torch==2.13.0"], env=env)
+    _run([*pip, f"{wheel}[wandb,report]"], env=env)  # the shipped configs log to W&B (offline here) and write a report
     installed = time.perf_counter() - start
     cli = str(venv / "bin" / "lightning-unlearn")
     work = tmp_path / "work"
     work.mkdir()
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
-    env.update(WANDB_MODE="offline", WANDB_SILENT="true", PYTHONWARNINGS="ignore")
 
     listing = _run([cli, "configs"], cwd=work, env=env).stdout.splitlines()
     root = Path(listing[0].removeprefix("# "))
