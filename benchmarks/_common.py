@@ -1,136 +1,34 @@
-"""Helpers shared by the benchmark scripts: versions, git commit, JSON output, tables, quiet Lightning."""
+"""Deprecated: the benchmark helpers now live in :mod:`lightning_unlearn.benchmarking`.
+
+A thin re-export kept for the scripts that still ``import _common`` through a ``sys.path`` edit
+(b2_llm.py, b2_attacks.py, b3_entity.py, scripts/report_screenshot.py) until they import the package.
+"""
 
 from __future__ import annotations
 
-import copy
-import hashlib
-import json
-import logging
-import math
-import os
-import shlex
-import statistics
-import sys
-import warnings
-from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+
+from lightning_unlearn import benchmarking as _benchmarking
+from lightning_unlearn.benchmarking import (  # noqa: F401  (re-exported)
+    command_line,
+    config_hash,
+    fmt_pm,
+    markdown_table,
+    mean_std,
+    merge_hparams,
+    quiet_lightning,
+    quiet_trainer,
+    versions,
+    write_json,
+)
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
 
 
-def command_line() -> str:
-    """The exact command line this process was started with (re-runnable from the repository root)."""
-    return " ".join(shlex.quote(a) for a in [Path(sys.executable).name, *sys.argv])
-
-
-def versions(*extra: str) -> dict[str, str | None]:
-    """The library's :func:`lightning_unlearn._provenance.versions` plus scikit-learn and ``extra`` modules."""
-    from lightning_unlearn._provenance import versions as library_versions
-
-    return library_versions("sklearn", *extra)
-
-
 def git_commit() -> str | None:
-    from lightning_unlearn._provenance import git_commit as commit
-
-    return commit(REPO_ROOT)
+    return _benchmarking.git_commit(REPO_ROOT)
 
 
 def git_dirty() -> bool | None:
-    """Whether tracked files differ from HEAD (the library is edited concurrently; say so in the JSON)."""
-    from lightning_unlearn._provenance import git_dirty as dirty
-
-    return dirty(REPO_ROOT)
-
-
-def merge_hparams(hp: dict[str, Any], override: dict[str, Any] | None) -> dict[str, Any]:
-    """A copy of ``hp`` with ``override`` applied; the ``"method"`` kwargs dicts are merged, not replaced."""
-    out = copy.deepcopy(hp)
-    override = copy.deepcopy(override or {})
-    out["method"] = {**out.get("method", {}), **override.pop("method", {})}
-    out.update(override)
-    return out
-
-
-def config_hash(config: dict[str, Any]) -> str:
-    """A short stable hash of a JSON-able config (the cache key of trained models)."""
-    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def quiet_lightning() -> None:
-    """Silence Lightning's info lines and the usual CPU/worker warnings (they would drown the progress lines)."""
-    import lightning.pytorch  # noqa: F401  (importing it sets its loggers to INFO; override afterwards)
-
-    for name in ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-    warnings.filterwarnings("ignore", message=".*The number of training batches.*")
-    warnings.filterwarnings("ignore", message=".*GPU available but not used.*")
-    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
-    warnings.filterwarnings("ignore", category=UserWarning, module="lightning")
-    warnings.filterwarnings("ignore", category=DeprecationWarning)
-
-
-def quiet_trainer(**kwargs: Any):
-    """A CPU Trainer with no logger, checkpointing, progress bar, model summary or validation loop."""
-    import lightning.pytorch as pl
-
-    defaults = dict(
-        accelerator="cpu",
-        devices=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        limit_val_batches=0,
-        num_sanity_val_steps=0,
-    )
-    defaults.update(kwargs)
-    return pl.Trainer(**defaults)
-
-
-def write_json(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
-    """Write ``payload`` atomically (``.tmp`` then rename) with sorted-free, indented JSON."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with open(tmp, "w") as f:
-        json.dump(payload, f, indent=2, allow_nan=False, default=_json_default)
-        f.write("\n")
-    os.replace(tmp, path)
-    return path
-
-
-def _json_default(value: Any) -> Any:
-    if hasattr(value, "item"):
-        return value.item()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
-
-
-def mean_std(values: Sequence[float]) -> tuple[float, float]:
-    """Mean and *sample* standard deviation (ddof=1; 0 for a single value)."""
-    values = [float(v) for v in values]
-    if not values:
-        return math.nan, math.nan
-    mean = statistics.fmean(values)
-    std = statistics.stdev(values) if len(values) > 1 else 0.0
-    return mean, std
-
-
-def fmt_pm(mean: float, std: float, digits: int = 2, show_std: bool = True) -> str:
-    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
-        return "–"
-    if not show_std:
-        return f"{mean:.{digits}f}"
-    return f"{mean:.{digits}f} ± {std:.{digits}f}"
-
-
-def markdown_table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
-    rows = [list(map(str, r)) for r in rows]
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(r) + " |" for r in rows]
-    return "\n".join(lines)
+    return _benchmarking.git_dirty(REPO_ROOT)

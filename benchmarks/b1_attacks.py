@@ -5,7 +5,7 @@ For every scenario, seed and row:
 
 1. the model of the row: ``original`` (no unlearning, the cached B1 original), ``retrain`` (the cached B1 oracle,
    the baseline: it never saw the forget set) or a B1 method run exactly as ``b1_classification.py`` runs it
-   (``run_method`` with B1's ``HPARAMS``, starting from the cached original);
+   (``run_method`` with the settings of the method's shipped config, starting from the cached original);
 2. ``lightning_unlearn.attacks.run_attacks`` on it, with the cached original as ``original``: the forget set is
    split once (seeded) into a half the relearning attacker fine-tunes on and a held-out half on which every
    forget accuracy of this benchmark is measured; each attack works on a copy of the model:
@@ -40,15 +40,14 @@ from __future__ import annotations
 import argparse
 import functools
 import math
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from lightning_unlearn import benchmarking
+from lightning_unlearn.benchmarking import b1
 
-import _common  # noqa: E402
-import b1_classification as b1  # noqa: E402
+BENCH_DIR = Path(__file__).resolve().parent
 
 ORIGINAL, ORACLE = b1.ORIGINAL, b1.ORACLE
 LABELS = {ORIGINAL: "Original (no unlearning)", ORACLE: "Retrain (oracle, baseline)"}
@@ -81,7 +80,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             "original -> unlearned forget-accuracy gap the attack regains (0 = nothing, 1 = all). The retrain "
             "(oracle) row is the baseline: the recovery of a model that never saw the forget set. Rows are the "
             "original (no unlearning, recovery undefined), the oracle and every B1 method, each unlearned from the "
-            "cached B1 original exactly as b1_classification.py does (its HPARAMS). The originals and oracles must "
+            "cached B1 original exactly as b1_classification.py does (the settings of its shipped config). The originals and oracles must "
             "be cached already (run b1_classification.py, or its --prepare-only, first); nothing is trained here "
             "except the unlearning runs."
         ),
@@ -109,7 +108,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--methods",
         nargs="+",
         default=None,
-        help="Rows: 'original', 'retrain' and registered method names (B1 HPARAMS of the scale). Default: original, retrain and every B1 method (b1_classification.default_methods()).",
+        help="Rows: 'original', 'retrain' and registered method names (settings: the scale's configs, as in b1_classification.py). Default: original, retrain and every B1 row (lightning_unlearn.benchmarking.b1.default_methods).",
     )
     parser.add_argument(
         "--seeds",
@@ -161,7 +160,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=-1,
         help="Cap on the retain and test evaluation splits (-1: B1's cap for the scale, 10,000 at full scale, none at quick; 0: no cap).",
     )
-    parser.add_argument("--cache-dir", default=str(_common.BENCH_DIR / ".cache"), help="B1's cache of originals and oracles.")
+    parser.add_argument("--cache-dir", default=str(BENCH_DIR / ".cache"), help="B1's cache of originals and oracles.")
     parser.add_argument("--out", default=None, help="Output JSON (default benchmarks/results/b1_attacks_<quick|full>.json).")
     parser.add_argument("--threads", type=int, default=1, help="torch.set_num_threads (0 = torch's default).")
     parser.add_argument(
@@ -172,7 +171,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def cached(kind: str, scale: str, scenario: str | None, seed: int, cache_dir: Path) -> dict[str, Any]:
     """The B1 cache entry of the original / oracle, or SystemExit if it is missing (nothing is trained here)."""
-    key = b1.config_hash(b1.model_config(kind, scale, scenario, seed))
+    key = benchmarking.config_hash(b1.model_config(kind, scale, scenario, seed))
     weights = cache_dir / "b1" / f"{kind}-{key}.pt"
     if not weights.is_file() or not weights.with_suffix(".json").is_file():
         raise SystemExit(
@@ -185,7 +184,7 @@ def cached(kind: str, scale: str, scenario: str | None, seed: int, cache_dir: Pa
 def build_attacks(args: argparse.Namespace, scale: str) -> tuple[list[Any], dict[str, Any]]:
     from lightning_unlearn.attacks import QuantizationAttack, RelearningAttack
 
-    train = b1.SCALES[scale]["train"]
+    train = b1.train_recipe(scale)
     lr = args.relearn_lr
     batch = args.relearn_batch_size if args.relearn_batch_size is not None else train["batch_size"]
     attacks: list[Any] = [QuantizationAttack(bits=8), QuantizationAttack(bits=4, group_size=args.group_size)]
@@ -222,7 +221,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         payload = json.loads(Path(args.from_json).read_text())
         print(format_tables(payload))
         return payload
-    _common.quiet_lightning()
+    benchmarking.quiet_lightning()
     import torch
 
     from lightning_unlearn import METHODS
@@ -232,12 +231,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         torch.set_num_threads(args.threads)
     scale = "quick" if args.quick else "full"
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
-    rows_wanted = args.methods or [ORIGINAL, ORACLE, *b1.default_methods()]
+    rows_wanted = args.methods or [ORIGINAL, ORACLE, *b1.default_methods(scale)]
     for m in rows_wanted:
         if m not in (ORIGINAL, ORACLE):
             METHODS.get(b1.method_name(m))  # a clear error on a typo before anything runs
     cache_dir = Path(args.cache_dir)
-    out_path = Path(args.out) if args.out else _common.BENCH_DIR / "results" / f"b1_attacks_{scale}.json"
+    out_path = Path(args.out) if args.out else BENCH_DIR / "results" / f"b1_attacks_{scale}.json"
     max_eval = b1.SCALES[scale]["max_eval_samples"] if args.max_eval_samples < 0 else (args.max_eval_samples or None)
     attacks, attack_config = build_attacks(args, scale)
     names = [a.name for a in attacks]
@@ -251,7 +250,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     hparams = {
         sc: {
-            m: dict(zip(("config", "tuned"), b1.resolve_hparams(scale, sc, m)))
+            m: dict(zip(("config", "source"), b1.resolve_hparams(scale, sc, m)))
             for m in rows_wanted
             if m not in (ORIGINAL, ORACLE)
         }
@@ -403,7 +402,7 @@ def format_tables(payload: dict[str, Any]) -> str:
             note += " " + RANDOM_NOTE
         blocks.append(
             f"### B1 attacks ({payload['scale']}) — {title}, {n_seeds} seed(s)\n\n"
-            + _common.markdown_table(header, table)
+            + benchmarking.markdown_table(header, table)
             + "\n\n"
             + note
         )
@@ -418,10 +417,10 @@ def _write(
     payload = {
         "benchmark": "B1-attacks",
         "scale": scale,
-        "command": _common.command_line(),
-        "git_commit": _common.git_commit(),
-        "git_dirty": _common.git_dirty(),
-        "versions": _common.versions(),
+        "command": benchmarking.command_line(),
+        "git_commit": benchmarking.git_commit(BENCH_DIR.parent),
+        "git_dirty": benchmarking.git_dirty(BENCH_DIR.parent),
+        "versions": benchmarking.versions(),
         "config": {
             "dataset": b1.SCALES[scale]["dataset"],
             "model": {"class": b1.model_class(scale), **b1.SCALES[scale]["model"]},
@@ -444,7 +443,7 @@ def _write(
         },
         "rows": _finite(rows),
     }
-    _common.write_json(out_path, payload)
+    benchmarking.write_json(out_path, payload)
     return payload
 
 

@@ -20,7 +20,7 @@ strategies share one: they are identical on request 1) by ``--tune``: a grid {3e
 accuracy ≤ 5%); the result is frozen in :data:`SCALES` and logged in
 ``benchmarks/results/b1_continual[_quick]_tuning.json``.
 
-Model: the cached *original* of benchmark B1 (``b1_classification.get_trained("original", scale, None, seed,
+Model: the cached *original* of benchmark B1 (``lightning_unlearn.benchmarking.b1.get_trained("original", scale, None, seed,
 ...)``: ``SmallCNN()`` trained 8 epochs with Adam 1e-3, batch 128 on all 60k Fashion-MNIST images; the
 digits CNN at quick scale), one per seed. A missing one is trained and cached under
 ``benchmarks/.cache/b1`` first (~6 minutes per seed at full scale, not counted in the budget below).
@@ -63,14 +63,14 @@ from __future__ import annotations
 import argparse
 import copy
 import functools
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from lightning_unlearn import benchmarking
+from lightning_unlearn.benchmarking import b1
 
-import _common  # noqa: E402
+BENCH_DIR = Path(__file__).resolve().parent
 
 STRATEGIES = ("orthogonal", "naive", "full")
 
@@ -141,23 +141,15 @@ def subset(dataset, mask_or_index):
     return LabeledTensorDataset(x[mask_or_index], y[mask_or_index])
 
 
-@functools.cache
-def b1_module():
-    import b1_classification
-
-    return b1_classification
-
-
 def load_original(scale: str, seed: int, cache_dir: Path, log):
     """The cached B1 original (trained now if missing) and its cache entry."""
-    b1 = b1_module()
     entry = b1.get_trained(b1.ORIGINAL, SCALES[scale]["b1_scale"], None, seed, cache_dir, log)
     return b1.load_model(SCALES[scale]["b1_scale"], entry["path"]), entry
 
 
 @functools.cache
 def load_data(scale: str):
-    return b1_module().load_data(b1_module().SCALES[SCALES[scale]["b1_scale"]]["dataset"])
+    return b1.load_data(b1.SCALES[SCALES[scale]["b1_scale"]]["dataset"])
 
 
 def predict(model, dataset, batch_size: int):
@@ -276,8 +268,8 @@ def fmt_ms(values: list[float | None]) -> str:
     values = [v for v in values if v is not None]
     if not values:
         return "–"
-    mean, std = _common.mean_std(values)
-    return _common.fmt_pm(mean, std, digits=1, show_std=len(values) > 1)
+    mean, std = benchmarking.mean_std(values)
+    return benchmarking.fmt_pm(mean, std, digits=1, show_std=len(values) > 1)
 
 
 def summarise(name: str, per_seed: dict[int, dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
@@ -316,7 +308,7 @@ def summary_table(name: str, per_seed: dict[int, dict[str, Any]], summary: dict[
         for strategy, items in summary.items():
             for it in items:
                 rows.append([strategy, it["request"], fmt_ms(it["TA"]), fmt_ms(it["FA_mean"]), fmt_ms(it["seconds"])])
-    return _common.markdown_table(header, rows)
+    return benchmarking.markdown_table(header, rows)
 
 
 def detail_table(name: str, result: dict[str, Any]) -> str:
@@ -336,7 +328,7 @@ def detail_table(name: str, result: dict[str, Any]) -> str:
         for strategy, srows in result["runs"].items():
             for row in srows:
                 rows.append([strategy, row["request"], fmt(row["TA"]), " / ".join(fmt(v) for v in row["FA"]), f"{row['seconds']:.1f}"])
-    return _common.markdown_table(header, rows)
+    return benchmarking.markdown_table(header, rows)
 
 
 def plot(results: dict[str, Any], path: Path) -> Path | None:
@@ -391,7 +383,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--method", default=None, help="Override the unlearning method (a name in lightning_unlearn.METHODS); the frozen learning rates were tuned for 'rl'.")
     parser.add_argument("--energy", type=float, default=None, help="Override the energy threshold of the orthogonal strategy.")
     parser.add_argument("--out", default=None, help="Output stem (default benchmarks/results/b1_continual[_quick]); writes .json, .md, .log, .png.")
-    parser.add_argument("--cache-dir", default=str(_common.BENCH_DIR / ".cache"), help="Cache of the B1 original models.")
+    parser.add_argument("--cache-dir", default=str(BENCH_DIR / ".cache"), help="Cache of the B1 original models.")
     parser.add_argument("--threads", type=int, default=1, help="torch.set_num_threads (0 = torch's default).")
     parser.add_argument("--progress", action="store_true", help="tqdm bar per request.")
     return parser.parse_args(argv)
@@ -463,7 +455,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             kwargs[key] = value
     streams = args.streams or cfg["default_streams"]
     seeds = list(range(args.seeds if args.seeds is not None else cfg["seeds"]))
-    stem = Path(args.out) if args.out else _common.BENCH_DIR / "results" / f"b1_continual{'_quick' if args.quick else ''}"
+    stem = Path(args.out) if args.out else BENCH_DIR / "results" / f"b1_continual{'_quick' if args.quick else ''}"
     stem.parent.mkdir(parents=True, exist_ok=True)
     log_lines: list[str] = []
 
@@ -473,22 +465,22 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         log_lines.append(line)
 
     wall = time.perf_counter()
-    log(f"[b1c] {_common.command_line()}  scale={scale} threads={torch.get_num_threads()} streams={streams} seeds={seeds}")
+    log(f"[b1c] {benchmarking.command_line()}  scale={scale} threads={torch.get_num_threads()} streams={streams} seeds={seeds}")
     header = {
         "benchmark": "b1_continual",
         "scale": scale,
-        "command": _common.command_line(),
+        "command": benchmarking.command_line(),
         "threads": torch.get_num_threads(),
         "config": cfg,
-        "versions": _common.versions(),
-        "git_commit": _common.git_commit(),
-        "git_dirty": _common.git_dirty(),
+        "versions": benchmarking.versions(),
+        "git_commit": benchmarking.git_commit(BENCH_DIR.parent),
+        "git_dirty": benchmarking.git_dirty(BENCH_DIR.parent),
     }
     if args.tune:
         original, entry = load_original(scale, 0, Path(args.cache_dir), log)
         tuning = tune(cfg, scale, original, 0, log)
         header["originals"] = {0: {k: entry.get(k) for k in ("path", "key", "cached")}}
-        path = _common.write_json(stem.with_name(stem.name + "_tuning.json"), {**header, "wall_seconds": time.perf_counter() - wall, "tuning": tuning})
+        path = benchmarking.write_json(stem.with_name(stem.name + "_tuning.json"), {**header, "wall_seconds": time.perf_counter() - wall, "tuning": tuning})
         log(f"[b1c] wrote {path}")
         return tuning
 
@@ -534,11 +526,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         for seed, result in r["seeds"].items():
             sections.append(f"#### Random stream, seed {seed}\n\n" + detail_table("random", result))
     seconds = time.perf_counter() - wall
-    sections.append(f"Total wall time {seconds:.0f} s ({torch.get_num_threads()} thread(s)); command: `{_common.command_line()}`")
+    sections.append(f"Total wall time {seconds:.0f} s ({torch.get_num_threads()} thread(s)); command: `{benchmarking.command_line()}`")
     markdown = "\n\n".join(sections) + "\n"
     print("\n" + markdown)
     header["originals"] = originals
-    _common.write_json(stem.with_suffix(".json"), {**header, "wall_seconds": seconds, "results": results})
+    benchmarking.write_json(stem.with_suffix(".json"), {**header, "wall_seconds": seconds, "results": results})
     stem.with_suffix(".md").write_text(markdown)
     png = plot(results, stem.with_suffix(".png"))
     log(f"[b1c] wrote {stem.with_suffix('.json')}, .md{', .png' if png else ''} in {seconds:.0f}s")

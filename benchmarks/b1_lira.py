@@ -16,7 +16,7 @@ Protocol:
    functions): ``original`` does nothing (an upper reference: plain LiRA on the candidates), ``retrain`` trains a
    fresh model on the retain part with the same recipe (exact unlearning: AUC ≈ 0.5 expected), and every method
    runs through ``UnlearningModule`` (``MethodUnlearn``) with its B1 quick/random hyper-parameters
-   (``HPARAMS`` in ``b1_classification.py``).
+   (its shipped config ``configs/digits/<method>.yaml``, as ``b1_classification.py --quick`` runs it).
 4. U-LiRA, leave-one-out: each shadow in turn is the target and the other ``S - 1`` the references (IN = those
    that unlearned the example, OUT = those that never trained on it); positives are the target's forgotten
    candidates, negatives the candidates it never trained on; one ROC curve over all targets. Online (fixed
@@ -31,15 +31,14 @@ Run from the repository root::
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from lightning_unlearn import benchmarking
+from lightning_unlearn.benchmarking import b1
 
-import _common  # noqa: E402
-import b1_classification as b1  # noqa: E402
+BENCH_DIR = Path(__file__).resolve().parent
 
 DEFAULT_METHODS = ("ft", "ga", "graddiff", "npo")
 SCALE, SCENARIO = "quick", "random"
@@ -51,17 +50,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--candidates", type=int, default=270, help="forget candidates drawn from the pool (default 270)")
     parser.add_argument("--forget-fraction", type=float, default=0.5, help="share of a candidate's IN shadows that unlearn it")
     parser.add_argument(
-        "--methods", nargs="+", default=list(DEFAULT_METHODS), help="registered method names (B1 quick/random HPARAMS)"
+        "--methods", nargs="+", default=list(DEFAULT_METHODS), help="registered method names (settings: configs/digits/<method>.yaml, B1 quick/random)"
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1, help="torch.set_num_threads (default 1)")
-    parser.add_argument("--out", default=str(_common.BENCH_DIR / "results" / "b1_lira.json"))
+    parser.add_argument("--out", default=str(BENCH_DIR / "results" / "b1_lira.json"))
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
-    _common.quiet_lightning()
+    benchmarking.quiet_lightning()
     import torch
 
     from lightning_unlearn.attacks.lira import MethodUnlearn, SupervisedFit, leave_one_out, train_shadows
@@ -70,7 +69,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     torch.set_num_threads(args.threads)
     scale = b1.SCALES[SCALE]
     pool, _ = b1.load_data(scale["dataset"])
-    recipe = scale["train"]
+    recipe = b1.train_recipe(SCALE)
     fit = SupervisedFit(epochs=recipe["epochs"], lr=recipe["lr"], batch_size=recipe["batch_size"])
 
     def make_model() -> torch.nn.Module:
@@ -93,10 +92,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     }
     hparams: dict[str, Any] = {}
     for name in args.methods:
-        hp, tuned = b1.resolve_hparams(SCALE, SCENARIO, name)
+        hp, source = b1.resolve_hparams(SCALE, SCENARIO, name)
         if hp.get("schedule", "constant") != "constant":
             raise SystemExit(f"{name}: the {hp['schedule']!r} learning-rate schedule is not supported here")
-        hparams[name] = {**hp, "tuned": tuned}
+        hparams[name] = {**hp, "source": source}
         factory = lambda name=name, hp=hp: b1.build_method(name, hp["method"], args.seed, scale["dataset"])  # noqa: E731
         unlearn[name] = timed(
             name,
@@ -129,10 +128,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     first = next(iter(shadows.values()))
     payload = {
         "benchmark": "b1_lira",
-        "command": _common.command_line(),
-        "git_commit": _common.git_commit(),
-        "git_dirty": _common.git_dirty(),
-        "versions": _common.versions(),
+        "command": benchmarking.command_line(),
+        "git_commit": benchmarking.git_commit(BENCH_DIR.parent),
+        "git_dirty": benchmarking.git_dirty(BENCH_DIR.parent),
+        "versions": benchmarking.versions(),
         "threads": torch.get_num_threads(),
         "config": {
             "dataset": scale["dataset"],
@@ -151,7 +150,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "results": results,
         "wall_seconds": wall,
     }
-    _common.write_json(args.out, payload)
+    benchmarking.write_json(args.out, payload)
     rows = [
         [
             name,
@@ -166,7 +165,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ]
     header = ["Method", "U-LiRA AUC", "TPR@1%FPR", "offline AUC", "forgotten", "never trained", "unlearn s/shadow"]
     print(f"\nU-LiRA, digits, {args.shadows} shadows, {int(candidates.numel())} candidates ({wall:.0f} s)")
-    print(_common.markdown_table(header, rows))
+    print(benchmarking.markdown_table(header, rows))
     print(f"\nwrote {args.out}")
     return payload
 

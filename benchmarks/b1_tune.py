@@ -1,12 +1,13 @@
 #!/usr/bin/env python
-"""Hyper-parameter search for B1 (the record behind ``HPARAMS`` in ``b1_classification.py``).
+"""Hyper-parameter search for B1 (the record behind the tuned settings in ``configs/{digits,fashion_mnist,fashion_mnist_vit}``).
 
 Runs candidate configurations of each method on ONE seed (default 0) of one scale and scenario, using
 the same cached original/oracle, data, evaluation and timing as ``b1_classification.py``, and appends
 every trial to ``benchmarks/results/b1_tuning_<scale>.json``. The selection rule is: the lowest Avg Gap
 among the candidates whose compute budget (samples through forward+backward) is at most 5% of the
-oracle's; ties go to the cheaper candidate. The chosen values are then copied by hand into ``HPARAMS``
-and all seeds are reported with them by ``b1_classification.py``.
+oracle's; ties go to the cheaper candidate. The chosen values are then written by hand into the method's
+config (e.g. ``configs/digits/classwise/npo.yaml`` for ``--quick --scenario class``) and all seeds are reported
+with them by ``b1_classification.py``.
 
 Examples (from the repository root)::
 
@@ -21,17 +22,17 @@ import argparse
 import functools
 import json
 import os
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from lightning_unlearn import benchmarking
+from lightning_unlearn.benchmarking import b1
 
-import _common  # noqa: E402
-import b1_classification as b1  # noqa: E402
+BENCH_DIR = Path(__file__).resolve().parent
 
-#: Default search grid: a list of overrides of the method's current HPARAMS entry, per scenario.
+
+#: Default search grid: a list of overrides of the method's current settings (its config), per scenario.
 LRS = [1e-5, 3e-5, 1e-4, 3e-4, 1e-3]
 _PER_METHOD: dict[str, list[dict[str, Any]]] = {
     "ft": [{"lr": lr} for lr in (1e-4, 3e-4, 1e-3, 3e-3)],
@@ -50,16 +51,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--methods", nargs="+", default=None, help="Methods to tune (default: those in the grid).")
     parser.add_argument("--seed", type=int, default=0, help="The single tuning seed.")
     parser.add_argument("--candidates", default=None, help="JSON (or a path to a JSON file) {method: [override, ...]} replacing the built-in grid for those methods.")
-    parser.add_argument("--base", choices=["hparams", "default"], default="hparams", help="Apply overrides to the current HPARAMS entry or to the bare defaults.")
+    parser.add_argument("--base", choices=["config", "default"], default="config", help="Apply overrides to the method's config (its current settings) or to the constructor defaults (lr 1e-3, one pass, the config's batch size).")
     parser.add_argument("--out", default=None, help="Trial log (default benchmarks/results/b1_tuning_<scale>.json; trials are appended).")
-    parser.add_argument("--cache-dir", default=str(_common.BENCH_DIR / ".cache"))
+    parser.add_argument("--cache-dir", default=str(BENCH_DIR / ".cache"))
     parser.add_argument("--threads", type=int, default=1)
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    _common.quiet_lightning()
+    benchmarking.quiet_lightning()
     import torch
 
     if args.threads > 0:
@@ -70,7 +71,7 @@ def main(argv: list[str] | None = None) -> None:
         text = args.candidates if args.candidates.lstrip().startswith("{") else Path(args.candidates).read_text()
         grid.update(json.loads(text))
     methods = args.methods or list(grid)
-    out_path = Path(args.out) if args.out else _common.BENCH_DIR / "results" / f"b1_tuning_{scale}.json"
+    out_path = Path(args.out) if args.out else BENCH_DIR / "results" / f"b1_tuning_{scale}.json"
     log = functools.partial(print, flush=True)
     cache = Path(args.cache_dir)
 
@@ -85,7 +86,7 @@ def main(argv: list[str] | None = None) -> None:
 
     session = {
         "id": f"{time.time():.6f}-{os.getpid()}",
-        "command": _common.command_line(),
+        "command": benchmarking.command_line(),
         "started": time.strftime("%Y-%m-%d %H:%M:%S"),
         "scenario": args.scenario,
         "seed": args.seed,
@@ -94,11 +95,13 @@ def main(argv: list[str] | None = None) -> None:
         "original": original_metrics,
         "trials": [],
     }
-    epochs = b1.SCALES[scale]["train"]["epochs"]
+    epochs = b1.train_recipe(scale)["epochs"]
     for method in methods:
-        base = b1.resolve_hparams(scale, args.scenario, method)[0] if args.base == "hparams" else {**b1.DEFAULT_HP, "batch_size": b1.SCALES[scale]["unlearn_batch_size"]}
+        base = b1.resolve_hparams(scale, args.scenario, method)[0]
+        if args.base == "default":
+            base = {**b1.DEFAULT_HP, "batch_size": base["batch_size"]}
         for override in grid.get(method, [{}]):
-            hp = b1.merge_hparams(base, override)
+            hp = benchmarking.merge_hparams(base, override)
             try:
                 model, seconds, budget = b1.run_method(method, hp, scale, args.scenario, args.seed, original["path"])
                 metrics = b1.evaluate_model(model, loaders, oracle_metrics)
@@ -134,7 +137,7 @@ def save_session(path: Path, scale: str, session: dict[str, Any]) -> None:
     """Re-read the log and replace this session's entry (another tuning process may have appended meanwhile)."""
     data = json.loads(path.read_text()) if path.is_file() else {"benchmark": "B1-tuning", "scale": scale, "sessions": []}
     data["sessions"] = [s for s in data["sessions"] if s.get("id") != session["id"]] + [session]
-    _common.write_json(path, data)
+    benchmarking.write_json(path, data)
 
 
 def fmt(m: dict[str, float]) -> str:

@@ -44,14 +44,13 @@ import gc
 import math
 import re
 import statistics
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from lightning_unlearn import benchmarking
 
-import _common  # noqa: E402
+BENCH_DIR = Path(__file__).resolve().parent
 
 PATHS = ("plain", "module", "callback_before", "callback_interleaved")
 METHODS = ("ga", "npo")
@@ -154,7 +153,7 @@ def make_method(name: str):
 
 
 def trainer(max_steps: int, callbacks=None):
-    return _common.quiet_trainer(callbacks=callbacks, max_steps=max_steps, max_epochs=-1)
+    return benchmarking.quiet_trainer(callbacks=callbacks, max_steps=max_steps, max_epochs=-1)
 
 
 def _unwrap(items):  # DataLoader(batch_size=1) over pre-made batches -> the batch itself
@@ -316,7 +315,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     meter = RSSMeter()
-    _common.quiet_lightning()
+    benchmarking.quiet_lightning()
     import torch
 
     from lightning_unlearn.models import SmallCNN
@@ -368,9 +367,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     rows = summarise(raw, variants, rounds, mem_rounds, steps)
     payload = {
         "benchmark": "B7",
-        "command": _common.command_line(),
-        "git_commit": _common.git_commit(),
-        "versions": _common.versions(),
+        "command": benchmarking.command_line(),
+        "git_commit": benchmarking.git_commit(BENCH_DIR.parent),
+        "versions": benchmarking.versions(),
         "config": {
             "model": "SmallCNN() (1x28x28 inputs, 421,642 parameters)",
             "batch_size": batch,
@@ -393,8 +392,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "rows": rows,
         "raw": raw,
     }
-    out = Path(args.out) if args.out else _common.BENCH_DIR / "results" / ("b7_quick.json" if quick else "b7.json")
-    _common.write_json(out, payload)
+    out = Path(args.out) if args.out else BENCH_DIR / "results" / ("b7_quick.json" if quick else "b7.json")
+    benchmarking.write_json(out, payload)
     print(format_table(rows, payload["config"]))
     print(f"\nwrote {out}")
     return payload
@@ -451,7 +450,7 @@ def format_table(rows: list[dict[str, Any]], config: dict[str, Any]) -> str:
         f"Time: {config['timing']}.\nMemory: {config['memory']}.\n"
         "Targets: time ratio <= 1.10; NPO memory <= 1.3 x plain fine-tuning.\n\n"
     )
-    return note + _common.markdown_table(header, body)
+    return note + benchmarking.markdown_table(header, body)
 
 
 if __name__ == "__main__":

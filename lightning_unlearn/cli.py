@@ -66,6 +66,7 @@ _EXTRA_COMMANDS = {
     "sweep": "lightning_unlearn.sweep:main",
     "report": "lightning_unlearn.report.cli:main",
     "attack": "lightning_unlearn.attacks.cli:main",
+    "configs": "lightning_unlearn.configs:main",
 }
 
 

@@ -1,0 +1,189 @@
+"""Helpers for benchmark scripts: provenance, JSON output, markdown tables and a quiet Trainer.
+
+The scripts under ``benchmarks/`` import these from the installed package (no ``sys.path`` edits)::
+
+    from lightning_unlearn import benchmarking
+
+    benchmarking.quiet_lightning()
+    trainer = benchmarking.quiet_trainer(max_epochs=1)
+    benchmarking.write_json("results/run.json", {"command": benchmarking.command_line(), ...})
+
+:mod:`lightning_unlearn.benchmarking.b1` holds benchmark B1's protocol (its scales, the cached original and
+oracle, one unlearning run from a shipped config), shared by the B1 scripts.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import logging
+import math
+import os
+import shlex
+import statistics
+import sys
+import warnings
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from lightning_unlearn._provenance import git_commit, git_dirty
+
+__all__ = [
+    "command_line",
+    "config_hash",
+    "fmt_pm",
+    "git_commit",
+    "git_dirty",
+    "markdown_table",
+    "mean_std",
+    "merge_hparams",
+    "quiet_lightning",
+    "quiet_trainer",
+    "unlearning_settings",
+    "versions",
+    "write_json",
+]
+
+
+def command_line() -> str:
+    """The exact command line this process was started with (re-runnable from the repository root)."""
+    return " ".join(shlex.quote(a) for a in [Path(sys.executable).name, *sys.argv])
+
+
+def versions(*extra: str) -> dict[str, str | None]:
+    """The library's :func:`lightning_unlearn._provenance.versions` plus scikit-learn and ``extra`` modules."""
+    from lightning_unlearn._provenance import versions as library_versions
+
+    return library_versions("sklearn", *extra)
+
+
+def merge_hparams(hp: dict[str, Any], override: dict[str, Any] | None) -> dict[str, Any]:
+    """A copy of ``hp`` with ``override`` applied; the ``"method"`` kwargs dicts are merged, not replaced."""
+    out = copy.deepcopy(hp)
+    override = copy.deepcopy(override or {})
+    out["method"] = {**out.get("method", {}), **override.pop("method", {})}
+    out.update(override)
+    return out
+
+
+def unlearning_settings(config: dict[str, Any], name: str = "config", optimizer: str | None = None) -> dict[str, Any]:
+    """The settings of an unlearning run from its LightningCLI config (e.g. a shipped one,
+    :func:`lightning_unlearn.configs.load_config`), flat, as the benchmark scripts run them:
+
+    ``lr`` (and ``weight_decay`` when the config sets it) of ``model.init_args.optimizer``; ``epochs`` and
+    ``max_steps`` of the ``trainer`` (defaults 1 and -1); ``mode`` (default ``"min_size"``), ``batch_size`` and
+    ``retain_batch_size`` (when set) of ``data.init_args``; ``schedule`` (``"constant"``: a config with an
+    ``lr_scheduler`` is refused); ``method``: the method's ``init_args``. ``optimizer``, when given, is the
+    optimizer class path the config must use. ``name`` names the config in errors.
+    """
+    try:
+        trainer, model, data = config.get("trainer") or {}, config["model"]["init_args"], config["data"]["init_args"]
+        method, optim = model["method"], model["optimizer"]
+    except (KeyError, TypeError, AttributeError) as err:
+        raise ValueError(
+            f"{name} should be an unlearning config with model.init_args.method/optimizer and data.init_args; missing {err}."
+        ) from None
+    if optimizer is not None and optim.get("class_path") != optimizer:
+        raise ValueError(f"{name}: the benchmark unlearns with `{optimizer}`, got optimizer {optim.get('class_path')!r}.")
+    if model.get("lr_scheduler") is not None:
+        raise ValueError(f"{name}: the benchmark runs at a constant learning rate, got lr_scheduler {model['lr_scheduler']!r}.")
+    hp: dict[str, Any] = {
+        "lr": optim["init_args"]["lr"],
+        "epochs": trainer.get("max_epochs", 1),
+        "max_steps": trainer.get("max_steps", -1),
+        "mode": data.get("mode", "min_size"),
+        "schedule": "constant",
+        "method": dict(method.get("init_args") or {}),
+        "batch_size": data["batch_size"],
+    }
+    if "weight_decay" in optim["init_args"]:
+        hp["weight_decay"] = optim["init_args"]["weight_decay"]
+    if data.get("retain_batch_size") is not None:
+        hp["retain_batch_size"] = data["retain_batch_size"]
+    return hp
+
+
+def config_hash(config: dict[str, Any]) -> str:
+    """A short stable hash of a JSON-able config (the cache key of trained models)."""
+    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def quiet_lightning() -> None:
+    """Silence Lightning's info lines and the usual CPU/worker warnings (they would drown the progress lines)."""
+    import lightning.pytorch  # noqa: F401  (importing it sets its loggers to INFO; override afterwards)
+
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=".*The number of training batches.*")
+    warnings.filterwarnings("ignore", message=".*GPU available but not used.*")
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+    warnings.filterwarnings("ignore", category=UserWarning, module="lightning")
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+
+
+def quiet_trainer(**kwargs: Any):
+    """A CPU Trainer with no logger, checkpointing, progress bar, model summary or validation loop."""
+    import lightning.pytorch as pl
+
+    defaults = dict(
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+    )
+    defaults.update(kwargs)
+    return pl.Trainer(**defaults)
+
+
+def write_json(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
+    """Write ``payload`` atomically (``.tmp`` then rename) as indented JSON; NaN/inf are refused."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with open(tmp, "w") as f:
+        json.dump(payload, f, indent=2, allow_nan=False, default=_json_default)
+        f.write("\n")
+    os.replace(tmp, path)
+    return path
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "item"):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def mean_std(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and *sample* standard deviation (ddof=1; 0 for a single value)."""
+    values = [float(v) for v in values]
+    if not values:
+        return math.nan, math.nan
+    mean = statistics.fmean(values)
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    return mean, std
+
+
+def fmt_pm(mean: float, std: float, digits: int = 2, show_std: bool = True) -> str:
+    """``"mean ± std"`` with ``digits`` decimals (``"–"`` for a missing or NaN mean)."""
+    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+        return "–"
+    if not show_std:
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def markdown_table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
+    """A GitHub-flavoured markdown table."""
+    rows = [list(map(str, r)) for r in rows]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
