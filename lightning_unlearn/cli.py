@@ -98,8 +98,10 @@ def _add_llm_evaluation(cli: LightningCLI) -> None:
         return
     if not _is_authors_llm_run(cli.model, cli.datamodule):
         return
-    name = cli.model.method.name if hasattr(cli.model.method, "name") else type(cli.model.method).__name__
-    cli.trainer.callbacks.append(LLMEvaluation(known_probes_of=_fresh_network(cli), name=str(name)))
+    name = str(getattr(cli.model.method, "name", type(cli.model.method).__name__))
+    if cli.config[cli.subcommand].get("ckpt_path") is None:
+        name = "original" if cli.model.original else "model as built"  # no checkpoint: nothing unlearned yet
+    cli.trainer.callbacks.append(LLMEvaluation(known_probes_of=_fresh_network(cli), name=name))
 
 
 def _print_methods() -> None:

@@ -199,7 +199,7 @@ def test_cli_adds_the_evaluation_with_b2_full_settings(b2, backbone, cache, rand
     )
     assert isinstance(callback.known_probes_of, torch.nn.Module) and callback.general_knowledge == "known"
     assert "forget_quality" in callback.metrics and "mia_loss" in callback.metrics
-    assert format_tofu_row(callback.metrics, "graddiff") in capsys.readouterr().out
+    assert format_tofu_row(callback.metrics, "original") in capsys.readouterr().out  # no --ckpt_path: the `original` weights
 
 
 def test_llm_evaluation_errors():
