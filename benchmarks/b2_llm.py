@@ -233,14 +233,6 @@ def make_datamodule(scale: str, seed: int, collator: Any, train_on: str, batch_s
     )
 
 
-def perturbed_answers(example: dict[str, Any], template: str) -> list[str]:
-    """The perturbed (false) answers of ``example`` for the truth ratio: the package's
-    :func:`lightning_unlearn.evaluation.llm.perturbed_answers` (``"paraphrase"``: TOFU's construction)."""
-    from lightning_unlearn.evaluation.llm import perturbed_answers as package_perturbed_answers
-
-    return package_perturbed_answers(example, template)
-
-
 #: Fields of qa_pairs' examples that only the evaluation reads; the cached models' key leaves them out, so that
 #: adding one (``perturbed_paraphrased_answers`` was added after the first full run) keeps trained models valid.
 EVAL_ONLY_FIELDS = ("perturbed_paraphrased_answers",)

@@ -80,7 +80,8 @@ def perturbed_answers(example: Mapping[str, Any], template: PerturbedTemplate = 
     ``template="paraphrase"``: ``perturbed_paraphrased_answers``, the false values in the *paraphrased answer's*
     wording, as TOFU builds them (its perturbed answers perturb the paraphrased answer), so the ratio compares true
     and false facts in the same, untrained wording. ``template="answer"``: ``perturbed_answers``, in the wording
-    the model was fine-tuned on (the fine-tuned model then prefers the false answers for their familiar wording).
+    the model was fine-tuned on (the fine-tuned model then prefers the false answers for their familiar wording:
+    R > 1 on retain).
     """
     check_choice("template", template, PERTURBED_TEMPLATES)
     key = PERTURBED_TEMPLATES[template]
