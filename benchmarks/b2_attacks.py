@@ -6,8 +6,8 @@ exactly as ``b2_llm.py`` does (``run_method`` with ``resolve_hparams(scale, meth
 once with ``split_forget(forget, 0.5, seed=0)`` into the attacker's half and the held-out half, and measured:
 
 * **base** — on the held-out half: *leak rate* (fraction of greedy answers containing the true value,
-  ``leaks_value``), forget ROUGE-L recall, mean answer-token NLL (``score_answers``); retain ROUGE-L on B2's
-  retain evaluation subset (utility);
+  ``leaks_value``), forget ROUGE-L recall, mean answer-token NLL (the package's ``score_answers``); retain
+  ROUGE-L on B2's retain evaluation subset (utility);
 * **quantization** — the same on RTN fake-quantized copies: int8 per channel, int4 group-wise (group 32);
 * **relearning** — the same after ``RelearningAttack`` (a few AdamW steps on the attacker's half, collated with
   B2's ``QACollator``);
@@ -66,6 +66,7 @@ SPLIT = {"relearn_fraction": 0.5, "seed": 0}
 def measure(model, backbone, heldout: list[dict[str, Any]], retain: list[dict[str, Any]], scale: str) -> dict[str, Any]:
     """Held-out forget leak rate / ROUGE-L recall / mean answer NLL and retain ROUGE-L of one model."""
     from lightning_unlearn.attacks.multiturn import leaks_value
+    from lightning_unlearn.evaluation.llm import score_answers
     from lightning_unlearn.metrics.llm import rouge_l_recall
     from lightning_unlearn.tasks import generate_answers
 
@@ -75,7 +76,7 @@ def measure(model, backbone, heldout: list[dict[str, Any]], retain: list[dict[st
     gen = generate_answers(
         model, tok, [e["question"] for e in heldout], max_new_tokens=ev["max_new_tokens"], batch_size=ev["gen_batch_size"]
     )
-    scores = b2_llm.score_answers(model, backbone.collator(), [(e["question"], e["answer"]) for e in heldout], ev["batch_size"])
+    scores = score_answers(model, backbone.collator(), [(e["question"], e["answer"]) for e in heldout], ev["batch_size"])
     nll = -(scores["ll"] / scores["n"]).mean()
     retain_gen = generate_answers(
         model, tok, [e["question"] for e in retain], max_new_tokens=ev["max_new_tokens"], batch_size=ev["gen_batch_size"]

@@ -20,7 +20,9 @@ Protocol (TOFU, Maini et al., arXiv:2401.06121, on our own seeded fictitious-aut
    mean of retain answer probability, retain ROUGE-L, retain truth-ratio score and general-knowledge accuracy
    on the probes the *pretrained* model answers correctly), MIA AUC forget vs. holdout for LOSS, zlib, Min-K%
    and Min-K%++ (k = 0.2), gibberish rate of the forget generations, seconds, seconds / fine-tuning seconds,
-   peak RSS, and two example generations per row.
+   peak RSS, and two example generations per row. The scores come from the package's evaluator
+   (:class:`lightning_unlearn.evaluation.llm.TofuEvaluator`), the same code ``lightning-unlearn test`` runs on a
+   ``configs/authors_smollm2`` config (:class:`lightning_unlearn.callbacks.LLMEvaluation`).
 
 Scales: ``--quick`` = a tiny Llama (``tiny_llama``, 2 layers) with a BPE tokenizer trained on the generated
 texts, first "pretrained" on the general-knowledge probes (so that general knowledge exists to be kept), a
@@ -231,18 +233,6 @@ def make_datamodule(scale: str, seed: int, collator: Any, train_on: str, batch_s
     )
 
 
-def perturbed_answers(example: dict[str, Any], template: str) -> list[str]:
-    """The perturbed (false) answers of ``example`` for the truth ratio.
-
-    ``template="paraphrase"`` (default): ``perturbed_paraphrased_answers``, the false values in the *paraphrased
-    answer's* template, as TOFU builds them (its perturbed answers are perturbations of the paraphrased answer), so
-    that the ratio compares true vs. false facts in the same, untrained wording. ``template="answer"``:
-    ``perturbed_answers``, in the *answer's* template, the one the target was fine-tuned on; with it the fine-tuned
-    model prefers the false answers for their familiar wording (R > 1 on retain).
-    """
-    return list(example["perturbed_paraphrased_answers" if template == "paraphrase" else "perturbed_answers"])
-
-
 #: Fields of qa_pairs' examples that only the evaluation reads; the cached models' key leaves them out, so that
 #: adding one (``perturbed_paraphrased_answers`` was added after the first full run) keeps trained models valid.
 EVAL_ONLY_FIELDS = ("perturbed_paraphrased_answers",)
@@ -250,14 +240,10 @@ EVAL_ONLY_FIELDS = ("perturbed_paraphrased_answers",)
 
 def eval_sets(scale: str, seed: int) -> dict[str, list[dict[str, Any]]]:
     """Forget and holdout whole; retain capped at ``max_retain`` by a fixed seeded subset."""
-    import random
+    from lightning_unlearn.evaluation.llm import retain_subset
 
     data = make_data(scale, seed)
-    retain = data["retain"]
-    cap = SCALES[scale]["eval"]["max_retain"]
-    if cap is not None and len(retain) > cap:
-        keep = sorted(random.Random(10_000 + seed).sample(range(len(retain)), cap))
-        retain = [retain[i] for i in keep]
+    retain = retain_subset(data["retain"], SCALES[scale]["eval"]["max_retain"], seed)
     return {"forget": data["forget"], "retain": retain, "holdout": data["holdout"]}
 
 
@@ -558,130 +544,41 @@ def finetune_seconds_now(scale: str, seed: int, backbone: Backbone, parent_path:
 # ----------------------------------------------------------------------------------------------------------
 
 
-def _answer_positions(lp, mask, logits=None):
-    """Gather each row's answer positions into left-aligned ``[B, A]`` tensors (and ``[B, A, V]`` logits)."""
-    import torch
-
-    lengths = mask.sum(-1)
-    width = int(lengths.max())
-    rows = torch.arange(mask.shape[0]).repeat_interleave(lengths)
-    cols = torch.cat([torch.arange(int(n)) for n in lengths])
-    src = mask.nonzero(as_tuple=True)
-    out_lp = torch.zeros(mask.shape[0], width, dtype=lp.dtype)
-    out_lp[rows, cols] = lp[src]
-    out_mask = torch.zeros(mask.shape[0], width, dtype=torch.bool)
-    out_mask[rows, cols] = True
-    out_logits = None
-    if logits is not None:
-        out_logits = torch.zeros(mask.shape[0], width, logits.shape[-1], dtype=logits.dtype)
-        out_logits[rows, cols] = logits[:, :-1][src]
-    return out_lp, out_mask, out_logits
-
-
-def score_answers(model, collator, pairs: list[tuple[str, str]], batch_size: int, mia: bool = False) -> dict[str, Any]:
-    """Per pair ``(question, answer)``: the summed answer log-likelihood and token count (EOS included), and
-    with ``mia`` the LOSS, zlib, Min-K% and Min-K%++ (k = 0.2) membership scores of the answer tokens."""
-    import torch
-
-    from lightning_unlearn.metrics.llm import mia_loss, mia_min_k, mia_min_k_plus_plus, mia_zlib, vocab_log_prob_stats
-    from lightning_unlearn.tasks import CausalLMTask
-
-    task = CausalLMTask()
-    out: dict[str, list] = {"ll": [], "n": [], "loss": [], "zlib": [], "min_k": [], "min_k_pp": []}
-    with torch.no_grad():
-        for start in range(0, len(pairs), batch_size):
-            chunk = pairs[start : start + batch_size]
-            batch = collator([{"question": q, "answer": a} for q, a in chunk])
-            logits = task.forward(model, batch)
-            lp = task.token_log_probs(logits, batch)
-            mask = task.answer_mask(batch)
-            out["ll"].append(lp.sum(-1).double())
-            out["n"].append(mask.sum(-1))
-            if mia:
-                alp, amask, alogits = _answer_positions(lp, mask, logits)
-                out["loss"].append(mia_loss(alp, amask))
-                out["zlib"].append(mia_zlib(alp, [a for _, a in chunk], amask))
-                out["min_k"].append(mia_min_k(alp, amask, k=0.2))
-                mu, sigma = vocab_log_prob_stats(alogits)
-                out["min_k_pp"].append(mia_min_k_plus_plus(alp, mu, sigma, amask, k=0.2))
-    return {k: torch.cat(v) for k, v in out.items() if v}
-
-
 def known_probes(backbone: Backbone, pretrained_path: str | None, key: str, cache_dir: Path, gen_batch_size: int) -> list[Any]:
-    """The general-knowledge probes the *pretrained* model answers correctly (``filter_known``), cached by model key."""
-    from lightning_unlearn.datamodules.probes import GENERAL_KNOWLEDGE, filter_known
-    from lightning_unlearn.tasks import generate_answers
+    """The general-knowledge probes the *pretrained* model answers correctly (the package's
+    :func:`~lightning_unlearn.evaluation.llm.known_probes`), cached on disk by model key."""
+    from lightning_unlearn.datamodules.probes import GENERAL_KNOWLEDGE
+    from lightning_unlearn.evaluation.llm import known_probes as package_known_probes
 
     path = cache_dir / "b2" / f"known-probes-{key}.json"
     if path.is_file():
         wanted = set(json.loads(path.read_text())["questions"])
         return [p for p in GENERAL_KNOWLEDGE if p.question in wanted]
     model = load_model(backbone, pretrained_path)
-    known = filter_known(
-        GENERAL_KNOWLEDGE,
-        lambda qs: generate_answers(model, backbone.tokenizer, qs, max_new_tokens=24, batch_size=gen_batch_size),
-        batch_size=gen_batch_size,
-    )
+    known = package_known_probes(model, backbone.tokenizer, GENERAL_KNOWLEDGE, max_new_tokens=24, batch_size=gen_batch_size)
     _common.write_json(path, {"questions": [p.question for p in known], "of": len(GENERAL_KNOWLEDGE)})
     return known
 
 
-def evaluate(model, backbone: Backbone, sets: dict[str, list[dict[str, Any]]], probes: list[Any], scale: str, perturbed_template: str = "paraphrase") -> dict[str, Any]:
-    """Every metric of one model; returns ``{"metrics": ..., "forget_truth_ratios": [...], "examples": [...]}``."""
-
-    from lightning_unlearn.datamodules.probes import probe_correct
-    from lightning_unlearn.metrics.llm import (
-        answer_probability,
-        gibberish_rate,
-        mia_auc,
-        rouge_l_recall,
-        truth_ratio,
-        truth_ratio_score,
-    )
-    from lightning_unlearn.tasks import generate_answers
+def evaluator(backbone: Backbone, probes: list[Any], scale: str, perturbed_template: str = "paraphrase"):
+    """The package's :class:`~lightning_unlearn.evaluation.llm.TofuEvaluator` with the scale's settings."""
+    from lightning_unlearn.evaluation.llm import TofuEvaluator
 
     ev = SCALES[scale]["eval"]
-    model.eval()
-    collator = backbone.collator()
-    tok = backbone.tokenizer
-    metrics: dict[str, float] = {}
-    raw: dict[str, Any] = {}
-    gens: dict[str, list[str]] = {}
-    for split in ("forget", "retain"):
-        exs = sets[split]
-        gen = generate_answers(model, tok, [e["question"] for e in exs], max_new_tokens=ev["max_new_tokens"], batch_size=ev["gen_batch_size"])
-        gens[split] = gen
-        metrics[f"{split}_rouge"] = float(rouge_l_recall(gen, [e["answer"] for e in exs]).mean())
-        main = score_answers(model, collator, [(e["question"], e["answer"]) for e in exs], ev["batch_size"], mia=split == "forget")
-        metrics[f"{split}_prob"] = float(answer_probability(main["ll"], main["n"]).mean())
-        k = len(exs[0]["perturbed_answers"])
-        alt_pairs = [(e["question"], e["paraphrased_answer"]) for e in exs]
-        alt_pairs += [(e["question"], p) for e in exs for p in perturbed_answers(e, perturbed_template)]
-        alt = score_answers(model, collator, alt_pairs, ev["batch_size"])
-        mean_ll = alt["ll"] / alt["n"]
-        para, pert = mean_ll[: len(exs)], mean_ll[len(exs) :].view(len(exs), k)
-        ratios = truth_ratio(para, pert, perturbed_mean="geometric")
-        metrics[f"{split}_truth_ratio"] = truth_ratio_score(ratios, split)
-        metrics[f"{split}_truth_ratio_mean"] = float(ratios.mean())
-        raw[f"{split}_truth_ratios"] = ratios.tolist()
-        if split == "forget":
-            raw["forget_scores"] = main
-    holdout = score_answers(model, collator, [(e["question"], e["answer"]) for e in sets["holdout"]], ev["batch_size"], mia=True)
-    for attack in ("loss", "zlib", "min_k", "min_k_pp"):
-        metrics[f"mia_{attack}"] = mia_auc(raw["forget_scores"][attack], holdout[attack])
-    del raw["forget_scores"]
-    metrics["gibberish"] = gibberish_rate(gens["forget"])
-    if probes:
-        answers = generate_answers(model, tok, [p.question for p in probes], max_new_tokens=24, batch_size=ev["gen_batch_size"])
-        metrics["gk_acc"] = sum(probe_correct(a, p) for a, p in zip(answers, probes)) / len(probes)
-    from lightning_unlearn.metrics.llm import model_utility
+    return TofuEvaluator(
+        backbone.collator(),
+        max_new_tokens=ev["max_new_tokens"],
+        batch_size=ev["batch_size"],
+        gen_batch_size=ev["gen_batch_size"],
+        perturbed_template=perturbed_template,
+        probes=probes,
+    )
 
-    parts = {k: metrics[k] for k in ("retain_prob", "retain_rouge", "retain_truth_ratio", "gk_acc") if k in metrics}
-    metrics["model_utility"] = model_utility(parts)
-    examples = [
-        {"question": e["question"], "reference": e["answer"], "generated": g} for e, g in list(zip(sets["forget"], gens["forget"]))[:2]
-    ]
-    return {"metrics": metrics, "forget_truth_ratios": raw["forget_truth_ratios"], "examples": examples}
+
+def evaluate(model, backbone: Backbone, sets: dict[str, list[dict[str, Any]]], probes: list[Any], scale: str, perturbed_template: str = "paraphrase") -> dict[str, Any]:
+    """Every metric of one model (:meth:`TofuEvaluator.evaluate`, forget quality added by the caller);
+    returns ``{"metrics": ..., "forget_truth_ratios": [...], "examples": [...]}``."""
+    return evaluator(backbone, probes, scale, perturbed_template).evaluate(model, sets["forget"], sets["retain"], sets["holdout"])
 
 
 # ----------------------------------------------------------------------------------------------------------

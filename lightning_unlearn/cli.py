@@ -2,6 +2,7 @@
 
     lightning-unlearn fit --config configs/fashion_mnist/salun.yaml
     lightning-unlearn test --config configs/fashion_mnist/salun.yaml --ckpt_path outputs/fashion_mnist/salun/checkpoints/last.ckpt
+    lightning-unlearn test --config configs/authors_smollm2/graddiff.yaml --ckpt_path outputs/authors_smollm2/graddiff/checkpoints/last.ckpt
     lightning-unlearn fit --help
     lightning-unlearn fit --model.method.help SalUn      # every SalUn hyperparameter, typed and documented
     lightning-unlearn methods                             # the registered methods
@@ -12,6 +13,12 @@
 Models and datamodules are given by ``class_path``/``init_args`` (any LightningModule, e.g.
 :class:`~lightning_unlearn.UnlearningModule` or :class:`~lightning_unlearn.SupervisedModule`;
 any LightningDataModule, e.g. :class:`~lightning_unlearn.FashionMNISTDataModule`).
+
+``test`` (and ``validate``) of a causal-LM ``UnlearningModule`` on fictitious-author data (the
+``configs/authors_smollm2`` chain) also computes and prints benchmark B2's TOFU-style row (TOFU, Maini et al.,
+arXiv 2401.06121): the CLI adds an :class:`~lightning_unlearn.callbacks.LLMEvaluation` callback with B2's
+settings when the config has none, whose general-knowledge probes are those the config's model, built afresh
+(before ``original`` is loaded: SmolLM2 as released), answers correctly.
 """
 
 from __future__ import annotations
@@ -48,6 +55,53 @@ class UnlearnCLI(LightningCLI):
         kwargs.setdefault("auto_configure_optimizers", False)
         kwargs.setdefault("parser_kwargs", {"description": _DESCRIPTION})
         super().__init__(*args, **kwargs)
+
+    def before_test(self) -> None:
+        _add_llm_evaluation(self)
+
+    def before_validate(self) -> None:
+        _add_llm_evaluation(self)
+
+
+def _is_authors_llm_run(model: Any, datamodule: Any) -> bool:
+    """A causal-LM ``UnlearningModule`` on TOFU-style QA data (``FictitiousAuthorsDataModule``)."""
+    from lightning_unlearn.datamodules.authors import FictitiousAuthorsDataModule
+    from lightning_unlearn.module import UnlearningModule
+    from lightning_unlearn.tasks.causal_lm import QACollator
+
+    return (
+        isinstance(model, UnlearningModule)
+        and getattr(model.task, "kind", None) == "causal_lm"
+        and isinstance(datamodule, FictitiousAuthorsDataModule)
+        and isinstance(datamodule.collate_fn, QACollator)
+    )
+
+
+def _fresh_network(cli: LightningCLI) -> Any:
+    """The config's ``model.init_args.model`` instantiated again: the network before ``original`` is loaded."""
+    from jsonargparse import ArgumentParser
+    from torch import nn
+
+    config = cli.config[cli.subcommand] if cli.subcommand else cli.config
+    spec = config["model"]["init_args"]["model"]
+    spec = spec.as_dict() if hasattr(spec, "as_dict") else spec
+    parser = ArgumentParser(exit_on_error=False)
+    parser.add_argument("--network", type=nn.Module)
+    return parser.instantiate_classes(parser.parse_object({"network": spec})).network
+
+
+def _add_llm_evaluation(cli: LightningCLI) -> None:
+    """Add B2's :class:`LLMEvaluation` to ``test``/``validate`` of an authors LLM config that has none."""
+    from lightning_unlearn.callbacks.llm_evaluation import LLMEvaluation
+
+    if any(isinstance(cb, LLMEvaluation) for cb in cli.trainer.callbacks):
+        return
+    if not _is_authors_llm_run(cli.model, cli.datamodule):
+        return
+    name = str(getattr(cli.model.method, "name", type(cli.model.method).__name__))
+    if cli.config[cli.subcommand].get("ckpt_path") is None:
+        name = "original" if cli.model.original else "model as built"  # no checkpoint: nothing unlearned yet
+    cli.trainer.callbacks.append(LLMEvaluation(known_probes_of=_fresh_network(cli), name=name))
 
 
 def _print_methods() -> None:

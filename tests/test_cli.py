@@ -207,3 +207,39 @@ def test_einstein_config_unlearns_from_the_released_model(workdir: Path):
     assert set(results["models"]) == {"unlearned", "original"}
     # two GradDiff steps raise the forget passages' loss above the released model's
     assert results["models"]["unlearned"]["forget_loss"] > results["models"]["original"]["forget_loss"]
+
+
+def test_authors_smollm2_test_runs_get_the_tofu_evaluation():
+    """`lightning-unlearn test --config configs/authors_smollm2/<method>.yaml` prints B2's row: every method config is
+    an UnlearningModule with CausalLMTask on FictitiousAuthorsDataModule + QACollator with an oracle, which is what
+    makes the CLI add LLMEvaluation (checked on real objects below)."""
+    import importlib
+
+    from lightning_unlearn.datamodules import FictitiousAuthorsDataModule
+    from lightning_unlearn.methods import GradDiff
+    from lightning_unlearn.module import UnlearningModule
+    from lightning_unlearn.tasks import CausalLMTask, ClassificationTask, QACollator
+
+    from llm_toys import toy_model, toy_tokenizer
+
+    from lightning_unlearn.cli import _is_authors_llm_run
+
+    def import_path(path: str):
+        module, _, name = path.rpartition(".")
+        return getattr(importlib.import_module(module), name)
+
+    methods = [p for p in (CONFIGS / "authors_smollm2").glob("*.yaml") if p.stem not in ("target", "oracle")]
+    assert methods
+    for path in methods:
+        config = yaml.safe_load(path.read_text())
+        init = config["model"]["init_args"]
+        assert issubclass(import_path(config["model"]["class_path"]), UnlearningModule), path
+        assert import_path(init["task"]["class_path"]) is CausalLMTask, path
+        assert init.get("oracle"), f"{path} has no oracle: no forget quality"
+        assert issubclass(import_path(config["data"]["class_path"]), FictitiousAuthorsDataModule), path
+        assert import_path(config["data"]["init_args"]["collate_fn"]["class_path"]) is QACollator, path
+    datamodule = FictitiousAuthorsDataModule(n_authors=10, collate_fn=QACollator(toy_tokenizer()))
+    llm = UnlearningModule(toy_model(), GradDiff(), task=CausalLMTask())
+    assert _is_authors_llm_run(llm, datamodule)
+    assert not _is_authors_llm_run(UnlearningModule(toy_model(), GradDiff(), task=ClassificationTask()), datamodule)
+    assert not _is_authors_llm_run(llm, FictitiousAuthorsDataModule(n_authors=10))  # no QACollator: nothing to score with

@@ -1,4 +1,5 @@
-"""Lightning callbacks: unlearning inside an existing Trainer, evaluation, and saving weights.
+"""Lightning callbacks: unlearning inside an existing Trainer, evaluating what was forgotten (classifiers and,
+TOFU-style, causal LMs), and saving weights.
 
 Imported lazily, so that importing one callback module (e.g. ``callbacks.save_weights``) does not import
 the others.
@@ -12,6 +13,7 @@ from typing import Any
 _EXPORTS = {
     "UnlearningEvaluation": "lightning_unlearn.callbacks.evaluation",
     "evaluate": "lightning_unlearn.callbacks.evaluation",
+    "LLMEvaluation": "lightning_unlearn.callbacks.llm_evaluation",
     "Schedule": "lightning_unlearn.callbacks.unlearn",
     "Unlearn": "lightning_unlearn.callbacks.unlearn",
     "SaveWeights": "lightning_unlearn.callbacks.save_weights",

@@ -1,4 +1,4 @@
-"""The unlearning evaluation: accuracy on every split, membership inference and the gap to the oracle.
+"""The classifier unlearning evaluation: accuracy on every split, membership inference and the gap to the oracle.
 
 :class:`UnlearningEvaluator` is an ``nn.Module`` of torchmetrics states, so it follows the model's
 device and reduces across DDP ranks. Both entry points (``UnlearningModule`` and the
