@@ -40,6 +40,7 @@ from typing import Any
 from lightning_unlearn import benchmarking
 from lightning_unlearn.benchmarking.b1 import (
     ARCHS,
+    MIA_ATTACK,
     ORACLE,
     ORIGINAL,
     SCALES,
@@ -260,7 +261,7 @@ def _write(out_path, args, scale, seeds, methods, hparams, models, budgets, cali
             "methods": methods,
             "hparams": hparams,
             "torch_threads": torch.get_num_threads(),
-            "mia_attack": "logistic",
+            "mia_attack": MIA_ATTACK,
             "structure_metrics": {
                 "against": "the oracle (same seed and scenario)",
                 "layer": STRUCTURE_LAYER,

@@ -356,7 +356,8 @@ def attack_roc(member_scores: Tensor, nonmember_scores: Tensor, *, fprs: Sequenc
 
     The TPR at FPR :math:`\alpha` is the largest true-positive rate over thresholds whose false-positive rate is at
     most :math:`\alpha`; it is ``None`` when there are fewer than :math:`1/\alpha` non-members (one false positive
-    would already exceed :math:`\alpha`). The AUC is :func:`sklearn.metrics.roc_auc_score` (ties count one half).
+    would already exceed :math:`\alpha`). The AUC and the curve are the package's one ROC (:func:`lightning_unlearn.metrics.auroc`,
+    :func:`~lightning_unlearn.metrics.roc_curve`; ties count one half).
 
     Args:
         member_scores: Scores of members, 1-D.
@@ -378,7 +379,7 @@ def attack_roc(member_scores: Tensor, nonmember_scores: Tensor, *, fprs: Sequenc
         {'auc': 0.8333333333333333, 'tpr_at_50pct_fpr': 1.0, 'n_members': 3, 'n_nonmembers': 2}
 
     """
-    from sklearn.metrics import roc_auc_score, roc_curve
+    from lightning_unlearn.metrics import auroc, roc_curve
 
     for name, value in (("member_scores", member_scores), ("nonmember_scores", nonmember_scores)):
         _check_stats(name, value, (1,))
@@ -389,10 +390,9 @@ def attack_roc(member_scores: Tensor, nonmember_scores: Tensor, *, fprs: Sequenc
     for a in fprs:
         check_fraction("fprs", a, inclusive_high=False)
     n_m, n_n = member_scores.numel(), nonmember_scores.numel()
-    labels = torch.cat([torch.ones(n_m), torch.zeros(n_n)]).numpy()
-    scores = torch.cat([member_scores.detach().double().cpu(), nonmember_scores.detach().double().cpu()]).numpy()
-    out: dict[str, Any] = {"auc": float(roc_auc_score(labels, scores))}
-    fpr, tpr, _ = roc_curve(labels, scores, drop_intermediate=False)
+    members, nonmembers = member_scores.detach().double().cpu(), nonmember_scores.detach().double().cpu()
+    out: dict[str, Any] = {"auc": auroc(members, nonmembers)}
+    fpr, tpr, _ = roc_curve(members, nonmembers)
     for a in fprs:
         out[_tpr_key(a)] = float(tpr[fpr <= a + 1e-12].max()) if a * n_n >= 1 - 1e-9 else None
     out["n_members"], out["n_nonmembers"] = n_m, n_n

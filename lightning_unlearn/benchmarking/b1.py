@@ -17,7 +17,6 @@ name, a registered method with other settings.
 from __future__ import annotations
 
 import functools
-import inspect
 import json
 import math
 import os
@@ -32,6 +31,7 @@ __all__ = [
     "CONFIG_FOLDERS",
     "DEFAULT_HP",
     "METRIC_KEYS",
+    "MIA_ATTACK",
     "ORACLE",
     "ORIGINAL",
     "RECIPE_VERSION",
@@ -94,6 +94,11 @@ RECIPE_VERSION = 1
 
 #: The settings of a method run with its constructor defaults (``b1_tune.py --base default``).
 DEFAULT_HP: dict[str, Any] = {"lr": 1e-3, "epochs": 1, "max_steps": -1, "mode": "min_size", "schedule": "constant", "method": {}}
+
+#: The MIA column: SalUn's SVC_MIA exactly (``MIAEfficacy(attack="salun_svc")``: an RBF SVC, C=3, on the raw
+#: confidence of the first |test| retain samples vs the test samples, applied to the forget set), so that MIA and
+#: Avg Gap are comparable with SalUn's published numbers. Results written before issue 12 used "logistic".
+MIA_ATTACK = "salun_svc"
 
 METRIC_KEYS = ("UA", "RA", "TA", "MIA", "mia_auc", "forget_acc", "avg_gap", "knn_overlap", "class_sim_corr")
 ORIGINAL, ORACLE = "original", "retrain"
@@ -339,7 +344,7 @@ def evaluate_model(
     from lightning_unlearn.callbacks import evaluate
     from lightning_unlearn.metrics import structure_agreement
 
-    out = {k: float(v) for k, v in evaluate(model, loaders, oracle=oracle_metrics).items()}
+    out = {k: float(v) for k, v in evaluate(model, loaders, oracle=oracle_metrics, mia_attack=MIA_ATTACK).items()}
     if oracle_model is not None and structure_loader is not None:
         out.update(structure_agreement(model, oracle_model, structure_loader, layer=STRUCTURE_LAYER, k=STRUCTURE_K))
     return out
@@ -369,10 +374,7 @@ def build_method(name: str, kwargs: dict[str, Any], seed: int, dataset: str | No
 
         ((kind, arg),) = mask.items()
         kwargs["mask"] = SaliencyMask(**arg) if kind == "saliency" else RegexMask(arg)
-    if "seed" in inspect.signature(cls.__init__).parameters and "seed" not in kwargs:
-        kwargs["seed"] = seed
-    if "anchors" in inspect.signature(cls.__init__).parameters and "anchors" not in kwargs and dataset is not None:
-        kwargs["anchors"] = dataset  # the built-in description set of the benchmark's dataset
+    kwargs.setdefault("seed", seed)  # every method takes the base arguments, `seed` among them
     return cls(**kwargs)
 
 

@@ -201,7 +201,7 @@ class UnlearningMethod:
         self.register_module("reference", None, trainable=False, persistent=False)
         self.add_state("_masks", None, persistent=False)  # {param name: 0/1 tensor}; absent names are frozen
         self.add_state("_user_masks", None, persistent=False)  # what `mask` built, intersected with a method's own
-        self.add_state("_frozen", {}, persistent=False)  # {param name: its values before unlearning}, partly masked ones
+        self.add_state("_frozen", {}, persistent=False)  # {param name: its values before unlearning}, masked-out ones
 
     # ------------------------------------------------------------------ declaring state
     def add_state(self, name: str, default: Any, *, persistent: bool = True) -> None:
@@ -426,21 +426,30 @@ class UnlearningMethod:
         """Called right after each optimizer step; the base re-imposes the mask.
 
         Zeroed gradients are not enough to freeze an entry: AdamW's decoupled weight decay (and momentum
-        from earlier steps) still moves it. So every masked-out entry of a partly masked parameter is set back
-        to its value from before unlearning (fully frozen parameters get no gradient at all, see
-        :meth:`apply_mask`, so the optimizer skips them).
+        from earlier steps) still moves it. So every masked-out entry is set back to its value from before
+        unlearning: the masked-out entries of a partly masked parameter, and the whole of a parameter the mask
+        leaves out entirely.
         """
         if self._masks is None:
             return
         with torch.no_grad():
             for name, param in model.named_parameters():
-                mask, frozen = self._masks.get(name), self._frozen.get(name)
-                if mask is not None and frozen is not None:
+                frozen = self._frozen.get(name)
+                if frozen is None:
+                    continue
+                mask = self._masks.get(name)
+                if mask is None:
+                    param.copy_(frozen.to(param.device))
+                else:
                     param.copy_(torch.where(mask.to(param.device) != 0, param, frozen.to(param.device)))
 
     def apply_mask(self, model: nn.Module) -> None:
-        """Gradients outside the mask: ``None`` for a parameter the mask leaves out entirely (optimizers skip it,
-        weight decay included), zero for the masked-out entries of the others (call before the optimizer step)."""
+        """Zero the gradient of every entry outside the mask (call before the optimizer step).
+
+        The gradients are zeroed, not dropped: an optimizer still counts the step for every parameter, so a
+        parameter that joins the mask later (RAZOR's growing edit set) starts with the same Adam step count as
+        the others; :meth:`after_optimizer_step` then undoes whatever weight decay or momentum moved.
+        """
         if self._masks is None:
             return
         for name, param in model.named_parameters():
@@ -448,7 +457,7 @@ class UnlearningMethod:
                 continue
             mask = self._masks.get(name)
             if mask is None:
-                param.grad = None
+                param.grad.zero_()
             else:
                 param.grad.mul_(mask.to(device=param.grad.device, dtype=param.grad.dtype))
 
@@ -462,13 +471,16 @@ class UnlearningMethod:
             self._masks = {n: m * user[n].to(m) for n, m in masks.items() if n in user}
 
     def _snapshot_frozen(self, model: nn.Module) -> None:
-        """Keep the current values of every partly masked parameter not kept yet. Called at setup and before each
-        step: at both points the masked-out entries still hold their values from before unlearning."""
+        """Keep the current values of every trainable parameter the mask leaves out, wholly or in part, not kept
+        yet. Called at setup and before each step: at both points the masked-out entries still hold their values
+        from before unlearning."""
         if self._masks is None:
             return
         for name, param in model.named_parameters():
+            if not param.requires_grad or name in self._frozen:
+                continue
             mask = self._masks.get(name)
-            if mask is not None and name not in self._frozen and not bool((mask != 0).all()):
+            if mask is None or not bool((mask != 0).all()):
                 self._frozen[name] = param.detach().clone()
 
     @property

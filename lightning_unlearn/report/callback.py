@@ -33,7 +33,7 @@ from lightning_unlearn._interfaces import method_of, weight_file
 from lightning_unlearn._weights import copy_with_weights, frozen_copy, network_of
 from lightning_unlearn.callbacks.evaluation import run_evaluation
 from lightning_unlearn.evaluation import with_gap
-from lightning_unlearn.metrics import MIAAttack, collect_features, loss_mia_auc, structure_scores, structure_subset
+from lightning_unlearn.metrics import MIAAttack, collect_features, loss_mia_auc, roc_curve, structure_scores, structure_subset
 from lightning_unlearn.report.schema import SCHEMA_VERSION, validate_report
 from lightning_unlearn.tasks.base import Task
 from lightning_unlearn.tasks.classification import ClassificationTask
@@ -409,13 +409,7 @@ def _roc(members: Tensor, nonmembers: Tensor, points: int = ROC_POINTS) -> dict[
 
     Only the curve is kept (no per-sample losses), so nothing in the report identifies a sample.
     """
-    scores = np.concatenate([-members.double().numpy(), -nonmembers.double().numpy()])
-    labels = np.concatenate([np.ones(len(members)), np.zeros(len(nonmembers))])
-    order = np.argsort(-scores, kind="stable")
-    scores, labels = scores[order], labels[order]
-    last_of_tie = np.r_[np.diff(scores) != 0, True]  # one ROC point per distinct threshold
-    tpr = np.r_[0.0, np.cumsum(labels)[last_of_tie] / max(len(members), 1)]
-    fpr = np.r_[0.0, np.cumsum(1 - labels)[last_of_tie] / max(len(nonmembers), 1)]
+    fpr, tpr = (t.double().numpy() for t in roc_curve(-members.double(), -nonmembers.double())[:2])
     # Piecewise-linear ROC read at each grid FPR (the top of a vertical step at exactly that FPR).
     grid = np.linspace(0.0, 1.0, points)
     j = np.clip(np.searchsorted(fpr, grid, side="right") - 1, 0, len(fpr) - 2)
