@@ -34,7 +34,8 @@ from lightning_unlearn.tracking import LoggerSaveConfigCallback
 
 _DESCRIPTION = (
     "lightning-unlearn: machine unlearning with PyTorch Lightning. Besides fit/validate/test/predict: "
-    "`lightning-unlearn methods` lists the registered methods, `lightning-unlearn sweep SWEEP.yaml` runs a "
+    "`lightning-unlearn methods` lists the registered methods, `lightning-unlearn configs` the shipped configs "
+    "(`fit --config digits/npo` runs one by name), `lightning-unlearn sweep SWEEP.yaml` runs a "
     "hyperparameter sweep, `lightning-unlearn report RUN_DIR` renders a run's unlearning report, "
     "`lightning-unlearn attack --config C --weights W` attacks an unlearned model (quantization, relearning). "
     "`lightning-unlearn fit --model lightning_unlearn.UnlearningModule --model.method.help CLASS_PATH` shows "
@@ -124,6 +125,26 @@ _EXTRA_COMMANDS = {
 }
 
 
+def _resolve_shipped_configs(args: list[str]) -> list[str]:
+    """``--config NAME`` (or ``-c``/``--config=``) with the name of a shipped config (``digits/npo``) instead of
+    a file path becomes that config's path, so an installed wheel runs ``fit --config digits/npo`` as it is."""
+    from pathlib import Path
+
+    from lightning_unlearn.configs import config_path
+
+    out = list(args)
+    for i, arg in enumerate(out):
+        if arg in ("--config", "-c") and i + 1 < len(out):
+            target, setter = out[i + 1], lambda v, i=i: out.__setitem__(i + 1, v)
+        elif arg.startswith("--config="):
+            target, setter = arg.split("=", 1)[1], lambda v, i=i: out.__setitem__(i, f"--config={v}")
+        else:
+            continue
+        if target and not Path(target).expanduser().exists() and not target.lstrip().startswith("{"):
+            setter(str(config_path(target)))  # a clear error listing close matches when it is neither
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point."""
     args = sys.argv[1:] if argv is None else list(argv)
@@ -134,7 +155,12 @@ def main(argv: list[str] | None = None) -> None:
         module_name, function = _EXTRA_COMMANDS[args[0]].split(":")
         getattr(importlib.import_module(module_name), function)(args[1:])
         return
-    UnlearnCLI(args=argv)
+    resolved = _resolve_shipped_configs(args)
+    if argv is None:  # LightningCLI reads sys.argv itself (and warns when given both)
+        sys.argv[1:] = resolved
+        UnlearnCLI()
+    else:
+        UnlearnCLI(args=resolved)
 
 
 if __name__ == "__main__":

@@ -243,3 +243,22 @@ def test_authors_smollm2_test_runs_get_the_tofu_evaluation():
     assert _is_authors_llm_run(llm, datamodule)
     assert not _is_authors_llm_run(UnlearningModule(toy_model(), GradDiff(), task=ClassificationTask()), datamodule)
     assert not _is_authors_llm_run(llm, FictitiousAuthorsDataModule(n_authors=10))  # no QACollator: nothing to score with
+
+
+def test_fit_config_takes_a_shipped_config_by_name(capsys):
+    """`fit --config digits/npo` (what `lightning-unlearn configs` lists) runs the shipped file; an unknown name
+    lists the close matches; a real path is passed through untouched."""
+    from lightning_unlearn.cli import _resolve_shipped_configs, main
+    from lightning_unlearn.configs import config_path
+
+    path = str(config_path("digits/npo"))
+    assert _resolve_shipped_configs(["fit", "--config", "digits/npo", "--trainer.max_epochs", "1"]) == ["fit", "--config", path, "--trainer.max_epochs", "1"]
+    assert _resolve_shipped_configs(["fit", "-c", "digits/npo.yaml"]) == ["fit", "-c", path]
+    assert _resolve_shipped_configs(["test", "--config=digits/classwise/salun"]) == ["test", f"--config={config_path('digits/classwise/salun')}"]
+    assert _resolve_shipped_configs(["fit", "--config", __file__]) == ["fit", "--config", __file__]
+    with pytest.raises(ValueError, match=r"got 'digits/npoo'\. Close matches: \['digits/npo'"):
+        _resolve_shipped_configs(["fit", "--config", "digits/npoo"])
+    with pytest.raises(SystemExit) as exit_info:  # --print_config prints and exits
+        main(["fit", "--config", "digits/npo", "--print_config"])
+    assert exit_info.value.code in (0, None)
+    assert "lightning_unlearn.methods.NPO" in capsys.readouterr().out
