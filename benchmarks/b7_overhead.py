@@ -135,11 +135,27 @@ class StepClock:
         return self.stamps[warmup + steps - 1] - self.stamps[warmup - 1]
 
 
-def make_batches(n: int, batch_size: int, seed: int) -> list[tuple[Any, Any]]:
+#: The models: B1's SmallCNN on 28×28 inputs and the digits model of B1's quick scale on 8×8 inputs.
+ARCHS: dict[str, dict[str, Any]] = {
+    "b1": {"model": {}, "image_size": 28},
+    "digits": {"model": {"image_size": 8, "width": 16, "hidden": 64}, "image_size": 8},
+}
+#: The run being timed: which model, and where a CSVLogger writes (``None``: no logger, as in the steady regime).
+RUN: dict[str, Any] = {"arch": "b1", "log_dir": None}
+
+
+def make_model():
+    from lightning_unlearn.models import SmallCNN
+
+    return SmallCNN(**ARCHS[RUN["arch"]]["model"])
+
+
+def make_batches(n: int, batch_size: int, seed: int, arch: str = "b1") -> list[tuple[Any, Any]]:
     import torch
 
+    size = ARCHS[arch]["image_size"]
     g = torch.Generator().manual_seed(seed)
-    return [(torch.randn(batch_size, 1, 28, 28, generator=g), torch.randint(0, 10, (batch_size,), generator=g)) for _ in range(n)]
+    return [(torch.randn(batch_size, 1, size, size, generator=g), torch.randint(0, 10, (batch_size,), generator=g)) for _ in range(n)]
 
 
 def make_method(name: str):
@@ -153,7 +169,12 @@ def make_method(name: str):
 
 
 def trainer(max_steps: int, callbacks=None):
-    return benchmarking.quiet_trainer(callbacks=callbacks, max_steps=max_steps, max_epochs=-1)
+    logger: Any = False
+    if RUN["log_dir"] is not None:  # the users' regime: a logger attached, Lightning's default log_every_n_steps
+        from lightning.pytorch.loggers import CSVLogger
+
+        logger = CSVLogger(RUN["log_dir"], name="b7")
+    return benchmarking.quiet_trainer(callbacks=callbacks, max_steps=max_steps, max_epochs=-1, logger=logger)
 
 
 def _unwrap(items):  # DataLoader(batch_size=1) over pre-made batches -> the batch itself
@@ -177,9 +198,7 @@ def run_plain(method: str, state, forget, retain, steps: int, lr: float, clock: 
     import torch
     import torch.nn.functional as F
 
-    from lightning_unlearn.models import SmallCNN
-
-    model = SmallCNN()
+    model = make_model()
     model.load_state_dict(state)
     model.train()
     reference = copy.deepcopy(model).eval().requires_grad_(False) if method == "npo" else None
@@ -212,9 +231,8 @@ def run_module(method: str, state, forget, retain, steps: int, lr: float, clock:
     from torch.utils.data import DataLoader
 
     from lightning_unlearn import UnlearningModule
-    from lightning_unlearn.models import SmallCNN
 
-    model = SmallCNN()
+    model = make_model()
     model.load_state_dict(state)
     module = UnlearningModule(model, make_method(method), optimizer=lambda ps: clock.attach(torch.optim.Adam(ps, lr=lr)))
     loader = CombinedLoader(
@@ -230,12 +248,10 @@ def _user_module(state, lr: float, clock: StepClock | None):
     import torch
     import torch.nn.functional as F
 
-    from lightning_unlearn.models import SmallCNN
-
     class UserModule(pl.LightningModule):
         def __init__(self) -> None:
             super().__init__()
-            self.net = SmallCNN()
+            self.net = make_model()
             self.net.load_state_dict(state)
 
         def forward(self, x):
@@ -309,7 +325,116 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--lr", type=float, default=1e-5, help="Adam learning rate (small, so GA stays finite; timing does not depend on it).")
     parser.add_argument("--out", default=None, help="Output JSON (default benchmarks/results/b7[_quick].json).")
     parser.add_argument("--quiet", action="store_true", help="No line per finished run.")
+    parser.add_argument(
+        "--regime",
+        choices=("steady", "users", "all"),
+        default="all",
+        help="'steady': per-step time without a logger, Trainer set-up excluded, plus memory (the original B7); "
+        "'users': the regime users run — a CSVLogger attached, the B1 model and the small digits model, short runs "
+        "timed whole (Trainer set-up included) and per step; 'all': both.",
+    )
+    parser.add_argument("--users-steps", type=int, default=None, help="Optimizer steps of each short run in the users' regime (default 200; 60 with --quick).")
     return parser.parse_args(argv)
+
+
+#: The users' regime: each model at the batch size its benchmark uses.
+USERS_BATCH = {"b1": 128, "digits": 32}
+USERS_WARMUP = 10
+
+
+def run_users_regime(args: argparse.Namespace, log) -> dict[str, Any]:
+    """Short runs with a logger attached, timed whole (model and Trainer set-up, the monitor's before/after scoring,
+    every step, teardown) and per step after ``USERS_WARMUP`` steps, on the B1 and the digits model."""
+    import tempfile
+
+    import torch
+
+    quick = args.quick
+    steps = args.users_steps or (60 if quick else 200)
+    if steps <= USERS_WARMUP:
+        raise ValueError(f"`--users-steps` should be > {USERS_WARMUP} (the per-step clock skips {USERS_WARMUP} warm-up steps), got {steps}.")
+    rounds = args.rounds or (3 if quick else 5)
+    raw: list[dict[str, Any]] = []
+    variants = [(m, p) for m in METHODS for p in PATHS]
+    with tempfile.TemporaryDirectory() as log_dir:
+        RUN["log_dir"] = log_dir
+        try:
+            for arch, batch in USERS_BATCH.items():
+                RUN["arch"] = arch
+                torch.manual_seed(0)
+                state = {k: v.clone() for k, v in make_model().state_dict().items()}
+                forget = make_batches(16, batch, seed=1, arch=arch)
+                retain = make_batches(16, batch, seed=2, arch=arch)
+                for method, path in variants:  # untimed: first-use costs
+                    run_variant(method, path, state, forget, retain, USERS_WARMUP + 2, args.lr)
+                for r in range(rounds):
+                    for method, path in variants if r % 2 == 0 else list(reversed(variants)):
+                        start = time.perf_counter()
+                        clock = run_variant(method, path, state, forget, retain, steps, args.lr)
+                        whole = time.perf_counter() - start
+                        per_step = clock.seconds(USERS_WARMUP, steps - USERS_WARMUP) / (steps - USERS_WARMUP)
+                        raw.append({"arch": arch, "round": r, "method": method, "path": path, "whole_seconds": whole, "step_seconds": per_step})
+                        log(f"[b7] users  {arch:6s} round {r} {method:4s} {path:21s} whole {whole:6.3f}s  {1000 * per_step:6.2f} ms/step")
+        finally:
+            RUN["log_dir"], RUN["arch"] = None, "b1"
+
+    def get(arch, method, path, r, key):
+        return next(x[key] for x in raw if (x["arch"], x["method"], x["path"], x["round"]) == (arch, method, path, r))
+
+    rows = []
+    for arch in USERS_BATCH:
+        for method, path in variants:
+            whole = [get(arch, method, path, r, "whole_seconds") / get(arch, method, "plain", r, "whole_seconds") for r in range(rounds)]
+            step = [get(arch, method, path, r, "step_seconds") / get(arch, method, "plain", r, "step_seconds") for r in range(rounds)]
+            rows.append(
+                {
+                    "arch": arch,
+                    "batch_size": USERS_BATCH[arch],
+                    "method": method,
+                    "path": path,
+                    "whole_seconds_median": statistics.median(get(arch, method, path, r, "whole_seconds") for r in range(rounds)),
+                    "whole_ratio_median": statistics.median(whole),
+                    "whole_ratio_min": min(whole),
+                    "whole_ratio_max": max(whole),
+                    "ms_per_step_median": 1000 * statistics.median(get(arch, method, path, r, "step_seconds") for r in range(rounds)),
+                    "step_ratio_median": statistics.median(step),
+                    "step_ratio_min": min(step),
+                    "step_ratio_max": max(step),
+                }
+            )
+    config = {
+        "models": {a: f"SmallCNN({ARCHS[a]['model']}) on 1x{ARCHS[a]['image_size']}x{ARCHS[a]['image_size']}, batch {b}" for a, b in USERS_BATCH.items()},
+        "steps_per_run": steps,
+        "warmup_steps_of_the_per_step_clock": USERS_WARMUP,
+        "rounds": rounds,
+        "logger": "lightning.pytorch.loggers.CSVLogger, log_every_n_steps=50 (Lightning's default)",
+        "monitor": "the Unlearn callback's defaults (forget/retain scored before and after); UnlearningModule on a CombinedLoader has no forget loader to score",
+        "timing": "whole: from building the model to fit's return (plain: model, optimizer, loop); per step: optimizer post-step hook after the warm-up; headline = median over rounds of the per-round ratio to the plain loop",
+    }
+    return {"config": config, "rows": rows, "raw": raw}
+
+
+def format_users_table(result: dict[str, Any]) -> str:
+    header = ["Model", "Method", "Path", "whole run s (median)", "whole / plain (median [min–max])", "ms/step", "step / plain (median [min–max])"]
+    body = [
+        [
+            f"{r['arch']} (batch {r['batch_size']})",
+            r["method"],
+            r["path"],
+            f"{r['whole_seconds_median']:.2f}",
+            f"{r['whole_ratio_median']:.2f} [{r['whole_ratio_min']:.2f}–{r['whole_ratio_max']:.2f}]",
+            f"{r['ms_per_step_median']:.2f}",
+            f"{r['step_ratio_median']:.2f} [{r['step_ratio_min']:.2f}–{r['step_ratio_max']:.2f}]",
+        ]
+        for r in result["rows"]
+    ]
+    config = result["config"]
+    note = (
+        f"### B7 — the users' regime: a logger attached, short runs of {config['steps_per_run']} steps, {config['rounds']} rounds\n\n"
+        f"Timing: {config['timing']}.\n"
+        "Targets (issue 12): <= 1.10 x the plain loop on the B1 model with a logger attached; <= 1.5 x on the digits model.\n\n"
+    )
+    return note + benchmarking.markdown_table(header, body)
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -317,8 +442,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     meter = RSSMeter()
     benchmarking.quiet_lightning()
     import torch
-
-    from lightning_unlearn.models import SmallCNN
 
     if args.threads > 0:
         torch.set_num_threads(args.threads)
@@ -329,6 +452,35 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     mem_rounds = args.memory_rounds or (2 if quick else 5)
     batch = args.batch_size or (32 if quick else 128)
     log = (lambda *a, **k: None) if args.quiet else functools.partial(print, flush=True)
+
+    payload: dict[str, Any] = {
+        "benchmark": "B7",
+        "command": benchmarking.command_line(),
+        "git_commit": benchmarking.git_commit(BENCH_DIR.parent),
+        "versions": benchmarking.versions(),
+    }
+    wall = time.perf_counter()
+    if args.regime in ("steady", "all"):
+        payload.update(run_steady_regime(args, meter, log, steps, warmup, rounds, mem_rounds, batch))
+    if args.regime in ("users", "all"):
+        payload["users_regime"] = run_users_regime(args, log)
+    payload["wall_seconds"] = time.perf_counter() - wall
+    out = Path(args.out) if args.out else BENCH_DIR / "results" / ("b7_quick.json" if quick else "b7.json")
+    benchmarking.write_json(out, payload)
+    if "rows" in payload:
+        print(format_table(payload["rows"], payload["config"]))
+    if "users_regime" in payload:
+        print("\n" + format_users_table(payload["users_regime"]))
+    print(f"\nwrote {out}")
+    return payload
+
+
+
+def run_steady_regime(args: argparse.Namespace, meter: RSSMeter, log, steps: int, warmup: int, rounds: int, mem_rounds: int, batch: int) -> dict[str, Any]:
+    """The original B7: per-step time on the B1 model without a logger (Trainer set-up excluded), and peak memory."""
+    import torch
+
+    from lightning_unlearn.models import SmallCNN
 
     torch.manual_seed(0)
     state = {k: v.clone() for k, v in SmallCNN().state_dict().items()}
@@ -365,11 +517,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             log(f"[b7] memory round {r} {method:8s} {path:21s} peak RSS +{mem / 2**20:7.1f} MiB")
 
     rows = summarise(raw, variants, rounds, mem_rounds, steps)
-    payload = {
-        "benchmark": "B7",
-        "command": benchmarking.command_line(),
-        "git_commit": benchmarking.git_commit(BENCH_DIR.parent),
-        "versions": benchmarking.versions(),
+    return {
         "config": {
             "model": "SmallCNN() (1x28x28 inputs, 421,642 parameters)",
             "batch_size": batch,
@@ -392,12 +540,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "rows": rows,
         "raw": raw,
     }
-    out = Path(args.out) if args.out else BENCH_DIR / "results" / ("b7_quick.json" if quick else "b7.json")
-    benchmarking.write_json(out, payload)
-    print(format_table(rows, payload["config"]))
-    print(f"\nwrote {out}")
-    return payload
-
 
 def summarise(raw: list[dict[str, Any]], variants, rounds: int, mem_rounds: int, steps: int) -> list[dict[str, Any]]:
     def get(method, path, r, key):

@@ -24,17 +24,19 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
-OURS = ["plain_gar", "plain_ga", "ours_gar", "ours_ga", "ours_gar_nomon"]
+OURS = ["plain_gar", "plain_ga", "ours_gar", "ours_ga", "ours_gar_nomon", "ours_gar_noval", "ours_ga_noval"]
 PEER = ["supreme_neggrad", "supreme_neggrad_sgd", "supreme_neggrad_w8", "plain_ga_peervenv"]
 WORKLOAD = {
-    "plain_gar": "GA+retain", "ours_gar": "GA+retain", "ours_gar_nomon": "GA+retain",
-    "plain_ga": "GA (forget only)", "ours_ga": "GA (forget only)", "supreme_neggrad": "GA (forget only)",
+    "plain_gar": "GA+retain", "ours_gar": "GA+retain", "ours_gar_nomon": "GA+retain", "ours_gar_noval": "GA+retain",
+    "plain_ga": "GA (forget only)", "ours_ga": "GA (forget only)", "ours_ga_noval": "GA (forget only)", "supreme_neggrad": "GA (forget only)",
     "supreme_neggrad_sgd": "GA (forget only)", "supreme_neggrad_w8": "GA (forget only)", "plain_ga_peervenv": "GA (forget only)",
 }
 LABEL = {
     "plain_gar": "plain loop",
     "ours_gar": "ours: UnlearningModule + Trainer + CSVLogger (monitor on)",
     "ours_gar_nomon": "ours, monitor=False",
+    "ours_gar_noval": "ours, Trainer(limit_val_batches=0)",
+    "ours_ga_noval": "ours GA, Trainer(limit_val_batches=0)",
     "plain_ga": "plain loop",
     "ours_ga": "ours: GradientAscent(retain_weight=0)",
     "supreme_neggrad": "SUPREME neg_grad (Adam, num_workers=0)",
@@ -63,7 +65,8 @@ def versions(python: str) -> dict:
         "    except Exception: pass\n"
         "print(json.dumps(out))"
     )
-    return json.loads(subprocess.run([python, "-c", code], capture_output=True, text=True, check=True).stdout)
+    # cwd="/": with the repository as cwd, `python -c` would find the repository's own metadata on sys.path
+    return json.loads(subprocess.run([python, "-c", code], capture_output=True, text=True, check=True, cwd="/").stdout)
 
 
 def git(*args: str) -> str | None:
@@ -77,7 +80,7 @@ def summarise(raw: list[dict], rounds: int) -> list[dict]:
     rows = []
     keys = sorted({(r["batch"], r["steps"]) for r in raw}, key=lambda k: k[0])
     for batch, steps in keys:
-        for variant in OURS[:1] + ["ours_gar", "ours_gar_nomon"] + ["plain_ga", "ours_ga"] + PEER:
+        for variant in ["plain_gar", "ours_gar", "ours_gar_nomon", "ours_gar_noval", "plain_ga", "ours_ga", "ours_ga_noval"] + PEER:
             recs = {r["round"]: r for r in raw if r["variant"] == variant and r["batch"] == batch}
             if not recs:
                 continue

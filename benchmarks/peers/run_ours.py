@@ -13,6 +13,9 @@ Variants (``gar`` = gradient ascent + retain, ``L = -CE_f + CE_r``; ``ga`` = for
   with a ``CSVLogger`` (the regime users run; default monitor: forget/retain loss+accuracy before and after).
   Progress bar, checkpointing and model summary are off (not a TTY; the peer saves nothing either).
 * ``ours_gar_nomon``: as ``ours_gar`` with ``monitor=False`` (no before/after evaluation passes).
+* ``ours_gar_noval`` / ``ours_ga_noval``: as ``ours_gar`` / ``ours_ga`` with ``Trainer(limit_val_batches=0)``: the
+  datamodule's evaluation loaders otherwise make Lightning run ``UnlearningModule``'s validation (forget/retain
+  metrics) after every epoch, as the default Trainer does.
 
 Every variant runs once untimed (10 steps: imports, oneDNN caches, Lightning's first-use costs) before the timed
 run; times are in ``_digits.StepClock.summary``.
@@ -38,7 +41,7 @@ from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
 
 import _digits  # noqa: E402
 
-VARIANTS = ("plain_gar", "plain_ga", "ours_gar", "ours_ga", "ours_gar_nomon")
+VARIANTS = ("plain_gar", "plain_ga", "ours_gar", "ours_ga", "ours_gar_nomon", "ours_gar_noval", "ours_ga_noval")
 
 
 def run_plain(retain_weight: float, data, state, batch: int, steps: int, lr: float) -> None:
@@ -66,7 +69,7 @@ def run_plain(retain_weight: float, data, state, batch: int, steps: int, lr: flo
                 break
 
 
-def run_ours(retain_weight: float, monitor: bool, data, state, batch: int, steps: int, lr: float, log_dir: str) -> None:
+def run_ours(retain_weight: float, monitor: bool, data, state, batch: int, steps: int, lr: float, log_dir: str, validate: bool = True) -> None:
     import lightning.pytorch as pl
     from lightning.pytorch.loggers import CSVLogger
 
@@ -94,16 +97,17 @@ def run_ours(retain_weight: float, monitor: bool, data, state, batch: int, steps
         enable_checkpointing=False,
         enable_model_summary=False,
         num_sanity_val_steps=0,
+        **({} if validate else {"limit_val_batches": 0}),
     )
     trainer.fit(module, datamodule=dm)
 
 
 def run_variant(variant: str, data, state, batch: int, steps: int, lr: float, log_dir: str) -> None:
-    retain_weight = 0.0 if variant.endswith("_ga") else 1.0
+    retain_weight = 0.0 if variant.endswith("_ga") or "_ga_" in variant else 1.0
     if variant.startswith("plain"):
         run_plain(retain_weight, data, state, batch, steps, lr)
     else:
-        run_ours(retain_weight, not variant.endswith("_nomon"), data, state, batch, steps, lr, log_dir)
+        run_ours(retain_weight, not variant.endswith("_nomon"), data, state, batch, steps, lr, log_dir, validate=not variant.endswith("_noval"))
 
 
 def quiet() -> None:
