@@ -164,6 +164,7 @@ class Unlearn(Callback):
         self._had_own_step = False
         self._method_ready = False
         self._in_phase = False
+        self._masked_step = False
         self._pending_method_state: dict[str, Any] | None = None
 
     @property
@@ -243,16 +244,24 @@ class Unlearn(Callback):
 
     @override
     def on_before_optimizer_step(self, trainer: pl.Trainer, pl_module: pl.LightningModule, optimizer: torch.optim.Optimizer) -> None:
-        if self._in_phase or (self.schedule == "interleaved" and self._active(trainer)):
-            if not self._in_phase:  # DDP averages the module's gradients; the method's own modules are not part of it
-                average_gradients(self.method.parameters())
+        if self._in_phase:
             self.engine.before_optimizer_step(pl_module)
+        elif self.schedule == "interleaved" and self._active(trainer):
+            average_gradients(self.method.parameters())  # DDP averages the module's gradients, not the method's own
+            # the user's training moved the weights since the last unlearning step: the mask freezes them as they are now
+            self.method.release_frozen()
+            self.engine.before_optimizer_step(pl_module)
+            self._masked_step = True
 
     @override
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: STEP_OUTPUT, batch: Any, batch_idx: int) -> None:
-        if self.schedule != "interleaved" or self.criterion_met:
+        if self.schedule != "interleaved":
             return
-        self.engine.after_optimizer_step(pl_module)
+        if self._masked_step:  # only the steps that carried the forget term are the method's to edit
+            self.engine.after_optimizer_step(pl_module)
+            self._masked_step = False
+        if self.criterion_met:
+            return
         monitor = self.monitor
         if monitor is not None and monitor.has_criterion and self.steps and monitor.should_stop(pl_module, self.steps, pl_module.device):
             self.criterion_met = True  # the forget term is no longer added; the user's own training goes on

@@ -422,6 +422,12 @@ class UnlearningMethod:
         self._snapshot_frozen(model)
         self.apply_mask(model)
 
+    def release_frozen(self) -> None:
+        """Drop the kept values of the masked-out entries: the next step keeps their values as they are then. For the
+        interleaved schedule, where the user's own training moves every weight between unlearning steps and the
+        mask freezes the masked-out entries only during the steps that carry the forget term."""
+        self._frozen = {}
+
     def after_optimizer_step(self, model: nn.Module) -> None:
         """Called right after each optimizer step; the base re-imposes the mask.
 

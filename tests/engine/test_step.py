@@ -296,3 +296,40 @@ def test_a_mask_freezes_weights_exactly_through_every_loop_under_adamw(data):
         for key in ("0.weight", "0.bias"):
             assert torch.equal(state[key], data["pretrained"][key]), f"{loop}: {key} moved"
         assert not torch.equal(state["2.weight"], data["pretrained"]["2.weight"]), loop
+
+
+class FirstLayerRecorder(pl.Callback):
+    """After the Unlearn callback in the list: the first layer before each optimizer step and after it."""
+
+    def __init__(self) -> None:
+        self.before: list[torch.Tensor] = []
+        self.after: list[torch.Tensor] = []
+
+    def on_before_optimizer_step(self, trainer: pl.Trainer, pl_module: pl.LightningModule, optimizer: Any) -> None:
+        self.before.append(pl_module.net[0].weight.detach().clone())
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
+        self.after.append(pl_module.net[0].weight.detach().clone())
+
+
+class TrainingUser(NoTrainingUser):
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        x, y = batch
+        return torch.nn.functional.cross_entropy(self(x), y)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.AdamW(self.parameters(), lr=LR, weight_decay=0.5)
+
+
+def test_an_interleaved_mask_freezes_only_the_steps_that_carry_the_forget_term(data):
+    from lightning_unlearn.methods import RegexMask
+
+    unlearn = Unlearn(NPO(mask=RegexMask(r"net\.2\.")), forget=data["forget"], batch_size=20, every_n_steps=2, progress_bar=False, monitor=False)
+    recorder = FirstLayerRecorder()
+    make_trainer(max_epochs=1, callbacks=[unlearn, recorder]).fit(TrainingUser(pretrained_net(data)), DataLoader(data["retain"], batch_size=20))
+    assert len(recorder.before) == len(recorder.after) == 6
+    for step, (before, after) in enumerate(zip(recorder.before, recorder.after)):
+        if step % 2 == 0:  # the forget term was added: the masked-out first layer did not move, weight decay included
+            assert torch.equal(before, after), step
+        else:  # the user's own step: the user's training moves every weight
+            assert not torch.equal(before, after), step
