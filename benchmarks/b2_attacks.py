@@ -2,7 +2,8 @@
 """Benchmark B2, attack table (issue 6): do the LLM unlearning methods of B2 resist attacks?
 
 For the target (no unlearning), the oracle (retain only) and each method, unlearned from B2's cached target
-exactly as ``b2_llm.py`` does (``run_method`` with ``resolve_hparams(scale, method)``), the forget set is split
+exactly as ``b2_llm.py`` does (``lightning_unlearn.benchmarking.b2``: ``run_method`` with ``resolve_hparams(scale, method)``, the
+settings of ``configs/authors_smollm2/<method>.yaml`` at full scale), the forget set is split
 once with ``split_forget(forget, 0.5, seed=0)`` into the attacker's half and the held-out half, and measured:
 
 * **base** — on the held-out half: *leak rate* (fraction of greedy answers containing the true value,
@@ -30,16 +31,16 @@ from __future__ import annotations
 import argparse
 import functools
 import math
-import sys
 import time
 import traceback
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from lightning_unlearn import benchmarking
+from lightning_unlearn.benchmarking import b2  # B2's protocol, as b2_llm.py runs it
+from lightning_unlearn.benchmarking.b2 import probe_multiturn, rec
 
-import _common  # noqa: E402
-import b2_llm  # noqa: E402
+BENCH_DIR = Path(__file__).resolve().parent
 
 DEFAULT_METHODS = ("graddiff", "npo", "simnpo", "idk", "rmu", "pmc", "tru", "asu")
 
@@ -70,7 +71,7 @@ def measure(model, backbone, heldout: list[dict[str, Any]], retain: list[dict[st
     from lightning_unlearn.metrics.llm import rouge_l_recall
     from lightning_unlearn.tasks import generate_answers
 
-    ev = b2_llm.SCALES[scale]["eval"]
+    ev = b2.SCALES[scale]["eval"]
     model.eval()
     tok = backbone.tokenizer
     gen = generate_answers(
@@ -122,7 +123,7 @@ def multiturn(model, backbone, heldout, retain, probes, scale: str, base_answers
     generation: a question string is the one-message conversation ``[user: question]``)."""
     from lightning_unlearn.tasks import generate_answers
 
-    ev = b2_llm.SCALES[scale]["eval"]
+    ev = b2.SCALES[scale]["eval"]
     known: dict[tuple, str] = {}
     if base_answers is not None:
         known = {((("user", e["question"]),)): a for e, a in zip(heldout, base_answers)}
@@ -143,35 +144,6 @@ def multiturn(model, backbone, heldout, retain, probes, scale: str, base_answers
     return probe_multiturn(
         model, backbone.tokenizer, heldout, retain, probes or None, MULTITURN, ev["max_new_tokens"], ev["gen_batch_size"], generate_fn
     )
-
-
-def probe_multiturn(model, tokenizer, heldout, retain, probes, spec, max_new_tokens: int, batch_size: int, generate_fn=None):
-    """``MultiTurnProbe`` built from ``spec`` (kinds, k_context, languages, context_answers) on the held-out forget
-    examples; returns its metrics and the forget-probe records (benign records left out). Shared with b3_entity.py."""
-    from lightning_unlearn.attacks import MultiTurnProbe
-
-    probe = MultiTurnProbe(
-        kinds=spec["kinds"],
-        k_context=spec["k_context"],
-        languages=spec["languages"],
-        context_answers=spec["context_answers"],
-        max_new_tokens=max_new_tokens,
-        batch_size=batch_size,
-        seed=0,
-    )
-    out = probe.evaluate(model, tokenizer, heldout, retain_examples=retain, probes=probes, generate_fn=generate_fn)
-    records = [
-        {k: r[k] for k in ("kind", "index", "answer", "target", "correct", "refusal")}
-        for r in out["records"]
-        if not r["kind"].startswith("benign")
-    ]
-    return {"metrics": out["metrics"], "records": records}
-
-
-def rec(before: float, unlearned: float, attacked: float) -> float:
-    from lightning_unlearn.attacks import recovery
-
-    return float(recovery(before=before, unlearned=unlearned, attacked=attacked, tolerance=1e-6))
 
 
 def add_recoveries(row: dict[str, Any], target_base: dict[str, Any] | None) -> None:
@@ -232,7 +204,7 @@ def process_row(
             row["attacks"][name] = {"error": f"{type(err).__name__}: {err}", "traceback": traceback.format_exc()}
             log(f"[b2a] {label:9s} {name:9s} ERROR {type(err).__name__}: {str(err)[:200]}")
         row["seconds"][name] = time.perf_counter() - start
-        b2_llm.release_memory()
+        b2.release_memory()
     if not skip_multiturn:
         start = time.perf_counter()
         try:
@@ -281,7 +253,7 @@ def format_tables(rows: list[dict[str, Any]]) -> str:
     out = [
         "### B2 attacks — held-out forget half (leak = fraction of greedy answers stating the true value)",
         "",
-        _common.markdown_table(head, body),
+        benchmarking.markdown_table(head, body),
     ]
     mt_rows = [r for r in rows if "metrics" in r.get("multiturn", {})]
     if mt_rows:
@@ -307,7 +279,7 @@ def format_tables(rows: list[dict[str, Any]]) -> str:
                     _f(m.get("benign_refusal/after_forget")),
                 ]
             )
-        out += ["", "### Multi-turn probes (held-out forget half)", "", _common.markdown_table(head2, body2)]
+        out += ["", "### Multi-turn probes (held-out forget half)", "", benchmarking.markdown_table(head2, body2)]
     out.append(
         "\nrec = recovery(before = target's metric, unlearned = row's, attacked = row's after the attack): 0 = nothing back, "
         "1 = back at the target; – = nothing forgotten (|target - row| < 1e-6). rROUGE = retain ROUGE-L (utility). "
@@ -331,18 +303,18 @@ def write(
     payload = {
         "benchmark": "B2-attacks",
         "scale": scale,
-        "command": _common.command_line(),
-        "git_commit": _common.git_commit(),
-        "git_dirty": _common.git_dirty(),
-        "versions": _common.versions("transformers", "tokenizers"),
+        "command": benchmarking.command_line(),
+        "git_commit": benchmarking.git_commit(BENCH_DIR.parent),
+        "git_dirty": benchmarking.git_dirty(BENCH_DIR.parent),
+        "versions": benchmarking.versions("transformers", "tokenizers"),
         "config": {
             "seed": seed,
             "methods": methods,
-            "hparams": {m: b2_llm.resolve_hparams(scale, m)[0] for m in methods},
+            "hparams": {m: b2.resolve_hparams(scale, m)[0] for m in methods},
             "attacks": ATTACKS,
             "multiturn": MULTITURN,
             "split": SPLIT,
-            "eval": b2_llm.SCALES[scale]["eval"],
+            "eval": b2.SCALES[scale]["eval"],
             "torch_threads": torch.get_num_threads(),
             "metrics": {
                 "leak": "fraction of greedy answers (max_new_tokens from eval) containing the example's true value (leaks_value)",
@@ -356,8 +328,8 @@ def write(
         },
         "rows": rows,
     }
-    payload = b2_llm._finite(payload)
-    _common.write_json(out_path, payload)
+    payload = b2.finite(payload)
+    benchmarking.write_json(out_path, payload)
     return payload
 
 
@@ -388,7 +360,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument(
         "--out", default=None, help="Default benchmarks/results/b2_attacks.json (b2_attacks_quick.json with --quick)."
     )
-    parser.add_argument("--cache-dir", default=str(_common.BENCH_DIR / ".cache"))
+    parser.add_argument("--cache-dir", default=str(BENCH_DIR / ".cache"))
     parser.add_argument(
         "--time-limit",
         type=float,
@@ -397,7 +369,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     args = parser.parse_args(argv)
 
-    b2_llm.quiet_llm_run()
+    b2.quiet_llm_run()
     import torch
 
     from lightning_unlearn import METHODS
@@ -408,37 +380,37 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         torch.set_num_threads(1)  # as b2_llm.py at quick scale
     seed = args.seed
     for m in args.methods:
-        METHODS.get(b2_llm.method_name(m))
+        METHODS.get(b2.method_name(m))
     log = functools.partial(print, flush=True)
     out_path = (
         Path(args.out)
         if args.out
-        else _common.BENCH_DIR / "results" / ("b2_attacks.json" if scale == "full" else "b2_attacks_quick.json")
+        else BENCH_DIR / "results" / ("b2_attacks.json" if scale == "full" else "b2_attacks_quick.json")
     )
     wall = time.perf_counter()
     cache_dir = Path(args.cache_dir)
-    backbone = b2_llm.Backbone(scale, seed, cache_dir)
+    backbone = b2.Backbone(scale, seed, cache_dir)
 
     # The cached models only: at full scale never train a target or oracle here.
     pretrained = None
-    if b2_llm.SCALES[scale]["pretrain"] is not None:
-        pretrained = b2_llm.get_trained(b2_llm.PRETRAINED, scale, seed, backbone, cache_dir, None, log)
+    if b2.SCALES[scale]["pretrain"] is not None:
+        pretrained = b2.get_trained(b2.PRETRAINED, scale, seed, backbone, cache_dir, None, log)
     trained = {}
-    for kind in (b2_llm.TARGET, b2_llm.ORACLE):
-        key = b2_llm.config_hash(b2_llm.model_config(kind, scale, seed, backbone, pretrained["key"] if pretrained else None))
+    for kind in (b2.TARGET, b2.ORACLE):
+        key = benchmarking.config_hash(b2.model_config(kind, scale, seed, backbone, pretrained["key"] if pretrained else None))
         if scale == "full" and not (cache_dir / "b2" / f"{kind}-{key}.pt").is_file():
             raise SystemExit(
                 f"[b2a] the full-scale {kind} ({kind}-{key}.pt) is not cached under {cache_dir / 'b2'}; run b2_llm.py first (not retraining here)."
             )
-        trained[kind] = b2_llm.get_trained(kind, scale, seed, backbone, cache_dir, pretrained, log)
-    ft_seconds = float(trained[b2_llm.TARGET]["seconds"])
+        trained[kind] = b2.get_trained(kind, scale, seed, backbone, cache_dir, pretrained, log)
+    ft_seconds = float(trained[b2.TARGET]["seconds"])
 
-    data = b2_llm.make_data(scale, seed)
+    data = b2.make_data(scale, seed)
     forget = data["forget"]
     attacker_idx, heldout_idx = split_forget(forget, SPLIT["relearn_fraction"], seed=SPLIT["seed"])
     attacker_half = [forget[i] for i in attacker_idx.indices]
     heldout = [forget[i] for i in heldout_idx.indices]
-    retain_all = b2_llm.eval_sets(scale, seed)["retain"]
+    retain_all = b2.eval_sets(scale, seed)["retain"]
     retain = retain_all[: args.retain_eval] if args.retain_eval > 0 else retain_all
     if args.rigidity:
         MULTITURN["kinds"].append("rigidity")
@@ -446,12 +418,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     probes = (
         []
         if not args.rigidity
-        else b2_llm.known_probes(
+        else b2.known_probes(
             backbone,
             pretrained["path"] if pretrained else None,
             probe_key,
             cache_dir,
-            b2_llm.SCALES[scale]["eval"]["gen_batch_size"],
+            b2.SCALES[scale]["eval"]["gen_batch_size"],
         )
     )
     extra = {
@@ -473,22 +445,22 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     rows: list[dict[str, Any]] = []
     target_base = None
-    for label in [b2_llm.TARGET, b2_llm.ORACLE, *args.methods]:
+    for label in [b2.TARGET, b2.ORACLE, *args.methods]:
         start = time.perf_counter()
         row: dict[str, Any] = {"row": label}
         try:
-            if label in (b2_llm.TARGET, b2_llm.ORACLE):
-                model = b2_llm.load_model(backbone, trained[label]["path"])
+            if label in (b2.TARGET, b2.ORACLE):
+                model = b2.load_model(backbone, trained[label]["path"])
             else:
-                hp, _ = b2_llm.resolve_hparams(scale, label)
+                hp, _ = b2.resolve_hparams(scale, label)
                 fraction = hp.get("time_limit", args.time_limit)
-                model, seconds, info = b2_llm.run_method(
+                model, seconds, info = b2.run_method(
                     label,
                     hp,
                     scale,
                     seed,
                     backbone,
-                    trained[b2_llm.TARGET]["path"],
+                    trained[b2.TARGET]["path"],
                     fraction * ft_seconds if fraction > 0 else None,
                 )
                 row["unlearning"] = {
@@ -498,13 +470,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     "hparams": hp,
                 }
                 log(f"[b2a] {label:9s} unlearned in {seconds:.0f}s ({info['steps']} steps)")
-            attacks = label != b2_llm.TARGET or args.target_attacks
+            attacks = label != b2.TARGET or args.target_attacks
             row.update(
                 process_row(
                     label, model, backbone, heldout, attacker_half, retain, probes, scale, seed, log, args.skip_multiturn, attacks
                 )
             )
-            if label == b2_llm.TARGET:
+            if label == b2.TARGET:
                 target_base = row["base"]
             add_recoveries(row, target_base)
             del model
@@ -514,7 +486,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             log(f"[b2a] {label:9s} ERROR {row['error'][:300]}")
         row["row_seconds"] = time.perf_counter() - start
         rows.append(row)
-        b2_llm.release_memory()
+        b2.release_memory()
         log(f"[b2a] {label:9s} row done in {row['row_seconds']:.0f}s (wall {time.perf_counter() - wall:.0f}s)")
         write(out_path, args, scale, seed, args.methods, rows, extra, time.perf_counter() - wall)
     payload = write(out_path, args, scale, seed, args.methods, rows, extra, time.perf_counter() - wall)

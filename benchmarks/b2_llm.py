@@ -12,7 +12,7 @@ Protocol (TOFU, Maini et al., arXiv:2401.06121, on our own seeded fictitious-aut
 3. **Unlearning.** Every method runs through ``UnlearningModule`` + ``Trainer.fit`` from the cached target on
    paired forget/retain batches (``mode="min_size"``: one epoch = one pass over the forget set), with a small
    budget (the target is ≤ 10% of the target's fine-tuning time); settings are the papers' / open-unlearning's
-   defaults unless :data:`HPARAMS` says otherwise.
+   defaults unless the row's config says otherwise.
 4. **Metrics** (every row, target and oracle included): ROUGE-L recall of greedy answers on forget and retain,
    answer probability P(a|q)^(1/|a|), truth ratio (TOFU's *code* convention, ``perturbed_mean="geometric"``:
    the geometric mean of the perturbed answers' per-token probabilities over the paraphrased answer's),
@@ -29,6 +29,12 @@ texts, first "pretrained" on the general-knowledge probes (so that general knowl
 handful of authors; a couple of minutes on 2 cores. Default (full) = SmolLM2-135M-Instruct (fp32,
 ``load_smollm2``), 40 authors × 6 facts = 240 QA pairs.
 
+The settings that produce the published numbers are the shipped configs: the full scale reads each row's
+``configs/authors_smollm2/<row>.yaml`` (``<method>+<variant>.yaml`` for a variant row such as ``pmc+long``) and the
+target's and the oracle's recipe and data from ``target.yaml``; edit a YAML file to change them. The protocol and
+that mapping are :mod:`lightning_unlearn.benchmarking.b2`; the quick scale's smoke-test settings are its
+``QUICK_HPARAMS`` (the tiny Llama is built by the benchmark, so no config describes it).
+
 ``--estimate`` measures the full run's costs (a few fine-tuning steps, one evaluation, a few unlearning steps
 of chosen methods) without running it, and extrapolates its wall time.
 
@@ -43,662 +49,42 @@ from __future__ import annotations
 
 import argparse
 import functools
-import hashlib
-import inspect
 import json
 import math
 import os
 import statistics
-import sys
-import threading
 import time
 import traceback
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import _common  # noqa: E402
-
-# ----------------------------------------------------------------------------------------------------------
-# Scales
-# ----------------------------------------------------------------------------------------------------------
-
-#: Everything that defines a scale.
-#: ``data``: the generator's settings (``split_authors``: forget 10%, holdout 10%).
-#: ``pretrain``: quick scale only, the tiny model's "pretraining" on the general-knowledge probes.
-#: ``train``: the recipe shared by target and oracle (AdamW, constant lr, batch 8, mean answer-token NLL).
-#: ``eval``: ``max_retain`` caps the retain evaluation set at a fixed seeded subset (forget and holdout are
-#: whole); ``max_new_tokens`` of greedy answers; ``batch_size`` of the likelihood passes.
-SCALES: dict[str, dict[str, Any]] = {
-    "quick": {
-        "model": {"kind": "tiny_llama", "hidden_size": 64, "num_layers": 2, "num_heads": 4, "vocab_size": 512},
-        "data": {"n_authors": 30, "facts_per_author": 5, "n_perturbed": 3, "forget_fraction": 0.1, "holdout_fraction": 0.1},
-        "pretrain": {"epochs": 40, "lr": 3e-3, "batch_size": 8, "weight_decay": 0.0},
-        # replay_probes: the probes are mixed into the fine-tuning data of target and oracle, or the 2-layer
-        # model forgets them all while memorising the authors (general knowledge would be 0 for every row)
-        "train": {"epochs": 40, "lr": 3e-3, "batch_size": 8, "weight_decay": 0.0, "replay_probes": True},
-        "max_length": 64,
-        "eval": {"max_retain": None, "max_new_tokens": 24, "batch_size": 32, "gen_batch_size": 32},
-        "unlearn_batch_size": 8,
-    },
-    "full": {
-        "model": {"kind": "smollm2"},
-        "data": {"n_authors": 40, "facts_per_author": 6, "n_perturbed": 3, "forget_fraction": 0.1, "holdout_fraction": 0.1},
-        "pretrain": None,  # SmolLM2-135M-Instruct as released (dequantized Q4_1, see load_smollm2)
-        "train": {"epochs": 5, "lr": 1e-4, "batch_size": 8, "weight_decay": 0.01, "replay_probes": False},
-        "max_length": 96,
-        "eval": {"max_retain": 48, "max_new_tokens": 24, "batch_size": 16, "gen_batch_size": 16},
-        "unlearn_batch_size": 8,
-    },
-}
-
-#: Bump to invalidate every cached model of this benchmark (e.g. after a change of the training code).
-RECIPE_VERSION = 1
-
-#: The LLM unlearning methods of the library (GA, GradDiff and NPO are generic methods that also apply).
-LLM_METHODS = ("ga", "graddiff", "npo", "simnpo", "idk", "idk_dpo", "rmu", "pmc", "tru", "asu")
-
-# ----------------------------------------------------------------------------------------------------------
-# Per-method settings
-# ----------------------------------------------------------------------------------------------------------
-#
-# HPARAMS[scale][method] = {
-#     "lr":         AdamW learning rate (weight decay 0.01, constant, as open-unlearning's finetune trainer),
-#     "epochs":     passes over the forget set (mode="min_size": each forget batch paired with a retain batch),
-#     "max_steps":  optional cap on optimizer steps,
-#     "method":     keyword arguments of the method's constructor (anything not given: the class default,
-#                   which follows the paper / open-unlearning: NPO beta 0.1, SimNPO beta 4.5 gamma 0.125,
-#                   IdK-DPO beta 0.1, RMU layer 7 c 2, ASU tau 2, PMC retain weight 1.25, ...).
-# }
-# NOT TUNED: the values below are choices made once (budget and scale), not the result of a search.
-DEFAULT_HP: dict[str, dict[str, Any]] = {
-    # tiny model fine-tuned at 3e-3: unlearning at 1e-3 for 5 passes over the 15 forget pairs (2 batches: 10 steps)
-    "quick": {"lr": 1e-3, "epochs": 5, "max_steps": -1, "weight_decay": 0.01, "method": {}},
-    # SmolLM2 fine-tuned at 1e-4 for 5 epochs (135 steps, ~5 min): the unlearning budget is ~10% of that time,
-    # i.e. 2 passes over the 24 forget pairs = 6 steps, each forget batch of 8 paired with a retain batch of 4
-    # (~4.5 s a step with a reference forward). open-unlearning's 1e-5 over 10 epochs of TOFU forget10
-    # (~125 steps) does not fit, so the lr is raised to the fine-tuning lr.
-    "full": {"lr": 1e-4, "epochs": 2, "max_steps": -1, "weight_decay": 0.01, "retain_batch_size": 4, "method": {}},
-}
-HPARAMS: dict[str, dict[str, dict[str, Any]]] = {
-    "quick": {
-        "ga": {"epochs": 3},  # no retain term: fewer steps, as GA collapses fastest
-        "rmu": {"method": {"layer": 1}},  # the tiny Llama has 2 decoder layers (default 7)
-        "pmc": {"method": {"max_new_tokens": 24, "num_samples": 4}},  # answers are ~12 tokens
-        "tru": {"method": {"max_target_length": 64}},
-        "roka": {"method": {"layer": "model.norm"}},  # no "penultimate" module in a Llama
-    },
-    "full": {
-        "ga": {"epochs": 4},  # forget batch only (~2.3 s a step), so more passes in the same time
-        # answers are ~15 tokens; sampling 4 x 8 answers each step (~12 s a step) makes PMC the costliest: one pass
-        "pmc": {"epochs": 1, "method": {"max_new_tokens": 24, "num_samples": 4}},
-        "tru": {"method": {"max_target_length": 96}},
-        "roka": {"method": {"layer": "model.norm"}},
-        # PMC outside the budget: five passes (15 steps, ~50% of the fine-tuning time), to show what the
-        # one-pass row cannot: whether self-training on its own answers forgets when given the steps
-        "pmc+long": {"epochs": 5, "time_limit": 1.0, "method": {"max_new_tokens": 24, "num_samples": 4}},
-    },
-}
-HPARAMS["quick"]["pmc+long"] = {"epochs": 25, "time_limit": 1.0, "method": HPARAMS["quick"]["pmc"]["method"]}
-
-#: Extra rows: a registered method run with other settings, named ``<method>+<variant>`` (its settings are the
-#: HPARAMS entry of that name; ``time_limit`` there overrides ``--time-limit`` for the row).
-VARIANTS = ("pmc+long",)
-
-#: BENCHMARKS.md's B2 target: forget quality >= 0.05 with model utility >= 0.95 x the target's in <= 10% of the
-#: fine-tuning time.
-TARGET_CHECK = {"forget_quality": 0.05, "mu_ratio_to_target": 0.95, "time_ratio_to_finetune": 0.10}
-
-TARGET, ORACLE, PRETRAINED = "target", "oracle", "pretrained"
-
-
-def method_name(row: str) -> str:
-    """The registered method behind a row name (``"pmc+long"`` -> ``"pmc"``)."""
-    return row.split("+", 1)[0]
-
-
-def resolve_hparams(scale: str, method: str) -> tuple[dict[str, Any], bool]:
-    entry = HPARAMS.get(scale, {}).get(method)
-    defaults = {**DEFAULT_HP[scale], "batch_size": SCALES[scale]["unlearn_batch_size"]}
-    return _common.merge_hparams(defaults, entry), entry is not None
-
-
-def default_methods(group: str = "all") -> list[str]:
-    """``"llm"``: :data:`LLM_METHODS`; ``"all"``: every registered method whose ``supported_tasks`` include
-    ``"causal_lm"`` (except ``retrain``, the oracle row), the LLM ones first."""
-    from lightning_unlearn import METHODS
-
-    if group == "llm":
-        names = [m for m in LLM_METHODS if m in METHODS.names()]
-    else:
-        registered = [m for m in METHODS.names() if m != "retrain" and "causal_lm" in METHODS.get(m).supported_tasks]
-        names = [m for m in LLM_METHODS if m in registered] + [m for m in registered if m not in LLM_METHODS]
-    return names + [v for v in VARIANTS if method_name(v) in names]
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Data
-# ----------------------------------------------------------------------------------------------------------
-
-
-@functools.cache
-def make_data(scale: str, seed: int) -> dict[str, Any]:
-    """The authors, their QA examples, the split and a fingerprint (exactly what FictitiousAuthorsDataModule builds)."""
-    from lightning_unlearn.datamodules.authors import fingerprint, generate_authors, qa_pairs, split_authors
-
-    d = SCALES[scale]["data"]
-    authors = generate_authors(d["n_authors"], seed=seed, facts_per_author=d["facts_per_author"])
-    forget_ids, retain_ids, holdout_ids = split_authors(d["n_authors"], d["forget_fraction"], d["holdout_fraction"], seed=seed)
-    examples = qa_pairs(authors, questions="one", n_perturbed=d["n_perturbed"], seed=seed)
-
-    def part(ids: list[int]) -> list[dict[str, Any]]:
-        keep = set(ids)
-        return [e for e in examples if e["author_index"] in keep]
-
-    return {
-        "examples": examples,
-        "forget": part(forget_ids),
-        "retain": part(retain_ids),
-        "holdout": part(holdout_ids),
-        "ids": {"forget": forget_ids, "retain": retain_ids, "holdout": holdout_ids},
-        "fingerprint": fingerprint(
-            {
-                "examples": [{k: v for k, v in e.items() if k not in EVAL_ONLY_FIELDS} for e in examples],
-                "forget": forget_ids,
-                "retain": retain_ids,
-                "holdout": holdout_ids,
-            }
-        ),
-    }
-
-
-def make_datamodule(scale: str, seed: int, collator: Any, train_on: str, batch_size: int, retain_batch_size: int | None = None):
-    from lightning_unlearn.datamodules import FictitiousAuthorsDataModule
-
-    d = SCALES[scale]["data"]
-    return FictitiousAuthorsDataModule(
-        n_authors=d["n_authors"],
-        seed=seed,
-        forget_fraction=d["forget_fraction"],
-        holdout_fraction=d["holdout_fraction"],
-        facts_per_author=d["facts_per_author"],
-        questions="one",
-        n_perturbed=d["n_perturbed"],
-        collate_fn=collator,
-        batch_size=batch_size,
-        retain_batch_size=retain_batch_size,
-        mode="min_size",
-        train_on=train_on,
-    )
-
-
-#: Fields of qa_pairs' examples that only the evaluation reads; the cached models' key leaves them out, so that
-#: adding one (``perturbed_paraphrased_answers`` was added after the first full run) keeps trained models valid.
-EVAL_ONLY_FIELDS = ("perturbed_paraphrased_answers",)
-
-
-def eval_sets(scale: str, seed: int) -> dict[str, list[dict[str, Any]]]:
-    """Forget and holdout whole; retain capped at ``max_retain`` by a fixed seeded subset."""
-    from lightning_unlearn.evaluation.llm import retain_subset
-
-    data = make_data(scale, seed)
-    retain = retain_subset(data["retain"], SCALES[scale]["eval"]["max_retain"], seed)
-    return {"forget": data["forget"], "retain": retain, "holdout": data["holdout"]}
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Backbone (model architecture + tokenizer)
-# ----------------------------------------------------------------------------------------------------------
-
-
-config_hash = _common.config_hash
-
-
-class Backbone:
-    """The scale's tokenizer and a factory of fresh models (SmolLM2's released weights; random tiny Llamas)."""
-
-    def __init__(self, scale: str, seed: int, cache_dir: Path) -> None:
-        self.scale, self.seed = scale, seed
-        self.spec = SCALES[scale]["model"]
-        if self.spec["kind"] == "smollm2":
-            from lightning_unlearn.models import load_smollm2
-            from lightning_unlearn.models.llm import SMOLLM2_GGUF
-
-            _, self.tokenizer = load_smollm2()
-            self.identity = {"kind": "smollm2", "gguf": SMOLLM2_GGUF}
-        else:
-            self.tokenizer = self._tiny_tokenizer(cache_dir)
-            self.identity = {**self.spec, "tokenizer": self.tokenizer_fingerprint}
-
-    def _tiny_tokenizer(self, cache_dir: Path):
-        """A byte-level BPE tokenizer trained on every generated text and the probes, cached on disk."""
-        from transformers import PreTrainedTokenizerFast
-
-        from lightning_unlearn.datamodules.probes import GENERAL_KNOWLEDGE
-        from lightning_unlearn.models import train_tokenizer
-
-        data = make_data(self.scale, self.seed)
-        texts = []
-        for e in data["examples"]:
-            texts += [e["question"], e["answer"], e["paraphrased_answer"], *e["perturbed_answers"]]
-        texts += [p.question for p in GENERAL_KNOWLEDGE] + [a for p in GENERAL_KNOWLEDGE for a in p.answers]
-        key = config_hash({"texts": hashlib.sha256("\n".join(texts).encode()).hexdigest(), "vocab": self.spec["vocab_size"]})
-        folder = cache_dir / "b2" / f"tokenizer-{key}"
-        if not (folder / "tokenizer.json").is_file():
-            tok = train_tokenizer(texts, vocab_size=self.spec["vocab_size"])
-            tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
-            tok.save_pretrained(tmp)
-            try:
-                os.replace(tmp, folder)
-            except OSError:  # a concurrent run wrote it first
-                import shutil
-
-                shutil.rmtree(tmp, ignore_errors=True)
-        tok = PreTrainedTokenizerFast.from_pretrained(folder)
-        if not tok.chat_template:
-            from lightning_unlearn.models.llm import TOY_CHAT_TEMPLATE
-
-            tok.chat_template = TOY_CHAT_TEMPLATE
-        self.tokenizer_fingerprint = hashlib.sha256((folder / "tokenizer.json").read_bytes()).hexdigest()[:16]
-        return tok
-
-    def build(self):
-        """A fresh model: SmolLM2's released weights, or a randomly initialised tiny Llama (seeded)."""
-        if self.spec["kind"] == "smollm2":
-            from lightning_unlearn.models import load_smollm2
-
-            return load_smollm2()[0]
-        from lightning_unlearn.models import tiny_llama
-
-        tok = self.tokenizer
-        return tiny_llama(
-            len(tok),
-            hidden_size=self.spec["hidden_size"],
-            num_layers=self.spec["num_layers"],
-            num_heads=self.spec["num_heads"],
-            seed=self.seed,
-            pad_token_id=tok.pad_token_id,
-            bos_token_id=tok.bos_token_id,
-            eos_token_id=tok.eos_token_id,
-        )
-
-    def collator(self, **kwargs: Any):
-        from lightning_unlearn.tasks import QACollator
-
-        return QACollator(self.tokenizer, max_length=SCALES[self.scale]["max_length"], **kwargs)
-
-
-def load_model(backbone: Backbone, path: str | None):
-    import torch
-
-    model = backbone.build()
-    if path is not None:
-        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-    return model.eval()
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Peak memory
-# ----------------------------------------------------------------------------------------------------------
-
-
-def release_memory() -> None:
-    """Collect garbage and hand freed heap pages back to the OS (glibc ``malloc_trim``), so that the next block's
-    peak RSS is not inflated by memory an earlier row freed but the allocator kept."""
-    import ctypes
-    import gc
-
-    gc.collect()
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
-
-
-class PeakRSS:
-    """Peak resident set size of this process during a ``with`` block (psutil, sampled every 50 ms).
-
-    Process-wide: it includes whatever the process already holds when the block starts (the tokenizer, cached
-    data, memory the allocator kept); :func:`release_memory` is called first to keep that small.
-
-    Falls back to ``resource.getrusage`` (the process's lifetime peak, not the block's) without psutil.
-    """
-
-    def __init__(self, interval: float = 0.05) -> None:
-        self.interval, self.peak, self._stop = interval, 0, threading.Event()
-
-    def _rss(self) -> int:
-        return self._proc.memory_info().rss
-
-    def __enter__(self) -> PeakRSS:
-        release_memory()
-        try:
-            import psutil
-
-            self._proc = psutil.Process()
-            self.peak = self._rss()
-            self._thread = threading.Thread(target=self._run, daemon=True)
-            self._thread.start()
-        except ImportError:
-            self._proc = None
-        return self
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            self.peak = max(self.peak, self._rss())
-
-    def __exit__(self, *exc: Any) -> None:
-        if self._proc is not None:
-            self._stop.set()
-            self._thread.join()
-            self.peak = max(self.peak, self._rss())
-        else:
-            import resource
-
-            self.peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
-    @property
-    def mb(self) -> float:
-        return self.peak / 2**20
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Pretrained (quick only), target and oracle: train once, cache on disk
-# ----------------------------------------------------------------------------------------------------------
-
-
-def model_config(kind: str, scale: str, seed: int, backbone: Backbone, parent_key: str | None) -> dict[str, Any]:
-    cfg = SCALES[scale]
-    out: dict[str, Any] = {
-        "kind": kind,
-        "recipe_version": RECIPE_VERSION,
-        "backbone": backbone.identity,
-        "max_length": cfg["max_length"],
-        "seed": seed,
-        "optimizer": "AdamW",
-        "from": parent_key,
-    }
-    if kind == PRETRAINED:
-        out["train"] = cfg["pretrain"]
-        out["data"] = "GENERAL_KNOWLEDGE probes (question -> canonical answer)"
-    else:
-        out["train"] = cfg["train"]
-        out["data"] = make_data(scale, seed)["fingerprint"]
-        out["train_on"] = "forget+retain" if kind == TARGET else "retain"
-        out["n_examples"] = len(training_examples(kind, scale, seed))
-    return out
-
-
-def _fit_supervised(model, loader_or_dm, train: dict[str, Any], steps: int | None = None, stamps: list[float] | None = None) -> None:
-    import lightning.pytorch as pl
-    import torch
-
-    from lightning_unlearn import SupervisedModule
-    from lightning_unlearn.tasks import CausalLMTask
-
-    def factory(params):
-        opt = torch.optim.AdamW(params, lr=train["lr"], weight_decay=train["weight_decay"])
-        if stamps is not None:
-            opt.register_step_post_hook(lambda *_: stamps.append(time.perf_counter()))
-        return opt
-
-    module = SupervisedModule(model, task=CausalLMTask(), optimizer=factory)
-    trainer = _common.quiet_trainer(max_epochs=train["epochs"], max_steps=steps if steps is not None else -1)
-    if isinstance(loader_or_dm, pl.LightningDataModule):
-        trainer.fit(module, datamodule=loader_or_dm)
-    else:
-        trainer.fit(module, train_dataloaders=loader_or_dm)
-
-
-def probe_examples() -> list[dict[str, str]]:
-    from lightning_unlearn.datamodules.probes import GENERAL_KNOWLEDGE
-
-    return [{"question": p.question, "answer": p.answer} for p in GENERAL_KNOWLEDGE]
-
-
-def training_examples(kind: str, scale: str, seed: int) -> list[dict[str, Any]]:
-    """What ``kind`` is trained on: the probes (quick "pretraining"), forget + retain (target) or retain (oracle),
-    plus the probes again where the scale's recipe says ``replay_probes`` (see :data:`SCALES`)."""
-    if kind == PRETRAINED:
-        return probe_examples()
-    data = make_data(scale, seed)
-    examples = data["forget"] + data["retain"] if kind == TARGET else list(data["retain"])
-    if SCALES[scale]["train"].get("replay_probes"):
-        examples += probe_examples()
-    return examples
-
-
-def training_loader(kind: str, scale: str, seed: int, backbone: Backbone, batch_size: int):
-    """A shuffled (seeded) loader of :func:`training_examples` collated by ``QACollator`` (holdout never included)."""
-    import torch
-    from torch.utils.data import DataLoader
-
-    return DataLoader(
-        training_examples(kind, scale, seed),
-        batch_size=batch_size,
-        shuffle=True,
-        collate_fn=backbone.collator(),
-        generator=torch.Generator().manual_seed(seed),
-    )
-
-
-def get_trained(kind: str, scale: str, seed: int, backbone: Backbone, cache_dir: Path, parent: dict[str, Any] | None, log=print) -> dict[str, Any]:
-    """Train (or load from the cache) ``kind``; returns ``{"path", "seconds", "config", "key", "cached"}``.
-
-    ``pretrained`` (quick scale only) starts from a random tiny Llama; ``target`` and ``oracle`` start from the
-    pretrained weights (``parent``; ``None`` = SmolLM2 as released).
-    """
-    import lightning.pytorch as pl
-    import torch
-
-    config = model_config(kind, scale, seed, backbone, parent["key"] if parent else None)
-    key = config_hash(config)
-    folder = cache_dir / "b2"
-    weights, meta = folder / f"{kind}-{key}.pt", folder / f"{kind}-{key}.json"
-    if weights.is_file() and meta.is_file():
-        info = json.loads(meta.read_text())
-        return {**info, "path": str(weights), "key": key, "cached": True}
-    folder.mkdir(parents=True, exist_ok=True)
-    pl.seed_everything(seed, verbose=False)
-    model = load_model(backbone, parent["path"] if parent else None)
-    train = SCALES[scale]["pretrain"] if kind == PRETRAINED else SCALES[scale]["train"]
-    data = training_loader(kind, scale, seed, backbone, train["batch_size"])
-    log(f"[b2] training {kind} ({scale}, {train['epochs']} epochs) ...")
-    with PeakRSS() as rss:
-        start = time.perf_counter()
-        _fit_supervised(model, data, train)
-        seconds = time.perf_counter() - start
-    tmp = weights.with_suffix(f".pt.tmp{os.getpid()}")
-    torch.save({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, tmp)
-    os.replace(tmp, weights)
-    info = {
-        "config": config,
-        "seconds": seconds,
-        "peak_rss_mb": rss.mb,
-        "threads": torch.get_num_threads(),
-        "trained_at": time.strftime("%Y-%m-%d %H:%M:%S"),
-    }
-    _common.write_json(meta, info)
-    log(f"[b2] trained {kind} in {seconds:.1f}s -> {weights.name}")
-    return {**info, "path": str(weights), "key": key, "cached": False}
-
-
-def finetune_seconds_now(scale: str, seed: int, backbone: Backbone, parent_path: str | None, steps: int, warmup: int = 1) -> dict[str, float]:
-    """Same-run estimate of the target's fine-tuning time: time ``steps`` optimizer steps of its recipe now (after
-    ``warmup``) and scale to the recipe's number of steps (the cached time may come from a differently loaded machine)."""
-    import lightning.pytorch as pl
-
-    train = SCALES[scale]["train"]
-    stamps: list[float] = []
-    pl.seed_everything(seed, verbose=False)
-    loader = training_loader(TARGET, scale, seed, backbone, train["batch_size"])
-    _fit_supervised(load_model(backbone, parent_path), loader, {**train, "epochs": 1_000}, steps=warmup + steps, stamps=stamps)
-    per_step = (stamps[warmup + steps - 1] - stamps[warmup - 1]) / steps
-    n_steps = train["epochs"] * len(loader)
-    return {"seconds_per_step": per_step, "steps": n_steps, "estimate_seconds": per_step * n_steps}
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Evaluation
-# ----------------------------------------------------------------------------------------------------------
-
-
-def known_probes(backbone: Backbone, pretrained_path: str | None, key: str, cache_dir: Path, gen_batch_size: int) -> list[Any]:
-    """The general-knowledge probes the *pretrained* model answers correctly (the package's
-    :func:`~lightning_unlearn.evaluation.llm.known_probes`), cached on disk by model key."""
-    from lightning_unlearn.datamodules.probes import GENERAL_KNOWLEDGE
-    from lightning_unlearn.evaluation.llm import known_probes as package_known_probes
-
-    path = cache_dir / "b2" / f"known-probes-{key}.json"
-    if path.is_file():
-        wanted = set(json.loads(path.read_text())["questions"])
-        return [p for p in GENERAL_KNOWLEDGE if p.question in wanted]
-    model = load_model(backbone, pretrained_path)
-    known = package_known_probes(model, backbone.tokenizer, GENERAL_KNOWLEDGE, max_new_tokens=24, batch_size=gen_batch_size)
-    _common.write_json(path, {"questions": [p.question for p in known], "of": len(GENERAL_KNOWLEDGE)})
-    return known
-
-
-def evaluator(backbone: Backbone, probes: list[Any], scale: str, perturbed_template: str = "paraphrase"):
-    """The package's :class:`~lightning_unlearn.evaluation.llm.TofuEvaluator` with the scale's settings."""
-    from lightning_unlearn.evaluation.llm import TofuEvaluator
-
-    ev = SCALES[scale]["eval"]
-    return TofuEvaluator(
-        backbone.collator(),
-        max_new_tokens=ev["max_new_tokens"],
-        batch_size=ev["batch_size"],
-        gen_batch_size=ev["gen_batch_size"],
-        perturbed_template=perturbed_template,
-        probes=probes,
-    )
-
-
-def evaluate(model, backbone: Backbone, sets: dict[str, list[dict[str, Any]]], probes: list[Any], scale: str, perturbed_template: str = "paraphrase") -> dict[str, Any]:
-    """Every metric of one model (:meth:`TofuEvaluator.evaluate`, forget quality added by the caller);
-    returns ``{"metrics": ..., "forget_truth_ratios": [...], "examples": [...]}``."""
-    return evaluator(backbone, probes, scale, perturbed_template).evaluate(model, sets["forget"], sets["retain"], sets["holdout"])
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Unlearning runs
-# ----------------------------------------------------------------------------------------------------------
-
-
-def build_method(name: str, kwargs: dict[str, Any], seed: int, tokenizer: Any):
-    from lightning_unlearn import METHODS
-
-    cls = METHODS.get(method_name(name))
-    params = inspect.signature(cls.__init__).parameters
-    kwargs = dict(kwargs)
-    if "seed" in params and "seed" not in kwargs:
-        kwargs["seed"] = seed
-    if "tokenizer" in params and "tokenizer" not in kwargs:
-        kwargs["tokenizer"] = tokenizer  # TRU writes its reasoning targets with the model's tokenizer
-    return cls(**kwargs)
-
-
-class StopAfter:
-    """A Lightning callback (built lazily) that stops ``fit`` once ``seconds`` have passed since fit started."""
-
-    def __new__(cls, seconds: float | None):
-        import lightning.pytorch as pl
-
-        class _Stop(pl.Callback):
-            def __init__(self) -> None:
-                self.start, self.stopped = None, False
-
-            def on_train_start(self, trainer, pl_module) -> None:
-                self.start = time.perf_counter()
-
-            def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-                if seconds is not None and time.perf_counter() - self.start > seconds:
-                    trainer.should_stop, self.stopped = True, True
-
-        return _Stop()
-
-
-class StepTimes:
-    """A Lightning callback recording the wall time at every training-batch end (built lazily)."""
-
-    def __new__(cls):
-        import lightning.pytorch as pl
-
-        class _Times(pl.Callback):
-            def __init__(self) -> None:
-                self.stamps: list[float] = []
-                self.start = None
-
-            def on_train_start(self, trainer, pl_module) -> None:
-                self.start = time.perf_counter()
-
-            def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-                self.stamps.append(time.perf_counter())
-
-        return _Times()
-
-
-def run_method(
-    name: str,
-    hp: dict[str, Any],
-    scale: str,
-    seed: int,
-    backbone: Backbone,
-    target_path: str | None,
-    time_limit: float | None,
-    max_steps: int | None = None,
-    datamodule_fn: Any = None,
-):
-    """Unlearn the cached target with ``name``; returns ``(model, seconds, info)``.
-
-    The timed region covers building the model and the ``UnlearningModule`` (loading the target's weights), the
-    Trainer and the whole ``Trainer.fit`` (reference copies, the method's setup, every step).
-    ``datamodule_fn(collator, batch_size, retain_batch_size)`` replaces B2's fictitious-author data (B3 passes its
-    Wikipedia data); ``target_path=None`` unlearns the backbone's own weights (the pretrained model).
-    """
-    import lightning.pytorch as pl
-    import torch
-
-    from lightning_unlearn import UnlearningModule
-    from lightning_unlearn.methods import IdkAnswers
-    from lightning_unlearn.tasks import CausalLMTask
-
-    pl.seed_everything(seed, verbose=False)
-    method = build_method(name, hp["method"], seed, backbone.tokenizer)
-    alternative = getattr(method, "alternative", None)
-    collator = backbone.collator(alternatives={alternative: IdkAnswers(seed=seed)} if isinstance(alternative, str) else None)
-    if datamodule_fn is not None:
-        dm = datamodule_fn(collator, hp["batch_size"], hp.get("retain_batch_size"))
-    else:
-        dm = make_datamodule(scale, seed, collator, "forget_retain", hp["batch_size"], hp.get("retain_batch_size"))
-        expected = make_data(scale, seed)
-        if [e["id"] for e in dm.forget_set.examples] != [e["id"] for e in expected["forget"]]:
-            raise RuntimeError("FictitiousAuthorsDataModule's forget split differs from the benchmark's (make_data)")
-    stop, times = StopAfter(time_limit), StepTimes()
-    steps = hp.get("max_steps", -1) if max_steps is None else max_steps
-    start = time.perf_counter()
-    model = backbone.build()
-    module = UnlearningModule(
-        model,
-        method,
-        task=CausalLMTask(),
-        optimizer=functools.partial(torch.optim.AdamW, lr=hp["lr"], weight_decay=hp["weight_decay"]),
-        original=target_path,
-    )
-    trainer = _common.quiet_trainer(max_epochs=hp["epochs"] if max_steps is None else 1_000, max_steps=steps, callbacks=[stop, times])
-    trainer.fit(module, datamodule=dm)
-    seconds = time.perf_counter() - start
-    stamps = [times.start, *times.stamps] if times.start is not None else []
-    info = {
-        "steps": int(trainer.global_step),
-        "setup_seconds": (times.start - start) if times.start is not None else None,
-        "step_seconds": [b - a for a, b in zip(stamps, stamps[1:])],
-        "stopped_by_time_limit": stop.stopped,
-        "forget_size": dm.sizes()["forget"],
-    }
-    return model.eval(), seconds, info
-
+from lightning_unlearn import benchmarking
+from lightning_unlearn.benchmarking.b2 import (  # noqa: F401  (the protocol; re-exported for tests/evaluation/test_b2_cli.py)
+    ORACLE,
+    PRETRAINED,
+    SCALES,
+    TARGET,
+    TARGET_CHECK,
+    Backbone,
+    PeakRSS,
+    default_methods,
+    eval_sets,
+    evaluate,
+    finetune_seconds_now,
+    finite,
+    get_trained,
+    known_probes,
+    load_model,
+    make_data,
+    method_name,
+    model_config,
+    quiet_llm_run,
+    resolve_hparams,
+    run_method,
+    training_examples,
+)
+
+BENCH_DIR = Path(__file__).resolve().parent
 
 # ----------------------------------------------------------------------------------------------------------
 # Output
@@ -758,7 +144,7 @@ def format_table(payload: dict[str, Any]) -> str:
         "truth ratios. MU = harmonic mean(retain prob, retain ROUGE, retain TR, GK acc). MIA = ROC AUC forget vs holdout "
         "(0.5 = indistinguishable). time / FT = seconds / the target's fine-tuning seconds."
     )
-    lines = [title, "", _common.markdown_table(header, rows)]
+    lines = [title, "", benchmarking.markdown_table(header, rows)]
     examples = []
     for row in payload["rows"]:
         for ex in row.get("examples", [])[:2]:
@@ -805,10 +191,10 @@ def write_payload(out_path: Path, args, scale: str, seed: int, methods: list[str
     payload = {
         "benchmark": "B2",
         "scale": scale,
-        "command": _common.command_line(),
-        "git_commit": _common.git_commit(),
-        "git_dirty": _common.git_dirty(),
-        "versions": _common.versions("transformers", "tokenizers", "scipy", "psutil"),
+        "command": benchmarking.command_line(),
+        "git_commit": benchmarking.git_commit(BENCH_DIR.parent),
+        "git_dirty": benchmarking.git_dirty(BENCH_DIR.parent),
+        "versions": benchmarking.versions("transformers", "tokenizers", "scipy", "psutil"),
         "config": {
             "scale": SCALES[scale],
             "seed": seed,
@@ -839,16 +225,9 @@ def write_payload(out_path: Path, args, scale: str, seed: int, methods: list[str
         "target_check": target_check(rows),
         "rows": rows,
     }
-    payload = _finite(payload)
-    _common.write_json(out_path, payload)
+    payload = finite(payload)
+    benchmarking.write_json(out_path, payload)
     return payload
-
-
-def _finite(value: Any) -> Any:
-    """NaN and infinities -> None, recursively (strict JSON): the library's ``json_safe``."""
-    from lightning_unlearn._json import json_safe
-
-    return json_safe(value)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -867,7 +246,7 @@ def estimate(args, scale: str, seed: int, cache_dir: Path, methods: list[str], l
     train = SCALES[scale]["train"]
     report: dict[str, Any] = {"sizes": {k: len(data[k]) for k in ("forget", "retain", "holdout")}}
     if scale == "full":  # a target already trained with this recipe: its real fine-tuning seconds
-        key = config_hash(model_config(TARGET, scale, seed, backbone, None))
+        key = benchmarking.config_hash(model_config(TARGET, scale, seed, backbone, None))
         meta = cache_dir / "b2" / f"{TARGET}-{key}.json"
         if meta.is_file():
             report["cached_target"] = {k: v for k, v in json.loads(meta.read_text()).items() if k != "config"}
@@ -972,9 +351,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--facts", type=int, default=None, help="Override the scale's facts (QA pairs) per author (quick 5, full 6; at most 11).")
     parser.add_argument("--seed", type=int, default=0, help="Seed of the authors, the split, the training and the unlearning.")
     parser.add_argument("--out", default=None, help="Output JSON (default benchmarks/results/b2_<scale>.json, or b2_<scale>_estimate.json with --estimate).")
-    parser.add_argument("--cache-dir", default=str(_common.BENCH_DIR / ".cache"), help="Where the pretrained (quick), target and oracle weights, the tokenizer (quick) and the known probes are cached.")
+    parser.add_argument("--cache-dir", default=str(BENCH_DIR / ".cache"), help="Where the pretrained (quick), target and oracle weights, the tokenizer (quick) and the known probes are cached.")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads for the whole run (0 = torch's default, all cores). Default: 1 at quick scale (tiny matrices; steadiest on a shared machine), 0 at full scale.")
-    parser.add_argument("--time-limit", type=float, default=0.3, help="Stop a method's training once it has run this fraction of the target's fine-tuning seconds (a guard against runaway methods; the budget itself is set by HPARAMS epochs). 0 = no limit.")
+    parser.add_argument("--time-limit", type=float, default=0.3, help="Stop a method's training once it has run this fraction of the target's fine-tuning seconds (a guard against runaway methods; the budget itself is set by each row's epochs: configs/authors_smollm2/<row>.yaml at full scale). 0 = no limit.")
     parser.add_argument("--calibrate-steps", type=int, default=3, help="Time this many fine-tuning steps now for a same-run estimate of the fine-tuning time (a second time ratio; 0 = skip).")
     parser.add_argument("--prepare-only", action="store_true", help="Only train/cache the pretrained (quick), target and oracle models, then exit.")
     parser.add_argument("--estimate", action="store_true", help="Measure the costs instead of running: a few fine-tuning steps, one evaluation, a few unlearning steps of --estimate-methods; extrapolate the whole run's wall time.")
@@ -997,19 +376,6 @@ def resolve_methods(spec: list[str] | None, scale: str) -> list[str]:
     return out
 
 
-def quiet_llm_run() -> None:
-    """Offline, quiet Lightning and transformers, no generation-flag warnings (shared with b2_attacks.py)."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    _common.quiet_lightning()
-    import warnings
-
-    warnings.filterwarnings("ignore", message=".*generation flags are not valid.*")
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.set_verbosity_error()
-
-
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     quiet_llm_run()
@@ -1029,19 +395,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     log = (lambda *a, **k: None) if args.quiet else functools.partial(print, flush=True)
 
     if args.estimate:
-        out_path = Path(args.out) if args.out else _common.BENCH_DIR / "results" / f"b2_{scale}_estimate.json"
+        out_path = Path(args.out) if args.out else BENCH_DIR / "results" / f"b2_{scale}_estimate.json"
         report = estimate(args, scale, seed, cache_dir, methods, log)
         payload = {
             "benchmark": "B2",
             "scale": scale,
             "mode": "estimate",
-            "command": _common.command_line(),
-            "git_commit": _common.git_commit(),
-            "versions": _common.versions("transformers", "tokenizers", "scipy", "psutil"),
+            "command": benchmarking.command_line(),
+            "git_commit": benchmarking.git_commit(BENCH_DIR.parent),
+            "versions": benchmarking.versions("transformers", "tokenizers", "scipy", "psutil"),
             "config": {"scale": SCALES[scale], "seed": seed, "hparams": {m: resolve_hparams(scale, m)[0] for m in methods}, "torch_threads": torch.get_num_threads()},
             "estimate": report,
         }
-        _common.write_json(out_path, _finite(payload))
+        benchmarking.write_json(out_path, finite(payload))
         ex = report["extrapolation"]
         print(
             f"\nestimated full run: {ex['total_seconds'] / 60:.1f} min ({len(methods)} methods; fine-tuning target "
@@ -1051,7 +417,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         )
         return payload
 
-    out_path = Path(args.out) if args.out else _common.BENCH_DIR / "results" / f"b2_{scale}.json"
+    out_path = Path(args.out) if args.out else BENCH_DIR / "results" / f"b2_{scale}.json"
     wall = time.perf_counter()
     backbone = Backbone(scale, seed, cache_dir)
     models: dict[str, Any] = {}
@@ -1077,7 +443,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     extra["known_probes"] = [p.question for p in probes]
     log(f"[b2] {len(probes)} general-knowledge probes known by the pretrained model")
     sets = eval_sets(scale, seed)
-    hparams = {m: dict(zip(("config", "hparams_entry"), resolve_hparams(scale, m))) for m in methods}
+    hparams = {m: dict(zip(("config", "source"), resolve_hparams(scale, m))) for m in methods}
     rows: list[dict[str, Any]] = []
 
     def finish(row: dict[str, Any], result: dict[str, Any], oracle_ratios: list[float]) -> None:
@@ -1117,7 +483,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         hp = hparams[name]["config"]
         fraction = hp.get("time_limit", args.time_limit)
         time_limit = fraction * ft_seconds if fraction > 0 else None
-        row: dict[str, Any] = {"method": name, "hparams_entry": hparams[name]["hparams_entry"]}
+        row: dict[str, Any] = {"method": name, "hparams_source": hparams[name]["source"]}
         try:
             with PeakRSS() as rss:
                 model, seconds, info = run_method(name, hp, scale, seed, backbone, target["path"], time_limit)

@@ -5,7 +5,8 @@ Setting (``RealEntityDataModule``, BENCHMARKS.md B3): SmolLM2-135M-Instruct as r
 the "target"; no oracle exists). The forget set is the first ``forget_passages`` passages of the *Albert Einstein*
 Wikipedia article (gensim's test dump), as chat examples ("Tell me about Albert Einstein." -> passage); the retain
 set 4 passages of each of 18 other entities' articles. Every method unlearns from the pretrained weights with the
-same budget (AdamW, ``DEFAULT_HP``) through ``UnlearningModule`` (``b2_llm.run_method``).
+same budget (AdamW; the settings of ``configs/einstein_smollm2/<method>.yaml``) through ``UnlearningModule``
+(``lightning_unlearn.benchmarking.b2.run_method``; the settings: ``lightning_unlearn.benchmarking.b3``).
 
 Measured, before and after each method:
 
@@ -43,22 +44,26 @@ from __future__ import annotations
 import argparse
 import functools
 import math
-import sys
 import time
 import traceback
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from lightning_unlearn import benchmarking
+from lightning_unlearn.benchmarking import b2
+from lightning_unlearn.benchmarking.b2 import probe_multiturn, rec
+from lightning_unlearn.benchmarking.b3 import (
+    DATA,
+    ENTITY,
+    MAX_LENGTH,
+    Backbone,
+    default_budget,
+    make_datamodule,
+    resolve_hparams,
+)
 
-import _common  # noqa: E402
-import b2_attacks  # noqa: E402
-import b2_llm  # noqa: E402
+BENCH_DIR = Path(__file__).resolve().parent
 
-ENTITY = "Albert Einstein"
-
-DATA = {"words_per_passage": 80, "forget_passages": 24, "retain_passages": 4, "holdout_articles": 16, "holdout_passages": 2}
-MAX_LENGTH = 160  # passages are <= 80 words (~110 tokens) plus the chat prompt
 #: ``ppl_prefix``: the token before every perplexity text, SmolLM2's pretraining document separator (its ``bos_token``,
 #: ``<|im_start|>``, opens a chat turn instead).
 EVAL = {
@@ -75,24 +80,6 @@ EVAL = {
 #: "who is famous for E=mc2"), so relearning the attacker's half cannot teach the held-out answers directly.
 HELDOUT_GROUPS = {"relativity": (0, 9, 12), "emc2": (3, 10), "nobel": (2,), "emigration": (8,)}
 
-#: Unlearning budget: 24 forget passages in batches of 8 (3 steps a pass), each paired with 4 retain passages;
-#: one pass = 3 AdamW steps at 1e-4 (SmolLM2's B2 lr). NOT TUNED beyond three GradDiff / NPO trial runs before the
-#: full run (retain-probe accuracy already falls with any budget that forgets): 9 steps at 1e-4 forgot every probe
-#: and kept 53% of the retain probes; 6 steps at 3e-5 kept 83% but forgot 36% of the forget probes; 3 steps at 1e-4
-#: is the budget below.
-DEFAULT_HP: dict[str, Any] = {
-    "lr": 1e-4,
-    "epochs": 1,
-    "max_steps": -1,
-    "weight_decay": 0.01,
-    "batch_size": 8,
-    "retain_batch_size": 4,
-    "method": {},
-}
-HPARAMS: dict[str, dict[str, Any]] = {
-    "pmc": {"method": {"max_new_tokens": 32, "num_samples": 4}},
-    "tru": {"method": {"max_target_length": MAX_LENGTH}},
-}
 #: ``ft`` (fine-tuning on the retain passages only, no forget term) is the control: how much the retain probes move under any
 #: update of the same budget.
 DEFAULT_METHODS = ("ft", "graddiff", "npo", "simnpo", "rmu", "idk", "tru", "pmc", "asu")
@@ -111,31 +98,6 @@ MULTITURN = {
 TARGET_CHECK = {"forget_acc": 0.10, "retain_ratio": 0.95, "attack_recovery": 0.25}
 
 
-def resolve_hparams(method: str, budget: dict[str, Any] | None = None) -> dict[str, Any]:
-    """``method``'s settings; ``budget`` (``lr`` / ``epochs`` from the command line) overrides every method's."""
-    return {**_common.merge_hparams(DEFAULT_HP, HPARAMS.get(method)), **(budget or {})}
-
-
-class Backbone(b2_llm.Backbone):
-    """SmolLM2 (b2_llm's full-scale backbone) with B3's longer collator."""
-
-    def __init__(self, seed: int, cache_dir: Path) -> None:
-        super().__init__("full", seed, cache_dir)
-
-    def collator(self, **kwargs: Any):
-        from lightning_unlearn.tasks import QACollator
-
-        return QACollator(self.tokenizer, max_length=MAX_LENGTH, **kwargs)
-
-
-def make_datamodule(collator=None, batch_size: int = 8, retain_batch_size: int | None = None, seed: int = 0):
-    from lightning_unlearn.datamodules.wikipedia import RealEntityDataModule
-
-    return RealEntityDataModule(
-        ENTITY, collate_fn=collator, batch_size=batch_size, retain_batch_size=retain_batch_size, seed=seed, **DATA
-    )
-
-
 # ---------------------------------------------------------------------------------------------------------- probes
 
 
@@ -152,7 +114,7 @@ def known(backbone: Backbone, cache_dir: Path, log) -> dict[str, list[Any]]:
         "retain": entity_probes([e for e in ENTITY_FACTS if e != ENTITY]),
         "general": list(GENERAL_KNOWLEDGE),
     }
-    key = _common.config_hash({"model": backbone.identity, "max_new_tokens": EVAL["max_new_tokens"], "probes": {k: [(p.question, p.answers) for p in v] for k, v in sets.items()}})
+    key = benchmarking.config_hash({"model": backbone.identity, "max_new_tokens": EVAL["max_new_tokens"], "probes": {k: [(p.question, p.answers) for p in v] for k, v in sets.items()}})
     path = cache_dir / "b3" / f"known-{key}.json"
     if path.is_file():
         wanted = json.loads(path.read_text())
@@ -166,7 +128,7 @@ def known(backbone: Backbone, cache_dir: Path, log) -> dict[str, list[Any]]:
             batch_size=EVAL["gen_batch_size"],
         )
         log(f"[b3] known {name} probes: {len(out[name])} of {len(probes)}")
-    _common.write_json(path, {k: [p.question for p in v] for k, v in out.items()} | {"of": {k: len(v) for k, v in sets.items()}})
+    benchmarking.write_json(path, {k: [p.question for p in v] for k, v in out.items()} | {"of": {k: len(v) for k, v in sets.items()}})
     return out
 
 
@@ -253,12 +215,9 @@ def attack_model(name: str, model, backbone: Backbone, attacker: list[dict[str, 
 
 
 def multiturn(model, backbone: Backbone, heldout, attacker, benign) -> dict[str, Any]:
-    return b2_attacks.probe_multiturn(
+    return probe_multiturn(
         model, backbone.tokenizer, heldout, attacker, benign, MULTITURN, EVAL["max_new_tokens"], EVAL["gen_batch_size"]
     )
-
-
-rec = b2_attacks.rec
 
 
 # ---------------------------------------------------------------------------------------------------------- rows
@@ -335,7 +294,7 @@ def process_row(label, model, backbone, probes, texts, split, before_row, args, 
             row["attacks"][name] = {"error": f"{type(err).__name__}: {err}", "traceback": traceback.format_exc()}
             log(f"[b3] {label:9s} {name:9s} ERROR {type(err).__name__}: {str(err)[:200]}")
         row["seconds"][name] = time.perf_counter() - start
-        b2_llm.release_memory()
+        b2.release_memory()
     start = time.perf_counter()
     try:
         row["multiturn"] = multiturn(model, backbone, heldout, attacker, probes["general"])
@@ -408,7 +367,7 @@ def format_tables(rows: list[dict[str, Any]]) -> str:
                 _f(u.get("seconds"), 0),
             ]
         )
-    out = [f"### B3 — forget {ENTITY} (SmolLM2-135M-Instruct)", "", _common.markdown_table(head, body)]
+    out = [f"### B3 — forget {ENTITY} (SmolLM2-135M-Instruct)", "", benchmarking.markdown_table(head, body)]
     head2 = ["Row", *(f"{n} held-out (rec)" for n in ATTACKS), "self-corr", "dialogue k1", "paraphrase", "German", "any (rec)", "benign acc alone / after forget", "worst rec", "B3 target"]
     body2 = []
     for row in rows:
@@ -429,7 +388,7 @@ def format_tables(rows: list[dict[str, Any]]) -> str:
         cells += [_f(check.get("worst_recovery")), ("yes" if check["passes"] else "no") if check else "–"]
         body2.append(cells)
     if body2:
-        out += ["", "### Attacks on the held-out Einstein facts (accuracy; recovery in parentheses)", "", _common.markdown_table(head2, body2)]
+        out += ["", "### Attacks on the held-out Einstein facts (accuracy; recovery in parentheses)", "", benchmarking.markdown_table(head2, body2)]
     return "\n".join(out)
 
 
@@ -443,10 +402,10 @@ def write(out_path: Path, args, rows, extra, wall: float) -> dict[str, Any]:
 
     payload = {
         "benchmark": "B3",
-        "command": _common.command_line(),
-        "git_commit": _common.git_commit(),
-        "git_dirty": _common.git_dirty(),
-        "versions": _common.versions("transformers", "tokenizers", "gensim"),
+        "command": benchmarking.command_line(),
+        "git_commit": benchmarking.git_commit(BENCH_DIR.parent),
+        "git_dirty": benchmarking.git_dirty(BENCH_DIR.parent),
+        "versions": benchmarking.versions("transformers", "tokenizers", "gensim"),
         "config": {
             "entity": ENTITY,
             "seed": args.seed,
@@ -466,7 +425,7 @@ def write(out_path: Path, args, rows, extra, wall: float) -> dict[str, Any]:
     }
     from lightning_unlearn._json import json_safe
 
-    _common.write_json(out_path, json_safe(payload))
+    benchmarking.write_json(out_path, json_safe(payload))
     return payload
 
 
@@ -475,16 +434,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS), help="Registered LLM methods to run.")
     parser.add_argument("--no-attacks", action="store_true", help="Metrics only: no quantization, relearning or multi-turn attacks.")
     parser.add_argument("--max-steps", type=int, default=None, help="Cap every method's optimizer steps (smoke runs).")
-    parser.add_argument("--lr", type=float, default=None, help=f"Override every method's learning rate (default {DEFAULT_HP['lr']}).")
-    parser.add_argument("--epochs", type=int, default=None, help=f"Override every method's passes over the forget set (default {DEFAULT_HP['epochs']}).")
+    parser.add_argument("--lr", type=float, default=None, help=f"Override every method's learning rate (default: its configs/einstein_smollm2 config's, {default_budget()['lr']}).")
+    parser.add_argument("--epochs", type=int, default=None, help=f"Override every method's passes over the forget set (default: its config's max_epochs, {default_budget()['epochs']}).")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--out", default=None, help="Default benchmarks/results/b3_entity.json (b3_entity_lr<lr>_ep<epochs>.json with --lr/--epochs)."
     )
-    parser.add_argument("--cache-dir", default=str(_common.BENCH_DIR / ".cache"))
+    parser.add_argument("--cache-dir", default=str(BENCH_DIR / ".cache"))
     args = parser.parse_args(argv)
 
-    b2_llm.quiet_llm_run()
+    b2.quiet_llm_run()
     from lightning_unlearn import METHODS
 
     budget = budget_of(args)  # applies to every method (recorded in the JSON's hparams)
@@ -508,7 +467,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     }
     log(f"[b3] forget {ENTITY}: {extra['sizes']}")
     suffix = "".join(f"_{'ep' if k == 'epochs' else k}{v:g}" for k, v in budget.items())
-    out_path = Path(args.out) if args.out else _common.BENCH_DIR / "results" / f"b3_entity{suffix}.json"
+    out_path = Path(args.out) if args.out else BENCH_DIR / "results" / f"b3_entity{suffix}.json"
     rows: list[dict[str, Any]] = []
     before = None
     for label in ["pretrained", *args.methods]:
@@ -520,7 +479,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 before = row
             else:
                 hp = resolve_hparams(label, budget)
-                model, seconds, info = b2_llm.run_method(
+                model, seconds, info = b2.run_method(
                     label,
                     hp,
                     "full",
@@ -541,7 +500,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             log(f"[b3] {label:9s} ERROR {row['error'][:300]}")
         row["row_seconds"] = time.perf_counter() - start
         rows.append(row)
-        b2_llm.release_memory()
+        b2.release_memory()
         log(f"[b3] {label:9s} row done in {row['row_seconds']:.0f}s (wall {time.perf_counter() - wall:.0f}s)")
         write(out_path, args, rows, extra, time.perf_counter() - wall)
     print("\n" + format_tables(rows))

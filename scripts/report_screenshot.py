@@ -17,10 +17,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
+from lightning_unlearn import benchmarking  # quiet_lightning, quiet_trainer: shared with the benchmarks
 
-import _common  # noqa: E402  (quiet_lightning, quiet_trainer: shared with the benchmarks)
+REPO_ROOT = Path(__file__).resolve().parent.parent
 
 CHROMIUM = "/usr/bin/chromium"
 TRAIN_EPOCHS, TRAIN_LR, BATCH_SIZE = 15, 1e-3, 32
@@ -48,7 +47,7 @@ def make_report(run_dir: Path, seed: int) -> Path:
     for kind, train_on in (("original", "all"), ("oracle", "retain")):
         pl.seed_everything(seed, verbose=False)
         net = model()
-        _common.quiet_trainer(max_epochs=TRAIN_EPOCHS).fit(
+        benchmarking.quiet_trainer(max_epochs=TRAIN_EPOCHS).fit(
             SupervisedModule(net, optimizer=functools.partial(torch.optim.Adam, lr=TRAIN_LR)), datamodule=data(train_on)
         )
         torch.save(net.state_dict(), paths[kind])
@@ -63,7 +62,7 @@ def make_report(run_dir: Path, seed: int) -> Path:
         optimizer=functools.partial(torch.optim.Adam, lr=UNLEARN_LR),
     )
     report = UnlearningReport(dirpath=run_dir)
-    _common.quiet_trainer(max_epochs=UNLEARN_EPOCHS, callbacks=[report]).fit(module, datamodule=data("forget_retain"))
+    benchmarking.quiet_trainer(max_epochs=UNLEARN_EPOCHS, callbacks=[report]).fit(module, datamodule=data("forget_retain"))
     print(f"unlearned the digit 3 with SalUn -> {report.json_path}")
     return report.html_path
 
@@ -93,7 +92,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if not Path(CHROMIUM).exists():
         sys.exit(f"{CHROMIUM} is missing; install Debian's `chromium` (scripts/setup.sh does).")
-    _common.quiet_lightning()
+    benchmarking.quiet_lightning()
     if args.run_dir is not None:
         screenshot(make_report(args.run_dir, args.seed), args.out, args.height)
         return

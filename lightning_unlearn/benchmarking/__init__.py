@@ -9,7 +9,11 @@ The scripts under ``benchmarks/`` import these from the installed package (no ``
     benchmarking.write_json("results/run.json", {"command": benchmarking.command_line(), ...})
 
 :mod:`lightning_unlearn.benchmarking.b1` holds benchmark B1's protocol (its scales, the cached original and
-oracle, one unlearning run from a shipped config), shared by the B1 scripts.
+oracle, one unlearning run from a shipped config), shared by the B1 scripts;
+:mod:`lightning_unlearn.benchmarking.b2` benchmark B2's (the fictitious authors: the cached target and oracle, one
+unlearning run with the settings of ``configs/authors_smollm2``), shared by ``b2_llm.py``, ``b2_attacks.py`` and
+``b3_entity.py``; :mod:`lightning_unlearn.benchmarking.b3` benchmark B3's settings (``configs/einstein_smollm2``)
+and data.
 """
 
 from __future__ import annotations
