@@ -45,7 +45,7 @@ from lightning_unlearn._errors import missing_extra
 
 __all__ = [
     "AdapterDisabledReference",
-    "SaveMergedWeights",
+    "SaveMergedWeights",  # noqa: F822  (resolved lazily by the module __getattr__ below)
     "adapter_disabled_reference",
     "apply_peft",
     "enable_gradient_checkpointing",

@@ -215,14 +215,13 @@ def test_authors_smollm2_test_runs_get_the_tofu_evaluation():
     makes the CLI add LLMEvaluation (checked on real objects below)."""
     import importlib
 
+    from llm_toys import toy_model, toy_tokenizer
+
+    from lightning_unlearn.cli import _is_authors_llm_run
     from lightning_unlearn.datamodules import FictitiousAuthorsDataModule
     from lightning_unlearn.methods import GradDiff
     from lightning_unlearn.module import UnlearningModule
     from lightning_unlearn.tasks import CausalLMTask, ClassificationTask, QACollator
-
-    from llm_toys import toy_model, toy_tokenizer
-
-    from lightning_unlearn.cli import _is_authors_llm_run
 
     def import_path(path: str):
         module, _, name = path.rpartition(".")

@@ -35,11 +35,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import _digits  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
-
-import _digits  # noqa: E402
 
 VARIANTS = ("plain_gar", "plain_ga", "ours_gar", "ours_ga", "ours_gar_nomon", "ours_gar_noval", "ours_ga_noval")
 

@@ -39,10 +39,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import _digits  # noqa: E402
 import torch  # noqa: E402
 from torch.utils.data import TensorDataset  # noqa: E402
-
-import _digits  # noqa: E402
 
 VARIANTS = ("supreme_neggrad", "supreme_neggrad_sgd", "supreme_neggrad_w8", "plain_ga_peervenv")
 _SGD = torch.optim.SGD
@@ -119,9 +118,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
                 raise SystemExit(f"{cfg}: SUPREME's neg_grad runs 5 epochs over the forget set; need BATCH*STEPS = {5 * _digits.FORGET_SIZE}")
             for variant in args.variants.split(","):
                 if variant == "plain_ga_peervenv":
-                    run = lambda n: run_plain(0.0, data, state, batch, n, args.lr)  # noqa: E731
+                    run = lambda n, batch=batch: run_plain(0.0, data, state, batch, n, args.lr)  # noqa: E731
                 else:
-                    run = lambda n: run_supreme(variant, data, state, batch, n * batch // 5, args.lr, log_dir)  # noqa: E731
+                    run = lambda n, variant=variant, batch=batch: run_supreme(variant, data, state, batch, n * batch // 5, args.lr, log_dir)  # noqa: E731
                 with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
                     run(10)  # untimed warm-up: 5 epochs x 2 batches
                     clock = _digits.StepClock()

@@ -14,8 +14,8 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from typing_extensions import override
 
 from lightning_unlearn._errors import check_fraction, check_int
-from lightning_unlearn._json import json_safe
 from lightning_unlearn._interfaces import WeightFiles, weight_file
+from lightning_unlearn._json import json_safe
 from lightning_unlearn._weights import copy_with_weights, network_of
 from lightning_unlearn.attacks.quantization import QuantizationAttack
 from lightning_unlearn.attacks.relearning import RelearningAttack

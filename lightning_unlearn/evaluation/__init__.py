@@ -12,7 +12,7 @@
 ``transformers`` is only needed when the LLM evaluator generates answers; importing this package is cheap.
 """
 
-from lightning_unlearn.evaluation.classification import UnlearningEvaluator, _local_cat, with_gap
+from lightning_unlearn.evaluation.classification import UnlearningEvaluator, _local_cat, with_gap  # noqa: F401  (_local_cat: the old import path)
 from lightning_unlearn.evaluation.llm import (
     TOFU_COLUMNS,
     TofuEvaluator,

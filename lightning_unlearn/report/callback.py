@@ -27,9 +27,9 @@ from torch.utils.data import DataLoader
 from typing_extensions import override
 
 from lightning_unlearn._errors import check_choice, check_int
+from lightning_unlearn._interfaces import method_of, weight_file
 from lightning_unlearn._json import json_safe
 from lightning_unlearn._provenance import git_commit, versions
-from lightning_unlearn._interfaces import method_of, weight_file
 from lightning_unlearn._weights import copy_with_weights, frozen_copy, network_of
 from lightning_unlearn.callbacks.evaluation import run_evaluation
 from lightning_unlearn.evaluation import with_gap

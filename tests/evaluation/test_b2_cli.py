@@ -8,7 +8,6 @@ B2's quick pretrained / target / oracle models and unlearns the target with Grad
 from __future__ import annotations
 
 import math
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,16 +20,15 @@ from lightning_unlearn.cli import UnlearnCLI
 from lightning_unlearn.evaluation.llm import format_tofu_row
 from lightning_unlearn.metrics.llm import forget_quality
 
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 SCALE, SEED = "quick", 0
 
 
 @pytest.fixture(scope="module")
 def b2() -> Any:
-    sys.path.insert(0, str(BENCHMARKS))
-    import b2_llm
+    """B2's protocol as benchmarks/b2_llm.py runs it (the script imports it from the package)."""
+    from lightning_unlearn.benchmarking import b2
 
-    return b2_llm
+    return b2
 
 
 @pytest.fixture(scope="module")
@@ -126,7 +124,7 @@ def _quick_callback(b2, pretrained: str, name: str) -> dict:
 
 
 def _benchmark_row(b2, backbone, model_path: str, oracle_path: str, pretrained_path: str, cache: Path) -> dict[str, float]:
-    """B2's row of ``model_path``, as b2_llm.main computes it (oracle first, then ``finish``'s forget quality)."""
+    """B2's row of ``model_path``, as benchmarks/b2_llm.py's main computes it (oracle first, then ``finish``'s forget quality)."""
     sets = b2.eval_sets(SCALE, SEED)
     probes = b2.known_probes(backbone, pretrained_path, "test", cache, b2.SCALES[SCALE]["eval"]["gen_batch_size"])
     oracle = b2.evaluate(b2.load_model(backbone, oracle_path), backbone, sets, probes, SCALE)

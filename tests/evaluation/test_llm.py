@@ -7,6 +7,7 @@ import math
 
 import pytest
 import torch
+from llm_toys import toy_model, toy_tokenizer
 
 from lightning_unlearn.datamodules.authors import generate_authors, qa_pairs
 from lightning_unlearn.evaluation import TofuEvaluator, UnlearningEvaluator, with_gap
@@ -20,7 +21,6 @@ from lightning_unlearn.evaluation.llm import (
 )
 from lightning_unlearn.metrics.llm import answer_probability, forget_quality, truth_ratio
 from lightning_unlearn.tasks import CausalLMTask, QACollator
-from llm_toys import toy_model, toy_tokenizer
 
 N_PERTURBED = 2
 

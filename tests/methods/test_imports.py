@@ -53,12 +53,11 @@ def test_each_module_imports_first_and_the_bottom_modules_import_nothing_above_t
 
 
 def test_old_import_paths_still_work():
-    from lightning_unlearn import SaveMergedWeights, SaveWeights
+    from lightning_unlearn import SaveMergedWeights, SaveWeights, _weights
     from lightning_unlearn.callbacks import SaveWeights as FromCallbacks
     from lightning_unlearn.methods.base import frozen_copy, reference_model
     from lightning_unlearn.peft import SaveMergedWeights as FromPeft
     from lightning_unlearn.training import SaveWeights as FromTraining
-    from lightning_unlearn import _weights
 
     assert SaveWeights is FromCallbacks is FromTraining and SaveMergedWeights is FromPeft
     assert frozen_copy is _weights.frozen_copy and reference_model is _weights.reference_model

@@ -11,8 +11,6 @@ import torch
 from torch import Tensor
 
 from lightning_unlearn._errors import check_choice, check_fraction
-from lightning_unlearn.metrics.mia import _cat_or_empty, _split_by_membership, _UpdateOnlyForward
-from lightning_unlearn.metrics.roc import _auroc_compute
 from lightning_unlearn.metrics.llm._checks import (
     _as_1d_float,
     _check_finite,
@@ -20,6 +18,8 @@ from lightning_unlearn.metrics.llm._checks import (
     _check_texts,
     _check_token_inputs,
 )
+from lightning_unlearn.metrics.mia import _cat_or_empty, _split_by_membership, _UpdateOnlyForward
+from lightning_unlearn.metrics.roc import _auroc_compute
 
 __all__ = [
     "MembershipAUC",
