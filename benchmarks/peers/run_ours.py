@@ -27,14 +27,11 @@ import argparse
 import itertools
 import json
 import logging
-import sys
 import tempfile
 import time
 import warnings
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
+# run as a script: Python puts this folder first on sys.path, so the shared `_digits` helper imports directly
 import _digits  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402

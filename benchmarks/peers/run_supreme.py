@@ -31,14 +31,11 @@ import contextlib
 import io
 import json
 import logging
-import sys
 import tempfile
 import time
 import warnings
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
+# run as a script: Python puts this folder first on sys.path, so the shared `_digits` helper imports directly
 import _digits  # noqa: E402
 import torch  # noqa: E402
 from torch.utils.data import TensorDataset  # noqa: E402

@@ -7,12 +7,10 @@ Builds the peer's ``RobModel`` around the digits CNN and calls ``torchunlearn.un
 from __future__ import annotations
 
 import json
-import sys
 import traceback
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
+# run as a script: Python puts this folder first on sys.path, so the shared `_digits` helper imports directly
 import _digits  # noqa: E402
 import torch  # noqa: E402
 from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
