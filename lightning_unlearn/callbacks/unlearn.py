@@ -347,12 +347,8 @@ class Unlearn(Callback):
         monitor = self.monitor
         if monitor is not None and self.monitor_enabled:
             monitor.start(pl_module, pl_module.device)
-        if self.epochs is not None and self.max_steps is None:
-            total = self.epochs * self.forget.batches_per_epoch()
-        elif self.epochs is None:
-            total = self.max_steps
-        else:
-            total = min(self.max_steps or 0, self.epochs * self.forget.batches_per_epoch())
+        budgets = [self.max_steps, self.epochs * self.forget.batches_per_epoch() if self.epochs is not None else None]
+        total = min(b for b in budgets if b is not None)  # __init__ guarantees at least one
 
         def log(parts: dict[str, Tensor], step: int) -> None:
             if trainer.is_global_zero:

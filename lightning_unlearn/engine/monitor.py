@@ -149,11 +149,12 @@ class ForgetMonitor:
         return metrics
 
     def forgot(self) -> bool:
-        """Whether forget accuracy fell by at least ``MIN_ACC_DROP`` points or the forget loss rose by ``MIN_LOSS_RISE``."""
+        """Whether forget accuracy fell by at least ``MIN_ACC_DROP`` points (or ends at most ``MIN_ACC_DROP`` percent:
+        nothing is left to fall) or the forget loss rose by ``MIN_LOSS_RISE``."""
         before, after = self.before["forget"], self.after["forget"]
         acc_drop = before.acc - after.acc
         loss_rise = after.loss - before.loss
-        return acc_drop >= MIN_ACC_DROP or loss_rise >= MIN_LOSS_RISE * max(abs(before.loss), 1e-3)
+        return acc_drop >= MIN_ACC_DROP or after.acc <= MIN_ACC_DROP or loss_rise >= MIN_LOSS_RISE * max(abs(before.loss), 1e-3)
 
     def metrics(self) -> dict[str, float]:
         out: dict[str, float] = {}

@@ -172,3 +172,7 @@ def test_forgot_needs_a_real_drop():
     assert monitor.forgot()
     monitor.after = {"forget": SplitScore(loss=1.2, acc=90.0, samples=8)}
     assert monitor.forgot()
+    # a forget set the model already got wrong has nothing left to fall: no warning
+    monitor.before = {"forget": SplitScore(loss=3.0, acc=1.0, samples=8)}
+    monitor.after = {"forget": SplitScore(loss=3.05, acc=0.0, samples=8)}
+    assert monitor.forgot()
