@@ -59,7 +59,7 @@ from pathlib import Path
 from typing import Any
 
 from lightning_unlearn import benchmarking
-from lightning_unlearn.benchmarking.b2 import (  # noqa: F401  (the protocol; re-exported for tests/evaluation/test_b2_cli.py)
+from lightning_unlearn.benchmarking.b2 import (  # noqa: F401  (the protocol, importable from the script as before)
     ORACLE,
     PRETRAINED,
     SCALES,
@@ -83,6 +83,7 @@ from lightning_unlearn.benchmarking.b2 import (  # noqa: F401  (the protocol; re
     run_method,
     training_examples,
 )
+from lightning_unlearn.evaluation.llm import TOFU_COLUMNS
 
 BENCH_DIR = Path(__file__).resolve().parent
 
@@ -90,23 +91,10 @@ BENCH_DIR = Path(__file__).resolve().parent
 # Output
 # ----------------------------------------------------------------------------------------------------------
 
-COLUMNS = [
-    ("forget_rouge", "forget ROUGE", 3),
-    ("retain_rouge", "retain ROUGE", 3),
-    ("forget_prob", "forget prob", 3),
-    ("retain_prob", "retain prob", 3),
-    ("forget_truth_ratio", "forget TR", 3),
-    ("retain_truth_ratio", "retain TR", 3),
-    ("forget_quality", "forget quality", 3),
-    ("gk_acc", "GK acc", 2),
-    ("model_utility", "MU", 3),
-    ("mu_ratio_to_target", "MU/target", 2),
-    ("mia_loss", "MIA LOSS", 2),
-    ("mia_zlib", "MIA zlib", 2),
-    ("mia_min_k", "MIA Min-K", 2),
-    ("mia_min_k_pp", "MIA Min-K++", 2),
-    ("gibberish", "gibberish", 2),
-]
+#: The package's TOFU row (``TOFU_COLUMNS``) plus the model utility relative to the target's, which needs the
+#: target's row and so exists only here.
+_MU = [name for name, _, _ in TOFU_COLUMNS].index("model_utility") + 1
+COLUMNS = [*TOFU_COLUMNS[:_MU], ("mu_ratio_to_target", "MU/target", 2), *TOFU_COLUMNS[_MU:]]
 
 
 def _fmt(value: Any, digits: int) -> str:
