@@ -29,7 +29,8 @@ class UnlearningModule(pl.LightningModule):
     Each step is the engine's (:class:`~lightning_unlearn.engine.UnlearningEngine`); Lightning runs backward,
     precision, accumulation, clipping and DDP. Forget (and retain) loss and accuracy are measured when training
     starts and ends (logged as ``unlearn/before/...``, ``unlearn/after/...``, printed as one line, kept in
-    :attr:`unlearning_summary`), with a warning when the forget set barely moved; ``stop_at_forget_acc`` /
+    :attr:`unlearning_summary`; on a resumed fit "before" is the model as the fit resumed), with a warning when
+    the forget set barely moved; ``stop_at_forget_acc`` /
     ``stop_at_forget_loss`` end the fit early once it is forgotten that far (else ``max_epochs``/``max_steps``).
     ``validate``/``test`` report the unlearning metrics on the datamodule's evaluation splits
     (``forget_acc``, ``UA``, ``RA``, ``TA``, ``MIA``, ``mia_auc``) and, when ``oracle`` weights are

@@ -929,6 +929,6 @@ class MethodUnlearn:
             forget=forget, retain=retain, batch_size=self.batch_size, retain_batch_size=self.retain_batch_size,
             mode=self.mode, seed=seed,
         )  # fmt: skip
-        module = UnlearningModule(model, self.build_method(), optimizer=functools.partial(self.optimizer, lr=self.lr))
+        module = UnlearningModule(model, self.build_method(), optimizer=functools.partial(self.optimizer, lr=self.lr), monitor=False)
         _quiet_trainer(self.epochs, self.trainer_kwargs).fit(module, datamodule=datamodule)
         return module.model
