@@ -15,30 +15,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 from lightning.pytorch.callbacks import Callback
-from torch import nn
-from torch.utils.data import DataLoader, Subset
-from toys import accuracy, blobs, ddp_trainer, fit_plain, make_trainer, mlp
+from torch.utils.data import DataLoader
+from toys import NetClassifier, accuracy, class_forget_data, ddp_trainer, make_trainer, mlp
 
 from lightning_unlearn import ForgetRetainDataModule, Unlearn, UnlearningModule
 from lightning_unlearn.methods import NPO, GradDiff, StakeThePoints
-
-
-class UserClassifier(pl.LightningModule):
-    """A user's own classifier, as in the callback tests."""
-
-    def __init__(self, net: nn.Module) -> None:
-        super().__init__()
-        self.net = net
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
-
-    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
-        x, y = batch
-        return F.cross_entropy(self(x), y)
-
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.parameters(), lr=1e-2)
 
 
 class RankRecorder(Callback):
@@ -80,15 +61,7 @@ def assert_same_state(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) ->
 
 @pytest.fixture(scope="module")
 def data() -> dict[str, Any]:
-    train, test = blobs(100, seed=1), blobs(50, seed=2)
-    labels = train.tensors[1]
-    return {
-        "train": train,
-        "test": test,
-        "forget": Subset(train, torch.nonzero(labels == 0).flatten().tolist()),
-        "retain": Subset(train, torch.nonzero(labels != 0).flatten().tolist()),
-        "pretrained": fit_plain(mlp(), *train.tensors).state_dict(),
-    }
+    return class_forget_data(100, 1, 50, 2)
 
 
 def test_unlearning_module_under_ddp_spawn(data, tmp_path):
@@ -121,7 +94,7 @@ def test_unlearning_module_under_ddp_spawn(data, tmp_path):
 def test_unlearn_callback_under_ddp_spawn(data, schedule, tmp_path):
     net = mlp()
     net.load_state_dict(data["pretrained"])
-    module = UserClassifier(net)
+    module = NetClassifier(net)
     method = NPO() if schedule == "interleaved" else GradDiff()
     unlearn = Unlearn(
         method,
@@ -173,7 +146,7 @@ def test_callback_method_modules_stay_in_sync_under_ddp_spawn(data, tmp_path):
     net.load_state_dict(data["pretrained"])
     method = StakeThePoints(anchors=ANCHORS, layer="net.1", proxy_eps=3.0, calibration_steps=50)
     unlearn = Unlearn(method, forget=data["forget"], batch_size=16, progress_bar=False)
-    ddp_trainer(max_epochs=2, callbacks=[unlearn, RankRecorder(tmp_path)]).fit(UserClassifier(net), DataLoader(data["retain"], batch_size=25))
+    ddp_trainer(max_epochs=2, callbacks=[unlearn, RankRecorder(tmp_path)]).fit(NetClassifier(net), DataLoader(data["retain"], batch_size=25))
     ranks = load_ranks(tmp_path)
     assert_same_state(ranks[0]["state"], ranks[1]["state"])
     assert ranks[0]["method"] and ranks[0]["method"].keys() == {"weight", "bias"}
@@ -219,7 +192,7 @@ def _schedules_run(data: dict[str, Any], folder: Path, world: int) -> None:
                     schedule="after_training", max_steps=3, optimizer=adam, progress_bar=False)
     callbacks = [before, Snapshot(folder, "before_training", "start"), interleaved, Snapshot(folder, "interleaved", "end"), after, Snapshot(folder, "after_training", "end")]
     trainer = (ddp_trainer if world == 2 else make_trainer)(max_epochs=2, callbacks=callbacks)
-    trainer.fit(UserClassifier(net), DataLoader(data["retain"], batch_size=retain_batch))
+    trainer.fit(NetClassifier(net), DataLoader(data["retain"], batch_size=retain_batch))
 
 
 def _module_run(data: dict[str, Any], folder: Path, world: int) -> None:
@@ -233,15 +206,7 @@ def _module_run(data: dict[str, Any], folder: Path, world: int) -> None:
 
 @pytest.fixture(scope="module")
 def parity_data() -> dict[str, Any]:
-    train, test = blobs(30, seed=3), blobs(10, seed=4)
-    labels = train.tensors[1]
-    return {
-        "train": train,
-        "test": test,
-        "forget": Subset(train, torch.nonzero(labels == 0).flatten().tolist()),
-        "retain": Subset(train, torch.nonzero(labels != 0).flatten().tolist()),
-        "pretrained": fit_plain(mlp(), *train.tensors).state_dict(),
-    }
+    return class_forget_data(30, 3, 10, 4)
 
 
 @pytest.mark.slow

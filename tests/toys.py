@@ -106,3 +106,37 @@ def accuracy(model: nn.Module, data: Dataset) -> float:
 
 def sha256(path: str | Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+class NetClassifier(pl.LightningModule):
+    """A user's own classifier around ``net`` (cross-entropy, Adam at lr 1e-2): stands for an existing module that knows
+    nothing about unlearning. Module level, so that ``ddp_spawn`` workers unpickle it."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        x, y = batch
+        return F.cross_entropy(self(x), y)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(self.parameters(), lr=1e-2)
+
+
+def class_forget_data(n_per_class: int, train_seed: int, n_test: int, test_seed: int) -> dict[str, Any]:
+    """Blobs with class ``FORGET_CLASS`` as the forget set: train/test, forget/retain subsets and pretrained MLP weights."""
+    from torch.utils.data import Subset
+
+    train, test = blobs(n_per_class, seed=train_seed), blobs(n_test, seed=test_seed)
+    labels = train.tensors[1]
+    return {
+        "train": train,
+        "test": test,
+        "forget": Subset(train, torch.nonzero(labels == FORGET_CLASS).flatten().tolist()),
+        "retain": Subset(train, torch.nonzero(labels != FORGET_CLASS).flatten().tolist()),
+        "pretrained": fit_plain(mlp(), *train.tensors).state_dict(),
+    }

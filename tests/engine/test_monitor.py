@@ -7,13 +7,11 @@ import functools
 import logging
 from typing import Any
 
-import lightning.pytorch as pl
 import pytest
 import torch
 import torch.nn.functional as F
-from torch import nn
-from torch.utils.data import DataLoader, Subset
-from toys import accuracy, blobs, fit_plain, make_trainer, mlp
+from torch.utils.data import DataLoader
+from toys import NetClassifier, accuracy, blobs, class_forget_data, make_trainer, mlp
 
 from lightning_unlearn import ForgetRetainDataModule, Unlearn, UnlearningModule
 from lightning_unlearn.engine import ForgetMonitor, score
@@ -21,39 +19,15 @@ from lightning_unlearn.methods import NPO, GradDiff
 from lightning_unlearn.tasks import ClassificationTask
 
 
-class UserClassifier(pl.LightningModule):
-    def __init__(self, net: nn.Module) -> None:
-        super().__init__()
-        self.net = net
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
-
-    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
-        x, y = batch
-        return F.cross_entropy(self(x), y)
-
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.parameters(), lr=1e-2)
-
-
 @pytest.fixture(scope="module")
 def data() -> dict[str, Any]:
-    train, test = blobs(30, seed=1), blobs(20, seed=2)
-    labels = train.tensors[1]
-    return {
-        "train": train,
-        "test": test,
-        "forget": Subset(train, torch.nonzero(labels == 0).flatten().tolist()),
-        "retain": Subset(train, torch.nonzero(labels != 0).flatten().tolist()),
-        "pretrained": fit_plain(mlp(), *train.tensors).state_dict(),
-    }
+    return class_forget_data(30, 1, 20, 2)
 
 
-def user(data: dict[str, Any]) -> UserClassifier:
+def user(data: dict[str, Any]) -> NetClassifier:
     net = mlp()
     net.load_state_dict(data["pretrained"])
-    return UserClassifier(net)
+    return NetClassifier(net)
 
 
 def test_score_is_the_mean_loss_and_accuracy_over_the_whole_loader(data):

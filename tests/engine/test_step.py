@@ -11,8 +11,8 @@ import pytest
 import torch
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from torch import nn
-from torch.utils.data import DataLoader, Subset
-from toys import blobs, fit_plain, make_trainer, mlp
+from torch.utils.data import DataLoader
+from toys import class_forget_data, make_trainer, mlp
 
 from lightning_unlearn import ForgetRetainDataModule, Unlearn, UnlearningModule
 from lightning_unlearn.continual import ContinualUnlearner
@@ -44,15 +44,7 @@ class NoTrainingUser(pl.LightningModule):
 
 @pytest.fixture(scope="module")
 def data() -> dict[str, Any]:
-    train, test = blobs(40, seed=1), blobs(20, seed=2)
-    labels = train.tensors[1]
-    return {
-        "train": train,
-        "test": test,
-        "forget": Subset(train, torch.nonzero(labels == 0).flatten().tolist()),
-        "retain": Subset(train, torch.nonzero(labels != 0).flatten().tolist()),
-        "pretrained": fit_plain(mlp(), *train.tensors).state_dict(),
-    }
+    return class_forget_data(40, 1, 20, 2)
 
 
 def pretrained_net(data: dict[str, Any]) -> nn.Module:
