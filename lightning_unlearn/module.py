@@ -11,11 +11,12 @@ import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 
+from lightning_unlearn._rng import PendingRNG, collect_rng_states
 from lightning_unlearn._weights import load_weights
 from lightning_unlearn.datamodules.forget_retain import EVAL_SPLITS
 from lightning_unlearn.engine import ForgetMonitor, Progress, UnlearningEngine, check_stop_arguments, check_strategy, logging_step
 from lightning_unlearn.evaluation import UnlearningEvaluator, with_gap
-from lightning_unlearn.methods.base import UnlearningMethod
+from lightning_unlearn.methods.base import NonFiniteLossError, UnlearningMethod
 from lightning_unlearn.metrics import MIAAttack
 from lightning_unlearn.peft import apply_peft, enable_gradient_checkpointing
 from lightning_unlearn.tasks.base import Task
@@ -124,6 +125,7 @@ class UnlearningModule(pl.LightningModule):
         self.oracle_evaluator = UnlearningEvaluator(self.task, mia_attack=mia_attack) if oracle else None
         self._prepared = False
         self._pending_method_state: dict[str, Any] | None = None
+        self._pending_rng = PendingRNG()
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         return self.model(*args, **kwargs)
@@ -183,6 +185,9 @@ class UnlearningModule(pl.LightningModule):
     def on_train_epoch_start(self) -> None:
         self.method.train()
 
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        self._pending_rng.apply()  # a resumed run continues the interrupted run's random numbers from here
+
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         monitor = self.monitor
         if monitor is not None and monitor.has_criterion and monitor.should_stop(self.model, self.global_step, self.device):
@@ -215,7 +220,18 @@ class UnlearningModule(pl.LightningModule):
             )
         forget, retain = batch.get("forget"), batch.get("retain")
         max_epochs = self.trainer.max_epochs if self.trainer.max_epochs and self.trainer.max_epochs > 0 else None
-        out = self.engine.loss(self.model, forget, retain, Progress(self.current_epoch, max_epochs, self.global_step))
+        try:
+            out = self.engine.loss(self.model, forget, retain, Progress(self.current_epoch, max_epochs, self.global_step))
+        except NonFiniteLossError as err:
+            source = (
+                f"the `original` file {self.original!r} is unchanged (only read)"
+                if self.original
+                else "no weights file was written"
+            )
+            raise NonFiniteLossError(
+                f"{err} The fit stopped at global step {self.global_step}; {source}. Resume from a checkpoint written "
+                "before the divergence or restart with a lower learning rate."
+            ) from None
         if logging_step(self.trainer, batch_idx):  # the loggers only write every `log_every_n_steps`; logging costs time
             batch_size = self.engine.batch_size(forget, retain)
             self.log_dict({f"train/{k}": v for k, v in out.parts.items()}, prog_bar=False, batch_size=batch_size)
@@ -234,8 +250,10 @@ class UnlearningModule(pl.LightningModule):
         state = self.method.state_dict()
         if state:
             checkpoint["unlearning_method"] = state
+        checkpoint["unlearning_rng"] = collect_rng_states()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self._pending_rng.load(checkpoint.get("unlearning_rng"))
         state = checkpoint.get("unlearning_method")
         if state is None:
             return

@@ -12,6 +12,7 @@ from torch.utils.data import ConcatDataset, DataLoader, Dataset, Subset
 from torch.utils.data.distributed import DistributedSampler
 
 from lightning_unlearn._errors import check_choice
+from lightning_unlearn.datamodules.loaders import ResumableDataLoader
 from lightning_unlearn.datamodules.request import DeletionRequest, _examples, resolve_request
 
 CombineMode = Literal["min_size", "max_size_cycle", "max_size"]
@@ -40,8 +41,10 @@ class ForgetRetainDataModule(pl.LightningDataModule):
     in the order of :attr:`eval_splits` (``forget``, ``retain``, ``test``, ``holdout``).
 
     Shuffling uses a seeded :class:`~torch.utils.data.distributed.DistributedSampler` whose order
-    depends only on ``(seed, epoch)``: runs are reproducible, resume mid-way to the same data order,
-    and each DDP rank gets its own shard.
+    depends only on ``(seed, epoch)``, and the training loaders are
+    :class:`~lightning_unlearn.datamodules.loaders.ResumableDataLoader`: runs are reproducible, a run resumed
+    from a checkpoint written mid-epoch reads exactly the batches the interrupted run had not read yet, and each
+    DDP rank gets its own shard.
 
     Args:
         train: The full training dataset the original model was trained on.
@@ -219,7 +222,7 @@ class ForgetRetainDataModule(pl.LightningDataModule):
     def _shuffled(self, dataset: Dataset, batch_size: int, seed: int) -> DataLoader:
         world, rank = self._rank()
         sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=seed, drop_last=False)
-        return DataLoader(
+        return ResumableDataLoader(
             dataset,
             batch_size=batch_size,
             sampler=sampler,
@@ -227,6 +230,7 @@ class ForgetRetainDataModule(pl.LightningDataModule):
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             persistent_workers=self.num_workers > 0,
+            generator=_own_generator(seed),
         )
 
     def forget_dataloader(self, shuffle: bool = True) -> DataLoader:
@@ -259,6 +263,7 @@ class ForgetRetainDataModule(pl.LightningDataModule):
             collate_fn=self.collate_fn,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
+            generator=_own_generator(self.seed + 100 + salt),
         )
 
     def eval_dataloaders(self) -> dict[str, DataLoader]:
@@ -299,6 +304,12 @@ class ForgetRetainDataModule(pl.LightningDataModule):
                 f"The checkpoint was made for different {self.data_name} (fingerprint {saved[:12]}… vs {self.fingerprint[:12]}…, "
                 f"settings {state_dict.get('settings')} vs {self.settings}); resuming would mix two datasets."
             )
+
+
+def _own_generator(seed: int) -> torch.Generator:
+    """A loader's own generator: creating its iterator (which draws the workers' base seed) then leaves the global
+    random state alone, so evaluation passes and resumed runs do not shift the training's dropout and random labels."""
+    return torch.Generator().manual_seed(seed)
 
 
 def _check_subset_overlap(forget: Dataset, retain: Dataset) -> None:

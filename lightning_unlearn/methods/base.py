@@ -71,7 +71,12 @@ def register_method(*, name: str):
 
 
 class NonFiniteLossError(FloatingPointError):
-    """Raised when an unlearning loss becomes NaN or infinite; the weights are left untouched."""
+    """Raised when an unlearning loss becomes NaN or infinite, before the step it would have driven.
+
+    The weights are as the previous optimizer step left them, which may already be far off when finite steps
+    diverged first (a huge learning rate): the engine adds their state (largest magnitude, non-finite values) to the
+    message, and the ``Unlearn`` phase restores the weights it started from.
+    """
 
 
 @dataclass
@@ -406,9 +411,9 @@ class UnlearningMethod:
         if not torch.isfinite(total):
             detail = ", ".join(f"{k}={v.item():.4g}" for k, v in parts.items())
             raise NonFiniteLossError(
-                f"The {self.name!r} loss is not finite at step {ctx.global_step} ({detail}). The step was skipped and "
-                "the weights are unchanged; lower the learning rate or the forget weight, or use a bounded "
-                "forget loss (e.g. NPO instead of GA)."
+                f"The {self.name!r} loss is not finite at step {ctx.global_step} ({detail}). This step was not taken: "
+                "the weights are as the previous optimizer step left them. Lower the learning rate or the forget "
+                "weight, or use a bounded forget loss (e.g. NPO instead of GA)."
             )
         parts["loss"] = total.detach()
         return LossOutput(total, parts)
