@@ -81,4 +81,9 @@ class ResumableDataLoader(DataLoader):
         batches = state_dict.get("batches", 0)
         if isinstance(batches, bool) or not isinstance(batches, int) or batches < 0:
             raise ValueError(f"A saved loader state's `batches` should be an int >= 0, got {batches!r}.")
-        self._saved = {"epoch": state_dict.get("epoch"), "batches": batches}
+        epoch = state_dict.get("epoch")
+        self._saved = {"epoch": epoch, "batches": batches}
+        if isinstance(epoch, int) and hasattr(self.sampler, "set_epoch"):
+            # The epoch to read next, set now: Lightning creates the resumed epoch's iterator before it sets the
+            # epoch, and worker processes draw their first index batches as the iterator is created.
+            self.sampler.set_epoch(epoch if batches < len(self) else epoch + 1)

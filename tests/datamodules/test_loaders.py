@@ -74,3 +74,12 @@ def test_the_epoch_is_read_when_iteration_starts_not_when_the_iterator_is_made()
 def test_a_corrupt_state_is_refused(batches):
     with pytest.raises(ValueError, match=r"`batches` should be an int >= 0, got"):
         loader(CountingDataset(8)).load_state_dict({"epoch": 0, "batches": batches})
+
+
+def test_restoring_a_state_sets_the_epoch_to_read_next():
+    """Worker processes draw index batches as the iterator is made, before Lightning sets the resumed epoch: the
+    restored state sets it (the saved epoch mid-way, the next one after a finished epoch)."""
+    for state, expected in (({"epoch": 3, "batches": 2}, 3), ({"epoch": 3, "batches": 6}, 4)):
+        resumed = loader(CountingDataset(22))
+        resumed.load_state_dict(state)
+        assert resumed.sampler.epoch == expected
