@@ -35,7 +35,7 @@ from torch import Tensor, nn
 from lightning_unlearn._errors import check_choice, check_positive
 from lightning_unlearn._registry import Registry
 from lightning_unlearn._weights import frozen_copy, reference_model
-from lightning_unlearn.methods.masks import ParameterMask
+from lightning_unlearn.methods.masks import ParameterMask, check_masks_leave_trainable
 from lightning_unlearn.tasks.base import Task
 
 __all__ = [
@@ -263,6 +263,8 @@ class UnlearningMethod:
         if self.mask is not None:
             self._user_masks = self.mask.build(model, task, forget_loader)
             self.set_masks(self._masks)
+        if self._masks is not None:
+            check_masks_leave_trainable(self._masks, model, self.mask if self.mask is not None else self)
         self._frozen = {}
         self._snapshot_frozen(model)
 
