@@ -97,7 +97,13 @@ def test_every_parameter_of_a_causal_lm_is_reinitialised_by_its_own_init(family)
 
 def test_gpt2_conv1d_and_norms_are_reinitialised():
     model = _trained(tiny_causal_lm("gpt2"))
+    for module in model.modules():  # as `from_pretrained` leaves them: transformers' init skips what is marked
+        module._is_hf_initialized = True
+        for p in module.parameters(recurse=False):
+            p._is_hf_initialized = True
+    trained = _unique_parameters(model)
     Retrain(seed=0).setup(model, CausalLMTask())
+    assert [n for n, p in model.named_parameters() if torch.equal(p, trained[n])] == []
     block = model.transformer.h[0]
     for conv in (block.attn.c_attn, block.attn.c_proj, block.mlp.c_fc, block.mlp.c_proj):
         assert type(conv).__name__ == "Conv1D" and torch.equal(conv.bias, torch.zeros_like(conv.bias))
