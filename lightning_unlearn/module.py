@@ -201,6 +201,13 @@ class UnlearningModule(pl.LightningModule):
             for logger in self.loggers:
                 logger.log_metrics({f"unlearn/{k}": v for k, v in self.unlearning_summary.items()}, step=self.global_step)
 
+    def teardown(self, stage: str) -> None:
+        if stage == "fit":
+            self.method.restore_dropout()  # methods with a reference set it to 0 for the fit
+
+    def on_exception(self, exception: BaseException) -> None:
+        self.method.restore_dropout()  # Lightning skips `teardown` when fit raises
+
     def configure_optimizers(self) -> Any:
         params = [p for p in self.model.parameters() if p.requires_grad]
         if not params:

@@ -224,11 +224,13 @@ class Unlearn(Callback):
     @override
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         self._unwrap_training_step(pl_module)
+        self.method.restore_dropout()  # methods with a reference set it to 0 for the fit
 
     @override
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
         # Lightning skips the ``teardown`` hooks when fit raises; the user's module must still be restored.
         self._unwrap_training_step(pl_module)
+        self.method.restore_dropout()
 
     @override
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

@@ -9,7 +9,8 @@ The base owns, once for every method:
 * the **retain objective** (``"nll"`` = task loss on the retain batch, ``"kl"`` = KL to the
   reference on the retain batch, ``"none"``),
 * the **dropout convention**: when there is a reference (which runs in eval mode), the model's dropout is set to 0
-  for the run (:meth:`UnlearningMethod.restore_dropout` puts it back), so the model and θ₀ are compared as the
+  for the run (:meth:`UnlearningMethod.restore_dropout` puts it back; ``UnlearningModule``, the ``Unlearn`` callback
+  and ``ContinualUnlearner`` call it when their run ends), so the model and θ₀ are compared as the
   same deterministic function and e.g. NPO's log-ratio is exactly 0 at the first step,
 * **loss weighting** ``L = forget_weight * L_forget + retain_weight * L_retain + L_reg``,
 * **parameter masks** that freeze for real: entries outside the mask keep exactly their values from
@@ -448,7 +449,7 @@ class UnlearningMethod:
             f"{type(self).__name__} compares the model with its frozen reference θ₀, which runs in eval mode, so the "
             f"model's dropout is set to 0 while unlearning ({len(settings)} probabilities: {shown[:4]}"
             f"{'...' if len(shown) > 4 else ''}); both are then the same function at the first step. "
-            "`method.restore_dropout()` puts them back."
+            "They are put back when the run ends (`method.restore_dropout()`)."
         )
 
     def restore_dropout(self) -> None:

@@ -118,3 +118,25 @@ def test_the_first_trainer_step_of_npo_sees_no_dropout_noise():
         losses = unlearn(model, NPO(beta=0.1, retain_loss="none"), steps=1)
     assert losses[0] == pytest.approx(2 / 0.1 * math.log(2), abs=1e-4)
     assert any("dropout is set to 0 while unlearning" in str(w.message) for w in caught)
+
+
+@pytest.mark.filterwarnings("ignore:NPO compares the model with its frozen reference")
+def test_the_model_gets_its_dropout_back_when_a_fit_ends(tmp_path):
+    """The dropout convention lasts for the run only: ``UnlearningModule`` and the ``Unlearn`` callback put every
+    probability back at teardown (a user's model must not come back changed beyond its weights)."""
+    from toys import NetClassifier, blobs, make_trainer, mlp
+
+    from lightning_unlearn import ForgetRetainDataModule, Unlearn, UnlearningModule
+
+    train = blobs(20, seed=1)
+    module = UnlearningModule(mlp(0, dropout=0.3), NPO(), monitor=False)
+    make_trainer(max_steps=2, limit_val_batches=0).fit(module, datamodule=ForgetRetainDataModule(train, forget_class=0, batch_size=8))
+    assert module.model[2].p == 0.3
+
+    user = NetClassifier(mlp(0, dropout=0.3))
+    dm = ForgetRetainDataModule(train, forget_class=0, batch_size=8)
+    unlearn = Unlearn(NPO(retain_loss="none"), dm.forget_set, batch_size=8, progress_bar=False, monitor=False)
+    seen: list[float] = []
+    user.on_train_batch_end = lambda *args: seen.append(user.net[2].p)  # type: ignore[method-assign]
+    make_trainer(max_steps=2, callbacks=[unlearn]).fit(user, torch.utils.data.DataLoader(dm.retain_set, batch_size=8))
+    assert seen == [0.0, 0.0] and user.net[2].p == 0.3
