@@ -20,6 +20,7 @@ Adding a method:
 
 from lightning_unlearn.methods.adaprob import AdaProb, refine_probabilities
 from lightning_unlearn.methods.asu import ASU, smoothed_attention
+from lightning_unlearn.methods.bad_teacher import BadTeacher, random_teacher
 from lightning_unlearn.methods.base import (
     METHODS,
     LossOutput,
@@ -34,6 +35,8 @@ from lightning_unlearn.methods.grad_diff import GradDiff
 from lightning_unlearn.methods.gradient_ascent import GradientAscent
 from lightning_unlearn.methods.idk import IDK_ANSWERS, IdK, IdkAnswers, alternative_batch
 from lightning_unlearn.methods.idk_dpo import IdKDPO, dpo_loss
+from lightning_unlearn.methods.influence import InfluenceUnlearning, fisher_inverse_vector_product
+from lightning_unlearn.methods.jit import JiT, lipschitz_loss
 from lightning_unlearn.methods.l1_sparse import L1Sparse
 from lightning_unlearn.methods.masks import ParameterMask, RegexMask, SaliencyMask
 from lightning_unlearn.methods.npo import NPO, npo_loss
@@ -46,8 +49,10 @@ from lightning_unlearn.methods.roka import ROKA
 from lightning_unlearn.methods.salun import SalUn
 from lightning_unlearn.methods.scrub import SCRUB
 from lightning_unlearn.methods.simnpo import SimNPO, simnpo_loss
+from lightning_unlearn.methods.ssd import SSD, adaptive_alpha, dampening_factor
 from lightning_unlearn.methods.stake_the_points import StakeThePoints
 from lightning_unlearn.methods.tru import TRU
+from lightning_unlearn.methods.unsir import UNSIR, learn_error_maximizing_noise
 
 __all__ = [
     "ASU",
@@ -60,13 +65,17 @@ __all__ = [
     "ROKA",
     "SCRUB",
     "TRU",
+    "UNSIR",
     "AdaProb",
+    "BadTeacher",
     "FineTune",
     "GradDiff",
     "GradientAscent",
     "IdK",
     "IdKDPO",
     "IdkAnswers",
+    "InfluenceUnlearning",
+    "JiT",
     "L1Sparse",
     "LossOutput",
     "NonFiniteLossError",
@@ -77,13 +86,20 @@ __all__ = [
     "RetainLoss",
     "SaliencyMask",
     "SalUn",
+    "SSD",
     "SimNPO",
     "StakeThePoints",
     "StepContext",
     "UnlearningMethod",
+    "adaptive_alpha",
     "alternative_batch",
+    "dampening_factor",
     "dpo_loss",
+    "fisher_inverse_vector_product",
+    "learn_error_maximizing_noise",
+    "lipschitz_loss",
     "npo_loss",
+    "random_teacher",
     "refine_probabilities",
     "register_method",
     "rmu_control_vector",
