@@ -1,4 +1,6 @@
 """Unlearning metrics: membership inference (MIA-efficacy, loss-threshold AUC), split accuracy, Avg Gap,
+output and weight distances to the oracle or a random model (JS divergence, ZRF, activation distance, per-layer
+distances: :mod:`lightning_unlearn.metrics.divergence`),
 feature-structure agreement and TOFU-style LLM metrics (:mod:`lightning_unlearn.metrics.llm`).
 
 Functional forms of the classification metrics live in :mod:`lightning_unlearn.metrics.functional`; their stateful,
@@ -6,6 +8,15 @@ DDP-ready :class:`torchmetrics.Metric` classes in :mod:`lightning_unlearn.metric
 is :func:`auroc` / :func:`roc_curve` (:mod:`lightning_unlearn.metrics.roc`, torchmetrics' binary ROC).
 """
 
+from lightning_unlearn.metrics.divergence import (
+    activation_distance,
+    feature_distance,
+    js_divergence,
+    output_probabilities,
+    weight_distance,
+    zrf,
+    zrf_score,
+)
 from lightning_unlearn.metrics.functional import (
     DEFAULT_MIA_FEATURES,
     MembershipFeature,
@@ -59,14 +70,17 @@ __all__ = [
     "MembershipFeature",
     "ROUGELRecall",
     "TruthRatio",
+    "activation_distance",
     "answer_probability",
     "auroc",
     "avg_gap",
     "class_similarity_agreement",
     "collect_features",
+    "feature_distance",
     "forget_quality",
     "gibberish_rate",
     "is_gibberish",
+    "js_divergence",
     "knn_overlap",
     "loss_mia_auc",
     "membership_features",
@@ -77,6 +91,7 @@ __all__ = [
     "mia_min_k_plus_plus",
     "mia_zlib",
     "model_utility",
+    "output_probabilities",
     "roc_curve",
     "rouge_l_recall",
     "text_perplexity",
@@ -87,4 +102,7 @@ __all__ = [
     "truth_ratio",
     "truth_ratio_score",
     "vocab_log_prob_stats",
+    "weight_distance",
+    "zrf",
+    "zrf_score",
 ]
