@@ -108,3 +108,19 @@ def train_steps(
             method.after_optimizer_step(model)
         losses.append(float(out.parts["loss"]))
     return losses
+
+
+def unlearn_class(
+    method: UnlearningMethod, steps: int, lr: float = 1e-2, label: int = 3, model: nn.Module | None = None
+) -> tuple[float, float]:
+    """Unlearn class ``label`` of :func:`blobs` from :func:`pretrained` (or ``model``, edited in place) with ``method``
+    (Adam, ``steps`` steps on the whole forget class and 32 retain samples per step); returns the (forget, retain)
+    accuracy afterwards."""
+    x, y = blobs().tensors
+    forget = y == label
+    model = pretrained() if model is None else model
+    forget_batch, retain_all = (x[forget], y[forget]), (x[~forget], y[~forget])
+    method.setup(model, ClassificationTask(), [forget_batch], [retain_all])
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad] + method.parameters(), lr=lr)
+    train_steps(method, model, optimizer, forget_batch, batch(n=32, seed=7), steps)
+    return accuracy(model, *forget_batch), accuracy(model, *retain_all)
