@@ -61,10 +61,8 @@ class SSD(UnlearningMethod):
 
     Foster, Schoepf, Brintrup, "Fast Machine Unlearning Without Retraining Through Selective Synaptic Dampening",
     AAAI 2024, arXiv 2308.07707. With per-parameter importances ``[]_f`` on the forget set D_f and ``[]_D`` on the
-    training set D = D_f ∪ D_r (here the sample-weighted mean of the importances on D_f and D_r, so
-    ``[]_D = (|D_f|·[]_f + |D_r|·[]_r)/|D|``; a parameter can only be selected when ``α < |D|/|D_f|``), every entry with
-    ``[]_f > α·[]_D`` is multiplied by ``β = min(λ·[]_D/[]_f, 1)`` (:func:`dampening_factor`); all others are left
-    unchanged. Variants, by argument:
+    training data, every entry with ``[]_f > α·[]_D`` is multiplied by ``β = min(λ·[]_D/[]_f, 1)``
+    (:func:`dampening_factor`); all others are left unchanged. Variants, by argument:
 
     * ``importance="loss_free"``: **LFSSD** (Foster, Schoepf, Brintrup, "Loss-Free Machine Unlearning", ICLR 2024
       Tiny Papers, arXiv 2402.19308): importances from the gradient of the squared l2 norm of the logits, no labels
@@ -77,7 +75,10 @@ class SSD(UnlearningMethod):
     :mod:`lightning_unlearn.methods.one_shot`); the steps after it have a zero loss unless a retain term is chosen.
     :attr:`edit_stats` records the α used and how many entries were dampened. Importances are computed in eval mode
     over the whole forget and retain loaders (or their first ``max_batches`` batches); they depend on the loaders'
-    batch size, as in the authors' code.
+    batch size, as in the authors' code. **``[]_D`` is taken on D_r**: the authors' code runs over the full training
+    loader, whose batches mix D_f with much more of D_r; D_r alone is the same up to the forget samples' share (a
+    weighted mean of the D_f and D_r importances is *not*: batch gradients of mixed batches cancel, those of a
+    one-class forget batch do not). ASSD's ``|D|`` is ``|D_f| + |D_r|``.
 
     Args:
         alpha: α, the selection weight (paper: 10). Ignored with ``selection="adaptive"``.
@@ -131,14 +132,14 @@ class SSD(UnlearningMethod):
         self._loaders = (forget_loader, retain_loader)
 
     def importances(self, model: nn.Module, task: Task) -> tuple[dict[str, Tensor], dict[str, Tensor], dict[str, Any]]:
-        """``([]_f, []_D, sizes)`` on the current weights (``sizes``: batches and samples of D_f and D_r)."""
+        """``([]_f, []_D, sizes)`` on the current weights, ``[]_D`` on D_r (``sizes``: batches and samples of D_f and
+        D_r)."""
         forget_loader, retain_loader = self._loaders
         if forget_loader is None or retain_loader is None:
             raise RuntimeError("SSD has no data loaders; call `setup` with the forget and retain loaders first.")
         forget, b_f, n_f = diagonal_importance(model, task, forget_loader, self.importance, self.max_batches)
         retain, b_r, n_r = diagonal_importance(model, task, retain_loader, self.importance, self.max_batches)
-        full = {n: (n_f * forget[n] + n_r * retain[n]) / max(n_f + n_r, 1) for n in forget}
-        return forget, full, {"forget_batches": b_f, "forget_samples": n_f, "retain_batches": b_r, "retain_samples": n_r}
+        return forget, retain, {"forget_batches": b_f, "forget_samples": n_f, "retain_batches": b_r, "retain_samples": n_r}
 
     @torch.no_grad()
     def edit(self, model: nn.Module, task: Task) -> None:

@@ -37,7 +37,8 @@ TOY_KWARGS: dict[str, dict[str, Any]] = {
         "calibration_steps": 50,
         "proxy_eps": 3.0,  # the blobs are far apart: a wide radius for proxies that cross to other classes
     },
-    # a forget class is 25% of the toy's data: SSD selects only where []_f > α·[]_D, so α < |D|/|D_f| = 4
+    # the paper's α = 10 forgets the class too but leaves the first layer's bias untouched; the matrix wants every
+    # parameter to move
     "ssd": {"alpha": 2.0, "dampening": 0.5},
 }
 #: Methods exempt from the forgetting check of ``test_forgetting_one_class``, with the reason (measured).
