@@ -62,7 +62,7 @@ def test_a_mask_limits_the_edit():
 
 
 def test_forgets_a_blob_class():
-    forget_acc, retain_acc = unlearn_class(InfluenceUnlearning(), steps=1)
+    forget_acc, retain_acc = unlearn_class(InfluenceUnlearning(damping=1e-3), steps=1)
     assert forget_acc <= 0.2 and retain_acc >= 0.9
 
 
