@@ -22,7 +22,10 @@ def random_teacher(model: nn.Module, seed: int) -> nn.Module:
     devices = {p.device for p in teacher.parameters()}
     with torch.random.fork_rng(devices=[d for d in devices if d.type == "cuda"]):
         torch.manual_seed(seed)
-        reinitialize_model(teacher)
+        try:
+            reinitialize_model(teacher)
+        except ValueError as err:
+            raise ValueError(f"The random (incompetent) model cannot be built: {err}") from None
     return teacher.eval().requires_grad_(False)
 
 

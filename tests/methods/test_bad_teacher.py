@@ -76,6 +76,16 @@ def test_forgets_a_blob_class_by_answering_like_the_random_teacher():
 
 
 def test_errors():
+    class Bare(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.ones(8, 4))
+
+        def forward(self, x):
+            return x @ self.w
+
+    with pytest.raises(ValueError, match=r"The random \(incompetent\) model cannot be built: Retrain cannot re-initialise 1"):
+        random_teacher(Bare(), 0)
     with pytest.raises(ValueError, match=r"`temperature` should be > 0, got 0"):
         BadTeacher(temperature=0)
     with pytest.raises(ValueError, match=r"`retain_loss` should be one of \['kl', 'none'\], got 'nll'"):
