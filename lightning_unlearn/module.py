@@ -17,7 +17,7 @@ from lightning_unlearn.datamodules.forget_retain import EVAL_SPLITS
 from lightning_unlearn.engine import ForgetMonitor, Progress, UnlearningEngine, check_stop_arguments, check_strategy, logging_step
 from lightning_unlearn.evaluation import UnlearningEvaluator, with_gap
 from lightning_unlearn.methods.base import NonFiniteLossError, UnlearningMethod
-from lightning_unlearn.metrics import MIAAttack
+from lightning_unlearn.metrics import JSDivergence, MIAAttack
 from lightning_unlearn.peft import apply_peft, enable_gradient_checkpointing
 from lightning_unlearn.tasks.base import Task
 from lightning_unlearn.tasks.classification import ClassificationTask
@@ -123,6 +123,7 @@ class UnlearningModule(pl.LightningModule):
             enable_gradient_checkpointing(self.model, None if gradient_checkpointing is True else gradient_checkpointing)
         self.evaluator = UnlearningEvaluator(self.task, mia_attack=mia_attack)
         self.oracle_evaluator = UnlearningEvaluator(self.task, mia_attack=mia_attack) if oracle else None
+        self._oracle_js: dict[str, JSDivergence] = {}  # per split, against the oracle's outputs (classifiers)
         self._prepared = False
         self._pending_method_state: dict[str, Any] | None = None
         self._pending_rng = PendingRNG()
@@ -289,15 +290,21 @@ class UnlearningModule(pl.LightningModule):
                 evaluator.expect(names)
         for oracle in self._oracle:
             oracle.to(self.device)
+        classifier = getattr(self.task, "kind", None) == "classification"
+        self._oracle_js = {n: JSDivergence().to(self.device) for n in names} if self._oracle and classifier else {}
 
     def _eval_step(self, batch: Any, dataloader_idx: int) -> None:
         names = self._split_names()
         if dataloader_idx >= len(names):
             raise ValueError(f"Got evaluation loader #{dataloader_idx} but only the splits {names} are named.")
         split = names[dataloader_idx]
-        self.evaluator.update(split, self.task.forward(self.model, batch), batch)
+        outputs = self.task.forward(self.model, batch)
+        self.evaluator.update(split, outputs, batch)
         if self._oracle and self.oracle_evaluator is not None:
-            self.oracle_evaluator.update(split, self.task.forward(self._oracle[0], batch), batch)
+            oracle_outputs = self.task.forward(self._oracle[0], batch)
+            self.oracle_evaluator.update(split, oracle_outputs, batch)
+            if split in self._oracle_js:
+                self._oracle_js[split].update(self.task.probabilities(outputs), self.task.probabilities(oracle_outputs))
 
     def _eval_end(self, prefix: str) -> dict[str, float]:
         metrics = self.evaluator.compute()
@@ -306,6 +313,8 @@ class UnlearningModule(pl.LightningModule):
         logged = {f"{prefix}/{k}": v for k, v in metrics.items()}
         if oracle:
             logged.update({f"{prefix}/oracle/{k}": v for k, v in oracle.items()})
+        for split, js in self._oracle_js.items():  # JS divergence to the oracle's outputs, mean over the split
+            logged[f"{prefix}/js_to_oracle/{split}"] = float(js.compute())
         # Values are already reduced over ranks by torchmetrics; sync_dist averages identical numbers.
         self.log_dict(logged, sync_dist=True)
         return metrics

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from toys import DIM, blobs, fit_plain, make_trainer, mlp, sha256
 
 from lightning_unlearn import ForgetRetainDataModule, UnlearningModule, evaluate
 from lightning_unlearn.methods import NPO, GradDiff, GradientAscent, NonFiniteLossError, RandomLabel, SalUn, StepContext
+from lightning_unlearn.metrics import js_divergence, output_probabilities
 
 
 def single(results: list[dict[str, float]]) -> dict[str, float]:
@@ -124,6 +126,12 @@ def test_oracle_adds_gap_and_oracle_metrics(dm, weights):
     expected_gap = sum(abs(metrics[f"test/{k}"] - metrics[f"test/oracle/{k}"]) for k in keys) / len(keys)
     assert metrics["test/avg_gap"] == pytest.approx(expected_gap, abs=1e-4)
     assert metrics["test/oracle/UA"] > 90  # the oracle never saw the forget class
+    # JS divergence to the oracle's outputs per evaluation split, as the functional form computes it
+    loaders = dm.eval_dataloaders()
+    assert {f"test/js_to_oracle/{n}" for n in loaders} <= metrics.keys()
+    model_probs, oracle_probs = output_probabilities(module.model, loaders["test"]), output_probabilities(module._oracle[0], loaders["test"])
+    assert metrics["test/js_to_oracle/test"] == pytest.approx(js_divergence(model_probs, oracle_probs), rel=1e-4)
+    assert 0 < metrics["test/js_to_oracle/forget"] <= math.log(2)
 
 
 def test_validate_and_test_report_the_unlearning_metrics_in_range(dm, weights):

@@ -9,6 +9,7 @@ is :func:`auroc` / :func:`roc_curve` (:mod:`lightning_unlearn.metrics.roc`, torc
 """
 
 from lightning_unlearn.metrics.divergence import (
+    JSDivergence,
     activation_distance,
     feature_distance,
     js_divergence,
@@ -61,6 +62,7 @@ from lightning_unlearn.metrics.structure import (
 
 __all__ = [
     "DEFAULT_MIA_FEATURES",
+    "JSDivergence",
     "SALUN_GAP_KEYS",
     "LossMIAAUC",
     "MIAAttack",

@@ -18,11 +18,13 @@ from typing import Literal
 import torch
 from lightning.fabric.utilities.apply_func import move_data_to_device
 from torch import Tensor, nn
+from torchmetrics import Metric
 
 from lightning_unlearn._errors import check_choice
 from lightning_unlearn.tasks.base import Task
 
 __all__ = [
+    "JSDivergence",
     "activation_distance",
     "feature_distance",
     "js_divergence",
@@ -70,15 +72,53 @@ def js_divergence(p: Tensor, q: Tensor, reduction: Reduction = "mean") -> Tensor
         0.693147
     """
     check_choice("reduction", reduction, _REDUCTIONS)
+    values = _js_update(p, q)
+    return float(values.mean()) if reduction == "mean" else values.float()
+
+
+def _js_update(p: Tensor, q: Tensor) -> Tensor:
+    """Per-sample JS divergences ``[N]`` (float64), shared by :func:`js_divergence` and :class:`JSDivergence`."""
     _check_probs(p, q)
-    p, q = p.double(), q.double()
+    p, q = p.detach().double(), q.detach().double()
     m = 0.5 * (p + q)
 
     def kl(a: Tensor) -> Tensor:
         return torch.where(a > 0, a * (a.clamp_min(1e-300).log() - m.clamp_min(1e-300).log()), torch.zeros_like(a)).sum(-1)
 
-    values = (0.5 * kl(p) + 0.5 * kl(q)).clamp_min(0.0)
-    return float(values.mean()) if reduction == "mean" else values.float()
+    return (0.5 * kl(p) + 0.5 * kl(q)).clamp_min(0.0)
+
+
+class JSDivergence(Metric):
+    """Mean JS divergence (nats) between two models' output probabilities over every update, the stateful twin of
+    :func:`js_divergence` (sums and counts reduced over DDP ranks). ``UnlearningModule`` logs it against the oracle's
+    outputs per evaluation split (``test/js_to_oracle/<split>``).
+
+    Example:
+        >>> import torch
+        >>> metric = JSDivergence()
+        >>> metric.update(torch.tensor([[1.0, 0.0]]), torch.tensor([[0.0, 1.0]]))
+        >>> metric.update(torch.tensor([[0.5, 0.5]]), torch.tensor([[0.5, 0.5]]))
+        >>> round(float(metric.compute()), 6)  # (ln 2 + 0) / 2
+        0.346574
+    """
+
+    is_differentiable = False
+    higher_is_better = False
+    full_state_update = False
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        self.add_state("total", torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("count", torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
+
+    def update(self, p: Tensor, q: Tensor) -> None:
+        values = _js_update(p, q)
+        self.total += values.sum().to(self.total)
+        self.count += values.numel()
+
+    def compute(self) -> Tensor:
+        """The mean over all samples seen (NaN before any)."""
+        return (self.total / self.count).float() if int(self.count) else torch.tensor(float("nan"))
 
 
 def zrf_score(p: Tensor, random_q: Tensor) -> float:

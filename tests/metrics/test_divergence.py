@@ -102,3 +102,15 @@ def test_model_level_helpers():
     expected = torch.linalg.vector_norm(a.body(x) - b.body(x), dim=-1).mean().detach()
     assert dist["body"] == pytest.approx(float(expected), rel=1e-5)
     assert feature_distance(a, a, loader, "head") == {"head": 0.0}
+
+
+def test_the_metric_accumulates_like_the_function():
+    from lightning_unlearn.metrics import JSDivergence
+
+    p, q = _probs(30, 4, 2), _probs(30, 4, 3)
+    metric = JSDivergence()
+    assert torch.isnan(metric.compute())
+    for lo in range(0, 30, 7):
+        metric.update(p[lo : lo + 7], q[lo : lo + 7])
+    assert float(metric.compute()) == pytest.approx(js_divergence(p, q), rel=1e-6)
+    assert metric.higher_is_better is False
