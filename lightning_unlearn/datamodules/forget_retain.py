@@ -12,7 +12,7 @@ from torch.utils.data import ConcatDataset, DataLoader, Dataset, Subset
 from torch.utils.data.distributed import DistributedSampler
 
 from lightning_unlearn._errors import check_choice
-from lightning_unlearn.datamodules.request import DeletionRequest, _examples, resolve_request
+from lightning_unlearn.datamodules.request import DeletionRequest, _examples, as_indices, resolve_request
 
 CombineMode = Literal["min_size", "max_size_cycle", "max_size"]
 _MODES = {
@@ -46,16 +46,18 @@ class ForgetRetainDataModule(pl.LightningDataModule):
     Args:
         train: The full training dataset the original model was trained on.
         test: Held-out test data (test accuracy; the non-members of the MIA-efficacy attack).
-        forget_indices: Request: indices into ``train`` to forget.
+        forget_indices: Request: indices into ``train`` to forget (ints; integral floats such as ``3.0`` pass,
+            ``3.5`` is refused), or a boolean mask of length ``len(train)`` that is ``True`` for the samples to forget.
         forget_ids: Request: sample ids to forget (needs ``sample_ids`` or ``train.sample_ids``).
         sample_ids: One id per training sample, for ``forget_ids``.
-        forget_class: Request: one class label (or several) to forget entirely.
+        forget_class: Request: one class label (or several) to forget entirely: a Python, numpy or torch integer,
+            or an integral float such as ``3.0``.
         forget_predicate: Request: forget every sample ``s`` of ``train`` with ``forget_predicate(s)`` true.
         forget_fraction: Request: forget a seeded random fraction of ``train`` (e.g. 0.1).
         forget: Explicit forget dataset (instead of ``train`` + request).
         retain: Explicit retain dataset; with ``train`` + ``retain_indices`` it is derived instead.
-        retain_indices: Explicit retain indices into ``train`` (default: every index not forgotten).
-            Must not overlap the forget indices.
+        retain_indices: Explicit retain indices into ``train`` (default: every index not forgotten), or a boolean
+            mask of length ``len(train)``, like ``forget_indices``. Must not overlap the forget indices.
         holdout: Non-member data for membership inference; default: a ``holdout_fraction`` split of
             ``test``, or ``test`` itself when that fraction is 0.
         holdout_fraction: Fraction of ``test`` set aside as the holdout (the rest stays test).
@@ -165,8 +167,8 @@ class ForgetRetainDataModule(pl.LightningDataModule):
                 forget_mask[forget_idx] = True
                 retain_idx = torch.nonzero(~forget_mask).flatten().tolist()
             else:
-                retain_idx = sorted({int(i) for i in retain_indices})
                 n = len(train)  # type: ignore[arg-type]
+                retain_idx = sorted(set(as_indices("retain_indices", retain_indices, n)))
                 bad = [i for i in retain_idx if i < 0 or i >= n]
                 if bad:
                     raise ValueError(f"`retain_indices` should lie in [0, {n - 1}]; {len(bad)} are out of range, e.g. {_examples(bad)}.")

@@ -66,6 +66,35 @@ def test_explicit_retain_indices():
     assert _ids(dm.retain_set) == [3, 5, 9]
 
 
+def test_boolean_masks_for_forget_and_retain_indices():
+    # A retain mask was read as the indices {0, 1}: the retain set was two samples.
+    forget = torch.zeros(N, dtype=torch.bool)
+    forget[[0, 1]] = True
+    retain = torch.zeros(N, dtype=torch.bool)
+    retain[[3, 5, 9]] = True
+    dm = ForgetRetainDataModule(_train(), forget_indices=forget, retain_indices=retain.numpy())
+    assert _ids(dm.forget_set) == [0, 1]
+    assert _ids(dm.retain_set) == [3, 5, 9]
+
+
+@pytest.mark.parametrize(
+    ("retain", "error", "match"),
+    [
+        pytest.param(torch.ones(10, dtype=torch.bool), ValueError, r"`retain_indices` is a boolean mask of length 10, but a mask needs one entry per training sample \(40\)", id="short-mask"),
+        pytest.param([3.5, 4.0], ValueError, r"`retain_indices` should be integer indices or a boolean mask of length 40; 1 are not whole numbers, e.g. \[3.5\]", id="fraction"),
+        pytest.param(5, TypeError, r"`retain_indices` should be integer indices or a boolean mask of length 40, got int 5", id="scalar"),
+    ],
+)
+def test_bad_retain_indices(retain, error, match):
+    with pytest.raises(error, match=match):
+        ForgetRetainDataModule(_train(), forget_indices=[0], retain_indices=retain)
+
+
+def test_integral_float_retain_indices_are_accepted():
+    dm = ForgetRetainDataModule(_train(), forget_indices=[0], retain_indices=[3.0, 5.0])
+    assert _ids(dm.retain_set) == [3, 5]
+
+
 def test_explicit_forget_and_retain_datasets():
     base = _train()
     forget, retain = Subset(base, [0, 1, 2]), Subset(base, [10, 11])
