@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Hashable, Sequence
 from typing import Any, Literal
 
@@ -12,6 +13,7 @@ from torch.utils.data import ConcatDataset, DataLoader, Dataset, Subset
 from torch.utils.data.distributed import DistributedSampler
 
 from lightning_unlearn._errors import check_choice
+from lightning_unlearn.datamodules._content import UnhashableSample, dataset_digests
 from lightning_unlearn.datamodules.request import DeletionRequest, _examples, as_indices, resolve_request
 
 CombineMode = Literal["min_size", "max_size_cycle", "max_size"]
@@ -58,6 +60,12 @@ class ForgetRetainDataModule(pl.LightningDataModule):
         retain: Explicit retain dataset; with ``train`` + ``retain_indices`` it is derived instead.
         retain_indices: Explicit retain indices into ``train`` (default: every index not forgotten), or a boolean
             mask of length ``len(train)``, like ``forget_indices``. Must not overlap the forget indices.
+        check_overlap: With explicit ``forget`` and ``retain`` datasets, refuse samples that both hold. When both
+            datasets have ``sample_ids``, ids are compared; for two ``Subset`` s of one dataset, indices; otherwise
+            the samples' content is hashed (every sample of both sets is read once: a 60,000-sample
+            ``TensorDataset`` takes well under a second, but a dataset that decodes images from disk takes as long
+            as one pass over it, and random transforms make equal samples differ). ``False`` skips the content
+            hashing (ids and indices are still compared).
         holdout: Non-member data for membership inference; default: a ``holdout_fraction`` split of
             ``test``, or ``test`` itself when that fraction is 0.
         holdout_fraction: Fraction of ``test`` set aside as the holdout (the rest stays test).
@@ -92,6 +100,7 @@ class ForgetRetainDataModule(pl.LightningDataModule):
         forget: Dataset | None = None,
         retain: Dataset | None = None,
         retain_indices: Sequence[int] | None = None,
+        check_overlap: bool = True,
         holdout: Dataset | None = None,
         holdout_fraction: float = 0.0,
         num_classes: int | None = None,
@@ -142,7 +151,7 @@ class ForgetRetainDataModule(pl.LightningDataModule):
                 raise ValueError("The `forget` dataset is empty; there is nothing to unlearn.")
             if len(retain) == 0:  # type: ignore[arg-type]
                 raise ValueError("The `retain` dataset is empty; nothing would be left to retain.")
-            _check_subset_overlap(forget, retain)
+            _check_subset_overlap(forget, retain, check_content=check_overlap)
             self.forget_set, self.retain_set = forget, retain
             self.all_set: Dataset = ConcatDataset([forget, retain])
         else:
@@ -303,9 +312,11 @@ class ForgetRetainDataModule(pl.LightningDataModule):
             )
 
 
-def _check_subset_overlap(forget: Dataset, retain: Dataset) -> None:
-    """Explicit forget/retain subsets of the same dataset must not share samples."""
-    if isinstance(forget, Subset) and isinstance(retain, Subset) and forget.dataset is retain.dataset:
+def _check_subset_overlap(forget: Dataset, retain: Dataset, check_content: bool = True) -> None:
+    """Explicit forget and retain datasets must not share samples: compared by ``sample_ids`` when both have them,
+    by index for two ``Subset`` s of one dataset, else (``check_content``) by a hash of each sample's content."""
+    same_parent = isinstance(forget, Subset) and isinstance(retain, Subset) and forget.dataset is retain.dataset
+    if same_parent:
         overlap = sorted(set(map(int, forget.indices)) & set(map(int, retain.indices)))
         if overlap:
             raise ValueError(
@@ -320,3 +331,29 @@ def _check_subset_overlap(forget: Dataset, retain: Dataset) -> None:
                 f"The forget and retain sets overlap in {len(overlap)} samples (e.g. ids {_examples(overlap)}); "
                 "a sample cannot be both forgotten and retained."
             )
+        return
+    if same_parent or not check_content:
+        return
+    try:
+        forget_digests = dataset_digests(forget)
+        retain_digests = dataset_digests(retain)
+    except UnhashableSample as err:
+        warnings.warn(
+            f"The forget and retain sets were not checked for shared samples: a sample holds a {err}, whose content "
+            "cannot be hashed. Give both datasets `sample_ids` to have them compared, or pass `check_overlap=False` "
+            "to silence this warning.",
+            stacklevel=3,
+        )
+        return
+    first: dict[bytes, int] = {}
+    for i, d in enumerate(forget_digests):
+        first.setdefault(d, i)
+    pairs = [(first[d], j) for j, d in enumerate(retain_digests) if d in first]
+    if pairs:
+        shown = [f"forget[{i}] == retain[{j}]" for i, j in pairs]
+        raise ValueError(
+            f"The forget and retain sets overlap: {len(pairs)} retain samples have the same content as a forget sample "
+            f"(e.g. {_examples(shown, 3)}); a sample cannot be both forgotten and retained. Remove them from one set, "
+            "give both datasets `sample_ids` to compare ids instead of content, or pass `check_overlap=False` to skip "
+            "the content check."
+        )
