@@ -66,11 +66,12 @@ def _load_safetensors(path: Path, where: str) -> dict:
         raise ValueError(f"{where} is a safetensors file but is truncated or corrupted ({_first_line(err)}). {_SAVE_HINT}") from None
 
 
-def read_weights_file(path: str | os.PathLike, *, argument: str = "original") -> Any:
+def read_weights_file(path: str | os.PathLike, *, argument: str = "original", mmap: bool = False) -> Any:
     """Read a weights file written by ``torch.save`` (``weights_only=True``: pickled code is never run) or a
     safetensors file, on the CPU. Every way a file can be wrong is named, with the path and ``argument`` (the
     argument the path came from): missing, empty, a text file, truncated or corrupted, not a weights file at all, or
-    holding pickled objects other than tensors. What the file holds is left to the caller."""
+    holding pickled objects other than tensors. What the file holds is left to the caller. ``mmap`` maps the tensors
+    of a ``torch.save`` zip file instead of reading them (for a look at a large file)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"`{argument}` weights file {str(path)!r} does not exist.")
@@ -92,7 +93,7 @@ def read_weights_file(path: str | os.PathLike, *, argument: str = "original") ->
             f"legacy pickle nor safetensors (its first bytes are {head[:8].hex(' ')}; {size} bytes). {_SAVE_HINT}"
         )
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap and head.startswith(_ZIP_MAGIC))
     except pickle.UnpicklingError as err:
         reason = next((line.strip() for line in str(err).splitlines() if "WeightsUnpickler error" in line), "")
         detail = reason.split("WeightsUnpickler error:", 1)[-1].strip()
@@ -118,14 +119,8 @@ def load_weights(model: nn.Module, path: str | os.PathLike, *, argument: str = "
     (keys under ``prefix`` in ``"state_dict"``) into ``model``. Untrusted files are safe: pickled code is refused
     (``weights_only=True``); an empty, truncated, corrupted or text file is named as such
     (:func:`read_weights_file`)."""
-    state = read_weights_file(path, argument=argument)
+    state = state_dict_in(read_weights_file(path, argument=argument), prefix)
     path = Path(path)
-    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
-        inner = state["state_dict"]
-        if any(k.startswith(prefix) for k in inner):
-            state = {k[len(prefix):]: v for k, v in inner.items() if k.startswith(prefix)}
-        else:
-            state = inner
     if not isinstance(state, dict):
         raise ValueError(f"`{argument}` file {str(path)!r} holds a {type(state).__name__}, not a state dict.")
     # Check everything before loading: ``load_state_dict`` copies the matching tensors before it
@@ -146,6 +141,37 @@ def load_weights(model: nn.Module, path: str | os.PathLike, *, argument: str = "
     if problems:
         raise ValueError(f"`{argument}` file {str(path)!r} does not match the model: {'; '.join(problems)}.")
     model.load_state_dict(state)
+
+
+def state_dict_in(state: Any, prefix: str = "model.") -> Any:
+    """The network's state dict in what a weights file holds: the file's dict itself, or a Lightning checkpoint's
+    ``"state_dict"`` with the ``prefix`` of the network's keys removed (anything else is returned unchanged)."""
+    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+        inner = state["state_dict"]
+        if any(k.startswith(prefix) for k in inner):
+            return {k[len(prefix) :]: v for k, v in inner.items() if k.startswith(prefix)}
+        return inner
+    return state
+
+
+def holds_weights_of(path: str | os.PathLike, model: nn.Module) -> bool:
+    """Whether the weights file at ``path`` holds exactly ``model``'s current state dict (same keys, dtypes, shapes
+    and values; a Lightning checkpoint's ``model.`` keys count). The file is memory-mapped where possible and the
+    comparison stops at the first difference, so a file of another model costs little."""
+    state = state_dict_in(read_weights_file(path, argument="path", mmap=True))
+    expected = model.state_dict()
+    if not isinstance(state, dict) or state.keys() != expected.keys():
+        return False
+    for key, value in expected.items():
+        other = state[key]
+        if isinstance(value, torch.Tensor) != isinstance(other, torch.Tensor):
+            return False
+        if not isinstance(value, torch.Tensor):
+            if value != other:
+                return False
+        elif value.dtype != other.dtype or value.shape != other.shape or not torch.equal(value.detach().cpu(), other):
+            return False
+    return True
 
 
 def save_weights(model: nn.Module, path: str | os.PathLike, *, protected: tuple[str | os.PathLike | None, ...] = ()) -> Path:
