@@ -154,7 +154,10 @@ def corrupt_weights_files(folder: Path) -> dict[str, tuple[Path, str]]:
         "random": (b"\x13\x37" + random_bytes, r"is not a PyTorch or safetensors weights file.*first bytes are 13 37"),
         "truncated": (data[: len(data) // 2], r"looks like a zip archive \(PyTorch's format\) but is truncated or corrupted"),
         "empty": (b"", r"is empty \(0 bytes\)"),
-        "text": (b"epoch 3: loss 0.12\nepoch 4: loss 0.10\n", r"is a text file, not a weights file \(it begins 'epoch 3: loss 0.12'\)"),
+        "text": (
+            b"epoch 3: loss 0.12\nepoch 4: loss 0.10\n",
+            r"is a text file, not a weights file \(it begins 'epoch 3: loss 0.12'\)",
+        ),
     }
     out = {}
     for name, (content, match) in files.items():

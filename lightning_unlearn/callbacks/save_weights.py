@@ -60,19 +60,22 @@ class SaveWeights(Callback):
                 f"Refusing to overwrite the oracle model at {str(path)!r} (the module's `oracle=`); choose another output path."
             )
         if path.is_dir():
-            raise ValueError(f"`path` {str(path)!r} of {type(self).__name__} is a folder; give a file path such as {str(path / 'model.pt')!r}.")
+            raise ValueError(
+                f"`path` {str(path)!r} of {type(self).__name__} is a folder; give a file path such as {str(path / 'model.pt')!r}."
+            )
         if self.overwrite or not path.is_file() or self._written == _stamp(path):
             return
         way_out = f"choose another output path, or pass `{type(self).__name__}({str(path)!r}, overwrite=True)` to replace it."
         try:
             same = holds_weights_of(path, network_of(pl_module))
         except ValueError as err:  # an existing file that is not (readable) weights
-            raise ValueError(f"{type(self).__name__} refuses to overwrite {str(path)!r}: {err} To write there anyway, {way_out}") from None
+            raise ValueError(
+                f"{type(self).__name__} refuses to overwrite {str(path)!r}: {err} To write there anyway, {way_out}"
+            ) from None
         if same:
             raise ValueError(
                 f"{type(self).__name__} refuses to overwrite {str(path)!r}: it holds exactly the weights this fit starts "
-                "from (the module was loaded from it), so saving would replace the model you started from. To keep it, "
-                + way_out
+                "from (the module was loaded from it), so saving would replace the model you started from. To keep it, " + way_out
             )
 
     @override

@@ -34,7 +34,9 @@ def _fit(module, callback, steps: int = 2):
 
 def _saved_equals(path, module) -> bool:
     saved = torch.load(path, weights_only=True)
-    return saved.keys() == module.model.state_dict().keys() and all(torch.equal(saved[k], v) for k, v in module.model.state_dict().items())
+    return saved.keys() == module.model.state_dict().keys() and all(
+        torch.equal(saved[k], v) for k, v in module.model.state_dict().items()
+    )
 
 
 @pytest.mark.filterwarnings("ignore:You defined a `validation_step`")
@@ -70,7 +72,9 @@ def test_overwrite_true_replaces_the_file_the_module_was_loaded_from(tmp_path):
     torch.save(mlp(0).state_dict(), source)
     module = _user_module(source)
     _fit(module, SaveWeights(str(source), overwrite=True))
-    assert _saved_equals(source, module) and not torch.equal(module.model.state_dict()["0.weight"], mlp(0).state_dict()["0.weight"])
+    assert _saved_equals(source, module) and not torch.equal(
+        module.model.state_dict()["0.weight"], mlp(0).state_dict()["0.weight"]
+    )
 
 
 @pytest.mark.filterwarnings("ignore:You defined a `validation_step`")
@@ -106,7 +110,9 @@ def test_never_overwrites_the_oracle_of_an_unlearning_module(tmp_path):
     for overwrite in (False, True):
         module = UnlearningModule(mlp(), GradDiff(), original=str(original), oracle=str(oracle), monitor=False)
         trainer = make_trainer(max_steps=1, limit_val_batches=0, callbacks=[SaveWeights(str(oracle), overwrite=overwrite)])
-        with pytest.raises(ValueError, match=r"Refusing to overwrite the oracle model at '.*oracle\.pt' \(the module's `oracle=`\)"):
+        with pytest.raises(
+            ValueError, match=r"Refusing to overwrite the oracle model at '.*oracle\.pt' \(the module's `oracle=`\)"
+        ):
             trainer.fit(module, datamodule=dm)
         assert trainer.global_step == 0
     assert sha256(oracle) == before
@@ -137,7 +143,10 @@ def test_refuses_a_folder_before_training(tmp_path):
 
 @pytest.mark.parametrize(
     ("kwargs", "match"),
-    [({"path": 3}, r"`path` should be a file path \(str or os.PathLike\), got int 3"), ({"path": "w.pt", "overwrite": "yes"}, r"`overwrite` should be a bool, got str 'yes'")],
+    [
+        ({"path": 3}, r"`path` should be a file path \(str or os.PathLike\), got int 3"),
+        ({"path": "w.pt", "overwrite": "yes"}, r"`overwrite` should be a bool, got str 'yes'"),
+    ],
 )
 def test_bad_arguments(kwargs, match):
     with pytest.raises(TypeError, match=match):

@@ -73,7 +73,10 @@ def test_a_boolean_mask_selects_its_true_positions(mask):
 
 
 def test_a_boolean_mask_of_the_wrong_length_is_refused():
-    with pytest.raises(ValueError, match=r"`forget_indices` is a boolean mask of length 12, but a mask needs one entry per training sample \(20\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"`forget_indices` is a boolean mask of length 12, but a mask needs one entry per training sample \(20\)",
+    ):
         resolve_request(_dataset(), forget_indices=torch.ones(12, dtype=torch.bool))
 
 
@@ -98,7 +101,9 @@ def test_integral_float_indices_are_accepted():
     ],
 )
 def test_fractional_indices_are_refused_not_truncated(indices):
-    with pytest.raises(ValueError, match=r"`forget_indices` should be integer indices or a boolean mask of length 20; 1 are not whole numbers"):
+    with pytest.raises(
+        ValueError, match=r"`forget_indices` should be integer indices or a boolean mask of length 20; 1 are not whole numbers"
+    ):
         resolve_request(_dataset(), forget_indices=indices)
 
 
@@ -142,7 +147,17 @@ def test_several_classes():
 
 @pytest.mark.parametrize(
     "label",
-    [np.int64(3), np.int32(3), torch.tensor(3), np.array(3), 3.0, np.float32(3.0), [np.int64(3)], torch.tensor([3]), np.array([3.0])],
+    [
+        np.int64(3),
+        np.int32(3),
+        torch.tensor(3),
+        np.array(3),
+        3.0,
+        np.float32(3.0),
+        [np.int64(3)],
+        torch.tensor([3]),
+        np.array([3.0]),
+    ],
     ids=["np.int64", "np.int32", "torch-scalar", "0-d-array", "float", "np.float32", "list-np.int64", "tensor", "float-array"],
 )
 def test_class_labels_of_any_integer_type(label):
@@ -155,9 +170,16 @@ def test_class_labels_of_any_integer_type(label):
 @pytest.mark.parametrize(
     ("label", "error", "match"),
     [
-        pytest.param(2.5, ValueError, r"`forget_class` should be an integer class label or a list of them; 1 are not whole numbers, e.g. \[2.5\]", id="fraction"),
+        pytest.param(
+            2.5,
+            ValueError,
+            r"`forget_class` should be an integer class label or a list of them; 1 are not whole numbers, e.g. \[2.5\]",
+            id="fraction",
+        ),
         pytest.param([1, 2.5], ValueError, r"1 are not whole numbers, e.g. \[2.5\]", id="fraction-in-list"),
-        pytest.param(True, TypeError, r"`forget_class` should be an integer class label or a list of them, got bool True", id="bool"),
+        pytest.param(
+            True, TypeError, r"`forget_class` should be an integer class label or a list of them, got bool True", id="bool"
+        ),
         pytest.param("3", TypeError, r"got str '3'", id="string"),
     ],
 )
