@@ -318,8 +318,8 @@ def test_saved_hyperparameters_of_a_datamodule_are_redacted(key_a, tmp_path: Pat
     assert checkpoint["datamodule_hyper_parameters"]["forget_indices"] == dm.hparams["forget_indices"]
     (hparams_yaml,) = tmp_path.glob("run/version_*/hparams.yaml")
     assert "<redacted: 3 indices" in hparams_yaml.read_text()
-    leaks = [leak for path in sorted(tmp_path.rglob("*")) if path.is_file() for leak in leaks(path, SECRET)]
-    assert leaks == []
+    found = [leak for path in sorted(tmp_path.rglob("*")) if path.is_file() for leak in leaks(path, SECRET)]
+    assert found == []
 
 
 # ------------------------------------------------------------------------------------------ a real CLI run
@@ -397,8 +397,8 @@ def test_no_artifact_of_a_cli_run_holds_the_forgotten_indices(key_a, tmp_path: P
     assert {"config.yaml", "hparams.yaml", "last.ckpt", "report.json", "report.html", "original.pt", "ga.pt"} <= kinds, kinds
     assert any(p.suffix == ".wandb" for p in written) and any(p.parent.name == "files" for p in written)
     # ... and nothing the runs wrote does.
-    leaks = [leak for path in written for leak in leaks(path, SECRET)]
-    assert leaks == [], "the forgotten indices leaked into:\n" + "\n".join(leaks)
+    found = [leak for path in written for leak in leaks(path, SECRET)]
+    assert found == [], "the forgotten indices leaked into:\n" + "\n".join(found)
 
     config_by_reference = (tmp_path / "outputs/original/config.yaml").read_text()
     assert "forget_indices_file: request.txt" in config_by_reference and "redacted" not in config_by_reference
@@ -408,6 +408,13 @@ def test_no_artifact_of_a_cli_run_holds_the_forgotten_indices(key_a, tmp_path: P
 
     report = json.loads((tmp_path / "outputs/ga/report/report.json").read_text())
     assert report["request"]["description"] == "3 indices" and report["request"]["fingerprint"].startswith("hmac-sha256:")
+    from test_tracking import wandb_records
+
+    (run_file,) = sorted((tmp_path / "outputs/ga").glob("wandb/offline-run-*/run-*.wandb"))
+    logged = wandb_records(run_file)["config"]
+    assert logged["data"]["init_args"]["forget_indices"] == marker
+    assert logged["request/fingerprint"] == report["request"]["fingerprint"]
+    assert marker.split("fingerprint ")[1][:-2] in logged["request/fingerprint"]
     assert verify_request(tmp_path / "outputs/ga/report", request_file)
     assert not verify_request(tmp_path / "outputs/ga/report", request_file, key=KEY_B)
     from lightning_unlearn.report import ReportValidationError, validate_report
