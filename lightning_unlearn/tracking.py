@@ -287,6 +287,7 @@ class LoggerSaveConfigCallback(SaveConfigCallback):
             super().setup(trainer, pl_module, stage)
             return
         parser = self.parser
+        redacted.pop("config", None)  # the --config file names, as the parser's own save leaves them out
         self.parser = _RedactedConfigWriter(parser, redacted)  # type: ignore[assignment]
         try:
             super().setup(trainer, pl_module, stage)

@@ -46,7 +46,8 @@ class ForgetRetainDataModule(pl.LightningDataModule):
 
     Give either ``train`` plus exactly one request (``forget_indices``, ``forget_ids``,
     ``forget_class``, ``forget_predicate`` or ``forget_fraction``; the first two also by reference,
-    as ``forget_indices_file``/``forget_ids_file``), or explicit ``forget`` and ``retain`` datasets. Training batches are ``{"forget": b_f, "retain": b_r}`` from a
+    as ``forget_indices_file``/``forget_ids_file``), or explicit ``forget`` and ``retain`` datasets.
+    Training batches are ``{"forget": b_f, "retain": b_r}`` from a
     :class:`~lightning.pytorch.utilities.combined_loader.CombinedLoader`; evaluation loaders come
     in the order of :attr:`eval_splits` (``forget``, ``retain``, ``test``, ``holdout``).
 
