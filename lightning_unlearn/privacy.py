@@ -389,7 +389,7 @@ def verify_request(
 
 def main(argv: list[str] | None = None) -> None:
     """``lightning-unlearn verify-request --report REPORT --request FILE [--key-file KEY]``: exit 0 when
-    the request matches the report's fingerprint, 1 when it does not."""
+    the request matches the report's fingerprint, 1 when it does not, 2 when a file is missing or malformed."""
     parser = argparse.ArgumentParser(
         prog="lightning-unlearn verify-request",
         description="Check whether a deletion request (a file of forget indices) is the one an unlearning report was made "
@@ -399,7 +399,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--request", required=True, help="file of forget indices (.txt, .json or .npy)")
     parser.add_argument("--key-file", default=None, help="file holding the request key the report was made with")
     args = parser.parse_args(argv)
-    result = verify_request(args.report, args.request, key_file=args.key_file)
+    try:
+        result = verify_request(args.report, args.request, key_file=args.key_file)
+    except (OSError, ValueError) as err:
+        parser.error(str(err))  # exit code 2, with the usage
     print(f"{'MATCH' if result else 'NO MATCH'}: {result.reason}")
     sys.exit(0 if result else 1)
 

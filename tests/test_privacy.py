@@ -202,6 +202,10 @@ def test_verify_request_command(key_a, tmp_path: Path, capsys: pytest.CaptureFix
         with pytest.raises(SystemExit) as exit_info:
             main(["verify-request", "--report", str(tmp_path), *args])
         assert exit_info.value.code == code and capsys.readouterr().out.startswith(printed)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["verify-request", "--report", str(tmp_path), "--request", str(tmp_path / "none.txt")])
+    assert exit_info.value.code == 2
+    assert "`request` should name an existing file of the request, got '" in capsys.readouterr().err
 
 
 # ------------------------------------------------------------------------------------------ requests by reference
