@@ -14,6 +14,7 @@ from torch import nn
 from lightning_unlearn._weights import load_weights
 from lightning_unlearn.datamodules.forget_retain import EVAL_SPLITS
 from lightning_unlearn.engine import ForgetMonitor, Progress, UnlearningEngine, check_stop_arguments, check_strategy, logging_step
+from lightning_unlearn.engine.precision import convert_module, follow_precision
 from lightning_unlearn.evaluation import UnlearningEvaluator, with_gap
 from lightning_unlearn.methods.base import UnlearningMethod
 from lightning_unlearn.metrics import MIAAttack
@@ -167,6 +168,7 @@ class UnlearningModule(pl.LightningModule):
 
     def on_fit_start(self) -> None:
         self.method.to(self.device)
+        follow_precision(self.trainer, self.method, self.monitor)  # the reference etc. in the module's precision
         datamodule = getattr(self.trainer, "datamodule", None)
         request = getattr(datamodule, "request", None)
         hparams = {f"method/{k}": v for k, v in self.method.hparams().items()}
@@ -263,7 +265,7 @@ class UnlearningModule(pl.LightningModule):
                 evaluator.reset()
                 evaluator.expect(names)
         for oracle in self._oracle:
-            oracle.to(self.device)
+            convert_module(self.trainer, oracle.to(self.device))
 
     def _eval_step(self, batch: Any, dataloader_idx: int) -> None:
         names = self._split_names()
