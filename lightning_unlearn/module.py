@@ -16,6 +16,7 @@ from lightning_unlearn.datamodules.forget_retain import EVAL_SPLITS
 from lightning_unlearn.engine import ForgetMonitor, Progress, UnlearningEngine, check_stop_arguments, check_strategy, logging_step
 from lightning_unlearn.engine.precision import convert_module, follow_precision
 from lightning_unlearn.evaluation import UnlearningEvaluator, with_gap
+from lightning_unlearn.evaluation.padding import PaddingTrim, current_eval_loader
 from lightning_unlearn.methods.base import UnlearningMethod
 from lightning_unlearn.metrics import MIAAttack
 from lightning_unlearn.peft import apply_peft, enable_gradient_checkpointing
@@ -125,6 +126,7 @@ class UnlearningModule(pl.LightningModule):
         self.oracle_evaluator = UnlearningEvaluator(self.task, mia_attack=mia_attack) if oracle else None
         self._prepared = False
         self._pending_method_state: dict[str, Any] | None = None
+        self._padding = PaddingTrim()  # under DDP: the eval samplers' padding repeats are not scored
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         return self.model(*args, **kwargs)
@@ -264,6 +266,7 @@ class UnlearningModule(pl.LightningModule):
             if evaluator is not None:
                 evaluator.reset()
                 evaluator.expect(names)
+        self._padding.reset()
         for oracle in self._oracle:
             convert_module(self.trainer, oracle.to(self.device))
 
@@ -272,9 +275,10 @@ class UnlearningModule(pl.LightningModule):
         if dataloader_idx >= len(names):
             raise ValueError(f"Got evaluation loader #{dataloader_idx} but only the splits {names} are named.")
         split = names[dataloader_idx]
-        self.evaluator.update(split, self.task.forward(self.model, batch), batch)
+        keep = self._padding.keep(dataloader_idx, current_eval_loader(self.trainer, dataloader_idx), self.task.batch_size(batch))
+        self.evaluator.update(split, self.task.forward(self.model, batch), batch, keep)
         if self._oracle and self.oracle_evaluator is not None:
-            self.oracle_evaluator.update(split, self.task.forward(self._oracle[0], batch), batch)
+            self.oracle_evaluator.update(split, self.task.forward(self._oracle[0], batch), batch, keep)
 
     def _eval_end(self, prefix: str) -> dict[str, float]:
         metrics = self.evaluator.compute()
@@ -283,7 +287,8 @@ class UnlearningModule(pl.LightningModule):
         logged = {f"{prefix}/{k}": v for k, v in metrics.items()}
         if oracle:
             logged.update({f"{prefix}/oracle/{k}": v for k, v in oracle.items()})
-        # Values are already reduced over ranks by torchmetrics; sync_dist averages identical numbers.
+        # Values are already reduced over ranks by torchmetrics (every sample once: no padding repeats, see
+        # `evaluation.padding`); sync_dist averages identical numbers.
         self.log_dict(logged, sync_dist=True)
         return metrics
 

@@ -15,10 +15,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 from lightning.pytorch.callbacks import Callback
-from torch.utils.data import DataLoader
-from toys import NetClassifier, accuracy, class_forget_data, ddp_trainer, make_trainer, mlp
+from torch.utils.data import DataLoader, Subset
+from toys import NetClassifier, accuracy, blobs, class_forget_data, ddp_trainer, fit_plain, make_trainer, mlp
 
-from lightning_unlearn import ForgetRetainDataModule, Unlearn, UnlearningModule
+from lightning_unlearn import ForgetRetainDataModule, Unlearn, UnlearningModule, evaluate
 from lightning_unlearn.methods import NPO, GradDiff, StakeThePoints
 
 
@@ -224,3 +224,71 @@ def test_two_processes_match_one_process_for_every_schedule(parity_data, run, tm
         assert moved > 1e-2, name
         for key in one:
             torch.testing.assert_close(ranks[0][key], one[key], rtol=0, atol=PARITY_TOLERANCE, msg=f"{name}: {key}")
+
+
+# ---------------------------------------------------------------------- exact evaluation metrics under DDP
+def _uneven_eval_data() -> tuple[torch.nn.Module, ForgetRetainDataModule]:
+    """A half-trained MLP and a datamodule whose splits (5 forget, 55 retain, 15 test samples) do not divide by 2, with
+    the forget sample a DistributedSampler repeats to pad rank 1's shard (index 0 of the forget set) classified right
+    and 1 of the 5 wrong: counting the repeat gives 83.3% forget accuracy instead of 80%."""
+    train, test = blobs(15, seed=1), blobs(4, seed=2)
+    net = fit_plain(mlp(seed=3), *train.tensors, steps=3)
+    with torch.no_grad():
+        right = (net(train.tensors[0]).argmax(-1) == train.tensors[1]).tolist()
+    correct, wrong = [i for i, r in enumerate(right) if r], [i for i, r in enumerate(right) if not r]
+    forget = sorted(correct[:4] + [next(i for i in wrong if i > correct[0])])  # the first one is classified right
+    assert right[forget[0]] and sum(right[i] for i in forget) == 4
+    dm = ForgetRetainDataModule(train, Subset(test, list(range(15))), forget_indices=forget, batch_size=2, eval_batch_size=4)
+    return net, dm
+
+
+def _eval_run(folder: Path, world: int, stage: str) -> dict[str, float]:
+    net, dm = _uneven_eval_data()
+    module = UnlearningModule(net, NPO(), monitor=False)
+    trainer = (ddp_trainer if world == 2 else make_trainer)()
+    results = (trainer.test if stage == "test" else trainer.validate)(module, datamodule=dm, verbose=False)
+    return {k: float(v) for k, v in results[0].items()}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stage", ["test", "validate"])
+def test_eval_metrics_under_ddp_equal_one_process(stage, tmp_path):
+    """Before: the padding repeat of the 5-sample forget set counted (83.3% forget accuracy instead of 80.0%)."""
+    one = _eval_run(tmp_path, 1, stage)
+    two = _eval_run(tmp_path, 2, stage)
+    prefix = "test" if stage == "test" else "val"
+    assert one[f"{prefix}/forget_acc"] == pytest.approx(80.0)
+    assert one.keys() == two.keys() and {f"{prefix}/{k}" for k in ("UA", "RA", "TA", "MIA", "mia_auc")} <= one.keys()
+    for key in one:  # accuracies are sums of 0/1 counts; MIA and the AUC sort their samples: the same to rounding
+        assert two[key] == pytest.approx(one[key], abs=1e-6), key
+
+
+class EvaluateOnRankZero(Callback):
+    """After the fit, only rank 0 calls ``evaluate`` (as in ``if trainer.is_global_zero: evaluate(...)``)."""
+
+    def __init__(self, folder: Path, loaders: dict[str, DataLoader]) -> None:
+        self.folder, self.loaders = folder, loaders
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.is_global_zero:
+            torch.save(evaluate(pl_module, self.loaders), self.folder / "rank0_metrics.pt")
+
+
+@pytest.mark.slow
+def test_evaluate_on_rank_zero_only_after_a_ddp_fit(data, tmp_path):
+    """Before: rank 0's metric sync waited for rank 1, which never joined (a crash, or a hang until the timeout)."""
+    from datetime import timedelta
+
+    from lightning.pytorch.strategies import DDPStrategy
+
+    net = mlp()
+    net.load_state_dict(data["pretrained"])
+    loaders = {name: DataLoader(data[name], batch_size=32) for name in ("forget", "retain", "test")}
+    unlearn = Unlearn(NPO(), forget=data["forget"], batch_size=16, progress_bar=False, monitor=False)
+    strategy = DDPStrategy(start_method="spawn", timeout=timedelta(seconds=60))
+    trainer = ddp_trainer(max_epochs=1, strategy=strategy, callbacks=[unlearn, EvaluateOnRankZero(tmp_path, loaders)])
+    module = NetClassifier(net)
+    trainer.fit(module, DataLoader(data["retain"], batch_size=25))
+    metrics = torch.load(tmp_path / "rank0_metrics.pt", weights_only=True)
+    assert metrics == evaluate(module, loaders)  # rank 0's weights came back: the same numbers in one process
+    assert {"forget_acc", "RA", "TA", "MIA", "mia_auc"} <= metrics.keys()

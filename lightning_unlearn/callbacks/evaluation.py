@@ -39,6 +39,9 @@ def evaluate(
     Returns ``forget_acc``, ``UA``, ``RA``, ``TA``, ``MIA``, ``mia_auc`` (those the splits allow),
     plus ``avg_gap`` when the ``oracle``'s metrics are given. ``progress_bar`` shows one bar over
     all evaluation batches.
+
+    It runs in this process only, on the whole loaders, without any collective call: under DDP it may be called on
+    every rank (each gets the same numbers) or on one rank alone (e.g. ``if trainer.is_global_zero:``) after the fit.
     """
     evaluator = run_evaluation(model, loaders, task, mia_attack, device, progress_bar)
     return with_gap(evaluator.compute(), oracle)
@@ -61,7 +64,9 @@ def run_evaluation(
         raise ValueError(f"`loaders` keys should be among {list(EVAL_SPLITS)}, got {unknown}.")
     task = task or ClassificationTask()
     device = device or next(model.parameters()).device
-    evaluator = UnlearningEvaluator(task, mia_attack=mia_attack).to(device)
+    # Every process scores the whole loaders itself: no reduction over DDP ranks (the numbers are exact in every
+    # process, and a call on rank 0 alone after a DDP fit does not wait for the other ranks).
+    evaluator = UnlearningEvaluator(task, mia_attack=mia_attack, distributed=False).to(device)
     evaluator.expect(list(loaders))
     was_training = model.training
     model.eval()
