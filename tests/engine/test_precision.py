@@ -15,7 +15,7 @@ import torch
 from torch.utils.data import DataLoader
 from toys import NetClassifier, class_forget_data, make_trainer, mlp
 
-from lightning_unlearn import ForgetRetainDataModule, Unlearn, UnlearningModule
+from lightning_unlearn import ForgetRetainDataModule, Unlearn, UnlearningEvaluation, UnlearningModule, evaluate
 from lightning_unlearn.methods import NPO, SCRUB, SalUn
 
 #: precision -> the dtype of the module's weights after the fit
@@ -92,3 +92,18 @@ def test_unlearning_module_in_every_precision(data, precision, method_name, tmp_
     metrics = trainer.test(module, datamodule=dm, verbose=False)[0]
     assert {"test/UA", "test/RA", "test/TA", "test/MIA", "test/mia_auc", "test/avg_gap"} <= metrics.keys()
     assert all(torch.isfinite(torch.tensor(v)) for v in metrics.values())
+
+
+@pytest.mark.parametrize("precision", list(PRECISIONS))
+def test_evaluation_callback_and_evaluate_in_every_precision(data, precision):
+    net = mlp()
+    net.load_state_dict(data["pretrained"])
+    evaluation = UnlearningEvaluation(forget=data["forget"], retain=data["retain"], test=data["test"])
+    unlearn = Unlearn(NPO(), forget=data["forget"], batch_size=4, progress_bar=False, monitor=False)
+    module = NetClassifier(net)
+    make_trainer(max_steps=2, precision=precision, callbacks=[unlearn, evaluation]).fit(module, DataLoader(data["retain"], batch_size=8))
+    assert {"forget_acc", "RA", "TA", "MIA", "mia_auc"} <= evaluation.metrics.keys()
+    assert all(torch.isfinite(torch.tensor(v)) for v in evaluation.metrics.values())
+    # after the fit, evaluate() takes the precision of the Trainer the module is attached to
+    loaders = {split: DataLoader(data[split], batch_size=16) for split in ("forget", "retain", "test")}
+    assert evaluate(module, loaders) == evaluation.metrics
