@@ -343,3 +343,20 @@ def test_two_processes_stay_within_the_stated_tolerance_on_an_uneven_forget_set(
                 assert abs(got[key] - expected[key]) <= one_sample + 1e-6, f"{name}: {key} {got[key]} vs {expected[key]}"
             else:
                 assert got[key] == pytest.approx(expected[key], rel=UNEVEN_LOSS_RTOL, abs=UNEVEN_LOSS_ATOL), f"{name}: {key}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("schedule", ["interleaved", "after_training"])
+def test_bf16_true_under_ddp_spawn(data, schedule, tmp_path):
+    """The callback's batches and NPO's reference follow ``bf16-true`` in every rank (before: a dtype mismatch)."""
+    net = mlp()
+    net.load_state_dict(data["pretrained"])
+    unlearn = Unlearn(NPO(), forget=data["forget"], retain=data["retain"], schedule=schedule, batch_size=16, max_steps=4,  # type: ignore[arg-type]
+                      optimizer=functools.partial(torch.optim.Adam, lr=1e-2), progress_bar=False)
+    trainer = ddp_trainer(max_epochs=1, precision="bf16-true", callbacks=[unlearn, RankRecorder(tmp_path)])
+    trainer.fit(NetClassifier(net), DataLoader(data["retain"], batch_size=25))
+    ranks = load_ranks(tmp_path)
+    assert_same_state(ranks[0]["state"], ranks[1]["state"])
+    assert {v.dtype for v in ranks[0]["state"].values()} == {torch.bfloat16}
+    assert all(bool(torch.isfinite(v).all()) for v in ranks[0]["state"].values())
+    assert [r["stream"][2] for r in ranks] == [4 if schedule == "after_training" else 6] * 2  # interleaved: 150 retain samples / 25 per rank
