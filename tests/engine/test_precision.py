@@ -8,6 +8,7 @@ mismatch in the first matmul before). The mixed precisions keep float32 weights 
 from __future__ import annotations
 
 import functools
+import json
 from typing import Any
 
 import pytest
@@ -107,3 +108,20 @@ def test_evaluation_callback_and_evaluate_in_every_precision(data, precision):
     # after the fit, evaluate() takes the precision of the Trainer the module is attached to
     loaders = {split: DataLoader(data[split], batch_size=16) for split in ("forget", "retain", "test")}
     assert evaluate(module, loaders) == evaluation.metrics
+
+
+@pytest.mark.parametrize("precision", list(PRECISIONS))
+def test_report_in_every_precision(data, precision, tmp_path):
+    """The report scores the unlearned model, the original and the oracle in the fit's precision."""
+    from lightning_unlearn.report import UnlearningReport
+
+    torch.save(data["pretrained"], tmp_path / "original.pt")
+    torch.save(mlp(seed=1).state_dict(), tmp_path / "oracle.pt")
+    module = UnlearningModule(mlp(), NPO(), optimizer=ADAM, original=str(tmp_path / "original.pt"), oracle=str(tmp_path / "oracle.pt"))
+    dm = ForgetRetainDataModule(data["train"], data["test"], forget_class=0, batch_size=4)
+    report = UnlearningReport(dirpath=tmp_path / "report")
+    make_trainer(max_steps=2, precision=precision, limit_val_batches=0, callbacks=[report]).fit(module, datamodule=dm)
+    metrics = json.loads((tmp_path / "report" / "report.json").read_text())["metrics"]
+    for name in ("unlearned", "original", "oracle"):
+        assert {"forget_acc", "RA", "TA", "MIA", "mia_auc"} <= metrics[name].keys(), name
+    assert metrics["original"]["forget_acc"] == 100.0 and metrics["unlearned"]["forget_acc"] < 100.0
