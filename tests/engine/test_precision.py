@@ -110,6 +110,7 @@ def test_evaluation_callback_and_evaluate_in_every_precision(data, precision):
     assert evaluate(module, loaders) == evaluation.metrics
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("precision", list(PRECISIONS))
 def test_report_in_every_precision(data, precision, tmp_path):
     """The report scores the unlearned model, the original and the oracle in the fit's precision."""
