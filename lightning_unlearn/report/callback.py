@@ -320,7 +320,7 @@ class UnlearningReport(Callback):
             if model is None:
                 continue
             model.to(device)
-            evaluator = run_evaluation(model, loaders, task, self.mia_attack, device)
+            evaluator = run_evaluation(model, loaders, task, self.mia_attack, device, precision=trainer.precision_plugin)
             metrics[name] = with_gap(evaluator.compute(), metrics["oracle"])
             if structure is not None:
                 features, labels = collect_features(model, structure, layer, task)
