@@ -11,6 +11,8 @@ from __future__ import annotations
 import copy
 import os
 import pickle
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -226,3 +228,51 @@ def reference_model(model: nn.Module) -> nn.Module:
     :class:`~lightning_unlearn.peft.AdapterDisabledReference`)."""
     shared = adapter_disabled_reference(model)
     return shared if shared is not None else frozen_copy(model)
+
+
+#: One active dropout of a model: (module name, module, attribute, probability).
+DropoutSetting = tuple[str, nn.Module, str, float]
+
+
+def dropout_settings(model: nn.Module) -> list[DropoutSetting]:
+    """Every active dropout of ``model``: each dropout layer's ``p`` and each float attribute named ``*drop*`` that is
+    above 0 (the probabilities ``transformers`` layers pass to ``F.dropout`` or to the attention kernel themselves,
+    e.g. OPT's ``dropout``, Llama's ``attention_dropout``, OPT's ``layerdrop``)."""
+    found: list[DropoutSetting] = []
+    for name, module in model.named_modules():
+        for attribute, value in vars(module).items():
+            if isinstance(value, float) and 0 < value <= 1 and "drop" in attribute.lower():
+                found.append((name, module, attribute, value))
+        if isinstance(module, nn.modules.dropout._DropoutNd) and module.p > 0:
+            found.append((name, module, "p", float(module.p)))
+    return found
+
+
+def disable_dropout(model: nn.Module) -> list[DropoutSetting]:
+    """Set every dropout probability of ``model`` (:func:`dropout_settings`) to 0, leaving the train/eval flags alone;
+    returns what was changed, for :func:`restore_dropout`.
+
+    Only the probabilities are zeroed, not the modules put in eval mode: batch norms keep using batch statistics
+    and ``transformers``' gradient checkpointing (active only in training mode) keeps working, with the same (no)
+    dropout in its recomputation.
+    """
+    settings = dropout_settings(model)
+    for _, module, attribute, _ in settings:
+        setattr(module, attribute, 0.0)
+    return settings
+
+
+def restore_dropout(settings: list[DropoutSetting]) -> None:
+    """Put back the probabilities :func:`disable_dropout` zeroed."""
+    for _, module, attribute, value in settings:
+        setattr(module, attribute, value)
+
+
+@contextmanager
+def dropout_disabled(model: nn.Module) -> Iterator[nn.Module]:
+    """Inside the block every dropout of ``model`` has probability 0 (:func:`disable_dropout`); restored on exit."""
+    settings = disable_dropout(model)
+    try:
+        yield model
+    finally:
+        restore_dropout(settings)

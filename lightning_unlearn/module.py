@@ -11,11 +11,14 @@ import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 
+from lightning_unlearn._rng import PendingRNG, collect_rng_states
 from lightning_unlearn._weights import load_weights
 from lightning_unlearn.datamodules.forget_retain import EVAL_SPLITS
 from lightning_unlearn.engine import ForgetMonitor, Progress, UnlearningEngine, check_stop_arguments, check_strategy, logging_step
+from lightning_unlearn.engine.precision import convert_module, follow_precision
 from lightning_unlearn.evaluation import UnlearningEvaluator, with_gap
-from lightning_unlearn.methods.base import UnlearningMethod
+from lightning_unlearn.evaluation.padding import PaddingTrim, current_eval_loader
+from lightning_unlearn.methods.base import NonFiniteLossError, UnlearningMethod
 from lightning_unlearn.metrics import MIAAttack
 from lightning_unlearn.peft import apply_peft, enable_gradient_checkpointing
 from lightning_unlearn.tasks.base import Task
@@ -124,6 +127,8 @@ class UnlearningModule(pl.LightningModule):
         self.oracle_evaluator = UnlearningEvaluator(self.task, mia_attack=mia_attack) if oracle else None
         self._prepared = False
         self._pending_method_state: dict[str, Any] | None = None
+        self._pending_rng = PendingRNG()
+        self._padding = PaddingTrim()  # under DDP: the eval samplers' padding repeats are not scored
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         return self.model(*args, **kwargs)
@@ -167,6 +172,7 @@ class UnlearningModule(pl.LightningModule):
 
     def on_fit_start(self) -> None:
         self.method.to(self.device)
+        follow_precision(self.trainer, self.method, self.monitor)  # the reference etc. in the module's precision
         datamodule = getattr(self.trainer, "datamodule", None)
         request = getattr(datamodule, "request", None)
         hparams = {f"method/{k}": v for k, v in self.method.hparams().items()}
@@ -183,6 +189,9 @@ class UnlearningModule(pl.LightningModule):
     def on_train_epoch_start(self) -> None:
         self.method.train()
 
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        self._pending_rng.apply()  # a resumed run continues the interrupted run's random numbers from here
+
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         monitor = self.monitor
         if monitor is not None and monitor.has_criterion and monitor.should_stop(self.model, self.global_step, self.device):
@@ -195,6 +204,13 @@ class UnlearningModule(pl.LightningModule):
         if self.trainer.is_global_zero:
             for logger in self.loggers:
                 logger.log_metrics({f"unlearn/{k}": v for k, v in self.unlearning_summary.items()}, step=self.global_step)
+
+    def teardown(self, stage: str) -> None:
+        if stage == "fit":
+            self.method.restore_dropout()  # methods with a reference set it to 0 for the fit
+
+    def on_exception(self, exception: BaseException) -> None:
+        self.method.restore_dropout()  # Lightning skips `teardown` when fit raises
 
     def configure_optimizers(self) -> Any:
         params = [p for p in self.model.parameters() if p.requires_grad]
@@ -215,7 +231,18 @@ class UnlearningModule(pl.LightningModule):
             )
         forget, retain = batch.get("forget"), batch.get("retain")
         max_epochs = self.trainer.max_epochs if self.trainer.max_epochs and self.trainer.max_epochs > 0 else None
-        out = self.engine.loss(self.model, forget, retain, Progress(self.current_epoch, max_epochs, self.global_step))
+        try:
+            out = self.engine.loss(self.model, forget, retain, Progress(self.current_epoch, max_epochs, self.global_step))
+        except NonFiniteLossError as err:
+            source = (
+                f"the `original` file {self.original!r} is unchanged (only read)"
+                if self.original
+                else "no weights file was written"
+            )
+            raise NonFiniteLossError(
+                f"{err} The fit stopped at global step {self.global_step}; {source}. Resume from a checkpoint written "
+                "before the divergence or restart with a lower learning rate."
+            ) from None
         if logging_step(self.trainer, batch_idx):  # the loggers only write every `log_every_n_steps`; logging costs time
             batch_size = self.engine.batch_size(forget, retain)
             self.log_dict({f"train/{k}": v for k, v in out.parts.items()}, prog_bar=False, batch_size=batch_size)
@@ -234,8 +261,10 @@ class UnlearningModule(pl.LightningModule):
         state = self.method.state_dict()
         if state:
             checkpoint["unlearning_method"] = state
+        checkpoint["unlearning_rng"] = collect_rng_states()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self._pending_rng.load(checkpoint.get("unlearning_rng"))
         state = checkpoint.get("unlearning_method")
         if state is None:
             return
@@ -262,17 +291,19 @@ class UnlearningModule(pl.LightningModule):
             if evaluator is not None:
                 evaluator.reset()
                 evaluator.expect(names)
+        self._padding.reset()
         for oracle in self._oracle:
-            oracle.to(self.device)
+            convert_module(self.trainer, oracle.to(self.device))
 
     def _eval_step(self, batch: Any, dataloader_idx: int) -> None:
         names = self._split_names()
         if dataloader_idx >= len(names):
             raise ValueError(f"Got evaluation loader #{dataloader_idx} but only the splits {names} are named.")
         split = names[dataloader_idx]
-        self.evaluator.update(split, self.task.forward(self.model, batch), batch)
+        keep = self._padding.keep(dataloader_idx, current_eval_loader(self.trainer, dataloader_idx), self.task.batch_size(batch))
+        self.evaluator.update(split, self.task.forward(self.model, batch), batch, keep)
         if self._oracle and self.oracle_evaluator is not None:
-            self.oracle_evaluator.update(split, self.task.forward(self._oracle[0], batch), batch)
+            self.oracle_evaluator.update(split, self.task.forward(self._oracle[0], batch), batch, keep)
 
     def _eval_end(self, prefix: str) -> dict[str, float]:
         metrics = self.evaluator.compute()
@@ -281,7 +312,8 @@ class UnlearningModule(pl.LightningModule):
         logged = {f"{prefix}/{k}": v for k, v in metrics.items()}
         if oracle:
             logged.update({f"{prefix}/oracle/{k}": v for k, v in oracle.items()})
-        # Values are already reduced over ranks by torchmetrics; sync_dist averages identical numbers.
+        # Values are already reduced over ranks by torchmetrics (every sample once: no padding repeats, see
+        # `evaluation.padding`); sync_dist averages identical numbers.
         self.log_dict(logged, sync_dist=True)
         return metrics
 

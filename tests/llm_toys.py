@@ -55,3 +55,37 @@ def qa_batch(examples: list[dict[str, str]] | None = None, *, max_length: int = 
     """A right-padded causal-LM batch of ``examples`` (default all of :data:`QA`) with the toy tokenizer."""
     collator = QACollator(toy_tokenizer(), max_length=max_length, **kwargs)
     return collator(QA if examples is None else examples)
+
+
+#: The causal-LM families of :func:`tiny_causal_lm` (transformers config class, model class, size keywords).
+LM_FAMILIES: tuple[str, ...] = ("gpt2", "opt", "neox", "phi", "qwen2", "qwen3", "gemma", "llama")
+
+
+def tiny_causal_lm(family: str, seed: int = 0, **config: Any) -> Any:
+    """A tiny random causal LM of ``family`` (one of :data:`LM_FAMILIES`: hidden 32, 2 layers, 4 heads) over the toy
+    tokenizer's vocabulary, in eval mode; ``config`` overrides the family's config keywords (e.g. dropouts).
+
+    The families keep their own defaults otherwise: GPT-2 and OPT have dropout 0.1, GPT-2 uses transformers'
+    ``Conv1D`` layers, OPT/NeoX/Phi have their own MLP names. Nothing is downloaded.
+    """
+    import transformers as tf
+
+    tok = toy_tokenizer()
+    ids = {"vocab_size": len(tok), "pad_token_id": tok.pad_token_id, "bos_token_id": tok.bos_token_id, "eos_token_id": tok.eos_token_id}
+    heads = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 64, "max_position_embeddings": 128}
+    kv = {**heads, "num_key_value_heads": 2, "head_dim": 8}
+    specs = {
+        "gpt2": (tf.GPT2Config, tf.GPT2LMHeadModel, {"n_embd": 32, "n_layer": 2, "n_head": 4, "n_positions": 128}),
+        "opt": (tf.OPTConfig, tf.OPTForCausalLM, {**heads, "ffn_dim": 64, "word_embed_proj_dim": 32}),
+        "neox": (tf.GPTNeoXConfig, tf.GPTNeoXForCausalLM, heads),
+        "phi": (tf.PhiConfig, tf.PhiForCausalLM, heads),
+        "qwen2": (tf.Qwen2Config, tf.Qwen2ForCausalLM, {k: v for k, v in kv.items() if k != "head_dim"}),
+        "qwen3": (tf.Qwen3Config, tf.Qwen3ForCausalLM, kv),
+        "gemma": (tf.GemmaConfig, tf.GemmaForCausalLM, kv),
+        "llama": (tf.LlamaConfig, tf.LlamaForCausalLM, {k: v for k, v in kv.items() if k != "head_dim"}),
+    }
+    if family not in specs:
+        raise ValueError(f"`family` should be one of {list(specs)}, got {family!r}.")
+    config_class, model_class, sizes = specs[family]
+    torch.manual_seed(seed)
+    return model_class(config_class(**ids, **sizes, **config)).eval()

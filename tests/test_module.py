@@ -196,6 +196,21 @@ def test_non_finite_loss_stops_fit_with_the_last_good_weights(dm, weights):
         torch.testing.assert_close(bad.model.state_dict()[name], value, rtol=0, atol=0)
 
 
+def test_a_diverging_fit_says_what_state_the_weights_are_in(dm, weights):
+    """A huge learning rate: finite steps blow the weights up before the loss becomes NaN. The error must not claim
+    the weights are fine; it gives their largest magnitude and says they diverged, and the original file is intact."""
+    before = sha256(weights["original"])
+    module = UnlearningModule(
+        mlp(), GradientAscent(), original=str(weights["original"]), optimizer=functools.partial(torch.optim.SGD, lr=1e12)
+    )
+    with pytest.raises(
+        NonFiniteLossError, match=r"(?s)largest \|w\| = \d.*e\+\d+.*diverged before the loss did.*`original` file .* is unchanged"
+    ):
+        make_trainer(max_epochs=3, limit_val_batches=0).fit(module, datamodule=dm)
+    assert max(float(p.abs().max()) for p in module.model.parameters()) > 1e4
+    assert sha256(weights["original"]) == before
+
+
 def test_a_model_without_trainable_parameters_is_an_error(dm):
     module = UnlearningModule(mlp().requires_grad_(False), GradientAscent())
     with pytest.raises(ValueError, match="The model has no trainable parameters"):
@@ -246,5 +261,69 @@ def test_resume_from_a_checkpoint_matches_an_uninterrupted_run(name, dm, weights
 
     assert trainer.global_step == 12
     assert any(not torch.equal(first.model.state_dict()[k], v) for k, v in full.model.state_dict().items())
+    for key, value in full.model.state_dict().items():
+        torch.testing.assert_close(resumed.model.state_dict()[key], value, rtol=0, atol=0, msg=key)
+
+
+_KILLED_RUN = """
+import os, signal, sys
+sys.path.insert(0, {tests!r})
+import functools, torch
+import lightning.pytorch as pl
+from lightning.pytorch.callbacks import ModelCheckpoint
+from toys import blobs, make_trainer, mlp
+from lightning_unlearn import ForgetRetainDataModule, UnlearningModule
+from lightning_unlearn.methods import {method}
+
+class Kill(pl.Callback):
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if trainer.global_step == 13:
+            os.kill(os.getpid(), signal.SIGKILL)  # no exception handling, no teardown: a real crash
+
+torch.manual_seed(123)
+dm = ForgetRetainDataModule(blobs(100, seed=1), forget_class=0, batch_size=10, num_workers={workers})
+module = UnlearningModule(mlp(5, dropout=0.3), {method}(), original={original!r},
+                          optimizer=functools.partial(torch.optim.Adam, lr=1e-2), monitor=False)
+checkpoints = ModelCheckpoint(dirpath={folder!r}, every_n_train_steps=4, save_top_k=-1)
+make_trainer(max_epochs=2, limit_val_batches=0, callbacks=[Kill(), checkpoints]).fit(module, datamodule=dm)
+"""
+
+
+@pytest.mark.parametrize(("method", "workers"), [("GradDiff", 0), ("RandomLabel", 2)])
+def test_resume_from_a_mid_epoch_checkpoint_after_a_kill_matches_an_uninterrupted_run(method, workers, tmp_path):
+    """SIGKILL at step 13 (epoch 1, batch 3 of 10), resume from the step-12 checkpoint: the resumed run reads the
+    epoch's remaining batches in the same order and draws the same dropout masks, so it ends bit for bit where the
+    uninterrupted run ends (before the fix it replayed the epoch's start: weights off by up to 4e-2)."""
+    import subprocess
+    import sys
+
+    from lightning_unlearn import methods
+
+    train = blobs(100, seed=1)
+    original = tmp_path / "original.pt"
+    torch.save(fit_plain(mlp(0, dropout=0.3), *train.tensors).state_dict(), original)
+
+    def fresh() -> UnlearningModule:
+        model = mlp(5, dropout=0.3)
+        return UnlearningModule(model, getattr(methods, method)(), original=str(original), optimizer=adam(1e-2), monitor=False)
+
+    def data() -> ForgetRetainDataModule:
+        return ForgetRetainDataModule(train, forget_class=0, batch_size=10, num_workers=workers)
+
+    torch.manual_seed(123)
+    full = fresh()
+    make_trainer(max_epochs=2, limit_val_batches=0).fit(full, datamodule=data())
+
+    folder = tmp_path / "checkpoints"
+    script = _KILLED_RUN.format(tests=str(Path(__file__).parent), method=method, original=str(original), folder=str(folder), workers=workers)
+    killed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    assert sorted(p.name for p in folder.iterdir()) == ["epoch=0-step=4.ckpt", "epoch=0-step=8.ckpt", "epoch=1-step=12.ckpt"]
+
+    torch.manual_seed(999)  # the resumed process's own random state must not matter: the checkpoint's is restored
+    resumed = fresh()
+    trainer = make_trainer(max_epochs=2, limit_val_batches=0)
+    trainer.fit(resumed, datamodule=data(), ckpt_path=folder / "epoch=1-step=12.ckpt")
+    assert trainer.global_step == 20
     for key, value in full.model.state_dict().items():
         torch.testing.assert_close(resumed.model.state_dict()[key], value, rtol=0, atol=0, msg=key)

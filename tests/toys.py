@@ -52,12 +52,23 @@ def blobs(
     return dataset(centers[targets] + noise, targets)
 
 
-def mlp(seed: int = 0, *, dim: int = DIM, hidden: int = HIDDEN, num_classes: int = NUM_CLASSES, named: bool = False) -> nn.Module:
+def mlp(
+    seed: int = 0,
+    *,
+    dim: int = DIM,
+    hidden: int = HIDDEN,
+    num_classes: int = NUM_CLASSES,
+    named: bool = False,
+    dropout: float = 0.0,
+) -> nn.Module:
     """Linear-ReLU-Linear, initialised after ``torch.manual_seed(seed)``.
 
-    ``named=True`` nests it as ``body`` (Linear-ReLU) and ``head`` (Linear), so masks can name layers.
+    ``named=True`` nests it as ``body`` (Linear-ReLU) and ``head`` (Linear), so masks can name layers. ``dropout > 0``
+    puts a ``Dropout`` before the last layer (Linear-ReLU-Dropout-Linear: training then draws random numbers).
     """
     torch.manual_seed(seed)
+    if dropout:
+        return nn.Sequential(nn.Linear(dim, hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, num_classes))
     if named:
         body = nn.Sequential(nn.Linear(dim, hidden), nn.ReLU())
         return nn.Sequential(OrderedDict(body=body, head=nn.Linear(hidden, num_classes)))

@@ -107,7 +107,10 @@ class RobustnessAttacks(Callback):
                 logger.log_metrics({f"attack/{name}/{k}": v for k, v in flat.items() if math.isfinite(v)}, step=trainer.global_step)
             if report is not None:
                 report.add_attack(name, flat, _DESCRIPTIONS[type(attack)].format(name=name))
-            rank_zero_info(f"RobustnessAttacks: {name} recovers {flat.get('recovery_acc', math.nan):.1%} of the forgotten accuracy.")
+            coverage = f" (quantized {flat['coverage']:.1%} of the weight matrices)" if "coverage" in flat else ""
+            rank_zero_info(
+                f"RobustnessAttacks: {name}{coverage} recovers {flat.get('recovery_acc', math.nan):.1%} of the forgotten accuracy."
+            )
         if self.dirpath is not None:
             write_results(self.results, Path(self.dirpath) / "attacks.json")
 

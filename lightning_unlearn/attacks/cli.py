@@ -140,6 +140,13 @@ def format_results(results: dict[str, Any], names: list[str]) -> str:
         "(recovery: fraction of the original -> unlearned drop in held-out forget accuracy that the attack regains; "
         "- = nothing was forgotten)"
     )
+    for name in names:
+        flat = flat_result(results, name)
+        if "coverage" in flat:
+            lines.append(
+                f"{name} quantized {flat['coverage']:.1%} of the weight-matrix elements "
+                f"({int(flat.get('skipped_matrices', 0))} weight matrices left in full precision)"
+            )
     return "\n".join(lines)
 
 

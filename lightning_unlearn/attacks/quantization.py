@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import math
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -40,7 +41,8 @@ __all__ = [
 QUANTIZATION_BITS: tuple[int, ...] = (2, 3, 4, 5, 6, 7, 8)
 
 QuantizableLayer = Literal["linear", "conv", "embedding"]
-#: The layer kinds whose ``weight`` :func:`quantize_model` can quantize.
+#: The layer kinds whose ``weight`` :func:`quantize_model` can quantize (``"linear"`` also takes ``transformers``'
+#: ``Conv1D``, GPT-2's linear layer with a transposed ``[in, out]`` weight, whenever ``transformers`` is loaded).
 QUANTIZABLE_LAYERS: dict[str, tuple[type[nn.Module], ...]] = {
     "linear": (nn.Linear,),
     "conv": (nn.Conv1d, nn.Conv2d, nn.Conv3d),
@@ -130,7 +132,7 @@ def fake_quantize(weight: Tensor, bits: int = 8, group_size: int | None = None, 
 
 @dataclass(frozen=True)
 class QuantizationSummary:
-    """What :func:`quantize_model` quantized.
+    """What :func:`quantize_model` quantized, and what it did not.
 
     Attributes:
         names: The quantized weights, by parameter name (a tensor shared by several layers is named
@@ -139,12 +141,18 @@ class QuantizationSummary:
         total_parameters: Number of elements of all the model's (unique) parameters.
         per_channel: The weights quantized per output channel although a ``group_size`` was asked for,
             because it does not divide their rows (e.g. a first convolution's 9-element rows).
+        matrix_parameters: Number of elements of all the model's weight matrices: its (unique) floating-point
+            parameters with at least 2 dimensions, quantized or not.
+        skipped: The weight matrices that were *not* quantized (not the weight of a selected layer kind, e.g. a
+            ViT's position embeddings, or a layer kind left out of ``layer_types``).
     """
 
     names: tuple[str, ...]
     num_parameters: int
     total_parameters: int
     per_channel: tuple[str, ...] = ()
+    matrix_parameters: int = 0
+    skipped: tuple[str, ...] = ()
 
     @property
     def num_tensors(self) -> int:
@@ -156,6 +164,22 @@ class QuantizationSummary:
         """Share of the model's parameters that were quantized (0 for a model without parameters)."""
         return self.num_parameters / self.total_parameters if self.total_parameters else 0.0
 
+    @property
+    def coverage(self) -> float:
+        """Share of the model's weight-matrix elements that were quantized (:attr:`matrix_parameters`; 1 for a
+        model without weight matrices): what an ``int4`` result says about the model rests on this."""
+        return self.num_parameters / self.matrix_parameters if self.matrix_parameters else 1.0
+
+
+def _transposed_linear_class() -> type[nn.Module] | None:
+    """``transformers``' ``Conv1D`` (a linear layer storing its weight as ``[in, out]``), if ``transformers`` is loaded."""
+    return getattr(sys.modules.get("transformers.pytorch_utils"), "Conv1D", None)
+
+
+def _rows(weight: Tensor, transposed: bool) -> Tensor:
+    """``weight`` with one row per output channel: a ``Conv1D`` weight ``[in, out]`` is read as ``[out, in]``."""
+    return weight.t() if transposed else weight
+
 
 def _layer_classes(layer_types: Sequence[str]) -> tuple[type[nn.Module], ...]:
     if isinstance(layer_types, str) or not isinstance(layer_types, Sequence) or not layer_types:
@@ -163,6 +187,9 @@ def _layer_classes(layer_types: Sequence[str]) -> tuple[type[nn.Module], ...]:
     classes: tuple[type[nn.Module], ...] = ()
     for kind in layer_types:
         classes += QUANTIZABLE_LAYERS[check_choice("layer_types", kind, QUANTIZABLE_LAYERS)]
+    conv1d = _transposed_linear_class()
+    if "linear" in layer_types and conv1d is not None:
+        classes += (conv1d,)
     return classes
 
 
@@ -176,11 +203,13 @@ def quantize_model(
     """A deep copy of ``model`` whose layer weights are fake-quantized with :func:`fake_quantize`.
 
     The ``weight`` of every ``nn.Linear`` (``"linear"``; this includes a ``transformers`` model's
-    ``lm_head``), ``nn.Conv1d/2d/3d`` (``"conv"``) and ``nn.Embedding`` (``"embedding"``) selected by
-    ``layer_types`` is quantized; biases, normalisation parameters and everything else keep their
-    values. Subclasses of these layers count as the layer; a weight that is not a plain
-    ``nn.Parameter`` (e.g. computed by ``torch.nn.utils.parametrize``) is left alone and is absent from
-    the summary. ``model`` itself is not modified.
+    ``lm_head`` and ``transformers``' ``Conv1D``, GPT-2's attention and MLP layers, whose ``[in, out]``
+    weight is quantized per output channel like a linear layer's), ``nn.Conv1d/2d/3d`` (``"conv"``) and
+    ``nn.Embedding`` (``"embedding"``) selected by ``layer_types`` is quantized; biases, normalisation
+    parameters and everything else keep their values. Subclasses of these layers count as the layer; a
+    weight that is not a plain ``nn.Parameter`` (e.g. computed by ``torch.nn.utils.parametrize``) is left
+    alone and is absent from the summary. ``model`` itself is not modified. The summary records the
+    coverage: which of the model's weight matrices were quantized and which were skipped.
 
     Tied weights (e.g. a language model's input embedding and ``lm_head`` sharing one tensor) are
     quantized once, in place in the copy, so the copy's layers still share one tensor. The tensor is
@@ -207,14 +236,19 @@ def quantize_model(
     if not isinstance(model, nn.Module):
         raise TypeError(f"`model` should be a torch.nn.Module, got {type(model).__name__}.")
 
+    conv1d = _transposed_linear_class()
     selected: dict[int, tuple[str, Tensor]] = {}
     per_channel: list[str] = []  # weights whose rows the group size does not divide
+    transposed: set[str] = set()  # Conv1D weights, [in, out]
     for module_name, module in model.named_modules():
         weight = getattr(module, "weight", None)
         if isinstance(module, classes) and isinstance(weight, nn.Parameter) and id(weight) not in selected:
             name = f"{module_name}.weight" if module_name else "weight"
-            _check_weight(weight, None, what=f"the weight `{name}`")
-            if group_size is not None and math.prod(weight.shape[1:]) % group_size:
+            if conv1d is not None and isinstance(module, conv1d):
+                transposed.add(name)
+            rows = _rows(weight, name in transposed)
+            _check_weight(rows, None, what=f"the weight `{name}`")
+            if group_size is not None and math.prod(rows.shape[1:]) % group_size:
                 per_channel.append(name)
             selected[id(weight)] = (name, weight)
 
@@ -226,10 +260,19 @@ def quantize_model(
         for name in names:
             target = copied[name]
             groups = None if name in per_channel else group_size
-            target.copy_(fake_quantize(target, bits=bits, group_size=groups, symmetric=symmetric))
+            rows = _rows(target, name in transposed)
+            rows.copy_(fake_quantize(rows, bits=bits, group_size=groups, symmetric=symmetric))
     total = sum(p.numel() for p in model.parameters())
     quantized = sum(weight.numel() for _, weight in selected.values())
-    summary = QuantizationSummary(names=names, num_parameters=quantized, total_parameters=total, per_channel=tuple(per_channel))
+    matrices = [(n, p) for n, p in model.named_parameters() if p.is_floating_point() and p.dim() >= 2]
+    summary = QuantizationSummary(
+        names=names,
+        num_parameters=quantized,
+        total_parameters=total,
+        per_channel=tuple(per_channel),
+        matrix_parameters=sum(p.numel() for _, p in matrices),
+        skipped=tuple(n for n, p in matrices if id(p) not in selected),
+    )
     return attacked, summary
 
 
@@ -253,7 +296,8 @@ class QuantizationAttack:
         layer_types: Which kinds of layers to quantize: any of ``"linear"``, ``"conv"``, ``"embedding"``.
 
     Attributes:
-        summary: The :class:`QuantizationSummary` of the last call (``None`` before the first).
+        summary: The :class:`QuantizationSummary` of the last call (``None`` before the first): what was
+            quantized, and its :attr:`~QuantizationSummary.coverage` of the model's weight matrices.
     """
 
     def __init__(

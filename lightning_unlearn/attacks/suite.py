@@ -106,7 +106,10 @@ def run_attacks(
         ``{"split": {...}, "models": {"unlearned": m, "original": m, "oracle": m}, "attacks": {name: {"unlearned": m,
         "oracle": m, "recovery_acc": r, "recovery_loss": r, "oracle_recovery_acc": r, "oracle_recovery_loss": r}}}``
         where ``m`` are the metrics of :func:`measure` and ``r`` fractions of the forgotten gap regained (NaN when
-        nothing was forgotten or without ``original``).
+        nothing was forgotten or without ``original``). A quantization attack's entry also holds its ``"coverage"``
+        (the share of the unlearned model's weight-matrix elements it quantized,
+        :attr:`~lightning_unlearn.attacks.quantization.QuantizationSummary.coverage`) and ``"skipped_matrices"``
+        (how many weight matrices it left in full precision).
     """
     check_fraction("relearn_fraction", relearn_fraction, inclusive_high=False)
     task = task if task is not None else ClassificationTask()
@@ -136,6 +139,9 @@ def run_attacks(
             if model is None:
                 continue
             attacked = _apply(attack, model, task, relearn_part, collate_like, seed)
+            if who == "unlearned" and isinstance(attack, QuantizationAttack) and attack.summary is not None:
+                entry["coverage"] = attack.summary.coverage
+                entry["skipped_matrices"] = len(attack.summary.skipped)
             entry[who] = measure(attacked, task, loaders)
             del attacked
             prefix = "" if who == "unlearned" else "oracle_"

@@ -7,15 +7,16 @@ from typing import Any, Literal
 
 import lightning.pytorch as pl
 import torch
-from lightning.fabric.utilities.apply_func import move_data_to_device
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.cli import OptimizerCallable
+from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.types import STEP_OUTPUT
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 from typing_extensions import override
 
 from lightning_unlearn._errors import check_choice
+from lightning_unlearn._rng import PendingRNG, collect_rng_states
 from lightning_unlearn.callbacks._stream import BatchStream
 from lightning_unlearn.engine import (
     ForgetMonitor,
@@ -29,7 +30,8 @@ from lightning_unlearn.engine import (
     logging_step,
     run_steps,
 )
-from lightning_unlearn.methods.base import UnlearningMethod
+from lightning_unlearn.engine.precision import follow_precision, to_module
+from lightning_unlearn.methods.base import NonFiniteLossError, UnlearningMethod
 from lightning_unlearn.tasks.base import Task
 from lightning_unlearn.tasks.classification import ClassificationTask
 
@@ -72,7 +74,19 @@ class Unlearn(Callback):
     weights the module has when ``fit`` starts, also with ``start_epoch > 0``. The
     ``"after_training"`` phase runs after Lightning's last epoch-end checkpoint: save the unlearned
     weights with :class:`~lightning_unlearn.SaveWeights` (it runs at ``on_fit_end``, after the
-    phase) or ``trainer.save_checkpoint`` after ``fit``.
+    phase) or ``trainer.save_checkpoint`` after ``fit``. A run that stopped inside that phase (a crash, a kill) and is
+    resumed from its last checkpoint runs the whole phase again from the weights it started from: Lightning skips
+    ``on_train_end`` when no epoch is left, so the callback runs the phase at ``on_fit_end``, before any other
+    callback's ``on_fit_end`` (``Unlearn`` callbacks are moved to the front of ``trainer.callbacks``).
+
+    **Exact resume.** The stream positions, the method's state and the global random state (torch, NumPy, Python;
+    restored as the first resumed batch starts) are in the checkpoint. A run resumed from a checkpoint written
+    mid-epoch matches the uninterrupted run bit for bit on the CPU when the Trainer's own train loader is resumable
+    too (``state_dict``/``load_state_dict``, e.g. :class:`~lightning_unlearn.ResumableDataLoader`; Lightning warns
+    when it is not).
+
+    **A diverging phase.** If the loss becomes NaN or infinite in a phase, the callback restores the weights the
+    module had when the phase started and raises :class:`~lightning_unlearn.methods.NonFiniteLossError`.
 
     Args:
         method: The unlearning method, e.g. ``NPO(beta=0.1)``.
@@ -166,6 +180,7 @@ class Unlearn(Callback):
         self._in_phase = False
         self._masked_step = False
         self._pending_method_state: dict[str, Any] | None = None
+        self._pending_rng = PendingRNG()
 
     @property
     @override
@@ -178,6 +193,10 @@ class Unlearn(Callback):
         if stage != "fit":
             return
         check_strategy(trainer.strategy, where="The Unlearn callback")
+        # Unlearning callbacks act first at every hook, so that callbacks which save or score the model at the
+        # fit's end (SaveWeights, the report, evaluations) see the unlearned model, also after a pending phase.
+        # (A new list: Lightning is iterating the current one to call this hook.)
+        trainer.callbacks = sorted(trainer.callbacks, key=lambda c: not isinstance(c, Unlearn))
         self.forget.distribute(trainer.world_size, trainer.global_rank)
         if self.retain is not None:
             self.retain.distribute(trainer.world_size, trainer.global_rank)
@@ -205,15 +224,18 @@ class Unlearn(Callback):
     @override
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         self._unwrap_training_step(pl_module)
+        self.method.restore_dropout()  # methods with a reference set it to 0 for the fit
 
     @override
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
         # Lightning skips the ``teardown`` hooks when fit raises; the user's module must still be restored.
         self._unwrap_training_step(pl_module)
+        self.method.restore_dropout()
 
     @override
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.method.to(pl_module.device)
+        follow_precision(trainer, self.method, self.monitor)  # the reference etc. in the module's precision
         own = self.method.parameters()
         if own and self.schedule == "interleaved" and trainer.optimizers:
             # The method's own modules (e.g. a projector) train with the user's (first) optimizer, at its default
@@ -241,6 +263,21 @@ class Unlearn(Callback):
             self._run_phase(trainer, pl_module)
         elif self.schedule == "interleaved" and self.monitor_enabled and self.monitor is not None and self.monitor.before:
             self._finish_monitor(trainer, pl_module, self.steps)
+
+    @override
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.schedule == "after_training" and not self.phase_done:
+            # A run resumed from a checkpoint written after its last epoch (e.g. ``last.ckpt`` of a run that crashed
+            # inside the phase) has no epochs left, so Lightning skips ``on_train_end``: the phase runs here.
+            rank_zero_info(
+                f"Unlearn({self.method.name}): the run resumed after its training had ended and the after_training "
+                "phase had not finished; running it now."
+            )
+            self._run_phase(trainer, pl_module)
+
+    @override
+    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int) -> None:
+        self._pending_rng.apply()  # a resumed run continues the interrupted run's random numbers from here
 
     @override
     def on_before_optimizer_step(self, trainer: pl.Trainer, pl_module: pl.LightningModule, optimizer: torch.optim.Optimizer) -> None:
@@ -307,7 +344,7 @@ class Unlearn(Callback):
 
     def _forget_term(self, pl_module: pl.LightningModule, batch_idx: int | None) -> Tensor:
         trainer = pl_module.trainer
-        batch = move_data_to_device(self.forget.next(), pl_module.device)
+        batch = to_module(self.forget.next(), pl_module)
         progress = Progress(
             epoch=trainer.current_epoch - self.start_epoch,
             max_epochs=(trainer.max_epochs - self.start_epoch) if trainer.max_epochs and trainer.max_epochs > 0 else None,
@@ -320,7 +357,7 @@ class Unlearn(Callback):
         return out.loss
 
     # ------------------------------------------------------------------ phase
-    def _phase_batches(self, device: torch.device) -> Any:
+    def _phase_batches(self, pl_module: pl.LightningModule) -> Any:
         """Forget batches pass after pass (each with the next retain batch) until the budget is spent."""
         done = 0
         epoch = 0
@@ -330,8 +367,8 @@ class Unlearn(Callback):
                 forget_batch = next(batches, None)
                 if forget_batch is None:
                     break
-                retain_batch = move_data_to_device(self.retain.next(), device) if self.retain is not None else None
-                yield StepBatch(move_data_to_device(forget_batch, device), retain_batch, Progress(epoch, self.epochs, done))
+                retain_batch = to_module(self.retain.next(), pl_module) if self.retain is not None else None
+                yield StepBatch(to_module(forget_batch, pl_module), retain_batch, Progress(epoch, self.epochs, done))
                 done += 1
             if self.max_steps is not None and done >= self.max_steps:
                 return
@@ -340,6 +377,7 @@ class Unlearn(Callback):
     def _run_phase(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.phase_done:
             return
+        self._pending_rng.apply()
         params = [p for p in pl_module.parameters() if p.requires_grad]
         factory = self.optimizer_factory or (lambda ps: torch.optim.Adam(ps, lr=1e-3))
         optimizer = factory(params + self.method.parameters())
@@ -362,6 +400,7 @@ class Unlearn(Callback):
             return monitor is not None and monitor.should_stop(pl_module, step, pl_module.device)
 
         was_training = pl_module.training
+        start_weights = {k: v.detach().to("cpu", copy=True) for k, v in pl_module.state_dict().items()}
         pl_module.train()
         self.method.train()
         self._in_phase = True
@@ -369,7 +408,7 @@ class Unlearn(Callback):
             result = run_steps(
                 self.engine,
                 stepper,
-                self._phase_batches(pl_module.device),
+                self._phase_batches(pl_module),
                 total=total,
                 description=f"unlearning ({self.method.name})",
                 progress_bar=self.progress_bar and trainer.is_global_zero,
@@ -379,6 +418,11 @@ class Unlearn(Callback):
                 on_step_end=advance,
                 keep_recent=0,
             )
+        except NonFiniteLossError as err:
+            pl_module.load_state_dict(start_weights)
+            raise NonFiniteLossError(
+                f"{err} The Unlearn callback restored the weights the module had when the {self.schedule} phase started."
+            ) from None
         finally:
             self._in_phase = False
             pl_module.train(was_training)
@@ -402,6 +446,7 @@ class Unlearn(Callback):
             "phase_done": self.phase_done,
             "criterion_met": self.criterion_met,
             "forget": self.forget.state_dict(),
+            "rng": collect_rng_states(),
         }
         method_state = self.method.state_dict()
         if method_state:
@@ -415,6 +460,7 @@ class Unlearn(Callback):
         self.steps = int(state_dict.get("steps", 0))
         self.phase_done = bool(state_dict.get("phase_done", False))
         self.criterion_met = bool(state_dict.get("criterion_met", False))
+        self._pending_rng.load(state_dict.get("rng"))
         if "method" in state_dict:
             if self._method_ready:  # Lightning restores callback state after the `setup` hook
                 self.method.load_state_dict(state_dict["method"])

@@ -399,6 +399,7 @@ class ContinualUnlearner:
             raise
         finally:
             model.eval()
+            method.restore_dropout()
         recent = result.recent_parts
 
         record: dict[str, Any] = {"request": t, "strategy": self.strategy, "steps": steps, "forget_size": forget_stream.size}

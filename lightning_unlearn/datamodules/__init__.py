@@ -8,6 +8,7 @@ from lightning_unlearn.datamodules.authors import (
     split_authors,
 )
 from lightning_unlearn.datamodules.forget_retain import EVAL_SPLITS, CombineMode, ForgetRetainDataModule, TrainOn
+from lightning_unlearn.datamodules.loaders import ResumableDataLoader
 from lightning_unlearn.datamodules.probes import GENERAL_KNOWLEDGE, Probe, filter_known, probe_correct
 from lightning_unlearn.datamodules.request import DeletionRequest, dataset_targets, resolve_request
 from lightning_unlearn.datamodules.vision import (
@@ -40,6 +41,7 @@ __all__ = [
     "ForgetRetainDataModule",
     "LabeledTensorDataset",
     "RealEntityDataModule",
+    "ResumableDataLoader",
     "Probe",
     "TrainOn",
     "dataset_targets",

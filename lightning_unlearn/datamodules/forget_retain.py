@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+import os
 import warnings
 from collections.abc import Callable, Hashable, Sequence
 from typing import Any, Literal
@@ -14,7 +16,17 @@ from torch.utils.data.distributed import DistributedSampler
 
 from lightning_unlearn._errors import check_choice
 from lightning_unlearn.datamodules._content import UnhashableSample, dataset_digests
+from lightning_unlearn.datamodules.loaders import ResumableDataLoader
 from lightning_unlearn.datamodules.request import DeletionRequest, _examples, as_indices, resolve_request
+from lightning_unlearn.privacy import (
+    fingerprints_match,
+    key_id,
+    parse_fingerprint,
+    redact_config,
+    request_from_file,
+    request_key,
+    short_fingerprint,
+)
 
 CombineMode = Literal["min_size", "max_size_cycle", "max_size"]
 _MODES = {
@@ -36,21 +48,36 @@ class ForgetRetainDataModule(pl.LightningDataModule):
     """Forget / retain / holdout / test splits from a dataset and a deletion request.
 
     Give either ``train`` plus exactly one request (``forget_indices``, ``forget_ids``,
-    ``forget_class``, ``forget_predicate`` or ``forget_fraction``), or explicit ``forget`` and
-    ``retain`` datasets. Training batches are ``{"forget": b_f, "retain": b_r}`` from a
+    ``forget_class``, ``forget_predicate`` or ``forget_fraction``; the first two also by reference,
+    as ``forget_indices_file``/``forget_ids_file``), or explicit ``forget`` and ``retain`` datasets.
+    Training batches are ``{"forget": b_f, "retain": b_r}`` from a
     :class:`~lightning.pytorch.utilities.combined_loader.CombinedLoader`; evaluation loaders come
     in the order of :attr:`eval_splits` (``forget``, ``retain``, ``test``, ``holdout``).
 
     Shuffling uses a seeded :class:`~torch.utils.data.distributed.DistributedSampler` whose order
-    depends only on ``(seed, epoch)``: runs are reproducible, resume mid-way to the same data order,
-    and each DDP rank gets its own shard.
+    depends only on ``(seed, epoch)``, and the training loaders are
+    :class:`~lightning_unlearn.datamodules.loaders.ResumableDataLoader`: runs are reproducible, a run resumed
+    from a checkpoint written mid-epoch reads exactly the batches the interrupted run had not read yet, and each
+    DDP rank gets its own shard.
+
+    The request never reaches what a run writes: hyperparameters saved with ``save_hyperparameters``
+    (by a subclass, or by LightningCLI), and with them ``hparams.yaml``, the loggers and checkpoints,
+    hold ``"<redacted: ...>"`` instead of indices, ids or the seed of ``forget_fraction``
+    (:func:`~lightning_unlearn.privacy.redact_config`); checkpoints record only the request's keyed
+    fingerprint (:attr:`DeletionRequest.fingerprint`).
 
     Args:
         train: The full training dataset the original model was trained on.
         test: Held-out test data (test accuracy; the non-members of the MIA-efficacy attack).
         forget_indices: Request: indices into ``train`` to forget (ints; integral floats such as ``3.0`` pass,
-            ``3.5`` is refused), or a boolean mask of length ``len(train)`` that is ``True`` for the samples to forget.
+            ``3.5`` is refused), or a boolean mask of length ``len(train)`` that is ``True`` for the samples to
+            forget. In a config prefer ``forget_indices_file``: a config with the indices inline is redacted when
+            saved.
+        forget_indices_file: Request by reference: a file the user controls holding the indices
+            (``.txt``: separated by whitespace, commas or newlines, ``#`` comments; ``.json``: a list;
+            ``.npy``: a 1-D array). The config names the file, not the samples.
         forget_ids: Request: sample ids to forget (needs ``sample_ids`` or ``train.sample_ids``).
+        forget_ids_file: Request by reference: a file of sample ids (``.txt``: one per line; ``.json``: a list).
         sample_ids: One id per training sample, for ``forget_ids``.
         forget_class: Request: one class label (or several) to forget entirely: a Python, numpy or torch integer,
             or an integral float such as ``3.0``.
@@ -83,7 +110,9 @@ class ForgetRetainDataModule(pl.LightningDataModule):
         pin_memory: DataLoader ``pin_memory``.
         collate_fn: DataLoader ``collate_fn`` of every loader (e.g. a tokenizing collator for text);
             ``None`` is PyTorch's default collation.
-        seed: Seed of the request (``forget_fraction``), splits and shuffling.
+        seed: Seed of the request (``forget_fraction``), splits and shuffling. With ``forget_fraction`` the
+            seed (with the dataset size) regenerates every forgotten index: it is redacted from saved
+            configs and hyperparameters, and the default 0 is public, so pick your own for real requests.
     """
 
     def __init__(
@@ -92,7 +121,9 @@ class ForgetRetainDataModule(pl.LightningDataModule):
         test: Dataset | None = None,
         *,
         forget_indices: Sequence[int] | None = None,
+        forget_indices_file: str | os.PathLike | None = None,
         forget_ids: Sequence[Hashable] | None = None,
+        forget_ids_file: str | os.PathLike | None = None,
         sample_ids: Sequence[Hashable] | None = None,
         forget_class: int | list[int] | None = None,
         forget_predicate: Callable[[Any], bool] | None = None,
@@ -140,6 +171,8 @@ class ForgetRetainDataModule(pl.LightningDataModule):
         self.collate_fn = collate_fn
         self.seed = seed
         self.request: DeletionRequest | None = None
+        forget_indices = request_from_file("forget_indices", forget_indices, forget_indices_file)
+        forget_ids = request_from_file("forget_ids", forget_ids, forget_ids_file)
 
         has_request = any(v is not None for v in (forget_indices, forget_ids, forget_class, forget_predicate, forget_fraction))
         if forget is not None or (retain is not None and train is None):
@@ -230,7 +263,7 @@ class ForgetRetainDataModule(pl.LightningDataModule):
     def _shuffled(self, dataset: Dataset, batch_size: int, seed: int) -> DataLoader:
         world, rank = self._rank()
         sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=seed, drop_last=False)
-        return DataLoader(
+        return ResumableDataLoader(
             dataset,
             batch_size=batch_size,
             sampler=sampler,
@@ -238,6 +271,7 @@ class ForgetRetainDataModule(pl.LightningDataModule):
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             persistent_workers=self.num_workers > 0,
+            generator=_own_generator(seed),
         )
 
     def forget_dataloader(self, shuffle: bool = True) -> DataLoader:
@@ -270,6 +304,7 @@ class ForgetRetainDataModule(pl.LightningDataModule):
             collate_fn=self.collate_fn,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
+            generator=_own_generator(self.seed + 100 + salt),
         )
 
     def eval_dataloaders(self) -> dict[str, DataLoader]:
@@ -291,6 +326,21 @@ class ForgetRetainDataModule(pl.LightningDataModule):
     settings: dict[str, Any] | None = None
     data_name: str = "data"
 
+    def save_hyperparameters(self, *args: Any, ignore: Sequence[str] | str | None = None, frame: Any = None, logger: bool = True) -> None:
+        """Lightning's ``save_hyperparameters``, with the request redacted (:func:`~lightning_unlearn.privacy.redact_config`):
+        ``hparams``, ``hparams_initial`` and with them the loggers' ``hparams.yaml`` and the checkpoints'
+        ``datamodule_hyper_parameters`` never hold the forget indices, ids or the seed of ``forget_fraction``."""
+        if frame is None:
+            frame = inspect.currentframe().f_back  # type: ignore[union-attr]  # the caller's arguments, as Lightning reads them
+        super().save_hyperparameters(*args, ignore=ignore, frame=frame, logger=logger)
+        request = getattr(self, "request", None)
+        for name in ("_hparams", "_hparams_initial"):
+            hparams = getattr(self, name, None)
+            if hparams is not None:
+                redacted = redact_config(dict(hparams), request)
+                hparams.clear()
+                hparams.update(redacted)
+
     def state_dict(self) -> dict[str, Any]:
         state = {"fingerprint": self.request.fingerprint if self.request else None, "sizes": self.sizes()}
         if self.fingerprint is not None:
@@ -299,17 +349,31 @@ class ForgetRetainDataModule(pl.LightningDataModule):
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         saved = state_dict.get("fingerprint")
-        if saved is not None and self.request is not None and saved != self.request.fingerprint:
-            raise ValueError(
-                "The checkpoint was made for a different deletion request (fingerprint "
-                f"{saved[:12]}… vs {self.request.fingerprint[:12]}…); resuming would mix two requests."
-            )
+        if saved is not None and self.request is not None:
+            parsed = parse_fingerprint(saved)
+            if parsed is not None and parsed[0] != key_id(request_key()):
+                raise ValueError(
+                    f"The checkpoint's deletion request was fingerprinted with another request key (key id {parsed[0]}; this "
+                    f"run's key id is {key_id(request_key())}): set LIGHTNING_UNLEARN_REQUEST_KEY or "
+                    "LIGHTNING_UNLEARN_REQUEST_KEY_FILE to the key the checkpoint was made with."
+                )
+            if not fingerprints_match(saved, self.request.indices, self.request.dataset_size):
+                raise ValueError(
+                    "The checkpoint was made for a different deletion request (fingerprint "
+                    f"{short_fingerprint(saved)} vs {short_fingerprint(self.request.fingerprint)}); resuming would mix two requests."
+                )
         saved = state_dict.get("data_fingerprint")
         if saved is not None and self.fingerprint is not None and saved != self.fingerprint:
             raise ValueError(
                 f"The checkpoint was made for different {self.data_name} (fingerprint {saved[:12]}… vs {self.fingerprint[:12]}…, "
                 f"settings {state_dict.get('settings')} vs {self.settings}); resuming would mix two datasets."
             )
+
+
+def _own_generator(seed: int) -> torch.Generator:
+    """A loader's own generator: creating its iterator (which draws the workers' base seed) then leaves the global
+    random state alone, so evaluation passes and resumed runs do not shift the training's dropout and random labels."""
+    return torch.Generator().manual_seed(seed)
 
 
 def _check_subset_overlap(forget: Dataset, retain: Dataset, check_content: bool = True) -> None:

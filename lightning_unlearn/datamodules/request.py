@@ -2,19 +2,22 @@
 
 A request is resolved against a dataset into sorted forget indices, with a clear error for every
 way a request can be wrong (empty, out of range, unknown class, the whole dataset, overlapping an
-explicit retain set). The resolved request has a stable fingerprint that identifies *which*
-samples were forgotten without containing the data.
+explicit retain set). The resolved request has a stable *keyed* fingerprint that identifies
+*which* samples were forgotten without containing them and without letting anyone who lacks the
+key test guesses against it (:mod:`lightning_unlearn.privacy`). The description says how the
+request was made without naming samples: never the indices, ids or the seed of a random request.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch.utils.data import Dataset, Subset, TensorDataset
+
+from lightning_unlearn.privacy import request_fingerprint
 
 
 def dataset_targets(dataset: Dataset) -> torch.Tensor:
@@ -135,12 +138,12 @@ class DeletionRequest:
 
     @property
     def fingerprint(self) -> str:
-        """SHA-256 of the sorted forget indices and the dataset size: stable across runs, differs for
-        different requests, and reveals nothing about the samples' content."""
-        h = hashlib.sha256()
-        h.update(f"n={self.dataset_size};".encode())
-        h.update(torch.as_tensor(self.indices, dtype=torch.int64).numpy().tobytes())
-        return h.hexdigest()
+        """``hmac-sha256:<key id>:<digest>``: HMAC-SHA256 of the sorted forget indices and the dataset size,
+        keyed by the data controller's request key (:func:`lightning_unlearn.privacy.request_key`:
+        ``$LIGHTNING_UNLEARN_REQUEST_KEY``, ``$LIGHTNING_UNLEARN_REQUEST_KEY_FILE`` or a generated per-user
+        key file). Stable across runs with the same key, different for different requests, and not
+        recomputable (so not open to enumerating small requests) without the key."""
+        return request_fingerprint(self.indices, self.dataset_size)
 
 
 def resolve_request(
@@ -228,7 +231,7 @@ def resolve_request(
         k = int(round(forget_fraction * n))
         g = torch.Generator().manual_seed(seed)
         selected = sorted(torch.randperm(n, generator=g)[:k].tolist())
-        description = f"random {forget_fraction:.1%} (seed {seed})"
+        description = f"random {forget_fraction:.1%} of the training set"  # never the seed: it regenerates the indices
 
     if not selected:
         raise ValueError(f"The deletion request ({kind}={description}) selects no samples out of {n}; the forget set would be empty.")

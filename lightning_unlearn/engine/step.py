@@ -34,7 +34,7 @@ from lightning.fabric import Fabric
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from torch import Tensor, nn
 
-from lightning_unlearn.methods.base import LossOutput, StepContext, UnlearningMethod
+from lightning_unlearn.methods.base import LossOutput, NonFiniteLossError, StepContext, UnlearningMethod
 from lightning_unlearn.tasks.base import Task
 
 #: Lightning strategies the engine supports (by class name), and how it uses each.
@@ -96,7 +96,10 @@ class UnlearningEngine:
             max_epochs=progress.max_epochs,
             global_step=progress.global_step,
         )
-        out = self.method.loss(ctx, include_retain=include_retain)
+        try:
+            out = self.method.loss(ctx, include_retain=include_retain)
+        except NonFiniteLossError as err:
+            raise NonFiniteLossError(f"{err} {describe_weights(model)}") from None
         self.last_parts = out.parts
         return out
 
@@ -111,6 +114,23 @@ class UnlearningEngine:
 
     def batch_size(self, forget: Any, retain: Any) -> int:
         return self.task.batch_size(forget if forget is not None else retain)
+
+
+@torch.no_grad()
+def describe_weights(model: nn.Module) -> str:
+    """What state a model's weights are in, for an error raised mid-run: the largest magnitude and how many values
+    are NaN or infinite (one pass over the parameters)."""
+    largest, bad, total = 0.0, 0, 0
+    for p in model.parameters():
+        finite = torch.isfinite(p)
+        total += p.numel()
+        bad += int(p.numel() - finite.sum())
+        if finite.any():
+            largest = max(largest, float(p.detach()[finite].abs().max()))
+    state = f"The weights now: largest |w| = {largest:.3g}, {bad} of {total} values NaN or infinite"
+    if bad or largest > 1e4:
+        return state + " — they diverged before the loss did."
+    return state + "."
 
 
 def average_gradients(params: Sequence[Tensor]) -> None:

@@ -8,6 +8,10 @@ The base owns, once for every method:
   ``PeftModel``, the same network with its adapter disabled: :func:`~lightning_unlearn._weights.reference_model`),
 * the **retain objective** (``"nll"`` = task loss on the retain batch, ``"kl"`` = KL to the
   reference on the retain batch, ``"none"``),
+* the **dropout convention**: when there is a reference (which runs in eval mode), the model's dropout is set to 0
+  for the run (:meth:`UnlearningMethod.restore_dropout` puts it back; ``UnlearningModule``, the ``Unlearn`` callback
+  and ``ContinualUnlearner`` call it when their run ends), so the model and θ₀ are compared as the
+  same deterministic function and e.g. NPO's log-ratio is exactly 0 at the first step,
 * **loss weighting** ``L = forget_weight * L_forget + retain_weight * L_retain + L_reg``,
 * **parameter masks** that freeze for real: entries outside the mask keep exactly their values from
   before unlearning, whatever the optimizer does (weight decay, momentum; :meth:`after_optimizer_step`),
@@ -34,8 +38,8 @@ from torch import Tensor, nn
 
 from lightning_unlearn._errors import check_choice, check_positive
 from lightning_unlearn._registry import Registry
-from lightning_unlearn._weights import frozen_copy, reference_model
-from lightning_unlearn.methods.masks import ParameterMask
+from lightning_unlearn._weights import disable_dropout, frozen_copy, reference_model, restore_dropout
+from lightning_unlearn.methods.masks import ParameterMask, check_masks_leave_trainable
 from lightning_unlearn.tasks.base import Task
 
 __all__ = [
@@ -71,7 +75,12 @@ def register_method(*, name: str):
 
 
 class NonFiniteLossError(FloatingPointError):
-    """Raised when an unlearning loss becomes NaN or infinite; the weights are left untouched."""
+    """Raised when an unlearning loss becomes NaN or infinite, before the step it would have driven.
+
+    The weights are as the previous optimizer step left them, which may already be far off when finite steps
+    diverged first (a huge learning rate): the engine adds their state (largest magnitude, non-finite values) to the
+    message, and the ``Unlearn`` phase restores the weights it started from.
+    """
 
 
 @dataclass
@@ -259,10 +268,13 @@ class UnlearningMethod:
         self.check_task(task)
         if self.needs_reference or self.retain_loss_kind == "kl":
             self.reference = reference_model(model)
+            self._disable_dropout(model)
         self.prepare(model, task, forget_loader, retain_loader)
         if self.mask is not None:
             self._user_masks = self.mask.build(model, task, forget_loader)
             self.set_masks(self._masks)
+        if self._masks is not None:
+            check_masks_leave_trainable(self._masks, model, self.mask if self.mask is not None else self)
         self._frozen = {}
         self._snapshot_frozen(model)
 
@@ -406,9 +418,9 @@ class UnlearningMethod:
         if not torch.isfinite(total):
             detail = ", ".join(f"{k}={v.item():.4g}" for k, v in parts.items())
             raise NonFiniteLossError(
-                f"The {self.name!r} loss is not finite at step {ctx.global_step} ({detail}). The step was skipped and "
-                "the weights are unchanged; lower the learning rate or the forget weight, or use a bounded "
-                "forget loss (e.g. NPO instead of GA)."
+                f"The {self.name!r} loss is not finite at step {ctx.global_step} ({detail}). This step was not taken: "
+                "the weights are as the previous optimizer step left them. Lower the learning rate or the forget "
+                "weight, or use a bounded forget loss (e.g. NPO instead of GA)."
             )
         parts["loss"] = total.detach()
         return LossOutput(total, parts)
@@ -421,6 +433,28 @@ class UnlearningMethod:
         """
         self._snapshot_frozen(model)
         self.apply_mask(model)
+
+    def _disable_dropout(self, model: nn.Module) -> None:
+        """The dropout convention of methods with a reference: θ₀ runs in eval mode, so the model is compared with it
+        without dropout. Otherwise, at the first step, NPO's log-ratio log π_θ − log π_θ₀ on GPT-2 (dropout 0.1) is
+        off by up to 2 nats of pure dropout noise, and KL terms are not 0. As TRL's DPO trainer does by default
+        (``disable_dropout``), every dropout probability of the model is set to 0 (train/eval flags untouched, so
+        gradient checkpointing and batch norms are unaffected), with a warning naming them."""
+        settings = disable_dropout(model)
+        if not settings:
+            return
+        self.__dict__.setdefault("_dropout_settings", []).extend(settings)
+        shown = sorted({f"{name or type(model).__name__}.{attribute}={value:g}" for name, _, attribute, value in settings})
+        rank_zero_warn(
+            f"{type(self).__name__} compares the model with its frozen reference θ₀, which runs in eval mode, so the "
+            f"model's dropout is set to 0 while unlearning ({len(settings)} probabilities: {shown[:4]}"
+            f"{'...' if len(shown) > 4 else ''}); both are then the same function at the first step. "
+            "They are put back when the run ends (`method.restore_dropout()`)."
+        )
+
+    def restore_dropout(self) -> None:
+        """Put back the model's dropout probabilities that :meth:`setup` set to 0 (methods with a reference)."""
+        restore_dropout(self.__dict__.pop("_dropout_settings", []))
 
     def release_frozen(self) -> None:
         """Drop the kept values of the masked-out entries: the next step keeps their values as they are then. For the

@@ -25,6 +25,35 @@ class ParameterMask:
         raise NotImplementedError
 
 
+def check_masks_leave_trainable(masks: dict[str, Tensor], model: nn.Module, mask: object = None) -> None:
+    """Raise a ``ValueError`` when ``masks`` (``{parameter name: 0/1 tensor}``) select no entry of a trainable parameter
+    of ``model``: training would run, every gradient would be zeroed, and nothing would change.
+
+    The typical case is a mask written for the full model used with a LoRA adapter (``peft=``): only the adapter
+    trains, and e.g. RMU's ``trainable="down_proj"`` selects the frozen base ``down_proj`` weights. ``mask`` (the
+    :class:`ParameterMask` or method the masks come from) is named in the message.
+    """
+    trainable = [n for n, p in model.named_parameters() if p.requires_grad]
+    if not trainable:
+        return  # nothing trains with or without a mask; not the mask's doing
+    allowed = set(trainable)
+    if any(n in allowed and bool((m != 0).any()) for n, m in masks.items()):
+        return
+    selected = sorted(n for n, m in masks.items() if bool((m != 0).any()))
+    frozen = [n for n in selected if n not in allowed]
+
+    def listed(names: list[str], limit: int = 8) -> str:
+        return f"{names[:limit]}{f' and {len(names) - limit} more' if len(names) > limit else ''}"
+
+    what = f"it selects {len(frozen)} frozen parameters (requires_grad=False), {listed(frozen)}" if frozen else "it selects no entry"
+    raise ValueError(
+        f"The parameter mask {mask!r} leaves nothing to train: {what}, while the model's {len(trainable)} trainable "
+        f"parameters are {listed(trainable)}. Unlearning would run and change nothing. With a LoRA adapter (`peft=`) "
+        "only the adapter trains: put the adapter on the masked modules (`target_modules`), or choose a mask over the "
+        "adapter's parameters, or no mask."
+    )
+
+
 class RegexMask(ParameterMask):
     """Update only parameters whose name matches ``pattern`` (``re.search``).
 

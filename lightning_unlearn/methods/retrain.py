@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable
 
 import torch
@@ -10,6 +11,96 @@ from torch import Tensor, nn
 from lightning_unlearn.methods.base import _RETAIN_LOSSES, RetainLoss, StepContext, UnlearningMethod, register_method
 from lightning_unlearn.methods.masks import ParameterMask
 from lightning_unlearn.tasks.base import Task
+
+_HF_FLAG = "_is_hf_initialized"
+
+
+def _pretrained_models(model: nn.Module) -> list[nn.Module]:
+    """The outermost ``transformers.PreTrainedModel`` submodules of ``model`` (``model`` itself when it is one);
+    empty when ``transformers`` is not loaded (then ``model`` holds none)."""
+    transformers = sys.modules.get("transformers")
+    pretrained = getattr(transformers, "PreTrainedModel", None)
+    if pretrained is None:
+        return []
+    found: list[nn.Module] = []
+
+    def visit(module: nn.Module) -> None:
+        if isinstance(module, pretrained):
+            found.append(module)
+            return
+        for child in module.children():
+            visit(child)
+
+    visit(model)
+    return found
+
+
+def _hf_initialize(model: nn.Module) -> None:
+    """Run a ``transformers`` model's own weight initialisation (its ``_init_weights``) over every module again.
+
+    ``transformers`` marks modules and tensors it has initialised or loaded (``_is_hf_initialized``) and its init
+    functions skip them; the marks are cleared first so that every tensor is drawn again.
+    """
+    for module in model.modules():
+        module.__dict__.pop(_HF_FLAG, None)
+        for tensor in [*module.parameters(recurse=False), *module.buffers(recurse=False)]:
+            if tensor is not None:
+                tensor.__dict__.pop(_HF_FLAG, None)
+    initialize = getattr(model, "initialize_weights", None)
+    if callable(initialize):
+        initialize()  # transformers >= 5: dispatches each sub-model's own `_init_weights`
+    else:
+        model.apply(model._init_weights)  # type: ignore[operator]  # transformers 4
+
+
+def reinitialize_model(model: nn.Module) -> None:
+    """Re-initialise every parameter of ``model`` in place, using the global torch RNG; raise if any would keep its
+    trained value.
+
+    Every submodule's ``reset_parameters()`` is called (``nn.Linear``, ``nn.Embedding``, norms, convolutions:
+    PyTorch's defaults; batch norms also reset their running statistics), then every ``transformers``
+    ``PreTrainedModel`` in ``model`` re-runs its own ``_init_weights`` on all its modules (so e.g. GPT-2's
+    ``Conv1D`` layers, which have no ``reset_parameters``, and Llama's RMSNorms are re-drawn the model's way).
+    Tied weights stay tied (they are one tensor).
+
+    The check is exact: every floating-point parameter is first filled with NaN, so a parameter that no
+    initialisation wrote to (or wrote only in part) still holds a NaN afterwards. Then the trained values are
+    put back (the model is left as it was) and a ``ValueError`` names those parameters. A parameter that the
+    initialisation sets to the value it had before (a zero bias of a model that was never trained) is re-initialised
+    all the same and passes.
+    """
+    params = [(n, p) for n, p in model.named_parameters() if p.is_floating_point()]
+    saved = [p.detach().to("cpu", copy=True) for _, p in params]
+
+    def restore() -> None:
+        with torch.no_grad():
+            for (_, p), value in zip(params, saved):
+                p.copy_(value.to(p.device))
+
+    try:
+        with torch.no_grad():
+            for _, p in params:
+                p.fill_(float("nan"))
+        for module in model.modules():
+            reset = getattr(module, "reset_parameters", None)
+            if callable(reset):
+                reset()
+        for pretrained in _pretrained_models(model):
+            _hf_initialize(pretrained)
+    except BaseException:
+        restore()
+        raise
+    kept = [n for n, p in params if bool(torch.isnan(p).any())]
+    if kept:
+        restore()
+        owners = sorted({type(model.get_submodule(n.rpartition(".")[0])).__name__ if "." in n else type(model).__name__ for n in kept})
+        raise ValueError(
+            f"Retrain cannot re-initialise {len(kept)} of the model's {len(params)} parameters: {kept[:12]}"
+            f"{'...' if len(kept) > 12 else ''} (in {owners}). Their modules have no `reset_parameters()` and no "
+            "transformers `_init_weights` covers them, so the oracle would keep their trained values. Give those "
+            "modules a `reset_parameters()` method, or pass `reinitialize=False` (plain fine-tuning on the retain "
+            "set, not an oracle). The model was left unchanged."
+        )
 
 
 @register_method(name="retrain")
@@ -21,9 +112,11 @@ class Retrain(UnlearningMethod):
     full training run; benchmarks report every other method's time as a fraction of it.
 
     Args:
-        reinitialize: Re-initialise every submodule with a ``reset_parameters`` method before
-            training (seeded by ``seed``). ``False`` keeps the starting weights, which makes this
-            plain fine-tuning on the retain set.
+        reinitialize: Re-initialise every parameter before training, seeded by ``seed``
+            (:func:`reinitialize_model`: each module's ``reset_parameters()``, then a ``transformers`` model's own
+            ``_init_weights``); a parameter nothing re-initialises is an error, since an oracle that keeps trained
+            weights is no oracle. ``False`` keeps the starting weights, which makes this plain fine-tuning on the
+            retain set.
         forget_weight: Unused (retraining never uses the forget batch); accepted like every method's.
         retain_weight: Weight of the retain loss (the only term).
         retain_loss: ``"nll"`` only: the task's loss on the retain data (distilling the original would leak
@@ -53,10 +146,7 @@ class Retrain(UnlearningMethod):
         devices = {p.device for p in model.parameters()}
         with torch.random.fork_rng(devices=[d for d in devices if d.type == "cuda"]):
             torch.manual_seed(self.seed)
-            for module in model.modules():
-                reset = getattr(module, "reset_parameters", None)
-                if callable(reset):
-                    reset()
+            reinitialize_model(model)
 
     def forget_loss(self, ctx: StepContext) -> Tensor | None:
         return None

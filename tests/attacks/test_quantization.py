@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import pytest
 import torch
-from llm_toys import qa_batch, toy_model
+from llm_toys import QA, qa_batch, tiny_causal_lm, toy_model, toy_tokenizer
 from torch import nn
+from torch.utils.data import DataLoader
 from toys import accuracy, blobs, fit_plain, mlp
 
+from lightning_unlearn.attacks.cli import format_results
 from lightning_unlearn.attacks.quantization import QuantizationAttack, QuantizationSummary, fake_quantize, quantize_model
+from lightning_unlearn.attacks.suite import flat_result, run_attacks
+from lightning_unlearn.tasks import CausalLMTask, QACollator
 
 
 def _weight(rows: int = 6, cols: int = 32, seed: int = 0) -> torch.Tensor:
@@ -185,8 +189,9 @@ def test_quantize_model_touches_only_layer_weights_and_not_the_model():
         names=("embed.weight", "conv.weight", "head.weight"),
         num_parameters=80 + 192 + 32,
         total_parameters=sum(p.numel() for p in model.parameters()),
+        matrix_parameters=80 + 192 + 32,
     )
-    assert summary.num_tensors == 3 and 0 < summary.fraction < 1
+    assert summary.num_tensors == 3 and 0 < summary.fraction < 1 and summary.coverage == 1.0 and summary.skipped == ()
 
 
 @pytest.mark.parametrize(
@@ -197,6 +202,64 @@ def test_layer_types_select_what_is_quantized(layer_types, expected):
     model = _Mixed()
     quantized, summary = quantize_model(model, bits=3, layer_types=layer_types)
     assert _changed(model, quantized) == expected == set(summary.names)
+    matrices = {"embed.weight": 80, "conv.weight": 192, "head.weight": 32}
+    assert set(summary.skipped) == set(matrices) - expected  # the coverage says what was left out
+    assert summary.coverage == sum(matrices[n] for n in expected) / sum(matrices.values())
+
+
+def _gpt2():
+    return tiny_causal_lm("gpt2")
+
+
+def test_gpt2_conv1d_layers_are_quantized_per_output_channel():
+    model = _gpt2()
+    quantized, summary = quantize_model(model, bits=4)
+    conv = model.transformer.h[0].mlp.c_fc  # transformers' Conv1D: weight [in, out]
+    assert type(conv).__name__ == "Conv1D" and conv.weight.shape == (32, 128)
+    expected = fake_quantize(conv.weight.t(), bits=4).t()  # one scale per output channel = per column of [in, out]
+    torch.testing.assert_close(quantized.transformer.h[0].mlp.c_fc.weight, expected, rtol=0, atol=0)
+    assert "transformer.h.0.mlp.c_fc.weight" in summary.names
+    # group sizes divide the input dimension (the Conv1D weight's first one): 32 = 4 groups of 8
+    grouped, _ = quantize_model(model, bits=4, group_size=8)
+    torch.testing.assert_close(
+        grouped.transformer.h[0].mlp.c_fc.weight, fake_quantize(conv.weight.t(), bits=4, group_size=8).t(), rtol=0, atol=0
+    )
+
+
+def test_gpt2_coverage_is_every_weight_matrix_and_is_recorded():
+    model = _gpt2()
+    attack = QuantizationAttack(bits=4, group_size=8)
+    quantized = attack(model)
+    summary = attack.summary
+    matrices = {n: p for n, p in model.named_parameters() if p.dim() >= 2}
+    assert summary.skipped == () and summary.coverage == 1.0 >= 0.9
+    assert summary.matrix_parameters == sum(p.numel() for p in matrices.values())
+    assert set(summary.names) == set(matrices)  # wte (tied to lm_head), wpe and every Conv1D
+    changed = _changed(model, quantized)
+    assert {n for n in changed if n.endswith("c_attn.weight") or n.endswith("c_proj.weight") or n.endswith("c_fc.weight")}
+    assert all(name in changed for name in matrices)
+    assert 0.9 < summary.fraction < 1  # biases and norms stay in full precision
+
+
+def test_run_attacks_records_the_quantization_coverage():
+    model = _gpt2()
+    forget = [{"question": qa["question"], "answer": qa["answer"]} for qa in QA[:4]]
+    collate = QACollator(toy_tokenizer(), max_length=64)
+    result = run_attacks(
+        model,
+        CausalLMTask(),
+        forget,
+        original=model,
+        attacks=[QuantizationAttack(bits=4, group_size=8), QuantizationAttack(bits=8, layer_types=("embedding",))],
+        collate_like=DataLoader([], collate_fn=collate),
+    )
+    int4, embeddings_only = result["attacks"]["int4-g8"], result["attacks"]["int8-per-channel"]
+    assert int4["coverage"] == 1.0 and int4["skipped_matrices"] == 0
+    assert 0 < embeddings_only["coverage"] < 0.5 and embeddings_only["skipped_matrices"] == 2 * 4  # 4 Conv1D per block
+    assert flat_result(result, "int4-g8")["coverage"] == 1.0
+    table = format_results(result, ["int4-g8", "int8-per-channel"])  # `lightning-unlearn attack` prints it
+    assert "int4-g8 quantized 100.0% of the weight-matrix elements (0 weight matrices left in full precision)" in table
+    assert "int8-per-channel quantized" in table and "(8 weight matrices left in full precision)" in table
 
 
 def test_quantize_model_keeps_mode_dtype_and_grad_flags():

@@ -11,7 +11,7 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 from torch.utils.data.distributed import DistributedSampler
-from toys import accuracy, make_trainer
+from toys import accuracy, make_trainer, mlp
 
 from lightning_unlearn import Unlearn
 from lightning_unlearn.methods import NPO, GradDiff, GradientAscent, NonFiniteLossError, StepContext
@@ -208,6 +208,117 @@ def test_phase_unlearns_an_already_trained_model_once(data, pretrained, schedule
     assert resumed.phase_done and resumed.steps == 14
 
 
+class CrashAtStep(GradDiff):
+    """GradDiff that raises (a stand-in for an out-of-memory error or a kill) at phase step ``at``."""
+
+    def __init__(self, at: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.at = at
+
+    def forget_loss(self, ctx: StepContext) -> Tensor:
+        if ctx.global_step == self.at:
+            raise RuntimeError("crashed inside the phase")
+        return super().forget_loss(ctx)
+
+
+@pytest.mark.filterwarnings("ignore:Checkpoint directory .* exists and is not empty")
+def test_a_run_that_crashed_inside_the_after_training_phase_finishes_the_phase_when_resumed(data, pretrained, tmp_path):
+    """The last checkpoint predates the phase; resuming it leaves no epoch to run, so Lightning skips ``on_train_end``.
+    The phase must still run (from the checkpoint's weights and stream positions: the same result as a run that never
+    crashed), and a ``SaveWeights`` listed before ``Unlearn`` must save the unlearned weights. Before the fix the
+    resumed run returned the un-unlearned model without a word."""
+    from lightning_unlearn import SaveWeights
+
+    def unlearn(method: GradDiff) -> Unlearn:
+        optimizer = functools.partial(torch.optim.Adam, lr=1e-2)
+        return Unlearn(
+            method,
+            data["forget"],
+            data["retain"],
+            schedule="after_training",
+            epochs=2,
+            batch_size=16,
+            optimizer=optimizer,
+            progress_bar=False,
+        )
+
+    def run(method: GradDiff, callbacks: list[Callback], **fit_kwargs: Any) -> UserClassifier:
+        module = UserClassifier(lr=1e-3)
+        module.load_state_dict(pretrained)
+        make_trainer(max_epochs=2, callbacks=[*callbacks, unlearn(method)]).fit(module, retain_loader(data), **fit_kwargs)
+        return module
+
+    full = run(GradDiff(), [])
+    with pytest.raises(RuntimeError, match="crashed inside the phase"):
+        run(CrashAtStep(5), [ModelCheckpoint(dirpath=tmp_path, save_last=True)])
+    saved = tmp_path / "unlearned.pt"
+    resumed = run(
+        GradDiff(), [SaveWeights(str(saved)), ModelCheckpoint(dirpath=tmp_path, save_last=True)], ckpt_path=tmp_path / "last.ckpt"
+    )
+
+    assert accuracy(full, data["forget"]) < 30
+    for name, value in full.state_dict().items():
+        torch.testing.assert_close(resumed.state_dict()[name], value, rtol=0, atol=0, msg=name)
+    written = torch.load(saved, weights_only=True)
+    assert written.keys() == full.state_dict().keys()  # a user's module without a `.model` is saved whole
+    for name, value in full.state_dict().items():
+        torch.testing.assert_close(written[name], value, rtol=0, atol=0, msg=name)
+
+
+@pytest.mark.filterwarnings("ignore:Checkpoint directory .* exists and is not empty")
+def test_interleaved_resume_from_a_mid_epoch_checkpoint_is_exact_with_a_resumable_loader(data, pretrained, tmp_path):
+    """A checkpoint every 4 steps, a crash at step 9 (epoch 1, batch 3 of 6), resume from step 8: with the user's loader a
+    ``ResumableDataLoader`` the run ends bit for bit where the uninterrupted run ends, dropout included."""
+    from lightning_unlearn import ResumableDataLoader
+
+    class Crash(Callback):
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            if trainer.global_step == 9:
+                raise RuntimeError("crash")
+
+    def loader() -> ResumableDataLoader:
+        sampler = DistributedSampler(data["retain"], num_replicas=1, rank=0, shuffle=True, seed=0)
+        return ResumableDataLoader(data["retain"], batch_size=50, sampler=sampler)
+
+    def run(callbacks: list[Callback], **fit_kwargs: Any) -> UserClassifier:
+        module = UserClassifier(lr=1e-3)
+        module.net = mlp(0, dropout=0.3)
+        module.net.load_state_dict(
+            {k.removeprefix("net.").replace("2.", "3."): v for k, v in pretrained.items()}
+        )  # 3: after the Dropout
+        unlearn = Unlearn(GradientAscent(forget_weight=0.2), data["forget"], batch_size=16, progress_bar=False)
+        make_trainer(max_epochs=2, callbacks=[unlearn, *callbacks]).fit(module, loader(), **fit_kwargs)
+        return module
+
+    torch.manual_seed(7)
+    full = run([])
+    with pytest.raises(RuntimeError, match="crash"):
+        run([Crash(), ModelCheckpoint(dirpath=tmp_path, every_n_train_steps=4, save_top_k=-1)])
+    torch.manual_seed(8)
+    resumed = run([], ckpt_path=tmp_path / "epoch=1-step=8.ckpt")
+    for name, value in full.state_dict().items():
+        torch.testing.assert_close(resumed.state_dict()[name], value, rtol=0, atol=0, msg=name)
+
+
+def test_a_phase_whose_loss_diverges_restores_the_weights_it_started_from(data, user_module):
+    """A huge learning rate blows the weights up over finite steps before the loss becomes NaN: the error says what
+    state the weights were in, and the phase hands back the weights it started from."""
+    before = {k: v.clone() for k, v in user_module.state_dict().items()}
+    unlearn = Unlearn(
+        GradientAscent(),
+        data["forget"],
+        schedule="before_training",
+        max_steps=50,
+        batch_size=16,
+        optimizer=functools.partial(torch.optim.SGD, lr=1e12),
+        progress_bar=False,
+    )
+    with pytest.raises(NonFiniteLossError, match=r"(?s)largest \|w\| = .*diverged before the loss did.*restored the weights"):
+        make_trainer(max_epochs=1, callbacks=[unlearn]).fit(user_module, retain_loader(data))
+    for name, value in before.items():
+        assert torch.equal(user_module.state_dict()[name], value), name
+
+
 def test_phase_stops_after_max_steps(data, user_module):
     method = CountingGradDiff()
     unlearn = Unlearn(
@@ -232,7 +343,9 @@ def test_phase_accepts_dataloaders_and_keeps_their_batch_size(data, user_module)
 def test_state_dict_round_trip_and_older_checkpoints(data):
     unlearn = Unlearn(GradDiff(), data["forget"], data["retain"], schedule="before_training")
     unlearn.load_state_dict({"steps": 7, "phase_done": True, "forget": {"epoch": 2, "position": 3}, "retain": {"epoch": 1, "position": 4}})
-    assert unlearn.state_dict() == {
+    state = unlearn.state_dict()
+    assert set(state.pop("rng")) == {"torch", "python", "numpy"}  # the global random state, for an exact resume
+    assert state == {
         "steps": 7,
         "phase_done": True,
         "criterion_met": False,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import hmac
 
 import numpy as np
 import pytest
@@ -234,7 +235,7 @@ def test_fraction_is_seeded():
     assert a.indices == b.indices
     assert a.indices != c.indices
     assert list(a.indices) == sorted(a.indices)
-    assert "seed 3" in a.description
+    assert a.description == "random 25.0% of the training set"  # never the seed: it regenerates the indices
 
 
 # ---------------------------------------------------------------------------------- bad requests
@@ -329,10 +330,14 @@ def test_empty_dataset():
 
 
 # ---------------------------------------------------------------------------------- fingerprint
-def test_fingerprint_closed_form():
+def test_fingerprint_closed_form(monkeypatch: pytest.MonkeyPatch):
+    """HMAC-SHA256 keyed by the request key, over a domain label, n, k and the sorted indices as int64."""
+    monkeypatch.setenv("LIGHTNING_UNLEARN_REQUEST_KEY", "k" * 32)
     req = resolve_request(_dataset(), forget_indices=[3, 1])
-    expected = hashlib.sha256(b"n=20;" + np.array([1, 3], dtype=np.int64).tobytes()).hexdigest()
-    assert req.fingerprint == expected
+    message = b"lightning_unlearn/deletion-request/v1\x00n=20;k=2;" + np.array([1, 3], dtype="<i8").tobytes()
+    key_id = hmac.new(b"k" * 32, b"lightning_unlearn/request-key-id/v1", hashlib.sha256).hexdigest()[:8]
+    assert req.fingerprint == f"hmac-sha256:{key_id}:{hmac.new(b'k' * 32, message, hashlib.sha256).hexdigest()}"
+    assert hashlib.sha256(b"n=20;" + np.array([1, 3], dtype=np.int64).tobytes()).hexdigest() not in req.fingerprint
 
 
 def test_fingerprint_is_stable_and_identifies_the_samples():
@@ -343,7 +348,7 @@ def test_fingerprint_is_stable_and_identifies_the_samples():
     other_size = resolve_request(LabeledTensorDataset(torch.zeros(N + 1, 1), torch.arange(N + 1) % 4), forget_class=2)
     assert a.fingerprint == b.fingerprint == same_samples.fingerprint
     assert len({a.fingerprint, other.fingerprint, other_size.fingerprint}) == 3
-    assert len(a.fingerprint) == 64
+    assert len(a.fingerprint.rsplit(":", 1)[1]) == 64
 
 
 def test_request_is_immutable():

@@ -5,10 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from llm_toys import toy_model
 from torch import nn
 
-from lightning_unlearn.methods import RegexMask, SaliencyMask
-from lightning_unlearn.tasks import ClassificationTask
+from lightning_unlearn.methods import NPO, FineTune, GradDiff, GradientAscent, RegexMask, SaliencyMask
+from lightning_unlearn.peft import apply_peft
+from lightning_unlearn.tasks import CausalLMTask, ClassificationTask
 
 from ._toy import batch, blobs, pretrained
 
@@ -48,6 +50,28 @@ def test_regex_mask_errors():
         RegexMask("(head")
     with pytest.raises(ValueError, match=r"`pattern` 'fc' matches no parameter; the model has \['body.0.weight', 'body.0.bias', 'head.weight', 'head.bias'\]"):
         RegexMask("fc").build(pretrained(), TASK)
+
+
+# ---------------------------------------------------------------------------------- a mask must leave something to train
+@pytest.mark.parametrize("method", [GradientAscent, GradDiff, NPO, FineTune])
+def test_a_mask_over_frozen_parameters_only_is_an_error_at_setup(method):
+    model = pretrained()
+    model.head.requires_grad_(False)
+    with pytest.raises(
+        ValueError,
+        match=r"The parameter mask RegexMask\(pattern='\^head\\\\.'\) leaves nothing to train: it selects 2 frozen "
+        r"parameters \(requires_grad=False\), \['head.bias', 'head.weight'\], while the model's 2 trainable parameters "
+        r"are \['body.0.weight', 'body.0.bias'\]\. Unlearning would run and change nothing",
+    ):
+        method(mask=RegexMask(r"^head\.")).setup(model, TASK, _forget_batches())
+    method(mask=RegexMask(r"^body\.")).setup(model, TASK, _forget_batches())  # a mask that keeps a trainable one is fine
+
+
+def test_a_mask_over_the_frozen_base_of_a_lora_model_is_an_error_at_setup():
+    model = apply_peft(toy_model(), {"r": 4, "lora_alpha": 8, "target_modules": ["q_proj", "v_proj"]})
+    with pytest.raises(ValueError, match=r"leaves nothing to train: it selects 2 frozen parameters .*With a LoRA adapter"):
+        NPO(mask=RegexMask(r"mlp\.down_proj\.")).setup(model, CausalLMTask())
+    NPO(mask=RegexMask(r"q_proj\.lora_")).setup(model, CausalLMTask())  # the adapter's own parameters train
 
 
 # ---------------------------------------------------------------------------------- SaliencyMask gradients

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
-from llm_toys import QA, qa_batch, toy_model, toy_tokenizer
+from llm_toys import LM_FAMILIES, QA, qa_batch, tiny_causal_lm, toy_model, toy_tokenizer
 
 from lightning_unlearn.methods import METHODS, RMU, RegexMask, rmu_control_vector
 from lightning_unlearn.methods.rmu import decoder_layers_name, layer_output, masked_activation_mse
+from lightning_unlearn.peft import apply_peft
 from lightning_unlearn.tasks import ClassificationTask
 
 from ._llm import FORGET, RETAIN, TASK, ctx, fit, log_likelihood, memorised_model
@@ -180,8 +183,99 @@ def test_setup_errors():
         RMU(layer=2).setup(toy_model(), TASK)
     with pytest.raises(TypeError, match="RMU unlearns causal language models: it needs task=CausalLMTask"):
         RMU(layer=0).setup(toy_model(), ClassificationTask())
-    with pytest.raises(ValueError, match="RMU could not find the decoder layers of Linear"):
+    with pytest.raises(ValueError, match=r"RMU could not find the decoder layers of Linear: none of \['model.layers', "):
         decoder_layers_name(torch.nn.Linear(2, 2))
+
+
+# ---------------------------------------------------------------------------------- other model families
+#: family -> (its stack of decoder layers, its MLP down-projection inside a layer)
+_FAMILY_NAMES = {
+    "gpt2": ("transformer.h", "mlp.c_proj"),
+    "opt": ("model.decoder.layers", "fc2"),
+    "neox": ("gpt_neox.layers", "mlp.dense_4h_to_h"),
+    "phi": ("model.layers", "mlp.fc2"),
+    "qwen2": ("model.layers", "mlp.down_proj"),
+    "qwen3": ("model.layers", "mlp.down_proj"),
+    "gemma": ("model.layers", "mlp.down_proj"),
+    "llama": ("model.layers", "mlp.down_proj"),
+}
+
+
+@pytest.mark.parametrize("family", LM_FAMILIES)
+def test_rmu_finds_the_layers_and_the_down_projection_of_each_family_and_trains_them(family):
+    stack, module = _FAMILY_NAMES[family]
+    model = tiny_causal_lm(family)
+    assert decoder_layers_name(model) == stack
+    start = {n: p.detach().clone() for n, p in model.named_parameters()}
+    method = RMU(layer=1, steering_coeff=4.0, trainable="down_proj")
+    fit(model, method, steps=2)
+    wanted = {n for n in start if re.match(rf"{re.escape(stack)}\.[01]\.{re.escape(module)}\.(weight|bias)$", n)}
+    assert wanted and set(method.masks) == wanted
+    moved = {n for n, p in model.named_parameters() if not torch.equal(p, start[n])}
+    assert moved == wanted  # the down-projections of layers 0 and 1 changed, nothing else
+
+
+@pytest.mark.parametrize("family", ["gpt2", "opt"])
+def test_rmu_trains_every_parameter_below_the_layer_on_other_families(family):
+    model = tiny_causal_lm(family)
+    stack = _FAMILY_NAMES[family][0]
+    start = {n: p.detach().clone() for n, p in model.named_parameters()}
+    losses = fit(model, RMU(layer=0, steering_coeff=4.0), steps=3)
+    assert losses[-1] < losses[0]
+    assert any(not torch.equal(p, start[n]) for n, p in model.named_parameters() if n.startswith(f"{stack}.0."))
+
+
+def test_the_layer_stack_and_the_trained_module_can_be_named():
+    model = tiny_causal_lm("gpt2")
+    method = RMU(layer=1, layers="h", trainable="down_proj", trainable_module="attn.c_proj")  # a suffix is enough
+    method.setup(model, TASK)
+    assert set(method.masks) == {f"transformer.h.{i}.attn.c_proj.{p}" for i in (0, 1) for p in ("weight", "bias")}
+    # a stack with a name no family uses: named, it is used; not named, the error lists the ModuleLists
+    custom = tiny_causal_lm("llama")
+    custom.model.blocks = custom.model.layers
+    del custom.model.layers
+    with pytest.raises(ValueError, match=r"its ModuleLists are \['model.blocks'\]\. Name the stack with `layers=`"):
+        RMU(layer=0).setup(custom, TASK)
+    assert decoder_layers_name(custom, "model.blocks") == "model.blocks"
+    with pytest.raises(
+        ValueError, match=r"`layers` should name an nn.ModuleList of decoder layers in GPT2LMHeadModel, got 'model.layers'; "
+        r"its ModuleLists are \['transformer.h'\]"
+    ):
+        RMU(layer=0, layers="model.layers").setup(tiny_causal_lm("gpt2"), TASK)
+    with pytest.raises(ValueError, match=r"`trainable_module` should name a module of each decoder layer \(GPT2Block\), got "
+                       r"'mlp.down_proj'; the layer's modules are \['ln_1', 'attn', 'attn.c_attn'"):
+        RMU(layer=0, trainable="down_proj", trainable_module="mlp.down_proj").setup(tiny_causal_lm("gpt2"), TASK)
+
+
+def test_a_layer_without_a_known_down_projection_is_an_error_listing_its_modules():
+    model = tiny_causal_lm("gpt2")
+    for block in model.transformer.h:
+        block.mlp.out = block.mlp.c_proj
+        del block.mlp.c_proj
+    with pytest.raises(ValueError, match=r"RMU could not find the MLP down-projection of GPT2Block .* Name it with `trainable_module=`"):
+        RMU(layer=0, trainable="down_proj").setup(model, TASK)
+
+
+# ---------------------------------------------------------------------------------- with a LoRA adapter
+def test_down_proj_under_a_lora_on_other_modules_is_an_error():
+    model = apply_peft(toy_model(), {"r": 4, "lora_alpha": 8, "target_modules": ["q_proj", "v_proj"]})
+    with pytest.raises(ValueError, match=r"leaves nothing to train: it selects 2 frozen parameters \(requires_grad=False\), "
+                       r"\['base_model.model.model.layers.0.mlp.down_proj.weight', .*the model's 8 trainable parameters are "
+                       r"\['base_model.model.model.layers.0.self_attn.q_proj.lora_A.default.weight'"):
+        RMU(layer=1, trainable="down_proj").setup(model, TASK)
+
+
+def test_down_proj_under_a_lora_on_the_down_projections_trains_their_adapters():
+    model = apply_peft(toy_model(), {"r": 4, "lora_alpha": 8, "target_modules": ["down_proj"]})
+    start = {n: p.detach().clone() for n, p in model.named_parameters()}
+    method = RMU(layer=1, steering_coeff=4.0, trainable="down_proj")
+    fit(model, method, steps=2)
+    moved = {n for n, p in model.named_parameters() if not torch.equal(p, start[n])}
+    assert moved and all(".mlp.down_proj.lora_" in n for n in moved)
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert set(method.masks) & trainable == {
+        f"base_model.model.model.layers.{i}.mlp.down_proj.lora_{ab}.default.weight" for i in (0, 1) for ab in "AB"
+    }
 
 
 @pytest.mark.parametrize(
@@ -194,6 +288,9 @@ def test_setup_errors():
         ({"tokens": "prompt"}, ValueError, r"`tokens` should be one of \['all', 'answer'\], got 'prompt'"),
         ({"trainable": "mlp"}, ValueError, r"`trainable` should be one of \['all', 'down_proj'\], got 'mlp'"),
         ({"trainable": "down_proj", "mask": RegexMask("mlp")}, ValueError, "Pass either `trainable='down_proj'` or a `mask`"),
+        ({"trainable_module": "mlp.c_proj"}, ValueError, r"`trainable_module` names the module `trainable='down_proj'` trains; "),
+        ({"layers": ""}, ValueError, "`layers` should be a dotted module name or None, got ''"),
+        ({"trainable": "down_proj", "trainable_module": 3}, ValueError, "`trainable_module` should be a dotted module name"),
         ({"retain_weight": -1}, ValueError, "`retain_weight` should be >= 0"),
         ({"seed": -1}, ValueError, "`seed` should be >= 0, got -1"),
     ],
