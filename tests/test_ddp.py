@@ -210,17 +210,23 @@ def parity_data() -> dict[str, Any]:
     return class_forget_data(30, 3, 10, 4)
 
 
+def _one_and_two_processes(data: dict[str, Any], run: str, folder: Path) -> Any:
+    """Run ``run`` ("schedules" or "module") in 1 and in 2 processes; yield ``(name, one, ranks)`` per snapshot name,
+    after checking that the two ranks agree exactly."""
+    fn = _schedules_run if run == "schedules" else _module_run
+    fn(data, folder, 1)
+    fn(data, folder, 2)
+    for name in ["before_training", "interleaved", "after_training"] if run == "schedules" else ["module"]:
+        one = torch.load(folder / f"1_rank0_{name}.pt", weights_only=True)
+        ranks = [torch.load(folder / f"2_rank{r}_{name}.pt", weights_only=True) for r in range(2)]
+        assert_same_state(ranks[0], ranks[1])
+        yield name, one, ranks
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("run", ["schedules", "module"])
 def test_two_processes_match_one_process_for_every_schedule(parity_data, run, tmp_path):
-    fn = _schedules_run if run == "schedules" else _module_run
-    fn(parity_data, tmp_path, 1)
-    fn(parity_data, tmp_path, 2)
-    names = ["before_training", "interleaved", "after_training"] if run == "schedules" else ["module"]
-    for name in names:
-        one = torch.load(tmp_path / f"1_rank0_{name}.pt", weights_only=True)
-        ranks = [torch.load(tmp_path / f"2_rank{r}_{name}.pt", weights_only=True) for r in range(2)]
-        assert_same_state(ranks[0], ranks[1])
+    for name, one, ranks in _one_and_two_processes(parity_data, run, tmp_path):
         moved = max(float((one[k] - parity_data["pretrained"][k.removeprefix("net.").removeprefix("model.")]).abs().max()) for k in one)
         assert moved > 1e-2, name
         for key in one:
@@ -328,15 +334,8 @@ def uneven_data() -> dict[str, Any]:
 @pytest.mark.slow
 @pytest.mark.parametrize("run", ["schedules", "module"])
 def test_two_processes_stay_within_the_stated_tolerance_on_an_uneven_forget_set(uneven_data, run, tmp_path):
-    fn = _schedules_run if run == "schedules" else _module_run
-    fn(uneven_data, tmp_path, 1)
-    fn(uneven_data, tmp_path, 2)
     one_sample = 100.0 / len(uneven_data["forget"])
-    names = ["before_training", "interleaved", "after_training"] if run == "schedules" else ["module"]
-    for name in names:
-        one = torch.load(tmp_path / f"1_rank0_{name}.pt", weights_only=True)
-        ranks = [torch.load(tmp_path / f"2_rank{r}_{name}.pt", weights_only=True) for r in range(2)]
-        assert_same_state(ranks[0], ranks[1])  # the ranks agree exactly; only the padding repeats differ from 1 process
+    for name, one, ranks in _one_and_two_processes(uneven_data, run, tmp_path):  # only the padding repeats differ
         expected, got = _scores(one, uneven_data), _scores(ranks[0], uneven_data)
         for key in expected:
             if key.endswith("_acc"):
