@@ -22,6 +22,7 @@ _EXPORTS = {
     "DigitsDataModule": "lightning_unlearn.datamodules.vision",
     "DeletionRequest": "lightning_unlearn.datamodules.request",
     "ResumableDataLoader": "lightning_unlearn.datamodules.loaders",
+    "verify_request": "lightning_unlearn.privacy",
     "UnlearningMethod": "lightning_unlearn.methods.base",
     "METHODS": "lightning_unlearn.methods",
     "register_method": "lightning_unlearn.methods.base",

@@ -9,6 +9,7 @@
     lightning-unlearn sweep configs/sweeps/digits_npo.yaml  # a W&B-format sweep (W&B service or local engine)
     lightning-unlearn report outputs/digits/salun         # (re)render the unlearning report of a run
     lightning-unlearn attack --config configs/digits/npo.yaml --weights artifacts/digits/npo.pt  # quantization + relearning
+    lightning-unlearn verify-request --report outputs/digits/npo/report --request forget.txt  # request vs report fingerprint
 
 Models and datamodules are given by ``class_path``/``init_args`` (any LightningModule, e.g.
 :class:`~lightning_unlearn.UnlearningModule` or :class:`~lightning_unlearn.SupervisedModule`;
@@ -37,7 +38,9 @@ _DESCRIPTION = (
     "`lightning-unlearn methods` lists the registered methods, `lightning-unlearn configs` the shipped configs "
     "(`fit --config digits/npo` runs one by name), `lightning-unlearn sweep SWEEP.yaml` runs a "
     "hyperparameter sweep, `lightning-unlearn report RUN_DIR` renders a run's unlearning report, "
-    "`lightning-unlearn attack --config C --weights W` attacks an unlearned model (quantization, relearning). "
+    "`lightning-unlearn attack --config C --weights W` attacks an unlearned model (quantization, relearning), "
+    "`lightning-unlearn verify-request --report R --request FILE` checks a deletion request against a report's keyed "
+    "fingerprint. "
     "`lightning-unlearn fit --model lightning_unlearn.UnlearningModule --model.method.help CLASS_PATH` shows "
     "one method's hyperparameters."
 )
@@ -122,6 +125,7 @@ _EXTRA_COMMANDS = {
     "report": "lightning_unlearn.report.cli:main",
     "attack": "lightning_unlearn.attacks.cli:main",
     "configs": "lightning_unlearn.configs:main",
+    "verify-request": "lightning_unlearn.privacy:main",
 }
 
 

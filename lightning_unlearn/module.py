@@ -15,7 +15,9 @@ from lightning_unlearn._rng import PendingRNG, collect_rng_states
 from lightning_unlearn._weights import load_weights
 from lightning_unlearn.datamodules.forget_retain import EVAL_SPLITS
 from lightning_unlearn.engine import ForgetMonitor, Progress, UnlearningEngine, check_stop_arguments, check_strategy, logging_step
+from lightning_unlearn.engine.precision import convert_module, follow_precision
 from lightning_unlearn.evaluation import UnlearningEvaluator, with_gap
+from lightning_unlearn.evaluation.padding import PaddingTrim, current_eval_loader
 from lightning_unlearn.methods.base import NonFiniteLossError, UnlearningMethod
 from lightning_unlearn.metrics import JSDivergence, MIAAttack
 from lightning_unlearn.peft import apply_peft, enable_gradient_checkpointing
@@ -127,6 +129,7 @@ class UnlearningModule(pl.LightningModule):
         self._prepared = False
         self._pending_method_state: dict[str, Any] | None = None
         self._pending_rng = PendingRNG()
+        self._padding = PaddingTrim()  # under DDP: the eval samplers' padding repeats are not scored
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         return self.model(*args, **kwargs)
@@ -170,6 +173,7 @@ class UnlearningModule(pl.LightningModule):
 
     def on_fit_start(self) -> None:
         self.method.to(self.device)
+        follow_precision(self.trainer, self.method, self.monitor)  # the reference etc. in the module's precision
         datamodule = getattr(self.trainer, "datamodule", None)
         request = getattr(datamodule, "request", None)
         hparams = {f"method/{k}": v for k, v in self.method.hparams().items()}
@@ -288,8 +292,9 @@ class UnlearningModule(pl.LightningModule):
             if evaluator is not None:
                 evaluator.reset()
                 evaluator.expect(names)
+        self._padding.reset()
         for oracle in self._oracle:
-            oracle.to(self.device)
+            convert_module(self.trainer, oracle.to(self.device))
         classifier = getattr(self.task, "kind", None) == "classification"
         self._oracle_js = {n: JSDivergence().to(self.device) for n in names} if self._oracle and classifier else {}
 
@@ -298,13 +303,14 @@ class UnlearningModule(pl.LightningModule):
         if dataloader_idx >= len(names):
             raise ValueError(f"Got evaluation loader #{dataloader_idx} but only the splits {names} are named.")
         split = names[dataloader_idx]
+        keep = self._padding.keep(dataloader_idx, current_eval_loader(self.trainer, dataloader_idx), self.task.batch_size(batch))
         outputs = self.task.forward(self.model, batch)
-        self.evaluator.update(split, outputs, batch)
+        self.evaluator.update(split, outputs, batch, keep)
         if self._oracle and self.oracle_evaluator is not None:
             oracle_outputs = self.task.forward(self._oracle[0], batch)
-            self.oracle_evaluator.update(split, oracle_outputs, batch)
-            if split in self._oracle_js:
-                self._oracle_js[split].update(self.task.probabilities(outputs), self.task.probabilities(oracle_outputs))
+            self.oracle_evaluator.update(split, oracle_outputs, batch, keep)
+            if split in self._oracle_js:  # the first `keep` samples only (DDP padding repeats are not scored)
+                self._oracle_js[split].update(self.task.probabilities(outputs[:keep]), self.task.probabilities(oracle_outputs[:keep]))
 
     def _eval_end(self, prefix: str) -> dict[str, float]:
         metrics = self.evaluator.compute()
@@ -315,7 +321,8 @@ class UnlearningModule(pl.LightningModule):
             logged.update({f"{prefix}/oracle/{k}": v for k, v in oracle.items()})
         for split, js in self._oracle_js.items():  # JS divergence to the oracle's outputs, mean over the split
             logged[f"{prefix}/js_to_oracle/{split}"] = float(js.compute())
-        # Values are already reduced over ranks by torchmetrics; sync_dist averages identical numbers.
+        # Values are already reduced over ranks by torchmetrics (every sample once: no padding repeats, see
+        # `evaluation.padding`); sync_dist averages identical numbers.
         self.log_dict(logged, sync_dist=True)
         return metrics
 

@@ -68,6 +68,7 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from typing_extensions import override
 
 from lightning_unlearn._errors import missing_extra
+from lightning_unlearn.privacy import redact_config
 
 SearchMethod = Literal["grid", "random", "bayes"]
 Goal = Literal["minimize", "maximize"]
@@ -589,8 +590,10 @@ def format_table(trials: list[Trial], spec: SweepSpec) -> str:
 
 
 def _results(spec: SweepSpec, sweep_id: str, engine: str, trials: list[Trial]) -> dict[str, Any]:
+    """``sweep_results.json``'s content; a deletion request among the overrides or parameters is redacted
+    (:func:`~lightning_unlearn.privacy.redact_config`)."""
     best = best_trial(trials, spec.goal)
-    return {
+    return redact_config({
         "sweep_id": sweep_id,
         "engine": engine,
         "sweep_file": str(spec.path),
@@ -602,7 +605,7 @@ def _results(spec: SweepSpec, sweep_id: str, engine: str, trials: list[Trial]) -
         "trials": [_native(asdict(t)) for t in trials],
         "best_trial": best.id if best else None,
         "best": _native(asdict(best)) if best else None,
-    }
+    })
 
 
 def _write_json(path: Path, payload: dict[str, Any]) -> None:

@@ -22,6 +22,7 @@ from typing import Any, Literal
 from urllib.parse import urlparse
 
 import yaml
+from lightning.fabric.utilities.cloud_io import get_filesystem
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.cli import SaveConfigCallback
 from lightning.pytorch.loggers import WandbLogger
@@ -30,6 +31,7 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
 from typing_extensions import override
 
 from lightning_unlearn._errors import missing_extra
+from lightning_unlearn.privacy import redact_config
 
 WandbMode = Literal["auto", "online", "offline", "disabled"]
 
@@ -150,6 +152,8 @@ class UnlearnWandbLogger(WandbLogger):
       even after a ``chdir``.
 
     The ``LightningCLI`` config reaches the W&B run config through :class:`LoggerSaveConfigCallback`.
+    Hyperparameters are logged with the deletion request redacted
+    (:func:`~lightning_unlearn.privacy.redact_config`): a W&B run never holds forget indices or ids.
 
     Args:
         project: W&B project the run belongs to.
@@ -225,6 +229,14 @@ class UnlearnWandbLogger(WandbLogger):
                     _AT_EXIT.append(True)
         return self._experiment
 
+    @override
+    @rank_zero_only
+    def log_hyperparams(self, params: dict[str, Any] | Any) -> None:
+        """Lightning's ``log_hyperparams`` with forget indices, ids and the seed of ``forget_fraction`` redacted."""
+        if isinstance(params, dict):
+            params = redact_config(params)
+        super().log_hyperparams(params)
+
     @rank_zero_only
     def finish(self, exit_code: int = 0) -> None:
         """Finish this logger's W&B run (``wandb.finish``), so that a later run in this process starts fresh.
@@ -250,12 +262,64 @@ class LoggerSaveConfigCallback(SaveConfigCallback):
     ...). W&B shows the nested keys dotted, exactly as the CLI spells them
     (``model.init_args.optimizer.init_args.lr``), which is also how sweeps name their parameters.
 
+    The deletion request is redacted in both (:func:`~lightning_unlearn.privacy.redact_config`, with
+    the datamodule's resolved request for the marker's count and keyed fingerprint):
+    ``forget_indices``, ``forget_ids`` and ``retain_indices`` become ``"<redacted: ...>"`` and so does
+    the datamodule's ``seed`` of a ``forget_fraction`` request. A redacted ``config.yaml`` cannot be run
+    again as it is; give the request as ``forget_indices_file`` (a file the user keeps) and nothing
+    needs redacting.
+
     Use it with ``LightningCLI(save_config_callback=LoggerSaveConfigCallback)``.
     """
 
+    def _redacted(self, trainer: Trainer) -> tuple[dict[str, Any], bool]:
+        """The config as ``config.yaml`` would hold it, with the request redacted; and whether anything was."""
+        config = yaml.safe_load(self.parser.dump(self.config, skip_none=False))
+        redacted = redact_config(config, getattr(trainer.datamodule, "request", None))
+        return redacted, redacted != config
+
+    @override
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        if self.already_saved:
+            return
+        redacted, changed = self._redacted(trainer)
+        if not changed:
+            super().setup(trainer, pl_module, stage)
+            return
+        parser = self.parser
+        redacted.pop("config", None)  # the --config file names, as the parser's own save leaves them out
+        self.parser = _RedactedConfigWriter(parser, redacted)  # type: ignore[assignment]
+        try:
+            super().setup(trainer, pl_module, stage)
+        finally:
+            self.parser = parser
+
     @override
     def save_config(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
-        config = yaml.safe_load(self.parser.dump(self.config, skip_none=False))
+        config, _ = self._redacted(trainer)
         config.pop("config", None)  # the --config file names; the values they held are all here
         for logger in trainer.loggers:
             logger.log_hyperparams(config)
+
+
+class _RedactedConfigWriter:
+    """Stands in for the CLI's parser while ``SaveConfigCallback.setup`` writes ``config.yaml``: it writes
+    the redacted config (one file: ``multifile`` does not apply) and passes everything else through."""
+
+    def __init__(self, parser: Any, redacted: dict[str, Any]) -> None:
+        self._parser = parser
+        self._redacted = redacted
+
+    def save(self, cfg: Any, path: str, *, overwrite: bool = False, **kwargs: Any) -> None:
+        fs = get_filesystem(path)
+        if fs.exists(path) and not overwrite:
+            raise ValueError(f"Refusing to overwrite {path}: `overwrite` is False.")
+        header = (
+            "# The deletion request is redacted in this file (lightning_unlearn.privacy.redact_config); to rerun it, give the\n"
+            "# request again, preferably as forget_indices_file / forget_ids_file.\n"
+        )
+        with fs.open(path, "w") as f:
+            f.write(header + yaml.safe_dump(self._redacted, sort_keys=False))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._parser, name)

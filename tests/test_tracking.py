@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 wandb = pytest.importorskip("wandb")
 
@@ -371,6 +372,12 @@ def test_offline_run_from_a_config_in_process(workspace: Path, offline, monkeypa
     assert config["original"] == "artifacts/digits/original.pt" and "request/fingerprint" in config
     assert record["summary"]["val/UA"] == pytest.approx(float(metrics["val/UA"]), abs=1e-4)
     assert (save_dir / "config.yaml").is_file()  # LightningCLI's config.yaml next to wandb/
+    # The config's request is forget_fraction 0.1: its seed (which regenerates every index) is redacted in both.
+    assert config["data"]["init_args"]["forget_fraction"] == 0.1
+    assert config["data"]["init_args"]["seed"] == "<redacted: seed of forget_fraction>"
+    saved = yaml.safe_load((save_dir / "config.yaml").read_text())
+    assert saved["data"]["init_args"]["seed"] == "<redacted: seed of forget_fraction>"
+    assert config["request/fingerprint"].startswith("hmac-sha256:")
 
 
 def test_offline_run_from_the_console_script(workspace: Path, tmp_path: Path):

@@ -9,10 +9,10 @@ import pytest
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
-from toys import sha256
+from toys import corrupt_weights_files, sha256
 
 from lightning_unlearn import SupervisedModule, UnlearningModule
-from lightning_unlearn._weights import load_weights, save_weights
+from lightning_unlearn._weights import copy_with_weights, load_weights, save_weights
 from lightning_unlearn.methods import GradientAscent
 
 
@@ -144,3 +144,54 @@ def test_unlearning_module_names_the_argument_of_a_bad_file(tmp_path):
         UnlearningModule(net(), GradientAscent(), original=str(tmp_path / "bad.pt"))
     with pytest.raises(ValueError, match="`oracle` file"):
         UnlearningModule(net(), GradientAscent(), original=str(tmp_path / "good.pt"), oracle=str(tmp_path / "bad.pt"))
+
+
+CORRUPT = ["random", "truncated", "empty", "text"]
+
+
+@pytest.mark.parametrize("kind", CORRUPT)
+@pytest.mark.parametrize(
+    ("argument", "load"),
+    [
+        pytest.param("original", lambda path, good: load_weights(net(), path), id="load_weights"),
+        pytest.param("original", lambda path, good: UnlearningModule(net(), GradientAscent(), original=str(path)), id="module-original"),
+        pytest.param(
+            "oracle",
+            lambda path, good: UnlearningModule(net(), GradientAscent(), original=str(good), oracle=str(path)),
+            id="module-oracle",
+        ),
+        # what UnlearningReport, AttackSuiteCallback and the LLM evaluation callback load `original`/`oracle` with
+        pytest.param("oracle", lambda path, good: copy_with_weights(net(), path, "oracle"), id="copy_with_weights"),
+    ],
+)
+def test_a_corrupt_weights_file_is_named_for_what_it_is(tmp_path, kind, argument, load):
+    # Before: random bytes were "pickled objects that are not plain tensors", a truncated file a RuntimeError/OSError
+    # from the zip reader, an empty one a bare EOFError and a text file a KeyError.
+    path, problem = corrupt_weights_files(tmp_path)[kind]
+    good = tmp_path / "good.pt"
+    torch.save(net(0).state_dict(), good)
+    with pytest.raises(ValueError, match=rf"`{argument}` file '.*{kind}\.pt' {problem}"):
+        load(path, good)
+
+
+def test_safetensors_files_load_and_a_truncated_one_is_named(tmp_path):
+    safetensors_torch = pytest.importorskip("safetensors.torch")
+    safetensors_torch.save_file(net(0).state_dict(), str(tmp_path / "w.safetensors"))
+    model = net(1)
+    load_weights(model, tmp_path / "w.safetensors")
+    assert_same_weights(model, net(0))
+    data = (tmp_path / "w.safetensors").read_bytes()
+    (tmp_path / "cut.safetensors").write_bytes(data[:-20])
+    with pytest.raises(ValueError, match=r"`original` file '.*cut\.safetensors' is a safetensors file but is truncated or corrupted"):
+        load_weights(net(), tmp_path / "cut.safetensors")
+
+
+def test_a_legacy_format_file_cut_short_is_named(tmp_path):
+    torch.save(net(0).state_dict(), tmp_path / "legacy.pt", _use_new_zipfile_serialization=False)
+    model = net(1)
+    load_weights(model, tmp_path / "legacy.pt")
+    assert_same_weights(model, net(0))
+    data = (tmp_path / "legacy.pt").read_bytes()
+    (tmp_path / "cut.pt").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match=r"`original` file '.*cut\.pt' looks like a legacy PyTorch file but is truncated or corrupted"):
+        load_weights(net(), tmp_path / "cut.pt")

@@ -151,3 +151,28 @@ def class_forget_data(n_per_class: int, train_seed: int, n_test: int, test_seed:
         "retain": Subset(train, torch.nonzero(labels != FORGET_CLASS).flatten().tolist()),
         "pretrained": fit_plain(mlp(), *train.tensors).state_dict(),
     }
+
+
+def corrupt_weights_files(folder: Path) -> dict[str, tuple[Path, str]]:
+    """The four ways a weights file arrives broken, as ``name -> (path, regex of the problem the error names)``:
+    random bytes, a ``torch.save`` file cut in half, an empty file and a text file."""
+    folder.mkdir(parents=True, exist_ok=True)
+    random_bytes = bytes(torch.randint(0, 256, (512,), generator=torch.Generator().manual_seed(0), dtype=torch.uint8).tolist())
+    whole = folder / "whole.pt"
+    torch.save(mlp().state_dict(), whole)
+    data = whole.read_bytes()
+    files = {
+        "random": (b"\x13\x37" + random_bytes, r"is not a PyTorch or safetensors weights file.*first bytes are 13 37"),
+        "truncated": (data[: len(data) // 2], r"looks like a zip archive \(PyTorch's format\) but is truncated or corrupted"),
+        "empty": (b"", r"is empty \(0 bytes\)"),
+        "text": (
+            b"epoch 3: loss 0.12\nepoch 4: loss 0.10\n",
+            r"is a text file, not a weights file \(it begins 'epoch 3: loss 0.12'\)",
+        ),
+    }
+    out = {}
+    for name, (content, match) in files.items():
+        path = folder / f"{name}.pt"
+        path.write_bytes(content)
+        out[name] = (path, match)
+    return out

@@ -20,6 +20,7 @@ import torch
 from torch import Tensor
 
 from lightning_unlearn._errors import missing_extra
+from lightning_unlearn._weights import read_weights_file
 from lightning_unlearn.anchors.descriptions import DESCRIPTION_SETS
 
 ENCODER = "all-MiniLM-L6-v2"
@@ -123,7 +124,7 @@ def load_anchors(spec: str | Tensor) -> Tensor:
     elif isinstance(spec, str) and spec in DESCRIPTION_SETS:
         anchors = class_anchors(spec)
     elif isinstance(spec, (str, os.PathLike)) and Path(spec).is_file():
-        anchors = torch.load(spec, map_location="cpu", weights_only=True)
+        anchors = read_weights_file(spec, argument="anchors")
     else:
         raise ValueError(
             f"`anchors` should be a built-in description set {sorted(DESCRIPTION_SETS)}, a path to a .pt file with a "

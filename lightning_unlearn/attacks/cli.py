@@ -68,14 +68,13 @@ def build_attacks(args: argparse.Namespace) -> list[Any]:
 
 def load_unlearned(module: Any, ckpt_path: str | None, weights: str | None) -> None:
     """Load the unlearned weights into ``module`` (its network for ``weights``), never executing pickled code."""
-    import torch
 
-    from lightning_unlearn._weights import load_weights, network_of
+    from lightning_unlearn._weights import load_weights, network_of, read_weights_file
 
     if weights is not None:
         load_weights(network_of(module), weights, argument="--weights")
         return
-    checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    checkpoint = read_weights_file(ckpt_path, argument="--ckpt_path")  # type: ignore[arg-type]
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise ValueError(f"--ckpt_path {ckpt_path!r} is not a Lightning checkpoint (no 'state_dict').")
     module.load_state_dict(checkpoint["state_dict"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any, Literal
 
 import lightning.pytorch as pl
@@ -15,6 +16,7 @@ from typing_extensions import override
 
 from lightning_unlearn._errors import check_choice
 from lightning_unlearn.datamodules.forget_retain import EVAL_SPLITS
+from lightning_unlearn.engine.precision import precision_plugin
 from lightning_unlearn.evaluation import UnlearningEvaluator, with_gap
 from lightning_unlearn.metrics import MIAAttack
 from lightning_unlearn.tasks.base import Task
@@ -33,14 +35,22 @@ def evaluate(
     mia_attack: MIAAttack = "logistic",
     device: torch.device | str | None = None,
     progress_bar: bool = False,
+    precision: Any = None,
 ) -> dict[str, float]:
     """The unlearning metrics of ``model`` on named loaders (``forget``, ``retain``, ``test``, ``holdout``).
 
     Returns ``forget_acc``, ``UA``, ``RA``, ``TA``, ``MIA``, ``mia_auc`` (those the splits allow),
     plus ``avg_gap`` when the ``oracle``'s metrics are given. ``progress_bar`` shows one bar over
     all evaluation batches.
+
+    It runs in this process only, on the whole loaders, without any collective call: under DDP it may be called on
+    every rank (each gets the same numbers) or on one rank alone (e.g. ``if trainer.is_global_zero:``) after the fit.
+
+    ``precision``: a Lightning precision plugin whose ``convert_input`` converts the batches and whose
+    ``forward_context()`` wraps the forwards (e.g. ``trainer.precision_plugin`` for a ``"bf16-true"`` model);
+    default: the plugin of the Trainer ``model`` is attached to, if any.
     """
-    evaluator = run_evaluation(model, loaders, task, mia_attack, device, progress_bar)
+    evaluator = run_evaluation(model, loaders, task, mia_attack, device, progress_bar, precision)
     return with_gap(evaluator.compute(), oracle)
 
 
@@ -52,17 +62,22 @@ def run_evaluation(
     mia_attack: MIAAttack = "logistic",
     device: torch.device | str | None = None,
     progress_bar: bool = False,
+    precision: Any = None,
 ) -> UnlearningEvaluator:
     """One pass of ``model`` over the named loaders; returns the filled :class:`UnlearningEvaluator` (its
     ``compute()`` gives :func:`evaluate`'s metrics without ``avg_gap``, ``membership_losses()`` the losses
-    behind ``mia_auc``)."""
+    behind ``mia_auc``); ``precision`` as in :func:`evaluate`."""
     unknown = sorted(set(loaders) - set(EVAL_SPLITS))
     if unknown:
         raise ValueError(f"`loaders` keys should be among {list(EVAL_SPLITS)}, got {unknown}.")
     task = task or ClassificationTask()
     device = device or next(model.parameters()).device
-    evaluator = UnlearningEvaluator(task, mia_attack=mia_attack).to(device)
+    # Every process scores the whole loaders itself: no reduction over DDP ranks (the numbers are exact in every
+    # process, and a call on rank 0 alone after a DDP fit does not wait for the other ranks).
+    evaluator = UnlearningEvaluator(task, mia_attack=mia_attack, distributed=False).to(device)
     evaluator.expect(list(loaders))
+    precision = precision if precision is not None else precision_plugin(model)
+    context = precision.forward_context if precision is not None else contextlib.nullcontext
     was_training = model.training
     model.eval()
     total = sum(len(loader) for loader in loaders.values() if hasattr(loader, "__len__"))
@@ -71,7 +86,11 @@ def run_evaluation(
             if split in loaders:
                 for batch in loaders[split]:
                     batch = move_data_to_device(batch, device)
-                    evaluator.update(split, task.forward(model, batch), batch)
+                    if precision is not None:
+                        batch = precision.convert_input(batch)
+                    with context():
+                        outputs = task.forward(model, batch)
+                    evaluator.update(split, outputs, batch)
                     bar.update(1)
     model.train(was_training)
     return evaluator

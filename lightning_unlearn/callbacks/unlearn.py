@@ -7,7 +7,6 @@ from typing import Any, Literal
 
 import lightning.pytorch as pl
 import torch
-from lightning.fabric.utilities.apply_func import move_data_to_device
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.cli import OptimizerCallable
 from lightning.pytorch.utilities import rank_zero_info
@@ -31,6 +30,7 @@ from lightning_unlearn.engine import (
     logging_step,
     run_steps,
 )
+from lightning_unlearn.engine.precision import follow_precision, to_module
 from lightning_unlearn.methods.base import NonFiniteLossError, UnlearningMethod
 from lightning_unlearn.tasks.base import Task
 from lightning_unlearn.tasks.classification import ClassificationTask
@@ -235,6 +235,7 @@ class Unlearn(Callback):
     @override
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.method.to(pl_module.device)
+        follow_precision(trainer, self.method, self.monitor)  # the reference etc. in the module's precision
         own = self.method.parameters()
         if own and self.schedule == "interleaved" and trainer.optimizers:
             # The method's own modules (e.g. a projector) train with the user's (first) optimizer, at its default
@@ -343,7 +344,7 @@ class Unlearn(Callback):
 
     def _forget_term(self, pl_module: pl.LightningModule, batch_idx: int | None) -> Tensor:
         trainer = pl_module.trainer
-        batch = move_data_to_device(self.forget.next(), pl_module.device)
+        batch = to_module(self.forget.next(), pl_module)
         progress = Progress(
             epoch=trainer.current_epoch - self.start_epoch,
             max_epochs=(trainer.max_epochs - self.start_epoch) if trainer.max_epochs and trainer.max_epochs > 0 else None,
@@ -356,7 +357,7 @@ class Unlearn(Callback):
         return out.loss
 
     # ------------------------------------------------------------------ phase
-    def _phase_batches(self, device: torch.device) -> Any:
+    def _phase_batches(self, pl_module: pl.LightningModule) -> Any:
         """Forget batches pass after pass (each with the next retain batch) until the budget is spent."""
         done = 0
         epoch = 0
@@ -366,8 +367,8 @@ class Unlearn(Callback):
                 forget_batch = next(batches, None)
                 if forget_batch is None:
                     break
-                retain_batch = move_data_to_device(self.retain.next(), device) if self.retain is not None else None
-                yield StepBatch(move_data_to_device(forget_batch, device), retain_batch, Progress(epoch, self.epochs, done))
+                retain_batch = to_module(self.retain.next(), pl_module) if self.retain is not None else None
+                yield StepBatch(to_module(forget_batch, pl_module), retain_batch, Progress(epoch, self.epochs, done))
                 done += 1
             if self.max_steps is not None and done >= self.max_steps:
                 return
@@ -407,7 +408,7 @@ class Unlearn(Callback):
             result = run_steps(
                 self.engine,
                 stepper,
-                self._phase_batches(pl_module.device),
+                self._phase_batches(pl_module),
                 total=total,
                 description=f"unlearning ({self.method.name})",
                 progress_bar=self.progress_bar and trainer.is_global_zero,

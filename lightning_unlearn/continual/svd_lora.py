@@ -56,6 +56,7 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from lightning_unlearn._errors import check_choice, check_fraction, check_int, check_positive, missing_extra
+from lightning_unlearn._weights import read_weights_file
 from lightning_unlearn.continual._batches import BatchStream
 from lightning_unlearn.engine import FabricStepper, Progress, StepBatch, UnlearningEngine, make_fabric, run_steps
 from lightning_unlearn.methods import METHODS, UnlearningMethod
@@ -552,7 +553,13 @@ class ContinualUnlearner:
     def load(cls, path: str | os.PathLike, model: nn.Module, **overrides: Any) -> ContinualUnlearner:
         """Rebuild a saved unlearner on (a copy of) ``model`` — a module of the same architecture —
         with its saved configuration (``overrides`` replace entries, e.g. ``device`` or ``progress``)."""
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = read_weights_file(path, argument="path")
+        if not isinstance(state, dict) or not isinstance(state.get("config"), dict):
+            raise ValueError(
+                f"`path` file {str(path)!r} does not hold a saved ContinualUnlearner (a dict with a 'config' entry, "
+                f"as `ContinualUnlearner.save` writes); it holds a {type(state).__name__}"
+                + (f" with keys {sorted(map(str, state))[:8]}." if isinstance(state, dict) else ".")
+            )
         kwargs = {**state["config"], **overrides}
         unlearner = cls(model, **kwargs)
         unlearner.load_state_dict(state)

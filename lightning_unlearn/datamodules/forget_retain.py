@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
+import os
+import warnings
 from collections.abc import Callable, Hashable, Sequence
 from typing import Any, Literal
 
@@ -12,8 +15,18 @@ from torch.utils.data import ConcatDataset, DataLoader, Dataset, Subset
 from torch.utils.data.distributed import DistributedSampler
 
 from lightning_unlearn._errors import check_choice
+from lightning_unlearn.datamodules._content import UnhashableSample, dataset_digests
 from lightning_unlearn.datamodules.loaders import ResumableDataLoader
-from lightning_unlearn.datamodules.request import DeletionRequest, _examples, resolve_request
+from lightning_unlearn.datamodules.request import DeletionRequest, _examples, as_indices, resolve_request
+from lightning_unlearn.privacy import (
+    fingerprints_match,
+    key_id,
+    parse_fingerprint,
+    redact_config,
+    request_from_file,
+    request_key,
+    short_fingerprint,
+)
 
 CombineMode = Literal["min_size", "max_size_cycle", "max_size"]
 _MODES = {
@@ -35,8 +48,9 @@ class ForgetRetainDataModule(pl.LightningDataModule):
     """Forget / retain / holdout / test splits from a dataset and a deletion request.
 
     Give either ``train`` plus exactly one request (``forget_indices``, ``forget_ids``,
-    ``forget_class``, ``forget_predicate`` or ``forget_fraction``), or explicit ``forget`` and
-    ``retain`` datasets. Training batches are ``{"forget": b_f, "retain": b_r}`` from a
+    ``forget_class``, ``forget_predicate`` or ``forget_fraction``; the first two also by reference,
+    as ``forget_indices_file``/``forget_ids_file``), or explicit ``forget`` and ``retain`` datasets.
+    Training batches are ``{"forget": b_f, "retain": b_r}`` from a
     :class:`~lightning.pytorch.utilities.combined_loader.CombinedLoader`; evaluation loaders come
     in the order of :attr:`eval_splits` (``forget``, ``retain``, ``test``, ``holdout``).
 
@@ -46,19 +60,39 @@ class ForgetRetainDataModule(pl.LightningDataModule):
     from a checkpoint written mid-epoch reads exactly the batches the interrupted run had not read yet, and each
     DDP rank gets its own shard.
 
+    The request never reaches what a run writes: hyperparameters saved with ``save_hyperparameters``
+    (by a subclass, or by LightningCLI), and with them ``hparams.yaml``, the loggers and checkpoints,
+    hold ``"<redacted: ...>"`` instead of indices, ids or the seed of ``forget_fraction``
+    (:func:`~lightning_unlearn.privacy.redact_config`); checkpoints record only the request's keyed
+    fingerprint (:attr:`DeletionRequest.fingerprint`).
+
     Args:
         train: The full training dataset the original model was trained on.
         test: Held-out test data (test accuracy; the non-members of the MIA-efficacy attack).
-        forget_indices: Request: indices into ``train`` to forget.
+        forget_indices: Request: indices into ``train`` to forget (ints; integral floats such as ``3.0`` pass,
+            ``3.5`` is refused), or a boolean mask of length ``len(train)`` that is ``True`` for the samples to
+            forget. In a config prefer ``forget_indices_file``: a config with the indices inline is redacted when
+            saved.
+        forget_indices_file: Request by reference: a file the user controls holding the indices
+            (``.txt``: separated by whitespace, commas or newlines, ``#`` comments; ``.json``: a list;
+            ``.npy``: a 1-D array). The config names the file, not the samples.
         forget_ids: Request: sample ids to forget (needs ``sample_ids`` or ``train.sample_ids``).
+        forget_ids_file: Request by reference: a file of sample ids (``.txt``: one per line; ``.json``: a list).
         sample_ids: One id per training sample, for ``forget_ids``.
-        forget_class: Request: one class label (or several) to forget entirely.
+        forget_class: Request: one class label (or several) to forget entirely: a Python, numpy or torch integer,
+            or an integral float such as ``3.0``.
         forget_predicate: Request: forget every sample ``s`` of ``train`` with ``forget_predicate(s)`` true.
         forget_fraction: Request: forget a seeded random fraction of ``train`` (e.g. 0.1).
         forget: Explicit forget dataset (instead of ``train`` + request).
         retain: Explicit retain dataset; with ``train`` + ``retain_indices`` it is derived instead.
-        retain_indices: Explicit retain indices into ``train`` (default: every index not forgotten).
-            Must not overlap the forget indices.
+        retain_indices: Explicit retain indices into ``train`` (default: every index not forgotten), or a boolean
+            mask of length ``len(train)``, like ``forget_indices``. Must not overlap the forget indices.
+        check_overlap: With explicit ``forget`` and ``retain`` datasets, refuse samples that both hold. When both
+            datasets have ``sample_ids``, ids are compared; for two ``Subset`` s of one dataset, indices; otherwise
+            the samples' content is hashed (every sample of both sets is read once: a 60,000-sample
+            ``TensorDataset`` takes well under a second, but a dataset that decodes images from disk takes as long
+            as one pass over it, and random transforms make equal samples differ). ``False`` skips the content
+            hashing (ids and indices are still compared).
         holdout: Non-member data for membership inference; default: a ``holdout_fraction`` split of
             ``test``, or ``test`` itself when that fraction is 0.
         holdout_fraction: Fraction of ``test`` set aside as the holdout (the rest stays test).
@@ -76,7 +110,9 @@ class ForgetRetainDataModule(pl.LightningDataModule):
         pin_memory: DataLoader ``pin_memory``.
         collate_fn: DataLoader ``collate_fn`` of every loader (e.g. a tokenizing collator for text);
             ``None`` is PyTorch's default collation.
-        seed: Seed of the request (``forget_fraction``), splits and shuffling.
+        seed: Seed of the request (``forget_fraction``), splits and shuffling. With ``forget_fraction`` the
+            seed (with the dataset size) regenerates every forgotten index: it is redacted from saved
+            configs and hyperparameters, and the default 0 is public, so pick your own for real requests.
     """
 
     def __init__(
@@ -85,7 +121,9 @@ class ForgetRetainDataModule(pl.LightningDataModule):
         test: Dataset | None = None,
         *,
         forget_indices: Sequence[int] | None = None,
+        forget_indices_file: str | os.PathLike | None = None,
         forget_ids: Sequence[Hashable] | None = None,
+        forget_ids_file: str | os.PathLike | None = None,
         sample_ids: Sequence[Hashable] | None = None,
         forget_class: int | list[int] | None = None,
         forget_predicate: Callable[[Any], bool] | None = None,
@@ -93,6 +131,7 @@ class ForgetRetainDataModule(pl.LightningDataModule):
         forget: Dataset | None = None,
         retain: Dataset | None = None,
         retain_indices: Sequence[int] | None = None,
+        check_overlap: bool = True,
         holdout: Dataset | None = None,
         holdout_fraction: float = 0.0,
         num_classes: int | None = None,
@@ -132,6 +171,8 @@ class ForgetRetainDataModule(pl.LightningDataModule):
         self.collate_fn = collate_fn
         self.seed = seed
         self.request: DeletionRequest | None = None
+        forget_indices = request_from_file("forget_indices", forget_indices, forget_indices_file)
+        forget_ids = request_from_file("forget_ids", forget_ids, forget_ids_file)
 
         has_request = any(v is not None for v in (forget_indices, forget_ids, forget_class, forget_predicate, forget_fraction))
         if forget is not None or (retain is not None and train is None):
@@ -143,7 +184,7 @@ class ForgetRetainDataModule(pl.LightningDataModule):
                 raise ValueError("The `forget` dataset is empty; there is nothing to unlearn.")
             if len(retain) == 0:  # type: ignore[arg-type]
                 raise ValueError("The `retain` dataset is empty; nothing would be left to retain.")
-            _check_subset_overlap(forget, retain)
+            _check_subset_overlap(forget, retain, check_content=check_overlap)
             self.forget_set, self.retain_set = forget, retain
             self.all_set: Dataset = ConcatDataset([forget, retain])
         else:
@@ -168,8 +209,8 @@ class ForgetRetainDataModule(pl.LightningDataModule):
                 forget_mask[forget_idx] = True
                 retain_idx = torch.nonzero(~forget_mask).flatten().tolist()
             else:
-                retain_idx = sorted({int(i) for i in retain_indices})
                 n = len(train)  # type: ignore[arg-type]
+                retain_idx = sorted(set(as_indices("retain_indices", retain_indices, n)))
                 bad = [i for i in retain_idx if i < 0 or i >= n]
                 if bad:
                     raise ValueError(f"`retain_indices` should lie in [0, {n - 1}]; {len(bad)} are out of range, e.g. {_examples(bad)}.")
@@ -285,6 +326,21 @@ class ForgetRetainDataModule(pl.LightningDataModule):
     settings: dict[str, Any] | None = None
     data_name: str = "data"
 
+    def save_hyperparameters(self, *args: Any, ignore: Sequence[str] | str | None = None, frame: Any = None, logger: bool = True) -> None:
+        """Lightning's ``save_hyperparameters``, with the request redacted (:func:`~lightning_unlearn.privacy.redact_config`):
+        ``hparams``, ``hparams_initial`` and with them the loggers' ``hparams.yaml`` and the checkpoints'
+        ``datamodule_hyper_parameters`` never hold the forget indices, ids or the seed of ``forget_fraction``."""
+        if frame is None:
+            frame = inspect.currentframe().f_back  # type: ignore[union-attr]  # the caller's arguments, as Lightning reads them
+        super().save_hyperparameters(*args, ignore=ignore, frame=frame, logger=logger)
+        request = getattr(self, "request", None)
+        for name in ("_hparams", "_hparams_initial"):
+            hparams = getattr(self, name, None)
+            if hparams is not None:
+                redacted = redact_config(dict(hparams), request)
+                hparams.clear()
+                hparams.update(redacted)
+
     def state_dict(self) -> dict[str, Any]:
         state = {"fingerprint": self.request.fingerprint if self.request else None, "sizes": self.sizes()}
         if self.fingerprint is not None:
@@ -293,11 +349,19 @@ class ForgetRetainDataModule(pl.LightningDataModule):
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         saved = state_dict.get("fingerprint")
-        if saved is not None and self.request is not None and saved != self.request.fingerprint:
-            raise ValueError(
-                "The checkpoint was made for a different deletion request (fingerprint "
-                f"{saved[:12]}… vs {self.request.fingerprint[:12]}…); resuming would mix two requests."
-            )
+        if saved is not None and self.request is not None:
+            parsed = parse_fingerprint(saved)
+            if parsed is not None and parsed[0] != key_id(request_key()):
+                raise ValueError(
+                    f"The checkpoint's deletion request was fingerprinted with another request key (key id {parsed[0]}; this "
+                    f"run's key id is {key_id(request_key())}): set LIGHTNING_UNLEARN_REQUEST_KEY or "
+                    "LIGHTNING_UNLEARN_REQUEST_KEY_FILE to the key the checkpoint was made with."
+                )
+            if not fingerprints_match(saved, self.request.indices, self.request.dataset_size):
+                raise ValueError(
+                    "The checkpoint was made for a different deletion request (fingerprint "
+                    f"{short_fingerprint(saved)} vs {short_fingerprint(self.request.fingerprint)}); resuming would mix two requests."
+                )
         saved = state_dict.get("data_fingerprint")
         if saved is not None and self.fingerprint is not None and saved != self.fingerprint:
             raise ValueError(
@@ -312,9 +376,11 @@ def _own_generator(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def _check_subset_overlap(forget: Dataset, retain: Dataset) -> None:
-    """Explicit forget/retain subsets of the same dataset must not share samples."""
-    if isinstance(forget, Subset) and isinstance(retain, Subset) and forget.dataset is retain.dataset:
+def _check_subset_overlap(forget: Dataset, retain: Dataset, check_content: bool = True) -> None:
+    """Explicit forget and retain datasets must not share samples: compared by ``sample_ids`` when both have them,
+    by index for two ``Subset`` s of one dataset, else (``check_content``) by a hash of each sample's content."""
+    same_parent = isinstance(forget, Subset) and isinstance(retain, Subset) and forget.dataset is retain.dataset
+    if same_parent:
         overlap = sorted(set(map(int, forget.indices)) & set(map(int, retain.indices)))
         if overlap:
             raise ValueError(
@@ -329,3 +395,29 @@ def _check_subset_overlap(forget: Dataset, retain: Dataset) -> None:
                 f"The forget and retain sets overlap in {len(overlap)} samples (e.g. ids {_examples(overlap)}); "
                 "a sample cannot be both forgotten and retained."
             )
+        return
+    if same_parent or not check_content:
+        return
+    try:
+        forget_digests = dataset_digests(forget)
+        retain_digests = dataset_digests(retain)
+    except UnhashableSample as err:
+        warnings.warn(
+            f"The forget and retain sets were not checked for shared samples: a sample holds a {err}, whose content "
+            "cannot be hashed. Give both datasets `sample_ids` to have them compared, or pass `check_overlap=False` "
+            "to silence this warning.",
+            stacklevel=3,
+        )
+        return
+    first: dict[bytes, int] = {}
+    for i, d in enumerate(forget_digests):
+        first.setdefault(d, i)
+    pairs = [(first[d], j) for j, d in enumerate(retain_digests) if d in first]
+    if pairs:
+        shown = [f"forget[{i}] == retain[{j}]" for i, j in pairs]
+        raise ValueError(
+            f"The forget and retain sets overlap: {len(pairs)} retain samples have the same content as a forget sample "
+            f"(e.g. {_examples(shown, 3)}); a sample cannot be both forgotten and retained. Remove them from one set, "
+            "give both datasets `sample_ids` to compare ids instead of content, or pass `check_overlap=False` to skip "
+            "the content check."
+        )

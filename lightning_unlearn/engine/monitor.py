@@ -9,6 +9,7 @@ the same numbers and the same stop decision without communication.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -46,18 +47,26 @@ def evenly_spaced(loader: DataLoader, max_samples: int | None) -> DataLoader:
 
 
 @torch.no_grad()
-def score(model: nn.Module, task: Any, loader: DataLoader, device: torch.device | None = None) -> SplitScore:
-    """Mean per-sample task loss and accuracy (``task.correct``, percent) of ``model`` over ``loader``."""
+def score(model: nn.Module, task: Any, loader: DataLoader, device: torch.device | None = None, precision: Any = None) -> SplitScore:
+    """Mean per-sample task loss and accuracy (``task.correct``, percent) of ``model`` over ``loader``.
+
+    ``precision``: a Lightning precision plugin (the Trainer's); its ``convert_input`` converts the batches and
+    the forwards run in its ``forward_context()``, as in a validation step (``None``: as they are).
+    """
     from lightning.fabric.utilities.apply_func import move_data_to_device
 
     was_training = model.training
     model.eval()
     loss_sum, correct_sum, count = 0.0, 0.0, 0
+    context = precision.forward_context if precision is not None else contextlib.nullcontext
     try:
         for batch in loader:
             if device is not None:
                 batch = move_data_to_device(batch, device)
-            outputs = task.forward(model, batch)
+            if precision is not None:
+                batch = precision.convert_input(batch)
+            with context():
+                outputs = task.forward(model, batch)
             losses = task.per_sample_loss(outputs, batch).float()
             loss_sum += float(losses.sum())
             correct_sum += float(task.correct(outputs, batch).float().sum())
@@ -106,15 +115,18 @@ class ForgetMonitor:
         self.before: dict[str, SplitScore] = {}
         self.after: dict[str, SplitScore] = {}
         self.stop_reason: str | None = None
+        #: The Trainer's precision plugin (set by ``engine.precision.follow_precision``): the scoring passes convert
+        #: their batches and run their forwards with it, like the module's own steps.
+        self.precision: Any = None
 
     @property
     def has_criterion(self) -> bool:
         return self.stop_at_forget_acc is not None or self.stop_at_forget_loss is not None
 
     def measure(self, model: nn.Module, device: torch.device | None = None) -> dict[str, SplitScore]:
-        out = {"forget": score(model, self.task, self.forget, device)}
+        out = {"forget": score(model, self.task, self.forget, device, self.precision)}
         if self.retain is not None:
-            out["retain"] = score(model, self.task, self.retain, device)
+            out["retain"] = score(model, self.task, self.retain, device, self.precision)
         return out
 
     def start(self, model: nn.Module, device: torch.device | None = None) -> None:
@@ -126,7 +138,7 @@ class ForgetMonitor:
         """Evaluate the forget set every ``check_every_n_steps`` steps; ``True`` once the criterion is met."""
         if not self.has_criterion or step % self.check_every_n_steps != 0:
             return False
-        forget = score(model, self.task, self.forget, device)
+        forget = score(model, self.task, self.forget, device, self.precision)
         if self.stop_at_forget_acc is not None and forget.acc <= self.stop_at_forget_acc:
             self.stop_reason = f"forget accuracy {forget.acc:.1f}% <= stop_at_forget_acc={self.stop_at_forget_acc:g} at step {step}"
         elif self.stop_at_forget_loss is not None and forget.loss >= self.stop_at_forget_loss:

@@ -33,27 +33,35 @@ class UnlearningEvaluator(nn.Module):
         task: The task whose ``correct``/``per_sample_loss`` primitives score predictions.
         mia_attack: Attack model of MIA-efficacy, ``"logistic"`` or ``"svc"``.
         seed: Seed of the attack's class balancing.
+        distributed: Reduce the states over the DDP ranks in ``compute`` (each rank fed its own shard, as in
+            ``Trainer.validate``/``test``). ``False``: this process's samples only, with no collective call, for a
+            process that evaluates whole loaders on its own (:func:`~lightning_unlearn.evaluate`): safe on one rank
+            of a DDP job, where a collective would wait for ranks that never call it.
     """
 
-    def __init__(self, task: Task, mia_attack: MIAAttack = "logistic", seed: int = 0) -> None:
+    def __init__(self, task: Task, mia_attack: MIAAttack = "logistic", seed: int = 0, distributed: bool = True) -> None:
         super().__init__()
         self.task = task
-        self.accuracy = nn.ModuleDict({split: MeanMetric() for split in _ACC_KEYS})
-        self.mia = MIAEfficacy(attack=mia_attack, seed=seed)
-        self.loss_auc = LossMIAAUC()
+        sync = {"sync_on_compute": bool(distributed)}
+        self.accuracy = nn.ModuleDict({split: MeanMetric(**sync) for split in _ACC_KEYS})
+        self.mia = MIAEfficacy(attack=mia_attack, seed=seed, **sync)
+        self.loss_auc = LossMIAAUC(**sync)
         self._seen: set[str] = set()
         self._expected: tuple[str, ...] = ()
 
     @torch.no_grad()
-    def update(self, split: str, outputs: Tensor, batch: Any) -> None:
+    def update(self, split: str, outputs: Tensor, batch: Any, keep: int | None = None) -> None:
+        """Add a batch of ``split``; ``keep``: score only its first ``keep`` samples (the rest are a
+        ``DistributedSampler``'s padding repeats, see :mod:`~lightning_unlearn.evaluation.padding`)."""
         if split not in _ACC_KEYS:
             raise ValueError(f"`split` should be one of {list(_ACC_KEYS)}, got {split!r}.")
-        correct = self.task.correct(outputs, batch).float()
+        rows = slice(None) if keep is None else slice(0, keep)
+        correct = self.task.correct(outputs, batch).float()[rows]
         self.accuracy[split].update(correct)
         self._seen.add(split)
         if split in ("forget", "retain", "test") and hasattr(self.task, "probabilities"):
-            self.mia.update(self.task.probabilities(outputs), self.task.targets(batch), split)
-        losses = self.task.per_sample_loss(outputs, batch)
+            self.mia.update(self.task.probabilities(outputs)[rows], self.task.targets(batch)[rows], split)
+        losses = self.task.per_sample_loss(outputs, batch)[rows]
         if split == "forget":
             self.loss_auc.update(losses, True)
         elif split == "holdout" or (split == "test" and "holdout" not in self._expected):

@@ -96,8 +96,8 @@ class UnlearningReport(Callback):
       the datamodule's evaluation splits; the ROC curves of the loss-threshold membership attack
       (forget vs holdout, or test); then the files, written by global rank 0 only.
 
-    The request is summarised by its kind, description, size and fingerprint: the report never
-    contains sample indices or data. Results of further attacks are added with :meth:`add_attack`.
+    The request is summarised by its kind, description, size and keyed fingerprint
+    (:mod:`lightning_unlearn.privacy`): the report never contains sample indices or data. Results of further attacks are added with :meth:`add_attack`.
 
     Args:
         dirpath: Folder of ``report.json``/``report.html``; default ``trainer.log_dir`` (the
@@ -320,7 +320,7 @@ class UnlearningReport(Callback):
             if model is None:
                 continue
             model.to(device)
-            evaluator = run_evaluation(model, loaders, task, self.mia_attack, device)
+            evaluator = run_evaluation(model, loaders, task, self.mia_attack, device, precision=trainer.precision_plugin)
             metrics[name] = with_gap(evaluator.compute(), metrics["oracle"])
             if structure is not None:
                 features, labels = collect_features(model, structure, layer, task)

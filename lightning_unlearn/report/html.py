@@ -251,14 +251,15 @@ def render_html(report: dict[str, Any]) -> str:
     summary = "".join(f"<p>{_e(s)}</p>" for s in summary_sentences(report))
     note = (
         "These figures are measured on the evaluation data: they are empirical evidence of forgetting, not a formal "
-        "guarantee. The report identifies the request by a fingerprint and contains no training samples or sample indices."
+        "guarantee. The report identifies the request by a keyed fingerprint (only the holder of the request key can "
+        "check a request against it) and contains no training samples or sample indices."
     )
     request_rows = [
         ("Kind", request["kind"]),
         ("Description", request["description"]),
         ("Samples unlearned", request["count"]),
         ("Training set size", request["dataset_size"]),
-        ("Fingerprint (SHA-256)", request["fingerprint"] or "none (explicit forget set)"),
+        ("Fingerprint (keyed HMAC-SHA256)", request["fingerprint"] or "none (explicit forget set)"),
     ]
     if data["sizes"]:
         request_rows.append(("Evaluation splits (samples)", " · ".join(f"{split} {n}" for split, n in data["sizes"].items())))
@@ -319,7 +320,7 @@ def render_html(report: dict[str, Any]) -> str:
 </section>
 
 <div class="grid">
-<section id="request"><h2>What was requested</h2>{_kv_table(request_rows, mono=("Fingerprint (SHA-256)",))}</section>
+<section id="request"><h2>What was requested</h2>{_kv_table(request_rows, mono=("Fingerprint (keyed HMAC-SHA256)",))}</section>
 <section id="model"><h2>Which model</h2>{_kv_table(model_rows, mono=("Weights before (SHA-256)", "Weights after (SHA-256)"))}</section>
 </div>
 

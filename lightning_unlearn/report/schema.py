@@ -2,7 +2,8 @@
 
 The schema is a Python dict (no package data to ship). It pins what a report may contain: the
 ``request`` object allows only its five summary fields, so a report that carried the forget indices
-or any sample data would fail validation. ``jsonschema`` is imported lazily (extra ``report``).
+or any sample data would fail validation, and its fingerprint must be keyed (an unkeyed SHA-256 is
+accepted only in reports of schema 1.0). ``jsonschema`` is imported lazily (extra ``report``).
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ from typing import Any
 from lightning_unlearn._errors import missing_extra
 
 #: Version of the report format; bump the major number on incompatible changes.
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 
 _SHA256 = {"type": "string", "pattern": "^[0-9a-f]{64}$"}
+#: A keyed request fingerprint (lightning_unlearn.privacy.request_fingerprint); reports of schema 1.0 hold an unkeyed _SHA256.
+_KEYED_FINGERPRINT = {"type": "string", "pattern": "^hmac-sha256:[0-9a-f]{8}:[0-9a-f]{64}$"}
 _SCALAR = {"type": ["string", "number", "boolean", "null"]}
 _NUMBER_OR_NULL = {"type": ["number", "null"]}
 _COUNT = {"type": "integer", "minimum": 0}
@@ -62,8 +65,10 @@ REPORT_SCHEMA: dict[str, Any] = {
                 "count": {"type": "integer", "minimum": 1, "description": "Number of training samples unlearned."},
                 "dataset_size": {"type": ["integer", "null"], "minimum": 1},
                 "fingerprint": {
-                    "anyOf": [_SHA256, {"type": "null"}],
-                    "description": "SHA-256 of the sorted forget indices and the dataset size (DeletionRequest.fingerprint).",
+                    "anyOf": [_KEYED_FINGERPRINT, _SHA256, {"type": "null"}],
+                    "description": "HMAC-SHA256, keyed by the data controller's request key, of the sorted forget indices and the "
+                    "dataset size: hmac-sha256:<key id>:<digest> (DeletionRequest.fingerprint; check a request against it with "
+                    "lightning-unlearn verify-request). Reports of schema 1.0 hold an unkeyed SHA-256.",
                 },
             },
         },
@@ -217,6 +222,9 @@ REPORT_SCHEMA: dict[str, Any] = {
             },
         },
     },
+    # Only reports of schema 1.0 (written before fingerprints were keyed) may hold an unkeyed SHA-256.
+    "if": {"properties": {"schema_version": {"const": "1.0"}}},
+    "else": {"properties": {"request": {"properties": {"fingerprint": {"anyOf": [_KEYED_FINGERPRINT, {"type": "null"}]}}}}},
 }
 
 

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from lightning_unlearn.privacy import short_fingerprint
+
 
 @dataclass(frozen=True)
 class MetricInfo:
@@ -122,7 +124,7 @@ def summary_sentences(report: dict[str, Any]) -> list[str]:
     count = request["count"]
     samples = f"{count} training sample{'s' if count != 1 else ''}"
     fingerprint = (
-        f"request fingerprint {short_hash(request['fingerprint'], 16)}"
+        f"request fingerprint {short_fingerprint(request['fingerprint'])}"
         if request["fingerprint"]
         else "no request fingerprint: explicit forget set"
     )

@@ -19,6 +19,19 @@ class ClassificationTask(Task):
     ``target_key``. Model outputs may be a tensor or an object with a ``logits`` attribute
     (``transformers`` models).
 
+    What is checked at this boundary (shape and dtype only: no extra device synchronisation):
+
+    * targets are a tensor of class indices of shape ``[B]``; int64 is used as is, other integer dtypes (int32,
+      uint8, ...) are cast to int64; float, bool and one-hot ``[B, C]`` targets are refused with a hint;
+    * logits are ``[B, C]`` with ``B`` the number of targets and ``C == num_classes`` when it is given;
+    * inputs are passed to the model unchecked (a model may take uint8 images or int64 token ids on purpose); when
+      the model fails on inputs whose dtype differs from its parameters' (float64 from numpy, raw uint8 images),
+      the error names both dtypes and the conversion.
+
+    Not detectable: a model that returns transposed logits ``[C, B]`` on a batch whose size equals the number of
+    classes (the shape is the same). It is refused at the first batch of another size (e.g. the last, partial
+    batch, or the forget-set pass :class:`~lightning_unlearn.UnlearningModule`'s monitor makes before training).
+
     Args:
         num_classes: Number of classes. Needed for :meth:`relabel`; when ``None`` it is read from the
             logits' last dimension.
@@ -59,10 +72,11 @@ class ClassificationTask(Task):
         )
 
     def targets(self, batch: Any) -> Tensor:
+        """The batch's class indices as an int64 tensor of shape ``[B]`` (see the class docstring for what is refused)."""
         if isinstance(batch, Mapping):
-            return batch[self.target_key]
+            return _class_indices(batch[self.target_key])
         if isinstance(batch, (tuple, list)) and len(batch) >= 2:
-            return batch[1]
+            return _class_indices(batch[1])
         raise TypeError(
             f"A classification batch should be a (inputs, targets) tuple/list or a mapping with keys "
             f"{self.input_key!r} and {self.target_key!r}; got {type(batch).__name__}."
@@ -73,7 +87,14 @@ class ClassificationTask(Task):
 
     # ------------------------------------------------------------------ primitives
     def forward(self, model: nn.Module, batch: Any) -> Tensor:
-        out = model(self.inputs(batch))
+        inputs = self.inputs(batch)
+        try:
+            out = model(inputs)
+        except (RuntimeError, TypeError) as err:
+            hint = _dtype_mismatch(model, inputs, err)
+            if hint is None:
+                raise
+            raise TypeError(hint) from err
         logits = getattr(out, "logits", out)
         if not isinstance(logits, Tensor) or logits.dim() != 2:
             shape = tuple(logits.shape) if isinstance(logits, Tensor) else type(logits).__name__
@@ -83,9 +104,16 @@ class ClassificationTask(Task):
                 f"The model returns {logits.shape[-1]} logits per sample but `num_classes` is {self.num_classes}; "
                 "the model's label space and the task's must agree."
             )
+        if isinstance(batch, Mapping):
+            labels = batch.get(self.target_key)
+        else:
+            labels = batch[1] if isinstance(batch, (tuple, list)) and len(batch) >= 2 else None
+        if isinstance(labels, Tensor) and labels.dim() >= 1:  # labelled batches: one row of logits per sample
+            _check_rows(logits, int(labels.shape[0]))
         return logits
 
     def _check_targets(self, logits: Tensor, targets: Tensor) -> None:
+        _check_rows(logits, int(targets.shape[0]))
         if targets.numel() and (int(targets.min()) < 0 or int(targets.max()) >= logits.shape[-1]):
             raise ValueError(
                 f"Targets should lie in [0, {logits.shape[-1] - 1}] for a model with {logits.shape[-1]} classes; "
@@ -93,12 +121,12 @@ class ClassificationTask(Task):
             )
 
     def per_sample_loss(self, outputs: Tensor, batch: Any, targets: Tensor | None = None) -> Tensor:
-        targets = self.targets(batch) if targets is None else targets
+        targets = self.targets(batch) if targets is None else _class_indices(targets)
         self._check_targets(outputs, targets)
         return F.cross_entropy(outputs.float(), targets, reduction="none", label_smoothing=self.label_smoothing)
 
     def log_likelihood(self, outputs: Tensor, batch: Any, targets: Tensor | None = None) -> Tensor:
-        targets = self.targets(batch) if targets is None else targets
+        targets = self.targets(batch) if targets is None else _class_indices(targets)
         self._check_targets(outputs, targets)
         return torch.log_softmax(outputs.float(), dim=-1).gather(-1, targets[:, None]).squeeze(-1)
 
@@ -119,3 +147,63 @@ class ClassificationTask(Task):
 
     def probabilities(self, outputs: Tensor) -> Tensor:
         return torch.softmax(outputs.float(), dim=-1)
+
+
+_INTEGER = (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8)
+
+
+def _class_indices(targets: Any) -> Tensor:
+    """``targets`` as int64 class indices of shape ``[B]``; other integer dtypes are cast, anything else refused."""
+    if not isinstance(targets, Tensor):
+        raise TypeError(
+            "Classification targets should be a tensor of class indices (int64, shape [batch]); got "
+            f"{type(targets).__name__}. Collate labels into a tensor (the default collate does)."
+        )
+    if targets.dtype not in _INTEGER:
+        if targets.dim() == 2:
+            hint = "one-hot or soft labels [batch, classes]: pass `targets.argmax(-1)`"
+        elif targets.dtype == torch.bool:
+            hint = "booleans are not class indices: convert binary labels with `.long()`"
+        else:
+            hint = "whole-number labels stored as floats: convert them with `.long()`"
+        raise TypeError(
+            f"Classification targets should be integer class indices (int64, shape [batch]); got a {targets.dtype} "
+            f"tensor of shape {tuple(targets.shape)} ({hint})."
+        )
+    if targets.dim() != 1:
+        raise ValueError(
+            f"Classification targets should have shape [batch] (one class index per sample); got shape {tuple(targets.shape)}."
+        )
+    return targets if targets.dtype == torch.int64 else targets.long()
+
+
+def _check_rows(logits: Tensor, batch_size: int) -> None:
+    """Logits ``[B, C]`` must have one row per target; a ``[C, B]`` output is named as transposed."""
+    if logits.shape[0] == batch_size:
+        return
+    transposed = logits.shape[1] == batch_size
+    raise ValueError(
+        f"The model returned logits of shape {tuple(logits.shape)} for a batch of {batch_size} samples; a classifier "
+        f"should return [batch, classes] = [{batch_size}, C]"
+        + (" (this looks like [classes, batch]: transpose the model's output)." if transposed else ".")
+    )
+
+
+def _dtype_mismatch(model: nn.Module, inputs: Any, err: BaseException) -> str | None:
+    """A clear message when ``model`` failed on tensor ``inputs`` of another dtype than its parameters, else ``None``."""
+    if not isinstance(inputs, Tensor):
+        return None
+    param = next((p for p in model.parameters() if p.is_floating_point()), None)
+    if param is None or param.dtype == inputs.dtype or "type" not in str(err).lower():
+        return None
+    if inputs.dtype == torch.uint8:
+        fix = "convert images before batching, e.g. `x.float() / 255` (torchvision's `ToTensor()` or `ToDtype(torch.float32, scale=True)`)"
+    elif inputs.is_floating_point():
+        fix = f"convert the inputs with `x.to({param.dtype})` (numpy arrays are float64: `torch.from_numpy(a).float()`), or the model"
+    else:
+        fix = f"the model takes {param.dtype} inputs; convert them, or give the model an input layer for {inputs.dtype} (e.g. an embedding)"
+    first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return (
+        f"The model failed on inputs of dtype {inputs.dtype} (shape {tuple(inputs.shape)}); its parameters are {param.dtype}: "
+        f"{fix}. (The model raised: {first})"
+    )

@@ -70,3 +70,12 @@ def test_load_anchors_accepts_names_files_and_tensors(tmp_path):
 def test_bad_input(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+@pytest.mark.parametrize("kind", ["random", "truncated", "empty", "text"])
+def test_a_corrupt_anchors_file_is_named_for_what_it_is(tmp_path, kind):
+    from toys import corrupt_weights_files
+
+    path, problem = corrupt_weights_files(tmp_path / "files")[kind]
+    with pytest.raises(ValueError, match=rf"`anchors` file '.*{kind}\.pt' {problem}"):
+        load_anchors(str(path))

@@ -271,6 +271,19 @@ def test_full_strategy_save_load_and_a_retain_free_method(tmp_path):
 
 
 # ------------------------------------------------------------------ errors
+@pytest.mark.parametrize("kind", ["random", "truncated", "empty", "text"])
+def test_load_names_what_is_wrong_with_a_corrupt_file(tmp_path, kind):
+    path, problem = toys.corrupt_weights_files(tmp_path)[kind]
+    with pytest.raises(ValueError, match=rf"`path` file '.*{kind}\.pt' {problem}"):
+        ContinualUnlearner.load(path, conv_net())
+
+
+def test_load_refuses_a_file_that_is_not_a_saved_unlearner(tmp_path):
+    torch.save(conv_net().state_dict(), tmp_path / "weights.pt")
+    with pytest.raises(ValueError, match=r"`path` file '.*weights\.pt' does not hold a saved ContinualUnlearner \(a dict with a 'config' entry"):
+        ContinualUnlearner.load(tmp_path / "weights.pt", conv_net())
+
+
 
 
 @pytest.mark.parametrize(

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import math
+import time
 from types import SimpleNamespace
 
 import pytest
 import torch
 from lightning.pytorch.utilities.combined_loader import CombinedLoader
-from torch.utils.data import DataLoader, Subset
+from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 
 from lightning_unlearn.datamodules import EVAL_SPLITS, ForgetRetainDataModule, LabeledTensorDataset
 
@@ -66,6 +67,35 @@ def test_explicit_retain_indices():
     assert _ids(dm.retain_set) == [3, 5, 9]
 
 
+def test_boolean_masks_for_forget_and_retain_indices():
+    # A retain mask was read as the indices {0, 1}: the retain set was two samples.
+    forget = torch.zeros(N, dtype=torch.bool)
+    forget[[0, 1]] = True
+    retain = torch.zeros(N, dtype=torch.bool)
+    retain[[3, 5, 9]] = True
+    dm = ForgetRetainDataModule(_train(), forget_indices=forget, retain_indices=retain.numpy())
+    assert _ids(dm.forget_set) == [0, 1]
+    assert _ids(dm.retain_set) == [3, 5, 9]
+
+
+@pytest.mark.parametrize(
+    ("retain", "error", "match"),
+    [
+        pytest.param(torch.ones(10, dtype=torch.bool), ValueError, r"`retain_indices` is a boolean mask of length 10, but a mask needs one entry per training sample \(40\)", id="short-mask"),
+        pytest.param([3.5, 4.0], ValueError, r"`retain_indices` should be integer indices or a boolean mask of length 40; 1 are not whole numbers, e.g. \[3.5\]", id="fraction"),
+        pytest.param(5, TypeError, r"`retain_indices` should be integer indices or a boolean mask of length 40, got int 5", id="scalar"),
+    ],
+)
+def test_bad_retain_indices(retain, error, match):
+    with pytest.raises(error, match=match):
+        ForgetRetainDataModule(_train(), forget_indices=[0], retain_indices=retain)
+
+
+def test_integral_float_retain_indices_are_accepted():
+    dm = ForgetRetainDataModule(_train(), forget_indices=[0], retain_indices=[3.0, 5.0])
+    assert _ids(dm.retain_set) == [3, 5]
+
+
 def test_explicit_forget_and_retain_datasets():
     base = _train()
     forget, retain = Subset(base, [0, 1, 2]), Subset(base, [10, 11])
@@ -93,6 +123,82 @@ def test_explicit_datasets_overlapping_by_sample_id():
     forget.sample_ids, retain.sample_ids = ["a", "b", "c", "d"], ["d", "e", "f", "a"]
     with pytest.raises(ValueError, match=r"overlap in 2 samples \(e.g. ids \[a, d\]\)"):
         ForgetRetainDataModule(forget=forget, retain=retain)
+
+
+def test_explicit_datasets_sharing_samples_by_content():
+    # Two TensorDatasets cut from overlapping slices of one tensor (5 shared samples) were accepted.
+    x, y = torch.randn(30, 3), torch.arange(30) % 3
+    with pytest.raises(
+        ValueError,
+        match=r"overlap: 5 retain samples have the same content as a forget sample "
+        r"\(e.g. \[forget\[5\] == retain\[0\], forget\[6\] == retain\[1\], forget\[7\] == retain\[2\], \.\.\.\]\).*"
+        r"`sample_ids`.*`check_overlap=False`",
+    ):
+        ForgetRetainDataModule(forget=TensorDataset(x[:10], y[:10]), retain=TensorDataset(x[5:], y[5:]))
+
+
+class _Samples(Dataset):
+    """Samples as built by a user's own dataset: a list of whatever ``__getitem__`` returns."""
+
+    def __init__(self, samples: list) -> None:
+        self.samples = samples
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, i: int):
+        return self.samples[i]
+
+
+def test_content_overlap_across_dataset_types():
+    # A TensorDataset (hashed from its tensors) and a user's dataset (hashed sample by sample) holding one equal
+    # (tensor, label) sample; labels as Python ints and as one-element tensors hash alike.
+    x = torch.arange(12, dtype=torch.float32).reshape(4, 3)
+    forget = TensorDataset(x[:2], torch.tensor([0, 1]))
+    retain = _Samples([(x[3].clone(), 1), (x[1].clone(), 1)])
+    with pytest.raises(ValueError, match=r"1 retain samples have the same content as a forget sample \(e.g. \[forget\[1\] == retain\[1\]\]\)"):
+        ForgetRetainDataModule(forget=forget, retain=retain)
+    text = [{"question": f"q{i}", "answer": f"a{i}"} for i in range(6)]
+    with pytest.raises(ValueError, match=r"2 retain samples have the same content"):
+        ForgetRetainDataModule(forget=_Samples(text[:3]), retain=_Samples(text[1:3] + text[4:]), collate_fn=list)
+
+
+def test_equal_inputs_with_different_labels_or_dtypes_do_not_overlap():
+    x = torch.randn(6, 3)
+    dm = ForgetRetainDataModule(forget=TensorDataset(x[:3], torch.zeros(3, dtype=torch.long)), retain=TensorDataset(x, torch.ones(6, dtype=torch.long)))
+    assert dm.sizes() == {"forget": 3, "retain": 6}
+    dm = ForgetRetainDataModule(forget=TensorDataset(x[:3].double()), retain=TensorDataset(x))
+    assert dm.sizes() == {"forget": 3, "retain": 6}
+
+
+def test_check_overlap_false_skips_the_content_check():
+    x, y = torch.randn(30, 3), torch.arange(30) % 3
+    dm = ForgetRetainDataModule(forget=TensorDataset(x[:10], y[:10]), retain=TensorDataset(x[5:], y[5:]), check_overlap=False)
+    assert dm.sizes() == {"forget": 10, "retain": 25}
+    base = _train()
+    with pytest.raises(ValueError, match="overlap in 1 samples"):  # indices of one parent are still compared
+        ForgetRetainDataModule(forget=Subset(base, [0, 1]), retain=Subset(base, [1, 2]), check_overlap=False)
+
+
+def test_sample_ids_decide_identity_over_content():
+    # Equal content under different ids (e.g. the same passage in two records) is the user's declared identity.
+    forget, retain = _train(4), _train(4)
+    forget.sample_ids, retain.sample_ids = ["a", "b", "c", "d"], ["e", "f", "g", "h"]
+    assert ForgetRetainDataModule(forget=forget, retain=retain).sizes() == {"forget": 4, "retain": 4}
+
+
+def test_unhashable_samples_are_reported_not_skipped_silently():
+    forget, retain = _Samples([(object(), 0)]), _Samples([(object(), 1)])
+    with pytest.warns(UserWarning, match="not checked for shared samples: a sample holds a object.*`sample_ids`"):
+        ForgetRetainDataModule(forget=forget, retain=retain, collate_fn=list)
+
+
+def test_content_check_of_60k_samples_is_fast():
+    x = torch.randint(0, 256, (60_000, 1, 28, 28), dtype=torch.uint8)
+    y = torch.randint(0, 10, (60_000,))
+    start = time.perf_counter()
+    ForgetRetainDataModule(forget=TensorDataset(x[:6000], y[:6000]), retain=Subset(TensorDataset(x, y), range(6000, 60_000)))
+    assert time.perf_counter() - start < 10  # ~0.5 s on one free core; generous for a shared CI machine
 
 
 def test_retain_indices_out_of_range():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import hmac
 
 import numpy as np
 import pytest
@@ -54,6 +55,73 @@ def test_indices_accept_tensors_and_numpy():
     assert a.indices == b.indices == (2, 4)
 
 
+@pytest.mark.parametrize(
+    "mask",
+    [
+        pytest.param(lambda m: m, id="bool-tensor"),
+        pytest.param(lambda m: m.numpy(), id="bool-ndarray"),
+        pytest.param(lambda m: m.tolist(), id="bool-list"),
+        pytest.param(lambda m: [np.bool_(v) for v in m.tolist()], id="numpy-bools"),
+    ],
+)
+def test_a_boolean_mask_selects_its_true_positions(mask):
+    # Read as indices, a mask of 20 booleans was the indices {0, 1} with "18 duplicates dropped".
+    m = torch.zeros(N, dtype=torch.bool)
+    m[[2, 5, 17]] = True
+    req = resolve_request(_dataset(), forget_indices=mask(m))
+    assert req.indices == (2, 5, 17)
+    assert req.description == "3 indices (boolean mask)"
+
+
+def test_a_boolean_mask_of_the_wrong_length_is_refused():
+    with pytest.raises(
+        ValueError,
+        match=r"`forget_indices` is a boolean mask of length 12, but a mask needs one entry per training sample \(20\)",
+    ):
+        resolve_request(_dataset(), forget_indices=torch.ones(12, dtype=torch.bool))
+
+
+def test_booleans_mixed_with_indices_are_refused():
+    with pytest.raises(TypeError, match=r"`forget_indices` mixes booleans and numbers \(1 of 2"):
+        resolve_request(_dataset(), forget_indices=[True, 3])
+
+
+def test_integral_float_indices_are_accepted():
+    req = resolve_request(_dataset(), forget_indices=np.array([3.0, 7.0]))
+    assert req.indices == (3, 7)
+    assert resolve_request(_dataset(), forget_indices=[np.int32(4), torch.tensor(2), 9.0]).indices == (2, 4, 9)
+
+
+@pytest.mark.parametrize(
+    "indices",
+    [
+        pytest.param([3.5, 4], id="list"),
+        pytest.param(torch.tensor([1.0, 3.5]), id="tensor"),
+        pytest.param(np.array([3.5]), id="ndarray"),
+        pytest.param([float("nan")], id="nan"),
+    ],
+)
+def test_fractional_indices_are_refused_not_truncated(indices):
+    with pytest.raises(
+        ValueError, match=r"`forget_indices` should be integer indices or a boolean mask of length 20; 1 are not whole numbers"
+    ):
+        resolve_request(_dataset(), forget_indices=indices)
+
+
+@pytest.mark.parametrize(
+    ("indices", "match"),
+    [
+        pytest.param(3, r"`forget_indices` should be integer indices or a boolean mask of length 20, got int 3", id="scalar"),
+        pytest.param("12", r"got str '12'", id="string"),
+        pytest.param(["a", 1], r"1 entries are not numbers, e.g. \[str 'a'\]", id="strings"),
+        pytest.param(torch.zeros(2, 2, dtype=torch.long), r"\(1-D\), got an array of shape \(2, 2\)", id="2d"),
+    ],
+)
+def test_indices_of_the_wrong_type_or_shape(indices, match):
+    with pytest.raises((TypeError, ValueError), match=match):
+        resolve_request(_dataset(), forget_indices=indices)
+
+
 def test_sample_ids_argument():
     ids = [f"s{i}" for i in range(N)]
     req = resolve_request(_dataset(), forget_ids=["s5", "s0", "s5"], sample_ids=ids)
@@ -76,6 +144,49 @@ def test_several_classes():
     req = resolve_request(_dataset(), forget_class=[0, 3])
     assert req.indices == tuple(i for i in range(N) if i % 4 in (0, 3))
     assert req.description == "classes [0, 3]"
+
+
+@pytest.mark.parametrize(
+    "label",
+    [
+        np.int64(3),
+        np.int32(3),
+        torch.tensor(3),
+        np.array(3),
+        3.0,
+        np.float32(3.0),
+        [np.int64(3)],
+        torch.tensor([3]),
+        np.array([3.0]),
+    ],
+    ids=["np.int64", "np.int32", "torch-scalar", "0-d-array", "float", "np.float32", "list-np.int64", "tensor", "float-array"],
+)
+def test_class_labels_of_any_integer_type(label):
+    # np.int64(3) and 3.0 raised "object is not iterable".
+    req = resolve_request(_dataset(), forget_class=label)
+    assert req.indices == tuple(i for i in range(N) if i % 4 == 3)
+    assert req.description == "class 3"
+
+
+@pytest.mark.parametrize(
+    ("label", "error", "match"),
+    [
+        pytest.param(
+            2.5,
+            ValueError,
+            r"`forget_class` should be an integer class label or a list of them; 1 are not whole numbers, e.g. \[2.5\]",
+            id="fraction",
+        ),
+        pytest.param([1, 2.5], ValueError, r"1 are not whole numbers, e.g. \[2.5\]", id="fraction-in-list"),
+        pytest.param(
+            True, TypeError, r"`forget_class` should be an integer class label or a list of them, got bool True", id="bool"
+        ),
+        pytest.param("3", TypeError, r"got str '3'", id="string"),
+    ],
+)
+def test_class_labels_that_are_not_integers(label, error, match):
+    with pytest.raises(error, match=match):
+        resolve_request(_dataset(), forget_class=label)
 
 
 @pytest.mark.parametrize(
@@ -124,7 +235,7 @@ def test_fraction_is_seeded():
     assert a.indices == b.indices
     assert a.indices != c.indices
     assert list(a.indices) == sorted(a.indices)
-    assert "seed 3" in a.description
+    assert a.description == "random 25.0% of the training set"  # never the seed: it regenerates the indices
 
 
 # ---------------------------------------------------------------------------------- bad requests
@@ -219,10 +330,14 @@ def test_empty_dataset():
 
 
 # ---------------------------------------------------------------------------------- fingerprint
-def test_fingerprint_closed_form():
+def test_fingerprint_closed_form(monkeypatch: pytest.MonkeyPatch):
+    """HMAC-SHA256 keyed by the request key, over a domain label, n, k and the sorted indices as int64."""
+    monkeypatch.setenv("LIGHTNING_UNLEARN_REQUEST_KEY", "k" * 32)
     req = resolve_request(_dataset(), forget_indices=[3, 1])
-    expected = hashlib.sha256(b"n=20;" + np.array([1, 3], dtype=np.int64).tobytes()).hexdigest()
-    assert req.fingerprint == expected
+    message = b"lightning_unlearn/deletion-request/v1\x00n=20;k=2;" + np.array([1, 3], dtype="<i8").tobytes()
+    key_id = hmac.new(b"k" * 32, b"lightning_unlearn/request-key-id/v1", hashlib.sha256).hexdigest()[:8]
+    assert req.fingerprint == f"hmac-sha256:{key_id}:{hmac.new(b'k' * 32, message, hashlib.sha256).hexdigest()}"
+    assert hashlib.sha256(b"n=20;" + np.array([1, 3], dtype=np.int64).tobytes()).hexdigest() not in req.fingerprint
 
 
 def test_fingerprint_is_stable_and_identifies_the_samples():
@@ -233,7 +348,7 @@ def test_fingerprint_is_stable_and_identifies_the_samples():
     other_size = resolve_request(LabeledTensorDataset(torch.zeros(N + 1, 1), torch.arange(N + 1) % 4), forget_class=2)
     assert a.fingerprint == b.fingerprint == same_samples.fingerprint
     assert len({a.fingerprint, other.fingerprint, other_size.fingerprint}) == 3
-    assert len(a.fingerprint) == 64
+    assert len(a.fingerprint.rsplit(":", 1)[1]) == 64
 
 
 def test_request_is_immutable():

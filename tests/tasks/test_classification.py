@@ -203,6 +203,125 @@ def test_targets_out_of_range(primitive, bad):
         getattr(task, primitive)(_logits(3), (None, y))
 
 
+# ---------------------------------------------------------------------------------- dtypes and shapes
+@pytest.mark.parametrize("dtype", [torch.int32, torch.int16, torch.uint8])
+def test_integer_targets_of_any_width_are_cast_to_int64(dtype):
+    # int32 labels failed inside cross_entropy ("expected target dtype to be Long or Byte, but got Int").
+    task, logits, y = ClassificationTask(), _logits(), _targets()
+    batch = (None, y.to(dtype))
+    assert task.targets(batch).dtype == torch.int64
+    torch.testing.assert_close(task.per_sample_loss(logits, batch), F.cross_entropy(logits, y, reduction="none"))
+    torch.testing.assert_close(task.log_likelihood(logits, batch), -F.cross_entropy(logits, y, reduction="none"))
+    torch.testing.assert_close(task.per_sample_loss(logits, (None, None), targets=y.to(dtype)), F.cross_entropy(logits, y, reduction="none"))
+
+
+@pytest.mark.parametrize(
+    ("targets", "error", "match"),
+    [
+        pytest.param(
+            torch.tensor([0.0, 1.0, 2.0]),
+            TypeError,
+            r"targets should be integer class indices \(int64, shape \[batch\]\); got a torch.float32 tensor of shape \(3,\) "
+            r"\(whole-number labels stored as floats: convert them with `.long\(\)`\)",
+            id="float",
+        ),
+        pytest.param(F.one_hot(torch.tensor([0, 1, 2]), C).float(), TypeError, r"got a torch.float32 tensor of shape \(3, 5\) \(one-hot or soft labels", id="one-hot"),
+        pytest.param(torch.tensor([True, False, True]), TypeError, r"got a torch.bool tensor .*booleans are not class indices", id="bool"),
+        pytest.param(torch.tensor([[0], [1], [2]]), ValueError, r"targets should have shape \[batch\] \(one class index per sample\); got shape \(3, 1\)", id="column"),
+        pytest.param([0, 1, 2], TypeError, r"targets should be a tensor of class indices \(int64, shape \[batch\]\); got list", id="list"),
+    ],
+)
+def test_targets_that_are_not_class_indices(targets, error, match):
+    task = ClassificationTask()
+    for primitive in ("per_sample_loss", "log_likelihood"):
+        with pytest.raises(error, match=match):
+            getattr(task, primitive)(_logits(3), (None, targets))
+    with pytest.raises(error, match=match):
+        task.per_sample_loss(_logits(3), (None, None), targets=targets)
+
+
+@pytest.mark.parametrize(
+    ("inputs", "match"),
+    [
+        pytest.param(
+            torch.randn(4, 3, dtype=torch.float64),
+            r"The model failed on inputs of dtype torch.float64 \(shape \(4, 3\)\); its parameters are torch.float32: convert the inputs with `x.to\(torch.float32\)`",
+            id="float64",
+        ),
+        pytest.param(
+            torch.randint(0, 256, (4, 3), dtype=torch.uint8),
+            r"inputs of dtype torch.uint8 .*its parameters are torch.float32: convert images before batching, e.g. `x.float\(\) / 255`",
+            id="uint8",
+        ),
+    ],
+)
+def test_inputs_of_another_dtype_than_the_model_are_named(inputs, match):
+    # Before: "mat1 and mat2 must have the same dtype, but got Double and Float" from inside the model.
+    with pytest.raises(TypeError, match=match) as info:
+        ClassificationTask().forward(_mlp(), (inputs, torch.zeros(4, dtype=torch.long)))
+    assert "must have the same dtype" in str(info.value)  # the model's own error is quoted (and chained)
+    assert isinstance(info.value.__cause__, RuntimeError)
+
+
+def test_a_model_that_takes_uint8_or_float64_itself_is_not_refused():
+    class Scaled(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = _mlp()
+
+        def forward(self, x):
+            return self.net(x.float() / 255)
+
+    x = torch.randint(0, 256, (4, 3), dtype=torch.uint8)
+    assert ClassificationTask().forward(Scaled(), (x, torch.zeros(4, dtype=torch.long))).shape == (4, C)
+    assert ClassificationTask().forward(_mlp().double(), (x.double(), torch.zeros(4, dtype=torch.long))).dtype == torch.float64
+
+
+def test_other_model_errors_pass_through_unchanged():
+    with pytest.raises(RuntimeError, match="mat1 and mat2 shapes cannot be multiplied"):
+        ClassificationTask().forward(_mlp(), (torch.randn(4, 7), torch.zeros(4, dtype=torch.long)))
+
+
+def test_transposed_logits_are_refused_when_the_batch_size_differs_from_the_class_count():
+    # Before: [C, B] logits from a batch of B != C samples failed inside cross_entropy, or (B == C) trained silently.
+    model = _mlp()
+
+    def transposed(x):
+        return model(x).T
+
+    task = ClassificationTask()
+    with pytest.raises(ValueError, match=r"returned logits of shape \(5, 3\) for a batch of 3 samples; a classifier should return \[batch, classes\] = \[3, C\] \(this looks like \[classes, batch\]"):
+        task.forward(transposed, (torch.randn(3, 3), torch.zeros(3, dtype=torch.long)))
+    with pytest.raises(ValueError, match=r"shape \(4, 5\) for a batch of 3 samples.*= \[3, C\]\.$"):
+        task.per_sample_loss(_logits(4), (None, torch.zeros(3, dtype=torch.long)))
+    # B == C: the shapes agree, which is not detectable (documented); the next batch of another size is refused.
+    assert task.forward(transposed, (torch.randn(C, 3), torch.zeros(C, dtype=torch.long))).shape == (C, C)
+
+
+def test_transposed_logits_are_caught_before_unlearning_starts():
+    # The user's batch size equals the class count; the monitor's forget-set pass (another size) refuses the model.
+    import lightning.pytorch as pl
+
+    from lightning_unlearn import ForgetRetainDataModule, UnlearningModule
+    from lightning_unlearn.datamodules import LabeledTensorDataset
+    from lightning_unlearn.methods import GradientAscent
+
+    class Transposed(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = _mlp()
+
+        def forward(self, x):
+            return self.net(x).T
+
+    x, y = torch.randn(60, 3), torch.arange(60) % C
+    dm = ForgetRetainDataModule(LabeledTensorDataset(x, y), forget_class=0, batch_size=C)
+    trainer = pl.Trainer(max_steps=3, logger=False, enable_progress_bar=False, enable_checkpointing=False, enable_model_summary=False, limit_val_batches=0)
+    with pytest.raises(ValueError, match=r"for a batch of 12 samples.*\(this looks like \[classes, batch\]"):
+        trainer.fit(UnlearningModule(Transposed(), GradientAscent()), datamodule=dm)
+    assert trainer.global_step == 0
+
+
 # ---------------------------------------------------------------------------------- batches
 def test_dict_batches():
     task, model = ClassificationTask(), _mlp()
