@@ -47,10 +47,14 @@ def ranks_of(scores: Tensor, items: Tensor, excluded: Tensor) -> Tensor:
 
 
 @torch.no_grad()
-def top_k_items(model: nn.Module, users: Tensor, k: int, excluded: Tensor | None = None, task: RecommendationTask | None = None) -> Tensor:
-    """``[B, k]`` indices of each user's top-``k`` items (``excluded``: an optional ``[B, I]`` mask of items left out)."""
-    task = task or RecommendationTask()
-    scores = task.scores(model, users)
+def top_k_items(
+    model: nn.Module, users: Tensor, k: int, excluded: Tensor | None = None, num_items: int | None = None
+) -> Tensor:
+    """``[B, k]`` indices of each user's top-``k`` items (``excluded``: an optional ``[B, I]`` mask of items left out;
+    ``num_items`` is needed for a model without ``score_all`` when ``excluded`` is not given)."""
+    if num_items is None and excluded is not None:
+        num_items = int(excluded.shape[1])
+    scores = RecommendationTask().scores(model, users, num_items)
     if excluded is not None:
         scores = scores.masked_fill(excluded, float("-inf"))
     return scores.topk(k, dim=1).indices
