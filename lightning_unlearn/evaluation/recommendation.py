@@ -28,7 +28,7 @@ from torchmetrics.retrieval import RetrievalNormalizedDCG, RetrievalRecall
 from lightning_unlearn._errors import check_int
 from lightning_unlearn.tasks.recommendation import RecommendationTask
 
-__all__ = ["ranking_metrics", "ranks_of", "top_k_items"]
+__all__ = ["evaluate_weights", "main", "ranking_metrics", "ranks_of", "top_k_items"]
 
 
 def _interaction_matrix(users: Tensor, items: Tensor, num_users: int, num_items: int) -> Tensor:
@@ -136,3 +136,62 @@ def ranking_metrics(model: nn.Module, data: Any, k: int = 20, batch_size: int = 
     out["test_users"] = float(torch.unique(data.test_users).numel())
     out["forget_users"] = float(torch.unique(data.forget_users).numel())
     return out
+
+
+# ---------------------------------------------------------------------------------------------- command line
+def _build(spec: dict[str, Any]) -> Any:
+    import importlib
+
+    module, _, name = spec["class_path"].rpartition(".")
+    return getattr(importlib.import_module(module), name)(**(spec.get("init_args") or {}))
+
+
+def evaluate_weights(config: str, weights: dict[str, str], k: int = 20) -> dict[str, dict[str, float]]:
+    """:func:`ranking_metrics` of each weights file (``{label: path}``) on the model and deletion request of the
+    ``lightning-unlearn`` config ``config`` (a shipped config name such as ``"movielens/ga"`` or a YAML path)."""
+    from lightning_unlearn._weights import load_weights
+    from lightning_unlearn.configs import load_config
+
+    spec = load_config(config)
+    for key in ("model", "data"):
+        if key not in spec:
+            raise ValueError(f"`config` {config!r} should be a lightning-unlearn config with a {key!r} section.")
+    data = _build(spec["data"])
+    model = _build(spec["model"]["init_args"]["model"])
+    results = {}
+    for label, path in weights.items():
+        load_weights(model, path, argument="weights")
+        results[label] = ranking_metrics(model, data, k=k)
+    return results
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m lightning_unlearn.evaluation.recommendation --config movielens/ga --weights original=... ga=...``:
+    a table of Recall@k / NDCG@k on retained users and the deleted items' ranks, one row per weights file."""
+    import argparse
+    import json
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--config", required=True, help="a config naming the model and the RecommendationDataModule")
+    parser.add_argument("--weights", nargs="+", required=True, help="label=path of a weights file (or a checkpoint)")
+    parser.add_argument("--k", type=int, default=20)
+    parser.add_argument("--out", help="also write the numbers to this JSON file")
+    args = parser.parse_args(argv)
+    weights = {}
+    for item in args.weights:
+        label, sep, path = item.partition("=")
+        if not sep or not label or not path:
+            parser.error(f"`--weights` entries should be label=path, got {item!r}")
+        weights[label] = path
+    results = evaluate_weights(args.config, weights, k=args.k)
+    columns = [f"recall@{args.k}", f"ndcg@{args.k}", f"forget_recall@{args.k}", f"forget_ndcg@{args.k}", "forget_mean_rank", "forget_median_rank"]
+    print(" | ".join(["model", *columns]))
+    for label, metrics in results.items():
+        print(" | ".join([label, *(f"{metrics.get(c, float('nan')):.4f}" if "rank" not in c else f"{metrics.get(c, float('nan')):.1f}" for c in columns)]))
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump({"config": args.config, "k": args.k, "weights": weights, "results": results}, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
