@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from lightning_unlearn.methods import NPO, GradDiff, GradientAscent, RandomLabel, Retrain
+from lightning_unlearn.methods import METHODS, NPO, GradDiff, GradientAscent, RandomLabel, Retrain
 from lightning_unlearn.methods.base import StepContext
 from lightning_unlearn.tasks import RecommendationTask
 
@@ -138,3 +138,20 @@ def test_scores_rank_the_catalogue_with_or_without_score_all(model):
     torch.testing.assert_close(task.scores(model, users, num_items=3), model.table.detach()[users])
     with pytest.raises(ValueError, match=r"`num_items` is needed"):
         task.scores(model, users)
+
+
+@pytest.mark.parametrize("name", sorted(n for n in METHODS.names() if "recommendation" in METHODS.get(n).supported_tasks))
+def test_every_method_that_claims_recommendation_takes_a_step(name):
+    """Each method whose ``supported_tasks`` include recommendation finds every primitive it asks for."""
+    from lightning_unlearn.models import ContentMF
+
+    torch.manual_seed(0)
+    model = ContentMF(4, 6, dim=3, genres=torch.eye(6)[:, :3])
+    task = RecommendationTask()
+    method = METHODS.get(name)()
+    method.setup(model, task)
+    forget, retain = batch([0, 1], [0, 1], [2, 3]), batch([2, 3, 3], [4, 5, 0], [1, 2, 3])
+    out = method.loss(StepContext(model=model, task=task, forget=forget, retain=retain, reference=method.reference))
+    assert torch.isfinite(out.loss)
+    out.loss.backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
