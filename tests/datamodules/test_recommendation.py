@@ -203,3 +203,32 @@ def test_training_batches_are_paired_for_unlearning_and_plain_for_the_original()
     plain = RecommendationDataModule(forget_users=[1], max_users=SMALL, train_on="all", batch_size=64)
     assert set(next(iter(plain.train_dataloader()))) == {"user", "pos", "neg"}
     assert sum(b["user"].shape[0] for b in plain.train_dataloader()) == len(plain.train_users)
+
+
+def test_a_lightning_fit_trains_on_each_epochs_own_negatives():
+    """The Trainer sets the sampler's epoch, and with it the epoch whose negatives the triples serve."""
+    import lightning.pytorch as pl
+
+    from lightning_unlearn.models import ContentMF
+    from lightning_unlearn.tasks import RecommendationTask
+    from lightning_unlearn.training import SupervisedModule
+
+    class Record(pl.Callback):
+        def __init__(self):
+            self.seen = {}
+
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            triples = zip(batch["user"].tolist(), batch["pos"].tolist(), batch["neg"].tolist())
+            self.seen.setdefault(trainer.current_epoch, set()).update(triples)
+
+    dm = RecommendationDataModule(forget_users=[1], max_users=20, train_on="all", batch_size=512)
+    record = Record()
+    module = SupervisedModule(ContentMF(dm.num_users, dm.num_items, dim=4), task=RecommendationTask())
+    quiet = dict(logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+    pl.Trainer(max_epochs=2, callbacks=[record], accelerator="cpu", **quiet).fit(module, dm)
+    train = dm.all_set.dataset
+    for epoch in (0, 1):
+        train.set_epoch(epoch)
+        expected = set(zip(train.users.tolist(), train.items.tolist(), train.negatives().tolist()))
+        assert record.seen[epoch] == expected
+    assert record.seen[0] != record.seen[1]
