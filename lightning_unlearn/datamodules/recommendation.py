@@ -41,6 +41,7 @@ from lightning_unlearn.datamodules.forget_retain import EVAL_SPLITS, CombineMode
 from lightning_unlearn.datamodules.loaders import ResumableDataLoader
 from lightning_unlearn.datamodules.movielens import MovieLens, load_movielens_100k
 from lightning_unlearn.datamodules.request import DeletionRequest, _examples, _items, _whole
+from lightning_unlearn.privacy import request_from_file
 
 __all__ = ["InteractionTriples", "RecommendationDataModule", "leave_latest_out", "sample_negatives"]
 
@@ -210,6 +211,10 @@ class RecommendationDataModule(ForgetRetainDataModule):
         forget_interactions: Request: raw ``[user_id, item_id]`` pairs, each a training interaction.
         forget_fraction: Request: a seeded random fraction of the training interactions.
         forget_indices: Request: positions in the training interactions (:attr:`train_users` / :attr:`train_items`).
+        forget_users_file, forget_items_file, forget_interactions_file, forget_indices_file: The same requests by
+            reference: a file the user controls (``.txt``: ids separated by whitespace, commas or newlines, ``#``
+            comments, for interactions one ``user_id item_id`` pair a line; ``.json``: a list, of pairs for
+            interactions; ``.npy``: a 1-D array), so that a config names the file, not the users.
         data_path: Folder of RecBole's ``ml-100k`` atomic files (default: the installed ``recbole`` wheel's).
         min_rating: Keep only ratings ``>=`` this as interactions (default: every rating).
         max_users: Keep only the first ``max_users`` users (by id): a smaller, faster subset for tests.
@@ -225,6 +230,10 @@ class RecommendationDataModule(ForgetRetainDataModule):
         forget_interactions: Sequence[Sequence[int]] | None = None,
         forget_fraction: float | None = None,
         forget_indices: Sequence[int] | None = None,
+        forget_users_file: str | os.PathLike | None = None,
+        forget_items_file: str | os.PathLike | None = None,
+        forget_interactions_file: str | os.PathLike | None = None,
+        forget_indices_file: str | os.PathLike | None = None,
         data_path: str | os.PathLike | None = None,
         min_rating: float | None = None,
         max_users: int | None = None,
@@ -239,6 +248,18 @@ class RecommendationDataModule(ForgetRetainDataModule):
         pin_memory: bool = False,
         seed: int = 0,
     ) -> None:
+        forget_users = request_from_file("forget_users", forget_users, forget_users_file)
+        forget_items = request_from_file("forget_items", forget_items, forget_items_file)
+        forget_interactions = request_from_file("forget_interactions", forget_interactions, forget_interactions_file)
+        if forget_interactions_file is not None and forget_interactions and not isinstance(forget_interactions[0], (list, tuple)):
+            # a text or .npy file: "user_id item_id" per line, read as one flat list of ids
+            if len(forget_interactions) % 2:
+                raise ValueError(
+                    f"`forget_interactions_file` {str(forget_interactions_file)!r} should hold [user_id, item_id] pairs (two ids a "
+                    f"line, or a JSON list of pairs); it holds {len(forget_interactions)} ids, an odd number."
+                )
+            forget_interactions = [forget_interactions[k : k + 2] for k in range(0, len(forget_interactions), 2)]
+        forget_indices = request_from_file("forget_indices", forget_indices, forget_indices_file)
         given = {
             "forget_users": forget_users,
             "forget_items": forget_items,

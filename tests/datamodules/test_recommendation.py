@@ -128,6 +128,22 @@ def test_bad_requests(kwargs, error, match):
         RecommendationDataModule(**{"max_users": SMALL, **kwargs})
 
 
+def test_requests_by_reference(tmp_path):
+    (tmp_path / "users.txt").write_text("# users who asked to leave\n1, 5\n")
+    (tmp_path / "pairs.txt").write_text("1 61\n2 292\n")
+    (tmp_path / "pairs.json").write_text("[[1, 61], [2, 292]]")
+    (tmp_path / "odd.txt").write_text("1 61 2\n")
+    by_file = RecommendationDataModule(forget_users_file=tmp_path / "users.txt", max_users=SMALL)
+    assert by_file.request.indices == RecommendationDataModule(forget_users=[1, 5], max_users=SMALL).request.indices
+    inline = RecommendationDataModule(forget_interactions=[[1, 61], [2, 292]], max_users=SMALL).request.indices
+    for name in ("pairs.txt", "pairs.json"):
+        assert RecommendationDataModule(forget_interactions_file=tmp_path / name, max_users=SMALL).request.indices == inline
+    with pytest.raises(ValueError, match=r"should hold \[user_id, item_id\] pairs .* it holds 3 ids, an odd number"):
+        RecommendationDataModule(forget_interactions_file=tmp_path / "odd.txt", max_users=SMALL)
+    with pytest.raises(ValueError, match=r"Give `forget_users` or `forget_users_file`, not both"):
+        RecommendationDataModule(forget_users=[1], forget_users_file=tmp_path / "users.txt", max_users=SMALL)
+
+
 def test_a_held_out_interaction_cannot_be_forgotten():
     dm = RecommendationDataModule(forget_users=[1], max_users=SMALL)
     u, i = int(dm.heldout_users[0]), int(dm.heldout_items[0])
