@@ -122,7 +122,7 @@ def ranking_metrics(model: nn.Module, data: Any, k: int = 20, batch_size: int = 
                 parts[name][2].append(batch[rows][:, None].expand(-1, num_items)[keep])
             pair_rows, pair_items = torch.nonzero(forgotten[batch], as_tuple=True)
             if pair_rows.numel():
-                ranks.append(ranks_of(scores[pair_rows], pair_items[:, None].squeeze(1), excluded[pair_rows]))
+                ranks.append(ranks_of(scores[pair_rows], pair_items, excluded[pair_rows]))
     finally:
         model.train(was_training)
     out: dict[str, float] = {}
