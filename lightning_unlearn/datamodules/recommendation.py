@@ -201,8 +201,12 @@ class RecommendationDataModule(ForgetRetainDataModule):
     sampling, the deletion requests). Training batches are ``{"user", "pos", "neg"}`` dicts of int64 tensors
     (paired ``{"forget": ..., "retain": ...}`` for unlearning); the evaluation splits are ``forget`` (the deleted
     training interactions), ``retain`` (the others), ``test`` (the held-out interactions of what was not deleted)
-    and optionally ``holdout`` (a ``holdout_fraction`` of them), each with fixed negatives, so
-    :class:`~lightning_unlearn.UnlearningModule` reports pairwise accuracy and loss-MIA AUC on them. The ranking
+    and ``holdout``, each with fixed negatives, so :class:`~lightning_unlearn.UnlearningModule` reports pairwise
+    accuracy and loss-MIA AUC on them. The ``holdout`` split is, for a request by users or items, the held-out
+    interactions of the deleted users (items): never trained on, they are the non-members the deleted interactions
+    are told apart from in ``mia_auc`` — the same users, unlike the test split, whose users every model has trained
+    on. With ``holdout_fraction`` it is that fraction of the test split instead; for other requests there is none (the
+    test split stands in). The ranking
     metrics (Recall@20, NDCG@20) are :func:`lightning_unlearn.evaluation.recommendation.ranking_metrics`.
 
     Args:
@@ -353,6 +357,11 @@ class RecommendationDataModule(ForgetRetainDataModule):
         }
         if self.test_set is not None:
             self._eval_sets["test"] = self.test_set
+        #: Held-out interactions of the deleted users / items (never trained on by any model): the non-members of
+        #: the loss-MIA when the request names users or items.
+        self.deleted_heldout_users, self.deleted_heldout_items = self.heldout_users[~heldout_keep], self.heldout_items[~heldout_keep]
+        if self.holdout_set is None and self.deleted_heldout_users.numel():
+            self.holdout_set = self._eval_triples(self.deleted_heldout_users, self.deleted_heldout_items, seed)
         if self.holdout_set is not None:
             self._eval_sets["holdout"] = self.holdout_set
 

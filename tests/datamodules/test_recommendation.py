@@ -75,6 +75,7 @@ def test_held_out_items_are_never_trained_on(data):
     for u, i in held:
         assert stamps[(u, i)] == max(t for (uu, _), t in stamps.items() if uu == u)
     assert _pairs(dm.test_users, dm.test_items) == held  # nothing deleted from the test split by a random request
+    assert dm.holdout_set is None and dm.eval_splits == ["forget", "retain", "test"]
 
 
 # ---------------------------------------------------------------------------------------------- deletion regimes
@@ -89,7 +90,7 @@ def test_forgetting_a_user_removes_all_their_interactions():
     assert len(dm.forget_set) + len(dm.retain_set) == len(dm.train_users)
     assert dm.request.kind == "forget_users" and dm.request.description == f"2 users ({expected} interactions)"
     assert set(dm.forget_set.dataset.sample_ids[i][0] for i in dm.forget_set.indices) == {1, 5}
-    assert dm.sizes() == {"forget": expected, "retain": len(dm.train_users) - expected, "test": SMALL - 2}
+    assert dm.sizes() == {"forget": expected, "retain": len(dm.train_users) - expected, "test": SMALL - 2, "holdout": 2}
 
 
 def test_forgetting_an_item_removes_every_interaction_with_it():
@@ -200,7 +201,9 @@ def test_negative_sampling_is_seeded_per_epoch_and_never_samples_a_positive():
 def test_evaluation_triples_have_fixed_negatives_the_user_never_touched():
     dm = RecommendationDataModule(forget_users=[1], max_users=SMALL)
     loaders = dm.eval_dataloaders()
-    assert list(loaders) == ["forget", "retain", "test"] == dm.eval_splits
+    assert list(loaders) == ["forget", "retain", "test", "holdout"] == dm.eval_splits
+    # the holdout (non-members of the loss-MIA) is the deleted user's own held-out interaction
+    assert [b["user"].tolist() for b in loaders["holdout"]] == [[0]] and dm.sizes()["holdout"] == 1
     everything = _pairs(dm._all_users, dm._all_items)
     for name, loader in loaders.items():
         batches = list(loader)
