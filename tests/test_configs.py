@@ -320,3 +320,33 @@ def test_unlearning_settings_of_an_adamw_config():
     config["model"]["init_args"]["lr_scheduler"] = {"class_path": "torch.optim.lr_scheduler.LinearLR"}
     with pytest.raises(ValueError, match=r"npo.yaml: the benchmark runs at a constant learning rate, got lr_scheduler"):
         unlearning_settings(config, "npo.yaml")
+
+
+def test_movielens_chain_is_consistent():
+    """B5's configs (phase 1): every run unlearns the same request on the same model, writes outputs named after its
+    file, and the methods start from the original with the retrained oracle beside them."""
+    original = configs.load_config("movielens/original")
+    model = original["model"]["init_args"]["model"]
+    request = original["data"]["init_args"]["forget_users"]
+    names = configs.list_configs("movielens")
+    assert {"movielens/original", "movielens/retrain", "movielens/ga", "movielens/graddiff"} <= set(names)
+    recipe = {k: original[k] for k in ("seed_everything",)} | {"epochs": original["trainer"]["max_epochs"]}
+    for name in names:
+        run = name.split("/", 1)[1]
+        config = configs.load_config(name)
+        trainer, init, data = config["trainer"], config["model"]["init_args"], config["data"]["init_args"]
+        assert config["seed_everything"] == 0 and data["seed"] == 0 and data["forget_users"] == request
+        assert init["model"] == model and init["task"]["class_path"] == "lightning_unlearn.tasks.RecommendationTask"
+        assert trainer["default_root_dir"] == f"outputs/movielens/{run}"
+        saves = [c["init_args"]["path"] for c in trainer["callbacks"] if c["class_path"] == "lightning_unlearn.SaveWeights"]
+        assert saves == [f"artifacts/movielens/{run}.pt"]
+        if run == "original":
+            assert data["train_on"] == "all"
+            continue
+        assert data["train_on"] == "forget_retain"
+        if run == "retrain":  # the oracle: the original's recipe on the retain set
+            assert {"seed_everything": config["seed_everything"], "epochs": trainer["max_epochs"]} == recipe
+            assert init["optimizer"] == original["model"]["init_args"]["optimizer"]
+            assert data["batch_size"] == original["data"]["init_args"]["batch_size"]
+            continue
+        assert init["original"] == "artifacts/movielens/original.pt" and init["oracle"] == "artifacts/movielens/retrain.pt"

@@ -9,7 +9,9 @@ from lightning_unlearn.datamodules.authors import (
 )
 from lightning_unlearn.datamodules.forget_retain import EVAL_SPLITS, CombineMode, ForgetRetainDataModule, TrainOn
 from lightning_unlearn.datamodules.loaders import ResumableDataLoader
+from lightning_unlearn.datamodules.movielens import MovieLens, load_movielens_100k
 from lightning_unlearn.datamodules.probes import GENERAL_KNOWLEDGE, Probe, filter_known, probe_correct
+from lightning_unlearn.datamodules.recommendation import InteractionTriples, RecommendationDataModule
 from lightning_unlearn.datamodules.request import DeletionRequest, dataset_targets, resolve_request
 from lightning_unlearn.datamodules.vision import (
     FASHION_MNIST_CLASSES,
@@ -39,8 +41,11 @@ __all__ = [
     "FashionMNISTDataModule",
     "FictitiousAuthorsDataModule",
     "ForgetRetainDataModule",
+    "InteractionTriples",
     "LabeledTensorDataset",
+    "MovieLens",
     "RealEntityDataModule",
+    "RecommendationDataModule",
     "ResumableDataLoader",
     "Probe",
     "TrainOn",
@@ -51,6 +56,7 @@ __all__ = [
     "generate_authors",
     "load_digits_dataset",
     "load_fashion_mnist",
+    "load_movielens_100k",
     "probe_correct",
     "qa_pairs",
     "resolve_request",

@@ -146,7 +146,11 @@ class LossOutput:
 
 
 #: Task kind -> (what a method of that kind unlearns, the task class to pass), for :meth:`UnlearningMethod.check_task`.
-_TASK_KINDS = {"classification": ("classifiers", "ClassificationTask"), "causal_lm": ("causal language models", "CausalLMTask")}
+_TASK_KINDS = {
+    "classification": ("classifiers", "ClassificationTask"),
+    "causal_lm": ("causal language models", "CausalLMTask"),
+    "recommendation": ("recommenders", "RecommendationTask"),
+}
 
 
 class UnlearningMethod:
@@ -177,9 +181,10 @@ class UnlearningMethod:
     needs_reference: bool = False
     #: Whether the method's objective uses the forget batch at all (FT and Retrain do not).
     uses_forget: ClassVar[bool] = True
-    #: The kinds of task the method applies to (``"classification"``, ``"causal_lm"``); benchmarks and the
-    #: shared test matrices pick methods by it.
-    supported_tasks: ClassVar[tuple[str, ...]] = ("classification", "causal_lm")
+    #: The kinds of task the method applies to (``"classification"``, ``"causal_lm"``, ``"recommendation"``); benchmarks
+    #: and the shared test matrices pick methods by it. The default covers every task: a method that only uses the
+    #: generic primitives (per-sample loss, log-likelihood, KL to a reference) runs on any of them.
+    supported_tasks: ClassVar[tuple[str, ...]] = ("classification", "causal_lm", "recommendation")
     #: The ``retain_loss`` values the method accepts, with what each means (the error text lists them).
     retain_losses: ClassVar[Mapping[str, str]] = _RETAIN_LOSSES
 

@@ -1,10 +1,12 @@
-"""Models used by the benchmarks and tests: small plain-torch ones, a ViT and causal LMs (nothing downloaded).
+"""Models used by the benchmarks and tests: small plain-torch ones, a content-aware recommender, a ViT and causal LMs
+(nothing downloaded).
 
 ``transformers`` is imported only when a ``transformers``-based model is built or loaded.
 """
 
 from lightning_unlearn.models.cnn import MLP, SmallCNN
 from lightning_unlearn.models.llm import load_smollm2, smollm2, smollm2_tokenizer, tiny_llama, train_tokenizer
+from lightning_unlearn.models.recommender import ContentMF, MovieLensMF
 from lightning_unlearn.models.vit import ViTClassifier
 
-__all__ = ["MLP", "SmallCNN", "ViTClassifier", "load_smollm2", "smollm2", "smollm2_tokenizer", "tiny_llama", "train_tokenizer"]
+__all__ = ["MLP", "ContentMF", "MovieLensMF", "SmallCNN", "ViTClassifier", "load_smollm2", "smollm2", "smollm2_tokenizer", "tiny_llama", "train_tokenizer"]

@@ -3,12 +3,14 @@
 from lightning_unlearn.tasks.base import Task, capture_features
 from lightning_unlearn.tasks.causal_lm import CausalLMTask, Conversation, QACollator, check_conversation, generate_answers
 from lightning_unlearn.tasks.classification import ClassificationTask
+from lightning_unlearn.tasks.recommendation import RecommendationTask
 
 __all__ = [
     "CausalLMTask",
     "ClassificationTask",
     "Conversation",
     "QACollator",
+    "RecommendationTask",
     "Task",
     "capture_features",
     "check_conversation",
