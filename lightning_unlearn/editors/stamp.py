@@ -233,8 +233,13 @@ class STAMP:
        METHODS.md writes ``W' = V K⁺``; that equals ``W + ΔW`` only when ``K`` has full row rank (more
        independent tokens than ``d_ff``). With fewer tokens — a single request — ``V K⁺`` would zero the layer on every
        key outside ``span(K)``, so the minimum-norm change ``ΔW`` is used: keys orthogonal to ``K`` keep their outputs.
+       ``K⁺`` drops the singular values at or below ``rcond · σ_max`` (``rcond=0``: the exact pseudo-inverse).
     5. **STAMP-LR** (``rank=r``, :class:`STAMPLR`, ``r = 64`` there): ``K⁺ ≈ V_r Σ_r⁻¹ U_rᵀ`` from the
        truncated SVD ``K ≈ U_r Σ_r V_rᵀ``, so ``ΔW`` has rank ≤ r.
+
+    **What it does not do (measured, docs/llm.md "STAMP: measured")**: on SmolLM2 taught a fictitious fact, and on
+    B2's quick tiny Llama, this reconstruction does not make the forget answer a refusal, nor remove the fact; it
+    moves the edited layer's outputs as specified and keeps retain answers.
     6. **Layer choice** (``layer="auto"``): the layer of largest cosine separation ``1 − cos(μ_f^ℓ, μ_ref^ℓ)``
        between the mean down-projection outputs on the forget and on the refusal prompts (the paper picks layer 7 of
        Llama-3-8B this way), among ``layer_range`` (default: every layer).

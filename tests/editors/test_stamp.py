@@ -257,7 +257,7 @@ def test_smollm2_one_request_is_edited_in_seconds_keeps_the_retain_answer_and_un
     seconds = time.perf_counter() - start
     after = _answers(model, tok)
     print(f"{editor_class.__name__} on SmolLM2: {seconds:.1f}s for one request, layer {record.layer}, rank {record.rank}, answers {after}")
-    assert seconds < 120  # measured 15-25 s on a 2-core machine shared with 4 other jobs (loads of 5-6)
+    assert seconds < 120  # measured 3.1-3.6 s on 2 shared cores at load ~3, 15-25 s at load 5-6
     assert record.forget_error_after < record.forget_error_before and record.delta_norm < record.weight_norm
     assert after[1] == before[1]  # the retain answer is unchanged
     editor.undo()
