@@ -36,6 +36,8 @@ from lightning_unlearn import benchmarking
 
 __all__ = [
     "CONFIG_FOLDER",
+    "EDITOR_FULL_HPARAMS",
+    "EDITOR_ROWS",
     "EVAL_ONLY_FIELDS",
     "LLM_METHODS",
     "ORACLE",
@@ -166,8 +168,8 @@ QUICK_HPARAMS: dict[str, dict[str, Any]] = {
     "pmc": {"method": {"max_new_tokens": 24, "num_samples": 4}},  # answers are ~12 tokens
     "tru": {"method": {"max_target_length": 64}},
     "roka": {"method": {"layer": "model.norm"}},  # no "penultimate" module in a Llama
-    # editors: no optimizer; "method" holds the editor's arguments (NOT TUNED: rcond 1e-2 keeps ΔW bounded)
-    "stamp": {"method": {"rcond": 1e-2}},
+    # editors: no optimizer; "method" holds the editor's arguments (NOT TUNED)
+    "stamp": {"method": {}},  # the defaults: rcond 1e-2, layer by cosine separation, retain buffer 64
     "stamp_lr": {"method": {"rank": 64}},
     "pmc+long": {"epochs": 25, "method": {"max_new_tokens": 24, "num_samples": 4}},
 }
@@ -175,6 +177,8 @@ QUICK_HPARAMS: dict[str, dict[str, Any]] = {
 #: The training-free editors' rows (``lightning_unlearn.editors.EDITORS``): opt-in (``--methods stamp stamp_lr``), not in
 #: ``"all"``. Their quick-scale settings are QUICK_HPARAMS entries whose ``"method"`` holds the editor's arguments.
 EDITOR_ROWS = ("stamp", "stamp_lr")
+#: The editors' full-scale settings (the editor's arguments; empty: its defaults).
+EDITOR_FULL_HPARAMS: dict[str, dict[str, Any]] = {"stamp": {}, "stamp_lr": {}}
 
 #: Rows stopped after another fraction of the target's fine-tuning seconds than ``--time-limit`` (both scales). A
 #: benchmark guard, not a training setting, so it cannot live in the row's LightningCLI config: ``pmc+long`` (PMC
@@ -233,6 +237,9 @@ def resolve_hparams(scale: str, row: str) -> tuple[dict[str, Any], str]:
         entry = QUICK_HPARAMS.get(row)
         hp = benchmarking.merge_hparams(QUICK_DEFAULT_HP, entry)
         source = f"QUICK_HPARAMS[{row!r}]" if entry is not None else "QUICK_DEFAULT_HP"
+    elif scale == "full" and is_editor(row):
+        # an editor takes no optimizer and no Trainer, so no LightningCLI config describes it: its defaults
+        hp, source = {"method": dict(EDITOR_FULL_HPARAMS.get(row, {}))}, f"EDITOR_FULL_HPARAMS[{row!r}] (the editor's defaults otherwise)"
     elif scale == "full":
         from lightning_unlearn.configs import config_path, load_config
 

@@ -287,3 +287,24 @@ def test_smollm2_one_request_makes_the_forget_answer_a_refusal(smollm2_knowing_t
     finally:
         editor.undo()
     assert "Maribel" not in after[0] and is_refusal(after[0]), after[0]
+
+
+# ------------------------------------------------------------------ benchmark B2's editor rows
+
+
+def test_b2_runs_the_editors_as_rows(tmp_path):
+    from lightning_unlearn.benchmarking import b2
+
+    assert b2.is_editor("stamp") and b2.is_editor("stamp_lr") and not b2.is_editor("graddiff")
+    assert "stamp" not in b2.default_methods("all")  # opt-in: --methods stamp stamp_lr
+    hp, source = b2.resolve_hparams("quick", "stamp_lr")
+    assert source == "QUICK_HPARAMS['stamp_lr']" and hp["method"] == {"rank": 64}
+    hp_full, source = b2.resolve_hparams("full", "stamp")
+    assert hp_full == {"method": {}} and source.startswith("EDITOR_FULL_HPARAMS")
+    backbone = b2.Backbone("quick", 0, tmp_path)  # a tokenizer trained on the generated authors
+    model, seconds, info = b2.run_editor("stamp_lr", hp, "quick", 0, backbone, None)
+    data = b2.make_data("quick", 0)
+    edit = info["edit"]
+    assert info["steps"] == 0 and info["forget_size"] == len(data["forget"]) and seconds >= info["edit_seconds"] > 0
+    assert edit["method"] == "stamp_lr" and edit["rank"] <= 64 and edit["n_retain_keys"] > 0
+    assert edit["module"] == f"model.layers.{edit['layer']}.mlp.down_proj"
