@@ -139,7 +139,8 @@ class EditRecord:
         method: ``"stamp"`` or ``"stamp_lr"``.
         layer: Index of the edited decoder layer; ``module`` its down-projection's full name.
         rank: Rank of the pseudo-inverse used (≤ ``requested_rank`` when one was given).
-        separations: Cosine separation ``1 − cos(μ_f, μ_ref)`` of every layer (the layer choice).
+        separations: Cosine separation ``1 − cos(μ_f, μ_ref)`` of every layer with ``layer="auto"`` (the layer
+            choice), of the given layer only otherwise.
         n_forget_keys, n_retain_keys, n_refusal_tokens: Columns of ``K_f``, ``K_r`` and tokens averaged into ``v_ref``.
         weight_norm, delta_norm: Frobenius norms of ``W`` and of the applied change ``λ·ΔW``.
         forget_error_before, forget_error_after: ``‖out_f − v_ref‖ / ‖v_ref·1ᵀ‖`` on the forget keys before / after.
