@@ -273,7 +273,7 @@ def test_smollm2_one_request_is_edited_in_seconds_keeps_the_retain_answer_and_un
         "Measured: the reconstructed single-layer edit (forget-prompt MLP outputs -> the mean refusal activation) does "
         "not remove a fine-tuned fact from SmolLM2: the answer stays 'Elara Voss was born in Maribel.' at layers 3 "
         "and 10, blend 1-2, target_scale 1-10, rank 16 to exact, answer tokens in the keys or not, and with layers "
-        "2-8 edited one after the other. See docs/llm.md, 'STAMP: measured'."
+        "2-8 edited one after the other (all 30 layers: gibberish, retain answers damaged). See docs/llm.md, 'STAMP: measured'."
     ),
 )
 def test_smollm2_one_request_makes_the_forget_answer_a_refusal(smollm2_knowing_two_authors):
