@@ -73,6 +73,7 @@ from lightning_unlearn.benchmarking.b2 import (  # noqa: F401  (the protocol, im
     finetune_seconds_now,
     finite,
     get_trained,
+    is_editor,
     known_probes,
     load_model,
     make_data,
@@ -80,6 +81,7 @@ from lightning_unlearn.benchmarking.b2 import (  # noqa: F401  (the protocol, im
     model_config,
     quiet_llm_run,
     resolve_hparams,
+    run_editor,
     run_method,
     training_examples,
 )
@@ -358,7 +360,8 @@ def resolve_methods(spec: list[str] | None, scale: str) -> list[str]:
     out: list[str] = []
     for item in spec:
         for m in default_methods(item) if item in ("all", "llm") else [item]:
-            METHODS.get(method_name(m))  # a clear error on a typo before anything trains
+            if not is_editor(m):
+                METHODS.get(method_name(m))  # a clear error on a typo before anything trains
             if m not in out:
                 out.append(m)
     return out
@@ -474,7 +477,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         row: dict[str, Any] = {"method": name, "hparams_source": hparams[name]["source"]}
         try:
             with PeakRSS() as rss:
-                model, seconds, info = run_method(name, hp, scale, seed, backbone, target["path"], time_limit)
+                if is_editor(name):
+                    model, seconds, info = run_editor(name, hp, scale, seed, backbone, target["path"])
+                else:
+                    model, seconds, info = run_method(name, hp, scale, seed, backbone, target["path"], time_limit)
             row.update(
                 {
                     "seconds": seconds,

@@ -36,6 +36,8 @@ from lightning_unlearn import benchmarking
 
 __all__ = [
     "CONFIG_FOLDER",
+    "EDITOR_FULL_HPARAMS",
+    "EDITOR_ROWS",
     "EVAL_ONLY_FIELDS",
     "LLM_METHODS",
     "ORACLE",
@@ -54,6 +56,7 @@ __all__ = [
     "StopAfter",
     "build_method",
     "default_methods",
+    "is_editor",
     "eval_sets",
     "evaluate",
     "evaluator",
@@ -72,6 +75,7 @@ __all__ = [
     "rec",
     "release_memory",
     "resolve_hparams",
+    "run_editor",
     "run_method",
     "settings_from_config",
     "training_examples",
@@ -164,8 +168,17 @@ QUICK_HPARAMS: dict[str, dict[str, Any]] = {
     "pmc": {"method": {"max_new_tokens": 24, "num_samples": 4}},  # answers are ~12 tokens
     "tru": {"method": {"max_target_length": 64}},
     "roka": {"method": {"layer": "model.norm"}},  # no "penultimate" module in a Llama
+    # editors: no optimizer; "method" holds the editor's arguments (NOT TUNED)
+    "stamp": {"method": {}},  # the defaults: rcond 1e-2, layer by cosine separation, retain buffer 64
+    "stamp_lr": {"method": {"rank": 64}},
     "pmc+long": {"epochs": 25, "method": {"max_new_tokens": 24, "num_samples": 4}},
 }
+
+#: The training-free editors' rows (``lightning_unlearn.editors.EDITORS``): opt-in (``--methods stamp stamp_lr``), not in
+#: ``"all"``. Their quick-scale settings are QUICK_HPARAMS entries whose ``"method"`` holds the editor's arguments.
+EDITOR_ROWS = ("stamp", "stamp_lr")
+#: The editors' full-scale settings (the editor's arguments; empty: its defaults).
+EDITOR_FULL_HPARAMS: dict[str, dict[str, Any]] = {"stamp": {}, "stamp_lr": {}}
 
 #: Rows stopped after another fraction of the target's fine-tuning seconds than ``--time-limit`` (both scales). A
 #: benchmark guard, not a training setting, so it cannot live in the row's LightningCLI config: ``pmc+long`` (PMC
@@ -224,6 +237,9 @@ def resolve_hparams(scale: str, row: str) -> tuple[dict[str, Any], str]:
         entry = QUICK_HPARAMS.get(row)
         hp = benchmarking.merge_hparams(QUICK_DEFAULT_HP, entry)
         source = f"QUICK_HPARAMS[{row!r}]" if entry is not None else "QUICK_DEFAULT_HP"
+    elif scale == "full" and is_editor(row):
+        # an editor takes no optimizer and no Trainer, so no LightningCLI config describes it: its defaults
+        hp, source = {"method": dict(EDITOR_FULL_HPARAMS.get(row, {}))}, f"EDITOR_FULL_HPARAMS[{row!r}] (the editor's defaults otherwise)"
     elif scale == "full":
         from lightning_unlearn.configs import config_path, load_config
 
@@ -661,6 +677,50 @@ def evaluate(model, backbone: Backbone, sets: dict[str, list[dict[str, Any]]], p
 # ----------------------------------------------------------------------------------------------------------
 # Unlearning runs
 # ----------------------------------------------------------------------------------------------------------
+
+
+def is_editor(row: str) -> bool:
+    """Whether ``row`` is a training-free editor's row (:mod:`lightning_unlearn.editors`) rather than a method's."""
+    from lightning_unlearn.editors import EDITORS
+
+    return method_name(row) in EDITORS
+
+
+def run_editor(name: str, hp: dict[str, Any], scale: str, seed: int, backbone: Backbone, target_path: str | None, sets: dict[str, Any] | None = None):
+    """Edit the cached target with the training-free editor of row ``name`` (STAMP, STAMP-LR); returns
+    ``(model, seconds, info)`` like :func:`run_method`.
+
+    One request: every forget QA pair (question and answer) is a forget prompt, the retain QA pairs the retain buffer
+    (the editor samples at most ``retain_buffer`` of them), the refusal set the editor's default. The timed region
+    covers building the model, loading the target's weights and the edit. ``sets`` (``{"forget", "retain"}`` lists
+    of QA examples) replaces B2's fictitious-author data (B3 passes its Wikipedia data).
+    """
+    import lightning.pytorch as pl
+    import torch
+
+    from lightning_unlearn.editors import EDITORS
+
+    pl.seed_everything(seed, verbose=False)
+    editor = EDITORS.get(method_name(name))(**{"seed": seed, **hp["method"]})
+    data = sets if sets is not None else make_data(scale, seed)
+    forget = [{"question": e["question"], "answer": e["answer"]} for e in data["forget"]]
+    retain = [{"question": e["question"], "answer": e["answer"]} for e in data["retain"]]
+    start = time.perf_counter()
+    model = backbone.build()
+    if target_path is not None:
+        model.load_state_dict(torch.load(target_path, map_location="cpu", weights_only=True))
+    model.eval()
+    record = editor.edit(model, backbone.tokenizer, forget=forget, retain=retain)
+    seconds = time.perf_counter() - start
+    info = {
+        "steps": 0,
+        "edit": record.as_dict(),
+        "edit_seconds": record.seconds,
+        "edit_seconds_per_forget_sample": record.seconds / len(forget),
+        "forget_size": len(forget),
+        "stopped_by_time_limit": False,
+    }
+    return model, seconds, info
 
 
 def build_method(name: str, kwargs: dict[str, Any], seed: int):

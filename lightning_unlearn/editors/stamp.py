@@ -1,0 +1,548 @@
+"""STAMP and STAMP-LR: a training-free, closed-form edit of one MLP down-projection of a causal LM.
+
+After "RePAIR: Interactive Machine Unlearning" (arXiv 2604.12820), **reconstructed**: the paper's code was not
+available and only its abstract and a secondary digest were read (``shared/METHODS.md`` §1), so the least-squares
+formulation below (MEMIT/ROME-style) is this library's design, consistent with that description, not the authors'
+algorithm. Every choice the paper does not fix is an argument.
+
+Why an *editor* and not an :class:`~lightning_unlearn.methods.UnlearningMethod`: a method is a loss that an optimizer
+minimises step after step (its :meth:`~lightning_unlearn.methods.UnlearningMethod.loss` must return a term, and every
+entry point builds an optimizer and a Trainer around it). STAMP takes no step: it reads activations once and writes one
+weight matrix in closed form, in seconds, and the edit can be undone bit-exactly. It therefore lives in
+``editors/`` (``docs/architecture.md``: training-free methods), works on a Hugging Face causal LM and its tokenizer
+directly, and returns an :class:`EditRecord`.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+import torch
+from torch import Tensor, nn
+
+from lightning_unlearn._errors import check_int, check_positive
+from lightning_unlearn._registry import Registry
+
+__all__ = [
+    "EDITORS",
+    "STAMP",
+    "STAMPLR",
+    "EditRecord",
+    "Item",
+    "choose_layer",
+    "cosine_separation",
+    "default_refusals",
+    "least_squares_edit",
+    "register_editor",
+    "truncated_pinv",
+]
+
+#: Training-free editors by name (``"stamp"``, ``"stamp_lr"``).
+EDITORS: Registry[Any] = Registry("editor")
+
+
+def register_editor(*, name: str):
+    """Register an editor class under a unique lowercase ``name`` (keyword-only)."""
+    return EDITORS.register(name=name)
+
+
+#: A prompt to edit on: a question string (rendered as the model's generation prompt), or a mapping with a
+#: ``"question"`` and optionally an ``"answer"`` (then the answer's tokens are used too).
+Item = str | Mapping[str, str]
+
+#: Questions of the default refusal set D_ref (:func:`default_refusals`), taken in turn.
+_REFUSAL_QUESTIONS = (
+    "What do you know about this person?",
+    "Tell me the details of their private life.",
+    "Where does this person live?",
+    "What is the answer to that question?",
+)
+
+
+def default_refusals() -> list[dict[str, str]]:
+    """The default refusal set D_ref: each refusal of ``IDK_ANSWERS`` as the answer to a generic question (20 items).
+
+    The paper uses 200 "I don't know"-style prompts it does not publish; these stand in for them.
+    """
+    from lightning_unlearn.methods.idk import IDK_ANSWERS
+
+    return [{"question": _REFUSAL_QUESTIONS[i % len(_REFUSAL_QUESTIONS)], "answer": a} for i, a in enumerate(IDK_ANSWERS)]
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The closed form
+# ----------------------------------------------------------------------------------------------------------
+
+
+def truncated_pinv(keys: Tensor, rank: int | None = None, rcond: float | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    """The factors ``(U_r, S_r, V_r)`` of the (truncated) Moore–Penrose pseudo-inverse ``K⁺ ≈ V_r S_r⁻¹ U_rᵀ``.
+
+    ``keys`` is ``K``, ``[d_in, n]`` (one key per column). ``K = U S Vᵀ`` (thin SVD, float64); singular values at or
+    below ``rcond · S_max`` count as zero (default ``rcond``: ``max(d_in, n) · eps``, as ``torch.linalg.pinv``), and
+    ``rank`` keeps at most the ``rank`` largest of the others (STAMP-LR). ``rank=None`` gives the exact pseudo-inverse.
+    """
+    u, s, vh = torch.linalg.svd(keys.double(), full_matrices=False)
+    if rcond is None:
+        rcond = max(keys.shape) * torch.finfo(torch.float64).eps
+    keep = int((s > rcond * s.max()).sum()) if s.numel() else 0
+    if rank is not None:
+        keep = min(keep, rank)
+    return u[:, :keep], s[:keep], vh[:keep].T
+
+
+def least_squares_edit(keys: Tensor, residuals: Tensor, rank: int | None = None, rcond: float | None = None) -> Tensor:
+    """``ΔW = R K⁺`` (``[d_out, d_in]``, float64): the minimum-norm change of a linear map ``W`` that adds the residuals
+    ``R = V − (W K + b)`` (``[d_out, n]``) to its outputs on the keys ``K`` (``[d_in, n]``).
+
+    With ``K⁺`` exact and ``K`` of full column rank, ``(W + ΔW) K + b = V`` exactly; a key orthogonal to every column
+    of ``K`` keeps its output. With ``rank=r`` (STAMP-LR), ``K⁺`` is the pseudo-inverse of the best rank-``r``
+    approximation of ``K`` (:func:`truncated_pinv`), ``ΔW`` has rank ≤ ``r`` and costs ``O(r·(d_in + d_out)·n)`` once
+    the SVD is known.
+    """
+    u, s, v = truncated_pinv(keys, rank, rcond)
+    return (residuals.double() @ v / s) @ u.T
+
+
+def cosine_separation(forget_means: Tensor, refusal_means: Tensor) -> Tensor:
+    """``1 − cos(μ_f^ℓ, μ_ref^ℓ)`` per layer: rows of ``[L, d]`` mean activations of the forget and refusal prompts."""
+    f, r = forget_means.double(), refusal_means.double()
+    return 1.0 - nn.functional.cosine_similarity(f, r, dim=-1, eps=1e-12)
+
+
+def choose_layer(separations: Tensor | Sequence[float], candidates: Sequence[int] | None = None) -> int:
+    """The layer (index into ``separations``) of largest cosine separation, among ``candidates`` (default all); the
+    first one on ties."""
+    values = torch.as_tensor(separations, dtype=torch.float64)
+    pool = list(range(len(values))) if candidates is None else list(candidates)
+    if not pool:
+        raise ValueError("`candidates` should name at least one layer, got none.")
+    bad = [c for c in pool if not 0 <= c < len(values)]
+    if bad:
+        raise ValueError(f"`candidates` should lie in [0, {len(values) - 1}], got {bad}.")
+    return max(pool, key=lambda c: (float(values[c]), -c))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The record
+# ----------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class EditRecord:
+    """What one STAMP edit did (:meth:`STAMP.edit`); :meth:`as_dict` is JSON-ready.
+
+    Attributes:
+        method: ``"stamp"`` or ``"stamp_lr"``.
+        layer: Index of the edited decoder layer; ``module`` its down-projection's full name.
+        rank: Rank of the pseudo-inverse used (≤ ``requested_rank`` when one was given).
+        separations: Cosine separation ``1 − cos(μ_f, μ_ref)`` of every layer with ``layer="auto"`` (the layer
+            choice), of the given layer only otherwise.
+        n_forget_keys, n_retain_keys, n_refusal_tokens: Columns of ``K_f``, ``K_r`` and tokens averaged into ``v_ref``.
+        weight_norm, delta_norm: Frobenius norms of ``W`` and of the applied change ``λ·ΔW``.
+        forget_error_before, forget_error_after: ``‖out_f − v_ref‖ / ‖v_ref·1ᵀ‖`` on the forget keys before / after.
+        retain_drift: ``‖λ·ΔW K_r‖ / ‖out_r‖``, the relative change of the retain keys' outputs (0 at full rank).
+        seconds: Wall time of the whole request (activations, layer choice, SVD, write).
+        undone: Whether :meth:`STAMP.undo` has put the original weight back.
+    """
+
+    method: str
+    layer: int
+    module: str
+    rank: int
+    requested_rank: int | None
+    blend: float
+    separations: list[float]
+    n_forget_keys: int
+    n_retain_keys: int
+    n_refusal_tokens: int
+    weight_norm: float
+    delta_norm: float
+    forget_error_before: float
+    forget_error_after: float
+    retain_drift: float
+    seconds: float
+    undone: bool = False
+    _param: Tensor | None = field(default=None, repr=False)
+    _original: Tensor | None = field(default=None, repr=False)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if not k.startswith("_")}
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The editor
+# ----------------------------------------------------------------------------------------------------------
+
+
+class _Capture:
+    """Forward hooks on the down-projections that keep, per module, the inputs (keys) and outputs at selected tokens."""
+
+    def __init__(self, modules: dict[int, nn.Module], keys_of: set[int], outputs_of: set[int]) -> None:
+        self.modules, self.keys_of, self.outputs_of = modules, keys_of, outputs_of
+        self.mask: Tensor | None = None
+        self.keys: dict[int, list[Tensor]] = {i: [] for i in keys_of}
+        self.outputs: dict[int, list[Tensor]] = {i: [] for i in outputs_of}
+        self.sums: dict[int, Tensor] = {}  # the outputs' sum over selected tokens, every module
+        self.count = 0
+        self._handles: list[Any] = []
+
+    def __enter__(self) -> _Capture:
+        for index, module in self.modules.items():
+            self._handles.append(module.register_forward_hook(self._hook(index)))
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for handle in self._handles:
+            handle.remove()
+
+    def _hook(self, index: int):
+        def hook(_module: nn.Module, args: tuple[Any, ...], output: Tensor) -> None:
+            mask = self.mask.reshape(-1)  # some MLPs see [B*T, d] (flattened tokens), most [B, T, d]
+            if index in self.keys_of:
+                self.keys[index].append(args[0].reshape(-1, args[0].shape[-1])[mask].detach().double())
+            out = output.reshape(-1, output.shape[-1])[mask].detach().double()
+            if index in self.outputs_of:
+                self.outputs[index].append(out)
+            self.sums[index] = self.sums.get(index, 0) + out.sum(0)
+
+        return hook
+
+    def means(self) -> dict[int, Tensor]:
+        return {i: total / max(self.count, 1) for i, total in self.sums.items()}
+
+
+class STAMP:
+    """STAMP: a closed-form, training-free edit of one MLP down-projection so that forget prompts refuse.
+
+    After "RePAIR: Interactive Machine Unlearning" (arXiv 2604.12820; its STAMP editor), **reconstructed** as a
+    least-squares edit (``shared/METHODS.md`` §1, not the paper's code). With ``W`` the down-projection of decoder layer
+    ℓ (``d_model × d_ff``; bias ``b`` if any):
+
+    1. **Keys.** ``K_f``: the down-projection's inputs (the MLP's inner activations) at the forget prompts' tokens;
+       ``K_r``: the same at the retain buffer's tokens (at most ``retain_buffer`` retain prompts, a seeded sample).
+       Only each prompt's own tokens count as forget keys: the chat template's shared prefix (the system turn, the
+       same in every prompt) joins the retain keys instead, so the edit does not move what every prompt shares.
+    2. **Refusal target.** ``v_ref``: the mean down-projection output over the refusal prompts' tokens
+       (D_ref, default :func:`default_refusals`).
+    3. **Targets.** ``V = [v_ref·1ᵀ, W K_r + b]`` on ``K = [K_f, K_r]``: forget tokens map to the refusal
+       activation, retain tokens keep their outputs.
+    4. **Edit.** ``ΔW = (V − W K − b) K⁺`` (:func:`least_squares_edit`), ``W ← W + λ·ΔW`` (``blend`` = λ).
+       METHODS.md writes ``W' = V K⁺``; that equals ``W + ΔW`` only when ``K`` has full row rank (more
+       independent tokens than ``d_ff``). With fewer tokens — a single request — ``V K⁺`` would zero the layer on every
+       key outside ``span(K)``, so the minimum-norm change ``ΔW`` is used: keys orthogonal to ``K`` keep their outputs.
+       ``K⁺`` drops the singular values at or below ``rcond · σ_max`` (``rcond=0``: the exact pseudo-inverse).
+    5. **STAMP-LR** (``rank=r``, :class:`STAMPLR`, ``r = 64`` there): ``K⁺ ≈ V_r Σ_r⁻¹ U_rᵀ`` from the
+       truncated SVD ``K ≈ U_r Σ_r V_rᵀ``, so ``ΔW`` has rank ≤ r.
+
+    **What it does not do (measured, docs/llm.md "STAMP: measured")**: on SmolLM2 taught a fictitious fact, and on
+    B2's quick tiny Llama, this reconstruction does not make the forget answer a refusal, nor remove the fact; it
+    moves the edited layer's outputs as specified and keeps retain answers.
+    6. **Layer choice** (``layer="auto"``): the layer of largest cosine separation ``1 − cos(μ_f^ℓ, μ_ref^ℓ)``
+       between the mean down-projection outputs on the forget and on the refusal prompts (the paper picks layer 7 of
+       Llama-3-8B this way), among ``layer_range`` (default: every layer).
+
+    The decoder stack and down-projections are found as :class:`~lightning_unlearn.methods.RMU` finds them
+    (:func:`~lightning_unlearn.methods.rmu.decoder_layers_name`, :func:`~lightning_unlearn.methods.rmu.down_projection_name`:
+    Llama/Qwen/Gemma ``mlp.down_proj``, GPT-2 ``mlp.c_proj`` (a ``Conv1D``), OPT ``fc2``, NeoX ``mlp.dense_4h_to_h``,
+    Phi ``mlp.fc2``). Activations come from one no-grad forward pass per batch; the algebra is in float64 and the
+    result is cast to the weight's dtype. :meth:`undo` restores the weight bit-exactly.
+
+    Args:
+        rank: Keep at most this many singular values of ``K`` (``None``: the exact pseudo-inverse, STAMP).
+        layer: Index of the decoder layer to edit, or ``"auto"`` (cosine separation).
+        layer_range: With ``layer="auto"``, ``(first, last)`` layers (inclusive) to choose from; ``None``: all.
+        blend: λ > 0, the fraction of ``ΔW`` applied (1: the forget keys reach ``v_ref`` exactly at full rank).
+        target_scale: Multiplies ``v_ref`` (1: the refusal activation as measured).
+        retain_buffer: At most this many retain prompts enter ``K_r`` (a seeded sample; ``None``: all of them).
+        chat_template: Render questions with the tokenizer's chat template (when it has one), as generation does.
+        system_prompt: Optional system message of the chat template.
+        layers: Name of the decoder stack (``None``: discovered).
+        module: Path of the down-projection inside a layer (``None``: discovered).
+        batch_size: Prompts per forward pass when reading activations.
+        rcond: Relative cutoff: singular values of ``K`` at or below ``rcond · σ_max`` count as zero. ``0``: machine
+            precision (``torch.linalg.pinv``'s cutoff, the exact pseudo-inverse). The default ``1e-2`` is this
+            library's choice, not the paper's: the keys of a chat prompt's template tokens are nearly the same for
+            forget and retain prompts but have different targets, and on SmolLM2 the exact pseudo-inverse gave
+            ``‖ΔW‖ ≈ 6.6e6`` against ``‖W‖ ≈ 174`` (every answer turned to gibberish); ``1e-2`` gave ``‖ΔW‖ ≈ 80``.
+        seed: Seed of the retain-buffer sample.
+    """
+
+    name = "stamp"
+    default_rank: int | None = None
+
+    def __init__(
+        self,
+        rank: int | None = None,
+        layer: int | Literal["auto"] = "auto",
+        layer_range: tuple[int, int] | None = None,
+        blend: float = 1.0,
+        target_scale: float = 1.0,
+        retain_buffer: int | None = 64,
+        chat_template: bool = True,
+        system_prompt: str | None = None,
+        layers: str | None = None,
+        module: str | None = None,
+        batch_size: int = 16,
+        rcond: float = 1e-2,
+        seed: int = 0,
+    ) -> None:
+        check_int("rank", rank, optional=True)
+        if layer != "auto":
+            check_int("layer", layer, minimum=0)
+        if layer_range is not None:
+            if (
+                not isinstance(layer_range, (tuple, list))
+                or len(layer_range) != 2
+                or not all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in layer_range)
+                or layer_range[0] > layer_range[1]
+            ):
+                raise ValueError(f"`layer_range` should be None or (first, last) ints with 0 <= first <= last, got {layer_range!r}.")
+            if layer != "auto":
+                raise ValueError(f"`layer_range` restricts `layer='auto'`; with `layer={layer!r}` it would be ignored, got {layer_range!r}.")
+        check_positive("blend", blend)
+        check_positive("target_scale", target_scale, allow_zero=True)
+        check_int("retain_buffer", retain_buffer, minimum=0, optional=True)
+        check_int("batch_size", batch_size)
+        check_positive("rcond", rcond, allow_zero=True)
+        check_int("seed", seed, minimum=0)
+        self.rank = rank
+        self.layer = layer
+        self.layer_range = None if layer_range is None else (int(layer_range[0]), int(layer_range[1]))
+        self.blend = float(blend)
+        self.target_scale = float(target_scale)
+        self.retain_buffer = retain_buffer
+        self.chat_template = bool(chat_template)
+        self.system_prompt = system_prompt
+        self.layers = layers
+        self.module = module
+        self.batch_size = batch_size
+        self.rcond = rcond
+        self.seed = seed
+        self.records: list[EditRecord] = []
+
+    # ------------------------------------------------------------------ inputs
+    def _collator(self, tokenizer: Any):
+        from lightning_unlearn.tasks.causal_lm import QACollator
+
+        return QACollator(tokenizer, max_length=10**9, chat_template=self.chat_template, system_prompt=self.system_prompt)
+
+    @staticmethod
+    def _shared_prefix(collator: Any) -> int:
+        """Tokens every prompt starts with (the chat template's system turn): the common prefix of two renderings."""
+        a, b = collator.prompt_ids("a"), collator.prompt_ids("b")
+        n = 0
+        while n < min(len(a), len(b)) and a[n] == b[n]:
+            n += 1
+        return n
+
+    @staticmethod
+    def _check_items(name: str, items: Any, allow_empty: bool) -> list[Item]:
+        if isinstance(items, (str, Mapping)) or not isinstance(items, Sequence):
+            raise TypeError(f"`{name}` should be a list of prompts (strings or {{'question', 'answer'}} mappings), got {type(items).__name__}.")
+        items = list(items)
+        if not items and not allow_empty:
+            raise ValueError(f"`{name}` should hold at least one prompt, got none.")
+        for i, item in enumerate(items):
+            ok = isinstance(item, str) and item.strip()
+            ok = ok or (isinstance(item, Mapping) and isinstance(item.get("question"), str) and isinstance(item.get("answer", ""), str))
+            if not ok:
+                raise ValueError(f"`{name}[{i}]` should be a non-empty string or a mapping with a string 'question' (and optional 'answer'), got {item!r}.")
+        return items
+
+    def _encode(self, collator: Any, item: Item, skip: int) -> tuple[list[int], int]:
+        if isinstance(item, str):
+            ids = collator.prompt_ids(item)
+        else:
+            ids = collator.prompt_ids(item["question"])
+            if item.get("answer"):
+                ids = ids + collator.answer_ids(item["answer"])
+        return ids, min(skip, len(ids) - 1)
+
+    @torch.no_grad()
+    def _read(
+        self,
+        model: nn.Module,
+        collator: Any,
+        items: list[Item] | list[tuple[list[int], int]],
+        modules: dict[int, nn.Module],
+        keys_of: set[int],
+        outputs_of: set[int],
+        skip: int,
+    ) -> _Capture:
+        """Run ``items`` (prompts, or already encoded ``(ids, first selected position)``) through the model."""
+        device = next(model.parameters()).device
+        capture = _Capture(modules, keys_of, outputs_of)
+        with capture:
+            for start in range(0, len(items), self.batch_size):
+                chunk = items[start : start + self.batch_size]
+                encoded = [item if isinstance(item, tuple) else self._encode(collator, item, skip) for item in chunk]
+                length = max(len(ids) for ids, _ in encoded)
+                input_ids = torch.full((len(encoded), length), collator.pad_token_id, dtype=torch.long)
+                attention = torch.zeros_like(input_ids)
+                selected = torch.zeros_like(input_ids, dtype=torch.bool)
+                for row, (ids, first) in enumerate(encoded):
+                    input_ids[row, : len(ids)] = torch.tensor(ids)
+                    attention[row, : len(ids)] = 1
+                    selected[row, first : len(ids)] = True
+                capture.mask = selected.to(device)
+                capture.count += int(selected.sum())
+                model(input_ids=input_ids.to(device), attention_mask=attention.to(device), use_cache=False)
+        return capture
+
+    # ------------------------------------------------------------------ the edit
+    def down_projections(self, model: nn.Module) -> tuple[str, list[str]]:
+        """The decoder stack's name and the full name of every layer's down-projection."""
+        from lightning_unlearn.methods.rmu import decoder_layers_name, down_projection_name
+
+        stack_name = decoder_layers_name(model, self.layers)
+        stack = model.get_submodule(stack_name)
+        return stack_name, [f"{stack_name}.{i}.{down_projection_name(layer, self.module)}" for i, layer in enumerate(stack)]
+
+    def edit(
+        self,
+        model: nn.Module,
+        tokenizer: Any,
+        forget: Sequence[Item],
+        retain: Sequence[Item] = (),
+        refusal: Sequence[Item] | None = None,
+    ) -> EditRecord:
+        """Edit ``model`` in place so that the ``forget`` prompts land on the refusal activation; returns the record.
+
+        Args:
+            model: A Hugging Face causal LM (any family :func:`~lightning_unlearn.methods.rmu.decoder_layers_name`
+                finds).
+            tokenizer: Its tokenizer.
+            forget: The forget prompts (one is enough): questions, or ``{"question", "answer"}`` mappings whose
+                answer tokens join the keys.
+            retain: Prompts whose outputs at the edited layer must not move (the retain buffer; may be empty).
+            refusal: The refusal prompts D_ref (``None``: :func:`default_refusals`).
+        """
+        start = time.perf_counter()
+        forget = self._check_items("forget", forget, allow_empty=False)
+        retain = self._check_items("retain", retain, allow_empty=True)
+        refusal = self._check_items("refusal", default_refusals() if refusal is None else refusal, allow_empty=False)
+        if self.retain_buffer is not None and len(retain) > self.retain_buffer:
+            retain = random.Random(self.seed).sample(retain, self.retain_buffer)
+        _, names = self.down_projections(model)
+        if self.layer != "auto" and self.layer >= len(names):
+            raise ValueError(f"`layer` should lie in [0, {len(names) - 1}] for this model ({len(names)} decoder layers), got {self.layer}.")
+        if self.layer_range is not None and self.layer_range[1] >= len(names):
+            raise ValueError(f"`layer_range` should lie within [0, {len(names) - 1}] for this model, got {self.layer_range}.")
+        modules = {i: model.get_submodule(n) for i, n in enumerate(names)}
+        collator = self._collator(tokenizer)
+        skip = self._shared_prefix(collator)
+        was_training = model.training
+        model.eval()
+        try:
+            # One pass over the forget and refusal prompts reads every layer: means for the layer choice, forget keys.
+            every = set(modules) if self.layer == "auto" else {self.layer}
+            reads = modules if self.layer == "auto" else {self.layer: modules[self.layer]}
+            f = self._read(model, collator, forget, reads, every, every, skip)
+            ref = self._read(model, collator, refusal, reads, set(), set(), skip)
+            f_means, r_means = f.means(), ref.means()
+            order = sorted(reads)
+            separations = cosine_separation(torch.stack([f_means[i] for i in order]), torch.stack([r_means[i] for i in order]))
+            if self.layer == "auto":
+                candidates = None if self.layer_range is None else range(self.layer_range[0], self.layer_range[1] + 1)
+                layer = choose_layer(separations, candidates)
+            else:
+                layer = self.layer
+            k_f, out_f = torch.cat(f.keys[layer]), torch.cat(f.outputs[layer])
+            v_ref = self.target_scale * r_means[layer]
+            n_refusal = ref.count
+            # The retain block: the shared prefix's tokens (the same in every prompt, so they must keep their outputs)
+            # and the retain buffer's own tokens.
+            prefix = collator.prompt_ids(forget[0] if isinstance(forget[0], str) else forget[0]["question"])[:skip]
+            blocks = [(prefix, 0)] if prefix else []
+            r = self._read(model, collator, [*blocks, *retain], {layer: modules[layer]}, {layer}, {layer}, skip)
+            if r.keys[layer]:
+                k_r, out_r = torch.cat(r.keys[layer]), torch.cat(r.outputs[layer])
+            else:
+                k_r, out_r = k_f.new_zeros((0, k_f.shape[1])), out_f.new_zeros((0, out_f.shape[1]))
+        finally:
+            model.train(was_training)
+
+        keys = torch.cat([k_f, k_r]).T  # [d_ff, n]
+        residuals = torch.cat([v_ref.expand_as(out_f) - out_f, torch.zeros_like(out_r)]).T  # [d_model, n]
+        u, s, v = truncated_pinv(keys, self.rank, self.rcond or None)
+        delta = self.blend * ((residuals @ v / s) @ u.T)  # [d_model, d_ff]
+        moved = delta @ keys  # the outputs' change on every key
+        n_f = k_f.shape[0]
+
+        module = modules[layer]
+        weight = module.weight
+        original = weight.detach().clone()
+        transposed = weight.shape != delta.shape  # transformers' Conv1D stores [d_ff, d_model]
+        with torch.no_grad():
+            weight.add_((delta.T if transposed else delta).to(device=weight.device, dtype=weight.dtype))
+        target = v_ref.expand_as(out_f)
+        target_norm = float(target.norm()) or 1.0
+        record = EditRecord(
+            method=self.name,
+            layer=layer,
+            module=names[layer],
+            rank=int(s.numel()),
+            requested_rank=self.rank,
+            blend=self.blend,
+            separations=[float(x) for x in separations],
+            n_forget_keys=n_f,
+            n_retain_keys=int(k_r.shape[0]),
+            n_refusal_tokens=n_refusal,
+            weight_norm=float(original.double().norm()),
+            delta_norm=float(delta.norm()),
+            forget_error_before=float((out_f - target).norm()) / target_norm,
+            forget_error_after=float((out_f + moved[:, :n_f].T - target).norm()) / target_norm,
+            retain_drift=float(moved[:, n_f:].norm() / out_r.norm()) if out_r.numel() and float(out_r.norm()) > 0 else 0.0,
+            seconds=0.0,
+            _param=weight,
+            _original=original,
+        )
+        record.seconds = time.perf_counter() - start
+        self.records.append(record)
+        return record
+
+    def undo(self, record: EditRecord | None = None) -> EditRecord:
+        """Put back the weight an edit changed, bit-exactly (default: the latest edit not undone yet).
+
+        Edits are undone last-in, first-out: undoing an earlier edit of a weight that a later, still applied edit
+        also changed is an error (it would silently drop the later one).
+        """
+        applied = [r for r in self.records if not r.undone]
+        if not applied:
+            raise RuntimeError("STAMP.undo: there is no edit left to undo (call `edit` first).")
+        record = applied[-1] if record is None else record
+        if record not in applied:
+            raise ValueError("`record` should be an edit of this editor that is not undone yet.")
+        later = [r for r in applied[applied.index(record) + 1 :] if r._param is record._param]
+        if later:
+            raise ValueError(f"Undo the later edit of {record.module!r} first: edits of one weight are undone last-in, first-out.")
+        with torch.no_grad():
+            record._param.copy_(record._original)  # type: ignore[union-attr]
+        record.undone = True
+        return record
+
+    def hparams(self) -> dict[str, Any]:
+        keys = ("rank", "layer", "layer_range", "blend", "target_scale", "retain_buffer", "chat_template", "rcond", "seed")
+        return {"editor": self.name, **{k: getattr(self, k) for k in keys}}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.hparams().items() if k != "editor")
+        return f"{type(self).__name__}({args})"
+
+
+register_editor(name="stamp")(STAMP)
+
+
+@register_editor(name="stamp_lr")
+class STAMPLR(STAMP):
+    """STAMP-LR: :class:`STAMP` with the truncated-SVD pseudo-inverse of rank ``r`` (default 64, the paper's).
+
+    The same algorithm with another default (``rank=64``); every argument is :class:`STAMP`'s.
+    """
+
+    def __init__(self, rank: int | None = 64, **kwargs: Any) -> None:
+        super().__init__(rank=rank, **kwargs)

