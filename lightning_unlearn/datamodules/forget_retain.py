@@ -260,9 +260,13 @@ class ForgetRetainDataModule(pl.LightningDataModule):
             return 1, 0
         return trainer.world_size, trainer.global_rank
 
-    def _shuffled(self, dataset: Dataset, batch_size: int, seed: int) -> DataLoader:
+    def _train_sampler(self, dataset: Dataset, seed: int) -> DistributedSampler:
+        """The training loaders' sampler: this rank's shard, in an order that depends only on ``(seed, epoch)``."""
         world, rank = self._rank()
-        sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=seed, drop_last=False)
+        return DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=seed, drop_last=False)
+
+    def _shuffled(self, dataset: Dataset, batch_size: int, seed: int) -> DataLoader:
+        sampler = self._train_sampler(dataset, seed)
         return ResumableDataLoader(
             dataset,
             batch_size=batch_size,

@@ -37,8 +37,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Subset
 from torch.utils.data.distributed import DistributedSampler
 
-from lightning_unlearn.datamodules.forget_retain import EVAL_SPLITS, CombineMode, ForgetRetainDataModule, TrainOn, _own_generator
-from lightning_unlearn.datamodules.loaders import ResumableDataLoader
+from lightning_unlearn.datamodules.forget_retain import EVAL_SPLITS, CombineMode, ForgetRetainDataModule, TrainOn
 from lightning_unlearn.datamodules.movielens import MovieLens, load_movielens_100k
 from lightning_unlearn.datamodules.request import DeletionRequest, _examples, _items, _whole
 from lightning_unlearn.privacy import request_from_file
@@ -421,18 +420,9 @@ class RecommendationDataModule(ForgetRetainDataModule):
             item_ids=self.data.item_ids,
         )
 
-    def _shuffled(self, dataset: Dataset, batch_size: int, seed: int) -> DataLoader:
-        world, rank = self._rank()
-        sampler = _EpochSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=seed, drop_last=False)
-        return ResumableDataLoader(
-            dataset,
-            batch_size=batch_size,
-            sampler=sampler,
-            num_workers=self.num_workers,
-            pin_memory=self.pin_memory,
-            persistent_workers=self.num_workers > 0,
-            generator=_own_generator(seed),
-        )
+    def _train_sampler(self, dataset: Dataset, seed: int) -> DistributedSampler:
+        world, rank = self._rank()  # the sampler also hands the epoch to the dataset (negatives redrawn per epoch)
+        return _EpochSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=seed, drop_last=False)
 
     def forget_dataloader(self, shuffle: bool = True) -> DataLoader:
         if shuffle:
