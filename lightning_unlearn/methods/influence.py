@@ -13,7 +13,7 @@ from torch import Tensor, nn
 from lightning_unlearn._errors import check_int, check_positive
 from lightning_unlearn.methods.base import RetainLoss, StepContext, UnlearningMethod, register_method
 from lightning_unlearn.methods.masks import ParameterMask
-from lightning_unlearn.methods.one_shot import apply_edit, trainable_params, zero_loss
+from lightning_unlearn.methods.one_shot import all_ranks_sum, apply_edit, edit_once, require_loaders, trainable_params
 from lightning_unlearn.methods.ssd import _ONE_SHOT_RETAIN
 from lightning_unlearn.tasks.base import Task
 
@@ -137,16 +137,11 @@ class InfluenceUnlearning(UnlearningMethod):
         self._loaders: tuple[Iterable | None, Iterable | None] = (None, None)
 
     def prepare(self, model: nn.Module, task: Task, forget_loader: Iterable | None, retain_loader: Iterable | None) -> None:
-        if forget_loader is None or retain_loader is None:
-            missing = "forget" if forget_loader is None else "retain"
-            raise ValueError(f"IU needs the forget and retain data; pass the {missing} loader to `setup`.")
-        self._loaders = (forget_loader, retain_loader)
+        self._loaders = require_loaders("IU needs the forget and retain data", (forget_loader, retain_loader))
 
     def newton_step(self, model: nn.Module, task: Task) -> dict[str, Tensor]:
         """``{name: F_r⁻¹ v}`` on the current weights (before the ``scale``)."""
-        forget_loader, retain_loader = self._loaders
-        if forget_loader is None or retain_loader is None:
-            raise RuntimeError("IU has no data loaders; call `setup` with the forget and retain loaders first.")
+        forget_loader, retain_loader = require_loaders("IU needs the forget and retain data", self._loaders)
         named = trainable_params(model)
         params = list(named.values())
         was_training = model.training
@@ -158,10 +153,7 @@ class InfluenceUnlearning(UnlearningMethod):
         finally:
             model.train(was_training)
         counts = torch.tensor([float(n_f), float(n_r)], device=forget_sum.device)
-        distributed = dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
-        if distributed:
-            for value in (forget_sum, retain_sum, counts):
-                dist.all_reduce(value)
+        distributed = all_ranks_sum([forget_sum, retain_sum, counts])
         n_f, n_r = float(counts[0]), float(counts[1])
         if n_f == 0 or n_r == 0:
             raise ValueError(f"IU needs forget and retain samples; got {int(n_f)} forget and {int(n_r)} retain samples.")
@@ -186,7 +178,4 @@ class InfluenceUnlearning(UnlearningMethod):
         apply_edit(model, {n: params[n].detach() + self.scale * s.to(params[n].dtype) for n, s in step.items()}, self.masks)
 
     def forget_loss(self, ctx: StepContext) -> Tensor:
-        if not self.edited:
-            self.edit(ctx.model, ctx.task)
-            self.edited = True
-        return zero_loss(ctx)
+        return edit_once(self, ctx)

@@ -30,7 +30,17 @@ from torch import Tensor, nn
 from lightning_unlearn.methods.base import StepContext
 from lightning_unlearn.tasks.base import Task
 
-__all__ = ["ImportanceKind", "IMPORTANCES", "apply_edit", "diagonal_importance", "trainable_params", "zero_loss"]
+__all__ = [
+    "ImportanceKind",
+    "IMPORTANCES",
+    "all_ranks_sum",
+    "apply_edit",
+    "diagonal_importance",
+    "edit_once",
+    "require_loaders",
+    "trainable_params",
+    "zero_loss",
+]
 
 ImportanceKind = Literal["fisher", "loss_free"]
 IMPORTANCES: dict[str, str] = {
@@ -53,10 +63,32 @@ def zero_loss(ctx: StepContext) -> Tensor:
     return torch.stack([p.sum() for p in params]).sum() * 0.0
 
 
-def _all_ranks_sum(values: list[Tensor]) -> None:
+def all_ranks_sum(values: list[Tensor]) -> bool:
+    """Sum each tensor over the DDP ranks in place; returns whether there were several ranks (a no-op in one)."""
     if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
         for value in values:
             dist.all_reduce(value)
+        return True
+    return False
+
+
+def require_loaders(what: str, loaders: tuple[Iterable | None, Iterable | None]) -> tuple[Iterable, Iterable]:
+    """``(forget_loader, retain_loader)``, both required: ``what`` says who needs them (e.g. "IU needs the forget and
+    retain data"), named in the error when one is missing (``setup`` was not given it, or was not called)."""
+    forget_loader, retain_loader = loaders
+    if forget_loader is None or retain_loader is None:
+        missing = "forget" if forget_loader is None else "retain"
+        raise ValueError(f"{what}; pass the {missing} loader to `setup`.")
+    return forget_loader, retain_loader
+
+
+def edit_once(method: Any, ctx: StepContext) -> Tensor:
+    """The forget term of a one-shot method: its ``edit(model, task)`` at the first step (recorded in its ``edited``
+    state, so a resumed run never edits twice), then :func:`zero_loss`."""
+    if not method.edited:
+        method.edit(ctx.model, ctx.task)
+        method.edited = True
+    return zero_loss(ctx)
 
 
 def _objective(kind: str, task: Task) -> Callable[[nn.Module, Any], Tensor]:
@@ -103,7 +135,7 @@ def diagonal_importance(
     finally:
         model.train(was_training)
     counts = torch.tensor([float(batches), float(samples)], device=device)
-    _all_ranks_sum([*importance.values(), counts])
+    all_ranks_sum([*importance.values(), counts])
     batches, samples = int(counts[0]), int(counts[1])
     if batches:
         for value in importance.values():

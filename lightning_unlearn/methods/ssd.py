@@ -13,7 +13,14 @@ from torch import Tensor, nn
 from lightning_unlearn._errors import check_choice, check_int, check_positive
 from lightning_unlearn.methods.base import _RETAIN_LOSSES, RetainLoss, StepContext, UnlearningMethod, register_method
 from lightning_unlearn.methods.masks import ParameterMask
-from lightning_unlearn.methods.one_shot import IMPORTANCES, ImportanceKind, apply_edit, diagonal_importance, zero_loss
+from lightning_unlearn.methods.one_shot import (
+    IMPORTANCES,
+    ImportanceKind,
+    apply_edit,
+    diagonal_importance,
+    edit_once,
+    require_loaders,
+)
 from lightning_unlearn.tasks.base import Task
 
 SSDSelection = Literal["fixed", "adaptive"]
@@ -126,17 +133,12 @@ class SSD(UnlearningMethod):
         self._loaders: tuple[Iterable | None, Iterable | None] = (None, None)
 
     def prepare(self, model: nn.Module, task: Task, forget_loader: Iterable | None, retain_loader: Iterable | None) -> None:
-        if forget_loader is None or retain_loader is None:
-            missing = "forget" if forget_loader is None else "retain"
-            raise ValueError(f"SSD computes importances on the forget and retain data; pass the {missing} loader to `setup`.")
-        self._loaders = (forget_loader, retain_loader)
+        self._loaders = require_loaders("SSD computes importances on the forget and retain data", (forget_loader, retain_loader))
 
     def importances(self, model: nn.Module, task: Task) -> tuple[dict[str, Tensor], dict[str, Tensor], dict[str, Any]]:
         """``([]_f, []_D, sizes)`` on the current weights, ``[]_D`` on D_r (``sizes``: batches and samples of D_f and
         D_r)."""
-        forget_loader, retain_loader = self._loaders
-        if forget_loader is None or retain_loader is None:
-            raise RuntimeError("SSD has no data loaders; call `setup` with the forget and retain loaders first.")
+        forget_loader, retain_loader = require_loaders("SSD computes importances on the forget and retain data", self._loaders)
         forget, b_f, n_f = diagonal_importance(model, task, forget_loader, self.importance, self.max_batches)
         retain, b_r, n_r = diagonal_importance(model, task, retain_loader, self.importance, self.max_batches)
         return forget, retain, {"forget_batches": b_f, "forget_samples": n_f, "retain_batches": b_r, "retain_samples": n_r}
@@ -163,7 +165,4 @@ class SSD(UnlearningMethod):
         self.edit_stats = {"alpha": alpha, "dampening": dampening, "dampened": dampened, "total": total, **sizes}
 
     def forget_loss(self, ctx: StepContext) -> Tensor:
-        if not self.edited:
-            self.edit(ctx.model, ctx.task)
-            self.edited = True
-        return zero_loss(ctx)
+        return edit_once(self, ctx)

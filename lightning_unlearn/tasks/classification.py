@@ -197,7 +197,7 @@ def _dtype_mismatch(model: nn.Module, inputs: Any, err: BaseException) -> str | 
     if param is None or param.dtype == inputs.dtype or "type" not in str(err).lower():
         return None
     if inputs.dtype == torch.uint8:
-        fix = "convert images before batching, e.g. `x.float() / 255` (torchvision's `ToTensor()` or `ToDtype(torch.float32, scale=True)`)"
+        fix = "convert images before batching, e.g. `x.float() / 255`"
     elif inputs.is_floating_point():
         fix = f"convert the inputs with `x.to({param.dtype})` (numpy arrays are float64: `torch.from_numpy(a).float()`), or the model"
     else:
