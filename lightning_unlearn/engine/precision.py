@@ -54,7 +54,7 @@ def follow_precision(trainer: pl.Trainer, method: UnlearningMethod, monitor: Any
     """Make the method's modules (its reference, masks' frozen modules, its own trainable modules) follow the
     module's precision, and hand the precision plugin to ``monitor``. Call it once the strategy converted the
     module (``on_fit_start``): ``method.setup`` runs before, on the float32 module."""
-    for module in method._declared_modules().values():
+    for module in method.declared_modules().values():
         convert_module(trainer, module)
     if monitor is not None:
         monitor.precision = trainer.precision_plugin

@@ -252,7 +252,9 @@ class UnlearningMethod:
             taken = "module" if kind == "state" else "state"
             raise ValueError(f"{type(self).__name__} already declares {name!r} as a {taken}; pick another `name`.")
 
-    def _declared_modules(self) -> dict[str, nn.Module]:
+    def declared_modules(self) -> dict[str, nn.Module]:
+        """Every module the method declared with :meth:`register_module` (the reference, a mask's or a teacher's frozen
+        module, its own trainable modules) that is set: what follows the model's device and precision."""
         modules = {n: getattr(self, n) for n in self.__dict__.get("_module_names", {})}
         return {n: m for n, m in modules.items() if m is not None}
 
@@ -298,7 +300,7 @@ class UnlearningMethod:
 
     def to(self, device: torch.device | str) -> UnlearningMethod:
         """Move every declared tensor and module (reference, masks, the method's own state) to ``device``."""
-        for module in {**self._declared_modules(), **self.modules()}.values():
+        for module in {**self.declared_modules(), **self.modules()}.values():
             module.to(device)
         for name in self.__dict__.get("_state_names", {}):
             setattr(self, name, move_data_to_device(getattr(self, name), device))
@@ -307,7 +309,7 @@ class UnlearningMethod:
     def train(self) -> None:
         """Keep the reference and the other frozen modules in eval mode whatever the caller does to the model."""
         trainable = self.modules()
-        for name, module in self._declared_modules().items():
+        for name, module in self.declared_modules().items():
             if name not in trainable:
                 module.eval()
 
@@ -320,7 +322,7 @@ class UnlearningMethod:
         checkpoints (:meth:`state_dict`), so a resumed run continues with them.
         """
         names = self.__dict__.get("_module_names", {})
-        return {n: m for n, m in self._declared_modules().items() if names[n][0]}
+        return {n: m for n, m in self.declared_modules().items() if names[n][0]}
 
     def parameters(self) -> list[nn.Parameter]:
         """Trainable parameters of :meth:`modules`, to optimise together with the model's."""
@@ -330,7 +332,7 @@ class UnlearningMethod:
         """The method's persistent state for checkpoints: ``"module/<name>"`` (module weights) and
         ``"state/<name>"`` (declared states, tensors on the CPU)."""
         names = self.__dict__.get("_module_names", {})
-        modules = {n: m for n, m in self._declared_modules().items() if names[n][1]}
+        modules = {n: m for n, m in self.declared_modules().items() if names[n][1]}
         modules.update(self.modules())
         state: dict[str, Any] = {f"module/{n}": m.state_dict() for n, m in modules.items()}
         for name, persistent in self.__dict__.get("_state_names", {}).items():
@@ -353,7 +355,7 @@ class UnlearningMethod:
                 name = f"_{name}"
             kind = "module" if name in module_names else "state"
             entries.setdefault(f"{kind}/{name}", value)
-        modules = {**self._declared_modules(), **self.modules()}
+        modules = {**self.declared_modules(), **self.modules()}
         states = self.__dict__.get("_state_names", {})
         unknown = []
         for key, value in entries.items():
