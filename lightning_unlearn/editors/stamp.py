@@ -41,6 +41,9 @@ __all__ = [
     "truncated_pinv",
 ]
 
+#: How the forget keys' target outputs are chosen (:class:`STAMP`'s ``target``).
+_TARGETS = ("optimized", "refusal_mean")
+
 #: Training-free editors by name (``"stamp"``, ``"stamp_lr"``).
 EDITORS: Registry[Any] = Registry("editor")
 
@@ -145,7 +148,11 @@ class EditRecord:
         weight_norm, delta_norm: Frobenius norms of ``W`` and of the applied change ``λ·ΔW``.
         forget_error_before, forget_error_after: ``‖out_f − v_ref‖ / ‖v_ref·1ᵀ‖`` on the forget keys before / after.
         retain_drift: ``‖λ·ΔW K_r‖ / ‖out_r‖``, the relative change of the retain keys' outputs (0 at full rank).
-        seconds: Wall time of the whole request (activations, layer choice, SVD, write).
+        seconds: Wall time of the whole request (activations, layer choice, target search, SVD, write).
+        target: ``"optimized"`` or ``"refusal_mean"`` (:class:`STAMP`'s ``target``).
+        refusal_nll_before, refusal_nll_target: With ``target="optimized"``, the worst forget prompt's mean per-token
+            NLL of ``refusal_answer`` before the edit and with the searched output shift (``None`` otherwise);
+            ``target_steps_run`` the Adam steps the search took.
         undone: Whether :meth:`STAMP.undo` has put the original weight back.
     """
 
@@ -165,6 +172,10 @@ class EditRecord:
     forget_error_after: float
     retain_drift: float
     seconds: float
+    target: str = "refusal_mean"
+    refusal_nll_before: float | None = None
+    refusal_nll_target: float | None = None
+    target_steps_run: int | None = None
     undone: bool = False
     _param: Tensor | None = field(default=None, repr=False)
     _original: Tensor | None = field(default=None, repr=False)
@@ -226,10 +237,18 @@ class STAMP:
        ``K_r``: the same at the retain buffer's tokens (at most ``retain_buffer`` retain prompts, a seeded sample).
        Only each prompt's own tokens count as forget keys: the chat template's shared prefix (the system turn, the
        same in every prompt) joins the retain keys instead, so the edit does not move what every prompt shares.
-    2. **Refusal target.** ``v_ref``: the mean down-projection output over the refusal prompts' tokens
-       (D_ref, default :func:`default_refusals`).
-    3. **Targets.** ``V = [v_ref·1ᵀ, W K_r + b]`` on ``K = [K_f, K_r]``: forget tokens map to the refusal
-       activation, retain tokens keep their outputs.
+    2. **Targets** (``target``). ``"refusal_mean"`` — ``shared/METHODS.md`` §1 as written: ``v_ref``, the mean
+       down-projection output over the refusal prompts' tokens (D_ref, default :func:`default_refusals`), times
+       ``target_scale``, for every forget key. ``"optimized"`` (the default; this library's addition, after ROME/MEMIT's
+       target search, Meng et al., arXiv 2202.05262 / 2210.07229): a shift ``δ_i`` per forget prompt, added to the layer's
+       outputs at that prompt's own tokens, found by Adam with the model frozen (``target_steps`` at most, ``target_lr``,
+       ``‖δ_i‖ ≤ target_norm`` × the prompt's mean output norm) so that the model answers ``refusal_answer`` (mean token
+       NLL < 0.05); the forget keys are then the question's own tokens only, and the template's suffix and the refusal
+       answer after it join the retain keys (the search left them unshifted). The layer must have a decoder layer after
+       it. Measured (docs/llm.md, "STAMP: measured"): ``"refusal_mean"`` does not forget a fact on SmolLM2;
+       ``"optimized"`` makes the forget question and a paraphrase refuse and keeps the retain answers.
+    3. **Least squares.** ``V = [V_f, W K_r + b]`` on ``K = [K_f, K_r]``: forget tokens map to their targets, retain
+       tokens keep their outputs.
     4. **Edit.** ``ΔW = (V − W K − b) K⁺`` (:func:`least_squares_edit`), ``W ← W + λ·ΔW`` (``blend`` = λ).
        METHODS.md writes ``W' = V K⁺``; that equals ``W + ΔW`` only when ``K`` has full row rank (more
        independent tokens than ``d_ff``). With fewer tokens — a single request — ``V K⁺`` would zero the layer on every
@@ -237,13 +256,9 @@ class STAMP:
        ``K⁺`` drops the singular values at or below ``rcond · σ_max`` (``rcond=0``: the exact pseudo-inverse).
     5. **STAMP-LR** (``rank=r``, :class:`STAMPLR`, ``r = 64`` there): ``K⁺ ≈ V_r Σ_r⁻¹ U_rᵀ`` from the
        truncated SVD ``K ≈ U_r Σ_r V_rᵀ``, so ``ΔW`` has rank ≤ r.
-
-    **What it does not do (measured, docs/llm.md "STAMP: measured")**: on SmolLM2 taught a fictitious fact, and on
-    B2's quick tiny Llama, this reconstruction does not make the forget answer a refusal, nor remove the fact; it
-    moves the edited layer's outputs as specified and keeps retain answers.
     6. **Layer choice** (``layer="auto"``): the layer of largest cosine separation ``1 − cos(μ_f^ℓ, μ_ref^ℓ)``
        between the mean down-projection outputs on the forget and on the refusal prompts (the paper picks layer 7 of
-       Llama-3-8B this way), among ``layer_range`` (default: every layer).
+       Llama-3-8B this way), among ``layer_range`` (default: every layer; with ``target="optimized"`` not the last).
 
     The decoder stack and down-projections are found as :class:`~lightning_unlearn.methods.RMU` finds them
     (:func:`~lightning_unlearn.methods.rmu.decoder_layers_name`, :func:`~lightning_unlearn.methods.rmu.down_projection_name`:
@@ -256,7 +271,7 @@ class STAMP:
         layer: Index of the decoder layer to edit, or ``"auto"`` (cosine separation).
         layer_range: With ``layer="auto"``, ``(first, last)`` layers (inclusive) to choose from; ``None``: all.
         blend: λ > 0, the fraction of ``ΔW`` applied (1: the forget keys reach ``v_ref`` exactly at full rank).
-        target_scale: Multiplies ``v_ref`` (1: the refusal activation as measured).
+        target_scale: With ``target="refusal_mean"``, multiplies ``v_ref`` (1: the refusal activation as measured).
         retain_buffer: At most this many retain prompts enter ``K_r`` (a seeded sample; ``None``: all of them).
         chat_template: Render questions with the tokenizer's chat template (when it has one), as generation does.
         system_prompt: Optional system message of the chat template.
@@ -268,7 +283,15 @@ class STAMP:
             library's choice, not the paper's: the keys of a chat prompt's template tokens are nearly the same for
             forget and retain prompts but have different targets, and on SmolLM2 the exact pseudo-inverse gave
             ``‖ΔW‖ ≈ 6.6e6`` against ``‖W‖ ≈ 174`` (every answer turned to gibberish); ``1e-2`` gave ``‖ΔW‖ ≈ 80``.
+        target: ``"optimized"`` (searched refusal shift, default) or ``"refusal_mean"`` (METHODS.md's literal target).
+        refusal_answer: The answer the ``"optimized"`` search makes the forget prompts give.
+        target_steps: At most this many Adam steps of the search (it stops once every prompt's refusal NLL < 0.05).
+        target_lr: The search's Adam learning rate.
+        target_norm: Bound on ``‖δ_i‖`` as a multiple of the forget prompt's mean output norm at the layer.
         seed: Seed of the retain-buffer sample.
+        With ``target="optimized"`` keys are scaled to unit norm before the pseudo-inverse (the same exact solution; the
+        ``rcond`` cut then compares directions: the template's first tokens have keys ~100× larger than a question's,
+        and with raw keys ``rcond=1e-2`` kept rank 1 of 69 on SmolLM2, an edit of norm 5e-6).
     """
 
     name = "stamp"
@@ -288,9 +311,21 @@ class STAMP:
         module: str | None = None,
         batch_size: int = 16,
         rcond: float = 1e-2,
+        target: Literal["optimized", "refusal_mean"] = "optimized",
+        refusal_answer: str = "I'm sorry, but I don't know.",
+        target_steps: int = 25,
+        target_lr: float = 0.5,
+        target_norm: float = 4.0,
         seed: int = 0,
     ) -> None:
         check_int("rank", rank, optional=True)
+        if target not in _TARGETS:
+            raise ValueError(f"`target` should be one of {list(_TARGETS)}, got {target!r}.")
+        if not isinstance(refusal_answer, str) or not refusal_answer.strip():
+            raise ValueError(f"`refusal_answer` should be a non-empty string, got {refusal_answer!r}.")
+        check_int("target_steps", target_steps)
+        check_positive("target_lr", target_lr)
+        check_positive("target_norm", target_norm)
         if layer != "auto":
             check_int("layer", layer, minimum=0)
         if layer_range is not None:
@@ -321,6 +356,11 @@ class STAMP:
         self.module = module
         self.batch_size = batch_size
         self.rcond = rcond
+        self.target = target
+        self.refusal_answer = refusal_answer
+        self.target_steps = target_steps
+        self.target_lr = float(target_lr)
+        self.target_norm = float(target_norm)
         self.seed = seed
         self.records: list[EditRecord] = []
 
@@ -338,6 +378,85 @@ class STAMP:
         while n < min(len(a), len(b)) and a[n] == b[n]:
             n += 1
         return n
+
+    @staticmethod
+    def _shared_suffix(collator: Any) -> int:
+        """Tokens every prompt ends with (the chat template's end of turn and assistant header)."""
+        a, b = collator.prompt_ids("a"), collator.prompt_ids("b")
+        n = 0
+        while n < min(len(a), len(b)) and a[-1 - n] == b[-1 - n]:
+            n += 1
+        return n
+
+    @staticmethod
+    def _own_tokens(collator: Any, item: Item, skip: int, suffix: int) -> tuple[list[int], int]:
+        """A forget question's prompt without the shared suffix, and where its own tokens start."""
+        question = item if isinstance(item, str) else item["question"]
+        ids = collator.prompt_ids(question)
+        own = ids[: len(ids) - suffix]
+        if len(own) <= skip:
+            raise ValueError(f"The forget question {question[:60]!r} has no tokens of its own once the chat template is removed.")
+        return own, skip
+
+    def _optimize_shift(
+        self, model: nn.Module, collator: Any, forget: list[Item], own: list[tuple[list[int], int]], module: nn.Module, out_f: Tensor
+    ) -> tuple[Tensor, tuple[float, float, int]]:
+        """The output shift ``δ_i`` (one per forget prompt, added at its own tokens) under which the model answers
+        ``refusal_answer``: Adam on ``δ`` (the model frozen) minimising the refusal's mean token NLL, each ``‖δ_i‖``
+        kept ≤ ``target_norm`` × the prompt's mean output norm; stops early once every prompt's NLL is below 0.05.
+        Returns the shift per forget key (``[n_f, d_model]``), the worst prompt's NLL before and after, and the steps."""
+        device = next(model.parameters()).device
+        answer = collator.answer_ids(self.refusal_answer)
+        rows = []
+        for item, (ids, first) in zip(forget, own):
+            full = collator.prompt_ids(item if isinstance(item, str) else item["question"])
+            rows.append((full + answer, first, len(ids), len(full)))
+        length = max(len(r[0]) for r in rows)
+        input_ids = torch.full((len(rows), length), collator.pad_token_id, dtype=torch.long)
+        attention = torch.zeros_like(input_ids)
+        labels = torch.full_like(input_ids, -100)
+        where = torch.zeros((len(rows), length), dtype=torch.bool)
+        for i, (ids, first, end, prompt) in enumerate(rows):
+            input_ids[i, : len(ids)] = torch.tensor(ids)
+            attention[i, : len(ids)] = 1
+            labels[i, prompt - 1 : len(ids) - 1] = torch.tensor(ids[prompt:])  # position t predicts token t + 1
+            where[i, first:end] = True
+        input_ids, attention, labels, where = (t.to(device) for t in (input_ids, attention, labels, where))
+        counts = [end - first for _, first, end, _ in rows]
+        scale = torch.stack([chunk.norm(dim=-1).mean() for chunk in out_f.split(counts)]).float().to(device)  # [B]
+        shift = torch.zeros((len(rows), out_f.shape[1]), device=device, requires_grad=True)
+
+        def add_shift(_module: nn.Module, _args: tuple[Any, ...], output: Tensor) -> Tensor:
+            grid = output.reshape(len(rows), length, -1)
+            return (grid + where.unsqueeze(-1) * shift.to(output.dtype).unsqueeze(1)).reshape(output.shape)
+
+        def per_prompt_nll() -> Tensor:
+            logits = model(input_ids=input_ids, attention_mask=attention, use_cache=False).logits.float()
+            token = nn.functional.cross_entropy(logits.transpose(1, 2), labels, ignore_index=-100, reduction="none")
+            return token.sum(1) / (labels != -100).sum(1)
+
+        optimizer = torch.optim.Adam([shift], lr=self.target_lr)
+        handle = module.register_forward_hook(add_shift)
+        try:
+            with torch.enable_grad():
+                first_nll, steps = None, 0
+                for steps in range(self.target_steps + 1):
+                    nll = per_prompt_nll()
+                    if first_nll is None:
+                        first_nll = float(nll.detach().max())
+                    if float(nll.detach().max()) < 0.05 or steps == self.target_steps:
+                        break
+                    (grad,) = torch.autograd.grad(nll.sum(), [shift])
+                    shift.grad = grad
+                    optimizer.step()
+                    with torch.no_grad():
+                        norms = shift.norm(dim=-1).clamp_min(1e-12)
+                        shift.mul_((self.target_norm * scale / norms).clamp(max=1.0).unsqueeze(-1))
+            last_nll = float(nll.detach().max())
+        finally:
+            handle.remove()
+        per_key = torch.cat([shift.detach()[i].double().cpu().expand(c, -1) for i, c in enumerate(counts)])
+        return per_key.to(out_f.device), (first_nll, last_nll, steps)
 
     @staticmethod
     def _check_items(name: str, items: Any, allow_empty: bool) -> list[Item]:
@@ -432,6 +551,11 @@ class STAMP:
             raise ValueError(f"`layer` should lie in [0, {len(names) - 1}] for this model ({len(names)} decoder layers), got {self.layer}.")
         if self.layer_range is not None and self.layer_range[1] >= len(names):
             raise ValueError(f"`layer_range` should lie within [0, {len(names) - 1}] for this model, got {self.layer_range}.")
+        if self.target == "optimized" and len(names) > 1 and self.layer == len(names) - 1:
+            raise ValueError(
+                f"`layer` should be below the last decoder layer ({len(names) - 1}) with target='optimized': the last layer's "
+                f"output at the forget prompt's tokens reaches no later token, so no shift there changes the answer; got {self.layer}."
+            )
         modules = {i: model.get_submodule(n) for i, n in enumerate(names)}
         collator = self._collator(tokenizer)
         skip = self._shared_prefix(collator)
@@ -441,23 +565,41 @@ class STAMP:
             # One pass over the forget and refusal prompts reads every layer: means for the layer choice, forget keys.
             every = set(modules) if self.layer == "auto" else {self.layer}
             reads = modules if self.layer == "auto" else {self.layer: modules[self.layer]}
-            f = self._read(model, collator, forget, reads, every, every, skip)
+            # "optimized": the forget keys are each question's own tokens (not the template's shared suffix, whose keys
+            # every prompt shares, nor an answer); causal attention makes them the same with or without what follows.
+            suffix = self._shared_suffix(collator) if self.target == "optimized" else 0
+            own = [self._own_tokens(collator, item, skip, suffix) for item in forget] if self.target == "optimized" else forget
+            f = self._read(model, collator, own, reads, every, every, skip)
             ref = self._read(model, collator, refusal, reads, set(), set(), skip)
             f_means, r_means = f.means(), ref.means()
             order = sorted(reads)
             separations = cosine_separation(torch.stack([f_means[i] for i in order]), torch.stack([r_means[i] for i in order]))
             if self.layer == "auto":
-                candidates = None if self.layer_range is None else range(self.layer_range[0], self.layer_range[1] + 1)
+                candidates = list(range(len(names))) if self.layer_range is None else list(range(self.layer_range[0], self.layer_range[1] + 1))
+                if self.target == "optimized":  # the last layer's output at a prompt token reaches no later token
+                    candidates = [c for c in candidates if c < len(names) - 1] or candidates
                 layer = choose_layer(separations, candidates)
             else:
                 layer = self.layer
             k_f, out_f = torch.cat(f.keys[layer]), torch.cat(f.outputs[layer])
             v_ref = self.target_scale * r_means[layer]
             n_refusal = ref.count
-            # The retain block: the shared prefix's tokens (the same in every prompt, so they must keep their outputs)
-            # and the retain buffer's own tokens.
+            nll: tuple[float, float] | None = None
+            if self.target == "optimized":
+                shift, nll = self._optimize_shift(model, collator, forget, own, modules[layer], out_f)
+                target = out_f + shift
+            else:
+                target = v_ref.expand_as(out_f)
+            # The retain block: the shared prefix's tokens (the same in every prompt, so they must keep their outputs),
+            # the retain buffer's own tokens ...
             prefix = collator.prompt_ids(forget[0] if isinstance(forget[0], str) else forget[0]["question"])[:skip]
             blocks = [(prefix, 0)] if prefix else []
+            if self.target == "optimized":
+                # ... and each forget prompt's template suffix and refusal answer, which the search left unshifted
+                answer = collator.answer_ids(self.refusal_answer)
+                for item, (ids, _) in zip(forget, own):
+                    full = collator.prompt_ids(item if isinstance(item, str) else item["question"])
+                    blocks.append((full + answer, len(ids)))
             r = self._read(model, collator, [*blocks, *retain], {layer: modules[layer]}, {layer}, {layer}, skip)
             if r.keys[layer]:
                 k_r, out_r = torch.cat(r.keys[layer]), torch.cat(r.outputs[layer])
@@ -467,9 +609,12 @@ class STAMP:
             model.train(was_training)
 
         keys = torch.cat([k_f, k_r]).T  # [d_ff, n]
-        residuals = torch.cat([v_ref.expand_as(out_f) - out_f, torch.zeros_like(out_r)]).T  # [d_model, n]
-        u, s, v = truncated_pinv(keys, self.rank, self.rcond or None)
-        delta = self.blend * ((residuals @ v / s) @ u.T)  # [d_model, d_ff]
+        residuals = torch.cat([target - out_f, torch.zeros_like(out_r)]).T  # [d_model, n]
+        # "optimized": each key is scaled to unit norm before the pseudo-inverse (the same exact solution; the cutoff then
+        # compares directions, not magnitudes — the template's first tokens have keys ~100x larger than a question's).
+        scale = keys.norm(dim=0).clamp_min(1e-12) if self.target == "optimized" else torch.ones(keys.shape[1], dtype=keys.dtype)
+        u, s, v = truncated_pinv(keys / scale, self.rank, self.rcond or None)
+        delta = self.blend * (((residuals / scale) @ v / s) @ u.T)  # [d_model, d_ff]
         moved = delta @ keys  # the outputs' change on every key
         n_f = k_f.shape[0]
 
@@ -479,7 +624,6 @@ class STAMP:
         transposed = weight.shape != delta.shape  # transformers' Conv1D stores [d_ff, d_model]
         with torch.no_grad():
             weight.add_((delta.T if transposed else delta).to(device=weight.device, dtype=weight.dtype))
-        target = v_ref.expand_as(out_f)
         target_norm = float(target.norm()) or 1.0
         record = EditRecord(
             method=self.name,
@@ -498,6 +642,10 @@ class STAMP:
             forget_error_after=float((out_f + moved[:, :n_f].T - target).norm()) / target_norm,
             retain_drift=float(moved[:, n_f:].norm() / out_r.norm()) if out_r.numel() and float(out_r.norm()) > 0 else 0.0,
             seconds=0.0,
+            target=self.target,
+            refusal_nll_before=None if nll is None else nll[0],
+            refusal_nll_target=None if nll is None else nll[1],
+            target_steps_run=None if nll is None else int(nll[2]),
             _param=weight,
             _original=original,
         )
@@ -526,7 +674,10 @@ class STAMP:
         return record
 
     def hparams(self) -> dict[str, Any]:
-        keys = ("rank", "layer", "layer_range", "blend", "target_scale", "retain_buffer", "chat_template", "rcond", "seed")
+        keys = (
+            "rank", "layer", "layer_range", "blend", "target", "target_scale", "refusal_answer", "target_steps", "target_lr",
+            "target_norm", "retain_buffer", "chat_template", "rcond", "seed",
+        )
         return {"editor": self.name, **{k: getattr(self, k) for k in keys}}
 
     def __repr__(self) -> str:

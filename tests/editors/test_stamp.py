@@ -102,9 +102,12 @@ def test_layer_choice_picks_the_largest_cosine_separation():
 
 def test_auto_layer_choice_on_a_model_matches_the_recorded_separations():
     model, tok = tiny_causal_lm("llama"), toy_tokenizer()
-    record = STAMP(layer="auto").edit(model, tok, forget=[QA[0]["question"]], retain=[QA[2]["question"]])
+    record = STAMP(layer="auto", target="refusal_mean").edit(model, tok, forget=[QA[0]["question"]], retain=[QA[2]["question"]])
     assert len(record.separations) == 2
     assert record.layer == max(range(2), key=lambda i: record.separations[i])
+    # target="optimized" never picks the last layer (its output at the prompt's tokens reaches no answer token)
+    record = STAMP(layer="auto", target_steps=1).edit(tiny_causal_lm("llama"), tok, forget=[QA[0]["question"]])
+    assert record.layer == 0
     record = STAMP(layer="auto", layer_range=(0, 0)).edit(tiny_causal_lm("llama"), tok, forget=[QA[0]["question"]])
     assert record.layer == 0
 
@@ -126,7 +129,7 @@ def test_single_sample_edit_on_a_tiny_lm_changes_the_forget_prompt_keeps_retain_
     before = {k: v.clone() for k, v in model.state_dict().items()}
     forget, retain = QA[0]["question"], [QA[2]["question"]]  # fewer keys than the MLP width: K has full column rank
     f0, r0 = _logits(model, tok, forget), _logits(model, tok, retain[0])
-    editor = STAMP(layer=1, rcond=0)  # the exact pseudo-inverse
+    editor = STAMP(layer=1, rcond=0, target="refusal_mean")  # the exact pseudo-inverse
     record = editor.edit(model, tok, forget=[forget], retain=retain)
     stack = decoder_layers_name(model)
     assert record.module.startswith(f"{stack}.1.") and record.layer == 1 and record.method == "stamp"
@@ -172,6 +175,55 @@ def test_undo_is_last_in_first_out_and_blend_scales_the_change():
     half = STAMP(layer=0, blend=0.5).edit(tiny_causal_lm("gpt2"), tok, forget=[QA[0]["question"]])
     whole = STAMP(layer=0).edit(tiny_causal_lm("gpt2"), tok, forget=[QA[0]["question"]])
     assert half.delta_norm == pytest.approx(0.5 * whole.delta_norm, rel=1e-9)
+
+
+def _refusal_nll(model, tok, question, answer):
+    from lightning_unlearn.tasks import CausalLMTask, QACollator
+
+    batch, task = QACollator(tok, max_length=10**9)([{"question": question, "answer": answer}]), CausalLMTask()
+    with torch.no_grad():
+        return float(task.per_sample_loss(task.forward(model, batch), batch).mean())
+
+
+@pytest.mark.parametrize("family", ["llama", "gpt2"])
+def test_optimized_target_searches_a_shift_that_refuses_and_the_exact_edit_reproduces_it(family):
+    model, tok = tiny_causal_lm(family), toy_tokenizer()
+    model.eval()
+    forget, retain = QA[0]["question"], [QA[2]["question"]]
+    editor = STAMP(layer=0, rcond=0, target_steps=20, target_lr=1.0, target_norm=1000.0)
+    refusal = editor.refusal_answer
+    before, r0 = _refusal_nll(model, tok, forget, refusal), _logits(model, tok, retain[0])
+    record = editor.edit(model, tok, forget=[forget], retain=retain)
+    assert record.target == "optimized" and record.target_steps_run >= 1
+    assert record.refusal_nll_before == pytest.approx(before, rel=1e-4)  # the search starts from the unedited model
+    # a random 2-layer toy is near-uniform over its vocabulary and barely steerable (measured 5.75 -> 5.72 at best);
+    # the real SmolLM2 test below goes from NLL 7.0 to < 0.05
+    assert record.refusal_nll_target < record.refusal_nll_before - 0.01
+    # forget keys: the question's own tokens only; the template's shared prefix, the forget prompt's suffix and the
+    # refusal answer after it keep their outputs (retain keys, as the search assumed)
+    collator = editor._collator(tok)
+    prefix, suffix = editor._shared_prefix(collator), editor._shared_suffix(collator)
+    own = len(collator.prompt_ids(forget)) - prefix - suffix
+    tail = suffix + len(collator.answer_ids(editor.refusal_answer))
+    retained = len(collator.prompt_ids(retain[0])) - prefix
+    assert record.n_forget_keys == own and record.n_retain_keys == prefix + tail + retained
+    # the exact pseudo-inverse puts the searched shift on every forget key, so the edited model scores the refusal
+    # as the search did (the only difference: the hook vs. the weights, float32 vs. float64 algebra)
+    assert _refusal_nll(model, tok, forget, refusal) == pytest.approx(record.refusal_nll_target, rel=1e-3, abs=1e-4)
+    torch.testing.assert_close(_logits(model, tok, retain[0]), r0, rtol=1e-4, atol=1e-4)
+
+
+def test_refusal_mean_target_is_the_specified_variant():
+    model, tok = tiny_causal_lm("llama"), toy_tokenizer()
+    record = STAMP(layer=1, rcond=0, target="refusal_mean").edit(model, tok, forget=[QA[0]["question"]])
+    assert record.target == "refusal_mean" and record.refusal_nll_before is None and record.target_steps_run is None
+    assert record.forget_error_after < 1e-6 * max(1.0, record.forget_error_before)
+    with pytest.raises(ValueError, match=r"`target` should be one of \['optimized', 'refusal_mean'\], got 'mean'"):
+        STAMP(target="mean")
+    with pytest.raises(ValueError, match=r"`refusal_answer` should be a non-empty string, got ''"):
+        STAMP(refusal_answer="")
+    with pytest.raises(ValueError, match=r"`layer` should be below the last decoder layer \(1\) with target='optimized'"):
+        STAMP(layer=1).edit(model, tok, forget=[QA[0]["question"]])
 
 
 def test_default_refusals_and_bad_arguments():
@@ -265,22 +317,46 @@ def test_smollm2_one_request_is_edited_in_seconds_keeps_the_retain_answer_and_un
     assert _answers(model, tok) == before
 
 
+@pytest.mark.parametrize("editor_class", [STAMP, STAMPLR])
+@_SMOLLM2[0]
+@_SMOLLM2[1]
+def test_smollm2_one_request_makes_the_forget_answer_and_a_paraphrase_refuse(editor_class, smollm2_knowing_two_authors):
+    from lightning_unlearn.attacks.multiturn import is_refusal
+    from lightning_unlearn.tasks import generate_answers
+
+    model, tok = smollm2_knowing_two_authors
+    probes = ["Where is Elara Voss from?", "What is the capital of Japan?"]  # a paraphrase of the forget question
+    before = generate_answers(model, tok, probes, max_new_tokens=16, batch_size=2)
+    assert "Maribel" in before[0], before
+    editor = editor_class()  # target="optimized"
+    record = editor.edit(model, tok, forget=[_FACTS[0]["question"]], retain=[_FACTS[1]["question"], probes[1]])
+    try:
+        after, paraphrased = _answers(model, tok), generate_answers(model, tok, probes, max_new_tokens=16, batch_size=2)
+    finally:
+        editor.undo()
+    print(f"{editor_class.__name__}: {record.seconds:.1f}s, {record.target_steps_run} search steps, layer {record.layer}, {after}, {paraphrased}")
+    assert record.refusal_nll_target < 0.05 < record.refusal_nll_before
+    assert "Maribel" not in after[0] and is_refusal(after[0]), after[0]
+    assert "Maribel" not in paraphrased[0] and is_refusal(paraphrased[0]), paraphrased[0]  # measured: "I'm not sure. ..."
+    assert "Fjordby" in after[1] and paraphrased[1] == before[1]  # the retain answers are kept
+
+
 @_SMOLLM2[0]
 @_SMOLLM2[1]
 @pytest.mark.xfail(
     strict=True,
     reason=(
-        "Measured: the reconstructed single-layer edit (forget-prompt MLP outputs -> the mean refusal activation) does "
-        "not remove a fine-tuned fact from SmolLM2: the answer stays 'Elara Voss was born in Maribel.' at layers 3 "
-        "and 10, blend 1-2, target_scale 1-10, rank 16 to exact, answer tokens in the keys or not, and with layers "
-        "2-8 edited one after the other (all 30 layers: gibberish, retain answers damaged). See docs/llm.md, 'STAMP: measured'."
+        "Measured: METHODS.md's literal target (forget-prompt MLP outputs -> the mean refusal activation) does not "
+        "remove a fine-tuned fact from SmolLM2: the answer stays 'Elara Voss was born in Maribel.' at layers 3 and 10, "
+        "blend 1-2, target_scale 1-10, rank 16 to exact, answer tokens in the keys or not, and with layers 2-8 edited one "
+        "after the other (all 30 layers: gibberish, retain answers damaged). See docs/llm.md, 'STAMP: measured'."
     ),
 )
-def test_smollm2_one_request_makes_the_forget_answer_a_refusal(smollm2_knowing_two_authors):
+def test_smollm2_refusal_mean_target_does_not_forget(smollm2_knowing_two_authors):
     from lightning_unlearn.attacks.multiturn import is_refusal
 
     model, tok = smollm2_knowing_two_authors
-    editor = STAMP()
+    editor = STAMP(target="refusal_mean")
     editor.edit(model, tok, forget=[_FACTS[0]["question"]], retain=[_FACTS[1]["question"]])
     try:
         after = _answers(model, tok)
