@@ -243,7 +243,7 @@ class STAMP:
        target search, Meng et al., arXiv 2202.05262 / 2210.07229): a shift ``δ_i`` per forget prompt, added to the layer's
        outputs at that prompt's own tokens, found by Adam with the model frozen (``target_steps`` at most, ``target_lr``,
        ``‖δ_i‖ ≤ target_norm`` × the prompt's mean output norm) so that the model answers ``refusal_answer`` (mean token
-       NLL < 0.05); the forget keys are then the question's own tokens only, and the template's suffix and the refusal
+       NLL < ``target_nll``); the forget keys are then the question's own tokens only, and the template's suffix and the refusal
        answer after it join the retain keys (the search left them unshifted). The layer must have a decoder layer after
        it. Measured (docs/llm.md, "STAMP: measured"): ``"refusal_mean"`` does not forget a fact on SmolLM2;
        ``"optimized"`` makes the forget question and a paraphrase refuse and keeps the retain answers.
@@ -285,7 +285,8 @@ class STAMP:
             ``‖ΔW‖ ≈ 6.6e6`` against ``‖W‖ ≈ 174`` (every answer turned to gibberish); ``1e-2`` gave ``‖ΔW‖ ≈ 80``.
         target: ``"optimized"`` (searched refusal shift, default) or ``"refusal_mean"`` (METHODS.md's literal target).
         refusal_answer: The answer the ``"optimized"`` search makes the forget prompts give.
-        target_steps: At most this many Adam steps of the search (it stops once every prompt's refusal NLL < 0.05).
+        target_steps: At most this many Adam steps of the search (it stops once every prompt's refusal NLL < ``target_nll``).
+        target_nll: The search stops once every forget prompt's mean refusal-token NLL is below this.
         target_lr: The search's Adam learning rate.
         target_norm: Bound on ``‖δ_i‖`` as a multiple of the forget prompt's mean output norm at the layer.
         seed: Seed of the retain-buffer sample.
@@ -316,6 +317,7 @@ class STAMP:
         target_steps: int = 25,
         target_lr: float = 0.5,
         target_norm: float = 4.0,
+        target_nll: float = 0.3,
         seed: int = 0,
     ) -> None:
         check_int("rank", rank, optional=True)
@@ -326,6 +328,7 @@ class STAMP:
         check_int("target_steps", target_steps)
         check_positive("target_lr", target_lr)
         check_positive("target_norm", target_norm)
+        check_positive("target_nll", target_nll)
         if layer != "auto":
             check_int("layer", layer, minimum=0)
         if layer_range is not None:
@@ -361,6 +364,7 @@ class STAMP:
         self.target_steps = target_steps
         self.target_lr = float(target_lr)
         self.target_norm = float(target_norm)
+        self.target_nll = float(target_nll)
         self.seed = seed
         self.records: list[EditRecord] = []
 
@@ -403,7 +407,7 @@ class STAMP:
     ) -> tuple[Tensor, tuple[float, float, int]]:
         """The output shift ``δ_i`` (one per forget prompt, added at its own tokens) under which the model answers
         ``refusal_answer``: Adam on ``δ`` (the model frozen) minimising the refusal's mean token NLL, each ``‖δ_i‖``
-        kept ≤ ``target_norm`` × the prompt's mean output norm; stops early once every prompt's NLL is below 0.05.
+        kept ≤ ``target_norm`` × the prompt's mean output norm; stops early once every prompt's NLL is below ``target_nll``.
         Returns the shift per forget key (``[n_f, d_model]``), the worst prompt's NLL before and after, and the steps."""
         device = next(model.parameters()).device
         answer = collator.answer_ids(self.refusal_answer)
@@ -444,7 +448,7 @@ class STAMP:
                     nll = per_prompt_nll()
                     if first_nll is None:
                         first_nll = float(nll.detach().max())
-                    if float(nll.detach().max()) < 0.05 or steps == self.target_steps:
+                    if float(nll.detach().max()) < self.target_nll or steps == self.target_steps:
                         break
                     (grad,) = torch.autograd.grad(nll.sum(), [shift])
                     shift.grad = grad
@@ -676,7 +680,7 @@ class STAMP:
     def hparams(self) -> dict[str, Any]:
         keys = (
             "rank", "layer", "layer_range", "blend", "target", "target_scale", "refusal_answer", "target_steps", "target_lr",
-            "target_norm", "retain_buffer", "chat_template", "rcond", "seed",
+            "target_norm", "target_nll", "retain_buffer", "chat_template", "rcond", "seed",
         )
         return {"editor": self.name, **{k: getattr(self, k) for k in keys}}
 

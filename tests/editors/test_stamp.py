@@ -335,7 +335,7 @@ def test_smollm2_one_request_makes_the_forget_answer_and_a_paraphrase_refuse(edi
     finally:
         editor.undo()
     print(f"{editor_class.__name__}: {record.seconds:.1f}s, {record.target_steps_run} search steps, layer {record.layer}, {after}, {paraphrased}")
-    assert record.refusal_nll_target < 0.05 < record.refusal_nll_before
+    assert record.refusal_nll_target < editor.target_nll < record.refusal_nll_before
     assert "Maribel" not in after[0] and is_refusal(after[0]), after[0]
     assert "Maribel" not in paraphrased[0] and is_refusal(paraphrased[0]), paraphrased[0]  # measured: "I'm not sure. ..."
     assert "Fjordby" in after[1] and paraphrased[1] == before[1]  # the retain answers are kept
