@@ -1,0 +1,266 @@
+"""Benchmark B8's protocol: a client leaves a Flower federation on Fashion-MNIST (shared by ``benchmarks/b8_federated.py``).
+
+For every split scheme (IID, Dirichlet) and seed, one ServerApp on Flower's simulation engine runs, with the same
+initial weights (seeded):
+
+* ``original``: FedAvg over all clients (``rounds`` rounds); the server keeps every client's update (FedEraser)
+  and the last round's local models (projected gradient ascent);
+* ``retrain`` — the oracle: FedAvg from the same initial weights without the leaving client, same rounds and seed;
+* ``federaser``: FedEraser's calibrated replay (:mod:`lightning_unlearn.federated.federaser`) from the initial weights;
+* ``pga``: the leaving client's projected gradient ascent (:mod:`lightning_unlearn.federated.pga`) and
+  ``post_rounds`` FedAvg rounds of the remaining clients;
+* ``foul_original`` / ``foul``: FedAvg with FOUL's Phase I objective over all clients (storing the θ_V gradients),
+  then FOUL's server-only Phase II (:mod:`lightning_unlearn.federated.foul`) and ``post_rounds`` FedAvg rounds.
+
+Each unlearning run's wall time and the bytes of the Flower messages it exchanged are measured in the ServerApp;
+:func:`evaluate` then scores every model on the test set, the leaving client's data (forget) and the remaining
+clients' data (retain), with MIA-efficacy on the forget data. The settings come from
+``configs/federated_fmnist/{quick,full}.yaml``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.utils.data import ConcatDataset, DataLoader, TensorDataset
+
+from lightning_unlearn import configs
+from lightning_unlearn._errors import check_choice
+from lightning_unlearn.datamodules.vision import load_fashion_mnist
+from lightning_unlearn.federated import foul
+from lightning_unlearn.federated.client import Federation, client_data
+from lightning_unlearn.federated.federaser import calibrated_step
+from lightning_unlearn.federated.model import FederatedNet
+from lightning_unlearn.federated.pga import ball_radius, reference_state
+from lightning_unlearn.federated.weights import State, difference, weighted_mean
+from lightning_unlearn.metrics.functional import mia_efficacy
+
+SCALES = ("quick", "full")
+METHODS = ("retrain", "federaser", "pga", "foul")
+#: Rows of the results table: the unlearning methods and the two trained models they start from.
+ROWS = ("original", "foul_original", *METHODS)
+METRIC_KEYS = ("test_acc", "forget_acc", "retain_acc", "mia")
+
+
+def load_settings(scale: str) -> dict[str, Any]:
+    """The settings of a scale from ``configs/federated_fmnist/<scale>.yaml``."""
+    check_choice("scale", scale, SCALES)
+    return configs.load_config(f"federated_fmnist/{scale}")
+
+
+def federation_for(settings: Mapping[str, Any], scheme: str, seed: int) -> Federation:
+    fed = settings["federation"]
+    return Federation(
+        num_clients=int(fed["num_clients"]),
+        scheme=scheme,
+        alpha=float(fed["alpha"]),
+        samples_per_client=fed.get("samples_per_client"),
+        seed=seed,
+        train_limit=fed.get("train_limit"),
+    )
+
+
+def initial_state(model_config: Mapping[str, int], seed: int) -> State:
+    torch.manual_seed(seed)
+    return {k: v.clone() for k, v in FederatedNet(**model_config).state_dict().items()}
+
+
+def _timed(server, fn: Callable[[], State]) -> dict[str, Any]:
+    """Run one phase, measuring its wall time and the traffic it caused."""
+    before = (server.traffic.sent, server.traffic.received, server.traffic.rounds)
+    start = time.perf_counter()
+    state = fn()
+    return {
+        "state": state,
+        "seconds": time.perf_counter() - start,
+        "bytes": server.traffic.sent + server.traffic.received - before[0] - before[1],
+        "rounds": server.traffic.rounds - before[2],
+    }
+
+
+def run_protocol(server, settings: Mapping[str, Any], seed: int) -> dict[str, dict[str, Any]]:
+    """Every B8 row for one federation (``server.federation``) and seed, on a connected ``FederatedServer``."""
+    train = settings["training"]
+    model_config = dict(settings["model"]["init_args"])
+    methods = settings["methods"]
+    leaving = int(settings["federation"]["leaving"])
+    clients = list(range(server.federation.num_clients))
+    remaining = [c for c in clients if c != leaving]
+    rounds = int(train["rounds"])
+    local = {"lr": float(train["lr"]), "epochs": int(train["epochs"]), "batch-size": int(train["batch_size"])}
+    init = initial_state(model_config, seed)
+    out: dict[str, dict[str, Any]] = {}
+
+    stored_updates: dict[int, dict[int, State]] = {}
+    last_round: dict[str, Any] = {}
+    interval = int(methods["federaser"]["interval"])
+
+    def keep(t: int, global_state: State, local_states: dict[int, State]) -> None:
+        if t % interval == 0:
+            stored_updates[t] = {c: difference(s, global_state) for c, s in local_states.items()}
+        last_round["locals"] = local_states
+
+    out["original"] = _timed(server, lambda: server.fedavg(init, clients, rounds, seed=seed, on_round=keep, objective="ce", **local))
+    out["retrain"] = _timed(server, lambda: server.fedavg(init, remaining, rounds, seed=seed, objective="ce", **local))
+
+    def federaser() -> State:
+        shares = server.shares(remaining)
+        rebuilt = {k: v.clone() for k, v in init.items()}
+        for t in sorted(stored_updates):
+            new_locals = server.local_round(rebuilt, remaining, seed=seed * 1000 + 500 + t, objective="ce", **local)
+            new_updates = [difference(new_locals[c], rebuilt) for c in remaining]
+            rebuilt = calibrated_step(rebuilt, [stored_updates[t][c] for c in remaining], new_updates, [shares[c] for c in remaining])
+        return rebuilt
+
+    out["federaser"] = _timed(server, federaser)
+
+    pga = methods["pga"]
+
+    def projected_ascent() -> State:
+        from flwr.app import ArrayRecord, RecordDict
+
+        share = server.shares(clients)[leaving]
+        center = reference_state(out["original"]["state"], last_round["locals"][leaving], share)
+        radius = ball_radius(center, [initial_state(model_config, 10_000 + seed * 10 + k) for k in range(3)], float(pga["radius_fraction"]))
+        config = server.config(
+            seed=seed,
+            lr=float(pga["lr"]),
+            radius=radius,
+            **{"max-epochs": int(pga["max_epochs"]), "stop-accuracy": float(pga["stop_accuracy"]), "batch-size": int(train["batch_size"])},
+        )
+        arrays = ArrayRecord(center)
+        results = server.send("train.pga", {leaving: RecordDict({"model": arrays, "center": arrays, "config": config})})
+        server.traffic.rounds += 1
+        unlearned = results[leaving][0]
+        return server.fedavg(unlearned, remaining, int(pga["post_rounds"]), seed=seed + 7, objective="ce", **local)
+
+    out["pga"] = _timed(server, projected_ascent)
+
+    cfg = methods["foul"]
+    weights = {k: float(cfg[k]) for k in foul.PHASE_ONE_DEFAULTS if k in cfg}
+    stored_grads: list[dict[int, Tensor]] = []
+
+    def keep_gradients(t: int, global_state: State, local_states: dict[int, State]) -> None:
+        stored_grads.append(foul.client_gradients(global_state, local_states, float(train["lr"])))
+
+    out["foul_original"] = _timed(
+        server, lambda: server.fedavg(init, clients, rounds, seed=seed, on_round=keep_gradients, objective="foul", **weights, **local)
+    )
+
+    def phase_two() -> State:
+        state = foul.phase_two(
+            out["foul_original"]["state"], stored_grads, server.shares(clients), leaving, kappa=float(cfg["kappa"]), lr=float(cfg["server_lr"])
+        )
+        return server.fedavg(state, remaining, int(cfg["post_rounds"]), seed=seed + 11, objective="foul", **weights, **local)
+
+    out["foul"] = _timed(server, phase_two)
+    return out
+
+
+@torch.no_grad()
+def _probs(model: torch.nn.Module, data: Any) -> tuple[Tensor, Tensor]:
+    model.eval()
+    probs, targets = [], []
+    for x, y in DataLoader(data, batch_size=1000):
+        probs.append(torch.softmax(model(x), dim=1))
+        targets.append(y)
+    return torch.cat(probs), torch.cat(targets)
+
+
+def evaluate(state: Mapping[str, Tensor], federation: Federation, leaving: int, model_config: Mapping[str, int], test: TensorDataset, seed: int = 0) -> dict[str, float]:
+    """Accuracy (%) on the test set, the leaving client's data and the remaining clients' data; MIA-efficacy (%)
+    of a logistic membership attack (retain = members, test = non-members) on the leaving client's data."""
+    model = FederatedNet(**model_config)
+    model.load_state_dict(dict(state))
+    forget = client_data(federation, leaving)
+    retain = ConcatDataset([client_data(federation, c) for c in range(federation.num_clients) if c != leaving])
+    pf, yf = _probs(model, forget)
+    pr, yr = _probs(model, retain)
+    pt, yt = _probs(model, test)
+
+    def acc(p: Tensor, y: Tensor) -> float:
+        return 100.0 * float((p.argmax(1) == y).float().mean())
+
+    return {
+        "test_acc": acc(pt, yt),
+        "forget_acc": acc(pf, yf),
+        "retain_acc": acc(pr, yr),
+        "mia": mia_efficacy(pr, yr, pt, yt, pf, yf, seed=seed),
+    }
+
+
+def run(settings: Mapping[str, Any], schemes: Sequence[str], seeds: Sequence[int], log: Callable[[str], None] = print) -> list[dict[str, Any]]:
+    """Run B8 (one Flower simulation for every scheme and seed) and evaluate every row; one record per
+    (scheme, seed, row) with the metrics, seconds, bytes and rounds."""
+    from lightning_unlearn.federated.apps import simulate
+
+    for scheme in schemes:
+        check_choice("scheme", scheme, ("iid", "dirichlet"))
+    model_config = dict(settings["model"]["init_args"])
+    leaving = int(settings["federation"]["leaving"])
+    trained: list[tuple[str, int, Federation, dict[str, dict[str, Any]]]] = []
+
+    def server_main(server) -> None:
+        for scheme in schemes:
+            for seed in seeds:
+                server.federation = federation_for(settings, scheme, seed)
+                server.connect()
+                start = time.perf_counter()
+                rows = run_protocol(server, settings, seed)
+                trained.append((scheme, seed, server.federation, rows))
+                log(f"[b8] {scheme} seed {seed}: {time.perf_counter() - start:.1f} s")
+
+    first = federation_for(settings, schemes[0], seeds[0])
+    simulate(server_main, first, model_config, num_cpus=int(settings.get("num_cpus", 2)))
+    test = load_fashion_mnist("test", limit=settings.get("test_limit"))
+    records = []
+    for scheme, seed, federation, rows in trained:
+        for name, row in rows.items():
+            metrics = evaluate(row["state"], federation, leaving, model_config, test, seed)
+            records.append({"scheme": scheme, "seed": seed, "row": name, **metrics, **{k: row[k] for k in ("seconds", "bytes", "rounds")}})
+    return records
+
+
+def summarize(records: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, dict[str, tuple[float, float]]]]:
+    """``{scheme: {row: {metric: (mean, std)}}}`` over seeds, with ``time_ratio`` and ``comm_ratio`` (the row's
+    seconds and bytes over the oracle's of the same seed) and ``forget_gap`` / ``test_gap`` (|row − oracle|)."""
+    from lightning_unlearn.benchmarking import mean_std
+
+    oracle = {(r["scheme"], r["seed"]): r for r in records if r["row"] == "retrain"}
+    table: dict[str, dict[str, dict[str, list[float]]]] = {}
+    for r in records:
+        o = oracle[(r["scheme"], r["seed"])]
+        values = {k: r[k] for k in (*METRIC_KEYS, "rounds")}
+        values["time_ratio"] = r["seconds"] / o["seconds"]
+        values["comm_ratio"] = r["bytes"] / o["bytes"]
+        values["mbytes"] = r["bytes"] / 1e6
+        values["forget_gap"] = abs(r["forget_acc"] - o["forget_acc"])
+        values["test_gap"] = abs(r["test_acc"] - o["test_acc"])
+        row = table.setdefault(r["scheme"], {}).setdefault(r["row"], {})
+        for k, v in values.items():
+            row.setdefault(k, []).append(float(v))
+    return {s: {row: {k: mean_std(v) for k, v in m.items()} for row, m in rows.items()} for s, rows in table.items()}
+
+
+def markdown(summary: Mapping[str, Mapping[str, Mapping[str, tuple[float, float]]]]) -> str:
+    """One markdown table per scheme (mean ± std over seeds)."""
+    from lightning_unlearn.benchmarking import fmt_pm, markdown_table
+
+    header = ["row", "test acc", "forget acc", "retain acc", "MIA (forget)", "|Δforget| vs oracle", "time / retrain", "MB sent+received", "comm / retrain", "rounds"]
+    parts = []
+    for scheme, rows in summary.items():
+        lines = []
+        for name in ROWS:
+            if name not in rows:
+                continue
+            m = rows[name]
+            lines.append(
+                [name] + [fmt_pm(*m[k], digits=2) for k in ("test_acc", "forget_acc", "retain_acc", "mia", "forget_gap", "time_ratio", "mbytes", "comm_ratio")]
+                + [fmt_pm(*m["rounds"], digits=1, show_std=False)]
+            )
+        parts.append(f"**{scheme}**\n\n" + markdown_table(header, lines))
+    return "\n\n".join(parts)

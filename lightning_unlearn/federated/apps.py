@@ -1,0 +1,260 @@
+"""Flower apps: the ``ClientApp`` every SuperNode runs and the server-side driver of a federation.
+
+Needs the ``federated`` extra (``flwr[simulation]``); this module imports Flower at import time, so import it only
+when a federation runs (``import lightning_unlearn`` never does).
+
+* :data:`client_app` answers three message types: ``query.info`` (its partition id and data size),
+  ``train.local`` (local training from the sent weights: FedAvg, FOUL's Phase I, FedEraser's calibration) and
+  ``train.pga`` (the leaving client's projected gradient ascent). All settings travel in the message's
+  ``ConfigRecord``, so the same app runs under Flower's simulation engine and on its deployment engine
+  (SuperLink + SuperNodes): set ``partition-id`` / ``num-partitions`` in each SuperNode's ``--node-config``.
+* :class:`FederatedServer` wraps a ServerApp's ``Grid``: it maps partition ids to node ids, runs FedAvg rounds with
+  any subset of clients, and counts the bytes of every message it sends and receives (the serialised protobuf size
+  of each message's ``RecordDict``, as Flower puts it on the wire).
+* :func:`simulate` runs a ServerApp main function on Flower's simulation engine (Ray) and always shuts Ray down.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
+from flwr.clientapp import ClientApp
+from flwr.common.serde import recorddict_to_proto
+from flwr.serverapp import Grid, ServerApp
+from torch import Tensor
+
+from lightning_unlearn.federated.client import Federation, client_data, local_train, projected_ascent
+from lightning_unlearn.federated.model import FederatedNet
+from lightning_unlearn.federated.weights import State, difference, weighted_mean
+
+client_app = ClientApp()
+
+
+def _model(config: Mapping[str, Any], arrays: ArrayRecord) -> FederatedNet:
+    model = FederatedNet(hidden=int(config["hidden"]), latent=int(config["latent"]))
+    model.load_state_dict(arrays.to_torch_state_dict())
+    return model
+
+
+def _client_id(context: Context) -> int:
+    return int(context.node_config["partition-id"])
+
+
+def _reply(msg: Message, model: torch.nn.Module, metrics: dict[str, float | int]) -> Message:
+    content = RecordDict({"model": ArrayRecord(model.state_dict()), "metrics": MetricRecord(metrics)})
+    return Message(content, reply_to=msg)
+
+
+@client_app.query("info")
+def _info(msg: Message, context: Context) -> Message:
+    federation = Federation.from_config(msg.content["config"])
+    cid = _client_id(context)
+    return Message(RecordDict({"metrics": MetricRecord({"partition-id": cid, "num-examples": len(client_data(federation, cid))})}), reply_to=msg)
+
+
+@client_app.train("local")
+def _train_local(msg: Message, context: Context) -> Message:
+    torch.set_num_threads(1)
+    config = msg.content["config"]
+    federation = Federation.from_config(config)
+    cid = _client_id(context)
+    data = client_data(federation, cid)
+    model = _model(config, msg.content["model"])
+    foul_weights = {k: float(config[k]) for k in ("alpha_v", "alpha_k", "alpha_gtc", "beta_kl") if k in config}
+    steps = local_train(
+        model,
+        data,
+        lr=float(config["lr"]),
+        epochs=int(config["epochs"]),
+        batch_size=int(config["batch-size"]),
+        seed=int(config["seed"]) * 100_003 + cid,
+        objective=str(config["objective"]),
+        foul_weights=foul_weights,
+    )
+    return _reply(msg, model, {"partition-id": cid, "num-examples": len(data), "steps": steps})
+
+
+@client_app.train("pga")
+def _train_pga(msg: Message, context: Context) -> Message:
+    torch.set_num_threads(1)
+    config = msg.content["config"]
+    federation = Federation.from_config(config)
+    cid = _client_id(context)
+    data = client_data(federation, cid)
+    model = _model(config, msg.content["model"])
+    steps, accuracy = projected_ascent(
+        model,
+        data,
+        msg.content["center"].to_torch_state_dict(),
+        float(config["radius"]),
+        lr=float(config["lr"]),
+        max_epochs=int(config["max-epochs"]),
+        batch_size=int(config["batch-size"]),
+        stop_accuracy=float(config["stop-accuracy"]),
+        seed=int(config["seed"]) * 100_003 + cid,
+    )
+    return _reply(msg, model, {"partition-id": cid, "num-examples": len(data), "steps": steps, "accuracy": accuracy})
+
+
+def message_bytes(content: RecordDict) -> int:
+    """The size of a message's content as Flower serialises it (protobuf ``RecordDict``)."""
+    return recorddict_to_proto(content).ByteSize()
+
+
+@dataclass
+class Traffic:
+    """Bytes and messages one phase exchanged (measured from the messages themselves)."""
+
+    sent: int = 0
+    received: int = 0
+    messages: int = 0
+    rounds: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.sent + self.received
+
+
+@dataclass
+class FederatedServer:
+    """The server side of a federation, on a ServerApp's ``Grid``.
+
+    Args:
+        grid: The ServerApp's grid.
+        federation: The client split (sent to every client with each message).
+        model_config: ``{"hidden": ..., "latent": ...}`` of :class:`FederatedNet`.
+        wait_s: How long to wait for all ``federation.num_clients`` nodes to connect.
+    """
+
+    grid: Grid
+    federation: Federation
+    model_config: dict[str, int]
+    wait_s: float = 120.0
+    nodes: dict[int, int] = field(default_factory=dict)
+    sizes: dict[int, int] = field(default_factory=dict)
+    traffic: Traffic = field(default_factory=Traffic)
+
+    def connect(self) -> None:
+        """Wait for the nodes and learn each one's partition id and data size (one ``query.info`` message each)."""
+        deadline = time.monotonic() + self.wait_s
+        while len(ids := list(self.grid.get_node_ids())) < self.federation.num_clients:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"Only {len(ids)} of num_clients={self.federation.num_clients} nodes connected within {self.wait_s} s.")
+            time.sleep(0.1)
+        config = ConfigRecord(self.federation.to_config())
+        replies = self._exchange([(i, "query.info", RecordDict({"config": config})) for i in ids], count=False)
+        for node, reply in replies.items():
+            metrics = reply.content["metrics"]
+            self.nodes[int(metrics["partition-id"])] = node
+            self.sizes[int(metrics["partition-id"])] = int(metrics["num-examples"])
+
+    def shares(self, clients: Iterable[int]) -> dict[int, float]:
+        """Data shares of ``clients`` among themselves."""
+        clients = list(clients)
+        total = sum(self.sizes[c] for c in clients)
+        return {c: self.sizes[c] / total for c in clients}
+
+    def _exchange(self, outgoing: list[tuple[int, str, RecordDict]], *, count: bool = True) -> dict[int, Message]:
+        messages = [Message(content, dst_node_id=node, message_type=kind) for node, kind, content in outgoing]
+        if count:
+            self.traffic.sent += sum(message_bytes(m.content) for m in messages)
+            self.traffic.messages += len(messages)
+        replies = {}
+        for reply in self.grid.send_and_receive(messages):
+            if reply.has_error():
+                raise RuntimeError(f"A client failed: {reply.error}")
+            replies[reply.metadata.src_node_id] = reply
+            if count:
+                self.traffic.received += message_bytes(reply.content)
+                self.traffic.messages += 1
+        if len(replies) != len(messages):
+            raise RuntimeError(f"{len(messages) - len(replies)} of {len(messages)} clients did not reply.")
+        return replies
+
+    def config(self, **values: Any) -> ConfigRecord:
+        return ConfigRecord({**self.federation.to_config(), **self.model_config, **values})
+
+    def send(self, kind: str, per_client: Mapping[int, RecordDict]) -> dict[int, tuple[State, dict[str, float]]]:
+        """Send one message per client (``{partition id: content}``); returns ``{partition id: (weights, metrics)}``."""
+        replies = self._exchange([(self.nodes[c], kind, content) for c, content in per_client.items()])
+        back = {node: c for c, node in self.nodes.items()}
+        out = {}
+        for node, reply in replies.items():
+            out[back[node]] = (reply.content["model"].to_torch_state_dict(), dict(reply.content["metrics"]))
+        return out
+
+    def local_round(self, state: Mapping[str, Tensor], clients: Iterable[int], **config: Any) -> dict[int, State]:
+        """Every client in ``clients`` trains from ``state`` (``train.local``); returns their local weights."""
+        arrays = ArrayRecord(dict(state))
+        record = self.config(**config)
+        results = self.send("train.local", {c: RecordDict({"model": arrays, "config": record}) for c in sorted(clients)})
+        self.traffic.rounds += 1
+        return {c: results[c][0] for c in sorted(results)}
+
+    def fedavg(
+        self,
+        state: Mapping[str, Tensor],
+        clients: Iterable[int],
+        rounds: int,
+        *,
+        seed: int,
+        on_round: Callable[[int, State, dict[int, State]], None] | None = None,
+        **config: Any,
+    ) -> State:
+        """``rounds`` FedAvg rounds over ``clients`` from ``state``; ``on_round(t, global, locals)`` sees each round."""
+        clients = sorted(clients)
+        shares = self.shares(clients)
+        current = {k: v.clone() for k, v in state.items()}
+        for t in range(rounds):
+            local = self.local_round(current, clients, seed=seed * 1000 + t, **config)
+            if on_round is not None:
+                on_round(t, current, local)
+            current = weighted_mean([local[c] for c in clients], [shares[c] for c in clients])
+        return current
+
+
+def updates(global_state: Mapping[str, Tensor], local: Mapping[int, Mapping[str, Tensor]]) -> dict[int, State]:
+    """Each client's update ``w_i − w`` of one round."""
+    return {c: difference(s, global_state) for c, s in local.items()}
+
+
+def simulate(server_main: Callable[[FederatedServer], None], federation: Federation, model_config: dict[str, int], *, num_cpus: int = 2, verbose: bool = False) -> None:
+    """Run ``server_main(server)`` as a ServerApp on Flower's simulation engine with :data:`client_app` on
+    ``federation.num_clients`` SuperNodes (Ray, ``num_cpus`` workers); Ray is shut down afterwards, also on errors."""
+    import logging
+
+    from flwr.simulation import run_simulation
+
+    server_app = ServerApp()
+    errors: list[BaseException] = []
+
+    @server_app.main()
+    def _main(grid: Grid, context: Context) -> None:
+        server = FederatedServer(grid, federation, model_config)
+        try:
+            server.connect()
+            server_main(server)
+        except BaseException as err:  # re-raised in the caller's thread below
+            errors.append(err)
+            raise
+
+    if not verbose:
+        logging.getLogger("flwr").setLevel(logging.WARNING)
+    backend = {
+        "init_args": {"num_cpus": num_cpus, "include_dashboard": False, "object_store_memory": 200 * 1024**2},
+        "client_resources": {"num_cpus": 1, "num_gpus": 0.0},
+    }
+    try:
+        run_simulation(server_app=server_app, client_app=client_app, num_supernodes=federation.num_clients, backend_config=backend)
+    finally:
+        import ray
+
+        if ray.is_initialized():
+            ray.shutdown()
+    if errors:
+        raise errors[0]
