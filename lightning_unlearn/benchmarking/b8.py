@@ -36,7 +36,7 @@ from lightning_unlearn.federated.client import Federation, client_data
 from lightning_unlearn.federated.federaser import calibrated_step
 from lightning_unlearn.federated.model import FederatedNet
 from lightning_unlearn.federated.pga import ball_radius, reference_state
-from lightning_unlearn.federated.weights import State, difference, weighted_mean
+from lightning_unlearn.federated.weights import State, difference
 from lightning_unlearn.metrics.functional import mia_efficacy
 
 SCALES = ("quick", "full")
