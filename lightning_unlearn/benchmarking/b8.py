@@ -69,21 +69,50 @@ def initial_state(model_config: Mapping[str, int], seed: int) -> State:
     return {k: v.clone() for k, v in FederatedNet(**model_config).state_dict().items()}
 
 
-def _timed(server, fn: Callable[[], State]) -> dict[str, Any]:
+def _timed(server, fn: Callable[[], State], name: str = "", log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Run one phase, measuring its wall time and the traffic it caused."""
     before = (server.traffic.sent, server.traffic.received, server.traffic.rounds)
     start = time.perf_counter()
     state = fn()
-    return {
+    out = {
         "state": state,
         "seconds": time.perf_counter() - start,
         "bytes": server.traffic.sent + server.traffic.received - before[0] - before[1],
         "rounds": server.traffic.rounds - before[2],
     }
+    if log is not None:
+        log(f"[b8]   {name}: {out['seconds']:.1f} s, {out['bytes'] / 1e6:.2f} MB, {out['rounds']} rounds")
+    return out
 
 
-def run_protocol(server, settings: Mapping[str, Any], seed: int) -> dict[str, dict[str, Any]]:
-    """Every B8 row for one federation (``server.federation``) and seed, on a connected ``FederatedServer``."""
+#: Time-to-forget tolerance: an unlearning run has forgotten once its forget accuracy is within this many points
+#: of the oracle's (B8's target tolerance).
+FORGET_TOLERANCE = 2.0
+
+
+def time_to_forget(curve: Sequence[float], oracle: float, tolerance: float = FORGET_TOLERANCE) -> int | None:
+    """Rounds until the forget accuracy is first within ``tolerance`` points of the oracle's: ``curve[r]`` is the
+    forget accuracy after ``r`` rounds of the unlearning run (``curve[0]``: right after its server-side or
+    client-side unlearning step, before any round; for a run whose step *is* a round, its first round). ``None``
+    when it never gets there."""
+    for r, value in enumerate(curve):
+        if abs(value - oracle) <= tolerance:
+            return r
+    return None
+
+
+def run_protocol(
+    server,
+    settings: Mapping[str, Any],
+    seed: int,
+    log: Callable[[str], None] | None = None,
+    probe: Callable[[State], float] | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Every B8 row for one federation (``server.federation``) and seed, on a connected ``FederatedServer``.
+
+    ``probe(state)``, when given, is the forget accuracy (%) of a model: each unlearning row then gets its
+    ``forget_curve`` (after each of its rounds) and ``time_to_forget`` (:func:`time_to_forget`, against the oracle).
+    """
     train = settings["training"]
     model_config = dict(settings["model"]["init_args"])
     methods = settings["methods"]
@@ -104,8 +133,19 @@ def run_protocol(server, settings: Mapping[str, Any], seed: int) -> dict[str, di
             stored_updates[t] = {c: difference(s, global_state) for c, s in local_states.items()}
         last_round["locals"] = local_states
 
-    out["original"] = _timed(server, lambda: server.fedavg(init, clients, rounds, seed=seed, on_round=keep, objective="ce", **local))
-    out["retrain"] = _timed(server, lambda: server.fedavg(init, remaining, rounds, seed=seed, objective="ce", **local))
+    out["original"] = _timed(server, lambda: server.fedavg(init, clients, rounds, seed=seed, on_round=keep, objective="ce", **local), "original", log)
+    out["retrain"] = _timed(server, lambda: server.fedavg(init, remaining, rounds, seed=seed, objective="ce", **local), "retrain", log)
+    curves: dict[str, list[float]] = {name: [] for name in METHODS if name != "retrain"}
+    probe_seconds = dict.fromkeys(curves, 0.0)
+
+    def track(name: str) -> Callable[[int, State], None]:
+        def record(t: int, state: State) -> None:
+            if probe is not None:
+                start = time.perf_counter()
+                curves[name].append(probe(state))
+                probe_seconds[name] += time.perf_counter() - start
+
+        return record
 
     def federaser() -> State:
         shares = server.shares(remaining)
@@ -114,9 +154,10 @@ def run_protocol(server, settings: Mapping[str, Any], seed: int) -> dict[str, di
             new_locals = server.local_round(rebuilt, remaining, seed=seed * 1000 + 500 + t, objective="ce", **local)
             new_updates = [difference(new_locals[c], rebuilt) for c in remaining]
             rebuilt = calibrated_step(rebuilt, [stored_updates[t][c] for c in remaining], new_updates, [shares[c] for c in remaining])
+            track("federaser")(t, rebuilt)
         return rebuilt
 
-    out["federaser"] = _timed(server, federaser)
+    out["federaser"] = _timed(server, federaser, "federaser", log)
 
     pga = methods["pga"]
 
@@ -136,9 +177,10 @@ def run_protocol(server, settings: Mapping[str, Any], seed: int) -> dict[str, di
         results = server.send("train.pga", {leaving: RecordDict({"model": arrays, "center": arrays, "config": config})})
         server.traffic.rounds += 1
         unlearned = results[leaving][0]
-        return server.fedavg(unlearned, remaining, int(pga["post_rounds"]), seed=seed + 7, objective="ce", **local)
+        track("pga")(0, unlearned)
+        return server.fedavg(unlearned, remaining, int(pga["post_rounds"]), seed=seed + 7, after_round=track("pga"), objective="ce", **local)
 
-    out["pga"] = _timed(server, projected_ascent)
+    out["pga"] = _timed(server, projected_ascent, "pga", log)
 
     cfg = methods["foul"]
     weights = {k: float(cfg[k]) for k in foul.PHASE_ONE_DEFAULTS if k in cfg}
@@ -148,17 +190,40 @@ def run_protocol(server, settings: Mapping[str, Any], seed: int) -> dict[str, di
         stored_grads.append(foul.client_gradients(global_state, local_states, float(train["lr"])))
 
     out["foul_original"] = _timed(
-        server, lambda: server.fedavg(init, clients, rounds, seed=seed, on_round=keep_gradients, objective="foul", **weights, **local)
+        server,
+        lambda: server.fedavg(init, clients, rounds, seed=seed, on_round=keep_gradients, objective="foul", **weights, **local),
+        "foul_original",
+        log,
     )
 
     def phase_two() -> State:
         state = foul.phase_two(
             out["foul_original"]["state"], stored_grads, server.shares(clients), leaving, kappa=float(cfg["kappa"]), lr=float(cfg["server_lr"])
         )
-        return server.fedavg(state, remaining, int(cfg["post_rounds"]), seed=seed + 11, objective="foul", **weights, **local)
+        track("foul")(0, state)
+        return server.fedavg(state, remaining, int(cfg["post_rounds"]), seed=seed + 11, after_round=track("foul"), objective="foul", **weights, **local)
 
-    out["foul"] = _timed(server, phase_two)
+    out["foul"] = _timed(server, phase_two, "foul", log)
+    if probe is not None:
+        oracle = probe(out["retrain"]["state"])
+        out["retrain"]["time_to_forget"] = rounds
+        for name, curve in curves.items():
+            out[name]["seconds"] -= probe_seconds[name]  # the harness's probes are not the method's time
+            out[name]["forget_curve"] = curve
+            # FedEraser's curve starts after its first calibration round and PGA's after the ascent's message
+            # exchange (one round each); FOUL's after its server-only Phase II (no round).
+            found = time_to_forget(curve, oracle)
+            out[name]["time_to_forget"] = None if found is None else found + (0 if name == "foul" else 1)
     return out
+
+
+def forget_accuracy(state: Mapping[str, Tensor], data: TensorDataset, model_config: Mapping[str, int]) -> float:
+    """Accuracy (%) of a :class:`FederatedNet` state on ``data`` (the harness's probe; the server of a real
+    federation does not hold the leaving client's data)."""
+    model = FederatedNet(**model_config)
+    model.load_state_dict(dict(state))
+    probs, targets = _probs(model, data)
+    return 100.0 * float((probs.argmax(1) == targets).float().mean())
 
 
 @torch.no_grad()
@@ -210,7 +275,8 @@ def run(settings: Mapping[str, Any], schemes: Sequence[str], seeds: Sequence[int
                 server.federation = federation_for(settings, scheme, seed)
                 server.connect()
                 start = time.perf_counter()
-                rows = run_protocol(server, settings, seed)
+                forget = client_data(server.federation, leaving)
+                rows = run_protocol(server, settings, seed, log, probe=lambda state, forget=forget: forget_accuracy(state, forget, model_config))
                 trained.append((scheme, seed, server.federation, rows))
                 log(f"[b8] {scheme} seed {seed}: {time.perf_counter() - start:.1f} s")
 
@@ -221,7 +287,8 @@ def run(settings: Mapping[str, Any], schemes: Sequence[str], seeds: Sequence[int
     for scheme, seed, federation, rows in trained:
         for name, row in rows.items():
             metrics = evaluate(row["state"], federation, leaving, model_config, test, seed)
-            records.append({"scheme": scheme, "seed": seed, "row": name, **metrics, **{k: row[k] for k in ("seconds", "bytes", "rounds")}})
+            extra = {k: row[k] for k in ("seconds", "bytes", "rounds", "time_to_forget", "forget_curve") if k in row}
+            records.append({"scheme": scheme, "seed": seed, "row": name, **metrics, **extra})
     return records
 
 
@@ -240,17 +307,28 @@ def summarize(records: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, dict[
         values["mbytes"] = r["bytes"] / 1e6
         values["forget_gap"] = abs(r["forget_acc"] - o["forget_acc"])
         values["test_gap"] = abs(r["test_acc"] - o["test_acc"])
+        if r.get("time_to_forget") is not None:
+            values["time_to_forget"] = r["time_to_forget"]
         row = table.setdefault(r["scheme"], {}).setdefault(r["row"], {})
         for k, v in values.items():
             row.setdefault(k, []).append(float(v))
     return {s: {row: {k: mean_std(v) for k, v in m.items()} for row, m in rows.items()} for s, rows in table.items()}
 
 
+def _ttf(m: Mapping[str, tuple[float, float]]) -> str:
+    from lightning_unlearn.benchmarking import fmt_pm
+
+    return fmt_pm(*m["time_to_forget"], digits=1) if "time_to_forget" in m else "–"
+
+
 def markdown(summary: Mapping[str, Mapping[str, Mapping[str, tuple[float, float]]]]) -> str:
     """One markdown table per scheme (mean ± std over seeds)."""
     from lightning_unlearn.benchmarking import fmt_pm, markdown_table
 
-    header = ["row", "test acc", "forget acc", "retain acc", "MIA (forget)", "|Δforget| vs oracle", "time / retrain", "MB sent+received", "comm / retrain", "rounds"]
+    header = [
+        "row", "test acc", "forget acc", "retain acc", "MIA (forget)", "|Δforget| vs oracle", "time / retrain",
+        "MB sent+received", "comm / retrain", "rounds", "time-to-forget (rounds)",
+    ]
     parts = []
     for scheme, rows in summary.items():
         lines = []
@@ -260,7 +338,7 @@ def markdown(summary: Mapping[str, Mapping[str, Mapping[str, tuple[float, float]
             m = rows[name]
             lines.append(
                 [name] + [fmt_pm(*m[k], digits=2) for k in ("test_acc", "forget_acc", "retain_acc", "mia", "forget_gap", "time_ratio", "mbytes", "comm_ratio")]
-                + [fmt_pm(*m["rounds"], digits=1, show_std=False)]
+                + [fmt_pm(*m["rounds"], digits=1, show_std=False), _ttf(m)]
             )
         parts.append(f"**{scheme}**\n\n" + markdown_table(header, lines))
     return "\n\n".join(parts)

@@ -44,6 +44,10 @@ def test_every_b8_phase_runs_on_flowers_simulation_engine():
     assert rows["pga"]["rounds"] == 2
     for r in records:
         assert 0.0 <= r["test_acc"] <= 100.0 and 0.0 <= r["mia"] <= 100.0
+    # Time-to-forget is measured for every unlearning row against the oracle (None: never within 2 points).
+    assert rows["retrain"]["time_to_forget"] == 1
+    assert len(rows["federaser"]["forget_curve"]) == 1 and len(rows["pga"]["forget_curve"]) == 2
+    assert len(rows["foul"]["forget_curve"]) == 1
     # Training moved the model: well above chance (10%) on the test set after one round of 5 local steps.
     assert rows["original"]["test_acc"] > 25.0
 
