@@ -45,6 +45,14 @@ def _client_id(context: Context) -> int:
     return int(context.node_config["partition-id"])
 
 
+def _local_setup(msg: Message, context: Context) -> tuple[ConfigRecord, int, Any, FederatedNet]:
+    """A training message's settings, this client's id and data, and the model built from the sent weights."""
+    torch.set_num_threads(1)
+    config = msg.content["config"]
+    cid = _client_id(context)
+    return config, cid, client_data(Federation.from_config(config), cid), _model(config, msg.content["model"])
+
+
 def _reply(msg: Message, model: torch.nn.Module, metrics: dict[str, float | int]) -> Message:
     content = RecordDict({"model": ArrayRecord(model.state_dict()), "metrics": MetricRecord(metrics)})
     return Message(content, reply_to=msg)
@@ -59,12 +67,7 @@ def _info(msg: Message, context: Context) -> Message:
 
 @client_app.train("local")
 def _train_local(msg: Message, context: Context) -> Message:
-    torch.set_num_threads(1)
-    config = msg.content["config"]
-    federation = Federation.from_config(config)
-    cid = _client_id(context)
-    data = client_data(federation, cid)
-    model = _model(config, msg.content["model"])
+    config, cid, data, model = _local_setup(msg, context)
     foul_weights = {k: float(config[k]) for k in ("alpha_v", "alpha_k", "alpha_gtc", "beta_kl") if k in config}
     steps = local_train(
         model,
@@ -81,12 +84,7 @@ def _train_local(msg: Message, context: Context) -> Message:
 
 @client_app.train("pga")
 def _train_pga(msg: Message, context: Context) -> Message:
-    torch.set_num_threads(1)
-    config = msg.content["config"]
-    federation = Federation.from_config(config)
-    cid = _client_id(context)
-    data = client_data(federation, cid)
-    model = _model(config, msg.content["model"])
+    config, cid, data, model = _local_setup(msg, context)
     steps, accuracy = projected_ascent(
         model,
         data,
