@@ -342,3 +342,85 @@ def markdown(summary: Mapping[str, Mapping[str, Mapping[str, tuple[float, float]
             )
         parts.append(f"**{scheme}**\n\n" + markdown_table(header, lines))
     return "\n\n".join(parts)
+
+
+def run_mpu(settings: Mapping[str, Any], seeds: Sequence[int], log: Callable[[str], None] = print) -> list[dict[str, Any]]:
+    """B8's MPU part: a tiny Llama learns the fictitious authors (the server's model); the data owner (one Flower
+    SuperNode) asks to forget the first author(s) and runs each method on ``m`` perturbed copies per noise level
+    ``kappa``, and once noise-free on θ itself. One record per (seed, method, kappa) with the forget / retain NLL
+    and the bytes exchanged; ``kappa = 0`` is the noise-free run."""
+    from lightning_unlearn.federated import mpu_lm
+    from lightning_unlearn.federated.apps import simulate
+
+    cfg = settings["mpu"]
+    data = {"n-authors": int(cfg["n_authors"]), "forget-authors": int(cfg["forget_authors"]), "data-seed": 0}
+    arch = {"hidden": int(cfg["hidden"]), "layers": int(cfg["layers"]), "heads": int(cfg["heads"])}
+    tokenizer, forget, retain = mpu_lm.authors_setup(data["n-authors"], data["forget-authors"], 0)
+    targets: dict[int, State] = {}
+    for seed in seeds:
+        model = mpu_lm.build_lm(tokenizer, **arch, seed=seed)
+        mpu_lm.run_method(model, tokenizer, [*forget, *retain], "ft", lr=float(cfg["fit_lr"]), epochs=int(cfg["fit_epochs"]), seed=seed, split="retain")
+        targets[seed] = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    results: list[tuple[int, str, float, State, int, float]] = []
+
+    def server_main(server) -> None:
+        server.connect()
+        for seed in seeds:
+            for method in cfg["methods"]:
+                runs = [(0.0, 1)] + [(float(k), int(cfg["m"])) for k in cfg["kappas"]]
+                for kappa, m in runs:
+                    before = server.traffic.total
+                    start = time.perf_counter()
+                    new = server.mpu(
+                        targets[seed], 0, m=m, kappa=kappa, seed=seed, reparameterize=m > 1 and bool(cfg["reparameterize"]),
+                        method=str(method), lr=float(cfg["lr"]), epochs=int(cfg["epochs"]), **data, **arch,
+                    )
+                    results.append((seed, str(method), kappa, new, server.traffic.total - before, time.perf_counter() - start))
+                    log(f"[b8-mpu] seed {seed} {method} kappa={kappa}: {time.perf_counter() - start:.1f} s")
+
+    simulate(server_main, None, {}, num_nodes=1, num_cpus=1)
+    records = []
+    for seed, method, kappa, state, nbytes, seconds in results:
+        model = mpu_lm.build_lm(tokenizer, **arch)
+        model.load_state_dict(state)
+        records.append(
+            {
+                "seed": seed, "method": method, "kappa": kappa, "m": 1 if kappa == 0 else int(cfg["m"]),
+                "forget_nll": mpu_lm.mean_nll(model, tokenizer, forget), "retain_nll": mpu_lm.mean_nll(model, tokenizer, retain),
+                "bytes": nbytes, "seconds": seconds,
+            }
+        )
+    for seed in seeds:
+        model = mpu_lm.build_lm(tokenizer, **arch)
+        model.load_state_dict(targets[seed])
+        records.append({"seed": seed, "method": "target", "kappa": 0.0, "m": 0, "forget_nll": mpu_lm.mean_nll(model, tokenizer, forget),
+                        "retain_nll": mpu_lm.mean_nll(model, tokenizer, retain), "bytes": 0, "seconds": 0.0})
+    return records
+
+
+def mpu_markdown(records: Sequence[Mapping[str, Any]]) -> str:
+    """Forget / retain NLL per method and noise level (mean ± std over seeds), with the relative change of each
+    against the same method's noise-free run of the same seed."""
+    from lightning_unlearn.benchmarking import fmt_pm, markdown_table, mean_std
+
+    free = {(r["seed"], r["method"]): r for r in records if r["kappa"] == 0 and r["method"] != "target"}
+    groups: dict[tuple[str, float], dict[str, list[float]]] = {}
+    for r in records:
+        g = groups.setdefault((r["method"], r["kappa"]), {})
+        for k in ("forget_nll", "retain_nll"):
+            g.setdefault(k, []).append(r[k])
+        g.setdefault("mbytes", []).append(r["bytes"] / 1e6)
+        if (r["seed"], r["method"]) in free:
+            f = free[(r["seed"], r["method"])]
+            g.setdefault("d_forget", []).append(100.0 * (r["forget_nll"] - f["forget_nll"]) / f["forget_nll"])
+            g.setdefault("d_retain", []).append(100.0 * (r["retain_nll"] - f["retain_nll"]) / f["retain_nll"])
+    header = ["method", "κ (noise)", "m", "forget NLL ↑", "retain NLL ↓", "Δ forget NLL vs noise-free (%)", "Δ retain NLL vs noise-free (%)", "MB"]
+    lines = []
+    for (method, kappa), g in sorted(groups.items()):
+        m = next(r["m"] for r in records if r["method"] == method and r["kappa"] == kappa)
+        lines.append(
+            [method, f"{kappa:g}", str(m), fmt_pm(*mean_std(g["forget_nll"]), digits=3), fmt_pm(*mean_std(g["retain_nll"]), digits=3)]
+            + [fmt_pm(*mean_std(g[k]), digits=2) if k in g else "–" for k in ("d_forget", "d_retain")]
+            + [fmt_pm(*mean_std(g["mbytes"]), digits=2, show_std=False)]
+        )
+    return markdown_table(header, lines)

@@ -60,9 +60,28 @@ def _reply(msg: Message, model: torch.nn.Module, metrics: dict[str, float | int]
 
 @client_app.query("info")
 def _info(msg: Message, context: Context) -> Message:
-    federation = Federation.from_config(msg.content["config"])
+    config = msg.content["config"]
     cid = _client_id(context)
-    return Message(RecordDict({"metrics": MetricRecord({"partition-id": cid, "num-examples": len(client_data(federation, cid))})}), reply_to=msg)
+    size = len(client_data(Federation.from_config(config), cid)) if "num-clients" in config else 0
+    return Message(RecordDict({"metrics": MetricRecord({"partition-id": cid, "num-examples": size})}), reply_to=msg)
+
+
+@client_app.train("mpu")
+def _train_mpu(msg: Message, context: Context) -> Message:
+    """MPU's data owner: unlearn its private forget set on the perturbed copy it got; send back only the update."""
+    from lightning_unlearn.federated import mpu_lm
+
+    torch.set_num_threads(1)
+    config = msg.content["config"]
+    tokenizer, forget, _ = mpu_lm.authors_setup(int(config["n-authors"]), int(config["forget-authors"]), int(config["data-seed"]))
+    model = mpu_lm.build_lm(tokenizer, int(config["hidden"]), int(config["layers"]), int(config["heads"]))
+    copy = msg.content["model"].to_torch_state_dict()
+    model.load_state_dict(copy)
+    steps = mpu_lm.run_method(
+        model, tokenizer, forget, str(config["method"]), lr=float(config["lr"]), epochs=int(config["epochs"]), seed=int(config["seed"])
+    )
+    delta = mpu_lm.update(copy, model.state_dict())
+    return Message(RecordDict({"update": ArrayRecord(delta), "metrics": MetricRecord({"steps": steps})}), reply_to=msg)
 
 
 @client_app.train("local")
@@ -130,9 +149,13 @@ class FederatedServer:
     """
 
     grid: Grid
-    federation: Federation
+    federation: Federation | None
     model_config: dict[str, int]
     wait_s: float = 120.0
+    num_nodes: int = 1
+    #: When lists, every outgoing / incoming message's content is appended (tests check what crossed the wire).
+    sent_log: list[RecordDict] | None = None
+    received_log: list[RecordDict] | None = None
     nodes: dict[int, int] = field(default_factory=dict)
     sizes: dict[int, int] = field(default_factory=dict)
     traffic: Traffic = field(default_factory=Traffic)
@@ -140,11 +163,12 @@ class FederatedServer:
     def connect(self) -> None:
         """Wait for the nodes and learn each one's partition id and data size (one ``query.info`` message each)."""
         deadline = time.monotonic() + self.wait_s
-        while len(ids := list(self.grid.get_node_ids())) < self.federation.num_clients:
+        wanted = self.federation.num_clients if self.federation is not None else self.num_nodes
+        while len(ids := list(self.grid.get_node_ids())) < wanted:
             if time.monotonic() > deadline:
-                raise TimeoutError(f"Only {len(ids)} of num_clients={self.federation.num_clients} nodes connected within {self.wait_s} s.")
+                raise TimeoutError(f"Only {len(ids)} of {wanted} nodes connected within {self.wait_s} s.")
             time.sleep(0.1)
-        config = ConfigRecord(self.federation.to_config())
+        config = ConfigRecord(self.federation.to_config() if self.federation is not None else {})
         replies = self._exchange([(i, "query.info", RecordDict({"config": config})) for i in ids], count=False)
         for node, reply in replies.items():
             metrics = reply.content["metrics"]
@@ -159,6 +183,8 @@ class FederatedServer:
 
     def _exchange(self, outgoing: list[tuple[int, str, RecordDict]], *, count: bool = True) -> dict[int, Message]:
         messages = [Message(content, dst_node_id=node, message_type=kind) for node, kind, content in outgoing]
+        if self.sent_log is not None:
+            self.sent_log.extend(content for _, _, content in outgoing)
         if count:
             self.traffic.sent += sum(message_bytes(m.content) for m in messages)
             self.traffic.messages += len(messages)
@@ -167,6 +193,8 @@ class FederatedServer:
             if reply.has_error():
                 raise RuntimeError(f"A client failed: {reply.error}")
             replies[reply.metadata.src_node_id] = reply
+            if self.received_log is not None:
+                self.received_log.append(reply.content)
             if count:
                 self.traffic.received += message_bytes(reply.content)
                 self.traffic.messages += 1
@@ -175,16 +203,48 @@ class FederatedServer:
         return replies
 
     def config(self, **values: Any) -> ConfigRecord:
-        return ConfigRecord({**self.federation.to_config(), **self.model_config, **values})
+        return ConfigRecord({**(self.federation.to_config() if self.federation is not None else {}), **self.model_config, **values})
 
-    def send(self, kind: str, per_client: Mapping[int, RecordDict]) -> dict[int, tuple[State, dict[str, float]]]:
-        """Send one message per client (``{partition id: content}``); returns ``{partition id: (weights, metrics)}``."""
+    def send(self, kind: str, per_client: Mapping[int, RecordDict], key: str = "model") -> dict[int, tuple[State, dict[str, float]]]:
+        """Send one message per client (``{partition id: content}``); returns ``{partition id: (arrays, metrics)}``
+        with the reply's ``key`` array record."""
         replies = self._exchange([(self.nodes[c], kind, content) for c, content in per_client.items()])
         back = {node: c for c, node in self.nodes.items()}
         out = {}
         for node, reply in replies.items():
-            out[back[node]] = (reply.content["model"].to_torch_state_dict(), dict(reply.content["metrics"]))
+            out[back[node]] = (reply.content[key].to_torch_state_dict(), dict(reply.content["metrics"]))
         return out
+
+    def mpu(
+        self,
+        state: Mapping[str, Tensor],
+        client: int,
+        *,
+        m: int,
+        kappa: float,
+        alphas: list[float] | None = None,
+        seed: int = 0,
+        reparameterize: bool = True,
+        **config: Any,
+    ) -> State:
+        """One MPU round with data owner ``client`` (:func:`lightning_unlearn.federated.mpu.mpu_round`): each
+        perturbed copy goes out in its own ``train.mpu`` message; only updates come back. ``m=1, kappa=0`` without
+        reparameterisation is the noise-free run (the client then receives θ itself)."""
+        from lightning_unlearn.federated.mpu import mpu_round
+
+        record = self.config(seed=seed, **config)
+
+        def remote(copy: State) -> State:
+            result = self.send("train.mpu", {client: RecordDict({"model": ArrayRecord(copy), "config": record})}, key="update")
+            self.traffic.rounds += 1
+            return result[client][0]
+
+        if m == 1:
+            if kappa != 0 or reparameterize:
+                raise ValueError(f"m=1 is the noise-free run: it needs kappa=0 and reparameterize=False, got kappa={kappa}, reparameterize={reparameterize}.")
+            delta = remote(dict(state))
+            return {k: v + delta[k] for k, v in state.items()}
+        return mpu_round(state, remote, m=m, kappa=kappa, alphas=alphas, seed=seed, reparameterize=reparameterize)
 
     def local_round(self, state: Mapping[str, Tensor], clients: Iterable[int], **config: Any) -> dict[int, State]:
         """Every client in ``clients`` trains from ``state`` (``train.local``); returns their local weights."""
@@ -225,9 +285,19 @@ def updates(global_state: Mapping[str, Tensor], local: Mapping[int, Mapping[str,
     return {c: difference(s, global_state) for c, s in local.items()}
 
 
-def simulate(server_main: Callable[[FederatedServer], None], federation: Federation, model_config: dict[str, int], *, num_cpus: int = 2, verbose: bool = False) -> None:
+def simulate(
+    server_main: Callable[[FederatedServer], None],
+    federation: Federation | None,
+    model_config: dict[str, int],
+    *,
+    num_nodes: int | None = None,
+    num_cpus: int = 2,
+    verbose: bool = False,
+) -> None:
     """Run ``server_main(server)`` as a ServerApp on Flower's simulation engine with :data:`client_app` on
-    ``federation.num_clients`` SuperNodes (Ray, ``num_cpus`` workers); Ray is shut down afterwards, also on errors."""
+    ``federation.num_clients`` SuperNodes (``num_nodes`` when there is no federation, e.g. MPU's data owners;
+    Ray, ``num_cpus`` workers); Ray is shut down afterwards, also on errors."""
+    nodes = federation.num_clients if federation is not None else int(num_nodes or 1)
     import logging
     import os
 
@@ -242,7 +312,7 @@ def simulate(server_main: Callable[[FederatedServer], None], federation: Federat
 
     @server_app.main()
     def _main(grid: Grid, context: Context) -> None:
-        server = FederatedServer(grid, federation, model_config)
+        server = FederatedServer(grid, federation, model_config, num_nodes=nodes)
         try:
             server.connect()
             server_main(server)
@@ -257,7 +327,7 @@ def simulate(server_main: Callable[[FederatedServer], None], federation: Federat
         "client_resources": {"num_cpus": 1, "num_gpus": 0.0},
     }
     try:
-        run_simulation(server_app=server_app, client_app=client_app, num_supernodes=federation.num_clients, backend_config=backend)
+        run_simulation(server_app=server_app, client_app=client_app, num_supernodes=nodes, backend_config=backend)
     finally:
         import ray
 

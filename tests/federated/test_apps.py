@@ -69,3 +69,37 @@ def test_message_bytes_grow_with_the_arrays():
     small = message_bytes(RecordDict({"model": ArrayRecord({"w": torch.zeros(10)})}))
     big = message_bytes(RecordDict({"model": ArrayRecord({"w": torch.zeros(1010)})}))
     assert big - small == pytest.approx(4000, abs=16)
+
+
+@pytest.mark.slow
+def test_mpu_on_flower_never_sends_the_true_weights_nor_receives_data():
+    from lightning_unlearn.federated import mpu_lm
+    from lightning_unlearn.federated.apps import simulate
+
+    tokenizer, forget, retain = mpu_lm.authors_setup(2, 1, 0)
+    theta = {k: v.detach().clone() for k, v in mpu_lm.build_lm(tokenizer, hidden=16, layers=1, heads=2).state_dict().items()}
+    sent: list = []
+    received: list = []
+    out: dict = {}
+
+    def main(server) -> None:
+        server.connect()
+        server.sent_log, server.received_log = sent, received
+        out["new"] = server.mpu(
+            theta, 0, m=2, kappa=0.05, seed=0, method="ga", lr=1e-3, epochs=1,
+            **{"n-authors": 2, "forget-authors": 1, "data-seed": 0, "hidden": 16, "layers": 1, "heads": 2},
+        )
+
+    simulate(main, None, {}, num_nodes=1, num_cpus=1)
+    assert len(sent) == 2 and len(received) == 2
+    for content in sent:
+        copy = content["model"].to_torch_state_dict()
+        for k, v in theta.items():
+            assert not torch.allclose(copy[k], v), f"{k} reached the client unperturbed"
+    for content in received:
+        # only the update and a step count come back: no array but the update, no config, no text
+        assert set(content.array_records) == {"update"} and not content.config_records
+        assert set(content["metrics"]) == {"steps"}
+        assert set(content["update"]) == set(theta)
+    moved = sum(float((out["new"][k] - theta[k]).abs().sum()) for k in theta)
+    assert moved > 0.0
