@@ -34,8 +34,16 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", help="override the config's seeds")
     parser.add_argument("--schemes", nargs="+", choices=["iid", "dirichlet"], help="override the config's split schemes")
     parser.add_argument("--part", choices=["fmnist", "mpu", "all"], default="all", help="the Fashion-MNIST federation, MPU, or both")
+    parser.add_argument("--table", metavar="JSON", help="only re-render the tables of a results file this script wrote")
     parser.add_argument("--out", default=None, help="JSON output of the Fashion-MNIST part (default benchmarks/results/b8_<scale>.json)")
     args = parser.parse_args()
+    if args.table:
+        import json
+
+        with open(args.table) as f:
+            saved = json.load(f)
+        print(b8.mpu_markdown(saved["records"]) if "schemes" not in saved else b8.markdown(b8.summarize(saved["records"])))
+        return
     torch.set_num_threads(1)
     benchmarking.quiet_lightning()
     scale = "quick" if args.quick else "full"

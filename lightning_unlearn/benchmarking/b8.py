@@ -294,7 +294,9 @@ def run(settings: Mapping[str, Any], schemes: Sequence[str], seeds: Sequence[int
 
 def summarize(records: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, dict[str, tuple[float, float]]]]:
     """``{scheme: {row: {metric: (mean, std)}}}`` over seeds, with ``time_ratio`` and ``comm_ratio`` (the row's
-    seconds and bytes over the oracle's of the same seed) and ``forget_gap`` / ``test_gap`` (|row − oracle|)."""
+    seconds and bytes over the oracle's of the same seed), ``forget_gap`` / ``test_gap`` (|row − oracle|),
+    ``time_to_forget`` over the seeds that got within tolerance, ``reached`` (the fraction that did) and ``n``
+    (``(number of seeds, 0)``)."""
     from lightning_unlearn.benchmarking import mean_std
 
     oracle = {(r["scheme"], r["seed"]): r for r in records if r["row"] == "retrain"}
@@ -307,18 +309,30 @@ def summarize(records: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, dict[
         values["mbytes"] = r["bytes"] / 1e6
         values["forget_gap"] = abs(r["forget_acc"] - o["forget_acc"])
         values["test_gap"] = abs(r["test_acc"] - o["test_acc"])
-        if r.get("time_to_forget") is not None:
-            values["time_to_forget"] = r["time_to_forget"]
+        if "time_to_forget" in r:
+            values["reached"] = float(r["time_to_forget"] is not None)
+            if r["time_to_forget"] is not None:
+                values["time_to_forget"] = r["time_to_forget"]
+        values["n"] = 1.0
         row = table.setdefault(r["scheme"], {}).setdefault(r["row"], {})
         for k, v in values.items():
             row.setdefault(k, []).append(float(v))
-    return {s: {row: {k: mean_std(v) for k, v in m.items()} for row, m in rows.items()} for s, rows in table.items()}
+    return {
+        s: {row: {k: (float(len(v)), 0.0) if k == "n" else mean_std(v) for k, v in m.items()} for row, m in rows.items()}
+        for s, rows in table.items()
+    }
 
 
 def _ttf(m: Mapping[str, tuple[float, float]]) -> str:
     from lightning_unlearn.benchmarking import fmt_pm
 
-    return fmt_pm(*m["time_to_forget"], digits=1) if "time_to_forget" in m else "–"
+    if "reached" not in m:
+        return "–"
+    seeds = round(m["n"][0])
+    reached = round(m["reached"][0] * seeds)
+    if not reached:
+        return f"not within {FORGET_TOLERANCE:g} pts (0/{seeds})"
+    return f"{fmt_pm(*m['time_to_forget'], digits=1)} ({reached}/{seeds})"
 
 
 def markdown(summary: Mapping[str, Mapping[str, Mapping[str, tuple[float, float]]]]) -> str:
@@ -327,7 +341,7 @@ def markdown(summary: Mapping[str, Mapping[str, Mapping[str, tuple[float, float]
 
     header = [
         "row", "test acc", "forget acc", "retain acc", "MIA (forget)", "|Δforget| vs oracle", "time / retrain",
-        "MB sent+received", "comm / retrain", "rounds", "time-to-forget (rounds)",
+        "MB sent+received", "comm / retrain", "rounds", "time-to-forget (rounds; seeds within 2 pts)",
     ]
     parts = []
     for scheme, rows in summary.items():

@@ -30,9 +30,11 @@ def test_summary_ratios_are_per_seed_against_the_oracle():
     assert summary["pga"]["comm_ratio"][0] == pytest.approx(0.3)
     assert summary["pga"]["forget_gap"][0] == pytest.approx(3.0)
     assert summary["pga"]["time_to_forget"] == (1.0, 0.0)  # the seed that never got there is left out
+    assert summary["pga"]["reached"][0] == 0.5 and summary["pga"]["n"] == (2.0, 0.0)
     assert summary["retrain"]["comm_ratio"] == (1.0, 0.0)
     table = b8.markdown(b8.summarize(records))
     assert "| pga |" in table and "| retrain |" in table
+    assert "1.0 ± 0.0 (1/2)" in table and "3.0 ± 0.0 (2/2)" in table
 
 
 @pytest.mark.parametrize("scale", b8.SCALES)
