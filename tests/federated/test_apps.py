@@ -16,7 +16,7 @@ TINY = {
     "model": {"class_path": "lightning_unlearn.federated.FederatedNet", "init_args": {"hidden": 16, "latent": 4}},
     "federation": {"num_clients": 3, "alpha": 0.5, "samples_per_client": 100, "leaving": 0, "train_limit": 2000},
     "test_limit": 200,
-    "training": {"rounds": 1, "epochs": 1, "lr": 0.1, "batch_size": 20},
+    "training": {"rounds": 1, "epochs": 3, "lr": 0.1, "batch_size": 20},
     "methods": {
         "federaser": {"interval": 1},
         "pga": {"lr": 0.01, "max_epochs": 1, "stop_accuracy": 0.1, "radius_fraction": 0.3333, "post_rounds": 1},
@@ -48,8 +48,8 @@ def test_every_b8_phase_runs_on_flowers_simulation_engine():
     assert rows["retrain"]["time_to_forget"] == 1
     assert len(rows["federaser"]["forget_curve"]) == 1 and len(rows["pga"]["forget_curve"]) == 2
     assert len(rows["foul"]["forget_curve"]) == 1
-    # Training moved the model: well above chance (10%) on the test set after one round of 5 local steps.
-    assert rows["original"]["test_acc"] > 25.0
+    # Training moved the model: well above chance (10%) on the test set after one round of 15 local steps.
+    assert rows["original"]["test_acc"] > 30.0
 
 
 def test_apps_import_flower_only_when_asked():
