@@ -1,7 +1,7 @@
 """Federated unlearning on Flower: a client leaves the federation (benchmark B8).
 
 The pure-torch parts (client split, the network, FedEraser's calibration, projected gradient ascent, FOUL's losses
-and Phase II) import without Flower; the Flower apps live in :mod:`lightning_unlearn.federated.apps`, which needs the
+and Phase II, MPU's perturbed copies and harmonic aggregation) import without Flower; the Flower apps live in :mod:`lightning_unlearn.federated.apps`, which needs the
 ``federated`` extra (``pip install 'lightning-unlearn[federated]'``) and is imported only when a federation runs.
 """
 
@@ -16,6 +16,7 @@ from lightning_unlearn.federated.foul import (
     variance_hinge,
 )
 from lightning_unlearn.federated.model import FederatedNet
+from lightning_unlearn.federated.mpu import harmonic_aggregate, mpu_round, permute_ffn, perturbed_copies
 from lightning_unlearn.federated.partition import PARTITION_SCHEMES, partition_clients
 from lightning_unlearn.federated.pga import ball_radius, project_to_ball, reference_state
 from lightning_unlearn.federated.weights import weighted_mean
@@ -25,6 +26,10 @@ __all__ = [
     "FederatedNet",
     "Federation",
     "ball_radius",
+    "harmonic_aggregate",
+    "mpu_round",
+    "permute_ffn",
+    "perturbed_copies",
     "calibrate",
     "calibrated_step",
     "conflict_corrected_gradient",
