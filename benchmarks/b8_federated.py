@@ -1,0 +1,100 @@
+#!/usr/bin/env python
+"""Benchmark B8 — a client leaves a Flower federation (Fashion-MNIST, 10 clients): retrain, FedEraser, PGA, FOUL.
+
+One ServerApp on Flower's simulation engine (Ray) trains, for every split scheme and seed, the original FedAvg
+model, the retrain oracle (FedAvg without the leaving client, same rounds and seed) and every unlearning method;
+each model is then scored on the test set, the leaving client's data and the remaining clients' data, with
+MIA-efficacy on the leaving client's data; wall time and the bytes of the Flower messages are ratios of the
+oracle's (the protocol: :mod:`lightning_unlearn.benchmarking.b8`; the settings: ``configs/federated_fmnist/``).
+
+A second part runs MPU (multiple perturbed copies) through Flower on a tiny Llama that learned fictitious authors:
+the data owner forgets one author on perturbed copies and the result is compared with the same method run
+noise-free (``--part mpu``; written to ``benchmarks/results/b8_mpu_<scale>.json``).
+
+Run from the repository root::
+
+    python benchmarks/b8_federated.py --quick        # Dirichlet split, 3 rounds, 200 images/client, 3 seeds; MPU
+    python benchmarks/b8_federated.py                # IID and Dirichlet, 10 rounds, 600 images/client, 3 seeds; MPU
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+from lightning_unlearn import benchmarking
+from lightning_unlearn.benchmarking import b8
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="the quick scale (configs/federated_fmnist/quick.yaml)")
+    parser.add_argument("--seeds", type=int, nargs="+", help="override the config's seeds")
+    parser.add_argument("--schemes", nargs="+", choices=["iid", "dirichlet"], help="override the config's split schemes")
+    parser.add_argument("--part", choices=["fmnist", "mpu", "all"], default="all", help="the Fashion-MNIST federation, MPU, or both")
+    parser.add_argument("--table", metavar="JSON", help="only re-render the tables of a results file this script wrote")
+    parser.add_argument("--out", default=None, help="JSON output of the Fashion-MNIST part (default benchmarks/results/b8_<scale>.json)")
+    args = parser.parse_args()
+    if args.table:
+        import json
+
+        with open(args.table) as f:
+            saved = json.load(f)
+        print(b8.mpu_markdown(saved["records"]) if "schemes" not in saved else b8.markdown(b8.summarize(saved["records"])))
+        return
+    torch.set_num_threads(1)
+    benchmarking.quiet_lightning()
+    scale = "quick" if args.quick else "full"
+    settings = b8.load_settings(scale)
+    seeds = args.seeds or settings["seeds"]
+    schemes = args.schemes or settings["schemes"]
+    if args.part in ("mpu", "all"):
+        start = time.perf_counter()
+        mpu_records = b8.run_mpu(settings, seeds)
+        mpu_table = b8.mpu_markdown(mpu_records)
+        print(mpu_table)
+        mpu_out = f"benchmarks/results/b8_mpu_{scale}.json"
+        benchmarking.write_json(
+            mpu_out,
+            {
+                "command": benchmarking.command_line(),
+                "git_commit": benchmarking.git_commit(),
+                "versions": benchmarking.versions("flwr", "ray", "transformers"),
+                "settings": settings["mpu"],
+                "seeds": seeds,
+                "seconds": time.perf_counter() - start,
+                "records": mpu_records,
+                "table": mpu_table,
+            },
+        )
+        print(f"wrote {mpu_out} ({time.perf_counter() - start:.0f} s)")
+        if args.part == "mpu":
+            return
+    start = time.perf_counter()
+    records = b8.run(settings, schemes, seeds)
+    summary = b8.summarize(records)
+    table = b8.markdown(summary)
+    print(table)
+    out = args.out or f"benchmarks/results/b8_{scale}.json"
+    benchmarking.write_json(
+        out,
+        {
+            "command": benchmarking.command_line(),
+            "git_commit": benchmarking.git_commit(),
+            "versions": benchmarking.versions("flwr", "ray"),
+            "settings": settings,
+            "seeds": seeds,
+            "schemes": schemes,
+            "seconds": time.perf_counter() - start,
+            "records": records,
+            "summary": {s: {r: {k: list(v) for k, v in m.items()} for r, m in rows.items()} for s, rows in summary.items()},
+            "table": table,
+        },
+    )
+    print(f"wrote {out} ({time.perf_counter() - start:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()

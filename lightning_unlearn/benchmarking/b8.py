@@ -1,0 +1,440 @@
+"""Benchmark B8's protocol: a client leaves a Flower federation on Fashion-MNIST (shared by ``benchmarks/b8_federated.py``).
+
+For every split scheme (IID, Dirichlet) and seed, one ServerApp on Flower's simulation engine runs, with the same
+initial weights (seeded):
+
+* ``original``: FedAvg over all clients (``rounds`` rounds); the server keeps every client's update (FedEraser)
+  and the last round's local models (projected gradient ascent);
+* ``retrain`` — the oracle: FedAvg from the same initial weights without the leaving client, same rounds and seed;
+* ``federaser``: FedEraser's calibrated replay (:mod:`lightning_unlearn.federated.federaser`) from the initial weights;
+* ``pga``: the leaving client's projected gradient ascent (:mod:`lightning_unlearn.federated.pga`) and
+  ``post_rounds`` FedAvg rounds of the remaining clients;
+* ``foul_original`` / ``foul``: FedAvg with FOUL's Phase I objective over all clients (storing the θ_V gradients),
+  then FOUL's server-only Phase II (:mod:`lightning_unlearn.federated.foul`) and ``post_rounds`` FedAvg rounds.
+
+Each unlearning run's wall time and the bytes of the Flower messages it exchanged are measured in the ServerApp;
+:func:`evaluate` then scores every model on the test set, the leaving client's data (forget) and the remaining
+clients' data (retain), with MIA-efficacy on the forget data. The settings come from
+``configs/federated_fmnist/{quick,full}.yaml``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.utils.data import ConcatDataset, DataLoader, TensorDataset
+
+from lightning_unlearn import configs
+from lightning_unlearn._errors import check_choice
+from lightning_unlearn.datamodules.vision import load_fashion_mnist
+from lightning_unlearn.federated import foul
+from lightning_unlearn.federated.client import Federation, client_data
+from lightning_unlearn.federated.federaser import calibrated_step
+from lightning_unlearn.federated.model import FederatedNet
+from lightning_unlearn.federated.pga import ball_radius, reference_state
+from lightning_unlearn.federated.weights import State, difference
+from lightning_unlearn.metrics.functional import mia_efficacy
+
+SCALES = ("quick", "full")
+METHODS = ("retrain", "federaser", "pga", "foul")
+#: Rows of the results table: the unlearning methods and the two trained models they start from.
+ROWS = ("original", "foul_original", *METHODS)
+METRIC_KEYS = ("test_acc", "forget_acc", "retain_acc", "mia")
+
+
+def load_settings(scale: str) -> dict[str, Any]:
+    """The settings of a scale from ``configs/federated_fmnist/<scale>.yaml``."""
+    check_choice("scale", scale, SCALES)
+    return configs.load_config(f"federated_fmnist/{scale}")
+
+
+def federation_for(settings: Mapping[str, Any], scheme: str, seed: int) -> Federation:
+    fed = settings["federation"]
+    return Federation(
+        num_clients=int(fed["num_clients"]),
+        scheme=scheme,
+        alpha=float(fed["alpha"]),
+        samples_per_client=fed.get("samples_per_client"),
+        seed=seed,
+        train_limit=fed.get("train_limit"),
+    )
+
+
+def initial_state(model_config: Mapping[str, int], seed: int) -> State:
+    torch.manual_seed(seed)
+    return {k: v.clone() for k, v in FederatedNet(**model_config).state_dict().items()}
+
+
+def _timed(server, fn: Callable[[], State], name: str = "", log: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Run one phase, measuring its wall time and the traffic it caused."""
+    before = (server.traffic.sent, server.traffic.received, server.traffic.rounds)
+    start = time.perf_counter()
+    state = fn()
+    out = {
+        "state": state,
+        "seconds": time.perf_counter() - start,
+        "bytes": server.traffic.sent + server.traffic.received - before[0] - before[1],
+        "rounds": server.traffic.rounds - before[2],
+    }
+    if log is not None:
+        log(f"[b8]   {name}: {out['seconds']:.1f} s, {out['bytes'] / 1e6:.2f} MB, {out['rounds']} rounds")
+    return out
+
+
+#: Time-to-forget tolerance: an unlearning run has forgotten once its forget accuracy is within this many points
+#: of the oracle's (B8's target tolerance).
+FORGET_TOLERANCE = 2.0
+
+
+def time_to_forget(curve: Sequence[float], oracle: float, tolerance: float = FORGET_TOLERANCE) -> int | None:
+    """Rounds until the forget accuracy is first within ``tolerance`` points of the oracle's: ``curve[r]`` is the
+    forget accuracy after ``r`` rounds of the unlearning run (``curve[0]``: right after its server-side or
+    client-side unlearning step, before any round; for a run whose step *is* a round, its first round). ``None``
+    when it never gets there."""
+    for r, value in enumerate(curve):
+        if abs(value - oracle) <= tolerance:
+            return r
+    return None
+
+
+def run_protocol(
+    server,
+    settings: Mapping[str, Any],
+    seed: int,
+    log: Callable[[str], None] | None = None,
+    probe: Callable[[State], float] | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Every B8 row for one federation (``server.federation``) and seed, on a connected ``FederatedServer``.
+
+    ``probe(state)``, when given, is the forget accuracy (%) of a model: each unlearning row then gets its
+    ``forget_curve`` (after each of its rounds) and ``time_to_forget`` (:func:`time_to_forget`, against the oracle).
+    """
+    train = settings["training"]
+    model_config = dict(settings["model"]["init_args"])
+    methods = settings["methods"]
+    leaving = int(settings["federation"]["leaving"])
+    clients = list(range(server.federation.num_clients))
+    remaining = [c for c in clients if c != leaving]
+    rounds = int(train["rounds"])
+    local = {"lr": float(train["lr"]), "epochs": int(train["epochs"]), "batch-size": int(train["batch_size"])}
+    init = initial_state(model_config, seed)
+    out: dict[str, dict[str, Any]] = {}
+
+    stored_updates: dict[int, dict[int, State]] = {}
+    last_round: dict[str, Any] = {}
+    interval = int(methods["federaser"]["interval"])
+
+    def keep(t: int, global_state: State, local_states: dict[int, State]) -> None:
+        if t % interval == 0:
+            stored_updates[t] = {c: difference(s, global_state) for c, s in local_states.items()}
+        last_round["locals"] = local_states
+
+    out["original"] = _timed(server, lambda: server.fedavg(init, clients, rounds, seed=seed, on_round=keep, objective="ce", **local), "original", log)
+    out["retrain"] = _timed(server, lambda: server.fedavg(init, remaining, rounds, seed=seed, objective="ce", **local), "retrain", log)
+    curves: dict[str, list[float]] = {name: [] for name in METHODS if name != "retrain"}
+    probe_seconds = dict.fromkeys(curves, 0.0)
+
+    def track(name: str) -> Callable[[int, State], None]:
+        def record(t: int, state: State) -> None:
+            if probe is not None:
+                start = time.perf_counter()
+                curves[name].append(probe(state))
+                probe_seconds[name] += time.perf_counter() - start
+
+        return record
+
+    def federaser() -> State:
+        shares = server.shares(remaining)
+        rebuilt = {k: v.clone() for k, v in init.items()}
+        for t in sorted(stored_updates):
+            new_locals = server.local_round(rebuilt, remaining, seed=seed * 1000 + 500 + t, objective="ce", **local)
+            new_updates = [difference(new_locals[c], rebuilt) for c in remaining]
+            rebuilt = calibrated_step(rebuilt, [stored_updates[t][c] for c in remaining], new_updates, [shares[c] for c in remaining])
+            track("federaser")(t, rebuilt)
+        return rebuilt
+
+    out["federaser"] = _timed(server, federaser, "federaser", log)
+
+    pga = methods["pga"]
+
+    def projected_ascent() -> State:
+        from flwr.app import ArrayRecord, RecordDict
+
+        share = server.shares(clients)[leaving]
+        center = reference_state(out["original"]["state"], last_round["locals"][leaving], share)
+        radius = ball_radius(center, [initial_state(model_config, 10_000 + seed * 10 + k) for k in range(3)], float(pga["radius_fraction"]))
+        config = server.config(
+            seed=seed,
+            lr=float(pga["lr"]),
+            radius=radius,
+            **{"max-epochs": int(pga["max_epochs"]), "stop-accuracy": float(pga["stop_accuracy"]), "batch-size": int(train["batch_size"])},
+        )
+        arrays = ArrayRecord(center)
+        results = server.send("train.pga", {leaving: RecordDict({"model": arrays, "center": arrays, "config": config})})
+        server.traffic.rounds += 1
+        unlearned = results[leaving][0]
+        track("pga")(0, unlearned)
+        return server.fedavg(unlearned, remaining, int(pga["post_rounds"]), seed=seed + 7, after_round=track("pga"), objective="ce", **local)
+
+    out["pga"] = _timed(server, projected_ascent, "pga", log)
+
+    cfg = methods["foul"]
+    weights = {k: float(cfg[k]) for k in foul.PHASE_ONE_DEFAULTS if k in cfg}
+    stored_grads: list[dict[int, Tensor]] = []
+
+    def keep_gradients(t: int, global_state: State, local_states: dict[int, State]) -> None:
+        stored_grads.append(foul.client_gradients(global_state, local_states, float(train["lr"])))
+
+    out["foul_original"] = _timed(
+        server,
+        lambda: server.fedavg(init, clients, rounds, seed=seed, on_round=keep_gradients, objective="foul", **weights, **local),
+        "foul_original",
+        log,
+    )
+
+    def phase_two() -> State:
+        state = foul.phase_two(
+            out["foul_original"]["state"], stored_grads, server.shares(clients), leaving, kappa=float(cfg["kappa"]), lr=float(cfg["server_lr"])
+        )
+        track("foul")(0, state)
+        return server.fedavg(state, remaining, int(cfg["post_rounds"]), seed=seed + 11, after_round=track("foul"), objective="foul", **weights, **local)
+
+    out["foul"] = _timed(server, phase_two, "foul", log)
+    if probe is not None:
+        oracle = probe(out["retrain"]["state"])
+        out["retrain"]["time_to_forget"] = rounds
+        for name, curve in curves.items():
+            out[name]["seconds"] -= probe_seconds[name]  # the harness's probes are not the method's time
+            out[name]["forget_curve"] = curve
+            # FedEraser's curve starts after its first calibration round and PGA's after the ascent's message
+            # exchange (one round each); FOUL's after its server-only Phase II (no round).
+            found = time_to_forget(curve, oracle)
+            out[name]["time_to_forget"] = None if found is None else found + (0 if name == "foul" else 1)
+    return out
+
+
+def forget_accuracy(state: Mapping[str, Tensor], data: TensorDataset, model_config: Mapping[str, int]) -> float:
+    """Accuracy (%) of a :class:`FederatedNet` state on ``data`` (the harness's probe; the server of a real
+    federation does not hold the leaving client's data)."""
+    model = FederatedNet(**model_config)
+    model.load_state_dict(dict(state))
+    probs, targets = _probs(model, data)
+    return 100.0 * float((probs.argmax(1) == targets).float().mean())
+
+
+@torch.no_grad()
+def _probs(model: torch.nn.Module, data: Any) -> tuple[Tensor, Tensor]:
+    model.eval()
+    probs, targets = [], []
+    for x, y in DataLoader(data, batch_size=1000):
+        probs.append(torch.softmax(model(x), dim=1))
+        targets.append(y)
+    return torch.cat(probs), torch.cat(targets)
+
+
+def evaluate(state: Mapping[str, Tensor], federation: Federation, leaving: int, model_config: Mapping[str, int], test: TensorDataset, seed: int = 0) -> dict[str, float]:
+    """Accuracy (%) on the test set, the leaving client's data and the remaining clients' data; MIA-efficacy (%)
+    of a logistic membership attack (retain = members, test = non-members) on the leaving client's data."""
+    model = FederatedNet(**model_config)
+    model.load_state_dict(dict(state))
+    forget = client_data(federation, leaving)
+    retain = ConcatDataset([client_data(federation, c) for c in range(federation.num_clients) if c != leaving])
+    pf, yf = _probs(model, forget)
+    pr, yr = _probs(model, retain)
+    pt, yt = _probs(model, test)
+
+    def acc(p: Tensor, y: Tensor) -> float:
+        return 100.0 * float((p.argmax(1) == y).float().mean())
+
+    return {
+        "test_acc": acc(pt, yt),
+        "forget_acc": acc(pf, yf),
+        "retain_acc": acc(pr, yr),
+        "mia": mia_efficacy(pr, yr, pt, yt, pf, yf, seed=seed),
+    }
+
+
+def run(settings: Mapping[str, Any], schemes: Sequence[str], seeds: Sequence[int], log: Callable[[str], None] = print) -> list[dict[str, Any]]:
+    """Run B8 (one Flower simulation for every scheme and seed) and evaluate every row; one record per
+    (scheme, seed, row) with the metrics, seconds, bytes and rounds."""
+    from lightning_unlearn.federated.apps import simulate
+
+    for scheme in schemes:
+        check_choice("scheme", scheme, ("iid", "dirichlet"))
+    model_config = dict(settings["model"]["init_args"])
+    leaving = int(settings["federation"]["leaving"])
+    trained: list[tuple[str, int, Federation, dict[str, dict[str, Any]]]] = []
+
+    def server_main(server) -> None:
+        for scheme in schemes:
+            for seed in seeds:
+                server.federation = federation_for(settings, scheme, seed)
+                server.connect()
+                start = time.perf_counter()
+                forget = client_data(server.federation, leaving)
+                rows = run_protocol(server, settings, seed, log, probe=lambda state, forget=forget: forget_accuracy(state, forget, model_config))
+                trained.append((scheme, seed, server.federation, rows))
+                log(f"[b8] {scheme} seed {seed}: {time.perf_counter() - start:.1f} s")
+
+    first = federation_for(settings, schemes[0], seeds[0])
+    simulate(server_main, first, model_config, num_cpus=int(settings.get("num_cpus", 2)))
+    test = load_fashion_mnist("test", limit=settings.get("test_limit"))
+    records = []
+    for scheme, seed, federation, rows in trained:
+        for name, row in rows.items():
+            metrics = evaluate(row["state"], federation, leaving, model_config, test, seed)
+            extra = {k: row[k] for k in ("seconds", "bytes", "rounds", "time_to_forget", "forget_curve") if k in row}
+            records.append({"scheme": scheme, "seed": seed, "row": name, **metrics, **extra})
+    return records
+
+
+def summarize(records: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, dict[str, tuple[float, float]]]]:
+    """``{scheme: {row: {metric: (mean, std)}}}`` over seeds, with ``time_ratio`` and ``comm_ratio`` (the row's
+    seconds and bytes over the oracle's of the same seed), ``forget_gap`` / ``test_gap`` (|row − oracle|),
+    ``time_to_forget`` over the seeds that got within tolerance, ``reached`` (the fraction that did) and ``n``
+    (``(number of seeds, 0)``)."""
+    from lightning_unlearn.benchmarking import mean_std
+
+    oracle = {(r["scheme"], r["seed"]): r for r in records if r["row"] == "retrain"}
+    table: dict[str, dict[str, dict[str, list[float]]]] = {}
+    for r in records:
+        o = oracle[(r["scheme"], r["seed"])]
+        values = {k: r[k] for k in (*METRIC_KEYS, "rounds")}
+        values["time_ratio"] = r["seconds"] / o["seconds"]
+        values["comm_ratio"] = r["bytes"] / o["bytes"]
+        values["mbytes"] = r["bytes"] / 1e6
+        values["forget_gap"] = abs(r["forget_acc"] - o["forget_acc"])
+        values["test_gap"] = abs(r["test_acc"] - o["test_acc"])
+        if "time_to_forget" in r:
+            values["reached"] = float(r["time_to_forget"] is not None)
+            if r["time_to_forget"] is not None:
+                values["time_to_forget"] = r["time_to_forget"]
+        values["n"] = 1.0
+        row = table.setdefault(r["scheme"], {}).setdefault(r["row"], {})
+        for k, v in values.items():
+            row.setdefault(k, []).append(float(v))
+    return {
+        s: {row: {k: (float(len(v)), 0.0) if k == "n" else mean_std(v) for k, v in m.items()} for row, m in rows.items()}
+        for s, rows in table.items()
+    }
+
+
+def _ttf(m: Mapping[str, tuple[float, float]]) -> str:
+    from lightning_unlearn.benchmarking import fmt_pm
+
+    if "reached" not in m:
+        return "–"
+    seeds = round(m["n"][0])
+    reached = round(m["reached"][0] * seeds)
+    if not reached:
+        return f"not within {FORGET_TOLERANCE:g} pts (0/{seeds})"
+    return f"{fmt_pm(*m['time_to_forget'], digits=1)} ({reached}/{seeds})"
+
+
+def markdown(summary: Mapping[str, Mapping[str, Mapping[str, tuple[float, float]]]]) -> str:
+    """One markdown table per scheme (mean ± std over seeds)."""
+    from lightning_unlearn.benchmarking import fmt_pm, markdown_table
+
+    header = [
+        "row", "test acc", "forget acc", "retain acc", "MIA (forget)", "|Δforget| vs oracle", "time / retrain",
+        "MB sent+received", "comm / retrain", "rounds", "time-to-forget (rounds; seeds within 2 pts)",
+    ]
+    parts = []
+    for scheme, rows in summary.items():
+        lines = []
+        for name in ROWS:
+            if name not in rows:
+                continue
+            m = rows[name]
+            lines.append(
+                [name] + [fmt_pm(*m[k], digits=2) for k in ("test_acc", "forget_acc", "retain_acc", "mia", "forget_gap", "time_ratio", "mbytes", "comm_ratio")]
+                + [fmt_pm(*m["rounds"], digits=1, show_std=False), _ttf(m)]
+            )
+        parts.append(f"**{scheme}**\n\n" + markdown_table(header, lines))
+    return "\n\n".join(parts)
+
+
+def run_mpu(settings: Mapping[str, Any], seeds: Sequence[int], log: Callable[[str], None] = print) -> list[dict[str, Any]]:
+    """B8's MPU part: a tiny Llama learns the fictitious authors (the server's model); the data owner (one Flower
+    SuperNode) asks to forget the first author(s) and runs each method on ``m`` perturbed copies per noise level
+    ``kappa``, and once noise-free on θ itself. One record per (seed, method, kappa) with the forget / retain NLL
+    and the bytes exchanged; ``kappa = 0`` is the noise-free run."""
+    from lightning_unlearn.federated import mpu_lm
+    from lightning_unlearn.federated.apps import simulate
+
+    cfg = settings["mpu"]
+    data = {"n-authors": int(cfg["n_authors"]), "forget-authors": int(cfg["forget_authors"]), "data-seed": 0}
+    arch = {"hidden": int(cfg["hidden"]), "layers": int(cfg["layers"]), "heads": int(cfg["heads"])}
+    tokenizer, forget, retain = mpu_lm.authors_setup(data["n-authors"], data["forget-authors"], 0)
+    targets: dict[int, State] = {}
+    for seed in seeds:
+        model = mpu_lm.build_lm(tokenizer, **arch, seed=seed)
+        mpu_lm.run_method(model, tokenizer, [*forget, *retain], "ft", lr=float(cfg["fit_lr"]), epochs=int(cfg["fit_epochs"]), seed=seed, split="retain")
+        targets[seed] = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    results: list[tuple[int, str, float, State, int, float]] = []
+
+    def server_main(server) -> None:
+        server.connect()
+        for seed in seeds:
+            for method in cfg["methods"]:
+                runs = [(0.0, 1)] + [(float(k), int(cfg["m"])) for k in cfg["kappas"]]
+                for kappa, m in runs:
+                    before = server.traffic.total
+                    start = time.perf_counter()
+                    new = server.mpu(
+                        targets[seed], 0, m=m, kappa=kappa, seed=seed, reparameterize=m > 1 and bool(cfg["reparameterize"]),
+                        method=str(method), lr=float(cfg["lr"]), epochs=int(cfg["epochs"]), **data, **arch,
+                    )
+                    results.append((seed, str(method), kappa, new, server.traffic.total - before, time.perf_counter() - start))
+                    log(f"[b8-mpu] seed {seed} {method} kappa={kappa}: {time.perf_counter() - start:.1f} s")
+
+    simulate(server_main, None, {}, num_nodes=1, num_cpus=1)
+    records = []
+    for seed, method, kappa, state, nbytes, seconds in results:
+        model = mpu_lm.build_lm(tokenizer, **arch)
+        model.load_state_dict(state)
+        records.append(
+            {
+                "seed": seed, "method": method, "kappa": kappa, "m": 1 if kappa == 0 else int(cfg["m"]),
+                "forget_nll": mpu_lm.mean_nll(model, tokenizer, forget), "retain_nll": mpu_lm.mean_nll(model, tokenizer, retain),
+                "bytes": nbytes, "seconds": seconds,
+            }
+        )
+    for seed in seeds:
+        model = mpu_lm.build_lm(tokenizer, **arch)
+        model.load_state_dict(targets[seed])
+        records.append({"seed": seed, "method": "target", "kappa": 0.0, "m": 0, "forget_nll": mpu_lm.mean_nll(model, tokenizer, forget),
+                        "retain_nll": mpu_lm.mean_nll(model, tokenizer, retain), "bytes": 0, "seconds": 0.0})
+    return records
+
+
+def mpu_markdown(records: Sequence[Mapping[str, Any]]) -> str:
+    """Forget / retain NLL per method and noise level (mean ± std over seeds), with the relative change of each
+    against the same method's noise-free run of the same seed."""
+    from lightning_unlearn.benchmarking import fmt_pm, markdown_table, mean_std
+
+    free = {(r["seed"], r["method"]): r for r in records if r["kappa"] == 0 and r["method"] != "target"}
+    groups: dict[tuple[str, float], dict[str, list[float]]] = {}
+    for r in records:
+        g = groups.setdefault((r["method"], r["kappa"]), {})
+        for k in ("forget_nll", "retain_nll"):
+            g.setdefault(k, []).append(r[k])
+        g.setdefault("mbytes", []).append(r["bytes"] / 1e6)
+        if (r["seed"], r["method"]) in free:
+            f = free[(r["seed"], r["method"])]
+            g.setdefault("d_forget", []).append(100.0 * (r["forget_nll"] - f["forget_nll"]) / f["forget_nll"])
+            g.setdefault("d_retain", []).append(100.0 * (r["retain_nll"] - f["retain_nll"]) / f["retain_nll"])
+    header = ["method", "κ (noise)", "m", "forget NLL ↑", "retain NLL ↓", "Δ forget NLL vs noise-free (%)", "Δ retain NLL vs noise-free (%)", "MB"]
+    lines = []
+    for (method, kappa), g in sorted(groups.items()):
+        m = next(r["m"] for r in records if r["method"] == method and r["kappa"] == kappa)
+        lines.append(
+            [method, f"{kappa:g}", str(m), fmt_pm(*mean_std(g["forget_nll"]), digits=3), fmt_pm(*mean_std(g["retain_nll"]), digits=3)]
+            + [fmt_pm(*mean_std(g[k]), digits=2) if k in g else "–" for k in ("d_forget", "d_retain")]
+            + [fmt_pm(*mean_std(g["mbytes"]), digits=2, show_std=False)]
+        )
+    return markdown_table(header, lines)

@@ -1,0 +1,188 @@
+"""What a federated client computes, with Lightning Fabric and the library's unlearning engine.
+
+Every local run — FedAvg training, FOUL's Phase I, FedEraser's calibration, the leaving client's projected gradient
+ascent — steps through :class:`~lightning_unlearn.engine.FabricStepper` (``fabric.backward``, Fabric's optimizer).
+Plain training is the engine running :class:`~lightning_unlearn.methods.FineTune` (cross-entropy on the client's
+data as the retain batch); gradient ascent is the engine running :class:`~lightning_unlearn.methods.GradientAscent`
+on the client's data as the forget batch; FOUL's Phase I steps its own objective through the same stepper.
+Nothing here imports Flower: :mod:`lightning_unlearn.federated.apps` wraps these functions in a ``ClientApp``.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from lightning_unlearn._errors import check_choice, check_int, check_positive
+from lightning_unlearn.datamodules.vision import load_fashion_mnist
+from lightning_unlearn.engine import FabricStepper, Progress, StepBatch, UnlearningEngine, make_fabric, run_steps
+from lightning_unlearn.federated import foul
+from lightning_unlearn.federated.model import FederatedNet
+from lightning_unlearn.federated.partition import partition_clients
+from lightning_unlearn.federated.pga import projection_hook
+from lightning_unlearn.methods import FineTune, GradientAscent
+from lightning_unlearn.tasks.classification import ClassificationTask
+
+OBJECTIVES = {"ce": "cross-entropy (plain FedAvg)", "foul": "FOUL's Phase I objective"}
+
+
+@dataclass(frozen=True)
+class Federation:
+    """How the training set is split across clients (the same values on the server and on every client).
+
+    Args:
+        num_clients: Number of clients.
+        scheme: ``"iid"`` or ``"dirichlet"``.
+        alpha: Dirichlet concentration.
+        samples_per_client: Cap on each client's samples (seeded subsample; ``None`` = whole share).
+        seed: Seed of the split.
+        train_limit: Use only the first ``train_limit`` Fashion-MNIST training images (``None`` = all 60,000).
+    """
+
+    num_clients: int = 10
+    scheme: str = "iid"
+    alpha: float = 0.5
+    samples_per_client: int | None = 600
+    seed: int = 0
+    train_limit: int | None = None
+
+    def to_config(self) -> dict[str, int | float | str]:
+        """As a Flower ``ConfigRecord`` payload (``None`` is sent as 0)."""
+        return {
+            "num-clients": self.num_clients,
+            "scheme": self.scheme,
+            "alpha": float(self.alpha),
+            "samples-per-client": self.samples_per_client or 0,
+            "split-seed": self.seed,
+            "train-limit": self.train_limit or 0,
+        }
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, object]) -> Federation:
+        return cls(
+            num_clients=int(config["num-clients"]),
+            scheme=str(config["scheme"]),
+            alpha=float(config["alpha"]),
+            samples_per_client=int(config["samples-per-client"]) or None,
+            seed=int(config["split-seed"]),
+            train_limit=int(config["train-limit"]) or None,
+        )
+
+
+@functools.lru_cache(maxsize=4)
+def client_shares(federation: Federation) -> tuple[Tensor, ...]:
+    """Every client's sample indices into the Fashion-MNIST training set (cached per process)."""
+    data = load_fashion_mnist("train", limit=federation.train_limit)
+    return tuple(
+        partition_clients(
+            data.targets,
+            federation.num_clients,
+            federation.scheme,
+            alpha=federation.alpha,
+            samples_per_client=federation.samples_per_client,
+            seed=federation.seed,
+        )
+    )
+
+
+def client_data(federation: Federation, client: int) -> TensorDataset:
+    """Client ``client``'s local data set (images, labels)."""
+    check_int("client", client, minimum=0)
+    if client >= federation.num_clients:
+        raise ValueError(f"`client` should be in [0, {federation.num_clients - 1}], got {client}.")
+    data = load_fashion_mnist("train", limit=federation.train_limit)
+    idx = client_shares(federation)[client]
+    return TensorDataset(data.tensors[0][idx], data.targets[idx])
+
+
+def _batches(data: TensorDataset, batch_size: int, epochs: int, seed: int, split: str) -> Iterator[StepBatch]:
+    generator = torch.Generator().manual_seed(seed)
+    for epoch in range(epochs):
+        for batch in DataLoader(data, batch_size=batch_size, shuffle=True, generator=generator):
+            batch = list(batch)
+            yield StepBatch(forget=batch if split == "forget" else None, retain=batch if split == "retain" else None, progress=Progress(epoch=epoch, max_epochs=epochs))
+
+
+def local_train(
+    model: nn.Module,
+    data: TensorDataset,
+    *,
+    lr: float,
+    epochs: int = 1,
+    batch_size: int = 32,
+    seed: int = 0,
+    objective: str = "ce",
+    foul_weights: Mapping[str, float] | None = None,
+) -> int:
+    """Train ``model`` in place on a client's data with SGD through Fabric; returns the number of steps."""
+    check_positive("lr", lr)
+    check_int("epochs", epochs, minimum=0)
+    check_choice("objective", objective, OBJECTIVES)
+    torch.manual_seed(seed)
+    task = ClassificationTask(num_classes=None)
+    method = FineTune()
+    method.setup(model, task)
+    engine = UnlearningEngine(method, task)
+    stepper = FabricStepper(make_fabric("cpu"), model, torch.optim.SGD(model.parameters(), lr=lr), engine)
+    model.train()
+    batches = _batches(data, batch_size, epochs, seed, "retain")
+    if objective == "ce":
+        return run_steps(engine, stepper, batches).steps
+    if not isinstance(model, FederatedNet):
+        raise TypeError(f"objective='foul' needs a FederatedNet (FOUL's five parts), got {type(model).__name__}.")
+    weights = dict(foul.PHASE_ONE_DEFAULTS, **(foul_weights or {}))
+    steps = 0
+    for item in batches:
+        stepper.step(lambda m, item=item: foul.phase_one_loss(m, item.retain, **weights))
+        steps += 1
+    return steps
+
+
+def projected_ascent(
+    model: nn.Module,
+    data: TensorDataset,
+    center: Mapping[str, Tensor],
+    radius: float,
+    *,
+    lr: float,
+    max_epochs: int = 5,
+    batch_size: int = 32,
+    stop_accuracy: float = 0.1,
+    seed: int = 0,
+) -> tuple[int, float]:
+    """Halimi et al.'s unlearning by the leaving client: gradient ascent on its data through the engine
+    (:class:`~lightning_unlearn.methods.GradientAscent`), projected onto the ball around ``center`` after every step,
+    until its accuracy on its own data falls below ``stop_accuracy``. Returns (steps, final accuracy)."""
+    check_positive("lr", lr)
+    check_positive("radius", radius, allow_zero=True)
+    torch.manual_seed(seed)
+    task = ClassificationTask(num_classes=None)
+    method = GradientAscent()
+    method.setup(model, task)
+    engine = UnlearningEngine(method, task)
+    stepper = FabricStepper(
+        make_fabric("cpu"), model, torch.optim.SGD(model.parameters(), lr=lr), engine, after_step=projection_hook(model, center, radius)
+    )
+    model.train()
+    accuracy = evaluate_accuracy(model, data)
+    steps = 0
+    for epoch in range(max_epochs):
+        if accuracy < stop_accuracy:
+            break
+        steps += run_steps(engine, stepper, _batches(data, batch_size, 1, seed + epoch, "forget")).steps
+        accuracy = evaluate_accuracy(model, data)
+    return steps, accuracy
+
+
+@torch.no_grad()
+def evaluate_accuracy(model: nn.Module, data: TensorDataset, batch_size: int = 1000) -> float:
+    was_training = model.training
+    model.eval()
+    correct = sum(int((model(x).argmax(1) == y).sum()) for x, y in DataLoader(data, batch_size=batch_size))
+    model.train(was_training)
+    return correct / max(1, len(data))

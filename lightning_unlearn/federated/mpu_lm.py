@@ -1,0 +1,108 @@
+"""The data owner's side of MPU on a tiny causal LM: fictitious-author QA, a tokenizer, local unlearning.
+
+The client holds the forget set (the QA of the first ``forget_authors`` fictitious authors of
+:mod:`lightning_unlearn.datamodules.authors`) and runs one of the library's LLM methods (``ga``, ``npo``,
+``simnpo``, ``graddiff``, ...: :data:`lightning_unlearn.methods.METHODS`) on a perturbed copy of the server's model
+through :class:`~lightning_unlearn.engine.FabricStepper`. The tokenizer is a byte-level BPE trained on the authors'
+QA (:func:`authors_setup`): it stands in for a released model's own tokenizer, which both sides have.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from lightning_unlearn._errors import check_int, check_positive
+from lightning_unlearn.engine import FabricStepper, Progress, StepBatch, UnlearningEngine, make_fabric, run_steps
+from lightning_unlearn.federated.weights import State
+
+
+@functools.lru_cache(maxsize=4)
+def authors_setup(n_authors: int = 4, forget_authors: int = 1, seed: int = 0, vocab_size: int = 384) -> tuple[Any, tuple, tuple]:
+    """``(tokenizer, forget examples, retain examples)`` of ``n_authors`` fictitious authors (deterministic)."""
+    from lightning_unlearn.datamodules.authors import generate_authors, qa_pairs
+    from lightning_unlearn.models.llm import train_tokenizer
+
+    check_int("forget_authors", forget_authors, minimum=1)
+    if forget_authors >= n_authors:
+        raise ValueError(f"`forget_authors` should be < n_authors={n_authors} to leave retain authors, got {forget_authors}.")
+    qa = qa_pairs(generate_authors(n_authors, seed), seed=seed)
+    tokenizer = train_tokenizer([f"{e['question']} {e['answer']}" for e in qa], vocab_size=vocab_size)
+    forget = tuple(e for e in qa if e["author_index"] < forget_authors)
+    retain = tuple(e for e in qa if e["author_index"] >= forget_authors)
+    return tokenizer, forget, retain
+
+
+def build_lm(tokenizer: Any, hidden: int = 32, layers: int = 2, heads: int = 4, seed: int = 0) -> nn.Module:
+    """The tiny Llama MPU runs on (built from its config, random weights)."""
+    from lightning_unlearn.models.llm import tiny_llama
+
+    return tiny_llama(
+        len(tokenizer), hidden_size=hidden, num_layers=layers, num_heads=heads, seed=seed,
+        pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+    )
+
+
+def _batches(tokenizer: Any, examples: Sequence[Mapping[str, Any]], batch_size: int, epochs: int, seed: int, split: str):
+    from lightning_unlearn.tasks.causal_lm import QACollator
+
+    collate = QACollator(tokenizer, max_length=64)
+    generator = torch.Generator().manual_seed(seed)
+    for epoch in range(epochs):
+        order = torch.randperm(len(examples), generator=generator).tolist()
+        for i in range(0, len(order), batch_size):
+            batch = collate([examples[j] for j in order[i : i + batch_size]])
+            yield StepBatch(forget=batch if split == "forget" else None, retain=batch if split == "retain" else None, progress=Progress(epoch=epoch, max_epochs=epochs))
+
+
+def run_method(
+    model: nn.Module,
+    tokenizer: Any,
+    examples: Sequence[Mapping[str, Any]],
+    method: str,
+    *,
+    lr: float,
+    epochs: int,
+    batch_size: int = 8,
+    seed: int = 0,
+    split: str = "forget",
+    method_args: Mapping[str, Any] | None = None,
+) -> int:
+    """Run the library method ``method`` (a :data:`~lightning_unlearn.methods.METHODS` name) on ``examples`` as the
+    ``split`` batch, with AdamW through Fabric; returns the number of steps. ``method="ft"`` with ``split="retain"``
+    is plain fine-tuning (how the server's model learned the authors)."""
+    from lightning_unlearn.methods import METHODS
+    from lightning_unlearn.tasks.causal_lm import CausalLMTask
+
+    check_positive("lr", lr)
+    torch.manual_seed(seed)
+    task = CausalLMTask(tokenizer=tokenizer)
+    unlearner = METHODS.get(method)(**dict(method_args or {}))
+    unlearner.setup(model, task)
+    engine = UnlearningEngine(unlearner, task)
+    stepper = FabricStepper(make_fabric("cpu"), model, torch.optim.AdamW(model.parameters(), lr=lr), engine)
+    model.train()
+    try:
+        return run_steps(engine, stepper, _batches(tokenizer, examples, batch_size, epochs, seed, split)).steps
+    finally:
+        unlearner.restore_dropout()
+
+
+@torch.no_grad()
+def mean_nll(model: nn.Module, tokenizer: Any, examples: Sequence[Mapping[str, Any]]) -> float:
+    """Mean per-answer negative log-likelihood of ``examples`` (the B2-style forget / retain loss)."""
+    from lightning_unlearn.tasks.causal_lm import CausalLMTask, QACollator
+
+    task = CausalLMTask(tokenizer=tokenizer)
+    model.eval()
+    batch = QACollator(tokenizer, max_length=64)(list(examples))
+    return float(task.per_sample_loss(task.forward(model, batch), batch).mean())
+
+
+def update(before: Mapping[str, Tensor], after: Mapping[str, Tensor]) -> State:
+    """``after − before`` per entry (what the client sends back)."""
+    return {k: after[k] - before[k] for k in before}

@@ -1,0 +1,86 @@
+"""MPU's perturbations, reparameterisation and harmonic aggregation against their closed forms (tiny Llama)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lightning_unlearn.federated.mpu import (
+    ffn_permutations,
+    harmonic_aggregate,
+    mpu_round,
+    permute_ffn,
+    perturbations,
+    perturbed_copies,
+)
+
+pytest.importorskip("transformers")
+
+
+def _tiny():
+    from lightning_unlearn.models.llm import tiny_llama
+
+    return tiny_llama(64, hidden_size=16, num_layers=2, num_heads=2, seed=0)
+
+
+def test_perturbations_cancel_under_the_harmonic_weights_and_scale_with_rms():
+    state = {"w": torch.randn(200, 50, dtype=torch.float64) * 3.0, "step": torch.tensor(4)}
+    alphas = [0.5, 1.0, 2.0]
+    eps = perturbations(state, 3, kappa=0.1, alphas=alphas, generator=torch.Generator().manual_seed(0))
+    assert "step" not in eps[0]  # integer entries are never perturbed
+    total = sum(e["w"] / a for e, a in zip(eps, alphas))
+    torch.testing.assert_close(total, torch.zeros_like(total), atol=1e-10, rtol=0)
+    rms = float(state["w"].pow(2).mean().sqrt())
+    # ε⁰ keeps the variance of z: std(ε_k) ≈ α_k·κ·RMS(θ)
+    for e, a in zip(eps, alphas):
+        assert float(e["w"].std()) == pytest.approx(a * 0.1 * rms, rel=0.05)
+
+
+def test_ffn_permutation_preserves_the_function_and_inverts():
+    model = _tiny()
+    state = {k: v.clone() for k, v in model.state_dict().items()}  # load_state_dict below writes into the model's own
+    perms = ffn_permutations(state, torch.Generator().manual_seed(1))
+    assert len(perms) == 2
+    permuted = permute_ffn(state, perms)
+    assert not torch.equal(permuted["model.layers.0.mlp.up_proj.weight"], state["model.layers.0.mlp.up_proj.weight"])
+    ids = torch.randint(0, 64, (2, 7))
+    with torch.no_grad():
+        before = model(ids).logits
+        model.load_state_dict(permuted)
+        after = model(ids).logits
+    torch.testing.assert_close(after, before, atol=1e-5, rtol=1e-5)
+    back = permute_ffn(permuted, perms, inverse=True)
+    for k in state:
+        torch.testing.assert_close(back[k], state[k])
+
+
+def test_harmonic_aggregate_closed_form():
+    out = harmonic_aggregate([{"w": torch.tensor([1.0])}, {"w": torch.tensor([4.0])}], [1.0, 2.0])
+    # (1/1·1 + 1/2·4) / (1 + 1/2) = 3 / 1.5
+    torch.testing.assert_close(out["w"], torch.tensor([2.0]))
+
+
+def test_the_client_never_receives_the_true_weights():
+    state = _tiny().state_dict()
+    copies, _ = perturbed_copies(state, 3, kappa=0.05, alphas=[1.0, 1.0, 1.0], seed=0)
+    for copy in copies:
+        for k, v in state.items():
+            if v.is_floating_point():
+                assert not torch.allclose(copy[k], v), f"{k} was sent unperturbed"
+    # the mean of the copies (undoing each permutation would need the server's secret) is still not θ exactly
+    assert not torch.equal(copies[0]["model.embed_tokens.weight"], copies[1]["model.embed_tokens.weight"])
+
+
+def test_a_linear_client_update_comes_back_noise_free():
+    """For Δ'(θ') = c·θ' the noise cancels exactly: θ + Δ = (1 + c)·θ, whatever the copies and permutations."""
+    state = _tiny().state_dict()
+    new = mpu_round(state, lambda copy: {k: 0.1 * v for k, v in copy.items()}, m=3, kappa=0.1, alphas=[0.5, 1.0, 2.0], seed=3)
+    for k, v in state.items():
+        torch.testing.assert_close(new[k], 1.1 * v, atol=1e-6, rtol=1e-5)
+
+
+def test_bad_alphas_are_named():
+    with pytest.raises(ValueError, match="alphas"):
+        mpu_round({"w": torch.ones(2)}, lambda c: c, m=2, alphas=[1.0])
+    with pytest.raises(ValueError, match="`m`"):
+        mpu_round({"w": torch.ones(2)}, lambda c: c, m=1)
