@@ -52,17 +52,17 @@ REGIMES = ("user", "item", "interaction")
 
 #: Training recipe of the original, the oracle and the shards (per backbone).
 TRAIN = {
-    "mf": {"epochs": 20, "lr": 0.002, "weight_decay": 0.1, "batch_size": 1024},
-    "lightgcn": {"epochs": 20, "lr": 0.004, "weight_decay": 0.1, "batch_size": 2048},
+    "mf": {"epochs": 10, "lr": 0.005, "weight_decay": 0.1, "batch_size": 2048},
+    "lightgcn": {"epochs": 10, "lr": 0.01, "weight_decay": 0.1, "batch_size": 4096},
 }
 
 SCALES: dict[str, dict[str, Any]] = {
     # about a minute: 200 users, one seed, short training
     "quick": {"max_users": 200, "seeds": [1], "users": 5, "items": 4, "interactions": 150, "item_min_count": 8,
-              "epochs": 6, "shards": 4},
+              "epochs": 6, "shards": 4, "partition": BACKBONES},
     # the reported run: every user, three seeds (seed 0 was used for tuning and is not reported)
     "full": {"max_users": None, "seeds": [1, 2, 3], "users": 30, "items": 10, "interactions": 1000, "item_min_count": 20,
-             "epochs": None, "shards": 4},
+             "epochs": None, "shards": 4, "partition": ("mf",)},
 }  # fmt: skip
 
 #: The unlearning rows: (registry name, method arguments, optimiser lr, epochs over the forget set).
@@ -263,8 +263,10 @@ def _partition_unlearn(partition: nn.Module, backbone: str, data: Any, seed: int
     return model, time.perf_counter() - start, len(affected)
 
 
-def run_cell(backbone: str, regime: str, seed: int, scale: str, cache: dict[str, Any], rows: dict[str, dict[str, Any]], log=print) -> dict[str, Any]:
-    """Every model of one (backbone, regime, seed): metrics and seconds, each method's time / the oracle's."""
+def run_cell(backbone: str, regime: str, seed: int, scale: str, cache: dict[str, Any], rows: dict[str, dict[str, Any]], log=print,
+             partition: bool = True) -> dict[str, Any]:  # fmt: skip
+    """Every model of one (backbone, regime, seed): metrics and seconds, each method's time / the oracle's (the
+    partition baseline where the scale runs it for this backbone and ``partition``)."""
     spec = SCALES[scale]
     recipe = dict(TRAIN[backbone])
     if spec["epochs"] is not None:
@@ -272,12 +274,13 @@ def run_cell(backbone: str, regime: str, seed: int, scale: str, cache: dict[str,
     data = make_data(regime, seed, scale)
     graph = backbone == "lightgcn"
     key = f"{backbone}/{seed}"
+    with_partition = backbone in spec["partition"] and partition
     if key not in cache:  # the original (and the partition's shards) do not depend on the request
         original = build_model(backbone, data, data.train_users, data.train_items, seed=seed)
         seconds = train_bpr(original, data.train_users, data.train_items, data.num_items, recipe, seed)
-        partition, partition_seconds = _partition_original(backbone, data, seed, spec["shards"], recipe)
-        cache[key] = (original, seconds, partition, partition_seconds)
-        log(f"  trained {key}: original {seconds:.1f}s, {spec['shards']} shards {partition_seconds:.1f}s")
+        shards = _partition_original(backbone, data, seed, spec["shards"], recipe) if with_partition else (None, 0.0)
+        cache[key] = (original, seconds, *shards)
+        log(f"  trained {key}: original {seconds:.1f}s, {spec['shards']} shards {shards[1]:.1f}s")
     original, original_seconds, partition, partition_seconds = cache[key]
     oracle = build_model(backbone, data, data.retain_users, data.retain_items, seed=seed + 500)
     oracle_seconds = train_bpr(oracle, data.retain_users, data.retain_items, data.num_items, recipe, seed + 500)
@@ -285,9 +288,10 @@ def run_cell(backbone: str, regime: str, seed: int, scale: str, cache: dict[str,
         "original": {**evaluate(original, data), "seconds": original_seconds},
         "retrain": {**evaluate(oracle, data), "seconds": oracle_seconds, "time_ratio": 1.0},
     }
-    sisa, sisa_seconds, affected = _partition_unlearn(partition, backbone, data, seed, recipe)
-    results["partition (original)"] = {**evaluate(partition, data), "seconds": partition_seconds}
-    results["partition"] = {**evaluate(sisa, data), "seconds": sisa_seconds, "time_ratio": sisa_seconds / oracle_seconds, "shards_retrained": affected}
+    if with_partition:
+        sisa, sisa_seconds, affected = _partition_unlearn(partition, backbone, data, seed, recipe)
+        results["partition (original)"] = {**evaluate(partition, data), "seconds": partition_seconds}
+        results["partition"] = {**evaluate(sisa, data), "seconds": sisa_seconds, "time_ratio": sisa_seconds / oracle_seconds, "shards_retrained": affected}
     for label, row in rows.items():
         model, seconds = unlearn(original, data, row, seed, graph)
         results[label] = {**evaluate(model, data), "seconds": seconds, "time_ratio": seconds / oracle_seconds}
@@ -316,7 +320,7 @@ def method_rows(methods: list[str] | None = None, ablations: bool = True, overri
 
 
 def run(scale: str = "quick", backbones: tuple[str, ...] = BACKBONES, regimes: tuple[str, ...] = REGIMES, seeds: list[int] | None = None,
-        rows: dict[str, dict[str, Any]] | None = None, log=print) -> list[dict[str, Any]]:  # fmt: skip
+        rows: dict[str, dict[str, Any]] | None = None, log=print, partition: bool = True) -> list[dict[str, Any]]:  # fmt: skip
     """Every cell of B5 at ``scale``; returns the per-cell records (:func:`summarize` tabulates them)."""
     from lightning_unlearn._errors import check_choice
 
@@ -327,9 +331,22 @@ def run(scale: str = "quick", backbones: tuple[str, ...] = BACKBONES, regimes: t
         cache: dict[str, Any] = {}
         for backbone in backbones:
             for regime in regimes:
-                cells.append(run_cell(backbone, regime, seed, scale, cache, rows, log))
+                cells.append(run_cell(backbone, regime, seed, scale, cache, rows, log, partition=partition))
             cache.clear()
     return cells
+
+
+def tuning_rows() -> dict[str, dict[str, Any]]:
+    """The grid tried on the tuning seed (0, never reported): learning rate × epochs of every row, and TRU's gate
+    weight."""
+    rows: dict[str, dict[str, Any]] = {}
+    for lr in (0.005, 0.01, 0.02):
+        for epochs in (1, 2):
+            rows[f"ga lr{lr} e{epochs}"] = {"method": "ga", "args": {"retain_weight": 1.0}, "lr": lr, "epochs": epochs}
+            rows[f"npo lr{lr} e{epochs}"] = {"method": "npo", "args": {"beta": 0.1, "retain_weight": 1.0}, "lr": lr, "epochs": epochs}
+            for rank_weight in (1.0, 3.0):
+                rows[f"tru_rec lr{lr} e{epochs} rw{rank_weight}"] = {"method": "tru_rec", "args": {"rank_weight": rank_weight}, "lr": lr, "epochs": epochs}
+    return rows
 
 
 # ---------------------------------------------------------------------------------------------- tables

@@ -114,6 +114,8 @@ class TRURec(UnlearningMethod):
         layer_isolation: Update only the most deletion-sensitive modules.
         capacity: Their parameter budget, a fraction of all parameters.
         max_batches: Batches used to measure the branch shares and the sensitivities (``None``: all).
+        num_items: Catalogue size, for the gate's cut-off with a model that has no ``score_all(users)`` (it is then
+            scored on every (user, item) pair); not needed otherwise.
         forget_weight, retain_weight, retain_loss, mask, seed: the base arguments (``retain_loss="nll"`` is BPR).
     """
 
@@ -132,6 +134,7 @@ class TRURec(UnlearningMethod):
         layer_isolation: bool = True,
         capacity: float = 0.5,
         max_batches: int | None = 20,
+        num_items: int | None = None,
         forget_weight: float = 1.0,
         retain_weight: float = 1.0,
         retain_loss: RetainLoss = "nll",
@@ -146,6 +149,7 @@ class TRURec(UnlearningMethod):
         check_positive("scaling_power", scaling_power, allow_zero=True)
         check_fraction("capacity", capacity)
         check_int("max_batches", max_batches, optional=True)
+        check_int("num_items", num_items, optional=True)
         for name, value in (("rank_gate", rank_gate), ("branch_scaling", branch_scaling), ("layer_isolation", layer_isolation)):
             if not isinstance(value, bool):
                 raise TypeError(f"`{name}` should be True or False, got {value!r}.")
@@ -154,6 +158,7 @@ class TRURec(UnlearningMethod):
         self.rank_gate, self.rank_weight, self.top_k, self.gate_temperature = rank_gate, float(rank_weight), top_k, float(gate_temperature)
         self.branch_scaling, self.scaling_power = branch_scaling, float(scaling_power)
         self.layer_isolation, self.capacity, self.max_batches = layer_isolation, float(capacity), max_batches
+        self.num_items = num_items
         self.needs_reference = reverse == "npo"
         self.add_state("branch_shares", None)  # {branch: π_b}
         self.add_state("scales", None)  # {branch: λ_b}
@@ -162,6 +167,11 @@ class TRURec(UnlearningMethod):
 
     # ------------------------------------------------------------------ preparation
     def prepare(self, model: nn.Module, task: Task, forget_loader: Iterable | None, retain_loader: Iterable | None) -> None:
+        if self.rank_gate and self.num_items is None and not callable(getattr(model, "score_all", None)):
+            raise ValueError(
+                f"TRURec's rank_gate ranks the catalogue: {type(model).__name__} has no `score_all(users)`, so pass "
+                "`num_items` (the catalogue size), or rank_gate=False."
+            )
         if self.branch_scaling:
             for attribute in ("item_branches", "gates", "user_vectors"):
                 if not callable(getattr(model, attribute, None)):
@@ -222,7 +232,7 @@ class TRURec(UnlearningMethod):
         if self.rank_gate and self.rank_weight > 0:
             users = ctx.task.users(batch)
             with torch.no_grad():
-                scores = ctx.task.scores(ctx.model, users)
+                scores = ctx.task.scores(ctx.model, users, self.num_items)
                 kth = scores.topk(min(self.top_k, scores.shape[1]), dim=1).values[:, -1]
             gate = ranking_gate(outputs[:, 0], kth, self.gate_temperature)
             loss = loss + self.rank_weight * (gate * F.softplus(outputs[:, 0] - outputs[:, 1])).mean()

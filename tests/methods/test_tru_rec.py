@@ -143,4 +143,6 @@ def test_branch_scaling_needs_a_multimodal_model():
     model = torch.nn.Module()
     model.forward = lambda users, items: users.float()
     with pytest.raises(TypeError, match="branch_scaling needs a multimodal recommender"):
-        TRURec(layer_isolation=False).setup(model, TASK, [FORGET], [RETAIN])
+        TRURec(layer_isolation=False, rank_gate=False).setup(model, TASK, [FORGET], [RETAIN])
+    with pytest.raises(ValueError, match="pass `num_items`"):
+        TRURec(layer_isolation=False, branch_scaling=False).setup(model, TASK, [FORGET], [RETAIN])
