@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", nargs="+", type=int, help="override the scale's seeds (0 = the tuning seed)")
     parser.add_argument("--methods", nargs="+", choices=sorted(b5.METHOD_ROWS), help="unlearning rows (default: all)")
     parser.add_argument("--no-ablations", action="store_true", help="skip TRU's ablation rows")
-    parser.add_argument("--tune", action="store_true", help="the tuning grid (b5.tuning_rows) on seed 0, no partition")
+    parser.add_argument("--tune", type=int, choices=(1, 2), help="a tuning round (b5.tuning_rows / tuning_rows_2) on seed 0, no partition")
     parser.add_argument("--tag", default="", help="suffix of the result files")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     args = parser.parse_args(argv)
@@ -47,9 +47,10 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
     benchmarking.quiet_lightning()
     scale = "quick" if args.quick else "full"
-    name = f"b5_{scale}{'_tuning' if args.tune else ''}{'_' + args.tag if args.tag else ''}"
+    name = f"b5_{scale}{f'_tuning{args.tune}' if args.tune else ''}{'_' + args.tag if args.tag else ''}"
     start = time.perf_counter()
-    rows = b5.tuning_rows() if args.tune else b5.method_rows(args.methods, ablations=not args.no_ablations)
+    tuning = {1: b5.tuning_rows, 2: b5.tuning_rows_2}
+    rows = tuning[args.tune]() if args.tune else b5.method_rows(args.methods, ablations=not args.no_ablations)
     seeds = [0] if args.tune and args.seeds is None else args.seeds
     cells = b5.run(scale, tuple(args.backbones), tuple(args.regimes), seeds, rows, partition=not args.tune)
     table = b5.markdown(cells)

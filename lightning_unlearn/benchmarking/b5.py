@@ -192,8 +192,8 @@ def _build_method(name: str, args: dict[str, Any], seed: int):
     return METHODS.build(name, **{**args, "seed": seed})
 
 
-def unlearn(original: nn.Module, data: Any, row: dict[str, Any], seed: int, graph: bool) -> tuple[nn.Module, float]:
-    """Unlearn a copy of ``original`` with one method row; returns ``(model, seconds)``. The timed region covers the
+def unlearn(original: nn.Module, data: Any, row: dict[str, Any], seed: int, graph: bool) -> tuple[nn.Module, float, Any]:
+    """Unlearn a copy of ``original`` with one method row; returns ``(model, seconds, method)``. The timed region covers the
     copy, removing the deleted edges (graph models), the method's setup and every step."""
     from lightning_unlearn.engine import UnlearningEngine
     from lightning_unlearn.engine.step import FabricStepper, Progress, StepBatch, run_steps
@@ -222,7 +222,7 @@ def unlearn(original: nn.Module, data: Any, row: dict[str, Any], seed: int, grap
     run_steps(engine, stepper, steps, keep_recent=0)
     method.restore_dropout()
     model.eval()
-    return model, time.perf_counter() - start
+    return model, time.perf_counter() - start, method
 
 
 # ---------------------------------------------------------------------------------------------- evaluation
@@ -293,8 +293,12 @@ def run_cell(backbone: str, regime: str, seed: int, scale: str, cache: dict[str,
         results["partition (original)"] = {**evaluate(partition, data), "seconds": partition_seconds}
         results["partition"] = {**evaluate(sisa, data), "seconds": sisa_seconds, "time_ratio": sisa_seconds / oracle_seconds, "shards_retrained": affected}
     for label, row in rows.items():
-        model, seconds = unlearn(original, data, row, seed, graph)
+        model, seconds, method = unlearn(original, data, row, seed, graph)
         results[label] = {**evaluate(model, data), "seconds": seconds, "time_ratio": seconds / oracle_seconds}
+        if getattr(method, "isolated", None) is not None:  # TRU: what layer isolation chose, and the branch scales
+            results[label]["isolated"] = list(method.isolated)
+        if getattr(method, "scales", None) is not None:
+            results[label]["branch_scales"] = dict(method.scales)
     forget = {"interactions": int(data.forget_users.numel()), "users": int(torch.unique(data.forget_users).numel())}
     log(
         f"  {backbone:8s} {regime:11s} seed {seed}: oracle R@20 {results['retrain']['recall@20']:.4f} hit "
@@ -334,6 +338,16 @@ def run(scale: str = "quick", backbones: tuple[str, ...] = BACKBONES, regimes: t
                 cells.append(run_cell(backbone, regime, seed, scale, cache, rows, log, partition=partition))
             cache.clear()
     return cells
+
+
+def tuning_rows_2() -> dict[str, dict[str, Any]]:
+    """The second tuning round (seed 0): TRU's isolation capacity and retain weight around the first round's best."""
+    rows: dict[str, dict[str, Any]] = {}
+    for lr, epochs in ((0.01, 1), (0.02, 1), (0.01, 2)):
+        for capacity in (0.2, 0.35):
+            rows[f"tru_rec lr{lr} e{epochs} c{capacity}"] = {"method": "tru_rec", "args": {"capacity": capacity}, "lr": lr, "epochs": epochs}
+        rows[f"tru_rec lr{lr} e{epochs} c0.5 rtw3"] = {"method": "tru_rec", "args": {"retain_weight": 3.0}, "lr": lr, "epochs": epochs}
+    return rows
 
 
 def tuning_rows() -> dict[str, dict[str, Any]]:
