@@ -37,10 +37,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", nargs="+", type=int, help="override the scale's seeds (0 = the tuning seed)")
     parser.add_argument("--methods", nargs="+", choices=sorted(b5.METHOD_ROWS), help="unlearning rows (default: all)")
     parser.add_argument("--no-ablations", action="store_true", help="skip TRU's ablation rows")
-    parser.add_argument("--tune", type=int, choices=(1, 2), help="a tuning round (b5.tuning_rows / tuning_rows_2) on seed 0, no partition")
+    parser.add_argument("--tune", type=int, choices=(1, 2, 3), help="a tuning round (b5.tuning_rows, _2, _3) on seed 0, no partition")
     parser.add_argument("--tag", default="", help="suffix of the result files")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
+    parser.add_argument("--combine", nargs="+", metavar="JSON", help="only tabulate the cells of these result files together")
     args = parser.parse_args(argv)
+    if args.combine:
+        combine(args.combine, args.tag or "combined")
+        return
 
     import torch
 
@@ -49,8 +53,11 @@ def main(argv: list[str] | None = None) -> None:
     scale = "quick" if args.quick else "full"
     name = f"b5_{scale}{f'_tuning{args.tune}' if args.tune else ''}{'_' + args.tag if args.tag else ''}"
     start = time.perf_counter()
-    tuning = {1: b5.tuning_rows, 2: b5.tuning_rows_2}
-    rows = tuning[args.tune]() if args.tune else b5.method_rows(args.methods, ablations=not args.no_ablations)
+    tuning = {1: b5.tuning_rows, 2: b5.tuning_rows_2, 3: b5.tuning_rows_3}
+    if args.tune:
+        rows = tuning[args.tune]()
+    else:
+        rows = {b: b5.method_rows(args.methods, ablations=not args.no_ablations, backbone=b) for b in args.backbones}
     seeds = [0] if args.tune and args.seeds is None else args.seeds
     cells = b5.run(scale, tuple(args.backbones), tuple(args.regimes), seeds, rows, partition=not args.tune)
     table = b5.markdown(cells)
@@ -73,6 +80,22 @@ def main(argv: list[str] | None = None) -> None:
     )
     (out / f"{name}.md").write_text(table + "\n")
     print(f"wrote {out / name}.json / .md in {time.perf_counter() - start:.0f}s")
+
+
+def combine(files: list[str], tag: str) -> None:
+    """One table (mean ± std over the seeds) from the cells of several result files, e.g. one per seed and backbone."""
+    import json
+
+    cells, commands = [], []
+    for file in files:
+        payload = json.loads(Path(file).read_text())
+        cells += payload["cells"]
+        commands.append(payload["command"])
+    table = b5.markdown(cells)
+    print(table)
+    out = BENCH_DIR / "results"
+    benchmarking.write_json(out / f"b5_{tag}.json", {"benchmark": "B5", "files": files, "commands": commands, "cells": cells, "target": b5.target_check(cells)})
+    (out / f"b5_{tag}.md").write_text(table + "\n")
 
 
 if __name__ == "__main__":

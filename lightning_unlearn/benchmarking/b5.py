@@ -37,6 +37,7 @@ __all__ = [
     "METHOD_ROWS",
     "REGIMES",
     "SCALES",
+    "TUNED",
     "build_model",
     "make_data",
     "run",
@@ -65,11 +66,27 @@ SCALES: dict[str, dict[str, Any]] = {
              "epochs": None, "shards": 4, "partition": ("mf",)},
 }  # fmt: skip
 
-#: The unlearning rows: (registry name, method arguments, optimiser lr, epochs over the forget set).
+#: The unlearning rows: (registry name, method arguments, optimiser lr, epochs over the forget set); the settings are
+#: the tuned ones of :data:`TUNED` (per backbone), these are the defaults.
 METHOD_ROWS: dict[str, dict[str, Any]] = {
     "ga": {"method": "ga", "args": {"retain_weight": 1.0}, "lr": 0.005, "epochs": 1},
     "npo": {"method": "npo", "args": {"beta": 0.1, "retain_weight": 1.0}, "lr": 0.005, "epochs": 1},
     "tru_rec": {"method": "tru_rec", "args": {}, "lr": 0.005, "epochs": 1},
+}
+#: Settings chosen on the tuning seed 0 (user regime; ``--tune 1/2/3``, results in benchmarks/results/b5_full_tuning*),
+#: each row's the one minimising max(0, −ΔRecall@20) + |Δdeleted hit@20| against the oracle (docs/recommendation.md);
+#: ``max_batches: 5`` (TRU's estimates from 5 batches instead of 20) is a speed setting added after tuning.
+TUNED: dict[str, dict[str, dict[str, Any]]] = {
+    "mf": {
+        "ga": {"lr": 0.02, "epochs": 1},
+        "npo": {"lr": 0.02, "epochs": 1},
+        "tru_rec": {"lr": 0.01, "epochs": 2, "args": {"capacity": 0.35, "rank_weight": 0.3, "max_batches": 5}},
+    },
+    "lightgcn": {
+        "ga": {"lr": 0.02, "epochs": 1},
+        "npo": {"lr": 0.02, "epochs": 1},
+        "tru_rec": {"lr": 0.02, "epochs": 1, "args": {"capacity": 0.5, "rank_weight": 1.0, "max_batches": 5}},
+    },
 }
 #: TRU's ablations: the full method with one part switched off, and with all three off (= its reverse update alone).
 ABLATIONS: dict[str, dict[str, Any]] = {
@@ -308,8 +325,12 @@ def run_cell(backbone: str, regime: str, seed: int, scale: str, cache: dict[str,
     return {"backbone": backbone, "regime": regime, "seed": seed, "forget": forget, "results": results}
 
 
-def method_rows(methods: list[str] | None = None, ablations: bool = True, overrides: dict[str, dict[str, Any]] | None = None) -> dict[str, dict[str, Any]]:
-    """The unlearning rows to run: ``methods`` among :data:`METHOD_ROWS` (default: all) and TRU's ablations."""
+def method_rows(methods: list[str] | None = None, ablations: bool = True, backbone: str | None = None,
+                overrides: dict[str, dict[str, Any]] | None = None) -> dict[str, dict[str, Any]]:  # fmt: skip
+    """The unlearning rows to run: ``methods`` among :data:`METHOD_ROWS` (default: all) with the tuned settings of
+    ``backbone`` (:data:`TUNED`) and ``overrides``, and TRU's ablations."""
+    if backbone is not None:
+        overrides = {**TUNED[backbone], **(overrides or {})}
     names = list(METHOD_ROWS) if methods is None else methods
     unknown = sorted(set(names) - set(METHOD_ROWS))
     if unknown:
@@ -325,17 +346,20 @@ def method_rows(methods: list[str] | None = None, ablations: bool = True, overri
 
 def run(scale: str = "quick", backbones: tuple[str, ...] = BACKBONES, regimes: tuple[str, ...] = REGIMES, seeds: list[int] | None = None,
         rows: dict[str, dict[str, Any]] | None = None, log=print, partition: bool = True) -> list[dict[str, Any]]:  # fmt: skip
-    """Every cell of B5 at ``scale``; returns the per-cell records (:func:`summarize` tabulates them)."""
+    """Every cell of B5 at ``scale``; returns the per-cell records (:func:`summarize` tabulates them). ``rows``: the
+    same rows for every backbone, or ``{backbone: rows}``; default :func:`method_rows` with each backbone's tuning."""
     from lightning_unlearn._errors import check_choice
 
     check_choice("scale", scale, SCALES)
-    rows = method_rows() if rows is None else rows
+    if rows is None:
+        rows = {b: method_rows(backbone=b) for b in backbones}
     cells = []
     for seed in SCALES[scale]["seeds"] if seeds is None else seeds:
         cache: dict[str, Any] = {}
         for backbone in backbones:
             for regime in regimes:
-                cells.append(run_cell(backbone, regime, seed, scale, cache, rows, log, partition=partition))
+                here = rows[backbone] if backbone in rows and backbone in BACKBONES else rows
+                cells.append(run_cell(backbone, regime, seed, scale, cache, here, log, partition=partition))
             cache.clear()
     return cells
 
@@ -347,6 +371,16 @@ def tuning_rows_2() -> dict[str, dict[str, Any]]:
         for capacity in (0.2, 0.35):
             rows[f"tru_rec lr{lr} e{epochs} c{capacity}"] = {"method": "tru_rec", "args": {"capacity": capacity}, "lr": lr, "epochs": epochs}
         rows[f"tru_rec lr{lr} e{epochs} c0.5 rtw3"] = {"method": "tru_rec", "args": {"retain_weight": 3.0}, "lr": lr, "epochs": epochs}
+    return rows
+
+
+def tuning_rows_3() -> dict[str, dict[str, Any]]:
+    """The third tuning round (seed 0): the gate's weight and the reverse update at capacity 0.35."""
+    rows: dict[str, dict[str, Any]] = {}
+    for rank_weight in (0.3, 0.6):
+        rows[f"tru_rec lr0.01 e2 c0.35 rw{rank_weight}"] = {"method": "tru_rec", "args": {"capacity": 0.35, "rank_weight": rank_weight}, "lr": 0.01, "epochs": 2}
+    rows["tru_rec lr0.015 e1 c0.35"] = {"method": "tru_rec", "args": {"capacity": 0.35}, "lr": 0.015, "epochs": 1}
+    rows["tru_rec npo lr0.01 e2 c0.35"] = {"method": "tru_rec", "args": {"capacity": 0.35, "reverse": "npo"}, "lr": 0.01, "epochs": 2}
     return rows
 
 
