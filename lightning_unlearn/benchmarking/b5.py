@@ -337,6 +337,8 @@ def method_rows(methods: list[str] | None = None, ablations: bool = True, backbo
         raise ValueError(f"`methods` should be among {sorted(METHOD_ROWS)}, got {unknown}.")
     rows = {n: copy.deepcopy(METHOD_ROWS[n]) for n in names}
     for name, change in (overrides or {}).items():
+        if name not in rows:
+            continue
         rows[name] = {**rows[name], **{k: v for k, v in change.items() if k != "args"}, "args": {**rows[name]["args"], **change.get("args", {})}}
     if ablations and "tru_rec" in rows:
         for label, flags in ABLATIONS.items():
