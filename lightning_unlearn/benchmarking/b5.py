@@ -435,6 +435,29 @@ def target_check(cells: list[dict[str, Any]], method: str = "tru_rec") -> list[d
     return out
 
 
+def ablation_table(cells: list[dict[str, Any]]) -> str:
+    """TRU and its ablations against the oracle: ``ΔRecall@20 / Δdeleted hit@20`` in points (means over seeds), one
+    column per backbone/regime."""
+    from lightning_unlearn.benchmarking import markdown_table
+
+    summary = summarize(cells)
+    groups = list(summary)
+    variants = ["tru_rec", *ABLATIONS, "ga", "npo"]
+    body = []
+    for variant in variants:
+        row = [variant]
+        for group in groups:
+            models = summary[group]
+            if variant not in models:
+                row.append("—")
+                continue
+            d_recall = 100 * (models[variant]["recall@20"][0] - models["retrain"]["recall@20"][0])
+            d_hit = 100 * (models[variant]["forget_hit@20"][0] - models["retrain"]["forget_hit@20"][0])
+            row.append(f"{d_recall:+.1f} / {d_hit:+.1f}")
+        body.append(row)
+    return markdown_table(["variant", *groups], body)
+
+
 def markdown(cells: list[dict[str, Any]]) -> str:
     """The B5 tables (mean ± std over seeds), one per backbone/regime, and the target check."""
     from lightning_unlearn.benchmarking import fmt_pm, markdown_table
@@ -458,4 +481,5 @@ def markdown(cells: list[dict[str, Any]]) -> str:
     if checks:
         body = [[c["group"], f"{100 * c['recall_gap']:+.2f}", f"{100 * c['hit_gap']:+.2f}", f"{c['time_ratio']:.3f}", "met" if c["met"] else "not met"] for c in checks]
         parts.append("**B5 target (tru_rec vs the oracle)**\n\n" + markdown_table(["cell", "ΔRecall@20 (points)", "Δdeleted hit@20 (points)", "time / retrain", "target"], body))
+        parts.append("**TRU ablation: ΔRecall@20 / Δdeleted hit@20 vs the oracle (points)**\n\n" + ablation_table(cells))
     return "\n\n".join(parts)

@@ -49,4 +49,5 @@ def test_target_check_uses_the_means_over_seeds():
     assert not b5.target_check([_cell(1, 0.20, 0.05, 0.2)])[0]["met"]  # 20% of retraining time
     summary = b5.summarize([_cell(1, 0.19, 0.05, 0.1), _cell(2, 0.21, 0.05, 0.1)])
     assert summary["mf/user"]["tru_rec"]["recall@20"] == pytest.approx((0.20, 0.01 * 2**0.5))
-    assert "B5 target" in b5.markdown([_cell(1, 0.19, 0.05, 0.1)])
+    table = b5.markdown([_cell(1, 0.19, 0.05, 0.1)])
+    assert "B5 target" in table and "| tru_rec | -1.0 / +0.0 |" in table and "| tru_rec -gate | — |" in table
