@@ -116,7 +116,11 @@ class TRURec(UnlearningMethod):
         max_batches: Batches used to measure the branch shares and the sensitivities (``None``: all).
         num_items: Catalogue size, for the gate's cut-off with a model that has no ``score_all(users)`` (it is then
             scored on every (user, item) pair); not needed otherwise.
-        forget_weight, retain_weight, retain_loss, mask, seed: the base arguments (``retain_loss="nll"`` is BPR).
+        forget_weight: γ, weight of the forget terms (reverse update and gate).
+        retain_weight: α, weight of the retain term.
+        retain_loss: ``"nll"`` (BPR on the retained triples), ``"kl"`` or ``"none"``.
+        mask: Optional parameter mask, intersected with layer isolation's.
+        seed: Unused (nothing is drawn at random); accepted like every method's.
     """
 
     supported_tasks = ("recommendation",)
