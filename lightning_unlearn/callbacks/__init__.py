@@ -14,6 +14,7 @@ _EXPORTS = {
     "UnlearningEvaluation": "lightning_unlearn.callbacks.evaluation",
     "evaluate": "lightning_unlearn.callbacks.evaluation",
     "LLMEvaluation": "lightning_unlearn.callbacks.llm_evaluation",
+    "GraphFromData": "lightning_unlearn.callbacks.graph",
     "Schedule": "lightning_unlearn.callbacks.unlearn",
     "Unlearn": "lightning_unlearn.callbacks.unlearn",
     "SaveWeights": "lightning_unlearn.callbacks.save_weights",

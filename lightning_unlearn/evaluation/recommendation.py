@@ -28,7 +28,7 @@ from torchmetrics.retrieval import RetrievalNormalizedDCG, RetrievalRecall
 from lightning_unlearn._errors import check_int
 from lightning_unlearn.tasks.recommendation import RecommendationTask
 
-__all__ = ["evaluate_weights", "main", "ranking_metrics", "ranks_of", "top_k_items"]
+__all__ = ["evaluate_weights", "main", "membership_auc", "membership_pairs", "ranking_metrics", "ranks_of", "top_k_items"]
 
 
 def _interaction_matrix(users: Tensor, items: Tensor, num_users: int, num_items: int) -> Tensor:
@@ -82,7 +82,8 @@ def ranking_metrics(model: nn.Module, data: Any, k: int = 20, batch_size: int = 
         device: Where to score (default: the model's device).
 
     Returns:
-        ``recall@k``, ``ndcg@k``, ``forget_recall@k``, ``forget_ndcg@k``, ``forget_mean_rank``, ``forget_median_rank``,
+        ``recall@k``, ``ndcg@k``, ``forget_recall@k``, ``forget_ndcg@k``, ``forget_hit@k`` (the share of deleted
+        interactions ranked in their user's top k), ``forget_mean_rank``, ``forget_median_rank``,
         ``test_users`` and ``forget_users`` (how many users each part averages over).
     """
     check_int("k", k)
@@ -131,11 +132,60 @@ def ranking_metrics(model: nn.Module, data: Any, k: int = 20, batch_size: int = 
             out[f"{prefix}{metric}@{k}"] = value
     if ranks:
         all_ranks = torch.cat(ranks).float()
+        out[f"forget_hit@{k}"] = float((all_ranks <= k).float().mean())
         out["forget_mean_rank"] = float(all_ranks.mean())
         out["forget_median_rank"] = float(all_ranks.median())
     out["test_users"] = float(torch.unique(data.test_users).numel())
     out["forget_users"] = float(torch.unique(data.forget_users).numel())
     return out
+
+
+def membership_pairs(data: Any) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """``(member_users, member_items, nonmember_users, nonmember_items)`` for the membership inference of B5: the
+    deleted interactions against never-seen interactions *of the same users*: the held-out interactions of the
+    deleted users (items) for a request by users (items), else the held-out interactions of the users that lost
+    interactions (each user's latest one, never trained on by any model)."""
+    users, items = data.deleted_heldout_users, data.deleted_heldout_items
+    if users.numel() == 0:
+        keep = torch.isin(data.test_users, torch.unique(data.forget_users))
+        users, items = data.test_users[keep], data.test_items[keep]
+    if users.numel() == 0:
+        raise ValueError("The deletion request leaves no never-seen interaction of the same users to compare with.")
+    return data.forget_users, data.forget_items, users, items
+
+
+@torch.no_grad()
+def membership_auc(model: nn.Module, data: Any, batch_size: int = 256) -> float:
+    """Membership-inference AUC of deleted vs never-seen interactions (:func:`membership_pairs`), the attack score
+    being the interaction's rank percentile among its user's candidates (``1 − (rank − 1) / #candidates``; the
+    candidates exclude the user's retained training items, as in :func:`ranking_metrics`), so users are comparable.
+    0.5: the deleted interactions look like never-seen ones. Compare with the oracle's, which is not 0.5 either
+    (a deleted item the user would plausibly like stays high)."""
+    from lightning_unlearn.metrics import auroc
+
+    task = RecommendationTask()
+    member_u, member_i, other_u, other_i = membership_pairs(data)
+    num_users, num_items = int(data.num_users), int(data.num_items)
+    seen = _interaction_matrix(data.retain_users, data.retain_items, num_users, num_items)
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+
+    def percentiles(users: Tensor, items: Tensor) -> Tensor:
+        out = []
+        for start in range(0, users.numel(), batch_size):
+            u, i = users[start : start + batch_size], items[start : start + batch_size]
+            scores = task.scores(model, u.to(device), num_items).float().cpu()
+            excluded = seen[u].clone()
+            excluded[torch.arange(u.numel()), i] = False
+            ranks = ranks_of(scores, i, excluded).float()
+            out.append(1 - (ranks - 1) / (~excluded).sum(1).float())
+        return torch.cat(out)
+
+    try:
+        return auroc(percentiles(member_u, member_i), percentiles(other_u, other_i))
+    finally:
+        model.train(was_training)
 
 
 # ---------------------------------------------------------------------------------------------- command line
@@ -184,7 +234,7 @@ def main(argv: list[str] | None = None) -> None:
             parser.error(f"`--weights` entries should be label=path, got {item!r}")
         weights[label] = path
     results = evaluate_weights(args.config, weights, k=args.k)
-    columns = [f"recall@{args.k}", f"ndcg@{args.k}", f"forget_recall@{args.k}", f"forget_ndcg@{args.k}", "forget_mean_rank", "forget_median_rank"]
+    columns = [f"recall@{args.k}", f"ndcg@{args.k}", f"forget_recall@{args.k}", f"forget_ndcg@{args.k}", f"forget_hit@{args.k}", "forget_mean_rank", "forget_median_rank"]
     print(" | ".join(["model", *columns]))
     for label, metrics in results.items():
         print(" | ".join([label, *(f"{metrics.get(c, float('nan')):.4f}" if "rank" not in c else f"{metrics.get(c, float('nan')):.1f}" for c in columns)]))

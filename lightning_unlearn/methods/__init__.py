@@ -62,6 +62,7 @@ from lightning_unlearn.methods.simnpo import SimNPO, simnpo_loss
 from lightning_unlearn.methods.ssd import SSD, adaptive_alpha, dampening_factor
 from lightning_unlearn.methods.stake_the_points import StakeThePoints
 from lightning_unlearn.methods.tru import TRU
+from lightning_unlearn.methods.tru_rec import TRURec
 from lightning_unlearn.methods.unsir import UNSIR, learn_error_maximizing_noise
 
 __all__ = [
@@ -79,6 +80,7 @@ __all__ = [
     "SCRUBR",
     "SSD",
     "TRU",
+    "TRURec",
     "UNSIR",
     "AdaProb",
     "AdvUniform",

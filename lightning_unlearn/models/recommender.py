@@ -22,11 +22,19 @@ from torch import Tensor, nn
 
 from lightning_unlearn._errors import check_choice, check_positive
 
-__all__ = ["BRANCHES", "ContentMF", "MovieLensMF", "movielens_title_embeddings", "title_text"]
+__all__ = ["BRANCHES", "ContentMF", "MovieLensMF", "movielens_title_embeddings", "scale_gradient", "title_text"]
 
 #: The item branches, in the order :meth:`ContentMF.item_branches` returns them.
 BRANCHES = ("id", "genre", "text")
 _FUSIONS = {"gated": "a learned sigmoid gate per content branch", "sum": "the branches added with weight 1"}
+
+
+def scale_gradient(x: Tensor, scale: float | Tensor) -> Tensor:
+    """``x`` unchanged in the forward pass, its gradient multiplied by ``scale`` in the backward pass
+    (``scale·x + (1 − scale)·stop_grad(x)``): how TRU's branch-wise modality scaling reaches one branch only."""
+    if isinstance(scale, (int, float)) and scale == 1:
+        return x
+    return x * scale + x.detach() * (1 - scale)
 
 
 class _Embedding(nn.Embedding):
@@ -141,13 +149,25 @@ class ContentMF(nn.Module):
             fused = fused + gates[name] * branches[name]
         return fused
 
-    def item_vectors(self, items: Tensor | None = None) -> Tensor:
-        return self.fuse(self.item_branches(items))
+    def item_vectors(self, items: Tensor | None = None, grad_scale: dict[str, float | Tensor] | None = None) -> Tensor:
+        """``q_i`` of ``items`` (``None``: the whole catalogue). ``grad_scale``: ``{branch: factor}`` multiplies the
+        gradient that reaches each branch (:func:`scale_gradient`; the values are unchanged)."""
+        branches = self.item_branches(items)
+        if grad_scale:
+            unknown = sorted(set(grad_scale) - set(branches))
+            if unknown:
+                raise ValueError(f"`grad_scale` names branches {unknown} this model does not have; it has {sorted(branches)}.")
+            branches = {b: scale_gradient(v, grad_scale.get(b, 1.0)) for b, v in branches.items()}
+        return self.fuse(branches)
 
-    def forward(self, users: Tensor, items: Tensor) -> Tensor:
-        """Scores ``[B]`` of the pairs ``(users[b], items[b])``."""
-        q = self.item_vectors(items)
+    def forward(self, users: Tensor, items: Tensor, grad_scale: dict[str, float | Tensor] | None = None) -> Tensor:
+        """Scores ``[B]`` of the pairs ``(users[b], items[b])`` (``grad_scale``: see :meth:`item_vectors`)."""
+        q = self.item_vectors(items, grad_scale)
         return (self.user_embedding(users) * q).sum(-1) + self.item_bias(items).squeeze(-1)
+
+    def user_vectors(self, users: Tensor) -> Tensor:
+        """``[B, dim]``: the user representations the scores use (here the user ID embeddings)."""
+        return self.user_embedding(users)
 
     def score_all(self, users: Tensor) -> Tensor:
         """``[B, num_items]`` scores of every item for each of ``users``."""

@@ -34,6 +34,7 @@ from lightning_unlearn._weights import copy_with_weights, frozen_copy, network_o
 from lightning_unlearn.callbacks.evaluation import run_evaluation
 from lightning_unlearn.evaluation import with_gap
 from lightning_unlearn.metrics import MIAAttack, collect_features, loss_mia_auc, roc_curve, structure_scores, structure_subset
+from lightning_unlearn.report.ranking import forgotten_users, ranking_section, top_k_of
 from lightning_unlearn.report.schema import SCHEMA_VERSION, validate_report
 from lightning_unlearn.tasks.base import Task
 from lightning_unlearn.tasks.classification import ClassificationTask
@@ -117,6 +118,11 @@ class UnlearningReport(Callback):
             Needs the oracle.
         structure_samples: Retained samples (a fixed seeded subset of the retain split,
             :func:`~lightning_unlearn.metrics.structure_subset`) the structure metrics use.
+        ranking_top_k: Recommenders (a recommendation task and a
+            :class:`~lightning_unlearn.datamodules.RecommendationDataModule`): add the ranking view, the top-k items
+            of forgotten users before (original), after (unlearned) and for the oracle, deleted items marked
+            (:mod:`lightning_unlearn.report.ranking`). ``None`` (default): none — the titles are data about the users.
+        ranking_users: How many forgotten users the ranking view shows (numbered, never identified).
     """
 
     def __init__(
@@ -130,6 +136,8 @@ class UnlearningReport(Callback):
         max_curve_points: int = 2000,
         structure_layer: str | None = "auto",
         structure_samples: int = 2000,
+        ranking_top_k: int | None = None,
+        ranking_users: int = 1,
     ) -> None:
         check_choice("mia_attack", mia_attack, _MIA_ATTACKS)
         if task is not None and not isinstance(task, Task):
@@ -148,6 +156,8 @@ class UnlearningReport(Callback):
         check_int("structure_samples", structure_samples, minimum=12)
         self.structure_layer = structure_layer
         self.structure_samples = structure_samples
+        self.ranking_top_k = check_int("ranking_top_k", ranking_top_k, optional=True)
+        self.ranking_users = check_int("ranking_users", ranking_users)
         #: The last report written (``None`` before fit ends), and where it was written.
         self.report: dict[str, Any] | None = None
         self.json_path: Path | None = None
@@ -315,6 +325,8 @@ class UnlearningReport(Callback):
             else None
         )
         oracle_features: Tensor | None = None
+        ranked = self._ranked_users(task, datamodule)
+        tops: dict[str, Tensor] = {}
         for name in ("oracle", "original", "unlearned"):  # the oracle first: the others' avg_gap needs its metrics
             model = network if name == "unlearned" else models[name]
             if model is None:
@@ -328,6 +340,8 @@ class UnlearningReport(Callback):
                     oracle_features = features
                 metrics[name].update(structure_scores(features, oracle_features, labels))
             rounded[name] = {k: None if v is None else round(v, 6) for k, v in metrics[name].items()}
+            if ranked is not None:
+                tops[name] = top_k_of(model, datamodule, ranked, self.ranking_top_k)
             if nonmember is not None and trainer.is_global_zero:
                 losses[name] = evaluator.membership_losses()  # the losses mia_auc was computed from
             if model is not network:
@@ -341,8 +355,13 @@ class UnlearningReport(Callback):
             curves = {name: _roc(members, nonmembers) for name, (members, nonmembers) in losses.items()}
             mia_roc = {"members": "forget", "nonmembers": nonmember, "curves": curves}
 
+        extra = {}
+        if ranked is not None:
+            order = [n for n in ("original", "unlearned", "oracle") if n in tops]
+            extra["ranking"] = ranking_section({n: tops[n] for n in order}, datamodule, ranked, self.ranking_top_k)
         return json_safe(
             {
+                **extra,
                 "schema_version": SCHEMA_VERSION,
                 "created": _now(),
                 "request": _request(datamodule, loaders),
@@ -374,6 +393,17 @@ class UnlearningReport(Callback):
                 "git_commit": git_commit(),
             }
         )
+
+    def _ranked_users(self, task: Task, datamodule: Any) -> Tensor | None:
+        """The forgotten users of the ranking view (``None``: no view asked for, or not a recommender)."""
+        if self.ranking_top_k is None:
+            return None
+        if getattr(task, "kind", None) != "recommendation" or not hasattr(datamodule, "forget_users"):
+            raise MisconfigurationException(
+                "UnlearningReport(ranking_top_k=...) ranks items for forgotten users: it needs a RecommendationTask and a "
+                f"RecommendationDataModule, got {type(task).__name__} and {type(datamodule).__name__}."
+            )
+        return forgotten_users(datamodule, self.ranking_users)
 
     def _structure_layer(self, network: nn.Module) -> str | None:
         if self.structure_layer is None:

@@ -244,6 +244,37 @@ def _attacks(report: dict[str, Any]) -> str:
     return f"<table><tr><th>Attack</th><th>What it measures</th><th>Result</th></tr>{''.join(rows)}</table>"
 
 
+def _ranking(report: dict[str, Any]) -> str:
+    """The forgotten users' top-k lists side by side (original / unlearned / oracle), deleted items marked."""
+    ranking = report.get("ranking")
+    if not ranking:
+        return ""
+    labels = {"original": "Before (original)", "unlearned": "After (unlearned)", "oracle": "Oracle (retrained)"}
+    blocks = []
+    for user in ranking["users"]:
+        names = list(user["lists"])
+        head = "".join(f"<th>{_e(labels.get(n, n))}</th>" for n in names)
+        rows = []
+        for rank in range(ranking["k"]):
+            cells = []
+            for n in names:
+                entries = user["lists"][n]
+                if rank >= len(entries):
+                    cells.append("<td></td>")
+                    continue
+                entry = entries[rank]
+                title = _e(entry["title"])
+                cells.append(f"<td><strong>{title}</strong> (deleted)</td>" if entry["deleted"] else f"<td>{title}</td>")
+            rows.append(f"<tr><td>{rank + 1}</td>{''.join(cells)}</tr>")
+        counts = ", ".join(f"{labels.get(n, n).lower()}: {sum(e['deleted'] for e in user['lists'][n])}" for n in names)
+        blocks.append(
+            f"<h3>{_e(user['label'])} ({user['deleted']} deleted interactions)</h3>"
+            f"<p>Deleted items in the top {ranking['k']}: {_e(counts)}.</p>"
+            f"<table><tr><th>Rank</th>{head}</tr>{''.join(rows)}</table>"
+        )
+    return f'<section id="ranking"><h2>Ranking of forgotten users</h2>{"".join(blocks)}</section>'
+
+
 def render_html(report: dict[str, Any]) -> str:
     """The whole page for ``report`` (a dict as written to ``report.json``)."""
     request, model, method = report["request"], report["model"], report["method"]
@@ -342,6 +373,7 @@ def render_html(report: dict[str, Any]) -> str:
 </div>
 
 <section id="attacks"><h2>Further attacks</h2>{_attacks(report)}</section>
+{_ranking(report)}
 
 <div class="grid">
 <section id="timings"><h2>Timings</h2>{_kv_table(timing_rows)}</section>

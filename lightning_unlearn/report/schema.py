@@ -191,6 +191,43 @@ REPORT_SCHEMA: dict[str, Any] = {
                 },
             },
         },
+        "ranking": {
+            "description": (
+                "Recommenders only, when asked for (UnlearningReport(ranking_top_k=...)): the top-k items of forgotten "
+                "users before (original), after (unlearned) and for the oracle, the deleted items marked. Users are "
+                "numbered, never identified; the item titles are data about them, hence opt-in."
+            ),
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["k", "users"],
+            "properties": {
+                "k": {"type": "integer", "minimum": 1},
+                "users": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "required": ["label", "deleted", "lists"],
+                        "properties": {
+                            "label": {"type": "string"},
+                            "deleted": _COUNT,
+                            "lists": {
+                                "type": "object",
+                                "additionalProperties": {
+                                    "type": "array",
+                                    "items": {
+                                        "type": "object",
+                                        "additionalProperties": False,
+                                        "required": ["title", "deleted"],
+                                        "properties": {"title": {"type": "string"}, "deleted": {"type": "boolean"}},
+                                    },
+                                },
+                            },
+                        },
+                    },
+                },
+            },
+        },
         "timings": {
             "type": "object",
             "additionalProperties": False,

@@ -15,7 +15,7 @@ from torch import nn
 
 from lightning_unlearn import UnlearningModule
 from lightning_unlearn.datamodules.recommendation import RecommendationDataModule
-from lightning_unlearn.evaluation.recommendation import ranking_metrics, ranks_of, top_k_items
+from lightning_unlearn.evaluation.recommendation import membership_auc, membership_pairs, ranking_metrics, ranks_of, top_k_items
 from lightning_unlearn.methods import GradDiff, GradientAscent
 from lightning_unlearn.models import ContentMF
 from lightning_unlearn.tasks import RecommendationTask
@@ -56,12 +56,33 @@ def test_ranking_metrics_in_closed_form():
     assert out["recall@2"] == pytest.approx(0.5)
     assert out["ndcg@2"] == pytest.approx((1 / math.log2(3) + 0.0) / 2)
     assert out["forget_recall@2"] == 0.0 and out["forget_mean_rank"] == out["forget_median_rank"] == 3.0
+    assert out["forget_hit@2"] == 0.0 and ranking_metrics(model, data, k=3)["forget_hit@3"] == 1.0
     assert (out["test_users"], out["forget_users"]) == (2.0, 1.0)
     assert top_k_items(model, torch.tensor([0]), 2, excluded=torch.tensor([[True, True] + [False] * 4])).tolist() == [[4, 3]]
     with pytest.raises(ValueError, match=r"`k` should be at most the number of items \(6\), got 7"):
         ranking_metrics(model, data, k=7)
     with pytest.raises(TypeError, match=r"`data` should be a RecommendationDataModule \(it has no `test_users`\)"):
         ranking_metrics(model, SimpleNamespace(), k=2)
+
+
+def test_membership_auc_in_closed_form():
+    # user 0 lost items 2 and 4 (members); its never-seen held-out item is 3 (non-member); user 1 lost nothing
+    model = ScoreTable([[9.0, 8.0, 1.0, 5.0, 6.0, 0.0], [1.0, 5.0, 4.0, 3.0, 2.0, 9.0]])
+    empty = torch.zeros(0, dtype=torch.long)
+    data = SimpleNamespace(
+        num_users=2, num_items=6,
+        retain_users=torch.tensor([0, 0, 1]), retain_items=torch.tensor([0, 1, 5]),
+        test_users=torch.tensor([0, 1]), test_items=torch.tensor([3, 0]),
+        forget_users=torch.tensor([0, 0]), forget_items=torch.tensor([2, 4]),
+        deleted_heldout_users=empty, deleted_heldout_items=empty,
+    )  # fmt: skip
+    # interactions deleted: the non-members are the held-out items of the users that lost them (user 0's item 3)
+    assert [t.tolist() for t in membership_pairs(data)] == [[0, 0], [2, 4], [0], [3]]
+    # user 0's 4 candidates (2..5) by score: 4 (6), 3 (5), 2 (1), 5 (0); percentiles 1 − (rank − 1)/4
+    # members: item 2 -> 0.5, item 4 -> 1.0; non-member item 3 -> 0.75: one of two pairs ordered
+    assert membership_auc(model, data) == pytest.approx(0.5)
+    data.deleted_heldout_users, data.deleted_heldout_items = torch.tensor([0]), torch.tensor([5])  # a deleted user's
+    assert membership_auc(model, data) == pytest.approx(1.0)  # item 5 -> 0.25, below both members
 
 
 # ---------------------------------------------------------------------------------------------- end to end

@@ -149,8 +149,8 @@ def test_every_method_that_claims_recommendation_takes_a_step(name):
     model = ContentMF(4, 6, dim=3, genres=torch.eye(6)[:, :3])
     task = RecommendationTask()
     method = METHODS.get(name)()
-    method.setup(model, task)
     forget, retain = batch([0, 1], [0, 1], [2, 3]), batch([2, 3, 3], [4, 5, 0], [1, 2, 3])
+    method.setup(model, task, [forget], [retain])  # the loaders: methods that prepare from data (tru_rec) need them
     out = method.loss(StepContext(model=model, task=task, forget=forget, retain=retain, reference=method.reference))
     assert torch.isfinite(out.loss)
     out.loss.backward()
