@@ -142,7 +142,8 @@ class UnlearningModule(pl.LightningModule):
         datamodule = getattr(self.trainer, "datamodule", None)
         forget_loader = datamodule.forget_dataloader(shuffle=False) if hasattr(datamodule, "forget_dataloader") else None
         retain_loader = datamodule.retain_dataloader(shuffle=False) if hasattr(datamodule, "retain_dataloader") else None
-        self.method.setup(self.model, self.task, forget_loader, retain_loader)
+        holdout_loader = _holdout_loader(datamodule)
+        self.method.setup(self.model, self.task, forget_loader, retain_loader, holdout_loader=holdout_loader)
         wants_monitor = self.monitor_enabled or self.stop_at_forget_acc is not None or self.stop_at_forget_loss is not None
         if wants_monitor and forget_loader is not None:
             self.monitor = ForgetMonitor(
@@ -197,6 +198,15 @@ class UnlearningModule(pl.LightningModule):
         monitor = self.monitor
         if monitor is not None and monitor.has_criterion and monitor.should_stop(self.model, self.global_step, self.device):
             self.trainer.should_stop = True
+
+    def on_train_epoch_end(self) -> None:
+        # The run's last epoch: the method's last edit (e.g. SCRUB+R's rewind), before ModelCheckpoint saves the
+        # epoch (monitoring callbacks run after this hook) and before SaveWeights and the report see the model.
+        trainer = self.trainer
+        last_epoch = trainer.max_epochs is not None and trainer.max_epochs > 0 and self.current_epoch + 1 >= trainer.max_epochs
+        last_step = trainer.max_steps is not None and trainer.max_steps > 0 and self.global_step >= trainer.max_steps
+        if last_epoch or last_step or trainer.should_stop:
+            self.method.on_run_end(self.model, self.task)
 
     def on_train_end(self) -> None:
         if self.monitor is None or not self.monitor_enabled:
@@ -343,3 +353,13 @@ class UnlearningModule(pl.LightningModule):
 
     def on_test_epoch_end(self) -> None:
         self._eval_end("test")
+
+
+def _holdout_loader(datamodule: Any) -> Any:
+    """Data the model never trained on, for methods that compare the forget set with unseen data (SCRUB+R): the
+    datamodule's ``holdout`` split, else its ``test`` split; ``None`` when it has neither."""
+    loaders = getattr(datamodule, "eval_dataloaders", None)
+    if loaders is None:
+        return None
+    named = loaders()
+    return named.get("holdout") if named.get("holdout") is not None else named.get("test")

@@ -427,6 +427,7 @@ class Unlearn(Callback):
             self._in_phase = False
             pl_module.train(was_training)
         self.criterion_met = result.stopped_early
+        self.method.on_run_end(pl_module, self.task)
         self.phase_done = True
         if monitor is not None and self.monitor_enabled:
             self._finish_monitor(trainer, pl_module, result.steps)

@@ -19,6 +19,7 @@ Adding a method:
 """
 
 from lightning_unlearn.methods.adaprob import AdaProb, refine_probabilities
+from lightning_unlearn.methods.adv_uniform import AdvUniform, fgsm_toward_uniform, uniform_kl
 from lightning_unlearn.methods.asu import ASU, smoothed_attention
 from lightning_unlearn.methods.bad_teacher import BadTeacher, random_teacher
 from lightning_unlearn.methods.base import (
@@ -30,7 +31,11 @@ from lightning_unlearn.methods.base import (
     UnlearningMethod,
     register_method,
 )
+from lightning_unlearn.methods.certified import Certified, clip_and_noise
+from lightning_unlearn.methods.cf_k import CFk
+from lightning_unlearn.methods.eu_k import EUk, reinitialize_layers
 from lightning_unlearn.methods.finetune import FineTune
+from lightning_unlearn.methods.fisher import FisherForgetting, fisher_noise_variance, forgotten_classes
 from lightning_unlearn.methods.grad_diff import GradDiff
 from lightning_unlearn.methods.gradient_ascent import GradientAscent
 from lightning_unlearn.methods.idk import IDK_ANSWERS, IdK, IdkAnswers, alternative_batch
@@ -38,9 +43,12 @@ from lightning_unlearn.methods.idk_dpo import IdKDPO, dpo_loss
 from lightning_unlearn.methods.influence import InfluenceUnlearning, fisher_inverse_vector_product
 from lightning_unlearn.methods.jit import JiT, lipschitz_loss
 from lightning_unlearn.methods.l1_sparse import L1Sparse
-from lightning_unlearn.methods.masks import ParameterMask, RegexMask, SaliencyMask
+from lightning_unlearn.methods.lca import LCA, complement_kl
+from lightning_unlearn.methods.masks import LastLayersMask, ParameterMask, RegexMask, SaliencyMask, last_layers
+from lightning_unlearn.methods.neggrad_plus import NegGradPlus
 from lightning_unlearn.methods.npo import NPO, npo_loss
 from lightning_unlearn.methods.pmc import PMC
+from lightning_unlearn.methods.qmul import QMUL, most_similar_other_class
 from lightning_unlearn.methods.random_label import RandomLabel
 from lightning_unlearn.methods.razor import RAZOR
 from lightning_unlearn.methods.retrain import Retrain
@@ -48,6 +56,7 @@ from lightning_unlearn.methods.rmu import RMU, rmu_control_vector
 from lightning_unlearn.methods.roka import ROKA
 from lightning_unlearn.methods.salun import SalUn
 from lightning_unlearn.methods.scrub import SCRUB
+from lightning_unlearn.methods.scrub_r import SCRUBR, per_class_errors, rewind_target
 from lightning_unlearn.methods.simnpo import SimNPO, simnpo_loss
 from lightning_unlearn.methods.ssd import SSD, adaptive_alpha, dampening_factor
 from lightning_unlearn.methods.stake_the_points import StakeThePoints
@@ -57,18 +66,27 @@ from lightning_unlearn.methods.unsir import UNSIR, learn_error_maximizing_noise
 __all__ = [
     "ASU",
     "IDK_ANSWERS",
+    "LCA",
     "METHODS",
     "NPO",
     "PMC",
+    "QMUL",
     "RAZOR",
     "RMU",
     "ROKA",
     "SCRUB",
+    "SCRUBR",
+    "SSD",
     "TRU",
     "UNSIR",
     "AdaProb",
+    "AdvUniform",
     "BadTeacher",
+    "CFk",
+    "Certified",
+    "EUk",
     "FineTune",
+    "FisherForgetting",
     "GradDiff",
     "GradientAscent",
     "IdK",
@@ -77,32 +95,44 @@ __all__ = [
     "InfluenceUnlearning",
     "JiT",
     "L1Sparse",
+    "LastLayersMask",
     "LossOutput",
+    "NegGradPlus",
     "NonFiniteLossError",
     "ParameterMask",
     "RandomLabel",
     "RegexMask",
-    "Retrain",
     "RetainLoss",
-    "SaliencyMask",
+    "Retrain",
     "SalUn",
-    "SSD",
+    "SaliencyMask",
     "SimNPO",
     "StakeThePoints",
     "StepContext",
     "UnlearningMethod",
     "adaptive_alpha",
     "alternative_batch",
+    "clip_and_noise",
+    "complement_kl",
     "dampening_factor",
     "dpo_loss",
+    "fgsm_toward_uniform",
     "fisher_inverse_vector_product",
+    "fisher_noise_variance",
+    "forgotten_classes",
+    "last_layers",
     "learn_error_maximizing_noise",
     "lipschitz_loss",
+    "most_similar_other_class",
     "npo_loss",
+    "per_class_errors",
     "random_teacher",
     "refine_probabilities",
     "register_method",
+    "reinitialize_layers",
+    "rewind_target",
     "rmu_control_vector",
     "simnpo_loss",
     "smoothed_attention",
+    "uniform_kl",
 ]

@@ -210,6 +210,8 @@ class UnlearningMethod:
         self.retain_loss_kind = retain_loss
         self.mask = mask
         self.seed = int(seed)
+        #: Data the model was never trained on, given to :meth:`setup` (``None``: none); see :meth:`setup`.
+        self.holdout_loader: Iterable | None = None
         # The base's own state, declared like any method's: the reference and the masks are rebuilt by `setup`
         # from the weights being unlearned, so they stay out of checkpoints.
         self.register_module("reference", None, trainable=False, persistent=False)
@@ -264,15 +266,24 @@ class UnlearningMethod:
         return self.retain_loss_kind != "none" and self.retain_weight > 0
 
     def setup(
-        self, model: nn.Module, task: Task, forget_loader: Iterable | None = None, retain_loader: Iterable | None = None
+        self,
+        model: nn.Module,
+        task: Task,
+        forget_loader: Iterable | None = None,
+        retain_loader: Iterable | None = None,
+        *,
+        holdout_loader: Iterable | None = None,
     ) -> None:
         """Prepare for unlearning ``model``: build the reference, let the method prepare, build masks.
 
         Called once per process (every DDP rank) before the first step, with the model holding the
         weights to unlearn from. ``forget_loader`` / ``retain_loader`` iterate the forget and retain
-        data in a fixed order (``None`` when not available, e.g. a retain-free setting).
+        data in a fixed order (``None`` when not available, e.g. a retain-free setting). ``holdout_loader``
+        iterates data the model was never trained on (``None`` when there is none), kept as
+        :attr:`holdout_loader` for the methods that need it (SCRUB+R's rewind).
         """
         self.check_task(task)
+        self.holdout_loader = holdout_loader
         if self.needs_reference or self.retain_loss_kind == "kl":
             self.reference = reference_model(model)
             self._disable_dropout(model)
@@ -396,6 +407,11 @@ class UnlearningMethod:
     def regularizer(self, ctx: StepContext) -> Tensor | None:
         """An extra term on the parameters (e.g. an l1 penalty), or ``None``."""
         return None
+
+    def on_run_end(self, model: nn.Module, task: Task) -> None:
+        """Called once when the unlearning run ends, after its last step and before the model is saved or scored
+        (``UnlearningModule`` at the end of its last epoch, the ``Unlearn`` callback after its phase). A method may
+        edit the weights a last time here (SCRUB+R rewinds to an earlier checkpoint); the default does nothing."""
 
     # ------------------------------------------------------------------ the step
     def loss(self, ctx: StepContext, *, include_retain: bool = True) -> LossOutput:

@@ -149,3 +149,44 @@ class SaliencyMask(ParameterMask):
     def __repr__(self) -> str:
         return f"SaliencyMask(threshold={self.threshold}, scope={self.scope!r}, max_batches={self.max_batches})"
 
+
+
+def last_layers(model: nn.Module, k: int) -> list[tuple[str, nn.Module]]:
+    """The last ``k`` layers of ``model``: ``(name, module)`` of the modules that own trainable parameters directly
+    (``parameters(recurse=False)``), in registration order (``named_modules``), last ``k`` of them.
+
+    For ``SmallCNN`` the layers are its two convolutions, the penultimate linear layer and the head (``k=1``: the
+    head); for a hybrid quantum model, its ``TorchLayer`` counts as one layer. ``k`` larger than the number of layers
+    is an error naming both.
+    """
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ValueError(f"`k` should be a positive int (the number of last layers), got {k!r}.")
+    layers = [(n, m) for n, m in model.named_modules() if any(p.requires_grad for p in m.parameters(recurse=False))]
+    if k > len(layers):
+        raise ValueError(f"`k`={k} is more than the model's {len(layers)} layers with trainable parameters: {[n for n, _ in layers]}.")
+    return layers[-k:]
+
+
+class LastLayersMask(ParameterMask):
+    """Update only the parameters of the model's last ``k`` layers (:func:`last_layers`): CF-k and EU-k's selection
+    (Goel et al., "Towards Adversarial Evaluation of Machine Unlearning", arXiv 2201.06640).
+
+    Args:
+        k: Number of last layers (modules owning trainable parameters) to update.
+    """
+
+    def __init__(self, k: int = 1) -> None:
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ValueError(f"`k` should be a positive int (the number of last layers), got {k!r}.")
+        self.k = k
+
+    def build(self, model: nn.Module, task: Task, forget_loader: Iterable | None = None) -> dict[str, Tensor]:
+        masks: dict[str, Tensor] = {}
+        for name, module in last_layers(model, self.k):
+            for pname, param in module.named_parameters(recurse=False):
+                if param.requires_grad:
+                    masks[f"{name}.{pname}" if name else pname] = torch.ones_like(param)
+        return masks
+
+    def __repr__(self) -> str:
+        return f"LastLayersMask(k={self.k})"

@@ -85,6 +85,18 @@ class ClassificationTask(Task):
     def batch_size(self, batch: Any) -> int:
         return int(self.targets(batch).shape[0])
 
+    def with_inputs(self, batch: Any, inputs: Any) -> Any:
+        """The same batch with its inputs replaced by ``inputs`` (e.g. adversarially perturbed ones); labels and any
+        extra entries are kept."""
+        if isinstance(batch, Mapping):
+            return {**batch, self.input_key: inputs}
+        if isinstance(batch, (tuple, list)):
+            return [inputs, *batch[1:]] if isinstance(batch, list) else (inputs, *batch[1:])
+        raise TypeError(
+            f"A classification batch should be a (inputs, targets) tuple/list or a mapping with keys "
+            f"{self.input_key!r} and {self.target_key!r}; got {type(batch).__name__}."
+        )
+
     # ------------------------------------------------------------------ primitives
     def forward(self, model: nn.Module, batch: Any) -> Tensor:
         inputs = self.inputs(batch)

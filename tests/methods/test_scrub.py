@@ -1,4 +1,5 @@
-"""SCRUB: L = −w·T²·KL_f(teacher ‖ student) [epoch < max_epochs] + γ·CE_r + α·T²·KL_r(teacher ‖ student)."""
+"""SCRUB: max-steps −w·T²·KL_f(teacher ‖ student) [epoch < max_epochs], min-steps γ·CE_r + α·T²·KL_r(teacher ‖ student);
+alternating (the paper's) or combined in one step (the earlier variant)."""
 
 from __future__ import annotations
 
@@ -37,11 +38,14 @@ def test_registered():
 def test_defaults_follow_the_scrub_repository():
     m = SCRUB()
     assert (m.temperature, m.gamma, m.alpha, m.max_epochs, m.forget_weight) == (4.0, 0.99, 0.001, 2, 1.0)
+    assert m.schedule == "alternating"
 
 
 @pytest.mark.parametrize("temperature", [1.0, 4.0])
 def test_loss_during_max_steps(temperature):
-    method, model, forget, retain = _scrub(temperature=temperature, gamma=0.9, alpha=0.5, forget_weight=1.5, max_epochs=2)
+    method, model, forget, retain = _scrub(
+        temperature=temperature, gamma=0.9, alpha=0.5, forget_weight=1.5, max_epochs=2, schedule="combined"
+    )
     out = method.loss(context(method, model, forget, retain, epoch=1))
     t2 = temperature**2
     kl_f = t2 * _kl(method.reference, model, forget[0], temperature)
@@ -53,8 +57,30 @@ def test_loss_during_max_steps(temperature):
     assert kl_f > 0
 
 
-def test_max_steps_stop_after_max_epochs():
-    method, model, forget, retain = _scrub(max_epochs=2)
+@pytest.mark.parametrize("temperature", [1.0, 4.0])
+def test_alternating_schedule_takes_max_steps_then_min_steps(temperature):
+    method, model, forget, retain = _scrub(temperature=temperature, gamma=0.9, alpha=0.5, forget_weight=1.5, max_epochs=2)
+    t2 = temperature**2
+    kl_f = t2 * _kl(method.reference, model, forget[0], temperature)
+    kl_r = t2 * _kl(method.reference, model, retain[0], temperature)
+    ce_r = float(F.cross_entropy(model(retain[0]), retain[1]).detach())
+    # a step with a forget batch in the first max_epochs epochs: the max-step only (its retain batch is not used)
+    out = method.loss(context(method, model, forget, retain, epoch=1))
+    assert set(out.parts) == {"forget_loss", "loss"}
+    assert float(out.loss.detach()) == pytest.approx(-1.5 * kl_f, rel=1e-4)
+    # a step without a forget batch (mode="max_size", the forget set exhausted): a min-step
+    out = method.loss(context(method, model, None, retain, epoch=1))
+    assert set(out.parts) == {"retain_loss", "loss"}
+    assert float(out.loss.detach()) == pytest.approx(0.9 * ce_r + 0.5 * kl_r, rel=1e-4)
+    # after max_epochs every step is a min-step, the forget batch unused
+    out = method.loss(context(method, model, forget, retain, epoch=2))
+    assert set(out.parts) == {"retain_loss", "loss"}
+    assert float(out.loss.detach()) == pytest.approx(0.9 * ce_r + 0.5 * kl_r, rel=1e-4)
+
+
+@pytest.mark.parametrize("schedule", ["alternating", "combined"])
+def test_max_steps_stop_after_max_epochs(schedule):
+    method, model, forget, retain = _scrub(max_epochs=2, schedule=schedule)
     for epoch, has_max_step in [(0, True), (1, True), (2, False), (5, False)]:
         out = method.loss(context(method, model, forget, retain, epoch=epoch))
         assert ("forget_loss" in out.parts) == has_max_step, epoch
@@ -88,6 +114,7 @@ def test_retain_batch_missing():
         ({"alpha": -1}, ValueError, "`alpha` should be >= 0, got -1"),
         ({"alpha": "0.1"}, TypeError, "`alpha` should be a number, got str '0.1'"),
         ({"max_epochs": -1}, ValueError, "`max_epochs` should be >= 0, got -1"),
+        ({"schedule": "sgda"}, ValueError, "`schedule` should be one of"),
         ({"forget_weight": -2}, ValueError, "`forget_weight` should be >= 0, got -2"),
     ],
 )
