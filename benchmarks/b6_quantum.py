@@ -61,7 +61,12 @@ def evaluate_cell(dataset: str, layers: int, entangler: str, seed: int, scenario
         runs = [(b6.ORIGINAL, original_preds, 0.0, "-"), (b6.ORACLE, oracle_preds, float(oracle["seconds"]), "-")]
         for name in methods:
             hp, source = b6.method_settings(dataset, scenario, name)
-            model, seconds = b6.run_method(name, hp, dataset, layers, entangler, scenario, seed, original["path"])
+            try:
+                model, seconds = b6.run_method(name, hp, dataset, layers, entangler, scenario, seed, original["path"])
+            except Exception as err:  # one failing method must not lose the grid: the row records the error
+                log(f"[b6] L={layers} {entangler} seed={seed} {scenario} {name} FAILED: {type(err).__name__}: {err}")
+                rows.append({**cell, "method": name, "error": f"{type(err).__name__}: {err}", "settings": source})
+                continue
             runs.append((name, b6.predictions(model, loaders), seconds, source))
         for name, preds, seconds, source in runs:
             metrics = b6.study_metrics(preds, original_acc, oracle_preds)
@@ -80,6 +85,8 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Mean and sample std over seeds of every metric, per (layers, entangler, scenario, method)."""
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for row in rows:
+        if "error" in row:
+            continue
         groups.setdefault((row["layers"], row["entangler"], row["scenario"], row["method"]), []).append(row)
     out = []
     for (layers, entangler, scenario, method), items in groups.items():
@@ -100,6 +107,7 @@ def _pearson(x: list[float], y: list[float]) -> float:
 
 def check_claims(rows: list[dict[str, Any]], summary: list[dict[str, Any]], methods: list[str]) -> dict[str, Any]:
     """The study's three claims and B6's target, each with the numbers behind the verdict."""
+    rows = [r for r in rows if "error" not in r]
     depths = sorted({r["layers"] for r in rows})
     by = {(s["layers"], s["entangler"], s["scenario"], s["method"]): s for s in summary}
     claims: dict[str, Any] = {}
