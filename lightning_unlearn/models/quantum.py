@@ -115,6 +115,13 @@ class HybridQuantumClassifier(nn.Module):
         expvals = self.quantum(x.to(torch.float64 if self.config["diff_method"] == "backprop" else dtype))
         return self.head(self.penultimate(expvals.to(dtype)))
 
+    def reset_parameters(self) -> None:
+        """Re-draw the circuit's angles uniformly in ``[0, 2π)`` (``TorchLayer``'s own initialisation), so that
+        :class:`~lightning_unlearn.methods.Retrain` can re-initialise the whole model (the head's ``nn.Linear``
+        layers reset themselves)."""
+        with torch.no_grad():
+            nn.init.uniform_(self.quantum.weights, 0.0, 2 * torch.pi)
+
     def extra_repr(self) -> str:
         return ", ".join(f"{k}={v!r}" for k, v in self.config.items())
 

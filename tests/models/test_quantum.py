@@ -106,3 +106,14 @@ def test_bad_arguments_are_named(kwargs, match):
 def test_wrong_number_of_features_is_refused():
     with pytest.raises(ValueError, match=r"expects 4 features per sample \(one per qubit\), got a batch of shape \(2, 5\)"):
         _model()(torch.rand(2, 5))
+
+
+def test_retrain_can_reinitialise_the_whole_model():
+    from lightning_unlearn.methods.retrain import reinitialize_model
+
+    model = _model(layers=2)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    reinitialize_model(model)
+    after = model.state_dict()
+    assert all(not torch.equal(before[k], after[k]) for k in before)
+    assert float(after["quantum.weights"].min()) >= 0.0 and float(after["quantum.weights"].max()) < 2 * torch.pi
