@@ -335,3 +335,46 @@ def test_resume_from_a_mid_epoch_checkpoint_after_a_kill_matches_an_uninterrupte
     assert trainer.global_step == 20
     for key, value in full.model.state_dict().items():
         torch.testing.assert_close(resumed.model.state_dict()[key], value, rtol=0, atol=0, msg=key)
+
+
+# ---------------------------------------------------------------------- the method's end-of-run hook
+class _RunEndRecorder(GradientAscent):
+    """GA that records when ``on_run_end`` is called and with which held-out data (a test-local helper)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ends: list[int] = []
+        self.steps = 0
+
+    def forget_loss(self, ctx: StepContext) -> Tensor:
+        self.steps += 1
+        return super().forget_loss(ctx)
+
+    def on_run_end(self, model, task) -> None:
+        self.ends.append(self.steps)
+        with torch.no_grad():
+            for p in model.parameters():
+                p.zero_()  # an edit the saved checkpoint must show
+
+
+@pytest.mark.parametrize("budget", [{"max_epochs": 2}, {"max_epochs": 5, "max_steps": 3}])
+def test_on_run_end_runs_once_after_the_last_step_and_before_the_last_checkpoint(dm, weights, tmp_path, budget):
+    method = _RunEndRecorder()
+    module = UnlearningModule(mlp(0), method, original=str(weights["original"]), optimizer=adam(1e-3), monitor=False)
+    checkpoint = ModelCheckpoint(dirpath=tmp_path, save_last=True)
+    trainer = make_trainer(callbacks=[checkpoint], limit_val_batches=0, **budget)
+    trainer.fit(module, datamodule=dm)
+    assert method.ends == [trainer.global_step]
+    saved = torch.load(tmp_path / "last.ckpt", map_location="cpu", weights_only=False)["state_dict"]
+    assert all(float(v.abs().sum()) == 0 for k, v in saved.items() if k.startswith("model."))
+
+
+def test_the_method_gets_the_holdout_split_else_the_test_split(train_test, weights):
+    train, test = train_test
+    for holdout_fraction, expected in ((0.5, "holdout"), (0.0, "test")):
+        dm = ForgetRetainDataModule(train, test, forget_class=0, batch_size=25, holdout_fraction=holdout_fraction)
+        method = _RunEndRecorder()
+        module = UnlearningModule(mlp(0), method, original=str(weights["original"]), optimizer=adam(1e-3), monitor=False)
+        make_trainer(max_epochs=1, limit_val_batches=0).fit(module, datamodule=dm)
+        loader = method.holdout_loader
+        assert loader is not None and len(loader.dataset) == len(getattr(dm, f"{expected}_set"))

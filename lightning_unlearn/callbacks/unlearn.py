@@ -261,8 +261,11 @@ class Unlearn(Callback):
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.schedule == "after_training":
             self._run_phase(trainer, pl_module)
-        elif self.schedule == "interleaved" and self.monitor_enabled and self.monitor is not None and self.monitor.before:
-            self._finish_monitor(trainer, pl_module, self.steps)
+        elif self.schedule == "interleaved":
+            if self.steps:
+                self.method.on_run_end(pl_module, self.task)  # the method's last edit (SCRUB+R's rewind)
+            if self.monitor_enabled and self.monitor is not None and self.monitor.before:
+                self._finish_monitor(trainer, pl_module, self.steps)
 
     @override
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

@@ -4,8 +4,9 @@ Adding a method:
 
 1. Create ``methods/<name>.py`` with a class decorated ``@register_method(name="<name>")``
    subclassing :class:`UnlearningMethod` (never another method); override :meth:`forget_loss`
-   and, only if needed, ``retain_loss``, ``regularizer`` or
-   ``prepare(model, task, forget_loader, retain_loader)``.
+   and, only if needed, ``retain_loss``, ``regularizer``,
+   ``prepare(model, task, forget_loader, retain_loader)``, ``before_optimizer_step(model)`` (gradient edits) or
+   ``on_run_end(model, task)`` (a last edit when the run ends).
 2. Take the base arguments last, in this order, and pass them to ``super().__init__``:
    ``forget_weight, retain_weight, retain_loss, mask, seed``. Declare the method's own tensors and
    modules once (``self.add_state("centroid", None)``, ``self.register_module("projector", None)``,

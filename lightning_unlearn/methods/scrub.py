@@ -20,6 +20,16 @@ SCRUB_SCHEDULES = {
 }
 
 
+def check_scrub_arguments(temperature: float, gamma: float, alpha: float, max_epochs: int, schedule: str) -> None:
+    """Validate SCRUB's own arguments (shared by SCRUB and SCRUB+R), with an error naming the argument."""
+    check_positive("temperature", temperature)
+    check_positive("gamma", gamma, allow_zero=True)
+    check_positive("alpha", alpha, allow_zero=True)
+    check_choice("schedule", schedule, SCRUB_SCHEDULES)
+    if isinstance(max_epochs, bool) or not isinstance(max_epochs, int) or max_epochs < 0:
+        raise ValueError(f"`max_epochs` should be >= 0, got {max_epochs!r}.")
+
+
 def scrub_kl(ctx: StepContext, split: str, temperature: float) -> Tensor:
     """``T²·KL(p_T ‖ p_S)`` at temperature ``T`` on ``split``, batch mean (the SCRUB authors' ``DistillKL``)."""
     kl = ctx.task.kl_divergence(ctx.outputs(split), ctx.reference_outputs(split), ctx.batch(split), temperature)
@@ -97,12 +107,7 @@ class SCRUB(UnlearningMethod):
         mask: ParameterMask | None = None,
         seed: int = 0,
     ) -> None:
-        check_positive("temperature", temperature)
-        check_positive("gamma", gamma, allow_zero=True)
-        check_positive("alpha", alpha, allow_zero=True)
-        check_choice("schedule", schedule, SCRUB_SCHEDULES)
-        if max_epochs < 0:
-            raise ValueError(f"`max_epochs` should be >= 0, got {max_epochs!r}.")
+        check_scrub_arguments(temperature, gamma, alpha, max_epochs, schedule)
         super().__init__(forget_weight=forget_weight, retain_weight=retain_weight, retain_loss=retain_loss, mask=mask, seed=seed)
         self.temperature = float(temperature)
         self.gamma = float(gamma)

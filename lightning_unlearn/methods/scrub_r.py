@@ -10,11 +10,10 @@ from lightning.fabric.utilities.apply_func import move_data_to_device
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor, nn
 
-from lightning_unlearn._errors import check_choice, check_positive
 from lightning_unlearn.methods.base import RetainLoss, StepContext, UnlearningMethod, register_method
 from lightning_unlearn.methods.masks import ParameterMask
 from lightning_unlearn.methods.one_shot import all_ranks_sum
-from lightning_unlearn.methods.scrub import SCRUB_SCHEDULES, ScrubSchedule, scrub_forget_loss, scrub_retain_loss
+from lightning_unlearn.methods.scrub import ScrubSchedule, check_scrub_arguments, scrub_forget_loss, scrub_retain_loss
 from lightning_unlearn.tasks.base import Task
 
 
@@ -104,12 +103,7 @@ class SCRUBR(UnlearningMethod):
         mask: ParameterMask | None = None,
         seed: int = 0,
     ) -> None:
-        check_positive("temperature", temperature)
-        check_positive("gamma", gamma, allow_zero=True)
-        check_positive("alpha", alpha, allow_zero=True)
-        check_choice("schedule", schedule, SCRUB_SCHEDULES)
-        if max_epochs < 0:
-            raise ValueError(f"`max_epochs` should be >= 0, got {max_epochs!r}.")
+        check_scrub_arguments(temperature, gamma, alpha, max_epochs, schedule)
         super().__init__(forget_weight=forget_weight, retain_weight=retain_weight, retain_loss=retain_loss, mask=mask, seed=seed)
         self.temperature = float(temperature)
         self.gamma = float(gamma)

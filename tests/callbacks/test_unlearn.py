@@ -393,3 +393,29 @@ def test_phase_without_a_retain_term_needs_no_retain_data():
     unlearn = Unlearn(GradDiff(retain_loss="none"), _forget(), schedule="before_training")
     assert unlearn.retain is None
     assert Unlearn(GradientAscent(), _forget(), schedule="after_training").retain is None  # GA: retain_weight=0
+
+
+class _RunEndGA(GradientAscent):
+    """GA recording the number of its steps when ``on_run_end`` is called (a test-local helper)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.steps, self.ends = 0, []
+
+    def forget_loss(self, ctx: StepContext) -> Tensor:
+        self.steps += 1
+        return super().forget_loss(ctx)
+
+    def on_run_end(self, model, task) -> None:
+        self.ends.append(self.steps)
+
+
+@pytest.mark.parametrize("schedule", ["after_training", "interleaved"])
+def test_on_run_end_runs_once_after_the_unlearning_steps(data, pretrained, schedule):
+    module = UserClassifier()
+    module.load_state_dict(pretrained)
+    method = _RunEndGA()
+    extra = {"epochs": 1} if schedule == "after_training" else {}
+    unlearn = Unlearn(method, forget=data["forget"], batch_size=16, schedule=schedule, progress_bar=False, **extra)
+    make_trainer(max_epochs=1, callbacks=[unlearn]).fit(module, retain_loader(data))
+    assert method.steps > 0 and method.ends == [method.steps]

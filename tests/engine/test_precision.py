@@ -29,7 +29,7 @@ PRECISIONS = {
 }
 METHODS = {
     "npo": NPO,  # reference on the forget batch
-    "scrub": SCRUB,  # reference (teacher) on forget and retain batches
+    "scrub": functools.partial(SCRUB, schedule="combined"),  # reference (teacher) on forget and retain batches, one step
     "salun": functools.partial(SalUn, threshold=0.5),  # parameter mask; masked-out entries must stay exact
 }
 ADAM = functools.partial(torch.optim.Adam, lr=1e-2)
