@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -159,8 +158,6 @@ def get_trained(
     import lightning.pytorch as pl
     import torch
 
-    from lightning_unlearn import SupervisedModule
-
     recipe = train_recipe(dataset)
     config = {
         "kind": kind, "recipe_version": RECIPE_VERSION, "dataset": dataset, "data": DATA[dataset],
@@ -175,14 +172,7 @@ def get_trained(
     folder.mkdir(parents=True, exist_ok=True)
     pl.seed_everything(seed, verbose=False)
     dm = make_datamodule(dataset, scenario, seed, batch_size=recipe["batch_size"], train_on="all" if kind == ORIGINAL else "retain")
-    start = time.perf_counter()
-    model = build_model(dataset, layers, entangler)
-    module = SupervisedModule(model, optimizer=functools.partial(torch.optim.Adam, lr=recipe["lr"]))
-    benchmarking.quiet_trainer(max_epochs=recipe["epochs"]).fit(module, datamodule=dm)
-    seconds = time.perf_counter() - start
-    tmp = weights.with_suffix(".pt.tmp")
-    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp)
-    os.replace(tmp, weights)
+    seconds = benchmarking.train_and_save(build_model(dataset, layers, entangler), dm, recipe["lr"], recipe["epochs"], weights)
     info = {"config": config, "seconds": seconds, "threads": torch.get_num_threads()}
     benchmarking.write_json(meta, info)
     log(f"[b6] trained {kind} {dataset} L={layers} {entangler} scenario={scenario or '-'} seed={seed} in {seconds:.1f}s")
