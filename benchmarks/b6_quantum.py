@@ -295,6 +295,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
+    commit, dirty = benchmarking.git_commit(), benchmarking.git_dirty()  # the code this run executes
     benchmarking.quiet_lightning()
     import torch
 
@@ -336,8 +337,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "settings": {sc: {m: dict(zip(("hp", "source"), b6.method_settings(spec["dataset"], sc, m))) for m in methods} for sc in args.scenarios},
     }  # fmt: skip
     payload: dict[str, Any] = {
-        "benchmark": "B6", "scale": scale, "command": benchmarking.command_line(), "git_commit": benchmarking.git_commit(),
-        "git_dirty": benchmarking.git_dirty(), "versions": benchmarking.versions("pennylane"), "threads": torch.get_num_threads(),
+        "benchmark": "B6", "scale": scale, "command": benchmarking.command_line(), "git_commit": commit,
+        "git_dirty": dirty, "versions": benchmarking.versions("pennylane"), "threads": torch.get_num_threads(),
         "wall_seconds": time.perf_counter() - wall, "config": config, "rows": rows, "summary": summary,
     }  # fmt: skip
     return finish(payload, out_path, log)
@@ -366,10 +367,21 @@ def merge(args: argparse.Namespace, log) -> dict[str, Any]:
     return finish(payload, out_path, log)
 
 
+def _finite(value: Any) -> Any:
+    """``value`` with every NaN float replaced by ``None`` (e.g. a correlation over methods that all scored alike)."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
 def finish(payload: dict[str, Any], out_path: Path, log) -> dict[str, Any]:
     """Claims, tables, JSON, markdown and plot of a payload with rows and summary."""
     config = payload["config"]
-    payload["claims"] = check_claims(payload["rows"], payload["summary"], config["methods"])
+    payload["claims"] = _finite(check_claims(payload["rows"], payload["summary"], config["methods"]))
     tables = format_tables(payload)
     benchmarking.write_json(out_path, payload)
     out_path.with_suffix(".md").write_text(tables + "\n")

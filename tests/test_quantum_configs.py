@@ -62,6 +62,7 @@ def _cli(*args: str, cwd: Path) -> None:
     assert proc.returncode == 0, f"{args} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
 
 
+@pytest.mark.slow
 def test_quantum_iris_chain_from_configs(tmp_path: Path):
     """original (2 epochs) -> class-0 oracle (1 epoch) -> EU-k, each `lightning-unlearn fit --config ...`; the
     unlearning run writes its weights, checkpoint and report."""
