@@ -20,6 +20,7 @@ _EXPORTS = {
     "ForgetRetainDataModule": "lightning_unlearn.datamodules.forget_retain",
     "FashionMNISTDataModule": "lightning_unlearn.datamodules.vision",
     "DigitsDataModule": "lightning_unlearn.datamodules.vision",
+    "AngleFeaturesDataModule": "lightning_unlearn.datamodules.angles",
     "DeletionRequest": "lightning_unlearn.datamodules.request",
     "ResumableDataLoader": "lightning_unlearn.datamodules.loaders",
     "verify_request": "lightning_unlearn.privacy",

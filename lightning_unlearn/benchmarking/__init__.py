@@ -45,6 +45,7 @@ __all__ = [
     "merge_hparams",
     "quiet_lightning",
     "quiet_trainer",
+    "train_and_save",
     "unlearning_settings",
     "versions",
     "write_json",
@@ -144,6 +145,28 @@ def quiet_trainer(**kwargs: Any):
     )
     defaults.update(kwargs)
     return pl.Trainer(**defaults)
+
+
+def train_and_save(model, datamodule, lr: float, epochs: int, path: str | os.PathLike) -> float:
+    """Train ``model`` as benchmarks train their originals and oracles (``SupervisedModule``: cross-entropy, Adam at a
+    constant ``lr``, ``epochs`` on ``datamodule``, a :func:`quiet_trainer`), then save its state dict to ``path``
+    atomically (``.tmp`` then rename). Returns the training seconds (wrapping the model in its module and the fit)."""
+    import functools
+    import time
+
+    import torch
+
+    from lightning_unlearn import SupervisedModule
+
+    start = time.perf_counter()
+    module = SupervisedModule(model, optimizer=functools.partial(torch.optim.Adam, lr=lr))
+    quiet_trainer(max_epochs=epochs).fit(module, datamodule=datamodule)
+    seconds = time.perf_counter() - start
+    path = Path(path)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp)
+    os.replace(tmp, path)
+    return seconds
 
 
 def write_json(path: str | os.PathLike, payload: dict[str, Any]) -> Path:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import functools
 import json
 import math
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -258,8 +257,6 @@ def get_trained(kind: str, scale: str, scenario: str | None, seed: int, cache_di
     import lightning.pytorch as pl
     import torch
 
-    from lightning_unlearn import SupervisedModule
-
     config = model_config(kind, scale, scenario, seed)
     key = benchmarking.config_hash(config)
     folder = cache_dir / "b1"
@@ -275,14 +272,7 @@ def get_trained(kind: str, scale: str, scenario: str | None, seed: int, cache_di
     train = train_recipe(scale)
     pl.seed_everything(seed, verbose=False)
     dm = make_datamodule(scale, scenario, seed, batch_size=train["batch_size"], train_on="all" if kind == ORIGINAL else "retain")
-    start = time.perf_counter()
-    model = build_model(scale)
-    module = SupervisedModule(model, optimizer=functools.partial(torch.optim.Adam, lr=train["lr"]))
-    benchmarking.quiet_trainer(max_epochs=train["epochs"]).fit(module, datamodule=dm)
-    seconds = time.perf_counter() - start
-    tmp = weights.with_suffix(".pt.tmp")
-    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp)
-    os.replace(tmp, weights)
+    seconds = benchmarking.train_and_save(build_model(scale), dm, train["lr"], train["epochs"], weights)
     info = {
         "config": config,
         "seconds": seconds,

@@ -1,5 +1,6 @@
 """Forget/retain data: deletion requests and the DataModules built from them."""
 
+from lightning_unlearn.datamodules.angles import ANGLE_DATASETS, AngleFeaturesDataModule, load_angle_features
 from lightning_unlearn.datamodules.authors import (
     AuthorsQA,
     FictitiousAuthorsDataModule,
@@ -30,6 +31,9 @@ from lightning_unlearn.datamodules.wikipedia import (
 )
 
 __all__ = [
+    "ANGLE_DATASETS",
+    "AngleFeaturesDataModule",
+    "load_angle_features",
     "ENTITY_FACTS",
     "EVAL_SPLITS",
     "FASHION_MNIST_CLASSES",

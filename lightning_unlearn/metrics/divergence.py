@@ -28,6 +28,7 @@ __all__ = [
     "activation_distance",
     "feature_distance",
     "js_divergence",
+    "kl_divergence",
     "output_probabilities",
     "weight_distance",
     "zrf",
@@ -86,6 +87,33 @@ def _js_update(p: Tensor, q: Tensor) -> Tensor:
         return torch.where(a > 0, a * (a.clamp_min(1e-300).log() - m.clamp_min(1e-300).log()), torch.zeros_like(a)).sum(-1)
 
     return (0.5 * kl(p) + 0.5 * kl(q)).clamp_min(0.0)
+
+
+def kl_divergence(p: Tensor, q: Tensor, reduction: Reduction = "mean", eps: float = 1e-12) -> Tensor | float:
+    r"""Kullback–Leibler divergence :math:`\mathrm{KL}(p_n \| q_n) = \sum_c p_{nc} (\log p_{nc} - \log q_{nc})` between the
+    rows of two probability matrices, in nats, with ``0 log 0 = 0`` and ``q`` floored at ``eps`` (a softmax that
+    underflowed to 0 where ``p`` is positive gives a large finite value, not ``inf``).
+
+    With ``p`` the oracle's outputs and ``q`` the unlearned model's, it is the "KL to the oracle" of the hybrid
+    quantum-classical unlearning study (Crivoi et al., ICPR 2026, arXiv 2512.19253).
+
+    Args:
+        p: probabilities ``[N, C]`` (the reference, e.g. the oracle's).
+        q: probabilities ``[N, C]``.
+        reduction: ``"mean"`` (a float) or ``"none"`` (a tensor ``[N]``).
+        eps: floor of ``q`` inside the logarithm.
+
+    Example:
+        >>> import torch
+        >>> round(kl_divergence(torch.tensor([[0.5, 0.5]]), torch.tensor([[0.25, 0.75]])), 6)  # 0.5 ln(0.5/0.25) + 0.5 ln(0.5/0.75)
+        0.143841
+    """
+    check_choice("reduction", reduction, _REDUCTIONS)
+    _check_probs(p, q)
+    p, q = p.detach().double(), q.detach().double()
+    values = torch.where(p > 0, p * (p.clamp_min(1e-300).log() - q.clamp_min(eps).log()), torch.zeros_like(p)).sum(-1)
+    values = values.clamp_min(0.0)
+    return float(values.mean()) if reduction == "mean" else values.float()
 
 
 class JSDivergence(Metric):

@@ -1,13 +1,28 @@
-"""Models used by the benchmarks and tests: small plain-torch ones, a content-aware recommender, a ViT and causal LMs
+"""Models used by the benchmarks and tests: small plain-torch ones, a content-aware recommender, a ViT, causal LMs and a hybrid quantum-classical classifier
 (nothing downloaded).
 
-``transformers`` is imported only when a ``transformers``-based model is built or loaded.
+``transformers`` and ``pennylane`` are imported only when a model that needs them is built or loaded.
 """
 
 from lightning_unlearn.models.cnn import MLP, SmallCNN
 from lightning_unlearn.models.llm import load_smollm2, smollm2, smollm2_tokenizer, tiny_llama, train_tokenizer
 from lightning_unlearn.models.lightgcn import ContentLightGCN, MovieLensLightGCN
+from lightning_unlearn.models.quantum import HybridQuantumClassifier
 from lightning_unlearn.models.recommender import ContentMF, MovieLensMF
 from lightning_unlearn.models.vit import ViTClassifier
 
-__all__ = ["MLP", "ContentLightGCN", "ContentMF", "MovieLensLightGCN", "MovieLensMF", "SmallCNN", "ViTClassifier", "load_smollm2", "smollm2", "smollm2_tokenizer", "tiny_llama", "train_tokenizer"]
+__all__ = [
+    "MLP",
+    "ContentLightGCN",
+    "ContentMF",
+    "HybridQuantumClassifier",
+    "MovieLensLightGCN",
+    "MovieLensMF",
+    "SmallCNN",
+    "ViTClassifier",
+    "load_smollm2",
+    "smollm2",
+    "smollm2_tokenizer",
+    "tiny_llama",
+    "train_tokenizer",
+]

@@ -114,3 +114,18 @@ def test_the_metric_accumulates_like_the_function():
         metric.update(p[lo : lo + 7], q[lo : lo + 7])
     assert float(metric.compute()) == pytest.approx(js_divergence(p, q), rel=1e-6)
     assert metric.higher_is_better is False
+
+
+def test_kl_divergence_closed_form_and_floor():
+    from lightning_unlearn.metrics import kl_divergence
+
+    p = torch.tensor([[0.5, 0.5], [1.0, 0.0]])
+    q = torch.tensor([[0.25, 0.75], [0.5, 0.5]])
+    expected = torch.tensor([0.5 * math.log(2.0) + 0.5 * math.log(2.0 / 3.0), math.log(2.0)])
+    torch.testing.assert_close(kl_divergence(p, q, reduction="none"), expected.float())
+    assert kl_divergence(p, q) == pytest.approx(float(expected.mean()))
+    assert kl_divergence(p, p) == 0.0
+    # q = 0 where p > 0: floored at eps, large but finite
+    assert kl_divergence(torch.tensor([[1.0, 0.0]]), torch.tensor([[0.0, 1.0]])) == pytest.approx(-math.log(1e-12))
+    with pytest.raises(ValueError, match=r"`reduction` should be one of \['mean', 'none'\], got 'sum'"):
+        kl_divergence(p, q, reduction="sum")
