@@ -30,6 +30,7 @@ from lightning_unlearn.methods.base import (
     UnlearningMethod,
     register_method,
 )
+from lightning_unlearn.methods.esd import ESD, esd_target
 from lightning_unlearn.methods.finetune import FineTune
 from lightning_unlearn.methods.grad_diff import GradDiff
 from lightning_unlearn.methods.gradient_ascent import GradientAscent
@@ -43,12 +44,15 @@ from lightning_unlearn.methods.npo import NPO, npo_loss
 from lightning_unlearn.methods.pmc import PMC
 from lightning_unlearn.methods.random_label import RandomLabel
 from lightning_unlearn.methods.razor import RAZOR
+from lightning_unlearn.methods.razor_diffusion import RAZORDiffusion
 from lightning_unlearn.methods.retrain import Retrain
 from lightning_unlearn.methods.rmu import RMU, rmu_control_vector
 from lightning_unlearn.methods.roka import ROKA
 from lightning_unlearn.methods.salun import SalUn
+from lightning_unlearn.methods.salun_diffusion import SalUnDiffusion
 from lightning_unlearn.methods.scrub import SCRUB
 from lightning_unlearn.methods.simnpo import SimNPO, simnpo_loss
+from lightning_unlearn.methods.spare import SPARE
 from lightning_unlearn.methods.ssd import SSD, adaptive_alpha, dampening_factor
 from lightning_unlearn.methods.stake_the_points import StakeThePoints
 from lightning_unlearn.methods.tru import TRU
@@ -56,14 +60,17 @@ from lightning_unlearn.methods.unsir import UNSIR, learn_error_maximizing_noise
 
 __all__ = [
     "ASU",
+    "ESD",
     "IDK_ANSWERS",
     "METHODS",
     "NPO",
     "PMC",
     "RAZOR",
+    "RAZORDiffusion",
     "RMU",
     "ROKA",
     "SCRUB",
+    "SPARE",
     "TRU",
     "UNSIR",
     "AdaProb",
@@ -86,6 +93,7 @@ __all__ = [
     "RetainLoss",
     "SaliencyMask",
     "SalUn",
+    "SalUnDiffusion",
     "SSD",
     "SimNPO",
     "StakeThePoints",
@@ -95,6 +103,7 @@ __all__ = [
     "alternative_batch",
     "dampening_factor",
     "dpo_loss",
+    "esd_target",
     "fisher_inverse_vector_product",
     "learn_error_maximizing_noise",
     "lipschitz_loss",

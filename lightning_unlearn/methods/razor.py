@@ -19,6 +19,8 @@ from lightning_unlearn.tasks.base import Task
 
 #: Child names that make a module an attention block edited per head (``transformers`` >= 5 naming).
 ATTENTION_PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj")
+#: The same for ``diffusers``' ``Attention`` (UNet self- and cross-attention).
+DIFFUSERS_PROJECTIONS = ("to_q", "to_k", "to_v", "to_out.0")
 
 
 @dataclass(frozen=True)
@@ -40,7 +42,7 @@ class UnitSlice:
 Units = dict[str, tuple[UnitSlice, ...]]
 
 
-def editing_units(model: nn.Module, num_heads: int | None = None) -> Units:
+def editing_units(model: nn.Module, num_heads: int | None = None, projections: Sequence[str] = ATTENTION_PROJECTIONS) -> Units:
     """Split the trainable parameters of ``model`` into RAZOR's editing units.
 
     * An **attention module** (one with ``nn.Linear`` children named ``q_proj``, ``k_proj``,
@@ -55,8 +57,11 @@ def editing_units(model: nn.Module, num_heads: int | None = None) -> Units:
     Args:
         model: The network.
         num_heads: Heads per attention module. ``None`` reads ``num_attention_heads`` (or
-            ``num_heads``) from the attention module, else from a ``config`` of the model or of
-            one of its submodules.
+            ``num_heads``, or diffusers' ``heads``) from the attention module, else from a ``config`` of the
+            model or of one of its submodules.
+        projections: The (dotted) child names of an attention module's query, key, value and output
+            projections: ``ATTENTION_PROJECTIONS`` (``transformers``), ``DIFFUSERS_PROJECTIONS``
+            (``diffusers``' ``Attention``: ``to_q, to_k, to_v, to_out.0``).
     """
     names = {id(p): n for n, p in model.named_parameters() if p.requires_grad}
     seen: set[int] = set()
@@ -66,10 +71,10 @@ def editing_units(model: nn.Module, num_heads: int | None = None) -> Units:
         if module_name in claimed:
             continue
         prefix = f"{module_name}." if module_name else ""
-        if _is_attention(module):
+        if _is_attention(module, projections):
             heads = _head_count(model, module, module_name, num_heads)
-            units.update(_head_units(module, prefix, heads, names, seen))
-            claimed.update(prefix + child for child in ATTENTION_PROJECTIONS)
+            units.update(_head_units(module, prefix, heads, names, seen, projections))
+            claimed.update(prefix + child for child in projections)
         own = [p for p in module.parameters(recurse=False) if id(p) in names and id(p) not in seen]
         if own:
             seen.update(id(p) for p in own)
@@ -77,14 +82,27 @@ def editing_units(model: nn.Module, num_heads: int | None = None) -> Units:
     return units
 
 
-def _is_attention(module: nn.Module) -> bool:
-    return all(isinstance(getattr(module, child, None), nn.Linear) for child in ATTENTION_PROJECTIONS)
+def _child(module: nn.Module, path: str) -> nn.Module | None:
+    """The submodule at a dotted ``path`` (``"to_out.0"``), or ``None``."""
+    found: nn.Module | None = module
+    for part in path.split("."):
+        if isinstance(found, (nn.ModuleList, nn.Sequential)) and part.isdigit():
+            found = found[int(part)] if int(part) < len(found) else None
+        else:
+            found = getattr(found, part, None)
+        if not isinstance(found, nn.Module):
+            return None
+    return found
+
+
+def _is_attention(module: nn.Module, projections: Sequence[str] = ATTENTION_PROJECTIONS) -> bool:
+    return all(isinstance(_child(module, child), nn.Linear) for child in projections)
 
 
 def _head_count(model: nn.Module, attention: nn.Module, name: str, num_heads: int | None) -> int:
     if num_heads is not None:
         return num_heads
-    for attr in ("num_attention_heads", "num_heads"):
+    for attr in ("num_attention_heads", "num_heads", "heads"):
         value = getattr(attention, attr, None)
         if isinstance(value, int) and not isinstance(value, bool) and value > 0:
             return value
@@ -98,8 +116,10 @@ def _head_count(model: nn.Module, attention: nn.Module, name: str, num_heads: in
     )
 
 
-def _head_units(attention: nn.Module, prefix: str, heads: int, names: dict[int, str], seen: set[int]) -> Units:
-    q, k, v, o = (getattr(attention, child) for child in ATTENTION_PROJECTIONS)
+def _head_units(
+    attention: nn.Module, prefix: str, heads: int, names: dict[int, str], seen: set[int], projections: Sequence[str] = ATTENTION_PROJECTIONS
+) -> Units:
+    q, k, v, o = (_child(attention, child) for child in projections)
     width = q.out_features
     if k.out_features != width or v.out_features != width or o.in_features != width:
         raise ValueError(
@@ -191,6 +211,32 @@ def unit_scores(
         cos = max(-1.0, min(1.0, dot / (g_f * g_r))) if g_f > 0 and g_r > 0 else 0.0
         scores[name] = g_f / (theta + eps) * (1.0 - cos) ** alpha
     return scores
+
+
+def rank_units(scores: dict[str, float], top_fraction: float, top_k: int | None = None, threshold: float | None = None) -> list[str]:
+    """RAZOR's initial edit set: the units with ``φ > threshold`` (at least the best one), else the ``top_k`` best,
+    else the best ``top_fraction`` of the units (at least one). Ties keep the model's order."""
+    ranked = sorted(scores, key=lambda unit: -scores[unit])
+    if threshold is not None:
+        return [u for u in ranked if scores[u] > threshold] or ranked[:1]
+    if top_k is not None:
+        return ranked[:top_k]
+    return ranked[: max(1, round(top_fraction * len(ranked)))]
+
+
+def unit_masks(
+    units: Units, selected: Sequence[str], shapes: dict[str, tuple[torch.Size, torch.dtype]], device: torch.device | str
+) -> dict[str, Tensor]:
+    """``{parameter: 0/1 mask}`` that lets exactly the entries of the ``selected`` units change."""
+    masks: dict[str, Tensor] = {}
+    for unit in selected:
+        for part in units[unit]:
+            mask = masks.get(part.param)
+            if mask is None:
+                shape, dtype = shapes[part.param]
+                mask = masks[part.param] = torch.zeros(shape, dtype=dtype, device=device)
+            part.take(mask).fill_(1)
+    return masks
 
 
 def _all_ranks_mean(values: Tensor) -> Tensor:
@@ -359,12 +405,7 @@ class RAZOR(UnlearningMethod):
         return self._rounds
 
     def _initial_selection(self, scores: dict[str, float]) -> list[str]:
-        ranked = sorted(scores, key=lambda unit: -scores[unit])  # stable: ties keep model order
-        if self.threshold is not None:
-            return [u for u in ranked if scores[u] > self.threshold] or ranked[:1]
-        if self.top_k is not None:
-            return ranked[: self.top_k]
-        return ranked[: max(1, round(self.top_fraction * len(ranked)))]
+        return rank_units(scores, self.top_fraction, self.top_k, self.threshold)
 
     def select(self, units: Sequence[str], device: torch.device | str | None = None) -> None:
         """Make ``units`` (names from :attr:`units`) the edit set and rebuild the parameter mask.
@@ -385,15 +426,7 @@ class RAZOR(UnlearningMethod):
         if device is None:
             device = next(iter(self._masks.values())).device if self._masks else self._device
         self.selected = list(dict.fromkeys(units))
-        masks: dict[str, Tensor] = {}
-        for unit in self.selected:
-            for part in self.units[unit]:
-                mask = masks.get(part.param)
-                if mask is None:
-                    shape, dtype = self._shapes[part.param]
-                    mask = masks[part.param] = torch.zeros(shape, dtype=dtype, device=device)
-                part.take(mask).fill_(1)
-        self.set_masks(masks)
+        self.set_masks(unit_masks(self.units, self.selected, self._shapes, device))
 
     @staticmethod
     def _params(model: nn.Module) -> dict[str, Tensor]:

@@ -5,8 +5,9 @@
 """
 
 from lightning_unlearn.models.cnn import MLP, SmallCNN
+from lightning_unlearn.models.diffusion import ConceptDiffusionPipeline, concept_unet
 from lightning_unlearn.models.llm import load_smollm2, smollm2, smollm2_tokenizer, tiny_llama, train_tokenizer
 from lightning_unlearn.models.recommender import ContentMF, MovieLensMF
 from lightning_unlearn.models.vit import ViTClassifier
 
-__all__ = ["MLP", "ContentMF", "MovieLensMF", "SmallCNN", "ViTClassifier", "load_smollm2", "smollm2", "smollm2_tokenizer", "tiny_llama", "train_tokenizer"]
+__all__ = ["MLP", "ConceptDiffusionPipeline", "ContentMF", "MovieLensMF", "SmallCNN", "ViTClassifier", "concept_unet", "load_smollm2", "smollm2", "smollm2_tokenizer", "tiny_llama", "train_tokenizer"]
