@@ -30,9 +30,9 @@ from lightning_unlearn._cache import cache_folder
 #: The UNet B4 erases from (arguments of :func:`~lightning_unlearn.models.diffusion.concept_unet`).
 UNET = {"sample_size": 16, "block_out_channels": [32, 64], "layers_per_block": 1, "attention_head_dim": 8}
 #: How the original is trained.
-ORIGINAL_RECIPE = {"steps": 300, "batch_size": 64, "lr": 2e-3, "uncond_prob": 0.1, "threads": 2}
+ORIGINAL_RECIPE = {"steps": 250, "batch_size": 64, "lr": 3e-3, "uncond_prob": 0.1, "threads": 1}
 #: How the judge is trained.
-JUDGE_RECIPE = {"epochs": 2, "batch_size": 128, "lr": 1e-3}
+JUDGE_RECIPE = {"epochs": 1, "batch_size": 128, "lr": 1e-3}
 #: Bump to invalidate the cached originals and judges.
 VERSION = 1
 
@@ -128,7 +128,7 @@ def judge(seed: int = 0, log=print) -> tuple[Any, dict[str, Any]]:
         module = SupervisedModule(model, optimizer=functools.partial(torch.optim.Adam, lr=JUDGE_RECIPE["lr"]))
         benchmarking.quiet_trainer(max_epochs=JUDGE_RECIPE["epochs"]).fit(module, loader)
 
-    model, info = _cached("judge", {"recipe": JUDGE_RECIPE, "size": UNET["sample_size"], "seed": seed, "threads": 2}, build, train, log)
+    model, info = _cached("judge", {"recipe": JUDGE_RECIPE, "size": UNET["sample_size"], "seed": seed, "threads": 1}, build, train, log)
     model.eval()
     if "test_acc" not in info:
         test = load_captioned_fashion_mnist("test", UNET["sample_size"])
@@ -153,9 +153,116 @@ def concept_accuracy(
     return out
 
 
-def _run_name() -> str:
-    return Path(__file__).stem
-
-
 def write_results(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
     return benchmarking.write_json(path, {"command": benchmarking.command_line(), "commit": benchmarking.git_commit(), **payload})
+
+
+#: The methods B4 runs, in table order (each has ``configs/fashion_mnist_diffusion/<name>.yaml``).
+METHODS = ("esd", "salun_diffusion", "spare", "razor_diffusion")
+#: The concept B4 erases ("sneaker").
+FORGET_CLASS = 7
+
+
+def method_settings(name: str) -> dict[str, Any]:
+    """``{"class_path", "init_args", "lr", "max_steps", "batch_size", "retain_batch_size"}`` of a shipped config."""
+    from lightning_unlearn import configs
+
+    config = configs.load_config(f"fashion_mnist_diffusion/{name}")
+    model = config["model"]["init_args"]
+    data = config["data"]["init_args"]
+    return {
+        "class_path": model["method"]["class_path"],
+        "init_args": dict(model["method"].get("init_args") or {}),
+        "lr": float(model["optimizer"]["init_args"]["lr"]),
+        "max_steps": int(config["trainer"]["max_steps"]),
+        "batch_size": int(data["batch_size"]),
+        "retain_batch_size": int(data["retain_batch_size"]),
+    }
+
+
+def unlearn(name: str, original_state: dict[str, Any], seed: int, max_steps: int | None = None, log=print) -> tuple[Any, float]:
+    """Unlearn the original with method ``name`` (its config's settings) through ``UnlearningModule`` + ``Trainer``;
+    returns the unlearned UNet and the seconds it took (setup, e.g. saliency, included)."""
+    import importlib
+
+    import lightning.pytorch as pl
+
+    from lightning_unlearn.datamodules.diffusion import FashionMNISTConceptDataModule
+    from lightning_unlearn.module import UnlearningModule
+
+    settings = method_settings(name)
+    module_name, _, cls = settings["class_path"].rpartition(".")
+    method = getattr(importlib.import_module(module_name), cls)(**{**settings["init_args"], "seed": seed})
+    pl.seed_everything(seed, verbose=False)
+    dm = FashionMNISTConceptDataModule(
+        forget_class=FORGET_CLASS, batch_size=settings["batch_size"], retain_batch_size=settings["retain_batch_size"], seed=seed,
+        max_eval_samples=256,
+    )  # fmt: skip
+    unet = build_unet()
+    unet.load_state_dict(original_state)
+    task = _task()
+    task.reseed(seed)
+    module = UnlearningModule(unet, method, task=task, optimizer=functools.partial(torch.optim.AdamW, lr=settings["lr"]), monitor=False)
+    steps = max_steps or settings["max_steps"]
+    start = time.perf_counter()
+    benchmarking.quiet_trainer(max_steps=steps, max_epochs=1).fit(module, datamodule=dm)
+    seconds = time.perf_counter() - start
+    log(f"[b4] {name} seed={seed}: {steps} steps in {seconds:.1f}s")
+    return module.model, seconds
+
+
+def evaluate(unet, judge_model, per_prompt: int, steps: int = 10, guidance: float = 3.0, seed: int = 0) -> dict[str, float]:
+    """The judge's accuracy on generations: the erased concept under its training captions and under held-out
+    paraphrases, and the mean over the other nine concepts (one training caption each)."""
+    from lightning_unlearn.models.diffusion import CONCEPTS, PARAPHRASE_TEMPLATES, TRAIN_TEMPLATES
+
+    forget = concept_accuracy(unet, judge_model, [FORGET_CLASS], TRAIN_TEMPLATES, per_prompt, steps, guidance, seed)
+    para = concept_accuracy(unet, judge_model, [FORGET_CLASS], PARAPHRASE_TEMPLATES, per_prompt, steps, guidance, seed + 100)
+    others = [c for c in range(len(CONCEPTS)) if c != FORGET_CLASS]
+    other = concept_accuracy(unet, judge_model, others, TRAIN_TEMPLATES[:1], per_prompt, steps, guidance, seed + 200)
+    return {
+        "forget_acc": 100 * forget[FORGET_CLASS],
+        "paraphrase_acc": 100 * para[FORGET_CLASS],
+        "other_acc": 100 * sum(other.values()) / len(other),
+    }
+
+
+def run(methods=METHODS, seeds=(0,), quick: bool = False, log=print) -> dict[str, Any]:
+    """B4: for every seed, unlearn the cached original with every method and score generations with the judge.
+
+    One original (seed 0) is trained and cached; seeds vary the unlearning (data order, noise draws, LoRA init) and
+    the generation noise. ``quick``: 20 unlearning steps and 4 images per prompt (else the configs' steps and 8).
+    """
+    original, info = original_unet(0, log=log)
+    judge_model, judge_info = judge(0, log=log)
+    state = {k: v.clone() for k, v in original.state_dict().items()}
+    per_prompt = 4 if quick else 8
+    rows: list[dict[str, Any]] = []
+    for seed in seeds:
+        base = evaluate(original, judge_model, per_prompt, seed=seed)
+        rows.append({"method": "original", "seed": seed, "seconds": info["seconds"], **base})
+        log(f"[b4] original seed={seed}: {base}")
+        for name in methods:
+            unet, seconds = unlearn(name, state, seed, max_steps=20 if quick else None, log=log)
+            scores = evaluate(unet, judge_model, per_prompt, seed=seed)
+            rows.append({"method": name, "seed": seed, "seconds": seconds, "time_ratio": seconds / info["seconds"], **scores})
+            log(f"[b4] {name} seed={seed}: {scores}")
+    return {"original": info, "judge": judge_info, "per_prompt": per_prompt, "rows": rows}
+
+
+def table(result: dict[str, Any]) -> str:
+    """Markdown table, mean ± std over seeds per method."""
+    rows = result["rows"]
+    names = list(dict.fromkeys(r["method"] for r in rows))
+    body = []
+    for name in names:
+        mine = [r for r in rows if r["method"] == name]
+        cells = [name, str(len(mine))]
+        for key in ("forget_acc", "paraphrase_acc", "other_acc"):
+            cells.append(benchmarking.fmt_pm(*benchmarking.mean_std([r[key] for r in mine]), digits=1))
+        cells.append(f"{benchmarking.mean_std([r['seconds'] for r in mine])[0]:.0f}")
+        ratio = [r["time_ratio"] for r in mine if "time_ratio" in r]
+        cells.append(benchmarking.fmt_pm(*benchmarking.mean_std(ratio), digits=3) if ratio else "1 (training)")
+        body.append(cells)
+    header = ["method", "seeds", "erased concept acc % (↓)", "paraphrases acc % (↓)", "other concepts acc % (↑)", "seconds", "time / original's training"]
+    return benchmarking.markdown_table(header, body)
