@@ -10,6 +10,7 @@ Run from the repository root::
 
     python benchmarks/b4_diffusion.py --quick            # 20 unlearning steps per method, 4 images per prompt
     python benchmarks/b4_diffusion.py --seeds 0 1 2      # the configs' steps, 8 images per prompt
+    python benchmarks/b4_diffusion.py --merge a.json b.json --out all.json   # one table from runs of single seeds
 """
 
 from __future__ import annotations
@@ -31,7 +32,14 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", default=list(b4.METHODS), choices=list(b4.METHODS))
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a contended machine)")
     parser.add_argument("--out", default=None, help="JSON output (default benchmarks/results/b4_diffusion[_quick].json)")
+    parser.add_argument("--merge", nargs="+", default=None, help="JSON files of earlier runs to merge into one table")
     args = parser.parse_args()
+    if args.merge:
+        result = b4.merge_results(args.merge)
+        if args.out:
+            b4.write_results(args.out, result)
+        print(b4.table(result))
+        return
     torch.set_num_threads(args.threads)
     benchmarking.quiet_lightning()
     result = b4.run(args.methods, tuple(args.seeds), quick=args.quick, log=lambda *a: print(*a, flush=True))

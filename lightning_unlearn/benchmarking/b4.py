@@ -81,11 +81,11 @@ class _Progress(Callback):
     """Logs the training loss every 25 steps (the original trains for minutes)."""
 
     def __init__(self, log) -> None:
-        self.log = log
+        self._log = log
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if trainer.global_step % 25 == 0:
-            self.log(f"[b4] step {trainer.global_step}: loss {float(outputs['loss']):.4f}")
+            self._log(f"[b4] step {trainer.global_step}: loss {float(outputs['loss']):.4f}")
 
 
 def original_unet(seed: int = 0, recipe: dict[str, Any] | None = None, log=print) -> tuple[Any, dict[str, Any]]:
@@ -266,3 +266,10 @@ def table(result: dict[str, Any]) -> str:
         body.append(cells)
     header = ["method", "seeds", "erased concept acc % (↓)", "paraphrases acc % (↓)", "other concepts acc % (↑)", "seconds", "time / original's training"]
     return benchmarking.markdown_table(header, body)
+
+
+def merge_results(paths) -> dict[str, Any]:
+    """One result from the JSON files of several runs (e.g. one seed each, run side by side): their rows together."""
+    results = [json.loads(Path(p).read_text()) for p in paths]
+    rows = [row for result in results for row in result["rows"]]
+    return {**{k: v for k, v in results[0].items() if k not in ("rows", "command")}, "rows": rows, "merged": [str(p) for p in paths]}

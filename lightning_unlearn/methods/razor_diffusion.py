@@ -10,7 +10,15 @@ from lightning_unlearn._errors import check_fraction, check_int, check_positive
 from lightning_unlearn.methods._diffusion import encode_once, prediction_under, surrogate_condition
 from lightning_unlearn.methods.base import RetainLoss, StepContext, UnlearningMethod, register_method
 from lightning_unlearn.methods.masks import ParameterMask
-from lightning_unlearn.methods.razor import DIFFUSERS_PROJECTIONS, Units, editing_units, mean_gradients, rank_units, unit_masks, unit_scores
+from lightning_unlearn.methods.razor import (
+    DIFFUSERS_PROJECTIONS,
+    Units,
+    editing_units,
+    mean_gradients,
+    rank_units,
+    unit_masks,
+    unit_scores,
+)
 from lightning_unlearn.tasks.base import Task
 
 

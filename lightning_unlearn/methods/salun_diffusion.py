@@ -32,10 +32,11 @@ class SalUnDiffusion(UnlearningMethod):
         threshold: Fraction of weights updated (paper default 0.5).
         scope: ``"global"`` (paper) or ``"layer"`` ranking for the mask.
         surrogate: Prompt(s) the concept is remapped to (``None``: the retain batch's prompts).
+        max_batches: Cap on forget batches used for the saliency (``None``: all).
         forget_weight: Weight of ``ℓ_RL``.
         retain_weight: β, weight of the retain term.
         retain_loss: ``"nll"`` (ε-loss on retain data, paper), ``"kl"`` or ``"none"``.
-        mask: ``None``: ``SaliencyMask(threshold, scope)``; a mask given here replaces it.
+        mask: ``None``: ``SaliencyMask(threshold, scope, max_batches)``; a mask given here replaces it.
         seed: Unused (the task draws the noise); accepted like every method's.
     """
 
@@ -46,6 +47,7 @@ class SalUnDiffusion(UnlearningMethod):
         threshold: float = 0.5,
         scope: MaskScope = "global",
         surrogate: Sequence[str] | str | None = None,
+        max_batches: int | None = None,
         forget_weight: float = 1.0,
         retain_weight: float = 1.0,
         retain_loss: RetainLoss = "nll",
@@ -56,11 +58,12 @@ class SalUnDiffusion(UnlearningMethod):
             forget_weight=forget_weight,
             retain_weight=retain_weight,
             retain_loss=retain_loss,
-            mask=SaliencyMask(threshold=threshold, scope=scope) if mask is None else mask,
+            mask=SaliencyMask(threshold=threshold, scope=scope, max_batches=max_batches) if mask is None else mask,
             seed=seed,
         )
         self.threshold = threshold
         self.scope = scope
+        self.max_batches = max_batches
         self.surrogate = [surrogate] if isinstance(surrogate, str) else (list(surrogate) if surrogate is not None else None)
         self.add_state("_surrogate", None, persistent=False)
 
