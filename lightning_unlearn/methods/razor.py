@@ -213,6 +213,42 @@ def unit_scores(
     return scores
 
 
+def check_razor_arguments(
+    mask: Any, top_fraction: float, top_k: int | None, threshold: float | None, alpha: float, rho: float,
+    mismatch_weight: float, eps: float, max_batches: int | None,
+) -> None:
+    """Validate the arguments every RAZOR variant shares (the classifier one and the diffusion one)."""
+    if mask is not None:
+        raise ValueError(f"`mask` should be None for RAZOR, which builds its own mask (the edit set); got {mask!r}.")
+    check_fraction("top_fraction", top_fraction)
+    check_int("top_k", top_k, minimum=1, optional=True)
+    if threshold is not None:
+        check_positive("threshold", threshold, allow_zero=True)
+    if top_k is not None and threshold is not None:
+        raise ValueError(f"Give either `top_k` or `threshold`, not both; got top_k={top_k!r} and threshold={threshold!r}.")
+    check_fraction("alpha", alpha, inclusive_low=True)
+    check_fraction("rho", rho)
+    check_positive("mismatch_weight", mismatch_weight, allow_zero=True)
+    check_positive("eps", eps)
+    check_int("max_batches", max_batches, minimum=1, optional=True)
+
+
+def score_units(
+    model: nn.Module, task: Task, units: Units, params: dict[str, Tensor], forget_loader: Iterable[Any],
+    retain_loader: Iterable[Any] | None, alpha: float, eps: float, max_batches: int | None,
+) -> dict[str, float]:
+    """RAZOR's initial scores: ``φ`` of every unit from the mean task-loss gradients over the forget and retain
+    loaders (at most ``max_batches`` each; no retain gradient without retain data)."""
+    forget_grads, n_forget = mean_gradients(model, task, forget_loader, params, max_batches)
+    if n_forget == 0:
+        raise ValueError("RAZOR got an empty forget loader; the forget set must not be empty.")
+    retain_grads = None
+    if retain_loader is not None:
+        retain_grads, n_retain = mean_gradients(model, task, retain_loader, params, max_batches)
+        retain_grads = retain_grads if n_retain else None
+    return unit_scores(units, params, forget_grads, retain_grads, alpha, eps)
+
+
 def rank_units(scores: dict[str, float], top_fraction: float, top_k: int | None = None, threshold: float | None = None) -> list[str]:
     """RAZOR's initial edit set: the units with ``φ > threshold`` (at least the best one), else the ``top_k`` best,
     else the best ``top_fraction`` of the units (at least one). Ties keep the model's order."""
@@ -337,22 +373,10 @@ class RAZOR(UnlearningMethod):
         mask: ParameterMask | None = None,
         seed: int = 0,
     ) -> None:
-        if mask is not None:
-            raise ValueError(f"`mask` should be None for RAZOR, which builds its own mask (the edit set); got {mask!r}.")
-        check_fraction("top_fraction", top_fraction)
-        check_int("top_k", top_k, minimum=1, optional=True)
-        if threshold is not None:
-            check_positive("threshold", threshold, allow_zero=True)
-        if top_k is not None and threshold is not None:
-            raise ValueError(f"Give either `top_k` or `threshold`, not both; got top_k={top_k!r} and threshold={threshold!r}.")
-        check_fraction("alpha", alpha, inclusive_low=True)
-        check_fraction("rho", rho)
-        check_positive("mismatch_weight", mismatch_weight, allow_zero=True)
+        check_razor_arguments(mask, top_fraction, top_k, threshold, alpha, rho, mismatch_weight, eps, max_batches)
         check_fraction("target_forget_acc", target_forget_acc, inclusive_low=True)
         check_int("max_rounds", max_rounds, minimum=0)
         check_int("num_heads", num_heads, minimum=1, optional=True)
-        check_positive("eps", eps)
-        check_int("max_batches", max_batches, minimum=1, optional=True)
         super().__init__(forget_weight=forget_weight, retain_weight=retain_weight, retain_loss=retain_loss, seed=seed)
         self.top_fraction = float(top_fraction)
         self.top_k = top_k
@@ -387,14 +411,7 @@ class RAZOR(UnlearningMethod):
         self._shapes = {n: (p.shape, p.dtype) for n, p in params.items()}
         self._device = next(iter(params.values())).device
         self._masks = None
-        forget_grads, n_forget = mean_gradients(model, task, forget_loader, params, self.max_batches)
-        if n_forget == 0:
-            raise ValueError("RAZOR got an empty forget loader; the forget set must not be empty.")
-        retain_grads = None
-        if retain_loader is not None:
-            retain_grads, n_retain = mean_gradients(model, task, retain_loader, params, self.max_batches)
-            retain_grads = retain_grads if n_retain else None
-        self.scores = unit_scores(self.units, params, forget_grads, retain_grads, self.alpha, self.eps)
+        self.scores = score_units(model, task, self.units, params, forget_loader, retain_loader, self.alpha, self.eps, self.max_batches)
         self._rounds = 0
         self._checked_epoch = 0
         self.select(self._initial_selection(self.scores))

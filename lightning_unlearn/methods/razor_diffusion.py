@@ -6,18 +6,17 @@ from collections.abc import Iterable, Sequence
 
 from torch import Tensor, nn
 
-from lightning_unlearn._errors import check_fraction, check_int, check_positive
 from lightning_unlearn.methods._diffusion import encode_once, prediction_under, surrogate_condition
 from lightning_unlearn.methods.base import RetainLoss, StepContext, UnlearningMethod, register_method
 from lightning_unlearn.methods.masks import ParameterMask
 from lightning_unlearn.methods.razor import (
     DIFFUSERS_PROJECTIONS,
     Units,
+    check_razor_arguments,
     editing_units,
-    mean_gradients,
     rank_units,
+    score_units,
     unit_masks,
-    unit_scores,
 )
 from lightning_unlearn.tasks.base import Task
 
@@ -83,19 +82,7 @@ class RAZORDiffusion(UnlearningMethod):
         mask: ParameterMask | None = None,
         seed: int = 0,
     ) -> None:
-        if mask is not None:
-            raise ValueError(f"`mask` should be None for RAZOR, which builds its own mask (the edit set); got {mask!r}.")
-        check_fraction("top_fraction", top_fraction)
-        check_int("top_k", top_k, minimum=1, optional=True)
-        if threshold is not None:
-            check_positive("threshold", threshold, allow_zero=True)
-        if top_k is not None and threshold is not None:
-            raise ValueError(f"Give either `top_k` or `threshold`, not both; got top_k={top_k!r} and threshold={threshold!r}.")
-        check_fraction("alpha", alpha, inclusive_low=True)
-        check_fraction("rho", rho)
-        check_positive("mismatch_weight", mismatch_weight, allow_zero=True)
-        check_positive("eps", eps)
-        check_int("max_batches", max_batches, minimum=1, optional=True)
+        check_razor_arguments(mask, top_fraction, top_k, threshold, alpha, rho, mismatch_weight, eps, max_batches)
         if isinstance(projections, str) or len(projections) != 4:
             raise ValueError(f"`projections` should name the q, k, v and output projections (4 names), got {projections!r}.")
         super().__init__(forget_weight=forget_weight, retain_weight=retain_weight, retain_loss=retain_loss, seed=seed)
@@ -120,14 +107,7 @@ class RAZORDiffusion(UnlearningMethod):
             raise ValueError("RAZOR scores layers and heads with the forget data; pass the forget loader to `setup`.")
         self.units = editing_units(model, projections=self.projections)
         params = {n: p for n, p in model.named_parameters() if p.requires_grad}
-        forget_grads, n_forget = mean_gradients(model, task, forget_loader, params, self.max_batches)
-        if n_forget == 0:
-            raise ValueError("RAZOR got an empty forget loader; the forget set must not be empty.")
-        retain_grads = None
-        if retain_loader is not None:
-            retain_grads, n_retain = mean_gradients(model, task, retain_loader, params, self.max_batches)
-            retain_grads = retain_grads if n_retain else None
-        self.scores = unit_scores(self.units, params, forget_grads, retain_grads, self.alpha, self.eps)
+        self.scores = score_units(model, task, self.units, params, forget_loader, retain_loader, self.alpha, self.eps, self.max_batches)
         self.selected = rank_units(self.scores, self.top_fraction, self.top_k, self.threshold)
         shapes = {n: (p.shape, p.dtype) for n, p in params.items()}
         self.set_masks(unit_masks(self.units, self.selected, shapes, next(iter(params.values())).device))
