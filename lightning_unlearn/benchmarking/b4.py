@@ -130,10 +130,10 @@ def judge(seed: int = 0, log=print) -> tuple[Any, dict[str, Any]]:
 
     model, info = _cached("judge", {"recipe": JUDGE_RECIPE, "size": UNET["sample_size"], "seed": seed, "threads": 1}, build, train, log)
     model.eval()
-    if "test_acc" not in info:
-        test = load_captioned_fashion_mnist("test", UNET["sample_size"])
-        with torch.no_grad():
-            info["test_acc"] = float((model(test.images).argmax(1) == test.targets).float().mean())
+    test = load_captioned_fashion_mnist("test", UNET["sample_size"])
+    with torch.no_grad():
+        right = sum(int((model(x).argmax(1) == y).sum()) for x, y in zip(test.images.split(500), test.targets.split(500)))
+    info["test_acc"] = right / len(test)
     return model, info
 
 
@@ -196,7 +196,7 @@ def unlearn(name: str, original_state: dict[str, Any], seed: int, max_steps: int
     pl.seed_everything(seed, verbose=False)
     dm = FashionMNISTConceptDataModule(
         forget_class=FORGET_CLASS, batch_size=settings["batch_size"], retain_batch_size=settings["retain_batch_size"], seed=seed,
-        max_eval_samples=256,
+        eval_batch_size=64, max_eval_samples=256,
     )  # fmt: skip
     unet = build_unet()
     unet.load_state_dict(original_state)
