@@ -8,6 +8,7 @@ from lightning_unlearn.datamodules.authors import (
     qa_pairs,
     split_authors,
 )
+from lightning_unlearn.datamodules.diffusion import CaptionedImages, FashionMNISTConceptDataModule, load_captioned_fashion_mnist
 from lightning_unlearn.datamodules.forget_retain import EVAL_SPLITS, CombineMode, ForgetRetainDataModule, TrainOn
 from lightning_unlearn.datamodules.loaders import ResumableDataLoader
 from lightning_unlearn.datamodules.movielens import MovieLens, load_movielens_100k
@@ -34,6 +35,9 @@ __all__ = [
     "ANGLE_DATASETS",
     "AngleFeaturesDataModule",
     "load_angle_features",
+    "CaptionedImages",
+    "FashionMNISTConceptDataModule",
+    "load_captioned_fashion_mnist",
     "ENTITY_FACTS",
     "EVAL_SPLITS",
     "FASHION_MNIST_CLASSES",

@@ -35,6 +35,7 @@ from lightning_unlearn.methods.base import (
 from lightning_unlearn.methods.certified import Certified, clip_and_noise
 from lightning_unlearn.methods.cf_k import CFk
 from lightning_unlearn.methods.eu_k import EUk, reinitialize_layers
+from lightning_unlearn.methods.esd import ESD, esd_target
 from lightning_unlearn.methods.finetune import FineTune
 from lightning_unlearn.methods.fisher import FisherForgetting, fisher_noise_variance, forgotten_classes
 from lightning_unlearn.methods.grad_diff import GradDiff
@@ -52,13 +53,16 @@ from lightning_unlearn.methods.pmc import PMC
 from lightning_unlearn.methods.qmul import QMUL, most_similar_other_class
 from lightning_unlearn.methods.random_label import RandomLabel
 from lightning_unlearn.methods.razor import RAZOR
+from lightning_unlearn.methods.razor_diffusion import RAZORDiffusion
 from lightning_unlearn.methods.retrain import Retrain
 from lightning_unlearn.methods.rmu import RMU, rmu_control_vector
 from lightning_unlearn.methods.roka import ROKA
 from lightning_unlearn.methods.salun import SalUn
+from lightning_unlearn.methods.salun_diffusion import SalUnDiffusion
 from lightning_unlearn.methods.scrub import SCRUB
 from lightning_unlearn.methods.scrub_r import SCRUBR, per_class_errors, rewind_target
 from lightning_unlearn.methods.simnpo import SimNPO, simnpo_loss
+from lightning_unlearn.methods.spare import SPARE
 from lightning_unlearn.methods.ssd import SSD, adaptive_alpha, dampening_factor
 from lightning_unlearn.methods.stake_the_points import StakeThePoints
 from lightning_unlearn.methods.tru import TRU
@@ -67,6 +71,7 @@ from lightning_unlearn.methods.unsir import UNSIR, learn_error_maximizing_noise
 
 __all__ = [
     "ASU",
+    "ESD",
     "IDK_ANSWERS",
     "LCA",
     "METHODS",
@@ -74,11 +79,13 @@ __all__ = [
     "PMC",
     "QMUL",
     "RAZOR",
+    "RAZORDiffusion",
     "RMU",
     "ROKA",
     "SCRUB",
     "SCRUBR",
     "SSD",
+    "SPARE",
     "TRU",
     "TRURec",
     "UNSIR",
@@ -109,6 +116,7 @@ __all__ = [
     "Retrain",
     "SalUn",
     "SaliencyMask",
+    "SalUnDiffusion",
     "SimNPO",
     "StakeThePoints",
     "StepContext",
@@ -120,6 +128,7 @@ __all__ = [
     "dampening_factor",
     "dpo_loss",
     "fgsm_toward_uniform",
+    "esd_target",
     "fisher_inverse_vector_product",
     "fisher_noise_variance",
     "forgotten_classes",

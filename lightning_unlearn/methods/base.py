@@ -150,6 +150,7 @@ _TASK_KINDS = {
     "classification": ("classifiers", "ClassificationTask"),
     "causal_lm": ("causal language models", "CausalLMTask"),
     "recommendation": ("recommenders", "RecommendationTask"),
+    "diffusion": ("text-conditioned diffusion models", "DiffusionTask"),
 }
 
 

@@ -19,6 +19,8 @@ from lightning_unlearn.tasks.base import Task
 
 #: Child names that make a module an attention block edited per head (``transformers`` >= 5 naming).
 ATTENTION_PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj")
+#: The same for ``diffusers``' ``Attention`` (UNet self- and cross-attention).
+DIFFUSERS_PROJECTIONS = ("to_q", "to_k", "to_v", "to_out.0")
 
 
 @dataclass(frozen=True)
@@ -40,7 +42,7 @@ class UnitSlice:
 Units = dict[str, tuple[UnitSlice, ...]]
 
 
-def editing_units(model: nn.Module, num_heads: int | None = None) -> Units:
+def editing_units(model: nn.Module, num_heads: int | None = None, projections: Sequence[str] = ATTENTION_PROJECTIONS) -> Units:
     """Split the trainable parameters of ``model`` into RAZOR's editing units.
 
     * An **attention module** (one with ``nn.Linear`` children named ``q_proj``, ``k_proj``,
@@ -55,8 +57,11 @@ def editing_units(model: nn.Module, num_heads: int | None = None) -> Units:
     Args:
         model: The network.
         num_heads: Heads per attention module. ``None`` reads ``num_attention_heads`` (or
-            ``num_heads``) from the attention module, else from a ``config`` of the model or of
-            one of its submodules.
+            ``num_heads``, or diffusers' ``heads``) from the attention module, else from a ``config`` of the
+            model or of one of its submodules.
+        projections: The (dotted) child names of an attention module's query, key, value and output
+            projections: ``ATTENTION_PROJECTIONS`` (``transformers``), ``DIFFUSERS_PROJECTIONS``
+            (``diffusers``' ``Attention``: ``to_q, to_k, to_v, to_out.0``).
     """
     names = {id(p): n for n, p in model.named_parameters() if p.requires_grad}
     seen: set[int] = set()
@@ -66,10 +71,10 @@ def editing_units(model: nn.Module, num_heads: int | None = None) -> Units:
         if module_name in claimed:
             continue
         prefix = f"{module_name}." if module_name else ""
-        if _is_attention(module):
+        if _is_attention(module, projections):
             heads = _head_count(model, module, module_name, num_heads)
-            units.update(_head_units(module, prefix, heads, names, seen))
-            claimed.update(prefix + child for child in ATTENTION_PROJECTIONS)
+            units.update(_head_units(module, prefix, heads, names, seen, projections))
+            claimed.update(prefix + child for child in projections)
         own = [p for p in module.parameters(recurse=False) if id(p) in names and id(p) not in seen]
         if own:
             seen.update(id(p) for p in own)
@@ -77,14 +82,27 @@ def editing_units(model: nn.Module, num_heads: int | None = None) -> Units:
     return units
 
 
-def _is_attention(module: nn.Module) -> bool:
-    return all(isinstance(getattr(module, child, None), nn.Linear) for child in ATTENTION_PROJECTIONS)
+def _child(module: nn.Module, path: str) -> nn.Module | None:
+    """The submodule at a dotted ``path`` (``"to_out.0"``), or ``None``."""
+    found: nn.Module | None = module
+    for part in path.split("."):
+        if isinstance(found, (nn.ModuleList, nn.Sequential)) and part.isdigit():
+            found = found[int(part)] if int(part) < len(found) else None
+        else:
+            found = getattr(found, part, None)
+        if not isinstance(found, nn.Module):
+            return None
+    return found
+
+
+def _is_attention(module: nn.Module, projections: Sequence[str] = ATTENTION_PROJECTIONS) -> bool:
+    return all(isinstance(_child(module, child), nn.Linear) for child in projections)
 
 
 def _head_count(model: nn.Module, attention: nn.Module, name: str, num_heads: int | None) -> int:
     if num_heads is not None:
         return num_heads
-    for attr in ("num_attention_heads", "num_heads"):
+    for attr in ("num_attention_heads", "num_heads", "heads"):
         value = getattr(attention, attr, None)
         if isinstance(value, int) and not isinstance(value, bool) and value > 0:
             return value
@@ -98,8 +116,10 @@ def _head_count(model: nn.Module, attention: nn.Module, name: str, num_heads: in
     )
 
 
-def _head_units(attention: nn.Module, prefix: str, heads: int, names: dict[int, str], seen: set[int]) -> Units:
-    q, k, v, o = (getattr(attention, child) for child in ATTENTION_PROJECTIONS)
+def _head_units(
+    attention: nn.Module, prefix: str, heads: int, names: dict[int, str], seen: set[int], projections: Sequence[str] = ATTENTION_PROJECTIONS
+) -> Units:
+    q, k, v, o = (_child(attention, child) for child in projections)
     width = q.out_features
     if k.out_features != width or v.out_features != width or o.in_features != width:
         raise ValueError(
@@ -191,6 +211,68 @@ def unit_scores(
         cos = max(-1.0, min(1.0, dot / (g_f * g_r))) if g_f > 0 and g_r > 0 else 0.0
         scores[name] = g_f / (theta + eps) * (1.0 - cos) ** alpha
     return scores
+
+
+def check_razor_arguments(
+    mask: Any, top_fraction: float, top_k: int | None, threshold: float | None, alpha: float, rho: float,
+    mismatch_weight: float, eps: float, max_batches: int | None,
+) -> None:
+    """Validate the arguments every RAZOR variant shares (the classifier one and the diffusion one)."""
+    if mask is not None:
+        raise ValueError(f"`mask` should be None for RAZOR, which builds its own mask (the edit set); got {mask!r}.")
+    check_fraction("top_fraction", top_fraction)
+    check_int("top_k", top_k, minimum=1, optional=True)
+    if threshold is not None:
+        check_positive("threshold", threshold, allow_zero=True)
+    if top_k is not None and threshold is not None:
+        raise ValueError(f"Give either `top_k` or `threshold`, not both; got top_k={top_k!r} and threshold={threshold!r}.")
+    check_fraction("alpha", alpha, inclusive_low=True)
+    check_fraction("rho", rho)
+    check_positive("mismatch_weight", mismatch_weight, allow_zero=True)
+    check_positive("eps", eps)
+    check_int("max_batches", max_batches, minimum=1, optional=True)
+
+
+def score_units(
+    model: nn.Module, task: Task, units: Units, params: dict[str, Tensor], forget_loader: Iterable[Any],
+    retain_loader: Iterable[Any] | None, alpha: float, eps: float, max_batches: int | None,
+) -> dict[str, float]:
+    """RAZOR's initial scores: ``φ`` of every unit from the mean task-loss gradients over the forget and retain
+    loaders (at most ``max_batches`` each; no retain gradient without retain data)."""
+    forget_grads, n_forget = mean_gradients(model, task, forget_loader, params, max_batches)
+    if n_forget == 0:
+        raise ValueError("RAZOR got an empty forget loader; the forget set must not be empty.")
+    retain_grads = None
+    if retain_loader is not None:
+        retain_grads, n_retain = mean_gradients(model, task, retain_loader, params, max_batches)
+        retain_grads = retain_grads if n_retain else None
+    return unit_scores(units, params, forget_grads, retain_grads, alpha, eps)
+
+
+def rank_units(scores: dict[str, float], top_fraction: float, top_k: int | None = None, threshold: float | None = None) -> list[str]:
+    """RAZOR's initial edit set: the units with ``φ > threshold`` (at least the best one), else the ``top_k`` best,
+    else the best ``top_fraction`` of the units (at least one). Ties keep the model's order."""
+    ranked = sorted(scores, key=lambda unit: -scores[unit])
+    if threshold is not None:
+        return [u for u in ranked if scores[u] > threshold] or ranked[:1]
+    if top_k is not None:
+        return ranked[:top_k]
+    return ranked[: max(1, round(top_fraction * len(ranked)))]
+
+
+def unit_masks(
+    units: Units, selected: Sequence[str], shapes: dict[str, tuple[torch.Size, torch.dtype]], device: torch.device | str
+) -> dict[str, Tensor]:
+    """``{parameter: 0/1 mask}`` that lets exactly the entries of the ``selected`` units change."""
+    masks: dict[str, Tensor] = {}
+    for unit in selected:
+        for part in units[unit]:
+            mask = masks.get(part.param)
+            if mask is None:
+                shape, dtype = shapes[part.param]
+                mask = masks[part.param] = torch.zeros(shape, dtype=dtype, device=device)
+            part.take(mask).fill_(1)
+    return masks
 
 
 def _all_ranks_mean(values: Tensor) -> Tensor:
@@ -291,22 +373,10 @@ class RAZOR(UnlearningMethod):
         mask: ParameterMask | None = None,
         seed: int = 0,
     ) -> None:
-        if mask is not None:
-            raise ValueError(f"`mask` should be None for RAZOR, which builds its own mask (the edit set); got {mask!r}.")
-        check_fraction("top_fraction", top_fraction)
-        check_int("top_k", top_k, minimum=1, optional=True)
-        if threshold is not None:
-            check_positive("threshold", threshold, allow_zero=True)
-        if top_k is not None and threshold is not None:
-            raise ValueError(f"Give either `top_k` or `threshold`, not both; got top_k={top_k!r} and threshold={threshold!r}.")
-        check_fraction("alpha", alpha, inclusive_low=True)
-        check_fraction("rho", rho)
-        check_positive("mismatch_weight", mismatch_weight, allow_zero=True)
+        check_razor_arguments(mask, top_fraction, top_k, threshold, alpha, rho, mismatch_weight, eps, max_batches)
         check_fraction("target_forget_acc", target_forget_acc, inclusive_low=True)
         check_int("max_rounds", max_rounds, minimum=0)
         check_int("num_heads", num_heads, minimum=1, optional=True)
-        check_positive("eps", eps)
-        check_int("max_batches", max_batches, minimum=1, optional=True)
         super().__init__(forget_weight=forget_weight, retain_weight=retain_weight, retain_loss=retain_loss, seed=seed)
         self.top_fraction = float(top_fraction)
         self.top_k = top_k
@@ -341,14 +411,7 @@ class RAZOR(UnlearningMethod):
         self._shapes = {n: (p.shape, p.dtype) for n, p in params.items()}
         self._device = next(iter(params.values())).device
         self._masks = None
-        forget_grads, n_forget = mean_gradients(model, task, forget_loader, params, self.max_batches)
-        if n_forget == 0:
-            raise ValueError("RAZOR got an empty forget loader; the forget set must not be empty.")
-        retain_grads = None
-        if retain_loader is not None:
-            retain_grads, n_retain = mean_gradients(model, task, retain_loader, params, self.max_batches)
-            retain_grads = retain_grads if n_retain else None
-        self.scores = unit_scores(self.units, params, forget_grads, retain_grads, self.alpha, self.eps)
+        self.scores = score_units(model, task, self.units, params, forget_loader, retain_loader, self.alpha, self.eps, self.max_batches)
         self._rounds = 0
         self._checked_epoch = 0
         self.select(self._initial_selection(self.scores))
@@ -359,12 +422,7 @@ class RAZOR(UnlearningMethod):
         return self._rounds
 
     def _initial_selection(self, scores: dict[str, float]) -> list[str]:
-        ranked = sorted(scores, key=lambda unit: -scores[unit])  # stable: ties keep model order
-        if self.threshold is not None:
-            return [u for u in ranked if scores[u] > self.threshold] or ranked[:1]
-        if self.top_k is not None:
-            return ranked[: self.top_k]
-        return ranked[: max(1, round(self.top_fraction * len(ranked)))]
+        return rank_units(scores, self.top_fraction, self.top_k, self.threshold)
 
     def select(self, units: Sequence[str], device: torch.device | str | None = None) -> None:
         """Make ``units`` (names from :attr:`units`) the edit set and rebuild the parameter mask.
@@ -385,15 +443,7 @@ class RAZOR(UnlearningMethod):
         if device is None:
             device = next(iter(self._masks.values())).device if self._masks else self._device
         self.selected = list(dict.fromkeys(units))
-        masks: dict[str, Tensor] = {}
-        for unit in self.selected:
-            for part in self.units[unit]:
-                mask = masks.get(part.param)
-                if mask is None:
-                    shape, dtype = self._shapes[part.param]
-                    mask = masks[part.param] = torch.zeros(shape, dtype=dtype, device=device)
-                part.take(mask).fill_(1)
-        self.set_masks(masks)
+        self.set_masks(unit_masks(self.units, self.selected, self._shapes, device))
 
     @staticmethod
     def _params(model: nn.Module) -> dict[str, Tensor]:

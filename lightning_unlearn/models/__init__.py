@@ -5,6 +5,7 @@
 """
 
 from lightning_unlearn.models.cnn import MLP, SmallCNN
+from lightning_unlearn.models.diffusion import ConceptDiffusionPipeline, concept_unet
 from lightning_unlearn.models.llm import load_smollm2, smollm2, smollm2_tokenizer, tiny_llama, train_tokenizer
 from lightning_unlearn.models.lightgcn import ContentLightGCN, MovieLensLightGCN
 from lightning_unlearn.models.quantum import HybridQuantumClassifier
@@ -13,6 +14,7 @@ from lightning_unlearn.models.vit import ViTClassifier
 
 __all__ = [
     "MLP",
+    "ConceptDiffusionPipeline",
     "ContentLightGCN",
     "ContentMF",
     "HybridQuantumClassifier",
@@ -20,6 +22,7 @@ __all__ = [
     "MovieLensMF",
     "SmallCNN",
     "ViTClassifier",
+    "concept_unet",
     "load_smollm2",
     "smollm2",
     "smollm2_tokenizer",

@@ -3,12 +3,15 @@
 from lightning_unlearn.tasks.base import Task, capture_features
 from lightning_unlearn.tasks.causal_lm import CausalLMTask, Conversation, QACollator, check_conversation, generate_answers
 from lightning_unlearn.tasks.classification import ClassificationTask
+from lightning_unlearn.tasks.diffusion import DiffusionOutput, DiffusionTask
 from lightning_unlearn.tasks.recommendation import RecommendationTask
 
 __all__ = [
     "CausalLMTask",
     "ClassificationTask",
     "Conversation",
+    "DiffusionOutput",
+    "DiffusionTask",
     "QACollator",
     "RecommendationTask",
     "Task",

@@ -1,7 +1,7 @@
 """The task interface: what a model *is*, as the few primitives every unlearning method needs.
 
 A method is written once against these primitives, so the same gradient-ascent or NPO code runs on
-a classifier, a causal LM and a recommender today, and on a diffusion UNet once its task exists.
+a classifier, a causal LM, a recommender and a diffusion UNet (:class:`~lightning_unlearn.tasks.DiffusionTask`).
 A task is stateless apart from its configuration; it never owns the model.
 """
 

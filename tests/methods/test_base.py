@@ -352,12 +352,19 @@ def test_frozen_copy_leaves_the_trainer_behind():
 @pytest.mark.parametrize("name", sorted(METHODS.names()))
 def test_setup_refuses_a_task_kind_the_method_does_not_support(name):
     """One check in ``UnlearningMethod.setup`` for every method: its ``supported_tasks`` against the task's ``kind``."""
-    from lightning_unlearn.tasks import CausalLMTask, ClassificationTask, RecommendationTask
+    from lightning_unlearn.tasks import CausalLMTask, ClassificationTask, DiffusionTask, RecommendationTask
 
     cls = METHODS.get(name)
-    classes = {"classification": "ClassificationTask", "causal_lm": "CausalLMTask", "recommendation": "RecommendationTask"}
+    classes = {
+        "classification": "ClassificationTask", "causal_lm": "CausalLMTask", "recommendation": "RecommendationTask",
+        "diffusion": "DiffusionTask",
+    }  # fmt: skip
     wanted = " or ".join(classes[k] for k in cls.supported_tasks)
-    for task, kind in ((ClassificationTask(), "classification"), (CausalLMTask(), "causal_lm"), (RecommendationTask(), "recommendation")):
+    tasks = (
+        (ClassificationTask(), "classification"), (CausalLMTask(), "causal_lm"), (RecommendationTask(), "recommendation"),
+        (DiffusionTask(), "diffusion"),
+    )  # fmt: skip
+    for task, kind in tasks:
         if kind in cls.supported_tasks:
             continue
         method = cls.__new__(cls)  # the check needs no constructor arguments (TRU, Stake the Points need some)

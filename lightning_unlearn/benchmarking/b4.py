@@ -1,0 +1,275 @@
+"""Benchmark B4's protocol: erase a concept from a text-conditioned diffusers UNet trained on Fashion-MNIST.
+
+* The **original**: :func:`~lightning_unlearn.models.diffusion.concept_unet` (16×16, blocks (32, 64)) trained
+  in-process with DDPM's ε-loss (:class:`~lightning_unlearn.tasks.DiffusionTask`, cosine schedule, 10% empty
+  prompts for classifier-free guidance) through ``SupervisedModule`` + a Lightning ``Trainer``, cached on disk
+  (``$LIGHTNING_UNLEARN_CACHE/b4``) with its training time.
+* The **judge**: B1's :class:`~lightning_unlearn.models.SmallCNN` trained on real 16×16 Fashion-MNIST (cached).
+* **Unlearning**: each method's ``configs/fashion_mnist_diffusion/<method>.yaml`` settings, run through
+  ``UnlearningModule`` + ``Trainer`` on :class:`~lightning_unlearn.datamodules.FashionMNISTConceptDataModule`.
+* **Metrics** on DDIM generations (:class:`~lightning_unlearn.models.diffusion.ConceptDiffusionPipeline`): the
+  judge's accuracy on the erased concept's training captions and held-out paraphrases (lower is better), on the
+  other concepts (must hold), time as a fraction of the original's training time, peak memory (RSS).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning.pytorch.callbacks import Callback
+
+from lightning_unlearn import benchmarking
+from lightning_unlearn._cache import cache_folder
+
+#: The UNet B4 erases from (arguments of :func:`~lightning_unlearn.models.diffusion.concept_unet`).
+UNET = {"sample_size": 16, "block_out_channels": [32, 64], "layers_per_block": 1, "attention_head_dim": 8}
+#: How the original is trained.
+ORIGINAL_RECIPE = {"steps": 250, "batch_size": 64, "lr": 3e-3, "uncond_prob": 0.1, "threads": 1}
+#: How the judge is trained.
+JUDGE_RECIPE = {"epochs": 1, "batch_size": 128, "lr": 1e-3}
+#: Bump to invalidate the cached originals and judges.
+VERSION = 1
+
+
+def _task():
+    from lightning_unlearn.models.diffusion import prompt_embeddings
+    from lightning_unlearn.tasks.diffusion import DiffusionTask
+
+    return DiffusionTask(prompt_encoder=prompt_embeddings)
+
+
+def build_unet(**overrides: Any):
+    from lightning_unlearn.models.diffusion import concept_unet
+
+    return concept_unet(**{**UNET, **overrides})
+
+
+def _cached(kind: str, config: dict[str, Any], build, train, log=print) -> tuple[Any, dict[str, Any]]:
+    """Load ``kind``'s weights for ``config`` from the cache, or train them (``train(model) -> None``) and store them."""
+    key = benchmarking.config_hash({"kind": kind, "version": VERSION, **config})
+    folder = cache_folder("b4")
+    weights, meta = folder / f"{kind}-{key}.pt", folder / f"{kind}-{key}.json"
+    model = build()
+    if weights.is_file() and meta.is_file():
+        model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+        return model, {**json.loads(meta.read_text()), "path": str(weights), "cached": True}
+    folder.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(int(config.get("threads", threads)))
+    try:
+        train(model)
+    finally:
+        torch.set_num_threads(threads)
+    seconds = time.perf_counter() - start
+    tmp = weights.with_suffix(f".tmp{os.getpid()}")
+    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp)
+    os.replace(tmp, weights)
+    info = {"config": config, "seconds": seconds, "threads": int(config.get("threads", threads)), "trained_at": time.strftime("%Y-%m-%d %H:%M:%S")}
+    benchmarking.write_json(meta, info)
+    log(f"[b4] trained {kind} in {seconds:.1f}s -> {weights}")
+    return model, {**info, "path": str(weights), "cached": False}
+
+
+class _Progress(Callback):
+    """Logs the training loss every 25 steps (the original trains for minutes)."""
+
+    def __init__(self, log) -> None:
+        self._log = log
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.global_step % 25 == 0:
+            self._log(f"[b4] step {trainer.global_step}: loss {float(outputs['loss']):.4f}")
+
+
+def original_unet(seed: int = 0, recipe: dict[str, Any] | None = None, log=print) -> tuple[Any, dict[str, Any]]:
+    """The trained original UNet (cached) and its cache entry ``{"seconds", "path", ...}``."""
+    import lightning.pytorch as pl
+
+    from lightning_unlearn.datamodules.diffusion import FashionMNISTConceptDataModule
+    from lightning_unlearn.training import SupervisedModule
+
+    recipe = {**ORIGINAL_RECIPE, **(recipe or {})}
+
+    def train(model) -> None:
+        pl.seed_everything(seed, verbose=False)
+        dm = FashionMNISTConceptDataModule(
+            forget_class=0, train_on="all", batch_size=recipe["batch_size"], uncond_prob=recipe["uncond_prob"], seed=seed
+        )
+        module = SupervisedModule(model, task=_task(), optimizer=functools.partial(torch.optim.AdamW, lr=recipe["lr"]))
+        trainer = benchmarking.quiet_trainer(max_steps=recipe["steps"], gradient_clip_val=1.0, callbacks=[_Progress(log)])
+        trainer.fit(module, datamodule=dm)
+
+    return _cached("original", {"unet": UNET, "recipe": recipe, "seed": seed}, build_unet, train, log)
+
+
+def judge(seed: int = 0, log=print) -> tuple[Any, dict[str, Any]]:
+    """SmallCNN trained on real 16×16 Fashion-MNIST in ``[−1, 1]`` (cached) and its test accuracy."""
+    import lightning.pytorch as pl
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from lightning_unlearn.datamodules.diffusion import load_captioned_fashion_mnist
+    from lightning_unlearn.models.cnn import SmallCNN
+    from lightning_unlearn.training import SupervisedModule
+
+    def build():
+        return SmallCNN(image_size=UNET["sample_size"])
+
+    def train(model) -> None:
+        pl.seed_everything(seed, verbose=False)
+        data = load_captioned_fashion_mnist("train", UNET["sample_size"])
+        loader = DataLoader(TensorDataset(data.images, data.targets), batch_size=JUDGE_RECIPE["batch_size"], shuffle=True)
+        module = SupervisedModule(model, optimizer=functools.partial(torch.optim.Adam, lr=JUDGE_RECIPE["lr"]))
+        benchmarking.quiet_trainer(max_epochs=JUDGE_RECIPE["epochs"]).fit(module, loader)
+
+    model, info = _cached("judge", {"recipe": JUDGE_RECIPE, "size": UNET["sample_size"], "seed": seed, "threads": 1}, build, train, log)
+    model.eval()
+    test = load_captioned_fashion_mnist("test", UNET["sample_size"])
+    with torch.no_grad():
+        right = sum(int((model(x).argmax(1) == y).sum()) for x, y in zip(test.images.split(500), test.targets.split(500)))
+    info["test_acc"] = right / len(test)
+    return model, info
+
+
+@torch.no_grad()
+def concept_accuracy(
+    unet, judge_model, concepts: list[int], templates, per_prompt: int, steps: int, guidance: float, seed: int
+) -> dict[int, float]:
+    """The judge's accuracy (fraction classified as the prompted concept) on ``per_prompt`` generations per caption."""
+    from lightning_unlearn.models.diffusion import ConceptDiffusionPipeline, captions
+
+    pipe = ConceptDiffusionPipeline(unet)
+    out: dict[int, float] = {}
+    for concept in concepts:
+        prompts = captions(concept, templates)
+        images = pipe(prompts, num_images=per_prompt, num_inference_steps=steps, guidance_scale=guidance, generator=torch.Generator().manual_seed(seed + concept))
+        out[concept] = float((judge_model(images * 2 - 1).argmax(1) == concept).float().mean())
+    return out
+
+
+def write_results(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
+    return benchmarking.write_json(path, {"command": benchmarking.command_line(), "commit": benchmarking.git_commit(), **payload})
+
+
+#: The methods B4 runs, in table order (each has ``configs/fashion_mnist_diffusion/<name>.yaml``).
+METHODS = ("esd", "salun_diffusion", "spare", "razor_diffusion")
+#: The concept B4 erases ("sneaker").
+FORGET_CLASS = 7
+
+
+def method_settings(name: str) -> dict[str, Any]:
+    """``{"class_path", "init_args", "lr", "max_steps", "batch_size", "retain_batch_size"}`` of a shipped config."""
+    from lightning_unlearn import configs
+
+    config = configs.load_config(f"fashion_mnist_diffusion/{name}")
+    model = config["model"]["init_args"]
+    data = config["data"]["init_args"]
+    return {
+        "class_path": model["method"]["class_path"],
+        "init_args": dict(model["method"].get("init_args") or {}),
+        "lr": float(model["optimizer"]["init_args"]["lr"]),
+        "max_steps": int(config["trainer"]["max_steps"]),
+        "batch_size": int(data["batch_size"]),
+        "retain_batch_size": int(data["retain_batch_size"]),
+    }
+
+
+def unlearn(name: str, original_state: dict[str, Any], seed: int, max_steps: int | None = None, log=print) -> tuple[Any, float]:
+    """Unlearn the original with method ``name`` (its config's settings) through ``UnlearningModule`` + ``Trainer``;
+    returns the unlearned UNet and the seconds it took (setup, e.g. saliency, included)."""
+    import importlib
+
+    import lightning.pytorch as pl
+
+    from lightning_unlearn.datamodules.diffusion import FashionMNISTConceptDataModule
+    from lightning_unlearn.module import UnlearningModule
+
+    settings = method_settings(name)
+    module_name, _, cls = settings["class_path"].rpartition(".")
+    method = getattr(importlib.import_module(module_name), cls)(**{**settings["init_args"], "seed": seed})
+    pl.seed_everything(seed, verbose=False)
+    dm = FashionMNISTConceptDataModule(
+        forget_class=FORGET_CLASS, batch_size=settings["batch_size"], retain_batch_size=settings["retain_batch_size"], seed=seed,
+        eval_batch_size=64, max_eval_samples=256,
+    )  # fmt: skip
+    unet = build_unet()
+    unet.load_state_dict(original_state)
+    task = _task()
+    task.reseed(seed)
+    module = UnlearningModule(unet, method, task=task, optimizer=functools.partial(torch.optim.AdamW, lr=settings["lr"]), monitor=False)
+    steps = max_steps or settings["max_steps"]
+    start = time.perf_counter()
+    benchmarking.quiet_trainer(max_steps=steps, max_epochs=1).fit(module, datamodule=dm)
+    seconds = time.perf_counter() - start
+    log(f"[b4] {name} seed={seed}: {steps} steps in {seconds:.1f}s")
+    return module.model, seconds
+
+
+def evaluate(unet, judge_model, per_prompt: int, steps: int = 10, guidance: float = 3.0, seed: int = 0) -> dict[str, float]:
+    """The judge's accuracy on generations: the erased concept under its training captions and under held-out
+    paraphrases, and the mean over the other nine concepts (one training caption each)."""
+    from lightning_unlearn.models.diffusion import CONCEPTS, PARAPHRASE_TEMPLATES, TRAIN_TEMPLATES
+
+    forget = concept_accuracy(unet, judge_model, [FORGET_CLASS], TRAIN_TEMPLATES, per_prompt, steps, guidance, seed)
+    para = concept_accuracy(unet, judge_model, [FORGET_CLASS], PARAPHRASE_TEMPLATES, per_prompt, steps, guidance, seed + 100)
+    others = [c for c in range(len(CONCEPTS)) if c != FORGET_CLASS]
+    other = concept_accuracy(unet, judge_model, others, TRAIN_TEMPLATES[:1], per_prompt, steps, guidance, seed + 200)
+    return {
+        "forget_acc": 100 * forget[FORGET_CLASS],
+        "paraphrase_acc": 100 * para[FORGET_CLASS],
+        "other_acc": 100 * sum(other.values()) / len(other),
+    }
+
+
+def run(methods=METHODS, seeds=(0,), quick: bool = False, log=print) -> dict[str, Any]:
+    """B4: for every seed, unlearn the cached original with every method and score generations with the judge.
+
+    One original (seed 0) is trained and cached; seeds vary the unlearning (data order, noise draws, LoRA init) and
+    the generation noise. ``quick``: 20 unlearning steps and 4 images per prompt (else the configs' steps and 8).
+    """
+    original, info = original_unet(0, log=log)
+    judge_model, judge_info = judge(0, log=log)
+    state = {k: v.clone() for k, v in original.state_dict().items()}
+    per_prompt = 4 if quick else 8
+    rows: list[dict[str, Any]] = []
+    for seed in seeds:
+        base = evaluate(original, judge_model, per_prompt, seed=seed)
+        rows.append({"method": "original", "seed": seed, "seconds": info["seconds"], **base})
+        log(f"[b4] original seed={seed}: {base}")
+        for name in methods:
+            unet, seconds = unlearn(name, state, seed, max_steps=20 if quick else None, log=log)
+            scores = evaluate(unet, judge_model, per_prompt, seed=seed)
+            rows.append({"method": name, "seed": seed, "seconds": seconds, "time_ratio": seconds / info["seconds"], **scores})
+            log(f"[b4] {name} seed={seed}: {scores}")
+    return {"original": info, "judge": judge_info, "per_prompt": per_prompt, "rows": rows}
+
+
+def table(result: dict[str, Any]) -> str:
+    """Markdown table, mean ± std over seeds per method."""
+    rows = result["rows"]
+    names = list(dict.fromkeys(r["method"] for r in rows))
+    body = []
+    for name in names:
+        mine = [r for r in rows if r["method"] == name]
+        cells = [name, str(len(mine))]
+        for key in ("forget_acc", "paraphrase_acc", "other_acc"):
+            cells.append(benchmarking.fmt_pm(*benchmarking.mean_std([r[key] for r in mine]), digits=1))
+        cells.append(f"{benchmarking.mean_std([r['seconds'] for r in mine])[0]:.0f}")
+        ratio = [r["time_ratio"] for r in mine if "time_ratio" in r]
+        cells.append(benchmarking.fmt_pm(*benchmarking.mean_std(ratio), digits=3) if ratio else "1 (training)")
+        body.append(cells)
+    header = ["method", "seeds", "erased concept acc % (↓)", "paraphrases acc % (↓)", "other concepts acc % (↑)", "seconds", "time / original's training"]
+    return benchmarking.markdown_table(header, body)
+
+
+def merge_results(paths) -> dict[str, Any]:
+    """One result from the JSON files of several runs (e.g. one seed each, run side by side): their rows together."""
+    results = [json.loads(Path(p).read_text()) for p in paths]
+    rows = [row for result in results for row in result["rows"]]
+    return {**{k: v for k, v in results[0].items() if k not in ("rows", "command")}, "rows": rows, "merged": [str(p) for p in paths]}
