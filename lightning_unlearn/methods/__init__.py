@@ -34,8 +34,8 @@ from lightning_unlearn.methods.base import (
 )
 from lightning_unlearn.methods.certified import Certified, clip_and_noise
 from lightning_unlearn.methods.cf_k import CFk
-from lightning_unlearn.methods.eu_k import EUk, reinitialize_layers
 from lightning_unlearn.methods.esd import ESD, esd_target
+from lightning_unlearn.methods.eu_k import EUk, reinitialize_layers
 from lightning_unlearn.methods.finetune import FineTune
 from lightning_unlearn.methods.fisher import FisherForgetting, fisher_noise_variance, forgotten_classes
 from lightning_unlearn.methods.grad_diff import GradDiff

@@ -6,8 +6,8 @@
 
 from lightning_unlearn.models.cnn import MLP, SmallCNN
 from lightning_unlearn.models.diffusion import ConceptDiffusionPipeline, concept_unet
-from lightning_unlearn.models.llm import load_smollm2, smollm2, smollm2_tokenizer, tiny_llama, train_tokenizer
 from lightning_unlearn.models.lightgcn import ContentLightGCN, MovieLensLightGCN
+from lightning_unlearn.models.llm import load_smollm2, smollm2, smollm2_tokenizer, tiny_llama, train_tokenizer
 from lightning_unlearn.models.quantum import HybridQuantumClassifier
 from lightning_unlearn.models.recommender import ContentMF, MovieLensMF
 from lightning_unlearn.models.vit import ViTClassifier
