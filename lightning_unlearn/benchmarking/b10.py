@@ -105,44 +105,47 @@ def teach_facts(model: Any, tokenizer: Any, facts: Sequence[dict[str, str]] = FA
     return model.eval()
 
 
-def time_requests(editor: str = "stamp", seeds: Sequence[int] = (0, 1, 2), max_new_tokens: int = 24) -> dict[str, Any]:
-    """Per seed: SmolLM2 taught :data:`FACTS` (teaching seed), a chat that asks about each author, then "Please forget
-    everything you know about <author>" for the author ``seed % 3``; the request's seconds (detection, gathering,
-    edit) and whether the forgotten birthplace is gone and the others kept."""
-    import torch
-
+def time_requests(
+    editor: str = "stamp", seeds: Sequence[int] = (0, 1, 2), max_new_tokens: int = 24, model_path: str | None = None
+) -> dict[str, Any]:
+    """Seconds from a typed forget request to the edited model, on SmolLM2 taught :data:`FACTS` once (or the taught
+    model saved at ``model_path``). Per seed: a fresh chat asks about each author, then "Please forget everything you
+    know about <author seed % 3>"; recorded: the request's seconds (detection, gathering the answers, the edit), whether
+    the forgotten birthplace is gone from the answers and the others kept; then the edit is undone (bit-exact), so every
+    seed starts from the same taught model. The editor's seed (its retain-buffer sample) is the seed."""
     from lightning_unlearn.editors import EDITORS
     from lightning_unlearn.interactive.chat import ChatSession
-    from lightning_unlearn.models import load_smollm2
+    from lightning_unlearn.interactive.cli import load_model
     from lightning_unlearn.tasks import generate_answers
 
+    model, tok, _ = load_model(model_path)
+    if model_path is None:
+        teach_facts(model, tok)
     rows = []
     for seed in seeds:
-        model, tok = load_smollm2()
-        teach_facts(model, tok, seed=seed)
-        chat = ChatSession(model, tok, editor=EDITORS.get(editor)(seed=seed), max_new_tokens=max_new_tokens)
-        for fact in FACTS:
-            chat.send(fact["question"])
+        chat = ChatSession(model, tok, editor=EDITORS.get(editor)(seed=seed), max_new_tokens=max_new_tokens, verify=False)
+        asked = [chat.send(fact["question"]) for fact in FACTS]
         who = seed % len(FACTS)
         start = time.perf_counter()
         chat.send(f"Please forget everything you know about {_NAMES[who]}.")
         seconds = time.perf_counter() - start
-        record = chat.edits[-1] if chat.edits else None
+        entry = chat.edits[-1] if chat.edits else None
         after = generate_answers(model, tok, [f["question"] for f in FACTS], max_new_tokens=max_new_tokens)
         rows.append(
             {
                 "seed": seed,
                 "forgot": _NAMES[who],
                 "seconds": seconds,
-                "edit_seconds": record["edit"]["seconds"] if record else None,
-                "detected": record is not None,
+                "edit_seconds": entry["edit"]["seconds"] if entry else None,
+                "known_before": all(v in a for v, a in zip(_VALUES, asked)),
+                "detected": entry is not None,
                 "forgotten": _VALUES[who] not in after[who],
                 "kept": all(_VALUES[i] in after[i] for i in range(len(FACTS)) if i != who),
                 "answers_after": after,
             }
         )
-        del model
-        torch.cuda.empty_cache() if torch.cuda.is_available() else None
+        if entry is not None:
+            chat.undo()
     secs = [r["seconds"] for r in rows]
     return {
         "editor": editor,
@@ -159,6 +162,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--part", choices=["intent", "timing", "all"], default="intent", help="what to measure (default: intent)")
     parser.add_argument("--editor", choices=["stamp", "stamp_lr"], default="stamp", help="editor of the timing part")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds of the timing part")
+    parser.add_argument("--model", default=None, help="a folder holding SmolLM2 already taught FACTS (default: teach it first)")
     parser.add_argument("--out", type=Path, default=None, help="write the result as JSON here")
     args = parser.parse_args(argv)
     result: dict[str, Any] = {}
@@ -176,7 +180,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         for e in intent["errors"]:
             print(f"  miss: {e['message']!r} gold={e['gold']!r} predicted={e['predicted']!r} margin={e['margin']:+.3f}")
     if args.part in ("timing", "all"):
-        timing = time_requests(args.editor, args.seeds)
+        timing = time_requests(args.editor, args.seeds, model_path=args.model)
         result["timing"] = timing
         for r in timing["rows"]:
             print(f"  seed {r['seed']}: forget {r['forgot']}: {r['seconds']:.1f}s (edit {r['edit_seconds']}), forgotten {r['forgotten']}, kept {r['kept']}")
