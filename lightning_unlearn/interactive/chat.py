@@ -77,7 +77,10 @@ class ChatSession:
         detector: A callable message -> :class:`~lightning_unlearn.interactive.watchdog.ForgetIntent`
             (default :class:`~lightning_unlearn.interactive.watchdog.Watchdog`).
         max_new_tokens: Tokens per reply (and per gathered answer).
-        history_turns: Earlier (user, assistant) turns the model sees with a new message (0: none).
+        history_turns: Earlier (user, assistant) turns the model sees with a new message (default 0: none). Measured on
+            SmolLM2 with 3: after forgetting Elara Voss, "Where was Elara Voss born?" asked after the kept turn about
+            Tomas Reyl got "Tomas Reyl was born in Maribel." — the edit is computed on single-turn prompts (STAMP
+            renders each forget question alone) and did not carry over to a multi-turn context.
         n_probes: General-knowledge probes in the retain buffer.
         verify: Answer the target's prompts again after an edit (recorded as ``answers_after``).
         system_prompt: Optional system message.
@@ -92,7 +95,7 @@ class ChatSession:
         editor: Any = None,
         detector: Any = None,
         max_new_tokens: int = 48,
-        history_turns: int = 3,
+        history_turns: int = 0,
         n_probes: int = 16,
         verify: bool = True,
         system_prompt: str | None = None,

@@ -43,7 +43,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--editor", choices=["stamp", "stamp_lr"], default="stamp", help="the training-free editor (default: stamp)")
     parser.add_argument("--max-new-tokens", type=int, default=48, help="tokens per reply (default: 48)")
-    parser.add_argument("--history-turns", type=int, default=3, help="earlier turns the model sees (default: 3)")
+    parser.add_argument(
+        "--history-turns", type=int, default=0, help="earlier turns the model sees with a new message (default: 0; see docs/interactive.md: an edit made on single-turn prompts did not carry over to a multi-turn context)"
+    )
     parser.add_argument("--save-dir", default=None, help="save the edited model here on /quit when an edit is active (default: do not)")
     parser.add_argument("--layer", default="auto", help="decoder layer to edit, or 'auto' (cosine separation; default)")
     return parser
