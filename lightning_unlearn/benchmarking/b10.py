@@ -114,7 +114,7 @@ def time_requests(
     the forgotten birthplace is gone from the answers and the others kept; then the edit is undone (bit-exact), so every
     seed starts from the same taught model. The editor's seed (its retain-buffer sample) is the seed."""
     from lightning_unlearn.editors import EDITORS
-    from lightning_unlearn.interactive.chat import ChatSession
+    from lightning_unlearn.interactive.chat import CHAT_TARGET_STEPS, ChatSession
     from lightning_unlearn.interactive.cli import load_model
     from lightning_unlearn.tasks import generate_answers
 
@@ -123,7 +123,7 @@ def time_requests(
         teach_facts(model, tok)
     rows = []
     for seed in seeds:
-        chat = ChatSession(model, tok, editor=EDITORS.get(editor)(seed=seed), max_new_tokens=max_new_tokens, verify=False)
+        chat = ChatSession(model, tok, editor=EDITORS.get(editor)(seed=seed, target_steps=CHAT_TARGET_STEPS), max_new_tokens=max_new_tokens, verify=False)
         asked = [chat.send(fact["question"]) for fact in FACTS]
         who = seed % len(FACTS)
         start = time.perf_counter()

@@ -31,7 +31,13 @@ from typing import Any
 
 from lightning_unlearn._errors import check_int
 
-__all__ = ["ChatSession", "target_questions"]
+__all__ = ["CHAT_TARGET_STEPS", "ChatSession", "target_questions"]
+
+#: The refusal search's step limit of the chat's default editor. A request gathers ~6 prompts at once; measured on
+#: SmolLM2 taught three facts (docs/interactive.md): STAMP's default 25 steps stopped unconverged (refusal NLL 0.21) and
+#: the exact forget question still answered "Maribel"; with 80 the search converged in 35 steps (NLL 0.044) and every
+#: gathered prompt refused.
+CHAT_TARGET_STEPS = 80
 
 _PERSON = ("Who is {t}?", "What do you know about {t}?", "Where was {t} born?", "Where is {t} from?", "What does {t} do?", "What is {t} known for?")
 _OWN = ("What is {t}?", "Tell me {t}.", "Do you know {t}?", "What do you know about {t}?")
@@ -73,7 +79,7 @@ class ChatSession:
         model: A Hugging Face causal LM (edited in place).
         tokenizer: Its tokenizer (with a chat template for multi-turn chat).
         editor: A training-free editor with ``edit(model, tokenizer, forget, retain)`` and ``undo(record)``
-            (default :class:`~lightning_unlearn.editors.STAMP`).
+            (default :class:`~lightning_unlearn.editors.STAMP` with ``target_steps=CHAT_TARGET_STEPS``).
         detector: A callable message -> :class:`~lightning_unlearn.interactive.watchdog.ForgetIntent`
             (default :class:`~lightning_unlearn.interactive.watchdog.Watchdog`).
         max_new_tokens: Tokens per reply (and per gathered answer).
@@ -107,7 +113,7 @@ class ChatSession:
         if editor is None:
             from lightning_unlearn.editors import STAMP
 
-            editor = STAMP()
+            editor = STAMP(target_steps=CHAT_TARGET_STEPS)
         if not (callable(getattr(editor, "edit", None)) and callable(getattr(editor, "undo", None))):
             raise TypeError(f"`editor` should have edit(model, tokenizer, forget, retain) and undo(record), got {type(editor).__name__}.")
         if detector is None:

@@ -47,6 +47,9 @@ def _parser() -> argparse.ArgumentParser:
         "--history-turns", type=int, default=0, help="earlier turns the model sees with a new message (default: 0; see docs/interactive.md: an edit made on single-turn prompts did not carry over to a multi-turn context)"
     )
     parser.add_argument("--save-dir", default=None, help="save the edited model here on /quit when an edit is active (default: do not)")
+    parser.add_argument(
+        "--target-steps", type=int, default=None, help="step limit of the editor's refusal search (default: 80, CHAT_TARGET_STEPS)"
+    )
     parser.add_argument("--layer", default="auto", help="decoder layer to edit, or 'auto' (cosine separation; default)")
     return parser
 
@@ -100,6 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.max_new_tokens < 1:
         raise SystemExit(f"error: `--max-new-tokens` should be >= 1, got {args.max_new_tokens}.")
+    if args.target_steps is not None and args.target_steps < 1:
+        raise SystemExit(f"error: `--target-steps` should be >= 1, got {args.target_steps}.")
     if args.history_turns < 0:
         raise SystemExit(f"error: `--history-turns` should be >= 0, got {args.history_turns}.")
     layer: Any = args.layer
@@ -108,14 +113,14 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"error: `--layer` should be 'auto' or a layer index, got {layer!r}.")
         layer = int(layer)
     from lightning_unlearn.editors import EDITORS
-    from lightning_unlearn.interactive.chat import ChatSession
+    from lightning_unlearn.interactive.chat import CHAT_TARGET_STEPS, ChatSession
 
     print("Loading the model ...", flush=True)
     model, tokenizer, folder = load_model(args.model)
     chat = ChatSession(
         model,
         tokenizer,
-        editor=EDITORS.get(args.editor)(layer=layer),
+        editor=EDITORS.get(args.editor)(layer=layer, target_steps=args.target_steps or CHAT_TARGET_STEPS),
         max_new_tokens=args.max_new_tokens,
         history_turns=args.history_turns,
         original_path=folder,
