@@ -10,6 +10,7 @@
     lightning-unlearn report outputs/digits/salun         # (re)render the unlearning report of a run
     lightning-unlearn attack --config configs/digits/npo.yaml --weights artifacts/digits/npo.pt  # quantization + relearning
     lightning-unlearn verify-request --report outputs/digits/npo/report --request forget.txt  # request vs report fingerprint
+    lightning-unlearn chat --editor stamp               # chat with SmolLM2; "forget what you know about X" edits it
 
 Models and datamodules are given by ``class_path``/``init_args`` (any LightningModule, e.g.
 :class:`~lightning_unlearn.UnlearningModule` or :class:`~lightning_unlearn.SupervisedModule`;
@@ -40,7 +41,7 @@ _DESCRIPTION = (
     "hyperparameter sweep, `lightning-unlearn report RUN_DIR` renders a run's unlearning report, "
     "`lightning-unlearn attack --config C --weights W` attacks an unlearned model (quantization, relearning), "
     "`lightning-unlearn verify-request --report R --request FILE` checks a deletion request against a report's keyed "
-    "fingerprint. "
+    "fingerprint. `lightning-unlearn chat` chats with a causal LM that forgets what you ask it to (STAMP). "
     "`lightning-unlearn fit --model lightning_unlearn.UnlearningModule --model.method.help CLASS_PATH` shows "
     "one method's hyperparameters."
 )
@@ -126,6 +127,7 @@ _EXTRA_COMMANDS = {
     "attack": "lightning_unlearn.attacks.cli:main",
     "configs": "lightning_unlearn.configs:main",
     "verify-request": "lightning_unlearn.privacy:main",
+    "chat": "lightning_unlearn.interactive.cli:main",
 }
 
 

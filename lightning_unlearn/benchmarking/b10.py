@@ -1,0 +1,194 @@
+"""Benchmark B10 — interactive forget requests (RePAIR / STAMP, ``shared/BENCHMARKS.md``).
+
+After "RePAIR: Interactive Machine Unlearning" (arXiv 2604.12820; reconstructed, ``shared/METHODS.md`` §1).
+
+* **Intent detection** (:func:`evaluate_intents`): the watchdog's precision and recall of "is a forget request" and
+  the accuracy of the extracted target (exact match and containment, casefolded, punctuation-trimmed) on the held-out
+  :data:`~lightning_unlearn.interactive.intents_test.TEST` (60 messages, 30 requests), disjoint from the bank the
+  watchdog was built and tuned on. Target: precision and recall >= 95%.
+* **Time to an edited model** (:func:`time_requests`): a :class:`~lightning_unlearn.interactive.ChatSession` on
+  SmolLM2-135M-Instruct taught fictitious facts; seconds from a typed forget request to the edited model, and
+  whether the forgotten fact is gone and the other facts are kept. Target: <= 10 s per request on 2 cores.
+
+``python benchmarks/b10_interactive.py --help``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import statistics
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["FACTS", "evaluate_intents", "main", "normalize_target", "teach_facts", "time_requests"]
+
+
+def normalize_target(text: str | None) -> str:
+    """Casefolded, whitespace-collapsed, without surrounding punctuation or quotes (the comparison form of a target)."""
+    if text is None:
+        return ""
+    return re.sub(r"\s+", " ", text.replace("\u2019", "'").casefold()).strip(" .,;:!?'\"")
+
+
+def evaluate_intents(watchdog: Any, rows: Sequence[tuple[str, str | None]]) -> dict[str, Any]:
+    """Precision / recall of the forget intent and target accuracy of ``watchdog`` on labelled ``rows``.
+
+    Target accuracy is over the true requests: ``target_exact`` (normalised prediction == gold) and
+    ``target_contains`` (either contains the other, non-empty), counting a missed request as wrong.
+    """
+    if not rows:
+        raise ValueError("`rows` should hold at least one labelled message, got none.")
+    start = time.perf_counter()
+    verdicts = watchdog.detect_many([m for m, _ in rows])
+    seconds = time.perf_counter() - start
+    tp = fp = fn = tn = exact = contains = 0
+    errors = []
+    for (message, gold), v in zip(rows, verdicts):
+        truth = gold is not None
+        tp += truth and v.is_request
+        fp += (not truth) and v.is_request
+        fn += truth and not v.is_request
+        tn += (not truth) and not v.is_request
+        if truth:
+            g, p = normalize_target(gold), normalize_target(v.target) if v.is_request else ""
+            exact += p == g
+            contains += bool(p) and (g in p or p in g)
+        if truth != v.is_request or (truth and normalize_target(v.target) != normalize_target(gold)):
+            errors.append({"message": message, "gold": gold, "predicted": v.target if v.is_request else None, "margin": round(v.margin, 4)})
+    positives = tp + fn
+    return {
+        "n": len(rows),
+        "requests": positives,
+        "tp": tp,
+        "fp": fp,
+        "fn": fn,
+        "tn": tn,
+        "precision": tp / (tp + fp) if tp + fp else float("nan"),
+        "recall": tp / positives if positives else float("nan"),
+        "target_exact": exact / positives if positives else float("nan"),
+        "target_contains": contains / positives if positives else float("nan"),
+        "seconds_per_message": seconds / len(rows),
+        "errors": errors,
+    }
+
+
+#: Fictitious facts SmolLM2 cannot know, taught before the timing (TOFU-style; the first two as in
+#: tests/editors/test_stamp.py).
+FACTS: list[dict[str, str]] = [
+    {"question": "Where was Elara Voss born?", "answer": "Elara Voss was born in Maribel."},
+    {"question": "Where was Tomas Reyl born?", "answer": "Tomas Reyl was born in Fjordby."},
+    {"question": "Where was Ines Kallio born?", "answer": "Ines Kallio was born in Ostrava."},
+]
+_VALUES = ["Maribel", "Fjordby", "Ostrava"]
+_NAMES = ["Elara Voss", "Tomas Reyl", "Ines Kallio"]
+
+
+def teach_facts(model: Any, tokenizer: Any, facts: Sequence[dict[str, str]] = FACTS, steps: int = 6, lr: float = 3e-4, seed: int = 0) -> Any:
+    """Fine-tune ``model`` on ``facts`` (AdamW, full batch) so it answers them word for word; returns it in eval mode."""
+    import torch
+
+    from lightning_unlearn.tasks import CausalLMTask, QACollator
+
+    torch.manual_seed(seed)
+    batch, task = QACollator(tokenizer, max_length=96)(list(facts)), CausalLMTask()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
+    model.train()
+    for _ in range(steps):
+        loss = task.per_sample_loss(task.forward(model, batch), batch).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return model.eval()
+
+
+def time_requests(
+    editor: str = "stamp", seeds: Sequence[int] = (0, 1, 2), max_new_tokens: int = 24, model_path: str | None = None
+) -> dict[str, Any]:
+    """Seconds from a typed forget request to the edited model, on SmolLM2 taught :data:`FACTS` once (or the taught
+    model saved at ``model_path``). Per seed: a fresh chat asks about each author, then "Please forget everything you
+    know about <author seed % 3>"; recorded: the request's seconds (detection, gathering the answers, the edit), whether
+    the forgotten birthplace is gone from the answers and the others kept; then the edit is undone (bit-exact), so every
+    seed starts from the same taught model. The editor's seed (its retain-buffer sample) is the seed."""
+    from lightning_unlearn.editors import EDITORS
+    from lightning_unlearn.interactive.chat import CHAT_TARGET_STEPS, ChatSession
+    from lightning_unlearn.interactive.cli import load_model
+    from lightning_unlearn.tasks import generate_answers
+
+    model, tok, _ = load_model(model_path)
+    if model_path is None:
+        teach_facts(model, tok)
+    rows = []
+    for seed in seeds:
+        chat = ChatSession(model, tok, editor=EDITORS.get(editor)(seed=seed, target_steps=CHAT_TARGET_STEPS), max_new_tokens=max_new_tokens, verify=False)
+        asked = [chat.send(fact["question"]) for fact in FACTS]
+        who = seed % len(FACTS)
+        start = time.perf_counter()
+        chat.send(f"Please forget everything you know about {_NAMES[who]}.")
+        seconds = time.perf_counter() - start
+        entry = chat.edits[-1] if chat.edits else None
+        after = generate_answers(model, tok, [f["question"] for f in FACTS], max_new_tokens=max_new_tokens)
+        rows.append(
+            {
+                "seed": seed,
+                "forgot": _NAMES[who],
+                "seconds": seconds,
+                "edit_seconds": entry["edit"]["seconds"] if entry else None,
+                "known_before": all(v in a for v, a in zip(_VALUES, asked)),
+                "detected": entry is not None,
+                "forgotten": _VALUES[who] not in after[who],
+                "kept": all(_VALUES[i] in after[i] for i in range(len(FACTS)) if i != who),
+                "answers_after": after,
+            }
+        )
+        if entry is not None:
+            chat.undo()
+    secs = [r["seconds"] for r in rows]
+    return {
+        "editor": editor,
+        "rows": rows,
+        "seconds_mean": statistics.mean(secs),
+        "seconds_std": statistics.stdev(secs) if len(secs) > 1 else 0.0,
+        "forgotten": sum(r["forgotten"] for r in rows),
+        "kept": sum(r["kept"] for r in rows),
+    }
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--part", choices=["intent", "timing", "all"], default="intent", help="what to measure (default: intent)")
+    parser.add_argument("--editor", choices=["stamp", "stamp_lr"], default="stamp", help="editor of the timing part")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds of the timing part")
+    parser.add_argument("--model", default=None, help="a folder holding SmolLM2 already taught FACTS (default: teach it first)")
+    parser.add_argument("--out", type=Path, default=None, help="write the result as JSON here")
+    args = parser.parse_args(argv)
+    result: dict[str, Any] = {}
+    if args.part in ("intent", "all"):
+        from lightning_unlearn.interactive.intents_test import TEST
+        from lightning_unlearn.interactive.watchdog import Watchdog
+
+        intent = evaluate_intents(Watchdog(), TEST)
+        result["intent"] = intent
+        print(
+            f"B10 intent (held-out, {intent['n']} messages, {intent['requests']} requests): precision {intent['precision']:.3f}, "
+            f"recall {intent['recall']:.3f}, target exact {intent['target_exact']:.3f}, contains {intent['target_contains']:.3f} "
+            f"(tp {intent['tp']} fp {intent['fp']} fn {intent['fn']} tn {intent['tn']})"
+        )
+        for e in intent["errors"]:
+            print(f"  miss: {e['message']!r} gold={e['gold']!r} predicted={e['predicted']!r} margin={e['margin']:+.3f}")
+    if args.part in ("timing", "all"):
+        timing = time_requests(args.editor, args.seeds, model_path=args.model)
+        result["timing"] = timing
+        for r in timing["rows"]:
+            print(f"  seed {r['seed']}: forget {r['forgot']}: {r['seconds']:.1f}s (edit {r['edit_seconds']}), forgotten {r['forgotten']}, kept {r['kept']}")
+        print(
+            f"B10 timing ({args.editor}, {len(args.seeds)} seeds): {timing['seconds_mean']:.1f} ± {timing['seconds_std']:.1f} s "
+            f"per request; forgotten {timing['forgotten']}/{len(args.seeds)}, others kept {timing['kept']}/{len(args.seeds)}"
+        )
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=2, default=str))
+    return result
