@@ -317,7 +317,7 @@ class STAMP:
         target_steps: int = 25,
         target_lr: float = 0.5,
         target_norm: float = 4.0,
-        target_nll: float = 0.3,
+        target_nll: float = 0.05,
         seed: int = 0,
     ) -> None:
         check_int("rank", rank, optional=True)
