@@ -393,45 +393,44 @@ class STAMP:
         return n
 
     @staticmethod
-    def _own_tokens(collator: Any, item: Item, skip: int, suffix: int) -> tuple[list[int], int]:
-        """A forget question's prompt without the shared suffix, and where its own tokens start."""
-        question = item if isinstance(item, str) else item["question"]
-        ids = collator.prompt_ids(question)
-        own = ids[: len(ids) - suffix]
-        if len(own) <= skip:
-            raise ValueError(f"The forget question {question[:60]!r} has no tokens of its own once the chat template is removed.")
-        return own, skip
+    def _forget_prompts(collator: Any, forget: list[Item], skip: int, suffix: int, answer: list[int]) -> list[tuple[list[int], int, int]]:
+        """Each forget question tokenized once, as ``(prompt + answer ids, end of its own tokens, prompt length)``: its
+        own tokens are ``[skip, end)`` (neither the template's shared prefix nor its shared suffix)."""
+        prompts = []
+        for item in forget:
+            question = item if isinstance(item, str) else item["question"]
+            ids = collator.prompt_ids(question)
+            if len(ids) - suffix <= skip:
+                raise ValueError(f"The forget question {question[:60]!r} has no tokens of its own once the chat template is removed.")
+            prompts.append((ids + answer, len(ids) - suffix, len(ids)))
+        return prompts
 
     def _optimize_shift(
-        self, model: nn.Module, collator: Any, forget: list[Item], own: list[tuple[list[int], int]], module: nn.Module, out_f: Tensor
+        self, model: nn.Module, collator: Any, prompts: list[tuple[list[int], int, int]], skip: int, module: nn.Module, out_f: Tensor
     ) -> tuple[Tensor, tuple[float, float, int]]:
         """The output shift ``δ_i`` (one per forget prompt, added at its own tokens) under which the model answers
         ``refusal_answer``: Adam on ``δ`` (the model frozen) minimising the refusal's mean token NLL, each ``‖δ_i‖``
         kept ≤ ``target_norm`` × the prompt's mean output norm; stops early once every prompt's NLL is below ``target_nll``.
         Returns the shift per forget key (``[n_f, d_model]``), the worst prompt's NLL before and after, and the steps."""
         device = next(model.parameters()).device
-        answer = collator.answer_ids(self.refusal_answer)
-        rows = []
-        for item, (ids, first) in zip(forget, own):
-            full = collator.prompt_ids(item if isinstance(item, str) else item["question"])
-            rows.append((full + answer, first, len(ids), len(full)))
-        length = max(len(r[0]) for r in rows)
-        input_ids = torch.full((len(rows), length), collator.pad_token_id, dtype=torch.long)
+        rows = len(prompts)
+        length = max(len(ids) for ids, _, _ in prompts)
+        input_ids = torch.full((rows, length), collator.pad_token_id, dtype=torch.long)
         attention = torch.zeros_like(input_ids)
         labels = torch.full_like(input_ids, -100)
-        where = torch.zeros((len(rows), length), dtype=torch.bool)
-        for i, (ids, first, end, prompt) in enumerate(rows):
+        where = torch.zeros((rows, length), dtype=torch.bool)
+        for i, (ids, end, prompt) in enumerate(prompts):
             input_ids[i, : len(ids)] = torch.tensor(ids)
             attention[i, : len(ids)] = 1
             labels[i, prompt - 1 : len(ids) - 1] = torch.tensor(ids[prompt:])  # position t predicts token t + 1
-            where[i, first:end] = True
+            where[i, skip:end] = True
         input_ids, attention, labels, where = (t.to(device) for t in (input_ids, attention, labels, where))
-        counts = [end - first for _, first, end, _ in rows]
+        counts = [end - skip for _, end, _ in prompts]
         scale = torch.stack([chunk.norm(dim=-1).mean() for chunk in out_f.split(counts)]).float().to(device)  # [B]
-        shift = torch.zeros((len(rows), out_f.shape[1]), device=device, requires_grad=True)
+        shift = torch.zeros((rows, out_f.shape[1]), device=device, requires_grad=True)
 
         def add_shift(_module: nn.Module, _args: tuple[Any, ...], output: Tensor) -> Tensor:
-            grid = output.reshape(len(rows), length, -1)
+            grid = output.reshape(rows, length, -1)
             return (grid + where.unsqueeze(-1) * shift.to(output.dtype).unsqueeze(1)).reshape(output.shape)
 
         def per_prompt_nll() -> Tensor:
@@ -571,8 +570,12 @@ class STAMP:
             reads = modules if self.layer == "auto" else {self.layer: modules[self.layer]}
             # "optimized": the forget keys are each question's own tokens (not the template's shared suffix, whose keys
             # every prompt shares, nor an answer); causal attention makes them the same with or without what follows.
-            suffix = self._shared_suffix(collator) if self.target == "optimized" else 0
-            own = [self._own_tokens(collator, item, skip, suffix) for item in forget] if self.target == "optimized" else forget
+            if self.target == "optimized":
+                answer = collator.answer_ids(self.refusal_answer)
+                prompts = self._forget_prompts(collator, forget, skip, self._shared_suffix(collator), answer)
+                own: list[Any] = [(ids[:end], skip) for ids, end, _ in prompts]
+            else:
+                own = forget
             f = self._read(model, collator, own, reads, every, every, skip)
             ref = self._read(model, collator, refusal, reads, set(), set(), skip)
             f_means, r_means = f.means(), ref.means()
@@ -590,7 +593,7 @@ class STAMP:
             n_refusal = ref.count
             nll: tuple[float, float] | None = None
             if self.target == "optimized":
-                shift, nll = self._optimize_shift(model, collator, forget, own, modules[layer], out_f)
+                shift, nll = self._optimize_shift(model, collator, prompts, skip, modules[layer], out_f)
                 target = out_f + shift
             else:
                 target = v_ref.expand_as(out_f)
@@ -600,10 +603,7 @@ class STAMP:
             blocks = [(prefix, 0)] if prefix else []
             if self.target == "optimized":
                 # ... and each forget prompt's template suffix and refusal answer, which the search left unshifted
-                answer = collator.answer_ids(self.refusal_answer)
-                for item, (ids, _) in zip(forget, own):
-                    full = collator.prompt_ids(item if isinstance(item, str) else item["question"])
-                    blocks.append((full + answer, len(ids)))
+                blocks += [(ids, end) for ids, end, _ in prompts]
             r = self._read(model, collator, [*blocks, *retain], {layer: modules[layer]}, {layer}, {layer}, skip)
             if r.keys[layer]:
                 k_r, out_r = torch.cat(r.keys[layer]), torch.cat(r.outputs[layer])
