@@ -6,9 +6,8 @@ from collections.abc import Iterable
 
 from torch import nn
 
-from lightning_unlearn._errors import check_int
 from lightning_unlearn.methods.base import _RETAIN_LOSSES, RetainLoss, UnlearningMethod, register_method
-from lightning_unlearn.methods.masks import LastLayersMask, ParameterMask
+from lightning_unlearn.methods.masks import LastLayersMask, ParameterMask, check_last_layers_arguments
 from lightning_unlearn.tasks.base import Task
 
 
@@ -45,9 +44,7 @@ class CFk(UnlearningMethod):
         mask: ParameterMask | None = None,
         seed: int = 0,
     ) -> None:
-        check_int("k", k, minimum=1)
-        if mask is not None:
-            raise ValueError(f"`mask` should be None: CF-k trains the last `k` layers (LastLayersMask(k={k})), got {mask!r}.")
+        check_last_layers_arguments(k, mask, "CF-k trains")
         super().__init__(forget_weight=forget_weight, retain_weight=retain_weight, retain_loss=retain_loss, mask=None, seed=seed)
         self.k = int(k)
 

@@ -7,9 +7,8 @@ from collections.abc import Iterable
 import torch
 from torch import Tensor, nn
 
-from lightning_unlearn._errors import check_int
 from lightning_unlearn.methods.base import _RETAIN_LOSSES, RetainLoss, StepContext, UnlearningMethod, register_method
-from lightning_unlearn.methods.masks import LastLayersMask, ParameterMask, last_layers
+from lightning_unlearn.methods.masks import LastLayersMask, ParameterMask, check_last_layers_arguments, last_layers
 from lightning_unlearn.tasks.base import Task
 
 
@@ -70,9 +69,7 @@ class EUk(UnlearningMethod):
         mask: ParameterMask | None = None,
         seed: int = 0,
     ) -> None:
-        check_int("k", k, minimum=1)
-        if mask is not None:
-            raise ValueError(f"`mask` should be None: EU-k retrains the last `k` layers (LastLayersMask(k={k})), got {mask!r}.")
+        check_last_layers_arguments(k, mask, "EU-k retrains")
         super().__init__(forget_weight=forget_weight, retain_weight=retain_weight, retain_loss=retain_loss, mask=None, seed=seed)
         self.k = int(k)
         self.add_state("reinitialized", False)

@@ -10,7 +10,7 @@ import torch
 from lightning.fabric.utilities.apply_func import move_data_to_device
 from torch import Tensor, nn
 
-from lightning_unlearn._errors import check_choice, check_fraction
+from lightning_unlearn._errors import check_choice, check_fraction, check_int
 from lightning_unlearn.tasks.base import Task
 
 MaskScope = Literal["global", "layer"]
@@ -190,3 +190,11 @@ class LastLayersMask(ParameterMask):
 
     def __repr__(self) -> str:
         return f"LastLayersMask(k={self.k})"
+
+
+def check_last_layers_arguments(k: int, mask: ParameterMask | None, what: str) -> None:
+    """The arguments of a method whose mask is the last ``k`` layers (CF-k, EU-k): ``k ≥ 1`` and no user ``mask``
+    (``what`` names the method and its verb in the error, e.g. ``"CF-k trains"``)."""
+    check_int("k", k, minimum=1)
+    if mask is not None:
+        raise ValueError(f"`mask` should be None: {what} the last `k` layers (LastLayersMask(k={k})), got {mask!r}.")
