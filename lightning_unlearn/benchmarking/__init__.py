@@ -35,6 +35,7 @@ from typing import Any
 from lightning_unlearn._provenance import git_commit, git_dirty
 
 __all__ = [
+    "cached_weights",
     "command_line",
     "config_hash",
     "fmt_pm",
@@ -214,3 +215,39 @@ def markdown_table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     return "\n".join(lines)
+
+
+def cached_weights(bench: str, kind: str, config: dict[str, Any], build, train, log=print) -> tuple[Any, dict[str, Any]]:
+    """A benchmark's trained model ``kind`` for ``config``: loaded from ``$LIGHTNING_UNLEARN_CACHE/<bench>`` when there,
+    else built (``build() -> model``), trained (``train(model) -> None``, with ``config["threads"]`` torch threads when
+    given) and stored atomically with its training time. Returns ``(model, {"seconds", "path", "cached", ...})``."""
+    import time
+
+    import torch
+
+    from lightning_unlearn._cache import cache_folder
+
+    key = config_hash({"kind": kind, **config})
+    folder = cache_folder(bench)
+    weights, meta = folder / f"{kind}-{key}.pt", folder / f"{kind}-{key}.json"
+    model = build()
+    if weights.is_file() and meta.is_file():
+        model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+        return model, {**json.loads(meta.read_text()), "path": str(weights), "cached": True}
+    folder.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(int(config.get("threads", threads)))
+    try:
+        trained = train(model)
+    finally:
+        torch.set_num_threads(threads)
+    model = model if trained is None else trained
+    seconds = time.perf_counter() - start
+    tmp = weights.with_suffix(f".tmp{os.getpid()}")
+    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp)
+    os.replace(tmp, weights)
+    info = {"config": config, "seconds": seconds, "threads": int(config.get("threads", threads)), "trained_at": time.strftime("%Y-%m-%d %H:%M:%S")}
+    write_json(meta, info)
+    log(f"[{bench}] trained {kind} in {seconds:.1f}s -> {weights}")
+    return model, {**info, "path": str(weights), "cached": False}

@@ -25,7 +25,6 @@ import torch
 from lightning.pytorch.callbacks import Callback
 
 from lightning_unlearn import benchmarking
-from lightning_unlearn._cache import cache_folder
 
 #: The UNet B4 erases from (arguments of :func:`~lightning_unlearn.models.diffusion.concept_unet`).
 UNET = {"sample_size": 16, "block_out_channels": [32, 64], "layers_per_block": 1, "attention_head_dim": 8}
@@ -51,30 +50,7 @@ def build_unet(**overrides: Any):
 
 
 def _cached(kind: str, config: dict[str, Any], build, train, log=print) -> tuple[Any, dict[str, Any]]:
-    """Load ``kind``'s weights for ``config`` from the cache, or train them (``train(model) -> None``) and store them."""
-    key = benchmarking.config_hash({"kind": kind, "version": VERSION, **config})
-    folder = cache_folder("b4")
-    weights, meta = folder / f"{kind}-{key}.pt", folder / f"{kind}-{key}.json"
-    model = build()
-    if weights.is_file() and meta.is_file():
-        model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
-        return model, {**json.loads(meta.read_text()), "path": str(weights), "cached": True}
-    folder.mkdir(parents=True, exist_ok=True)
-    start = time.perf_counter()
-    threads = torch.get_num_threads()
-    torch.set_num_threads(int(config.get("threads", threads)))
-    try:
-        train(model)
-    finally:
-        torch.set_num_threads(threads)
-    seconds = time.perf_counter() - start
-    tmp = weights.with_suffix(f".tmp{os.getpid()}")
-    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp)
-    os.replace(tmp, weights)
-    info = {"config": config, "seconds": seconds, "threads": int(config.get("threads", threads)), "trained_at": time.strftime("%Y-%m-%d %H:%M:%S")}
-    benchmarking.write_json(meta, info)
-    log(f"[b4] trained {kind} in {seconds:.1f}s -> {weights}")
-    return model, {**info, "path": str(weights), "cached": False}
+    return benchmarking.cached_weights("b4", kind, {"version": VERSION, **config}, build, train, log)
 
 
 class _Progress(Callback):

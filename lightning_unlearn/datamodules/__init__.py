@@ -23,6 +23,7 @@ from lightning_unlearn.datamodules.vision import (
     load_digits_dataset,
     load_fashion_mnist,
 )
+from lightning_unlearn.datamodules.vqa import FashionVQADataModule, VQACollator, VQADataset, fashion_vqa
 from lightning_unlearn.datamodules.wikipedia import (
     ENTITY_FACTS,
     RealEntityDataModule,
@@ -32,6 +33,10 @@ from lightning_unlearn.datamodules.wikipedia import (
 )
 
 __all__ = [
+    "FashionVQADataModule",
+    "VQACollator",
+    "VQADataset",
+    "fashion_vqa",
     "ANGLE_DATASETS",
     "AngleFeaturesDataModule",
     "load_angle_features",

@@ -95,7 +95,7 @@ class ASU(UnlearningMethod):
     """
 
     needs_reference = True
-    supported_tasks = ("causal_lm",)
+    supported_tasks = ("causal_lm", "vision_language")
 
     def __init__(
         self,

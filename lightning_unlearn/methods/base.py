@@ -151,6 +151,7 @@ _TASK_KINDS = {
     "causal_lm": ("causal language models", "CausalLMTask"),
     "recommendation": ("recommenders", "RecommendationTask"),
     "diffusion": ("text-conditioned diffusion models", "DiffusionTask"),
+    "vision_language": ("vision-language models", "VisionLanguageTask"),
 }
 
 
@@ -185,7 +186,7 @@ class UnlearningMethod:
     #: The kinds of task the method applies to (``"classification"``, ``"causal_lm"``, ``"recommendation"``); benchmarks
     #: and the shared test matrices pick methods by it. The default covers every task: a method that only uses the
     #: generic primitives (per-sample loss, log-likelihood, KL to a reference) runs on any of them.
-    supported_tasks: ClassVar[tuple[str, ...]] = ("classification", "causal_lm", "recommendation")
+    supported_tasks: ClassVar[tuple[str, ...]] = ("classification", "causal_lm", "recommendation", "vision_language")
     #: The ``retain_loss`` values the method accepts, with what each means (the error text lists them).
     retain_losses: ClassVar[Mapping[str, str]] = _RETAIN_LOSSES
 

@@ -103,7 +103,9 @@ def alternative_batch(batch: Any, name: str, task: CausalLMTask) -> dict[str, Te
             f"The forget batch has no {missing} entries for the alternative answers {name!r} (its keys are {sorted(batch)}); "
             f"build the batches with QACollator(tokenizer, alternatives={{{name!r}: IdkAnswers()}})."
         )
-    return {own: batch[alt] for own, alt in keys.items()}
+    out = {own: batch[alt] for own, alt in keys.items()}
+    out.update({key: batch[key] for key in task.carried_keys() if key in batch})
+    return out
 
 
 def check_alternative(name: Any) -> str:
@@ -139,7 +141,7 @@ class IdK(UnlearningMethod):
         seed: Unused here (the refusals are drawn by :class:`IdkAnswers` in the data); accepted like every method's.
     """
 
-    supported_tasks = ("causal_lm",)
+    supported_tasks = ("causal_lm", "vision_language")
 
     def __init__(
         self,

@@ -50,7 +50,7 @@ class IdKDPO(UnlearningMethod):
     """
 
     needs_reference = True
-    supported_tasks = ("causal_lm",)
+    supported_tasks = ("causal_lm", "vision_language")
 
     def __init__(
         self,

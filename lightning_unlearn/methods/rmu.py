@@ -198,7 +198,7 @@ class RMU(UnlearningMethod):
     """
 
     needs_reference = True
-    supported_tasks = ("causal_lm",)
+    supported_tasks = ("causal_lm", "vision_language")
     retain_losses = _RETAIN
 
     def __init__(

@@ -48,7 +48,7 @@ class SimNPO(UnlearningMethod):
         seed: Unused (nothing is drawn at random); accepted like every method's.
     """
 
-    supported_tasks = ("causal_lm",)
+    supported_tasks = ("causal_lm", "vision_language")
 
     def __init__(
         self,

@@ -1,4 +1,4 @@
-"""Models used by the benchmarks and tests: small plain-torch ones, a content-aware recommender, a ViT, causal LMs and a hybrid quantum-classical classifier
+"""Models used by the benchmarks and tests: small plain-torch ones, a content-aware recommender, a ViT, causal LMs, a vision-language model (EfficientNet-Lite0 + SmolLM2) and a hybrid quantum-classical classifier
 (nothing downloaded).
 
 ``transformers`` and ``pennylane`` are imported only when a model that needs them is built or loaded.
@@ -11,6 +11,7 @@ from lightning_unlearn.models.llm import load_smollm2, smollm2, smollm2_tokenize
 from lightning_unlearn.models.quantum import HybridQuantumClassifier
 from lightning_unlearn.models.recommender import ContentMF, MovieLensMF
 from lightning_unlearn.models.vit import ViTClassifier
+from lightning_unlearn.models.vlm import VisionLanguageModel, fashion_vlm, smollm2_vlm
 
 __all__ = [
     "MLP",
@@ -22,8 +23,11 @@ __all__ = [
     "MovieLensMF",
     "SmallCNN",
     "ViTClassifier",
+    "VisionLanguageModel",
     "concept_unet",
+    "fashion_vlm",
     "load_smollm2",
+    "smollm2_vlm",
     "smollm2",
     "smollm2_tokenizer",
     "tiny_llama",

@@ -5,6 +5,7 @@ from lightning_unlearn.tasks.causal_lm import CausalLMTask, Conversation, QAColl
 from lightning_unlearn.tasks.classification import ClassificationTask
 from lightning_unlearn.tasks.diffusion import DiffusionOutput, DiffusionTask
 from lightning_unlearn.tasks.recommendation import RecommendationTask
+from lightning_unlearn.tasks.vision_language import VisionLanguageTask, first_token_logits, generate_vlm_answers
 
 __all__ = [
     "CausalLMTask",
@@ -15,7 +16,10 @@ __all__ = [
     "QACollator",
     "RecommendationTask",
     "Task",
+    "VisionLanguageTask",
     "capture_features",
     "check_conversation",
+    "first_token_logits",
     "generate_answers",
+    "generate_vlm_answers",
 ]

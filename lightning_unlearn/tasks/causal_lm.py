@@ -124,10 +124,18 @@ class CausalLMTask(Task):
             )
         return labels[:, 1:]
 
+    def extra_inputs(self, batch: Any) -> dict[str, Tensor]:
+        """Model inputs beyond the tokens and the mask (none for a text model; a VLM's images)."""
+        return {}
+
+    def carried_keys(self) -> tuple[str, ...]:
+        """Batch keys an alternative-answer batch (e.g. IdK's refusals) keeps from its batch (none for a text model)."""
+        return ()
+
     # ------------------------------------------------------------------ primitives
     def forward(self, model: nn.Module, batch: Any) -> Tensor:
         """Logits ``[B, T, V]``."""
-        kwargs = {"input_ids": self.input_ids(batch)}
+        kwargs = {"input_ids": self.input_ids(batch), **self.extra_inputs(batch)}
         mask = self.attention_mask(batch)
         if mask is not None:
             kwargs["attention_mask"] = mask
@@ -215,7 +223,7 @@ class CausalLMTask(Task):
         """
         if isinstance(layer, bool) or not isinstance(layer, int):
             raise TypeError(f"`layer` should be an int index into the hidden states, got {type(layer).__name__} {layer!r}.")
-        kwargs = {"input_ids": self.input_ids(batch), "output_hidden_states": True}
+        kwargs = {"input_ids": self.input_ids(batch), "output_hidden_states": True, **self.extra_inputs(batch)}
         mask = self.attention_mask(batch)
         if mask is not None:
             kwargs["attention_mask"] = mask

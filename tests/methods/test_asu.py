@@ -52,7 +52,7 @@ def _hand_kl(student, teacher, batch):
 
 def test_registered():
     assert METHODS.get("asu") is ASU
-    assert ASU.needs_reference and ASU.supported_tasks == ("causal_lm",)
+    assert ASU.needs_reference and ASU.supported_tasks == ("causal_lm", "vision_language")
     assert ASU().retain_loss_kind == "kl"  # ASU_KL by default
 
 
@@ -169,5 +169,5 @@ def test_setup_errors():
         ASU().setup(nn.Sequential(nn.Embedding(4, 4)), TASK)
     with pytest.raises(ValueError, match="Found no attention module matching `layers`='nothing'"):
         ASU(layers="nothing").setup(toy_model(), TASK)
-    with pytest.raises(TypeError, match="its task should be a CausalLMTask, got ClassificationTask"):
+    with pytest.raises(TypeError, match="its task should be a CausalLMTask or VisionLanguageTask, got ClassificationTask"):
         ASU().setup(toy_model(), ClassificationTask())

@@ -99,7 +99,7 @@ def test_collator_alternative_must_be_a_string():
 # ---------------------------------------------------------------------------------- IdK
 def test_registered():
     assert METHODS.get("idk") is IdK
-    assert IdK.uses_forget and not IdK.needs_reference and IdK.supported_tasks == ("causal_lm",)
+    assert IdK.uses_forget and not IdK.needs_reference and IdK.supported_tasks == ("causal_lm", "vision_language")
     assert IdK().alternative == "idk"
 
 
@@ -139,7 +139,7 @@ def test_a_batch_without_refusals_raises():
 
 
 def test_needs_a_causal_lm_task():
-    with pytest.raises(TypeError, match="IdK unlearns causal language models: it needs task=CausalLMTask"):
+    with pytest.raises(TypeError, match="IdK unlearns causal language models or vision-language models: it needs task=CausalLMTask or VisionLanguageTask"):
         IdK().setup(toy_model(), ClassificationTask())
 
 

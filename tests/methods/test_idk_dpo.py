@@ -32,7 +32,7 @@ def _win_lose(model, batch):
 
 def test_registered():
     assert METHODS.get("idk_dpo") is IdKDPO
-    assert IdKDPO.needs_reference and IdKDPO.uses_forget and IdKDPO.supported_tasks == ("causal_lm",)
+    assert IdKDPO.needs_reference and IdKDPO.uses_forget and IdKDPO.supported_tasks == ("causal_lm", "vision_language")
     method = IdKDPO()
     assert (method.beta, method.alternative, method.forget_weight, method.retain_weight) == (0.1, "idk", 1.0, 1.0)
 

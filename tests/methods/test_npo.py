@@ -113,7 +113,8 @@ def test_needs_the_reference():
         ({"beta": -0.1}, ValueError, "`beta` should be > 0, got -0.1"),
         ({"beta": "0.1"}, TypeError, "`beta` should be a number, got str '0.1'"),
         ({"forget_weight": -1}, ValueError, "`forget_weight` should be >= 0"),
-        ({"retain_loss": "NLL"}, ValueError, r"`retain_loss` should be one of \['kl', 'nll', 'none'\], got 'NLL'"),
+        ({"retain_loss": "NLL"}, ValueError, r"`retain_loss` should be one of \['kl', 'nll', 'none', 'npo_nll'\], got 'NLL'"),
+        ({"likelihood": "token"}, ValueError, r"`likelihood` should be one of \['mean', 'sum'\], got 'token'"),
     ],
 )
 def test_constructor_errors(kwargs, error, match):

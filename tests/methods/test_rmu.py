@@ -34,7 +34,7 @@ def _hand_mse(hidden, target, token_mask):
 # ---------------------------------------------------------------------------------- the control vector
 def test_registered_and_defaults():
     assert METHODS.get("rmu") is RMU
-    assert RMU.needs_reference and RMU.uses_forget and RMU.supported_tasks == ("causal_lm",)
+    assert RMU.needs_reference and RMU.uses_forget and RMU.supported_tasks == ("causal_lm", "vision_language")
     method = RMU()
     assert (method.layer, method.steering_coeff, method.forget_weight, method.retain_weight) == (7, 2.0, 1.0, 1.0)
     assert (method.tokens, method.trainable, method.retain_loss_kind, method.mask) == ("answer", "all", "activation", None)
@@ -181,7 +181,7 @@ def test_setup_errors():
         ValueError, match=r"`layer` should lie in \[0, 1\] for this model \(2 decoder layers in 'model.layers'\), got 2"
     ):
         RMU(layer=2).setup(toy_model(), TASK)
-    with pytest.raises(TypeError, match="RMU unlearns causal language models: it needs task=CausalLMTask"):
+    with pytest.raises(TypeError, match="RMU unlearns causal language models or vision-language models: it needs task=CausalLMTask or VisionLanguageTask"):
         RMU(layer=0).setup(toy_model(), ClassificationTask())
     with pytest.raises(ValueError, match=r"RMU could not find the decoder layers of Linear: none of \['model.layers', "):
         decoder_layers_name(torch.nn.Linear(2, 2))

@@ -17,7 +17,7 @@ from ._llm import FORGET, RETAIN, collator, ctx, fit, grads, hand_nll, log_likel
 def test_registered_and_reference_free():
     assert METHODS.get("simnpo") is SimNPO
     assert not SimNPO.needs_reference and SimNPO.uses_forget
-    assert SimNPO.supported_tasks == ("causal_lm",)
+    assert SimNPO.supported_tasks == ("causal_lm", "vision_language")
     method = SimNPO()
     assert (method.beta, method.delta, method.forget_weight, method.retain_weight) == (4.5, 0.0, 0.125, 1.0)
     assert method.retain_loss_kind == "nll"
