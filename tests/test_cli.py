@@ -294,3 +294,42 @@ def test_fit_config_takes_a_shipped_config_by_name(capsys):
         main(["fit", "--config", "digits/npo", "--print_config"])
     assert exit_info.value.code in (0, None)
     assert "lightning_unlearn.methods.NPO" in capsys.readouterr().out
+
+
+def _tiny_vqa_overrides(name: str) -> list[str]:
+    """Run a configs/fashion_vqa config on :func:`~lightning_unlearn.models.vlm.tiny_vlm` and 4 images per class."""
+    tokenizer = '{"class_path": "lightning_unlearn.models.tiny_vlm_tokenizer"}'
+    if name == "idk":  # its collator is spelled out (the refusals are its alternatives)
+        data = ["--data.init_args.collate_fn.init_args.tokenizer", tokenizer, "--data.init_args.collate_fn.init_args.image_token_id", "512"]
+    else:
+        data = ["--data.init_args.tokenizer", tokenizer]
+    return [
+        "--model.init_args.model", "lightning_unlearn.models.tiny_vlm", *data,
+        "--data.init_args.per_class", "4", "--data.init_args.test_per_class", "2", "--data.init_args.max_eval_samples", "16",
+        "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
+    ]  # fmt: skip
+
+
+def test_fashion_vqa_config_unlearns_a_tiny_vlm(workdir: Path):
+    """B9's NPO config from the command line, its VLM swapped for a tiny random one (the config's own model is the
+    cached SmolLM2 VLM): two steps change the weights, SaveWeights writes them and the report records the run."""
+    import torch
+
+    from lightning_unlearn._weights import read_weights_file
+    from lightning_unlearn.models.vlm import tiny_vlm
+    from lightning_unlearn.report import model_hash
+
+    _cli("fit", "--config", "configs/fashion_vqa/npo.yaml", "--trainer.max_steps", "2", *_tiny_vqa_overrides("npo"), cwd=workdir)
+    start = tiny_vlm().state_dict()
+    saved = read_weights_file(workdir / "artifacts/fashion_vqa/npo.pt")
+    assert set(saved) == set(start)
+    trainable = [k for k in start if k.startswith(("language_model.", "projector."))]
+    assert all(torch.equal(saved[k], start[k]) for k in start if k.startswith("vision_tower."))  # frozen tower
+    assert sum(not torch.equal(saved[k], start[k]) for k in trainable) > len(trainable) // 2
+    report = json.loads((workdir / "outputs/fashion_vqa/npo/report/report.json").read_text())
+    assert report["method"]["name"] == "npo" and report["model"]["class"] == "VisionLanguageModel"
+    assert report["model"]["hash_before"] == model_hash(start) and report["model"]["hash_after"] == model_hash(saved)
+    assert report["training"]["steps"] == 2 and report["data"]["sizes"] == {"forget": 16, "retain": 64, "holdout": 40}
+    unlearned, original = report["metrics"]["unlearned"], report["metrics"]["original"]
+    assert {"forget_acc", "RA", "mia_auc"} <= set(unlearned) and original is not None
+    assert (workdir / "outputs/fashion_vqa/npo/report/report.html").is_file()

@@ -11,7 +11,7 @@ from lightning_unlearn.models.llm import load_smollm2, smollm2, smollm2_tokenize
 from lightning_unlearn.models.quantum import HybridQuantumClassifier
 from lightning_unlearn.models.recommender import ContentMF, MovieLensMF
 from lightning_unlearn.models.vit import ViTClassifier
-from lightning_unlearn.models.vlm import VisionLanguageModel, fashion_vlm, smollm2_vlm
+from lightning_unlearn.models.vlm import VisionLanguageModel, fashion_vlm, smollm2_vlm, tiny_vlm, tiny_vlm_tokenizer
 
 __all__ = [
     "MLP",
@@ -31,5 +31,7 @@ __all__ = [
     "smollm2",
     "smollm2_tokenizer",
     "tiny_llama",
+    "tiny_vlm",
+    "tiny_vlm_tokenizer",
     "train_tokenizer",
 ]

@@ -18,6 +18,7 @@ Fashion-MNIST (:mod:`lightning_unlearn.datamodules.vqa`), the LoRA merged into t
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import torch
@@ -186,3 +187,45 @@ def smollm2_vlm(cache_dir: str | None = None, image_size: int = 64) -> tuple[Vis
     lm, tokenizer = load_smollm2(cache_dir)
     image_token_id = tokenizer.convert_tokens_to_ids(SMOLLM2_IMAGE_TOKEN)
     return VisionLanguageModel(lm, image_token_id=image_token_id, image_size=image_size), tokenizer
+
+
+@functools.cache
+def _tiny_vlm_tokenizer(vocab_size: int) -> Any:
+    from lightning_unlearn.datamodules.vqa import DEFAULT_SYSTEM_PROMPT, KINDS, REFUSAL, vqa_examples
+    from lightning_unlearn.models.llm import train_tokenizer
+
+    texts = [DEFAULT_SYSTEM_PROMPT, REFUSAL]
+    texts += [t for e in vqa_examples(list(range(10)) * 3, KINDS, seed=0) for t in (e["question"], e["answer"])]
+    tokenizer = train_tokenizer(texts, vocab_size=vocab_size)
+    tokenizer.add_tokens([SMOLLM2_IMAGE_TOKEN], special_tokens=True)
+    return tokenizer
+
+
+def tiny_vlm_tokenizer(vocab_size: int = 512) -> Any:
+    """A byte-level BPE tokenizer trained in-process on the Fashion-MNIST VQA templates, with the image token
+    ``<empty_output>`` (:data:`SMOLLM2_IMAGE_TOKEN`) and a chat template: the tokenizer of :func:`tiny_vlm`, for
+    tests and smoke runs of the ``configs/fashion_vqa`` configs (``--data.init_args.tokenizer``). Deterministic;
+    trained once per process and vocabulary size (do not mutate it)."""
+    check_int("vocab_size", vocab_size, minimum=300)
+    return _tiny_vlm_tokenizer(int(vocab_size))
+
+
+def tiny_vlm(hidden_size: int = 32, num_layers: int = 2, num_heads: int = 4, seed: int = 0, image_size: int = 64) -> VisionLanguageModel:
+    """A tiny random VLM for tests and smoke runs: EfficientNet-Lite0 (ImageNet weights, frozen) → a fresh projector →
+    a random :func:`~lightning_unlearn.models.tiny_llama` over :func:`tiny_vlm_tokenizer`'s vocabulary, in train mode.
+
+    A config swaps it in for :func:`fashion_vlm` with ``--model.init_args.model lightning_unlearn.models.vlm.tiny_vlm``
+    and ``--data.init_args.tokenizer lightning_unlearn.models.vlm.tiny_vlm_tokenizer``. ``seed`` fixes the language
+    model's and the projector's initialisation without touching the global RNG.
+    """
+    from lightning_unlearn.models.llm import tiny_llama
+
+    tokenizer = tiny_vlm_tokenizer()
+    lm = tiny_llama(
+        len(tokenizer), hidden_size=hidden_size, num_layers=num_layers, num_heads=num_heads, seed=seed,
+        pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+    )  # fmt: skip
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = VisionLanguageModel(lm, tokenizer.convert_tokens_to_ids(SMOLLM2_IMAGE_TOKEN), image_size=image_size)
+    return model.train()
