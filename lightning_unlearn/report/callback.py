@@ -107,7 +107,9 @@ class UnlearningReport(Callback):
             (``UnlearningModule(original=...)`` is used otherwise).
         oracle: Weights file of the oracle (retrained without the forget set), for modules that do
             not name one (``UnlearningModule(oracle=...)`` is used otherwise).
-        task: What the model is; default ``pl_module.task`` or classification.
+        task: What the model is; default ``pl_module.task``, else the task of the
+            :class:`~lightning_unlearn.Unlearn` callback on a user's module (e.g. a
+            :class:`~lightning_unlearn.tasks.VisionLanguageTask`), else classification.
         mia_attack: Attack model of MIA-efficacy: ``"logistic"`` or ``"svc"``.
         evaluate_original: Also evaluate the original model (one more pass over the evaluation data).
         max_curve_points: Keep at most this many points of the loss curve (longer runs are averaged
@@ -294,8 +296,7 @@ class UnlearningReport(Callback):
     def build(self, trainer: pl.Trainer, pl_module: pl.LightningModule, unlearning_s: float) -> dict[str, Any]:
         """Evaluate the models and assemble the report dict (every rank runs it; rank 0 writes it)."""
         network = network_of(pl_module)
-        task = self.task or getattr(pl_module, "task", None)
-        task = task if isinstance(task, Task) else ClassificationTask()
+        task = self.task or task_of(pl_module, trainer.callbacks) or ClassificationTask()
         datamodule = trainer.datamodule
         loaders: dict[str, DataLoader] = datamodule.eval_dataloaders()
         device = trainer.strategy.root_device
@@ -469,6 +470,16 @@ def _request(datamodule: Any, loaders: dict[str, DataLoader]) -> dict[str, Any]:
         "dataset_size": None,
         "fingerprint": None,
     }
+
+
+def task_of(pl_module: pl.LightningModule, callbacks: Any = ()) -> Task | None:
+    """The task of a run: ``pl_module.task``, else the ``task`` of the first callback that has one (the
+    :class:`~lightning_unlearn.Unlearn` callback on a user's module, moved first at setup), else ``None``."""
+    for owner in (pl_module, *callbacks):
+        task = getattr(owner, "task", None)
+        if isinstance(task, Task):
+            return task
+    return None
 
 
 def _method(trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict[str, Any]:
