@@ -5,7 +5,8 @@
 * :class:`RelearningAttack` — a few fine-tuning steps on part of the forget set (arXiv 2406.13356,
   2410.08827), :func:`split_forget`; :func:`recovery` = the fraction of the forgotten gap regained.
 * :class:`MultiTurnProbe` — self-correction, dialogue-conditioned, paraphrased and translated questions to
-  an unlearned causal LM, plus a rigidity probe (arXiv 2603.00823; protocol reconstructed).
+  an unlearned causal LM, plus a rigidity probe (arXiv 2603.00823; protocol reconstructed);
+  :class:`ImageConversations` runs it on a vision-language model (each conversation keeps its image).
 * LiRA / U-LiRA per-example membership inference with shadow models for classifiers (arXiv 2112.03570,
   2403.01218): :func:`train_shadows` (with :class:`SupervisedFit` / :class:`MethodUnlearn`), :func:`lira`,
   :func:`ulira`, :func:`leave_one_out`, :func:`lira_scores`, :func:`logit_confidence`, :func:`attack_roc`.
@@ -34,6 +35,7 @@ _EXPORTS = {
     "RobustnessAttacks": "callback",
     "attack_module": "callback",
     "MultiTurnProbe": "multiturn",
+    "ImageConversations": "multiturn",
     "PROBE_KINDS": "multiturn",
     "single_turn": "multiturn",
     "self_correction": "multiturn",

@@ -577,6 +577,112 @@ class MultiTurnProbe:
         return out
 
 
+# ---------------------------------------------------------------------------------- vision-language models
+#: How :class:`ImageConversations` names registered image ``k`` inside a question (``"<image #3>"``).
+IMAGE_REFERENCE = "<image #{index}>"
+_IMAGE_REFERENCE = re.compile(r"<image #(\d+)>")
+
+
+class ImageConversations:
+    """Probe a vision-language model with :class:`MultiTurnProbe`: a ``generate_fn`` that keeps each image in its conversation.
+
+    The probe keys and caches conversations by their text, but VQA questions repeat across images ("What is in
+    the picture?"). :meth:`examples` therefore registers each example's ``"image"`` and writes a numbered
+    reference (:data:`IMAGE_REFERENCE`, ``"<image #k>"``) in place of its ``<image>`` marker, so that every
+    conversation names its image. Called on conversations (as ``generate_fn``), it puts image ``k`` back as the
+    collator's ``<image>`` marker and answers greedily with
+    :func:`~lightning_unlearn.tasks.vision_language.generate_vlm_answers`. The image stays where the probe put the
+    forget question: in the first user turn for the single-turn, self-correction and rigidity probes, as in
+    training. A conversation may name one image only; when it names it in several turns (a dialogue about the same
+    picture) the image is shown in the first of them and the later references are dropped; a conversation that
+    names no image (a benign probe alone) is text-only. ::
+
+        vlm = ImageConversations(model, collator)
+        forget = vlm.examples(forget_examples, values=[CLASS_NAMES[e["label"]] for e in forget_examples])
+        result = MultiTurnProbe(kinds=["self_correction", "rigidity"]).evaluate(None, None, forget, generate_fn=vlm)
+
+    Args:
+        model: The VLM (``generate(input_ids, attention_mask, pixel_values, ...)``, e.g.
+            :class:`~lightning_unlearn.models.vlm.VisionLanguageModel`).
+        collator: Its :class:`~lightning_unlearn.datamodules.vqa.VQACollator` (prompt format, image tokens).
+        max_new_tokens: Most new tokens per answer.
+        batch_size: Conversations per generation batch.
+    """
+
+    def __init__(self, model: nn.Module, collator: Any, max_new_tokens: int = 32, batch_size: int = 8) -> None:
+        from lightning_unlearn.datamodules.vqa import VQACollator
+
+        if not isinstance(model, nn.Module) or not callable(getattr(model, "generate", None)):
+            raise TypeError(f"`model` should be a vision-language nn.Module with a generate method, got {type(model).__name__}.")
+        if not isinstance(collator, VQACollator):
+            raise TypeError(f"`collator` should be the model's VQACollator, got {type(collator).__name__}.")
+        self.model = model
+        self.collator = collator
+        self.max_new_tokens = check_int("max_new_tokens", max_new_tokens)
+        self.batch_size = check_int("batch_size", batch_size)
+        self.images: list[Any] = []
+
+    def examples(self, examples: Sequence[Mapping[str, Any]], values: Sequence[str | Sequence[str]] | None = None) -> list[dict[str, Any]]:
+        """Register the examples' images; return the examples without ``"image"``, their questions (and
+        ``"paraphrased_question"``) naming the image by reference, and ``"value"`` set from ``values`` when given."""
+        from lightning_unlearn.datamodules.vqa import IMAGE_MARKER
+
+        examples = _check_examples(examples, "examples", ("question",))
+        if values is not None and len(values) != len(examples):
+            raise ValueError(f"`values` should hold one value per example ({len(examples)}), got {len(values)}.")
+        out = []
+        for i, example in enumerate(examples):
+            image = example.get("image")
+            if not hasattr(image, "dim") or image.dim() != 3:
+                raise ValueError(f"`examples[{i}]` should hold an 'image' tensor [C, H, W], got {image!r:.60}.")
+            reference = IMAGE_REFERENCE.format(index=len(self.images))
+            entry = {k: v for k, v in example.items() if k != "image"}
+            for key in ("question", "paraphrased_question"):
+                if isinstance(entry.get(key), str):
+                    if entry[key].count(IMAGE_MARKER) != 1:
+                        raise ValueError(f"`examples[{i}][{key!r}]` should hold one {IMAGE_MARKER!r} marker, got {entry[key]!r:.80}.")
+                    entry[key] = entry[key].replace(IMAGE_MARKER, reference)
+            if values is not None:
+                entry["value"] = values[i]
+            self.images.append(image)
+            out.append(entry)
+        return out
+
+    def _example(self, conversation: list[Message]) -> dict[str, Any]:
+        from lightning_unlearn.datamodules.vqa import IMAGE_MARKER
+
+        named = {int(k) for m in conversation for k in _IMAGE_REFERENCE.findall(m["content"])}
+        if len(named) > 1:
+            raise ValueError(f"A conversation should show one image; this one names images {sorted(named)}.")
+        if not self.images:
+            raise ValueError("No image is registered: pass the examples through `ImageConversations.examples` first.")
+        index = named.pop() if named else None
+        if index is not None and index >= len(self.images):
+            raise ValueError(f"The conversation names image #{index}, but {len(self.images)} images are registered.")
+        messages, shown = [], False
+        for message in conversation:
+            content = message["content"]
+            if index is not None and _IMAGE_REFERENCE.search(content):
+                if shown:  # the picture is already in the conversation: a later reference to it is dropped
+                    content = _IMAGE_REFERENCE.sub("", content).strip()
+                elif message["role"] != "user":
+                    raise ValueError(f"An image should be shown in a user turn, got it in a {message['role']!r} turn first.")
+                else:
+                    content = _IMAGE_REFERENCE.sub(IMAGE_MARKER, content, count=1)
+                    content = _IMAGE_REFERENCE.sub("", content)
+                    shown = True
+            messages.append({"role": message["role"], "content": content})
+        # a text-only conversation still carries an image tensor (the batch stacks them); without image tokens it is unused
+        image = self.images[index] if index is not None else self.images[0].new_zeros(self.images[0].shape)
+        return {"image": image, "question": messages}
+
+    def __call__(self, conversations: list[list[Message]]) -> list[str]:
+        from lightning_unlearn.tasks.vision_language import generate_vlm_answers
+
+        batch = [self._example(c) for c in conversations]
+        return generate_vlm_answers(self.model, self.collator, batch, max_new_tokens=self.max_new_tokens, batch_size=self.batch_size)
+
+
 def _mean(values: Any) -> float:
     values = list(values)
     return sum(map(float, values)) / len(values) if values else math.nan
@@ -602,9 +708,11 @@ __all__ = [
     "CONTEXT_ANSWERS",
     "DEFAULT_BENIGN_TEMPLATE",
     "DEFAULT_FOLLOW_UP",
+    "IMAGE_REFERENCE",
     "PROBE_KINDS",
     "REFUSAL_PATTERNS",
     "ContextAnswers",
+    "ImageConversations",
     "Message",
     "MultiTurnProbe",
     "ProbeKind",

@@ -418,3 +418,74 @@ def test_evaluate_errors(forget, model):
     assert set(PROBE_KINDS) == {"single_turn", "self_correction", "dialogue", "paraphrase", "translation", "rigidity"}
     assert probe.probe_names[0] == "single_turn" and "dialogue_k3" in probe.probe_names
     assert "Probe" in repr(probe) and isinstance(GENERAL_KNOWLEDGE[0], Probe)
+
+
+# ---------------------------------------------------------------------------------- vision-language models
+def test_image_conversations_probe_a_vlm_with_its_images_in_the_first_turn():
+    """MultiTurnProbe on a tiny VLM through ImageConversations: each conversation names its image, the image is
+    spliced into the first user turn, the single-turn answers are exactly generate_vlm_answers' on the VQA
+    examples, and the NPO-unlearned model no longer names the forgotten classes (measured, seed 0: 0.5 -> 0.0)."""
+    from lightning_unlearn.attacks.multiturn import ImageConversations
+    from lightning_unlearn.datamodules.vqa import CLASS_NAMES
+    from lightning_unlearn.tasks.vision_language import generate_vlm_answers
+
+    from ._vlm import vlm_problem
+
+    p = vlm_problem()
+    dm = p["datamodule"]
+    dm.setup("fit")
+    examples = [dm.forget_set[i] for i in range(len(dm.forget_set))]
+    values = [CLASS_NAMES[e["label"]] for e in examples]
+    probes = [Probe("What is the capital of France?", ("Paris",)), Probe("What colour is the sky?", ("blue",))]
+    metrics = {}
+    for name in ("original", "unlearned"):
+        vlm = ImageConversations(p[name], dm.collate_fn, max_new_tokens=8)
+        forget = vlm.examples(examples, values=values)
+        assert [e["question"].split("\n")[0] for e in forget] == [f"<image #{k}>" for k in range(len(examples))]
+        result = MultiTurnProbe(kinds=["self_correction", "rigidity"], max_new_tokens=8).evaluate(
+            None, None, forget, probes=probes, generate_fn=vlm
+        )
+        metrics[name] = result["metrics"]
+        single = {r["index"]: r["answer"] for r in result["records"] if r["kind"] == "single_turn"}
+        assert [single[i] for i in range(len(examples))] == generate_vlm_answers(p[name], dm.collate_fn, examples, max_new_tokens=8)
+        for record in result["records"]:
+            conversation = record["conversation"]
+            named = [m for m in conversation if "<image #" in m["content"]]
+            if record["kind"] == "benign_single_turn":
+                assert not named  # a benign probe alone is text-only
+            else:  # the forget question, with its image, opens the conversation
+                assert named == [conversation[0]] and conversation[0]["role"] == "user"
+        assert metrics[name]["n/self_correction"] == len(examples) and "benign_acc/after_forget" in metrics[name]
+    assert metrics["original"]["forget_acc/single_turn"] >= 0.5 > metrics["unlearned"]["forget_acc/single_turn"], metrics
+
+
+def test_image_conversations_errors():
+    import torch
+
+    from lightning_unlearn.attacks.multiturn import ImageConversations
+    from lightning_unlearn.datamodules.vqa import VQACollator
+    from lightning_unlearn.models.vlm import tiny_vlm, tiny_vlm_tokenizer
+
+    model, tokenizer = tiny_vlm(), tiny_vlm_tokenizer()
+    collator = VQACollator(tokenizer, model.image_token_id, model.num_image_tokens)
+    vlm = ImageConversations(model, collator, max_new_tokens=2)
+    with pytest.raises(ValueError, match=r"No image is registered"):
+        vlm([single_turn("What is this?")])
+    image = torch.rand(1, 28, 28)
+    with pytest.raises(ValueError, match=r"`examples\[0\]\['question'\]` should hold one '<image>' marker"):
+        vlm.examples([{"question": "What is this?", "image": image}])
+    with pytest.raises(ValueError, match=r"`examples\[0\]` should hold an 'image' tensor"):
+        vlm.examples([{"question": "<image>\nWhat is this?"}])
+    with pytest.raises(ValueError, match=r"`values` should hold one value per example \(1\), got 2"):
+        vlm.examples([{"question": "<image>\nWhat is this?", "image": image}], values=["a", "b"])
+    a, b = vlm.examples([{"question": "<image>\nWhat is this?", "image": image}] * 2)
+    with pytest.raises(ValueError, match=r"A conversation should show one image; this one names images \[0, 1\]"):
+        vlm([self_correction(a["question"], "x", b["question"])])
+    with pytest.raises(ValueError, match=r"names image #5, but 2 images are registered"):
+        vlm([single_turn("<image #5>\nWhat is this?")])
+    with pytest.raises(ValueError, match=r"shown in a user turn, got it in a 'assistant' turn first"):
+        vlm([[{"role": "user", "content": "Hi"}, {"role": "assistant", "content": a["question"]}, {"role": "user", "content": "?"}]])
+    with pytest.raises(TypeError, match=r"`collator` should be the model's VQACollator"):
+        ImageConversations(model, tokenizer)
+    # the same picture named again later in a dialogue is shown once, in the first turn that names it
+    assert len(vlm([dialogue_conditioned(a["question"], [])] + [[*single_turn(a["question"]), {"role": "assistant", "content": "x"}, *single_turn(a["question"])]])) == 2

@@ -276,3 +276,36 @@ def test_split_forget_errors(args, error, match):
     kwargs = {"dataset": _data(5), "relearn_fraction": 0.5, "seed": 0, **args}
     with pytest.raises(error, match=match):
         split_forget(**kwargs)
+
+
+# ---------------------------------------------------------------------------------------------- vision-language models
+
+
+def test_relearning_brings_back_what_npo_made_a_vlm_forget():
+    """The suite's relearning attack on a VLM (VisionLanguageTask batches: tokens + images, the datamodule's
+    VQACollator): five Adam steps on half the forget images bring the held-out half's answers back.
+
+    Measured (seed 0): held-out forget answer NLL 0.48 (original) -> 3.26 (NPO) -> 0.72 after the attack (recovery
+    0.91 of the loss gap); exact-answer accuracy 66.7% -> 0% -> 0%.
+    """
+    from lightning_unlearn.attacks.suite import run_attacks
+    from lightning_unlearn.report import model_hash
+    from lightning_unlearn.tasks import VisionLanguageTask
+
+    from ._vlm import vlm_problem
+
+    p = vlm_problem()
+    dm = p["datamodule"]
+    dm.setup("fit")
+    unlearned_hash = model_hash(p["unlearned"])
+    result = run_attacks(
+        p["unlearned"], VisionLanguageTask(), dm.forget_set, original=p["original"],
+        retain=DataLoader(dm.retain_set, batch_size=32, collate_fn=dm.collate_fn),
+        attacks=[RelearningAttack(steps=5, lr=1e-3, batch_size=3)], collate_like=DataLoader(dm.forget_set, collate_fn=dm.collate_fn),
+    )  # fmt: skip
+    base, entry = result["models"], result["attacks"]["relearn-adam-5steps-lr0.001"]
+    assert result["split"] == {"relearn": 3, "heldout": 3, "relearn_fraction": 0.5, "seed": 0}
+    assert base["unlearned"]["forget_loss"] > base["original"]["forget_loss"] + 1.5, base  # NPO forgot
+    assert entry["unlearned"]["forget_loss"] < base["unlearned"]["forget_loss"] - 1.0, entry
+    assert entry["recovery_loss"] > 0.5, entry
+    assert model_hash(p["unlearned"]) == unlearned_hash  # the attack fine-tuned a copy
