@@ -297,7 +297,7 @@ def test_fit_config_takes_a_shipped_config_by_name(capsys):
 
 
 def _tiny_vqa_overrides(name: str) -> list[str]:
-    """Run a configs/fashion_vqa config on :func:`~lightning_unlearn.models.vlm.tiny_vlm` and 4 images per class."""
+    """Run a configs/fashion_vqa config on :func:`~lightning_unlearn.models.vlm.tiny_vlm` and 2 images per class."""
     tokenizer = '{"class_path": "lightning_unlearn.models.tiny_vlm_tokenizer"}'
     if name == "idk":  # its collator is spelled out (the refusals are its alternatives)
         data = ["--data.init_args.collate_fn.init_args.tokenizer", tokenizer, "--data.init_args.collate_fn.init_args.image_token_id", "512"]
@@ -305,7 +305,7 @@ def _tiny_vqa_overrides(name: str) -> list[str]:
         data = ["--data.init_args.tokenizer", tokenizer]
     return [
         "--model.init_args.model", "lightning_unlearn.models.tiny_vlm", *data,
-        "--data.init_args.per_class", "4", "--data.init_args.test_per_class", "2", "--data.init_args.max_eval_samples", "16",
+        "--data.init_args.per_class", "2", "--data.init_args.test_per_class", "1", "--data.init_args.max_eval_samples", "8",
         "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
     ]  # fmt: skip
 
@@ -329,7 +329,7 @@ def test_fashion_vqa_config_unlearns_a_tiny_vlm(workdir: Path):
     report = json.loads((workdir / "outputs/fashion_vqa/npo/report/report.json").read_text())
     assert report["method"]["name"] == "npo" and report["model"]["class"] == "VisionLanguageModel"
     assert report["model"]["hash_before"] == model_hash(start) and report["model"]["hash_after"] == model_hash(saved)
-    assert report["training"]["steps"] == 2 and report["data"]["sizes"] == {"forget": 16, "retain": 64, "holdout": 40}
+    assert report["training"]["steps"] == 2 and report["data"]["sizes"] == {"forget": 8, "retain": 32, "holdout": 20}
     unlearned, original = report["metrics"]["unlearned"], report["metrics"]["original"]
     assert {"forget_acc", "RA", "mia_auc"} <= set(unlearned) and original is not None
     assert (workdir / "outputs/fashion_vqa/npo/report/report.html").is_file()

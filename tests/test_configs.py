@@ -350,3 +350,75 @@ def test_movielens_chain_is_consistent():
             assert data["batch_size"] == original["data"]["init_args"]["batch_size"]
             continue
         assert init["original"] == "artifacts/movielens/original.pt" and init["oracle"] == "artifacts/movielens/retrain.pt"
+
+
+# ---------------------------------------------------------------------------------------------- B9: fashion_vqa
+VQA_FOLDER = "fashion_vqa"
+
+
+def _tiny_vqa_args(name: str) -> list[str]:
+    """Swap the config's cached SmolLM2 VLM for :func:`~lightning_unlearn.models.vlm.tiny_vlm` and shrink the data."""
+    tokenizer = '{"class_path": "lightning_unlearn.models.tiny_vlm_tokenizer"}'
+    run = name.rsplit("/", 1)[1]
+    if run == "idk":  # its collator is spelled out (the refusals are its alternatives)
+        data = ["--data.init_args.collate_fn.init_args.tokenizer", tokenizer, "--data.init_args.collate_fn.init_args.image_token_id", "512"]
+    else:
+        data = ["--data.init_args.tokenizer", tokenizer]
+    method = ["--model.init_args.method.init_args.layer", "1"] if run == "rmu" else []  # the tiny LM has 2 layers
+    return [
+        "--model.init_args.model", "lightning_unlearn.models.tiny_vlm", *data, *method,
+        "--data.init_args.per_class", "2", "--data.init_args.test_per_class", "1", "--data.init_args.max_eval_samples", "8",
+    ]  # fmt: skip
+
+
+def test_fashion_vqa_configs_unlearn_the_same_vlm_and_request():
+    """Every B9 config unlearns the cached VLM (``fashion_vlm``, the original as built) with VisionLanguageTask on the
+    same Fashion-MNIST VQA data, forgetting sneakers and bags (classes 7, 8) or, for Safety Mirage's NPO, the unsafe
+    examples; outputs are named after the file."""
+    names = configs.list_configs(VQA_FOLDER)
+    assert {f"{VQA_FOLDER}/{m}" for m in ("graddiff", "npo", "rmu", "idk", "npo+safety")} <= set(names)
+    for name in names:
+        run = name.rsplit("/", 1)[1]
+        config = configs.load_config(name)
+        init, data, trainer = config["model"]["init_args"], config["data"]["init_args"], config["trainer"]
+        assert config["seed_everything"] == 0 and data["seed"] == 0
+        assert init["model"] == {"class_path": "lightning_unlearn.models.fashion_vlm", "init_args": {"seed": 0}}
+        assert init["task"]["class_path"] == "lightning_unlearn.tasks.VisionLanguageTask"
+        assert "original" not in init and init["optimizer"]["class_path"] == "torch.optim.AdamW"
+        assert config["data"]["class_path"] == "lightning_unlearn.datamodules.FashionVQADataModule"
+        assert data["train_on"] == "forget_retain" and data["per_class"] == 40
+        if run == "npo+safety":
+            assert data["forget"] == "unsafe" and "forget_classes" not in data
+            assert init["method"]["init_args"] == {"beta": 0.9, "likelihood": "mean", "retain_loss": "npo_nll"}
+        else:
+            assert data["forget"] == "classes" and data["forget_classes"] == [7, 8]
+        assert trainer["default_root_dir"] == f"outputs/{name}"
+        paths = {c["class_path"]: c["init_args"] for c in trainer["callbacks"]}
+        assert paths["lightning_unlearn.SaveWeights"] == {"path": f"artifacts/{name}.pt"}
+        assert paths["lightning_unlearn.UnlearningReport"] == {"dirpath": f"outputs/{name}/report"}
+    idk = configs.load_config(f"{VQA_FOLDER}/idk")["data"]["init_args"]["collate_fn"]["init_args"]
+    assert idk["image_token_id"] == 16 and set(idk["alternatives"]) == {"idk"}  # SmolLM2's <empty_output>
+
+
+@pytest.mark.parametrize("run", ["graddiff", "rmu", "idk", "npo+safety"])
+def test_a_fashion_vqa_config_fits_a_tiny_vlm(run: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """One step of each B9 config (``npo`` runs from the command line in tests/test_cli.py) on a tiny random VLM:
+    the config's method, task and data build and move the language model's weights."""
+    import torch
+
+    from lightning_unlearn.cli import UnlearnCLI
+
+    name = f"{VQA_FOLDER}/{run}"
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["lightning-unlearn"])
+    quiet = ["--trainer.max_steps", "1", "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
+    cli = UnlearnCLI(args=["--config", str(configs.config_path(name)), *_tiny_vqa_args(name), *quiet], run=False)
+    network = cli.model.model
+    before = {k: v.clone() for k, v in network.language_model.state_dict().items()}
+    cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+    assert cli.trainer.global_step == 1
+    changed = [k for k, v in network.language_model.state_dict().items() if not torch.equal(v, before[k])]
+    assert changed, f"{name}: one step changed no weight of the language model"
+    assert (tmp_path / f"artifacts/{name}.pt").is_file() and (tmp_path / f"outputs/{name}/report/report.json").is_file()
+    if run == "npo+safety":
+        assert {e["kind"] for e in cli.datamodule.forget_set.examples} == {"unsafe"}
