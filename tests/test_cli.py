@@ -310,10 +310,12 @@ def _tiny_vqa_overrides(name: str) -> list[str]:
     ]  # fmt: skip
 
 
-def test_fashion_vqa_config_unlearns_a_tiny_vlm(workdir: Path):
+def test_fashion_vqa_config_unlearns_a_tiny_vlm(workdir: Path, monkeypatch: pytest.MonkeyPatch):
     """B9's NPO config from the command line, its VLM swapped for a tiny random one (the config's own model is the
     cached SmolLM2 VLM): two steps change the weights, SaveWeights writes them and the report records the run."""
     import torch
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # tiny convolutions: one thread (two contended ones were ~10x slower)
 
     from lightning_unlearn._weights import read_weights_file
     from lightning_unlearn.models.vlm import tiny_vlm
