@@ -23,6 +23,7 @@ held-out part on which recovery is measured (:func:`~lightning_unlearn.attacks.r
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from typing import Any, Literal
 
 import torch
@@ -121,6 +122,9 @@ class RelearningAttack:
         optimizer: ``"adam"``, ``"sgd"`` (no momentum) or ``"adamw"`` (PyTorch's default weight decay),
             built with ``lr`` only.
         seed: Seed of the shuffling and of the global RNG during the steps.
+        collate_fn: How a dataset passed as ``data`` is batched (default: PyTorch's default collation); e.g. the
+            :class:`~lightning_unlearn.tasks.QACollator` of a causal LM or the
+            :class:`~lightning_unlearn.datamodules.vqa.VQACollator` of a vision-language model.
 
     Raises:
         RuntimeError: From a call, if the loss is not finite at some step.
@@ -133,7 +137,11 @@ class RelearningAttack:
         batch_size: int = 16,
         optimizer: RelearningOptimizer = "adam",
         seed: int = 0,
+        collate_fn: Callable[[list[Any]], Any] | None = None,
     ) -> None:
+        if collate_fn is not None and not callable(collate_fn):
+            raise TypeError(f"`collate_fn` should be a callable(samples) -> batch or None, got {type(collate_fn).__name__}.")
+        self.collate_fn = collate_fn
         self.steps = check_int("steps", steps)
         self.lr = check_positive("lr", lr)
         self.batch_size = check_int("batch_size", batch_size)
@@ -152,7 +160,7 @@ class RelearningAttack:
         if len(data) == 0:
             raise ValueError("`data` should hold at least one sample to relearn on; it is empty.")
         sampler = RandomSampler(data, generator=torch.Generator().manual_seed(self.seed))
-        return DataLoader(data, batch_size=self.batch_size, sampler=sampler)
+        return DataLoader(data, batch_size=self.batch_size, sampler=sampler, collate_fn=self.collate_fn)
 
     def __call__(self, model: nn.Module, task: Task, data: Dataset | DataLoader) -> nn.Module:
         """Return a copy of ``model`` fine-tuned for ``steps`` steps on ``data`` (see the class docstring).
@@ -160,8 +168,8 @@ class RelearningAttack:
         Args:
             model: The (unlearned) model to attack; it is not modified.
             task: How to run the model on a batch and score it.
-            data: The relearning data: a map-style dataset (batched with ``batch_size`` and the default
-                collation) or a ``DataLoader`` (used as it is, e.g. with a ``QACollator``).
+            data: The relearning data: a map-style dataset (batched with ``batch_size`` and ``collate_fn``)
+                or a ``DataLoader`` (used as it is, e.g. with a ``QACollator``).
         """
         if not isinstance(model, nn.Module):
             raise TypeError(f"`model` should be a torch.nn.Module, got {type(model).__name__}.")

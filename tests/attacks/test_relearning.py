@@ -309,3 +309,12 @@ def test_relearning_brings_back_what_npo_made_a_vlm_forget():
     assert entry["unlearned"]["forget_loss"] < base["unlearned"]["forget_loss"] - 1.0, entry
     assert entry["recovery_loss"] > 0.5, entry
     assert model_hash(p["unlearned"]) == unlearned_hash  # the attack fine-tuned a copy
+    # called directly on the VQA dataset, with the collator: the same fine-tuning as the suite's (same seeded shuffle)
+    relearn, heldout = split_forget(dm.forget_set, relearn_fraction=0.5, seed=0)
+    attacked = RelearningAttack(steps=5, lr=1e-3, batch_size=3, collate_fn=dm.collate_fn)(p["unlearned"], VisionLanguageTask(), relearn)
+    task, batch = VisionLanguageTask(), dm.collate_fn([heldout[i] for i in range(len(heldout))])
+    with torch.no_grad():
+        loss = float(task.per_sample_loss(task.forward(attacked, batch), batch).mean())
+    assert loss == pytest.approx(entry["unlearned"]["forget_loss"], rel=1e-4)
+    with pytest.raises(TypeError, match=r"`collate_fn` should be a callable\(samples\) -> batch or None, got str"):
+        RelearningAttack(collate_fn="vqa")  # type: ignore[arg-type]
