@@ -73,8 +73,9 @@ def tiny_vlm(seed: int = 0, freeze_vision: bool = True, **llama: Any) -> VisionL
     lm = tiny_llama(
         len(tok), seed=seed, pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, **llama
     )
+    vision = tower()
     torch.manual_seed(seed)  # the projector's initialisation
-    return VisionLanguageModel(lm, image_token_id(), vision_tower=tower(), image_size=64, freeze_vision=freeze_vision)
+    return VisionLanguageModel(lm, image_token_id(), vision_tower=vision, image_size=64, freeze_vision=freeze_vision)
 
 
 def vqa_collator(**kwargs: Any) -> VQACollator:
