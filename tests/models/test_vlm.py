@@ -98,6 +98,8 @@ def test_bad_inputs_raise_clear_errors(model):
         model(_ids([[IMG] * 4 + _text(2), _text(6)]), pixel_values=_images(3))
     with pytest.raises(TypeError, match=r"`pixel_values` should be a float tensor"):
         model(_ids([[IMG] * 4 + _text(2)]), pixel_values=(_images(1) * 255).long())
+    with pytest.raises(TypeError, match=r"`pixel_values` should be a float tensor .*got list"):
+        model(_ids([[IMG] * 4 + _text(2)]), pixel_values=[_images(1)[0]])
 
 
 def test_constructor_errors():
@@ -182,3 +184,33 @@ def test_generate_returns_the_prompt_and_the_greedy_tokens(model):
     for row, (prompt, image) in enumerate(zip(prompts, pixels)):
         hand = _greedy_by_hand(model, torch.tensor(prompt), image, steps, eos)
         assert out[row, length : length + len(hand)].tolist() == hand
+
+
+def test_smollm2_image_token_is_one_unused_special_token():
+    # the real SmolLM2 tokenizer (no model): smollm2_vlm's image token and the answer letters A–D are single tokens
+    from lightning_unlearn.datamodules.vqa import VQACollator
+    from lightning_unlearn.evaluation.vlm import letter_token_ids
+    from lightning_unlearn.models.llm import smollm2_tokenizer
+    from lightning_unlearn.models.vlm import SMOLLM2_IMAGE_TOKEN
+
+    tokenizer = smollm2_tokenizer()
+    image = tokenizer.convert_tokens_to_ids(SMOLLM2_IMAGE_TOKEN)
+    assert image != tokenizer.unk_token_id and tokenizer(SMOLLM2_IMAGE_TOKEN, add_special_tokens=False)["input_ids"] == [image]
+    assert image not in tokenizer("<image> What is the empty output?", add_special_tokens=False)["input_ids"]
+    assert len(set(letter_token_ids(tokenizer))) == 4
+    prompt = VQACollator(tokenizer, image, 4).prompt_ids("<image>\nWhat is in the picture?")
+    assert prompt.count(image) == 4
+
+
+@pytest.mark.parametrize("freeze_vision", [True, False])
+def test_building_the_model_leaves_the_tower_weights_and_statistics_alone(freeze_vision):
+    # a tower handed over in train mode (a fresh EfficientNetLite0 with loaded weights): the shape probe runs in eval mode
+    from lightning_unlearn.models.efficientnet import EfficientNetLite0
+
+    vision = EfficientNetLite0()
+    vision.load_state_dict(tower().state_dict())
+    before = {k: v.clone() for k, v in vision.state_dict().items()}
+    model = VisionLanguageModel(tiny_vlm().language_model, IMG, vision_tower=vision, freeze_vision=freeze_vision)
+    for key, value in vision.state_dict().items():
+        assert torch.equal(value, before[key]), key
+    assert model.vision_tower.training is not freeze_vision  # its mode is kept unless frozen
