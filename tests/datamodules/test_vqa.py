@@ -282,3 +282,16 @@ def test_bad_forget_classes(classes):
 def test_bad_forget():
     with pytest.raises(ValueError, match=r"`forget` should be one of \['classes', 'unsafe'\], got 'faces'"):
         _datamodule(forget="faces")
+
+
+def test_default_collator_is_smollm2s():
+    # no collate_fn: SmolLM2-135M-Instruct's tokenizer (offline, no model) and its <empty_output> image token
+    from lightning_unlearn.models.llm import smollm2_tokenizer
+    from lightning_unlearn.models.vlm import SMOLLM2_IMAGE_TOKEN
+
+    dm = FashionVQADataModule(per_class=1, test_per_class=1, forget_classes=(0,))
+    batch = next(iter(dm.train_dataloader()))
+    forget = batch["forget"] if isinstance(batch, dict) else batch[0]["forget"]
+    ids = forget["input_ids"][0][forget["attention_mask"][0].bool()]
+    assert (ids == smollm2_tokenizer().convert_tokens_to_ids(SMOLLM2_IMAGE_TOKEN)).sum() == 4
+    assert dm.settings == {"forget": "classes", "forget_classes": [0], "kinds": ["name", "mcq"], "per_class": 1, "seed": 0}
