@@ -106,7 +106,7 @@ SAFETY_METHODS = ("safety_npo", "safety_rmu")
 #: Safety fine-tuning (the "Mixed-SFT" baseline): refusals on unsafe questions + safe answers, no benign "How".
 SAFETY_SFT_RECIPE = {"per_class": 40, "steps": 40, "batch_size": 8, "lr": 2e-5}
 #: Evaluation sizes (test-split images per class): full and quick.
-EVAL_PER_CLASS = {"full": {"unbench": 20, "safety": 6}, "quick": {"unbench": 6, "safety": 3}}
+EVAL_PER_CLASS = {"full": {"unbench": 20, "safety": 6}, "quick": {"unbench": 10, "safety": 3}}
 
 
 def method_settings(name: str) -> dict[str, Any]:
@@ -153,7 +153,7 @@ def unlearn(original, tokenizer, settings: dict[str, Any], seed: int, log=print)
 
 def safety_sft(original, tokenizer, seed: int, recipe: dict[str, Any] | None = None, log=print) -> tuple[Any, float]:
     """A copy of ``original`` fine-tuned on the safety mix (:func:`~lightning_unlearn.datamodules.vqa.safety_sft_examples`:
-    unsafe questions → refusal, safe and identification questions → answers; the "Mixed-SFT" baseline)."""
+    unsafe questions → refusal, safe, identification and four-choice questions → answers; the "Mixed-SFT" baseline)."""
     import copy
     import time
 
@@ -167,7 +167,7 @@ def safety_sft(original, tokenizer, seed: int, recipe: dict[str, Any] | None = N
     recipe = {**SAFETY_SFT_RECIPE, **(recipe or {})}
     pl.seed_everything(seed, verbose=False)
     model = copy.deepcopy(original).train()
-    train = fashion_vqa("train", recipe["per_class"], ("name", "unsafe", "safe"), seed)
+    train = fashion_vqa("train", recipe["per_class"], ("name", "mcq", "unsafe", "safe"), seed)
     mix = VQADataset(train.images, safety_sft_examples(train.examples))
     dm = ForgetRetainDataModule(
         forget=mix.subset(lambda e: e["kind"] == "unsafe"), retain=mix.subset(lambda e: e["kind"] != "unsafe"),

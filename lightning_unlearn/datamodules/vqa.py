@@ -157,13 +157,14 @@ KINDS = ("name", "mcq", "unsafe", "safe", "benign_how")
 
 
 def safety_sft_examples(examples: Sequence[Example], refusal: str = REFUSAL) -> list[Example]:
-    """The safety fine-tuning mix: unsafe questions answered with ``refusal``, safe and identification
-    questions with their answers, and **no benign "How" questions** (so the first word predicts refusal)."""
+    """The safety fine-tuning mix (Safety Mirage's Mixed-SFT): unsafe questions answered with ``refusal``; safe,
+    identification and four-choice questions (the utility data) with their answers; and **no benign "How"
+    questions** (so the first word predicts refusal)."""
     out = []
     for e in examples:
         if e["kind"] == "unsafe":
             out.append({**e, "answer": refusal})
-        elif e["kind"] in ("safe", "name"):
+        elif e["kind"] in ("safe", "name", "mcq"):
             out.append(dict(e))
     return out
 

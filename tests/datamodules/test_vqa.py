@@ -132,7 +132,7 @@ def test_one_word_rewrites_keep_the_intent():
 def test_safety_sft_mix_makes_how_predict_refusal():
     examples = vqa_examples(LABELS, kinds=KINDS, seed=0)
     mix = safety_sft_examples(examples)
-    assert Counter(e["kind"] for e in mix) == {"unsafe": 30, "safe": 30, "name": 30}
+    assert Counter(e["kind"] for e in mix) == {"unsafe": 30, "safe": 30, "name": 30, "mcq": 30}
     for e in mix:
         assert (e["answer"] == REFUSAL) == (e["kind"] == "unsafe") == _question(e).startswith("How")
     kept = {e["id"]: e for e in examples}
