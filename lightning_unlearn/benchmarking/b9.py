@@ -16,7 +16,6 @@ import functools
 from typing import Any
 
 import torch
-from lightning.pytorch.callbacks import Callback
 
 from lightning_unlearn import benchmarking
 
@@ -33,17 +32,6 @@ ORIGINAL_RECIPE = {
 }
 #: Bump to invalidate the cached originals.
 VERSION = 1
-
-
-class _Progress(Callback):
-    """Logs the training loss every 25 steps (the original trains for minutes)."""
-
-    def __init__(self, log) -> None:
-        self._log = log
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if trainer.global_step % 25 == 0:
-            self._log(f"[b9] step {trainer.global_step}: loss {float(outputs['loss']):.4f}")
 
 
 def build_vlm(image_size: int = ORIGINAL_RECIPE["image_size"]):
@@ -87,7 +75,7 @@ def original_vlm(seed: int = 0, recipe: dict[str, Any] | None = None, log=print)
         )  # fmt: skip
         model.language_model = apply_peft(model.language_model, recipe["lora"])
         module = SupervisedModule(model, task=VisionLanguageTask(), optimizer=functools.partial(torch.optim.AdamW, lr=recipe["lr"]))
-        trainer = benchmarking.quiet_trainer(max_steps=recipe["steps"], gradient_clip_val=1.0, callbacks=[_Progress(log)])
+        trainer = benchmarking.quiet_trainer(max_steps=recipe["steps"], gradient_clip_val=1.0, callbacks=[benchmarking.LossProgress("b9", log)])
         trainer.fit(module, datamodule=dm)
         model.language_model = model.language_model.merge_and_unload()
         return model.eval()

@@ -28,7 +28,8 @@ deletion-request machinery (whole classes, or the unsafe examples).
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -266,14 +267,19 @@ class VQACollator(QACollator):
         self.image_token_id = int(image_token_id)
         self.num_image_tokens = int(num_image_tokens)
 
-    def prompt_ids(self, question: Any, system_prompt: str | None = None) -> list[int]:
+    @contextmanager
+    def _system(self, system_prompt: str | None) -> Iterator[None]:
+        """Use ``system_prompt`` (when not ``None``) instead of the collator's own inside the block."""
+        saved = self.system_prompt
         if system_prompt is not None:
-            saved, self.system_prompt = self.system_prompt, system_prompt
-            try:
-                text = self.prompt_text(question)
-            finally:
-                self.system_prompt = saved
-        else:
+            self.system_prompt = system_prompt
+        try:
+            yield
+        finally:
+            self.system_prompt = saved
+
+    def prompt_ids(self, question: Any, system_prompt: str | None = None) -> list[int]:
+        with self._system(system_prompt):
             text = self.prompt_text(question)
         parts = text.split(IMAGE_MARKER)
         if len(parts) > 2:
@@ -286,14 +292,8 @@ class VQACollator(QACollator):
         return ids
 
     def encode(self, question: str, answer: str, system_prompt: str | None = None) -> tuple[list[int], list[int]]:
-        prompt = self.prompt_ids(question, system_prompt)
-        if len(prompt) >= self.max_length:
-            raise ValueError(
-                f"The prompt of question {question[:60]!r} is {len(prompt)} tokens long, which leaves no room for the "
-                f"answer within `max_length`={self.max_length}; raise `max_length`."
-            )
-        answer_ids = self.answer_ids(answer)[: self.max_length - len(prompt)]
-        return prompt + answer_ids, [self.ignore_index] * len(prompt) + answer_ids
+        with self._system(system_prompt):
+            return super().encode(question, answer)
 
     @staticmethod
     def images(examples: Sequence[Mapping[str, Any]]) -> Tensor:
