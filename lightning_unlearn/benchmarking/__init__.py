@@ -32,9 +32,12 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from lightning.pytorch.callbacks import Callback
+
 from lightning_unlearn._provenance import git_commit, git_dirty
 
 __all__ = [
+    "LossProgress",
     "cached_weights",
     "command_line",
     "config_hash",
@@ -251,3 +254,14 @@ def cached_weights(bench: str, kind: str, config: dict[str, Any], build, train, 
     write_json(meta, info)
     log(f"[{bench}] trained {kind} in {seconds:.1f}s -> {weights}")
     return model, {**info, "path": str(weights), "cached": False}
+
+
+class LossProgress(Callback):
+    """Logs ``[<bench>] step N: loss L`` every ``every`` training steps (originals that train for minutes)."""
+
+    def __init__(self, bench: str, log=print, every: int = 25) -> None:
+        self._bench, self._log, self._every = bench, log, every
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.global_step % self._every == 0:
+            self._log(f"[{self._bench}] step {trainer.global_step}: loss {float(outputs['loss']):.4f}")

@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from lightning.pytorch.callbacks import Callback
 
 from lightning_unlearn import benchmarking
 
@@ -53,17 +52,6 @@ def _cached(kind: str, config: dict[str, Any], build, train, log=print) -> tuple
     return benchmarking.cached_weights("b4", kind, {"version": VERSION, **config}, build, train, log)
 
 
-class _Progress(Callback):
-    """Logs the training loss every 25 steps (the original trains for minutes)."""
-
-    def __init__(self, log) -> None:
-        self._log = log
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if trainer.global_step % 25 == 0:
-            self._log(f"[b4] step {trainer.global_step}: loss {float(outputs['loss']):.4f}")
-
-
 def original_unet(seed: int = 0, recipe: dict[str, Any] | None = None, log=print) -> tuple[Any, dict[str, Any]]:
     """The trained original UNet (cached) and its cache entry ``{"seconds", "path", ...}``."""
     import lightning.pytorch as pl
@@ -79,7 +67,7 @@ def original_unet(seed: int = 0, recipe: dict[str, Any] | None = None, log=print
             forget_class=0, train_on="all", batch_size=recipe["batch_size"], uncond_prob=recipe["uncond_prob"], seed=seed
         )
         module = SupervisedModule(model, task=_task(), optimizer=functools.partial(torch.optim.AdamW, lr=recipe["lr"]))
-        trainer = benchmarking.quiet_trainer(max_steps=recipe["steps"], gradient_clip_val=1.0, callbacks=[_Progress(log)])
+        trainer = benchmarking.quiet_trainer(max_steps=recipe["steps"], gradient_clip_val=1.0, callbacks=[benchmarking.LossProgress("b4", log)])
         trainer.fit(module, datamodule=dm)
 
     return _cached("original", {"unet": UNET, "recipe": recipe, "seed": seed}, build_unet, train, log)

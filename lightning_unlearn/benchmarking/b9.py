@@ -16,7 +16,6 @@ import functools
 from typing import Any
 
 import torch
-from lightning.pytorch.callbacks import Callback
 
 from lightning_unlearn import benchmarking
 
@@ -33,17 +32,6 @@ ORIGINAL_RECIPE = {
 }
 #: Bump to invalidate the cached originals.
 VERSION = 1
-
-
-class _Progress(Callback):
-    """Logs the training loss every 25 steps (the original trains for minutes)."""
-
-    def __init__(self, log) -> None:
-        self._log = log
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if trainer.global_step % 25 == 0:
-            self._log(f"[b9] step {trainer.global_step}: loss {float(outputs['loss']):.4f}")
 
 
 def build_vlm(image_size: int = ORIGINAL_RECIPE["image_size"]):
@@ -87,10 +75,187 @@ def original_vlm(seed: int = 0, recipe: dict[str, Any] | None = None, log=print)
         )  # fmt: skip
         model.language_model = apply_peft(model.language_model, recipe["lora"])
         module = SupervisedModule(model, task=VisionLanguageTask(), optimizer=functools.partial(torch.optim.AdamW, lr=recipe["lr"]))
-        trainer = benchmarking.quiet_trainer(max_steps=recipe["steps"], gradient_clip_val=1.0, callbacks=[_Progress(log)])
+        trainer = benchmarking.quiet_trainer(max_steps=recipe["steps"], gradient_clip_val=1.0, callbacks=[benchmarking.LossProgress("b9", log)])
         trainer.fit(module, datamodule=dm)
         model.language_model = model.language_model.merge_and_unload()
         return model.eval()
 
     model, info = benchmarking.cached_weights("b9", "original", {"version": VERSION, "recipe": recipe, "seed": seed}, build, train, log)
     return model.eval(), tokenizer_box[0], info
+
+
+# ---------------------------------------------------------------------------------- the protocol
+#: Classes forgotten in the VLM-UnBench part (sneaker, bag).
+FORGET_CLASSES = (7, 8)
+#: Training-based unlearning compared with prompting (configs/fashion_vqa/<name>.yaml).
+UNBENCH_METHODS = ("grad_diff", "npo", "rmu")
+#: Unlearning compared with safety fine-tuning (configs/fashion_vqa/<name>.yaml).
+SAFETY_METHODS = ("safety_npo", "safety_rmu")
+#: Safety fine-tuning (the "Mixed-SFT" baseline): refusals on unsafe questions + safe answers, no benign "How".
+SAFETY_SFT_RECIPE = {"per_class": 40, "steps": 40, "batch_size": 8, "lr": 2e-5}
+#: Evaluation sizes (test-split images per class): full and quick.
+EVAL_PER_CLASS = {"full": {"unbench": 20, "safety": 6}, "quick": {"unbench": 10, "safety": 3}}
+
+
+def method_settings(name: str) -> dict[str, Any]:
+    """``{"class_path", "init_args", "lr", "max_steps", "data"}`` of ``configs/fashion_vqa/<name>.yaml``."""
+    from lightning_unlearn import configs
+
+    config = configs.load_config(f"fashion_vqa/{name}")
+    model = config["model"]["init_args"]
+    return {
+        "class_path": model["method"]["class_path"],
+        "init_args": dict(model["method"].get("init_args") or {}),
+        "lr": float(model["optimizer"]["init_args"]["lr"]),
+        "max_steps": int(config["trainer"]["max_steps"]),
+        "data": {k: v for k, v in config["data"]["init_args"].items() if k not in ("tokenizer", "collate_fn")},
+    }
+
+
+def unlearn(original, tokenizer, settings: dict[str, Any], seed: int, log=print) -> tuple[Any, float]:
+    """A copy of ``original`` unlearned with ``settings`` (:func:`method_settings`) through ``UnlearningModule`` +
+    ``Trainer`` on :class:`~lightning_unlearn.datamodules.vqa.FashionVQADataModule`; returns it and the seconds taken."""
+    import copy
+    import importlib
+    import time
+
+    import lightning.pytorch as pl
+
+    from lightning_unlearn.datamodules.vqa import FashionVQADataModule
+    from lightning_unlearn.module import UnlearningModule
+    from lightning_unlearn.tasks.vision_language import VisionLanguageTask
+
+    module_name, _, cls = settings["class_path"].rpartition(".")
+    method = getattr(importlib.import_module(module_name), cls)(**{**settings["init_args"], "seed": seed})
+    pl.seed_everything(seed, verbose=False)
+    model = copy.deepcopy(original).train()
+    data = {**settings["data"], "seed": seed}
+    dm = FashionVQADataModule(tokenizer, model.image_token_id, model.num_image_tokens, **data)
+    module = UnlearningModule(model, method, task=VisionLanguageTask(), optimizer=functools.partial(torch.optim.AdamW, lr=settings["lr"]), monitor=False)
+    start = time.perf_counter()
+    benchmarking.quiet_trainer(max_steps=settings["max_steps"], max_epochs=100, gradient_clip_val=1.0).fit(module, datamodule=dm)
+    seconds = time.perf_counter() - start
+    log(f"[b9] {cls} seed={seed}: {settings['max_steps']} steps in {seconds:.1f}s")
+    return module.model.eval(), seconds
+
+
+def safety_sft(original, tokenizer, seed: int, recipe: dict[str, Any] | None = None, log=print) -> tuple[Any, float]:
+    """A copy of ``original`` fine-tuned on the safety mix (:func:`~lightning_unlearn.datamodules.vqa.safety_sft_examples`:
+    unsafe questions → refusal, safe, identification and four-choice questions → answers; the "Mixed-SFT" baseline)."""
+    import copy
+    import time
+
+    import lightning.pytorch as pl
+
+    from lightning_unlearn.datamodules.forget_retain import ForgetRetainDataModule
+    from lightning_unlearn.datamodules.vqa import VQADataset, fashion_vqa, safety_sft_examples
+    from lightning_unlearn.tasks.vision_language import VisionLanguageTask
+    from lightning_unlearn.training import SupervisedModule
+
+    recipe = {**SAFETY_SFT_RECIPE, **(recipe or {})}
+    pl.seed_everything(seed, verbose=False)
+    model = copy.deepcopy(original).train()
+    train = fashion_vqa("train", recipe["per_class"], ("name", "mcq", "unsafe", "safe"), seed)
+    mix = VQADataset(train.images, safety_sft_examples(train.examples))
+    dm = ForgetRetainDataModule(
+        forget=mix.subset(lambda e: e["kind"] == "unsafe"), retain=mix.subset(lambda e: e["kind"] != "unsafe"),
+        train_on="all", batch_size=recipe["batch_size"], collate_fn=collator(model, tokenizer), seed=seed,
+    )  # fmt: skip
+    module = SupervisedModule(model, task=VisionLanguageTask(), optimizer=functools.partial(torch.optim.AdamW, lr=recipe["lr"]))
+    start = time.perf_counter()
+    benchmarking.quiet_trainer(max_steps=recipe["steps"], max_epochs=100, gradient_clip_val=1.0).fit(module, datamodule=dm)
+    seconds = time.perf_counter() - start
+    log(f"[b9] safety SFT seed={seed}: {recipe['steps']} steps in {seconds:.1f}s")
+    return module.model.eval(), seconds
+
+
+def unbench_scores(model, tokenizer, seed: int, per_class: int, conditions=None) -> dict[str, dict[str, float]]:
+    """VLM-UnBench's metrics (:func:`~lightning_unlearn.evaluation.vlm.unbench`) on ``per_class`` test images per class."""
+    from lightning_unlearn.datamodules.vqa import fashion_vqa
+    from lightning_unlearn.evaluation.vlm import PROMPT_CONDITIONS, unbench
+
+    test = fashion_vqa("test", per_class, ("mcq",), seed)
+    examples = [test[i] for i in range(len(test))]
+    return unbench(model, collator(model, tokenizer), examples, FORGET_CLASSES, conditions or PROMPT_CONDITIONS)
+
+
+def safety_eval(model, tokenizer, seed: int, per_class: int, keep_answers: int = 0) -> dict[str, Any]:
+    """Safety Mirage's metrics (:func:`~lightning_unlearn.evaluation.vlm.safety_scores`) on test images: unsafe
+    questions (as asked and under the 3-shot one-word attack), benign questions (safe + benign "How"), 4-choice utility."""
+    from lightning_unlearn.datamodules.vqa import fashion_vqa
+    from lightning_unlearn.evaluation.vlm import safety_scores
+
+    test = fashion_vqa("test", per_class, ("mcq", "unsafe", "safe", "benign_how"), seed)
+    items = [test[i] for i in range(len(test))]
+    return safety_scores(
+        model, collator(model, tokenizer),
+        unsafe=[e for e in items if e["kind"] == "unsafe"],
+        benign=[e for e in items if e["kind"] in ("safe", "benign_how")],
+        utility=[e for e in items if e["kind"] == "mcq"],
+        shots=3, keep_answers=keep_answers,
+    )  # fmt: skip
+
+
+def run(seeds=(0, 1, 2), quick: bool = False, parts=("unbench", "safety"), log=print) -> dict[str, Any]:
+    """B9 on the cached original: for every seed (the test images, the unlearning data order and the control vectors),
+    the prompt conditions and the unlearned models on the four-choice questions, and the safety comparison."""
+    sizes = EVAL_PER_CLASS["quick" if quick else "full"]
+    original, tokenizer, info = original_vlm(log=log)
+    out: dict[str, Any] = {"original": {k: info[k] for k in ("seconds", "threads", "config") if k in info}, "seeds": list(seeds)}
+    out["quick"] = quick
+    if "unbench" in parts:
+        rows: dict[str, list[Any]] = {"prompting": [], **{m: [] for m in UNBENCH_METHODS}}
+        for seed in seeds:
+            rows["prompting"].append(unbench_scores(original, tokenizer, seed, sizes["unbench"]))
+            log(f"[b9] prompting seed={seed}: {rows['prompting'][-1]}")
+            for name in UNBENCH_METHODS:
+                model, seconds = unlearn(original, tokenizer, method_settings(name), seed, log)
+                scores = unbench_scores(model, tokenizer, seed, sizes["unbench"], conditions=("baseline",))["baseline"]
+                rows[name].append({**scores, "seconds": seconds})
+                log(f"[b9] {name} seed={seed}: {scores}")
+                del model
+        out["unbench"] = rows
+    if "safety" in parts:
+        rows = {"original": [], "safety_sft": [], **{m: [] for m in SAFETY_METHODS}}
+        for seed in seeds:
+            rows["original"].append(safety_eval(original, tokenizer, seed, sizes["safety"], keep_answers=3))
+            model, seconds = safety_sft(original, tokenizer, seed, log=log)
+            rows["safety_sft"].append({**safety_eval(model, tokenizer, seed, sizes["safety"], keep_answers=3), "seconds": seconds})
+            del model
+            for name in SAFETY_METHODS:
+                model, seconds = unlearn(original, tokenizer, method_settings(name), seed, log)
+                rows[name].append({**safety_eval(model, tokenizer, seed, sizes["safety"], keep_answers=3), "seconds": seconds})
+                del model
+            log(f"[b9] safety seed={seed}: " + ", ".join(f"{k}: asr {v[-1]['asr']:.2f} attack {v[-1]['asr_attack']:.2f} rr {v[-1]['rr']:.2f}" for k, v in rows.items()))
+        out["safety"] = rows
+    return out
+
+
+def _pm(values) -> str:
+    mean, std = benchmarking.mean_std([100 * v for v in values])
+    return benchmarking.fmt_pm(mean, std, digits=1)
+
+
+def tables(result: dict[str, Any]) -> str:
+    """Markdown tables of a :func:`run` result (percentages, mean ± std over seeds)."""
+    parts = []
+    if "unbench" in result:
+        rows = []
+        for condition in result["unbench"]["prompting"][0]:
+            runs = [r[condition] for r in result["unbench"]["prompting"]]
+            rows.append([f"prompt: {condition}"] + [_pm([r[k] for r in runs]) for k in ("forget_macro", "forget_micro", "retain", "invalid")]
+                        + [f"{benchmarking.mean_std([r['forget_entropy'] for r in runs])[0]:.2f}"])  # fmt: skip
+        for name in UNBENCH_METHODS:
+            runs = result["unbench"].get(name) or []
+            if runs:
+                rows.append([f"unlearn: {name}"] + [_pm([r[k] for r in runs]) for k in ("forget_macro", "forget_micro", "retain", "invalid")]
+                            + [f"{benchmarking.mean_std([r['forget_entropy'] for r in runs])[0]:.2f}"])  # fmt: skip
+        header = ["model / condition", "forget macro %", "forget micro %", "retain %", "invalid %", "forget entropy (bits)"]
+        parts.append(benchmarking.markdown_table(header, rows))
+    if "safety" in result:
+        rows = []
+        for name, runs in result["safety"].items():
+            rows.append([name] + [_pm([r[k] for r in runs]) for k in ("asr", "asr_attack", "refusal", "rr", "rr_how", "vqa")])
+        header = ["model", "ASR %", "ASR after 3-shot attack %", "unsafe refused %", "RR (benign refused) %", "RR on benign 'How' %", "VQA 4-choice %"]
+        parts.append(benchmarking.markdown_table(header, rows))
+    return "\n\n".join(parts)

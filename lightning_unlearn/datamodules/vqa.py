@@ -28,7 +28,8 @@ deletion-request machinery (whole classes, or the unsafe examples).
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -157,13 +158,14 @@ KINDS = ("name", "mcq", "unsafe", "safe", "benign_how")
 
 
 def safety_sft_examples(examples: Sequence[Example], refusal: str = REFUSAL) -> list[Example]:
-    """The safety fine-tuning mix: unsafe questions answered with ``refusal``, safe and identification
-    questions with their answers, and **no benign "How" questions** (so the first word predicts refusal)."""
+    """The safety fine-tuning mix (Safety Mirage's Mixed-SFT): unsafe questions answered with ``refusal``; safe,
+    identification and four-choice questions (the utility data) with their answers; and **no benign "How"
+    questions** (so the first word predicts refusal)."""
     out = []
     for e in examples:
         if e["kind"] == "unsafe":
             out.append({**e, "answer": refusal})
-        elif e["kind"] in ("safe", "name"):
+        elif e["kind"] in ("safe", "name", "mcq"):
             out.append(dict(e))
     return out
 
@@ -265,14 +267,19 @@ class VQACollator(QACollator):
         self.image_token_id = int(image_token_id)
         self.num_image_tokens = int(num_image_tokens)
 
-    def prompt_ids(self, question: Any, system_prompt: str | None = None) -> list[int]:
+    @contextmanager
+    def _system(self, system_prompt: str | None) -> Iterator[None]:
+        """Use ``system_prompt`` (when not ``None``) instead of the collator's own inside the block."""
+        saved = self.system_prompt
         if system_prompt is not None:
-            saved, self.system_prompt = self.system_prompt, system_prompt
-            try:
-                text = self.prompt_text(question)
-            finally:
-                self.system_prompt = saved
-        else:
+            self.system_prompt = system_prompt
+        try:
+            yield
+        finally:
+            self.system_prompt = saved
+
+    def prompt_ids(self, question: Any, system_prompt: str | None = None) -> list[int]:
+        with self._system(system_prompt):
             text = self.prompt_text(question)
         parts = text.split(IMAGE_MARKER)
         if len(parts) > 2:
@@ -285,14 +292,8 @@ class VQACollator(QACollator):
         return ids
 
     def encode(self, question: str, answer: str, system_prompt: str | None = None) -> tuple[list[int], list[int]]:
-        prompt = self.prompt_ids(question, system_prompt)
-        if len(prompt) >= self.max_length:
-            raise ValueError(
-                f"The prompt of question {question[:60]!r} is {len(prompt)} tokens long, which leaves no room for the "
-                f"answer within `max_length`={self.max_length}; raise `max_length`."
-            )
-        answer_ids = self.answer_ids(answer)[: self.max_length - len(prompt)]
-        return prompt + answer_ids, [self.ignore_index] * len(prompt) + answer_ids
+        with self._system(system_prompt):
+            return super().encode(question, answer)
 
     @staticmethod
     def images(examples: Sequence[Mapping[str, Any]]) -> Tensor:

@@ -67,15 +67,28 @@ def reinitialize_model(model: nn.Module) -> None:
     initialisation wrote to (or wrote only in part) still holds a NaN afterwards. Then the trained values are
     put back (the model is left as it was) and a ``ValueError`` names those parameters. A parameter that the
     initialisation sets to the value it had before (a zero bias of a model that was never trained) is re-initialised
-    all the same and passes.
+    all the same and passes. Modules whose parameters are all frozen (``requires_grad=False``: a pretrained part that
+    training never updates, such as a VLM's vision tower) keep their parameters and buffers.
     """
     params = [(n, p) for n, p in model.named_parameters() if p.is_floating_point()]
     saved = [p.detach().to("cpu", copy=True) for _, p in params]
+    # Frozen parts (every parameter requires_grad=False, e.g. a VLM's pretrained vision tower) are not trained on the
+    # data: they keep their values and their buffers (batch-norm statistics).
+    frozen_modules = [
+        m for m in model.modules() if list(m.parameters(recurse=False)) and not any(p.requires_grad for p in m.parameters(recurse=False))
+    ]
+    frozen = [t for m in frozen_modules for t in (*m.parameters(recurse=False), *m.buffers(recurse=False))]
+    frozen_saved = [t.detach().clone() for t in frozen]
 
     def restore() -> None:
         with torch.no_grad():
             for (_, p), value in zip(params, saved):
                 p.copy_(value.to(p.device))
+
+    def keep_frozen() -> None:
+        with torch.no_grad():
+            for t, value in zip(frozen, frozen_saved):
+                t.copy_(value)
 
     try:
         with torch.no_grad():
@@ -87,6 +100,7 @@ def reinitialize_model(model: nn.Module) -> None:
                 reset()
         for pretrained in _pretrained_models(model):
             _hf_initialize(pretrained)
+        keep_frozen()
     except BaseException:
         restore()
         raise

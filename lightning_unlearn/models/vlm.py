@@ -72,8 +72,11 @@ class VisionLanguageModel(nn.Module):
         self.image_token_id = int(image_token_id)
         self.image_size = int(image_size)
         self.freeze_vision = bool(freeze_vision)
+        was_training = self.vision_tower.training
+        self.vision_tower.eval()  # the shape probe must not touch batch-norm statistics
         with torch.no_grad():
             probe = self.vision_tower.features(torch.zeros(1, 3, self.image_size, self.image_size))
+        self.vision_tower.train(was_training)
         channels, self.num_image_tokens = int(probe.shape[1]), int(probe.shape[2] * probe.shape[3])
         hidden = int(language_model.get_input_embeddings().weight.shape[1])
         self.projector = nn.Sequential(nn.Linear(channels, hidden), nn.GELU(), nn.Linear(hidden, hidden))
@@ -125,6 +128,8 @@ class VisionLanguageModel(nn.Module):
             )
         if pixel_values is None:
             raise ValueError("`input_ids` hold image tokens but no `pixel_values` were given.")
+        if not isinstance(pixel_values, Tensor):
+            raise TypeError(f"`pixel_values` should be a float tensor [batch, 1 or 3, H, W] in [0, 1], got {type(pixel_values).__name__}.")
         if pixel_values.shape[0] != input_ids.shape[0]:
             raise ValueError(
                 f"`pixel_values` should hold one image per row of `input_ids` ({input_ids.shape[0]}), got {pixel_values.shape[0]}."

@@ -7,9 +7,11 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from llm_toys import qa_batch
 
 from lightning_unlearn.methods import METHODS, NPO, GradientAscent, npo_loss
 
+from ._llm import FORGET, RETAIN, TASK, ctx, grads, hand_nll, memorised_model
 from ._toy import batch, context, perturbed, pretrained, setup
 
 
@@ -120,3 +122,69 @@ def test_needs_the_reference():
 def test_constructor_errors(kwargs, error, match):
     with pytest.raises(error, match=match):
         NPO(**kwargs)
+
+
+# ---------------------------------------------------------------------------------------------------- Safety Mirage's variant
+
+
+def _llm_npo(**kwargs):
+    """A tiny Llama that nearly knows the toy facts, NPO set up on it (reference θ₀), then moved a little (Δ ≠ 0)."""
+    model = memorised_model(steps=30)
+    method = NPO(**kwargs)
+    method.setup(model, TASK)
+    perturbed(model, 0.02)
+    return model, method
+
+
+def test_mean_likelihood_against_the_closed_form():
+    model, method = _llm_npo(beta=0.9, likelihood="mean", retain_loss="none")
+    forget = qa_batch(FORGET)
+    out = method.loss(ctx(method, model, forget))
+    # Δ from each answer's mean token log-probability: −NLL_θ + NLL_θ₀ (the per-sample cross-entropies)
+    delta = -hand_nll(model, forget) + hand_nll(method.reference, forget)
+    expected = (2.0 / 0.9) * F.softplus(0.9 * delta).mean()
+    torch.testing.assert_close(out.loss, expected, rtol=1e-5, atol=1e-6)
+    # the default sums the answer's token log-probabilities instead: another Δ, another loss
+    summed = -hand_nll(model, forget, reduction="sum") + hand_nll(method.reference, forget, reduction="sum")
+    assert not torch.allclose(delta, summed)
+    sum_method = NPO(beta=0.9, retain_loss="none")
+    sum_method.reference = method.reference
+    sum_out = sum_method.loss(ctx(sum_method, model, forget))
+    torch.testing.assert_close(sum_out.loss, (2.0 / 0.9) * F.softplus(0.9 * summed).mean(), rtol=1e-5, atol=1e-6)
+
+
+def test_npo_nll_retain_term_against_the_closed_form():
+    model, method = _llm_npo(beta=0.9, likelihood="mean", retain_loss="npo_nll", retain_weight=0.5, forget_weight=2.0)
+    forget, retain = qa_batch(FORGET), qa_batch(RETAIN)
+    out = method.loss(ctx(method, model, forget, retain))
+    nll_f, nll_r = hand_nll(model, forget), hand_nll(model, retain)
+    expected_f = (2.0 / 0.9) * F.softplus(0.9 * (-nll_f + hand_nll(method.reference, forget))).mean()
+    # Safety Mirage: retain NLL − NPO loss on the retain answers (their +(2/β)·mean logσ(β·(CE_θ − CE_θ₀)))
+    delta_r = -nll_r + hand_nll(method.reference, retain)
+    expected_r = nll_r.mean() - (2.0 / 0.9) * F.softplus(0.9 * delta_r).mean()
+    torch.testing.assert_close(
+        expected_r, nll_r.mean() + (2.0 / 0.9) * F.logsigmoid(0.9 * (nll_r - hand_nll(method.reference, retain))).mean()
+    )
+    torch.testing.assert_close(out.parts["forget_loss"], expected_f.detach(), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(out.parts["retain_loss"], expected_r.detach(), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(out.loss, 2.0 * expected_f + 0.5 * expected_r, rtol=1e-5, atol=1e-6)
+
+
+def test_npo_nll_retain_gradient_at_the_reference_is_twice_the_nll_gradient():
+    # at θ = θ₀, σ(0) = 1/2: ∇[−(2/β)·mean softplus(β·Δ_r)] = ∇ mean NLL_r, so the retain term's gradient is 2·∇NLL_r
+    model = memorised_model(steps=30)
+    method = NPO(beta=0.9, likelihood="mean", retain_loss="npo_nll", forget_weight=0.0)
+    method.setup(model, TASK)
+    forget, retain = qa_batch(FORGET), qa_batch(RETAIN)
+    out = method.loss(ctx(method, model, forget, retain))
+    torch.testing.assert_close(out.parts["retain_loss"], (hand_nll(model, retain).mean() - 2 / 0.9 * math.log(2)).detach())
+    npo_grads = grads(out.loss, model)
+    nll_grads = grads(2 * hand_nll(model, retain).mean(), model)
+    for a, b in zip(npo_grads, nll_grads):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_npo_nll_is_npo_only():
+    assert "npo_nll" in NPO.retain_losses
+    with pytest.raises(ValueError, match=r"`retain_loss` should be one of .*got 'npo_nll'"):
+        GradientAscent(retain_loss="npo_nll")

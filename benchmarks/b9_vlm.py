@@ -1,0 +1,48 @@
+#!/usr/bin/env python
+"""Benchmark B9 — vision-language unlearning: VLM-UnBench's prompt conditions and Safety Mirage's one-word attack.
+
+The protocol is :mod:`lightning_unlearn.benchmarking.b9`: a LLaVA-style VLM (EfficientNet-Lite0 with its ImageNet
+weights → MLP projector → SmolLM2-135M-Instruct + LoRA, merged) is trained in-process once on Fashion-MNIST visual
+QA and cached. Part 1 (VLM-UnBench): four-choice questions with hard negatives, forget classes sneaker and bag,
+the five prompt conditions, then GradDiff / NPO / RMU (``configs/fashion_vqa/<method>.yaml``) on the same
+questions. Part 2 (Safety Mirage): the original, safety fine-tuning on a mix whose first word predicts refusal,
+and NPO (the authors' variant) / RMU unlearning of the harmful answers, under the 3-shot one-word rewrite attack.
+
+Run from the repository root::
+
+    python benchmarks/b9_vlm.py --quick --seeds 0        # fewer test images (trains the original first, ~20-40 min)
+    python benchmarks/b9_vlm.py --seeds 0 1 2            # the full evaluation
+    python benchmarks/b9_vlm.py --parts unbench          # one part only
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+
+from lightning_unlearn import benchmarking
+from lightning_unlearn.benchmarking import b9
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
+    parser.add_argument("--quick", action="store_true", help="fewer test images per class")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="evaluation / unlearning seeds")
+    parser.add_argument("--parts", nargs="+", default=["unbench", "safety"], choices=["unbench", "safety"])
+    parser.add_argument("--threads", type=int, default=2, help="torch threads")
+    parser.add_argument("--out", default=None, help="JSON output (default benchmarks/results/b9_vlm[_quick].json)")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    benchmarking.quiet_lightning()
+    result = b9.run(tuple(args.seeds), quick=args.quick, parts=tuple(args.parts), log=lambda *a: print(*a, flush=True))
+    out = Path(args.out or f"benchmarks/results/b9_vlm{'_quick' if args.quick else ''}.json")
+    payload = {"command": benchmarking.command_line(), "threads": args.threads, **result, "versions": benchmarking.versions("transformers", "peft")}
+    benchmarking.write_json(out, payload)
+    print(b9.tables(result))
+    print(f"original: {result['original']['seconds']:.0f} s training; wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
