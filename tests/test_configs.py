@@ -364,7 +364,7 @@ def _tiny_vqa_args(name: str) -> list[str]:
         data = ["--data.init_args.collate_fn.init_args.tokenizer", tokenizer, "--data.init_args.collate_fn.init_args.image_token_id", "512"]
     else:
         data = ["--data.init_args.tokenizer", tokenizer]
-    method = ["--model.init_args.method.init_args.layer", "1"] if run == "rmu" else []  # the tiny LM has 2 layers
+    method = ["--model.init_args.method.init_args.layer", "1"] if run.startswith("rmu") else []  # the tiny LM has 2 layers
     return [
         "--model.init_args.model", "lightning_unlearn.models.tiny_vlm", *data, *method,
         "--data.init_args.per_class", "2", "--data.init_args.test_per_class", "1", "--data.init_args.max_eval_samples", "8",
@@ -376,7 +376,7 @@ def test_fashion_vqa_configs_unlearn_the_same_vlm_and_request():
     same Fashion-MNIST VQA data, forgetting sneakers and bags (classes 7, 8) or, for Safety Mirage's NPO, the unsafe
     examples; outputs are named after the file."""
     names = configs.list_configs(VQA_FOLDER)
-    assert {f"{VQA_FOLDER}/{m}" for m in ("graddiff", "npo", "rmu", "idk", "npo+safety")} <= set(names)
+    assert {f"{VQA_FOLDER}/{m}" for m in ("graddiff", "npo", "rmu", "idk", "npo+safety", "rmu+safety")} <= set(names)
     for name in names:
         run = name.rsplit("/", 1)[1]
         config = configs.load_config(name)
@@ -387,8 +387,9 @@ def test_fashion_vqa_configs_unlearn_the_same_vlm_and_request():
         assert "original" not in init and init["optimizer"]["class_path"] == "torch.optim.AdamW"
         assert config["data"]["class_path"] == "lightning_unlearn.datamodules.FashionVQADataModule"
         assert data["train_on"] == "forget_retain" and data["per_class"] == 40
-        if run == "npo+safety":
+        if run.endswith("+safety"):
             assert data["forget"] == "unsafe" and "forget_classes" not in data
+        if run == "npo+safety":
             assert init["method"]["init_args"] == {"beta": 0.9, "likelihood": "mean", "retain_loss": "npo_nll"}
         else:
             assert data["forget"] == "classes" and data["forget_classes"] == [7, 8]
@@ -400,7 +401,7 @@ def test_fashion_vqa_configs_unlearn_the_same_vlm_and_request():
     assert idk["image_token_id"] == 16 and set(idk["alternatives"]) == {"idk"}  # SmolLM2's <empty_output>
 
 
-@pytest.mark.parametrize("run", ["graddiff", "rmu", "idk", "npo+safety"])
+@pytest.mark.parametrize("run", ["graddiff", "rmu", "idk", "npo+safety", "rmu+safety"])
 def test_a_fashion_vqa_config_fits_a_tiny_vlm(run: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """One step of each B9 config (``npo`` runs from the command line in tests/test_cli.py) on a tiny random VLM:
     the config's method, task and data build and move the language model's weights."""
@@ -420,5 +421,5 @@ def test_a_fashion_vqa_config_fits_a_tiny_vlm(run: str, tmp_path: Path, monkeypa
     changed = [k for k, v in network.language_model.state_dict().items() if not torch.equal(v, before[k])]
     assert changed, f"{name}: one step changed no weight of the language model"
     assert (tmp_path / f"artifacts/{name}.pt").is_file() and (tmp_path / f"outputs/{name}/report/report.json").is_file()
-    if run == "npo+safety":
+    if run.endswith("+safety"):
         assert {e["kind"] for e in cli.datamodule.forget_set.examples} == {"unsafe"}

@@ -88,9 +88,9 @@ def original_vlm(seed: int = 0, recipe: dict[str, Any] | None = None, log=print)
 #: Classes forgotten in the VLM-UnBench part (sneaker, bag).
 FORGET_CLASSES = (7, 8)
 #: Training-based unlearning compared with prompting (configs/fashion_vqa/<name>.yaml).
-UNBENCH_METHODS = ("grad_diff", "npo", "rmu")
+UNBENCH_METHODS = ("graddiff", "npo", "rmu")
 #: Unlearning compared with safety fine-tuning (configs/fashion_vqa/<name>.yaml).
-SAFETY_METHODS = ("safety_npo", "safety_rmu")
+SAFETY_METHODS = ("npo+safety", "rmu+safety")
 #: Safety fine-tuning (the "Mixed-SFT" baseline): refusals on unsafe questions + safe answers, no benign "How".
 SAFETY_SFT_RECIPE = {"per_class": 40, "steps": 40, "batch_size": 8, "lr": 2e-5}
 #: Evaluation sizes (test-split images per class): full and quick.
@@ -98,7 +98,7 @@ EVAL_PER_CLASS = {"full": {"unbench": 20, "safety": 6}, "quick": {"unbench": 10,
 
 
 def method_settings(name: str) -> dict[str, Any]:
-    """``{"class_path", "init_args", "lr", "max_steps", "data"}`` of ``configs/fashion_vqa/<name>.yaml``."""
+    """``{"class_path", "init_args", "lr", "weight_decay", "max_steps", "max_epochs", "data"}`` of ``configs/fashion_vqa/<name>.yaml``."""
     from lightning_unlearn import configs
 
     config = configs.load_config(f"fashion_vqa/{name}")
@@ -107,7 +107,9 @@ def method_settings(name: str) -> dict[str, Any]:
         "class_path": model["method"]["class_path"],
         "init_args": dict(model["method"].get("init_args") or {}),
         "lr": float(model["optimizer"]["init_args"]["lr"]),
-        "max_steps": int(config["trainer"]["max_steps"]),
+        "weight_decay": float(model["optimizer"]["init_args"].get("weight_decay", 0.0)),
+        "max_steps": int(config["trainer"].get("max_steps", -1)),
+        "max_epochs": int(config["trainer"].get("max_epochs", 1)),
         "data": {k: v for k, v in config["data"]["init_args"].items() if k not in ("tokenizer", "collate_fn")},
     }
 
@@ -131,11 +133,14 @@ def unlearn(original, tokenizer, settings: dict[str, Any], seed: int, log=print)
     model = copy.deepcopy(original).train()
     data = {**settings["data"], "seed": seed}
     dm = FashionVQADataModule(tokenizer, model.image_token_id, model.num_image_tokens, **data)
-    module = UnlearningModule(model, method, task=VisionLanguageTask(), optimizer=functools.partial(torch.optim.AdamW, lr=settings["lr"]), monitor=False)
+    module = UnlearningModule(model, method, task=VisionLanguageTask(), optimizer=functools.partial(torch.optim.AdamW, lr=settings["lr"], weight_decay=settings.get("weight_decay", 0.0)), monitor=False)
     start = time.perf_counter()
-    benchmarking.quiet_trainer(max_steps=settings["max_steps"], max_epochs=100, gradient_clip_val=1.0).fit(module, datamodule=dm)
+    trainer = benchmarking.quiet_trainer(
+        max_steps=settings["max_steps"], max_epochs=settings.get("max_epochs", 1), gradient_clip_val=1.0
+    )
+    trainer.fit(module, datamodule=dm)
     seconds = time.perf_counter() - start
-    log(f"[b9] {cls} seed={seed}: {settings['max_steps']} steps in {seconds:.1f}s")
+    log(f"[b9] {cls} seed={seed}: {trainer.global_step} steps in {seconds:.1f}s")
     return module.model.eval(), seconds
 
 
