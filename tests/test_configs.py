@@ -387,10 +387,10 @@ def test_fashion_vqa_configs_unlearn_the_same_vlm_and_request():
         assert "original" not in init and init["optimizer"]["class_path"] == "torch.optim.AdamW"
         assert config["data"]["class_path"] == "lightning_unlearn.datamodules.FashionVQADataModule"
         assert data["train_on"] == "forget_retain" and data["per_class"] == 40
-        if run.endswith("+safety"):
-            assert data["forget"] == "unsafe" and "forget_classes" not in data
         if run == "npo+safety":
             assert init["method"]["init_args"] == {"beta": 0.9, "likelihood": "mean", "retain_loss": "npo_nll"}
+        if run.endswith("+safety"):
+            assert data["forget"] == "unsafe" and "forget_classes" not in data
         else:
             assert data["forget"] == "classes" and data["forget_classes"] == [7, 8]
         assert trainer["default_root_dir"] == f"outputs/{name}"
