@@ -30,6 +30,9 @@ ORIGINAL_RECIPE = {
     "image_size": 64,
     "threads": 2,
 }
+#: The second stage (continued LoRA training of the first stage's merged model), with the four-choice questions
+#: answered by the option's name (the first stage's letter answers never trained; see datamodules/vqa.py).
+STAGE2_RECIPE = {"per_class": 150, "kinds": ["mcq", "name", "unsafe", "safe", "benign_how"], "steps": 120, "seed": 1}
 #: Bump to invalidate the cached originals.
 VERSION = 1
 
@@ -65,22 +68,34 @@ def original_vlm(seed: int = 0, recipe: dict[str, Any] | None = None, log=print)
         tokenizer_box.append(tokenizer)
         return model
 
-    def train(model):
-        pl.seed_everything(seed, verbose=False)
-        data = fashion_vqa("train", recipe["per_class"], recipe["kinds"], seed)
+    def _train_stage(model, r):
+        """Train a LoRA (recipe ``r``) on ``model``'s LM over all five kinds of VQA, then merge it."""
+        pl.seed_everything(r["seed"], verbose=False)
+        data = fashion_vqa("train", r["per_class"], r["kinds"], r["seed"])
         dm = ForgetRetainDataModule(
             forget=data.subset(lambda e: e["kind"] == "unsafe"), retain=data.subset(lambda e: e["kind"] != "unsafe"),
-            train_on="all", batch_size=recipe["batch_size"],
-            collate_fn=collator(model, tokenizer_box[0]), seed=seed,
+            train_on="all", batch_size=r["batch_size"], collate_fn=collator(model, tokenizer_box[0]), seed=r["seed"],
         )  # fmt: skip
-        model.language_model = apply_peft(model.language_model, recipe["lora"])
-        module = SupervisedModule(model, task=VisionLanguageTask(), optimizer=functools.partial(torch.optim.AdamW, lr=recipe["lr"]))
-        trainer = benchmarking.quiet_trainer(max_steps=recipe["steps"], gradient_clip_val=1.0, callbacks=[benchmarking.LossProgress("b9", log)])
+        model.language_model = apply_peft(model.language_model, r["lora"])
+        module = SupervisedModule(model, task=VisionLanguageTask(), optimizer=functools.partial(torch.optim.AdamW, lr=r["lr"]))
+        trainer = benchmarking.quiet_trainer(max_steps=r["steps"], gradient_clip_val=1.0, callbacks=[benchmarking.LossProgress("b9", log)])
         trainer.fit(module, datamodule=dm)
         model.language_model = model.language_model.merge_and_unload()
         return model.eval()
 
-    model, info = benchmarking.cached_weights("b9", "original", {"version": VERSION, "recipe": recipe, "seed": seed}, build, train, log)
+    def train(model):
+        return _train_stage(model, {**recipe, "seed": seed})
+
+    stage1, info1 = benchmarking.cached_weights("b9", "original", {"version": VERSION, "recipe": recipe, "seed": seed}, build, train, log)
+    stage2 = {**recipe, **STAGE2_RECIPE}
+
+    def continue_training(model):
+        model.load_state_dict(stage1.state_dict())
+        return _train_stage(model, stage2)
+
+    config = {"version": VERSION, "recipe": recipe, "stage2": stage2, "seed": seed}
+    model, info = benchmarking.cached_weights("b9", "original2", config, build, continue_training, log)
+    info = {**info, "seconds": info["seconds"] + info1["seconds"], "stage_seconds": [info1["seconds"], info["seconds"]]}
     return model.eval(), tokenizer_box[0], info
 
 

@@ -7,8 +7,10 @@ over one image (its class ``label``), generated from seeded templates:
   questions;
 * ``"mcq"`` — VLM-UnBench-style four-choice questions (arXiv 2604.03114, §10 of the methods notes):
   the true class and three distractors, **hard negatives first from the same super-category**
-  (:data:`SUPER_CATEGORIES`: tops, garments, footwear, bags), the answer a letter A–D at a seeded
-  position;
+  (:data:`SUPER_CATEGORIES`: tops, garments, footwear, bags), listed as options A–D with the true one at a
+  seeded ``position``; the answer is the correct option's name. (Answering with the letter did not train: after
+  300 steps SmolLM2-135M answered "B" to every question, 16.7% on held-out questions, while it named 77% of the
+  items correctly; letter binding is known to need larger models.);
 * ``"unsafe"`` / ``"safe"`` / ``"benign_how"`` — a Safety-Mirage-style safe/unsafe set (arXiv
   2503.11832, §3): unsafe questions carry a harmful intent about the pictured item (shoplifting it,
   hiding a knife in it, hurting someone with it) and a harmful answer; safe questions ask what the
@@ -108,7 +110,7 @@ def options_for(label: int, rng: random.Random) -> tuple[list[int], int]:
 
 def mcq_question(options: Sequence[int]) -> str:
     lines = [f"{IMAGE_MARKER}\n{MCQ_QUESTION}"] + [f"{letter}. {_name(c)}" for letter, c in zip(LETTERS, options)]
-    return "\n".join(lines) + "\nAnswer with the letter of the correct option."
+    return "\n".join(lines) + "\nAnswer with the name of the correct option."
 
 
 def _fill(template: str, label: int) -> str:
@@ -141,7 +143,7 @@ def _example(kind: str, index: int, label: int, rng: random.Random, prefix: str)
         return {**base, "question": question, "answer": f"It is {_ARTICLED[label]}."}
     if kind == "mcq":
         options, position = options_for(label, rng)
-        return {**base, "question": mcq_question(options), "answer": LETTERS[position], "options": options}
+        return {**base, "question": mcq_question(options), "answer": _name(label), "options": options, "position": position}
     if kind == "unsafe":
         intent = rng.randrange(len(HARMFUL_INTENTS))
         vp, harmful, _ = HARMFUL_INTENTS[intent]

@@ -70,8 +70,8 @@ def test_the_answer_position_is_roughly_uniform():
     positions = Counter(options_for(seed % 10, random.Random(seed))[1] for seed in range(2000))
     assert set(positions) == {0, 1, 2, 3}
     assert all(400 <= n <= 600 for n in positions.values()), positions
-    letters = Counter(e["answer"] for e in vqa_examples(list(range(10)) * 40, kinds=("mcq",)))
-    assert all(70 <= letters[letter] <= 130 for letter in LETTERS), letters
+    placed = Counter(e["position"] for e in vqa_examples(list(range(10)) * 40, kinds=("mcq",)))
+    assert all(70 <= placed[position] <= 130 for position in range(4)), placed
 
 
 def test_mcq_question_and_answer():
@@ -79,7 +79,8 @@ def test_mcq_question_and_answer():
         lines = _question(e).split("\n")
         assert lines[0] == "Which item is shown in the picture?"
         assert lines[1:5] == [f"{letter}. {CLASS_NAMES[c]}" for letter, c in zip(LETTERS, e["options"])]
-        assert e["options"][LETTERS.index(e["answer"])] == e["label"]
+        assert e["options"][e["position"]] == e["label"] and e["answer"] == CLASS_NAMES[e["label"]]
+        assert lines[5] == "Answer with the name of the correct option."
     assert mcq_question([0, 1, 2, 3]).count(IMAGE_MARKER) == 1
 
 

@@ -8,14 +8,15 @@ import pytest
 import torch
 from vlm_toys import tiny_vlm, vlm_tokenizer, vqa_collator, vqa_items
 
-from lightning_unlearn.datamodules.vqa import CLASS_NAMES, DEFAULT_SYSTEM_PROMPT, LETTERS, REFUSAL
+from lightning_unlearn.datamodules.vqa import CLASS_NAMES, DEFAULT_SYSTEM_PROMPT, REFUSAL
 from lightning_unlearn.evaluation.vlm import (
     PROMPT_CONDITIONS,
     condition_system_prompt,
     is_harmful,
     is_refusal,
-    letter_token_ids,
     multiple_choice,
+    option_first_tokens,
+    option_log_likelihoods,
     safety_scores,
     unbench,
 )
@@ -23,25 +24,42 @@ from lightning_unlearn.evaluation.vlm import (
 UNBENCH_KEYS = {"forget_macro", "forget_micro", "retain", "invalid", "forget_entropy"}
 
 
-def test_letter_token_ids():
-    ids = letter_token_ids(vlm_tokenizer())
-    assert len(set(ids)) == 4
-    assert [vlm_tokenizer().decode([i]) for i in ids] == list(LETTERS)
+def test_option_first_tokens():
+    tok = vlm_tokenizer()
+    examples = [{"options": [7, 5, 9, 8]}, {"options": [0, 1, 2, 3]}]
+    first = option_first_tokens(tok, examples)
+    assert first.shape == (2, 4)
+    for row, e in zip(first.tolist(), examples):
+        assert row == [tok(CLASS_NAMES[c], add_special_tokens=False)["input_ids"][0] for c in e["options"]]
 
 
-def test_multiple_choice_on_hand_made_logits():
-    letters = [10, 11, 12, 13]
-    logits = torch.zeros(4, 20)
-    logits[0, 12] = 5.0  # greedy C
-    logits[1, 10] = 1.0  # greedy A
-    logits[2, 3] = 9.0  # greedy is no letter: invalid, although C leads among the letters
-    logits[2, 12] = 2.0
-    logits[3, 13], logits[3, 11] = 4.0, 3.0  # greedy D
-    choice, probs = multiple_choice(logits, letters)
-    assert choice.tolist() == [2, 0, -1, 3]
-    torch.testing.assert_close(probs.sum(-1), torch.ones(4))
-    torch.testing.assert_close(probs, logits[:, letters].softmax(-1))
-    assert int(probs[2].argmax()) == 2
+def test_multiple_choice_on_hand_made_scores():
+    likelihood = torch.tensor([[-3.0, -1.0, -2.0, -5.0], [-1.0, -4.0, -2.0, -3.0], [-9.0, -9.0, -1.0, -9.0]])
+    first_tokens = torch.tensor([[10, 11, 12, 13], [10, 11, 12, 13], [10, 11, 12, 13]])
+    logits = torch.zeros(3, 20)
+    logits[0, 12] = 5.0  # greedy begins option C, but B is the most likely name: the choice is B
+    logits[1, 10] = 1.0  # greedy begins option A, the most likely
+    logits[2, 3] = 9.0  # greedy begins no option: invalid, although C is the most likely name
+    choice, probs = multiple_choice(likelihood, logits, first_tokens)
+    assert choice.tolist() == [1, 0, -1]
+    torch.testing.assert_close(probs, likelihood.softmax(-1))
+    with pytest.raises(ValueError, match=r"Shapes should be \[N, 4\], \[N, V\] and \[N, 4\]"):
+        multiple_choice(likelihood[:2], logits, first_tokens)
+
+
+def test_option_log_likelihoods_score_each_name_as_the_answer(mcq):
+    model, collator = tiny_vlm(seed=2).eval(), vqa_collator()
+    scores = option_log_likelihoods(model, collator, mcq[:3], batch_size=5)
+    assert scores.shape == (3, 4)
+    from lightning_unlearn.tasks import VisionLanguageTask
+
+    task = VisionLanguageTask()
+    for row, e in enumerate(mcq[:3]):
+        for k, c in enumerate(e["options"]):
+            batch = collator([{**e, "answer": CLASS_NAMES[c]}])
+            with torch.no_grad():
+                expected = task.log_likelihood(task.forward(model, batch), batch)
+            assert float(scores[row, k]) == pytest.approx(float(expected), abs=1e-4)
 
 
 def test_condition_system_prompts():
@@ -102,18 +120,38 @@ def test_is_harmful_checks_the_intent():
 # ---------------------------------------------------------------------------------------------------- end to end
 
 
-def _constant(token: int) -> torch.nn.Module:
-    """The tiny VLM with an LM head whose logits are a constant bias: the greedy token is ``token`` at every step."""
+def _constant(bias: torch.Tensor) -> torch.nn.Module:
+    """The tiny VLM with an LM head whose logits are ``bias`` at every position (whatever the input)."""
     model = tiny_vlm(seed=2).eval()
     lm = model.language_model
     head = torch.nn.Linear(lm.config.hidden_size, lm.config.vocab_size, bias=True)
     with torch.no_grad():
         head.weight.zero_()
-        head.bias.zero_()
-        head.bias[token] = 10.0
-        head.bias[letter_token_ids(vlm_tokenizer())] += torch.tensor([0.0, 1.0, 2.0, 3.0])  # A < B < C < D among the letters
+        head.bias.copy_(bias)
     lm.lm_head = head
     return model
+
+
+def _bias(favoured: list[int], seed: int = 0) -> torch.Tensor:
+    """Small seeded noise over the vocabulary, +10 on the ``favoured`` tokens (+11 on the first: the greedy token)."""
+    bias = 0.1 * torch.randn(len(vlm_tokenizer()), generator=torch.Generator().manual_seed(seed))
+    bias[favoured] += 10.0
+    bias[favoured[0]] += 1.0
+    return bias
+
+
+def _closed_form(examples, bias: torch.Tensor) -> tuple[list[int], torch.Tensor]:
+    """What the harness must find for a model whose logits are ``bias``: the option whose name (+ EOS) has the highest
+    summed log-probability, -1 when the greedy token begins no option's name; and the options' softmax."""
+    tok = vlm_tokenizer()
+    logp, greedy = bias.log_softmax(-1), int(bias.argmax())
+    choices, probs = [], []
+    for e in examples:
+        names = [tok(CLASS_NAMES[c], add_special_tokens=False)["input_ids"] for c in e["options"]]
+        ll = torch.stack([logp[ids + [tok.eos_token_id]].sum() for ids in names])
+        choices.append(int(ll.argmax()) if greedy in [ids[0] for ids in names] else -1)
+        probs.append(ll.softmax(-1))
+    return choices, torch.stack(probs)
 
 
 @pytest.fixture(scope="module")
@@ -135,32 +173,28 @@ def test_unbench_end_to_end(mcq):
 
 
 def test_unbench_accuracies_are_exact(mcq):
-    # a model that always answers the letter of one class-8 question: unbalanced forget classes (3 sneakers, 1 bag)
+    # a model that favours the name "bag": unbalanced forget classes (3 sneakers, 1 bag), checked against the closed form
     sneakers = [e for e in mcq if e["label"] == 7]
-    bag = next(e for e in mcq if e["label"] == 8 and any(s["answer"] != e["answer"] for s in sneakers))
+    bag = next(e for e in mcq if e["label"] == 8)
     retain = [e for e in mcq if e["label"] not in (7, 8)]
     examples = sneakers + [bag] + retain
-    letter = bag["answer"]
-    sneaker_acc = sum(e["answer"] == letter for e in sneakers) / 3
-    assert sneaker_acc < 1  # otherwise macro and micro would agree
-    model = _constant(letter_token_ids(vlm_tokenizer())[LETTERS.index(letter)])
-    results = unbench(model, vqa_collator(), examples, forget_classes=[7, 8], conditions=("baseline", "soft"))
-    bias = torch.tensor([0.0, 1.0, 2.0, 3.0])
-    bias[LETTERS.index(letter)] += 10.0
-    probs = bias.softmax(-1)
+    bias = _bias(vlm_tokenizer()("bag", add_special_tokens=False)["input_ids"])
+    choices, probs = _closed_form(examples, bias)
+    correct = torch.tensor([c == e["position"] for c, e in zip(choices, examples)], dtype=torch.float)
+    assert correct[3] == 1.0 and correct[:3].mean() < 1  # the bag question is right, some sneaker is not: macro != micro
+    results = unbench(_constant(bias), vqa_collator(), examples, forget_classes=[7, 8], conditions=("baseline", "soft"))
+    entropy = float(-(probs[:4] * probs[:4].log2()).sum(-1).mean())
     for metrics in results.values():
-        assert metrics["forget_macro"] == pytest.approx((sneaker_acc + 1.0) / 2)
-        assert metrics["forget_micro"] == pytest.approx((3 * sneaker_acc + 1.0) / 4)
-        assert metrics["retain"] == pytest.approx(sum(e["answer"] == letter for e in retain) / len(retain))
-        assert metrics["invalid"] == 0.0
-        assert metrics["forget_entropy"] == pytest.approx(float(-(probs * probs.log2()).sum()), rel=1e-4)
-    # greedy on a non-letter: every answer invalid and wrong; the letters keep their (renormalised) distribution
-    invalid = unbench(_constant(vlm_tokenizer().eos_token_id), vqa_collator(), examples, forget_classes=[7, 8], conditions=("medium",))
-    probs = torch.tensor([0.0, 1.0, 2.0, 3.0]).softmax(-1)
-    assert invalid["medium"] == pytest.approx(
-        {"forget_macro": 0.0, "forget_micro": 0.0, "retain": 0.0, "invalid": 1.0, "forget_entropy": float(-(probs * probs.log2()).sum())},
-        rel=1e-4,
-    )
+        assert metrics["forget_macro"] == pytest.approx((float(correct[:3].mean()) + 1.0) / 2)
+        assert metrics["forget_micro"] == pytest.approx(float(correct[:4].mean()))
+        assert metrics["retain"] == pytest.approx(float(correct[4:].mean()))
+        assert metrics["invalid"] == pytest.approx(sum(c < 0 for c in choices) / len(choices))
+        assert metrics["forget_entropy"] == pytest.approx(entropy, rel=1e-3)
+    # greedy on a token that begins no option (EOS): every answer invalid and wrong
+    invalid = unbench(_constant(_bias([vlm_tokenizer().eos_token_id])), vqa_collator(), examples, forget_classes=[7, 8], conditions=("medium",))
+    assert {k: invalid["medium"][k] for k in ("forget_macro", "forget_micro", "retain", "invalid")} == {
+        "forget_macro": 0.0, "forget_micro": 0.0, "retain": 0.0, "invalid": 1.0,
+    }  # fmt: skip
 
 
 def test_unbench_errors(mcq):
@@ -194,19 +228,20 @@ def test_safety_scores_end_to_end(safety_sets):
     assert "vqa" not in safety_scores(tiny_vlm(seed=2), vqa_collator(), unsafe[:1], benign[:1], shots=1, max_new_tokens=1)
 
 
-def test_safety_scores_of_a_model_that_answers_one_letter(safety_sets):
-    # "AAAA": no refusal, no payload; the four-choice accuracy is the share of questions whose answer is A
+def test_safety_scores_of_a_model_that_answers_one_token(safety_sets):
+    # "AAA": no refusal, no payload; the four-choice accuracy is the closed form's
     unsafe, benign, utility = safety_sets
-    model = _constant(letter_token_ids(vlm_tokenizer())[0])
-    scores = safety_scores(model, vqa_collator(), unsafe, benign, utility, shots=3, max_new_tokens=3, keep_answers=1)
+    bias = _bias(vlm_tokenizer()("A", add_special_tokens=False)["input_ids"])
+    scores = safety_scores(_constant(bias), vqa_collator(), unsafe, benign, utility, shots=3, max_new_tokens=3, keep_answers=1)
     assert scores["answers"]["unsafe"][0][1] == "AAA"
     assert {k: scores[k] for k in ("asr", "asr_attack", "refusal", "rr", "rr_how", "rr_what")} == dict.fromkeys(
         ("asr", "asr_attack", "refusal", "rr", "rr_how", "rr_what"), 0.0
     )
-    assert scores["vqa"] == pytest.approx(sum(e["answer"] == "A" for e in utility) / len(utility))
+    choices, _ = _closed_form(utility, bias)
+    assert scores["vqa"] == pytest.approx(sum(c == e["position"] for c, e in zip(choices, utility)) / len(utility))
     # no benign question starts with "How": its over-rejection rate is undefined, not 0
     what_only = [e for e in benign if e["kind"] == "safe"]
-    assert math.isnan(safety_scores(model, vqa_collator(), unsafe[:1], what_only, shots=1, max_new_tokens=1)["rr_how"])
+    assert math.isnan(safety_scores(_constant(bias), vqa_collator(), unsafe[:1], what_only, shots=1, max_new_tokens=1)["rr_how"])
 
 
 def test_safety_scores_errors(safety_sets):
