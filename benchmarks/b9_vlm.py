@@ -36,10 +36,14 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     benchmarking.quiet_lightning()
-    result = b9.run(tuple(args.seeds), quick=args.quick, parts=tuple(args.parts), log=lambda *a: print(*a, flush=True))
     out = Path(args.out or f"benchmarks/results/b9_vlm{'_quick' if args.quick else ''}.json")
-    payload = {"command": benchmarking.command_line(), "threads": args.threads, **result, "versions": benchmarking.versions("transformers", "peft")}
-    benchmarking.write_json(out, payload)
+
+    def save(result) -> None:  # after every seed, so that an interrupted run keeps what it measured
+        payload = {"command": benchmarking.command_line(), "threads": args.threads, **result, "versions": benchmarking.versions("transformers", "peft")}
+        benchmarking.write_json(out, payload)
+
+    result = b9.run(tuple(args.seeds), quick=args.quick, parts=tuple(args.parts), log=lambda *a: print(*a, flush=True), save=save)
+    save(result)
     print(b9.tables(result))
     print(f"original: {result['original']['seconds']:.0f} s training; wrote {out}")
 

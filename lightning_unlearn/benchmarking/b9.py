@@ -103,13 +103,13 @@ def original_vlm(seed: int = 0, recipe: dict[str, Any] | None = None, log=print)
 #: Classes forgotten in the VLM-UnBench part (sneaker, bag).
 FORGET_CLASSES = (7, 8)
 #: Training-based unlearning compared with prompting (configs/fashion_vqa/<name>.yaml).
-UNBENCH_METHODS = ("graddiff", "npo", "rmu")
+UNBENCH_METHODS = ("graddiff", "npo")
 #: Unlearning compared with safety fine-tuning (configs/fashion_vqa/<name>.yaml).
 SAFETY_METHODS = ("npo+safety", "rmu+safety")
 #: Safety fine-tuning (the "Mixed-SFT" baseline): refusals on unsafe questions + safe answers, no benign "How".
-SAFETY_SFT_RECIPE = {"per_class": 40, "steps": 40, "batch_size": 8, "lr": 2e-5}
+SAFETY_SFT_RECIPE = {"per_class": 40, "steps": 25, "batch_size": 8, "lr": 2e-5}
 #: Evaluation sizes (test-split images per class): full and quick.
-EVAL_PER_CLASS = {"full": {"unbench": 20, "safety": 6}, "quick": {"unbench": 10, "safety": 3}}
+EVAL_PER_CLASS = {"full": {"unbench": 20, "safety": 6}, "quick": {"unbench": 5, "safety": 2}}
 
 
 def method_settings(name: str) -> dict[str, Any]:
@@ -125,7 +125,9 @@ def method_settings(name: str) -> dict[str, Any]:
         "weight_decay": float(model["optimizer"]["init_args"].get("weight_decay", 0.0)),
         "max_steps": int(config["trainer"].get("max_steps", -1)),
         "max_epochs": int(config["trainer"].get("max_epochs", 1)),
-        "data": {k: v for k, v in config["data"]["init_args"].items() if k not in ("tokenizer", "collate_fn")},
+        "data": {
+            k: v for k, v in config["data"]["init_args"].items() if k not in ("tokenizer", "collate_fn", "image_token_id", "num_image_tokens")
+        },
     }
 
 
@@ -216,9 +218,10 @@ def safety_eval(model, tokenizer, seed: int, per_class: int, keep_answers: int =
     )  # fmt: skip
 
 
-def run(seeds=(0, 1, 2), quick: bool = False, parts=("unbench", "safety"), log=print) -> dict[str, Any]:
+def run(seeds=(0, 1, 2), quick: bool = False, parts=("unbench", "safety"), log=print, save=None) -> dict[str, Any]:
     """B9 on the cached original: for every seed (the test images, the unlearning data order and the control vectors),
-    the prompt conditions and the unlearned models on the four-choice questions, and the safety comparison."""
+    the prompt conditions and the unlearned models on the four-choice questions, and the safety comparison.
+    ``save(result)`` (optional) is called after every seed with the results so far."""
     sizes = EVAL_PER_CLASS["quick" if quick else "full"]
     original, tokenizer, info = original_vlm(log=log)
     out: dict[str, Any] = {"original": {k: info[k] for k in ("seconds", "threads", "config") if k in info}, "seeds": list(seeds)}
@@ -234,7 +237,9 @@ def run(seeds=(0, 1, 2), quick: bool = False, parts=("unbench", "safety"), log=p
                 rows[name].append({**scores, "seconds": seconds})
                 log(f"[b9] {name} seed={seed}: {scores}")
                 del model
-        out["unbench"] = rows
+            out["unbench"] = rows
+            if save is not None:
+                save(out)
     if "safety" in parts:
         rows = {"original": [], "safety_sft": [], **{m: [] for m in SAFETY_METHODS}}
         for seed in seeds:
@@ -247,7 +252,9 @@ def run(seeds=(0, 1, 2), quick: bool = False, parts=("unbench", "safety"), log=p
                 rows[name].append({**safety_eval(model, tokenizer, seed, sizes["safety"], keep_answers=3), "seconds": seconds})
                 del model
             log(f"[b9] safety seed={seed}: " + ", ".join(f"{k}: asr {v[-1]['asr']:.2f} attack {v[-1]['asr_attack']:.2f} rr {v[-1]['rr']:.2f}" for k, v in rows.items()))
-        out["safety"] = rows
+            out["safety"] = rows
+            if save is not None:
+                save(out)
     return out
 
 
