@@ -79,7 +79,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     report = UnlearningReport(dirpath=tmp_path_factory.mktemp("vlm_report"), evaluate_original=False)
     probe = _Probe(evaluate, [dm.forget_set[i] for i in range(len(dm.forget_set))], dm.collate_fn)
     module = UserVLMFineTuner(tiny_vlm(seed=SEED))
-    make_trainer(max_epochs=25, callbacks=[unlearn, probe, report]).fit(module, datamodule=dm)
+    make_trainer(max_epochs=40, callbacks=[unlearn, probe, report]).fit(module, datamodule=dm)
     return {"unlearn": unlearn, "probe": probe, "report": report, "dm": dm}
 
 
@@ -111,7 +111,8 @@ def test_after_training_npo_phase_forgets_the_classes_the_user_fine_tuned_on(run
     assert sum(any(n in a for n in names) for a in before["answers"]) >= len(before["answers"]) // 2, before["answers"]
     assert before["forget"] < 1.0 and before["retain"] < 1.0, before
     assert unlearn.phase_done and unlearn.steps == 4  # 6 forget examples, batches of 6, four passes
-    # Measured (seed 0): forget NLL 0.50 -> 0.76, retain 0.50 -> 0.63; the forget images are now called shirts. The
+    # Measured (seed 0, 25 epochs, before the tiny tokenizer saw the name-answered four-choice questions): forget NLL
+    # 0.50 -> 0.76, retain 0.50 -> 0.63; the forget images are now called shirts. The
     # retained classes' answers share the "It is a ..." template with the forgotten ones, so they lose some too, less.
     assert after["forget"] > before["forget"] + 0.15, (before, after)
     assert after["retain"] - before["retain"] < 0.75 * (after["forget"] - before["forget"]), (before, after)
@@ -134,7 +135,7 @@ def test_the_report_records_the_vlm_unlearning_run(run):
     # would find no "inputs" in these batches): exact-answer accuracy and the loss-threshold MIA, images passed
     assert 0.0 <= unlearned["forget_acc"] <= 100.0 and unlearned["UA"] == pytest.approx(100.0 - unlearned["forget_acc"])
     assert 0.0 <= unlearned["mia_auc"] <= 1.0 and report["mia_roc"]["members"] == "forget"
-    assert len(report["loss_curve"]["step"]) == 25 * 3  # the user's 25 epochs of 3 batches, logged by the report
+    assert len(report["loss_curve"]["step"]) == 40 * 3  # the user's 40 epochs of 3 batches, logged by the report
     assert run["report"].html_path.is_file()
 
 
