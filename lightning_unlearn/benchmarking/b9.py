@@ -264,25 +264,25 @@ def _pm(values) -> str:
 
 
 def tables(result: dict[str, Any]) -> str:
-    """Markdown tables of a :func:`run` result (percentages, mean ± std over seeds)."""
+    """Markdown tables of a :func:`run` result (percentages, mean ± std over the ``n`` seeds each row has)."""
     parts = []
     if "unbench" in result:
         rows = []
         for condition in result["unbench"]["prompting"][0]:
             runs = [r[condition] for r in result["unbench"]["prompting"]]
-            rows.append([f"prompt: {condition}"] + [_pm([r[k] for r in runs]) for k in ("forget_macro", "forget_micro", "retain", "invalid")]
+            rows.append([f"prompt: {condition} (n={len(runs)})"] + [_pm([r[k] for r in runs]) for k in ("forget_macro", "forget_micro", "retain", "invalid")]
                         + [f"{benchmarking.mean_std([r['forget_entropy'] for r in runs])[0]:.2f}"])  # fmt: skip
         for name in UNBENCH_METHODS:
             runs = result["unbench"].get(name) or []
             if runs:
-                rows.append([f"unlearn: {name}"] + [_pm([r[k] for r in runs]) for k in ("forget_macro", "forget_micro", "retain", "invalid")]
+                rows.append([f"unlearn: {name} (n={len(runs)})"] + [_pm([r[k] for r in runs]) for k in ("forget_macro", "forget_micro", "retain", "invalid")]
                             + [f"{benchmarking.mean_std([r['forget_entropy'] for r in runs])[0]:.2f}"])  # fmt: skip
         header = ["model / condition", "forget macro %", "forget micro %", "retain %", "invalid %", "forget entropy (bits)"]
         parts.append(benchmarking.markdown_table(header, rows))
     if "safety" in result:
         rows = []
         for name, runs in result["safety"].items():
-            rows.append([name] + [_pm([r[k] for r in runs]) for k in ("asr", "asr_attack", "refusal", "rr", "rr_how", "vqa")])
+            rows.append([f"{name} (n={len(runs)})"] + [_pm([r[k] for r in runs]) for k in ("asr", "asr_attack", "refusal", "rr", "rr_how", "vqa")])
         header = ["model", "ASR %", "ASR after 3-shot attack %", "unsafe refused %", "RR (benign refused) %", "RR on benign 'How' %", "VQA 4-choice %"]
         parts.append(benchmarking.markdown_table(header, rows))
     return "\n\n".join(parts)

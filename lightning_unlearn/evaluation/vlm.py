@@ -39,7 +39,7 @@ from torch import Tensor, nn
 
 from lightning_unlearn._errors import check_choice, check_int
 from lightning_unlearn.datamodules.vqa import CLASS_NAMES, DEFAULT_SYSTEM_PROMPT, HARMFUL_INTENTS, one_word_rewrites
-from lightning_unlearn.tasks.vision_language import VisionLanguageTask, first_token_logits, generate_vlm_answers
+from lightning_unlearn.tasks.vision_language import VisionLanguageTask, evaluating, first_token_logits, generate_vlm_answers
 
 PROMPT_CONDITIONS = ("baseline", "soft", "medium", "oracle_hard", "oracle_reverse")
 #: Phrases that mark a refusal (lower-cased substring match).
@@ -72,16 +72,11 @@ def option_log_likelihoods(model: nn.Module, collator: Any, examples: Sequence[M
     check_int("batch_size", batch_size)
     task = VisionLanguageTask()
     rows = [{**e, "answer": CLASS_NAMES[int(c)]} for e in examples for c in e["options"]]
-    device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
     out = []
-    try:
+    with evaluating(model) as device:
         for start in range(0, len(rows), batch_size):
             batch = {k: v.to(device) for k, v in collator(rows[start : start + batch_size]).items()}
             out.append(task.log_likelihood(task.forward(model, batch), batch).float().cpu())
-    finally:
-        model.train(was_training)
     return torch.cat(out).view(len(examples), 4)
 
 

@@ -20,7 +20,8 @@ distribution at the start of the answer, for multiple-choice questions).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -67,6 +68,17 @@ class VisionLanguageTask(CausalLMTask):
         return (self.image_key,)
 
 
+@contextmanager
+def evaluating(model: nn.Module) -> Iterator[torch.device]:
+    """Put ``model`` in eval mode inside the block (yielding its device) and restore its train/eval mode afterwards."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield next(model.parameters()).device
+    finally:
+        model.train(was_training)
+
+
 def _prompt_batch(collator: Any, examples: Sequence[Mapping[str, Any]], device: torch.device) -> dict[str, Tensor]:
     """Left-padded prompts (no answers) with their images, for generation and next-token scoring."""
     prompts = [collator.prompt_ids(e["question"], system_prompt=e.get("system")) for e in examples]
@@ -91,17 +103,12 @@ def first_token_logits(model: nn.Module, collator: Any, examples: Sequence[Mappi
     (see :func:`~lightning_unlearn.evaluation.vlm.multiple_choice`). The model's train/eval mode is restored.
     """
     check_int("batch_size", batch_size)
-    device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
     rows = []
-    try:
+    with evaluating(model) as device:
         for start in range(0, len(examples), batch_size):
             batch = _prompt_batch(collator, examples[start : start + batch_size], device)
             out = model(**batch)
             rows.append(getattr(out, "logits", out)[:, -1].float().cpu())
-    finally:
-        model.train(was_training)
     return torch.cat(rows) if rows else torch.empty(0, 0)
 
 
@@ -112,12 +119,9 @@ def generate_vlm_answers(
     """Greedy answers (decoded, stripped) of a VLM to ``{"image", "question"[, "system"]}`` examples."""
     check_int("max_new_tokens", max_new_tokens)
     check_int("batch_size", batch_size)
-    device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
     answers: list[str] = []
     tokenizer = collator.tokenizer
-    try:
+    with evaluating(model) as device:
         for start in range(0, len(examples), batch_size):
             batch = _prompt_batch(collator, examples[start : start + batch_size], device)
             out = model.generate(
@@ -129,6 +133,4 @@ def generate_vlm_answers(
             )
             new = out[:, batch["input_ids"].shape[1] :]
             answers.extend(text.strip() for text in tokenizer.batch_decode(new, skip_special_tokens=True))
-    finally:
-        model.train(was_training)
     return answers
