@@ -41,11 +41,11 @@ class NPO(UnlearningMethod):
 
     Args:
         beta: β, the inverse temperature (paper default 0.1).
+        likelihood: ``"sum"`` (the answer's summed log-probability, open-unlearning) or ``"mean"`` (per token,
+            Safety Mirage's code).
         forget_weight: γ, weight of the NPO term.
         retain_weight: α, weight of the retain term.
         retain_loss: ``"nll"``, ``"kl"``, ``"npo_nll"`` (Safety Mirage's, above) or ``"none"``.
-        likelihood: ``"sum"`` (the answer's summed log-probability, open-unlearning) or ``"mean"`` (per token,
-            Safety Mirage's code).
         mask: Optional parameter mask.
         seed: Unused (nothing is drawn at random); accepted like every method's.
     """
@@ -56,10 +56,10 @@ class NPO(UnlearningMethod):
     def __init__(
         self,
         beta: float = 0.1,
+        likelihood: Literal["sum", "mean"] = "sum",
         forget_weight: float = 1.0,
         retain_weight: float = 1.0,
         retain_loss: Literal["nll", "kl", "npo_nll", "none"] = "nll",
-        likelihood: Literal["sum", "mean"] = "sum",
         mask: ParameterMask | None = None,
         seed: int = 0,
     ) -> None:

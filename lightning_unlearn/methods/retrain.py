@@ -53,7 +53,7 @@ def _hf_initialize(model: nn.Module) -> None:
         model.apply(model._init_weights)  # type: ignore[operator]  # transformers 4
 
 
-def reinitialize_model(model: nn.Module) -> None:
+def reinitialize_model(model: nn.Module, keep_frozen: bool = False) -> None:
     """Re-initialise every parameter of ``model`` in place, using the global torch RNG; raise if any would keep its
     trained value.
 
@@ -67,15 +67,18 @@ def reinitialize_model(model: nn.Module) -> None:
     initialisation wrote to (or wrote only in part) still holds a NaN afterwards. Then the trained values are
     put back (the model is left as it was) and a ``ValueError`` names those parameters. A parameter that the
     initialisation sets to the value it had before (a zero bias of a model that was never trained) is re-initialised
-    all the same and passes. Modules whose parameters are all frozen (``requires_grad=False``: a pretrained part that
-    training never updates, such as a VLM's vision tower) keep their parameters and buffers.
+    all the same and passes. With ``keep_frozen``, modules whose parameters are all frozen (``requires_grad=False``: a
+    pretrained part that training never updates, such as a VLM's vision tower) keep their parameters and buffers
+    (Retrain's oracle; a random teacher re-draws everything).
     """
     params = [(n, p) for n, p in model.named_parameters() if p.is_floating_point()]
     saved = [p.detach().to("cpu", copy=True) for _, p in params]
     # Frozen parts (every parameter requires_grad=False, e.g. a VLM's pretrained vision tower) are not trained on the
     # data: they keep their values and their buffers (batch-norm statistics).
     frozen_modules = [
-        m for m in model.modules() if list(m.parameters(recurse=False)) and not any(p.requires_grad for p in m.parameters(recurse=False))
+        m
+        for m in model.modules()
+        if keep_frozen and list(m.parameters(recurse=False)) and not any(p.requires_grad for p in m.parameters(recurse=False))
     ]
     frozen = [t for m in frozen_modules for t in (*m.parameters(recurse=False), *m.buffers(recurse=False))]
     frozen_saved = [t.detach().clone() for t in frozen]
@@ -160,7 +163,7 @@ class Retrain(UnlearningMethod):
         devices = {p.device for p in model.parameters()}
         with torch.random.fork_rng(devices=[d for d in devices if d.type == "cuda"]):
             torch.manual_seed(self.seed)
-            reinitialize_model(model)
+            reinitialize_model(model, keep_frozen=True)
 
     def forget_loss(self, ctx: StepContext) -> Tensor | None:
         return None

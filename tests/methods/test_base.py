@@ -352,17 +352,17 @@ def test_frozen_copy_leaves_the_trainer_behind():
 @pytest.mark.parametrize("name", sorted(METHODS.names()))
 def test_setup_refuses_a_task_kind_the_method_does_not_support(name):
     """One check in ``UnlearningMethod.setup`` for every method: its ``supported_tasks`` against the task's ``kind``."""
-    from lightning_unlearn.tasks import CausalLMTask, ClassificationTask, DiffusionTask, RecommendationTask
+    from lightning_unlearn.tasks import CausalLMTask, ClassificationTask, DiffusionTask, RecommendationTask, VisionLanguageTask
 
     cls = METHODS.get(name)
     classes = {
         "classification": "ClassificationTask", "causal_lm": "CausalLMTask", "recommendation": "RecommendationTask",
-        "diffusion": "DiffusionTask",
+        "diffusion": "DiffusionTask", "vision_language": "VisionLanguageTask",
     }  # fmt: skip
     wanted = " or ".join(classes[k] for k in cls.supported_tasks)
     tasks = (
         (ClassificationTask(), "classification"), (CausalLMTask(), "causal_lm"), (RecommendationTask(), "recommendation"),
-        (DiffusionTask(), "diffusion"),
+        (DiffusionTask(), "diffusion"), (VisionLanguageTask(), "vision_language"),
     )  # fmt: skip
     for task, kind in tasks:
         if kind in cls.supported_tasks:
