@@ -50,15 +50,29 @@ def collator(model, tokenizer, **kwargs: Any):
     return VQACollator(tokenizer, model.image_token_id, model.num_image_tokens, **kwargs)
 
 
-def original_vlm(seed: int = 0, recipe: dict[str, Any] | None = None, log=print) -> tuple[Any, Any, dict[str, Any]]:
-    """The trained original VLM (cached), its tokenizer, and its cache entry ``{"seconds", "path", ...}``."""
+def fine_tune(model, tokenizer, data, recipe: dict[str, Any], seed: int, callbacks=()) -> None:
+    """Supervised fine-tuning of ``model`` in place on every example of the VQA dataset ``data``
+    (``recipe``: ``steps``, ``batch_size``, ``lr``; AdamW, gradients clipped at 1) with ``SupervisedModule`` + a Trainer."""
     import lightning.pytorch as pl
 
     from lightning_unlearn.datamodules.forget_retain import ForgetRetainDataModule
-    from lightning_unlearn.datamodules.vqa import fashion_vqa
-    from lightning_unlearn.peft import apply_peft
     from lightning_unlearn.tasks.vision_language import VisionLanguageTask
     from lightning_unlearn.training import SupervisedModule
+
+    pl.seed_everything(seed, verbose=False)
+    dm = ForgetRetainDataModule(
+        forget=data.subset(lambda e: e["kind"] == "unsafe"), retain=data.subset(lambda e: e["kind"] != "unsafe"),
+        train_on="all", batch_size=recipe["batch_size"], collate_fn=collator(model, tokenizer), seed=seed,
+    )  # fmt: skip
+    module = SupervisedModule(model, task=VisionLanguageTask(), optimizer=functools.partial(torch.optim.AdamW, lr=recipe["lr"]))
+    trainer = benchmarking.quiet_trainer(max_steps=recipe["steps"], max_epochs=100, gradient_clip_val=1.0, callbacks=list(callbacks))
+    trainer.fit(module, datamodule=dm)
+
+
+def original_vlm(seed: int = 0, recipe: dict[str, Any] | None = None, log=print) -> tuple[Any, Any, dict[str, Any]]:
+    """The trained original VLM (cached), its tokenizer, and its cache entry ``{"seconds", "path", ...}``."""
+    from lightning_unlearn.datamodules.vqa import fashion_vqa
+    from lightning_unlearn.peft import apply_peft
 
     recipe = {**ORIGINAL_RECIPE, **(recipe or {})}
     tokenizer_box: list[Any] = []
@@ -70,16 +84,9 @@ def original_vlm(seed: int = 0, recipe: dict[str, Any] | None = None, log=print)
 
     def _train_stage(model, r):
         """Train a LoRA (recipe ``r``) on ``model``'s LM over all five kinds of VQA, then merge it."""
-        pl.seed_everything(r["seed"], verbose=False)
         data = fashion_vqa("train", r["per_class"], r["kinds"], r["seed"])
-        dm = ForgetRetainDataModule(
-            forget=data.subset(lambda e: e["kind"] == "unsafe"), retain=data.subset(lambda e: e["kind"] != "unsafe"),
-            train_on="all", batch_size=r["batch_size"], collate_fn=collator(model, tokenizer_box[0]), seed=r["seed"],
-        )  # fmt: skip
         model.language_model = apply_peft(model.language_model, r["lora"])
-        module = SupervisedModule(model, task=VisionLanguageTask(), optimizer=functools.partial(torch.optim.AdamW, lr=r["lr"]))
-        trainer = benchmarking.quiet_trainer(max_steps=r["steps"], gradient_clip_val=1.0, callbacks=[benchmarking.LossProgress("b9", log)])
-        trainer.fit(module, datamodule=dm)
+        fine_tune(model, tokenizer_box[0], data, r, r["seed"], callbacks=[benchmarking.LossProgress("b9", log)])
         model.language_model = model.language_model.merge_and_unload()
         return model.eval()
 
@@ -167,28 +174,16 @@ def safety_sft(original, tokenizer, seed: int, recipe: dict[str, Any] | None = N
     import copy
     import time
 
-    import lightning.pytorch as pl
-
-    from lightning_unlearn.datamodules.forget_retain import ForgetRetainDataModule
     from lightning_unlearn.datamodules.vqa import VQADataset, fashion_vqa, safety_sft_examples
-    from lightning_unlearn.tasks.vision_language import VisionLanguageTask
-    from lightning_unlearn.training import SupervisedModule
 
     recipe = {**SAFETY_SFT_RECIPE, **(recipe or {})}
-    pl.seed_everything(seed, verbose=False)
     model = copy.deepcopy(original).train()
     train = fashion_vqa("train", recipe["per_class"], ("name", "mcq", "unsafe", "safe"), seed)
-    mix = VQADataset(train.images, safety_sft_examples(train.examples))
-    dm = ForgetRetainDataModule(
-        forget=mix.subset(lambda e: e["kind"] == "unsafe"), retain=mix.subset(lambda e: e["kind"] != "unsafe"),
-        train_on="all", batch_size=recipe["batch_size"], collate_fn=collator(model, tokenizer), seed=seed,
-    )  # fmt: skip
-    module = SupervisedModule(model, task=VisionLanguageTask(), optimizer=functools.partial(torch.optim.AdamW, lr=recipe["lr"]))
     start = time.perf_counter()
-    benchmarking.quiet_trainer(max_steps=recipe["steps"], max_epochs=100, gradient_clip_val=1.0).fit(module, datamodule=dm)
+    fine_tune(model, tokenizer, VQADataset(train.images, safety_sft_examples(train.examples)), recipe, seed)
     seconds = time.perf_counter() - start
     log(f"[b9] safety SFT seed={seed}: {recipe['steps']} steps in {seconds:.1f}s")
-    return module.model.eval(), seconds
+    return model.eval(), seconds
 
 
 def unbench_scores(model, tokenizer, seed: int, per_class: int, conditions=None) -> dict[str, dict[str, float]]:
