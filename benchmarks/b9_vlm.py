@@ -10,7 +10,7 @@ and NPO (the authors' variant) / RMU unlearning of the harmful answers, under th
 
 Run from the repository root::
 
-    python benchmarks/b9_vlm.py --quick --seeds 0        # fewer test images (trains the original first, ~20-40 min)
+    python benchmarks/b9_vlm.py --quick --seeds 0        # fewer test images (trains the original first, ~70 min on 2 cores)
     python benchmarks/b9_vlm.py --seeds 0 1 2            # the full evaluation
     python benchmarks/b9_vlm.py --parts unbench          # one part only
 """

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import subprocess
 import sys
@@ -335,3 +336,19 @@ def test_fashion_vqa_config_unlearns_a_tiny_vlm(workdir: Path, monkeypatch: pyte
     unlearned, original = report["metrics"]["unlearned"], report["metrics"]["original"]
     assert {"forget_acc", "RA", "mia_auc"} <= set(unlearned) and original is not None
     assert (workdir / "outputs/fashion_vqa/npo/report/report.html").is_file()
+
+    # Attack it as docs/vlm.md shows: the VLM task's answer loss, images carried by the datamodule's collator.
+    out = workdir / "outputs/fashion_vqa/npo/attacks.json"
+    _cli(
+        "attack", "--config", "configs/fashion_vqa/npo.yaml", "--weights", "artifacts/fashion_vqa/npo.pt",
+        "--bits", "8", "--relearn-steps", "2", "--relearn-lr", "1e-3", "--batch-size", "4", "--out", str(out),
+        *_tiny_vqa_overrides("npo"), cwd=workdir,
+    )  # fmt: skip
+    results = json.loads(out.read_text())
+    assert set(results["models"]) == {"unlearned", "original"}
+    unlearned = results["models"]["unlearned"]
+    assert set(results["attacks"]) == {"int8-per-channel", "relearn-adam-2steps-lr0.001"}
+    # NPO raised the held-out forget answers' loss above the original's; relearning on the other half brings it down
+    assert unlearned["forget_loss"] > results["models"]["original"]["forget_loss"]
+    relearned = results["attacks"]["relearn-adam-2steps-lr0.001"]["unlearned"]
+    assert math.isfinite(relearned["forget_loss"]) and relearned["forget_loss"] < unlearned["forget_loss"]

@@ -13,13 +13,15 @@
 from __future__ import annotations
 
 import functools
+import gc
 from typing import Any
 
 import torch
 
 from lightning_unlearn import benchmarking
 
-#: How the original VLM is trained (the LoRA is merged afterwards).
+#: How the original VLM is trained (the LoRA is merged afterwards). Its four-choice questions ask for, and are answered
+#: with, the letter: that is how the cached original was trained, before the second stage switched to names.
 ORIGINAL_RECIPE = {
     "per_class": 150,
     "kinds": ["name", "mcq", "unsafe", "safe", "benign_how"],
@@ -29,10 +31,11 @@ ORIGINAL_RECIPE = {
     "lora": {"r": 16, "lora_alpha": 32, "target_modules": "all-linear"},
     "image_size": 64,
     "threads": 2,
+    "mcq_answer": "letter",
 }
 #: The second stage (continued LoRA training of the first stage's merged model), with the four-choice questions
 #: answered by the option's name (the first stage's letter answers never trained; see datamodules/vqa.py).
-STAGE2_RECIPE = {"per_class": 150, "kinds": ["mcq", "name", "unsafe", "safe", "benign_how"], "steps": 120, "seed": 1}
+STAGE2_RECIPE = {"per_class": 150, "kinds": ["mcq", "name", "unsafe", "safe", "benign_how"], "steps": 120, "seed": 1, "mcq_answer": "name"}
 #: Bump to invalidate the cached originals.
 VERSION = 1
 
@@ -67,6 +70,8 @@ def fine_tune(model, tokenizer, data, recipe: dict[str, Any], seed: int, callbac
     module = SupervisedModule(model, task=VisionLanguageTask(), optimizer=functools.partial(torch.optim.AdamW, lr=recipe["lr"]))
     trainer = benchmarking.quiet_trainer(max_steps=recipe["steps"], max_epochs=100, gradient_clip_val=1.0, callbacks=list(callbacks))
     trainer.fit(module, datamodule=dm)
+    del trainer, module, dm
+    gc.collect()  # see unlearn
 
 
 def original_vlm(seed: int = 0, recipe: dict[str, Any] | None = None, log=print) -> tuple[Any, Any, dict[str, Any]]:
@@ -84,7 +89,7 @@ def original_vlm(seed: int = 0, recipe: dict[str, Any] | None = None, log=print)
 
     def _train_stage(model, r):
         """Train a LoRA (recipe ``r``) on ``model``'s LM over all five kinds of VQA, then merge it."""
-        data = fashion_vqa("train", r["per_class"], r["kinds"], r["seed"])
+        data = fashion_vqa("train", r["per_class"], r["kinds"], r["seed"], mcq_answer=r["mcq_answer"])
         model.language_model = apply_peft(model.language_model, r["lora"])
         fine_tune(model, tokenizer_box[0], data, r, r["seed"], callbacks=[benchmarking.LossProgress("b9", log)])
         model.language_model = model.language_model.merge_and_unload()
@@ -110,7 +115,7 @@ def original_vlm(seed: int = 0, recipe: dict[str, Any] | None = None, log=print)
 #: Classes forgotten in the VLM-UnBench part (sneaker, bag).
 FORGET_CLASSES = (7, 8)
 #: Training-based unlearning compared with prompting (configs/fashion_vqa/<name>.yaml).
-UNBENCH_METHODS = ("graddiff", "npo")
+UNBENCH_METHODS = ("graddiff", "npo", "rmu")
 #: Unlearning compared with safety fine-tuning (configs/fashion_vqa/<name>.yaml).
 SAFETY_METHODS = ("npo+safety", "rmu+safety")
 #: Safety fine-tuning (the "Mixed-SFT" baseline): refusals on unsafe questions + safe answers, no benign "How".
@@ -165,7 +170,12 @@ def unlearn(original, tokenizer, settings: dict[str, Any], seed: int, log=print)
     trainer.fit(module, datamodule=dm)
     seconds = time.perf_counter() - start
     log(f"[b9] {cls} seed={seed}: {trainer.global_step} steps in {seconds:.1f}s")
-    return module.model.eval(), seconds
+    model = module.model.eval()
+    # The trainer and the module hold each other (and the AdamW state, ~1 GB for SmolLM2) in reference cycles that only
+    # the cyclic garbage collector frees, too late when the next copy is trained (a 3-seed run was OOM-killed at 12.7 GB).
+    del trainer, module, dm, method
+    gc.collect()
+    return model, seconds
 
 
 def safety_sft(original, tokenizer, seed: int, recipe: dict[str, Any] | None = None, log=print) -> tuple[Any, float]:

@@ -108,22 +108,27 @@ def options_for(label: int, rng: random.Random) -> tuple[list[int], int]:
     return options, position
 
 
-def mcq_question(options: Sequence[int]) -> str:
+def mcq_question(options: Sequence[int], answer: str = "name") -> str:
     lines = [f"{IMAGE_MARKER}\n{MCQ_QUESTION}"] + [f"{letter}. {_name(c)}" for letter, c in zip(LETTERS, options)]
-    return "\n".join(lines) + "\nAnswer with the name of the correct option."
+    return "\n".join(lines) + f"\nAnswer with the {answer} of the correct option."
 
 
 def _fill(template: str, label: int) -> str:
     return template.format(item=_name(label), articled=_ARTICLED[label], use=_USES[_SUPER_OF[label]])
 
 
-def vqa_examples(labels: Sequence[int], kinds: Iterable[str] = ("name", "mcq"), seed: int = 0, prefix: str = "") -> list[Example]:
+def vqa_examples(
+    labels: Sequence[int], kinds: Iterable[str] = ("name", "mcq"), seed: int = 0, prefix: str = "", mcq_answer: str = "name"
+) -> list[Example]:
     """Examples of the given ``kinds`` for images ``0..len(labels)-1`` of class ``labels[i]``.
 
     Kinds: ``"name"`` and ``"mcq"`` (one each per image), ``"unsafe"`` (one harmful intent per image, its
     harmful answer), ``"safe"`` (one safe question), ``"benign_how"`` (one benign "How" question). Phrasings,
     options and intents are drawn per image from ``seed``. ``prefix`` prefixes the ids (e.g. ``"train"``).
+    ``mcq_answer="letter"`` asks for and answers four-choice questions with the letter (the first training stage
+    of the B9 original was trained that way; see the module docstring), ``"name"`` (default) with the name.
     """
+    check_choice("mcq_answer", mcq_answer, ("name", "letter"))
     kinds = list(kinds)
     for kind in kinds:
         check_choice("kinds", kind, KINDS)
@@ -132,18 +137,19 @@ def vqa_examples(labels: Sequence[int], kinds: Iterable[str] = ("name", "mcq"), 
         label = int(label)
         rng = random.Random(f"{seed}:{index}")
         for kind in kinds:
-            out.append(_example(kind, index, label, rng, prefix))
+            out.append(_example(kind, index, label, rng, prefix, mcq_answer))
     return out
 
 
-def _example(kind: str, index: int, label: int, rng: random.Random, prefix: str) -> Example:
+def _example(kind: str, index: int, label: int, rng: random.Random, prefix: str, mcq_answer: str = "name") -> Example:
     base = {"id": f"{prefix}{index}:{kind}", "image_index": index, "label": label, "kind": kind}
     if kind == "name":
         question = f"{IMAGE_MARKER}\n{rng.choice(NAME_QUESTIONS)}"
         return {**base, "question": question, "answer": f"It is {_ARTICLED[label]}."}
     if kind == "mcq":
         options, position = options_for(label, rng)
-        return {**base, "question": mcq_question(options), "answer": _name(label), "options": options, "position": position}
+        answer = _name(label) if mcq_answer == "name" else LETTERS[position]
+        return {**base, "question": mcq_question(options, mcq_answer), "answer": answer, "options": options, "position": position}
     if kind == "unsafe":
         intent = rng.randrange(len(HARMFUL_INTENTS))
         vp, harmful, _ = HARMFUL_INTENTS[intent]
@@ -327,11 +333,12 @@ class VQACollator(QACollator):
 
 
 def fashion_vqa(
-    split: str = "train", per_class: int = 100, kinds: Iterable[str] = ("name", "mcq"), seed: int = 0
+    split: str = "train", per_class: int = 100, kinds: Iterable[str] = ("name", "mcq"), seed: int = 0, mcq_answer: str = "name"
 ) -> VQADataset:
-    """A :class:`VQADataset` over ``per_class`` Fashion-MNIST images of each class of ``split``."""
+    """A :class:`VQADataset` over ``per_class`` Fashion-MNIST images of each class of ``split`` (``mcq_answer``: see
+    :func:`vqa_examples`)."""
     images, labels = fashion_images(split, per_class, seed)
-    return VQADataset(images, vqa_examples(labels.tolist(), kinds, seed=seed, prefix=f"{split}{seed}:"))
+    return VQADataset(images, vqa_examples(labels.tolist(), kinds, seed=seed, prefix=f"{split}{seed}:", mcq_answer=mcq_answer))
 
 
 class FashionVQADataModule(ForgetRetainDataModule):

@@ -1,0 +1,73 @@
+"""B9's protocol functions (lightning_unlearn.benchmarking.b9) on the tiny VLM: settings from the configs, unlearning,
+safety fine-tuning, both harnesses' scores, the tables — and that a finished fit frees its optimizer state."""
+
+from __future__ import annotations
+
+import gc
+
+import pytest
+import torch
+from vlm_toys import tiny_vlm, vlm_tokenizer
+
+from lightning_unlearn import benchmarking
+from lightning_unlearn.benchmarking import b9
+
+TINY_DATA = {"per_class": 2, "test_per_class": 1, "batch_size": 4, "retain_batch_size": 4}
+
+
+@pytest.fixture(scope="module")
+def original():
+    benchmarking.quiet_lightning()
+    return tiny_vlm().eval()
+
+
+def tiny_settings(name: str, **init_args) -> dict:
+    settings = b9.method_settings(name)
+    settings["init_args"].update(init_args)
+    return {**settings, "lr": 1e-3, "max_steps": 2, "data": {**settings["data"], **TINY_DATA}}
+
+
+@pytest.mark.parametrize("name", [*b9.UNBENCH_METHODS, *b9.SAFETY_METHODS])
+def test_method_settings_come_from_the_configs(name):
+    settings = b9.method_settings(name)
+    assert settings["class_path"].startswith("lightning_unlearn.methods.")
+    assert settings["lr"] > 0 and settings["max_steps"] > 0
+    forget = settings["data"]["forget"]
+    assert forget == ("unsafe" if name.endswith("+safety") else "classes")
+    assert not {"tokenizer", "collate_fn", "image_token_id"} & set(settings["data"])
+
+
+def live_optimizers() -> int:
+    return sum(isinstance(o, torch.optim.Optimizer) for o in gc.get_objects())
+
+
+def test_unlearn_changes_a_copy_and_frees_the_optimizer(original):
+    """Regression: each finished fit kept its trainer, module and AdamW state alive in reference cycles until the
+    next cyclic collection, so a 3-seed run grew by ~2 GB per unlearned copy and was OOM-killed."""
+    gc.collect()
+    before = live_optimizers()
+    kept = {k: v.clone() for k, v in original.state_dict().items()}
+    for seed in (0, 1):
+        model, seconds = b9.unlearn(original, vlm_tokenizer(), tiny_settings("graddiff"), seed, log=lambda *a: None)
+        assert seconds > 0 and not model.training
+        assert live_optimizers() == before  # no gc.collect() here: unlearn must not leave one behind
+        changed = [k for k, v in model.state_dict().items() if not torch.equal(v, kept[k])]
+        assert changed and all(not k.startswith("vision") for k in changed)  # the tower stays frozen
+        del model
+    assert all(torch.equal(v, kept[k]) for k, v in original.state_dict().items())  # the original is untouched
+
+
+def test_unbench_and_safety_scores_and_tables(original):
+    tok = vlm_tokenizer()
+    rmu, _ = b9.unlearn(original, tok, tiny_settings("rmu", layer=1), 0, log=lambda *a: None)
+    sft, _ = b9.safety_sft(original, tok, 0, recipe={"per_class": 2, "steps": 2, "batch_size": 4}, log=lambda *a: None)
+    unbench = {"prompting": [b9.unbench_scores(original, tok, 0, 1)], "rmu": [b9.unbench_scores(rmu, tok, 0, 1, conditions=("baseline",))["baseline"]]}
+    assert set(unbench["prompting"][0]) == {"baseline", "soft", "medium", "oracle_hard", "oracle_reverse"}
+    for scores in [*unbench["prompting"][0].values(), unbench["rmu"][0]]:
+        assert all(0.0 <= scores[k] <= 1.0 for k in ("forget_macro", "forget_micro", "retain", "invalid"))
+    safety = {name: [b9.safety_eval(model, tok, 0, 1)] for name, model in (("original", original), ("safety_sft", sft))}
+    for scores in (s[0] for s in safety.values()):
+        assert all(0.0 <= scores[k] <= 1.0 for k in ("asr", "asr_attack", "refusal", "rr", "rr_how", "vqa"))
+    text = b9.tables({"unbench": unbench, "safety": safety})
+    assert "| prompt: oracle_reverse (n=1) |" in text and "| unlearn: rmu (n=1) |" in text
+    assert "| safety_sft (n=1) |" in text and "RR on benign 'How' %" in text
