@@ -89,12 +89,12 @@ def test_letter_answers_draw_the_same_examples():
     and its instruction: the options, positions and every other example are the same draws."""
     names = vqa_examples(LABELS, kinds=KINDS, seed=4)
     letters = vqa_examples(LABELS, kinds=KINDS, seed=4, mcq_answer="letter")
-    for n, l in zip(names, letters):
+    for n, let in zip(names, letters):
         if n["kind"] != "mcq":
-            assert n == l
+            assert n == let
             continue
-        assert l["answer"] == LETTERS[n["position"]] and n["answer"] == CLASS_NAMES[n["label"]]
-        assert l["options"] == n["options"] and _question(l).endswith("Answer with the letter of the correct option.")
+        assert let["answer"] == LETTERS[n["position"]] and n["answer"] == CLASS_NAMES[n["label"]]
+        assert let["options"] == n["options"] and _question(let).endswith("Answer with the letter of the correct option.")
     with pytest.raises(ValueError, match=r"`mcq_answer` should be one of \['letter', 'name'\], got 'number'"):
         vqa_examples(LABELS, mcq_answer="number")
 
