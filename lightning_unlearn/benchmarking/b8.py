@@ -387,6 +387,7 @@ def run_mpu(settings: Mapping[str, Any], seeds: Sequence[int], log: Callable[[st
                     start = time.perf_counter()
                     new = server.mpu(
                         targets[seed], 0, m=m, kappa=kappa, seed=seed, reparameterize=m > 1 and bool(cfg["reparameterize"]),
+                        head_dim=arch["hidden"] // arch["heads"] if cfg.get("rotate_attention") else None,
                         method=str(method), lr=float(cfg["lr"]), epochs=int(cfg["epochs"]), **data, **arch,
                     )
                     results.append((seed, str(method), kappa, new, server.traffic.total - before, time.perf_counter() - start))

@@ -225,11 +225,13 @@ class FederatedServer:
         alphas: list[float] | None = None,
         seed: int = 0,
         reparameterize: bool = True,
+        head_dim: int | None = None,
         **config: Any,
     ) -> State:
         """One MPU round with data owner ``client`` (:func:`lightning_unlearn.federated.mpu.mpu_round`): each
         perturbed copy goes out in its own ``train.mpu`` message; only updates come back. ``m=1, kappa=0`` without
-        reparameterisation is the noise-free run (the client then receives θ itself)."""
+        reparameterisation is the noise-free run (the client then receives θ itself); ``head_dim`` (the LM's attention
+        head size) adds the attention rotations to the reparameterisation."""
         from lightning_unlearn.federated.mpu import mpu_round
 
         record = self.config(seed=seed, **config)
@@ -244,7 +246,7 @@ class FederatedServer:
                 raise ValueError(f"m=1 is the noise-free run: it needs kappa=0 and reparameterize=False, got kappa={kappa}, reparameterize={reparameterize}.")
             delta = remote(dict(state))
             return {k: v + delta[k] for k, v in state.items()}
-        return mpu_round(state, remote, m=m, kappa=kappa, alphas=alphas, seed=seed, reparameterize=reparameterize)
+        return mpu_round(state, remote, m=m, kappa=kappa, alphas=alphas, seed=seed, reparameterize=reparameterize, head_dim=head_dim)
 
     def local_round(self, state: Mapping[str, Tensor], clients: Iterable[int], **config: Any) -> dict[int, State]:
         """Every client in ``clients`` trains from ``state`` (``train.local``); returns their local weights."""

@@ -6,12 +6,15 @@ import pytest
 import torch
 
 from lightning_unlearn.federated.mpu import (
+    attention_rotations,
     ffn_permutations,
     harmonic_aggregate,
     mpu_round,
     permute_ffn,
     perturbations,
     perturbed_copies,
+    reparameterize_state,
+    rotate_attention,
 )
 
 pytest.importorskip("transformers")
@@ -52,6 +55,68 @@ def test_ffn_permutation_preserves_the_function_and_inverts():
     back = permute_ffn(permuted, perms, inverse=True)
     for k in state:
         torch.testing.assert_close(back[k], state[k])
+
+
+def _gqa():
+    """4 query heads sharing 2 KV heads (grouped-query attention, as SmolLM2), head size 8, attention biases on."""
+    from lightning_unlearn.models.llm import tiny_llama
+
+    return tiny_llama(64, hidden_size=32, num_layers=2, num_heads=4, num_key_value_heads=2, attention_bias=True, seed=0)
+
+
+def test_attention_rotations_are_orthogonal_rope_plane_rotations():
+    state = _gqa().state_dict()
+    rotations = attention_rotations(state, 8, torch.Generator().manual_seed(0))
+    assert set(rotations) == {"model.layers.0.self_attn", "model.layers.1.self_attn"}
+    s = rotations["model.layers.0.self_attn"]
+    assert s.shape == (2, 8, 8)  # one per KV head
+    torch.testing.assert_close(s @ s.transpose(-1, -2), torch.eye(8, dtype=torch.float64).expand(2, 8, 8))
+    nonzero = (s[0].abs() > 0).nonzero().tolist()
+    assert all(j in (i, (i + 4) % 8) for i, j in nonzero)  # only the RoPE planes (i, i + d/2) mix
+
+
+def test_attention_rotation_preserves_the_function_and_inverts():
+    model = _gqa()
+    generator = torch.Generator().manual_seed(4)
+    state = {k: torch.randn(v.shape, generator=generator) if k.endswith("bias") else v.clone() for k, v in model.state_dict().items()}
+    model.load_state_dict(state)  # non-zero biases (initialised at 0), so that rotating them is checked too
+    transform = {**ffn_permutations(state, torch.Generator().manual_seed(1)), **attention_rotations(state, 8, torch.Generator().manual_seed(2))}
+    rotated = reparameterize_state(state, transform)
+    for part in ("q_proj.weight", "q_proj.bias", "k_proj.weight", "v_proj.weight", "o_proj.weight"):
+        key = f"model.layers.1.self_attn.{part}"
+        assert not torch.allclose(rotated[key], state[key]), f"{key} unchanged"
+    ids = torch.randint(0, 64, (2, 9))
+    with torch.no_grad():
+        before = model(ids).logits
+        model.load_state_dict(rotated)
+        after = model(ids).logits
+    torch.testing.assert_close(after, before, atol=1e-5, rtol=1e-5)
+    back = reparameterize_state(rotated, transform, inverse=True)
+    for k in state:
+        torch.testing.assert_close(back[k], state[k])
+    # a rotation that ignores RoPE's planes (a generic orthogonal S per KV head) does not preserve the function
+    generic = {p: torch.linalg.qr(torch.randn(2, 8, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(3)))[0] for p in transform if p.endswith("self_attn")}
+    with torch.no_grad():
+        model.load_state_dict(rotate_attention(state, generic))
+        assert not torch.allclose(model(ids).logits, before, atol=1e-3)
+
+
+def test_attention_rotation_errors_name_the_head_size():
+    state = _gqa().state_dict()
+    with pytest.raises(ValueError, match="`head_dim` should be even"):
+        attention_rotations(state, 7, torch.Generator())
+    with pytest.raises(ValueError, match=r"`head_dim`=12 does not divide the 16 rows of model.layers.0.self_attn.k_proj.weight"):
+        attention_rotations(state, 12, torch.Generator())
+
+
+def test_a_linear_client_update_comes_back_noise_free_with_rotations():
+    state = _gqa().state_dict()
+    copies, _ = perturbed_copies(state, 2, kappa=0.0, alphas=[1.0, 1.0], seed=0, head_dim=8)
+    key = "model.layers.0.self_attn.k_proj.weight"
+    assert not torch.allclose(copies[0][key], state[key])  # rotated even without noise
+    new = mpu_round(state, lambda copy: {k: 0.1 * v for k, v in copy.items()}, m=2, kappa=0.1, seed=1, head_dim=8)
+    for k, v in state.items():
+        torch.testing.assert_close(new[k], 1.1 * v, atol=1e-6, rtol=1e-5)
 
 
 def test_harmonic_aggregate_closed_form():
