@@ -11,6 +11,7 @@
     lightning-unlearn attack --config configs/digits/npo.yaml --weights artifacts/digits/npo.pt  # quantization + relearning
     lightning-unlearn verify-request --report outputs/digits/npo/report --request forget.txt  # request vs report fingerprint
     lightning-unlearn chat --editor stamp               # chat with SmolLM2; "forget what you know about X" edits it
+    lightning-unlearn federated --config federated_fmnist/quick --leaving 3  # a client leaves a Flower federation
 
 Models and datamodules are given by ``class_path``/``init_args`` (any LightningModule, e.g.
 :class:`~lightning_unlearn.UnlearningModule` or :class:`~lightning_unlearn.SupervisedModule`;
@@ -42,6 +43,7 @@ _DESCRIPTION = (
     "`lightning-unlearn attack --config C --weights W` attacks an unlearned model (quantization, relearning), "
     "`lightning-unlearn verify-request --report R --request FILE` checks a deletion request against a report's keyed "
     "fingerprint. `lightning-unlearn chat` chats with a causal LM that forgets what you ask it to (STAMP). "
+    "`lightning-unlearn federated --config federated_fmnist/quick` runs a client-leaving request on a Flower federation. "
     "`lightning-unlearn fit --model lightning_unlearn.UnlearningModule --model.method.help CLASS_PATH` shows "
     "one method's hyperparameters."
 )
@@ -128,6 +130,7 @@ _EXTRA_COMMANDS = {
     "configs": "lightning_unlearn.configs:main",
     "verify-request": "lightning_unlearn.privacy:main",
     "chat": "lightning_unlearn.interactive.cli:main",
+    "federated": "lightning_unlearn.federated.cli:main",
 }
 
 

@@ -1,0 +1,107 @@
+"""``lightning-unlearn federated``: a client leaves a Flower federation — train it, unlearn, report — from a config."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+_EPILOG = """\
+The config is a federated_fmnist-style YAML (a shipped name such as federated_fmnist/quick, or a path): the model,
+the federation (clients, split, the leaving client), FedAvg's training and each method's settings. On Flower's
+simulation engine the command trains the original FedAvg model, the oracle (FedAvg without the leaving client, same
+rounds and seed) and every unlearning method (FedEraser, projected gradient ascent, FOUL), scores each model on the
+test set, the leaving client's data and the remaining clients' data (with membership-inference efficacy), and writes
+report.json (the request, every row's metrics, wall time and the bytes of Flower's messages as ratios of the
+oracle's, rounds, time-to-forget) and report.md (the table). Example:
+
+  lightning-unlearn federated --config federated_fmnist/quick --leaving 3 --out outputs/federated/client3
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lightning-unlearn federated",
+        description="Run one client-leaving request on a Flower federation from a config and write its unlearning report.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--config", default="federated_fmnist/quick", help="federation config: shipped name or YAML path (default federated_fmnist/quick)")
+    parser.add_argument("--leaving", type=int, help="the client that leaves (default: the config's federation.leaving)")
+    parser.add_argument("--scheme", choices=["iid", "dirichlet"], help="data split (default: the config's first scheme)")
+    parser.add_argument("--seed", type=int, help="seed of the split, the training and the methods (default: the config's first)")
+    parser.add_argument("--rounds", type=int, help="FedAvg rounds (default: the config's training.rounds)")
+    parser.add_argument("--out", default="outputs/federated", help="folder for report.json and report.md (default outputs/federated)")
+    return parser
+
+
+def request_settings(config: dict[str, Any], args: argparse.Namespace) -> tuple[dict[str, Any], str, int]:
+    """The config with the command's overrides applied, the scheme and the seed; the leaving client checked."""
+    settings = json.loads(json.dumps(config))  # a deep copy
+    for key in ("model", "federation", "training", "methods"):
+        if key not in settings:
+            raise ValueError(f"--config should hold the keys model, federation, training and methods (a federated_fmnist config); {key!r} is missing.")
+    clients = int(settings["federation"]["num_clients"])
+    if args.leaving is not None:
+        settings["federation"]["leaving"] = args.leaving
+    leaving = settings["federation"]["leaving"]
+    if not isinstance(leaving, int) or not 0 <= leaving < clients:
+        raise ValueError(f"--leaving should be a client of the federation, in 0..{clients - 1}; got {leaving!r}.")
+    if args.rounds is not None:
+        if args.rounds < 1:
+            raise ValueError(f"--rounds should be a positive number of FedAvg rounds, got {args.rounds}.")
+        settings["training"]["rounds"] = args.rounds
+    scheme = args.scheme or list(settings.get("schemes") or ["dirichlet"])[0]
+    seed = args.seed if args.seed is not None else int(list(settings.get("seeds") or [0])[0])
+    return settings, scheme, seed
+
+
+def build_report(settings: dict[str, Any], scheme: str, seed: int, records: list[dict[str, Any]]) -> dict[str, Any]:
+    """``report.json``: the request, the federation, and per row its metrics, seconds, bytes, rounds and ratios."""
+    from lightning_unlearn.benchmarking import b8
+    from lightning_unlearn.federated.client import client_data
+
+    leaving = int(settings["federation"]["leaving"])
+    federation = b8.federation_for(settings, scheme, seed)
+    summary = b8.summarize(records)[scheme]
+    rows = {}
+    for record in records:
+        name = record["row"]
+        ratios = {k: summary[name][k][0] for k in ("time_ratio", "comm_ratio", "forget_gap", "test_gap")}
+        rows[name] = {k: v for k, v in record.items() if k not in ("scheme", "seed", "row")} | ratios
+    return {
+        "request": {"kind": "client", "leaving_client": leaving, "samples": len(client_data(federation, leaving))},
+        "federation": {"num_clients": federation.num_clients, "scheme": scheme, "seed": seed, "rounds": int(settings["training"]["rounds"])},
+        "oracle": "retrain",
+        "rows": rows,
+        "communication_bytes": {name: row["bytes"] for name, row in rows.items()},
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
+    from lightning_unlearn import benchmarking, configs
+    from lightning_unlearn.benchmarking import b8
+
+    try:
+        settings, scheme, seed = request_settings(configs.load_config(args.config), args)
+    except (ValueError, FileNotFoundError) as error:
+        raise SystemExit(f"lightning-unlearn federated: {error}") from None
+    benchmarking.quiet_lightning()
+    records = b8.run(settings, [scheme], [seed])
+    report = build_report(settings, scheme, seed, records)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    benchmarking.write_json(out / "report.json", report)
+    table = b8.markdown(b8.summarize(records))
+    request = report["request"]
+    header = f"# Client {request['leaving_client']} leaves ({request['samples']} samples; {scheme}, seed {seed}, {report['federation']['rounds']} rounds)\n\n"
+    (out / "report.md").write_text(header + table + "\n")
+    print(table)
+    print(f"wrote {out / 'report.json'} and {out / 'report.md'}")
+
+
+if __name__ == "__main__":
+    main()
