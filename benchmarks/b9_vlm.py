@@ -13,6 +13,7 @@ Run from the repository root::
     python benchmarks/b9_vlm.py --quick --seeds 0        # fewer test images (trains the original first, ~70 min on 2 cores)
     python benchmarks/b9_vlm.py --seeds 0 1 2            # the full evaluation
     python benchmarks/b9_vlm.py --parts unbench          # one part only
+    python benchmarks/b9_vlm.py --tune '[{"config": "npo", "init_args": {"retain_weight": 5.0}}]'   # tuning seed 99
 """
 
 from __future__ import annotations
@@ -33,9 +34,21 @@ def main() -> None:
     parser.add_argument("--parts", nargs="+", default=["unbench", "safety"], choices=["unbench", "safety"])
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
     parser.add_argument("--out", default=None, help="JSON output (default benchmarks/results/b9_vlm[_quick].json)")
+    parser.add_argument(
+        "--tune", metavar="JSON", help='score candidate settings on the unreported tuning seed instead, e.g. \'[{"config": "npo", "lr": 1e-5}]\''
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     benchmarking.quiet_lightning()
+    if args.tune:
+        import json
+
+        records = b9.tune(json.loads(args.tune), log=lambda *a: print(*a, flush=True))
+        out = Path(args.out or "benchmarks/results/b9_tuning.jsonl")
+        with out.open("a") as f:
+            f.writelines(json.dumps(r) + "\n" for r in records)
+        print(f"appended {len(records)} records to {out}")
+        return
     out = Path(args.out or f"benchmarks/results/b9_vlm{'_quick' if args.quick else ''}.json")
 
     def save(result) -> None:  # after every seed, so that an interrupted run keeps what it measured

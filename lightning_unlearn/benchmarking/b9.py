@@ -263,6 +263,51 @@ def run(seeds=(0, 1, 2), quick: bool = False, parts=("unbench", "safety"), log=p
     return out
 
 
+#: The tuning seed (never reported) and its evaluation size (test images per class) for each part.
+TUNING_SEED = 99
+TUNING_PER_CLASS = {"unbench": 8, "safety": 2}
+
+
+def tune(candidates, log=print, original=None, tokenizer=None) -> list[dict[str, Any]]:
+    """Score candidate settings on :data:`TUNING_SEED`. Each candidate is ``{"config": "<fashion_vqa config>",
+    "init_args": {...}, "data": {...}, "lr": ..., "max_steps": ...}`` (``init_args``/``data`` update the config's,
+    the rest replaces its settings); a class-forgetting config is scored on the four-choice questions (baseline
+    prompt), a ``+safety`` one on Safety Mirage's metrics. Returns one record per candidate, after the original's
+    scores (per part). ``original``/``tokenizer`` default to the cached B9 original."""
+    if original is None:
+        original, tokenizer, _ = original_vlm(log=log)
+    records: list[dict[str, Any]] = []
+    for part in sorted({"safety" if c["config"].endswith("+safety") else "unbench" for c in candidates}, reverse=True):
+        if part == "unbench":
+            scores = unbench_scores(original, tokenizer, TUNING_SEED, TUNING_PER_CLASS[part], conditions=("baseline",))["baseline"]
+        else:
+            scores = _safety_row(safety_eval(original, tokenizer, TUNING_SEED, TUNING_PER_CLASS[part]))
+        records.append({"part": part, "seed": TUNING_SEED, "per_class": TUNING_PER_CLASS[part], "name": "original", "scores": scores})
+    for candidate in candidates:
+        candidate = dict(candidate)
+        name = candidate.pop("config")
+        settings = method_settings(name)
+        for key in ("init_args", "data"):
+            settings[key].update(candidate.pop(key, {}))
+        settings.update(candidate)
+        model, seconds = unlearn(original, tokenizer, settings, TUNING_SEED, log)
+        part = "safety" if name.endswith("+safety") else "unbench"
+        if part == "unbench":
+            scores = unbench_scores(model, tokenizer, TUNING_SEED, TUNING_PER_CLASS[part], conditions=("baseline",))["baseline"]
+        else:
+            scores = _safety_row(safety_eval(model, tokenizer, TUNING_SEED, TUNING_PER_CLASS[part]))
+        del model
+        record = {"part": part, "seed": TUNING_SEED, "per_class": TUNING_PER_CLASS[part], "config": name,
+                  "settings": {k: v for k, v in settings.items() if k != "data"}, "scores": scores, "seconds": seconds}  # fmt: skip
+        log(f"[b9] tune {name} {settings['init_args']} lr={settings['lr']} steps={settings['max_steps']}: {scores}")
+        records.append(record)
+    return records
+
+
+def _safety_row(scores: dict[str, Any]) -> dict[str, float]:
+    return {k: scores[k] for k in ("asr", "asr_attack", "refusal", "rr", "rr_how", "vqa")}
+
+
 def _pm(values) -> str:
     mean, std = benchmarking.mean_std([100 * v for v in values])
     return benchmarking.fmt_pm(mean, std, digits=1)

@@ -71,3 +71,20 @@ def test_unbench_and_safety_scores_and_tables(original):
     text = b9.tables({"unbench": unbench, "safety": safety})
     assert "| prompt: oracle_reverse (n=1) |" in text and "| unlearn: rmu (n=1) |" in text
     assert "| safety_sft (n=1) |" in text and "RR on benign 'How' %" in text
+
+
+def test_tune_scores_candidates_on_the_tuning_seed(original):
+    candidates = [
+        {"config": "graddiff", "init_args": {"retain_weight": 5.0}, "data": TINY_DATA, "lr": 1e-3, "max_steps": 1},
+        {"config": "npo+safety", "data": TINY_DATA, "lr": 1e-3, "max_steps": 1},
+    ]
+    records = b9.tune(candidates, log=lambda *a: None, original=original, tokenizer=vlm_tokenizer())
+    assert [(r["part"], r.get("name", r.get("config"))) for r in records] == [
+        ("unbench", "original"), ("safety", "original"), ("unbench", "graddiff"), ("safety", "npo+safety")
+    ]
+    assert all(r["seed"] == b9.TUNING_SEED == 99 for r in records)
+    graddiff = records[2]
+    assert graddiff["settings"]["init_args"] == {"retain_weight": 5.0} and graddiff["settings"]["lr"] == 1e-3
+    assert set(graddiff["scores"]) == {"forget_macro", "forget_micro", "retain", "invalid", "forget_entropy"}
+    assert set(records[3]["scores"]) == {"asr", "asr_attack", "refusal", "rr", "rr_how", "vqa"}
+    assert candidates[0]["config"] == "graddiff"  # the caller's candidates are not consumed
