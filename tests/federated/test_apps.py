@@ -10,19 +10,9 @@ import torch
 pytest.importorskip("flwr")
 pytest.importorskip("ray")
 
-from lightning_unlearn.benchmarking import b8  # noqa: E402
+from federated_toys import TINY  # noqa: E402
 
-TINY = {
-    "model": {"class_path": "lightning_unlearn.federated.FederatedNet", "init_args": {"hidden": 16, "latent": 4}},
-    "federation": {"num_clients": 3, "alpha": 0.5, "samples_per_client": 100, "leaving": 0, "train_limit": 2000},
-    "test_limit": 200,
-    "training": {"rounds": 1, "epochs": 3, "lr": 0.1, "batch_size": 20},
-    "methods": {
-        "federaser": {"interval": 1},
-        "pga": {"lr": 0.01, "max_epochs": 1, "stop_accuracy": 0.1, "radius_fraction": 0.3333, "post_rounds": 1},
-        "foul": {"kappa": 1.0, "server_lr": 0.05, "post_rounds": 0},
-    },
-}
+from lightning_unlearn.benchmarking import b8  # noqa: E402
 
 
 @pytest.mark.slow

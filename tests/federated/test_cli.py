@@ -8,23 +8,12 @@ import json
 
 import pytest
 import yaml
+from federated_toys import TINY as FEDERATION
 
 from lightning_unlearn.federated.cli import _parser, main, request_settings
 
-# A 3-client federation (the same tiny setting as tests/federated/test_apps.py).
-TINY = {
-    "model": {"class_path": "lightning_unlearn.federated.FederatedNet", "init_args": {"hidden": 16, "latent": 4}},
-    "federation": {"num_clients": 3, "alpha": 0.5, "samples_per_client": 100, "leaving": 0, "train_limit": 2000},
-    "schemes": ["iid"],
-    "seeds": [4],
-    "test_limit": 200,
-    "training": {"rounds": 1, "epochs": 3, "lr": 0.1, "batch_size": 20},
-    "methods": {
-        "federaser": {"interval": 1},
-        "pga": {"lr": 0.01, "max_epochs": 1, "stop_accuracy": 0.1, "radius_fraction": 0.3333, "post_rounds": 1},
-        "foul": {"kappa": 1.0, "server_lr": 0.05, "post_rounds": 0},
-    },
-}
+# The tests' 3-client federation, with a scheme and a seed (a config may list them).
+TINY = {**FEDERATION, "schemes": ["iid"], "seeds": [4]}
 
 
 def _args(*argv: str) -> argparse.Namespace:

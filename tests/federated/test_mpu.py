@@ -46,15 +46,22 @@ def test_ffn_permutation_preserves_the_function_and_inverts():
     assert len(perms) == 2
     permuted = permute_ffn(state, perms)
     assert not torch.equal(permuted["model.layers.0.mlp.up_proj.weight"], state["model.layers.0.mlp.up_proj.weight"])
-    ids = torch.randint(0, 64, (2, 7))
-    with torch.no_grad():
-        before = model(ids).logits
-        model.load_state_dict(permuted)
-        after = model(ids).logits
-    torch.testing.assert_close(after, before, atol=1e-5, rtol=1e-5)
+    assert_same_function(model, state, permuted)
     back = permute_ffn(permuted, perms, inverse=True)
     for k in state:
         torch.testing.assert_close(back[k], state[k])
+
+
+def logits(model, state, ids=None) -> torch.Tensor:
+    """``model``'s logits with ``state`` loaded, on seeded token ids."""
+    ids = torch.randint(0, 64, (2, 9), generator=torch.Generator().manual_seed(0)) if ids is None else ids
+    model.load_state_dict(state)
+    with torch.no_grad():
+        return model(ids).logits
+
+
+def assert_same_function(model, state, transformed) -> None:
+    torch.testing.assert_close(logits(model, transformed), logits(model, state), atol=1e-5, rtol=1e-5)
 
 
 def _gqa():
@@ -88,20 +95,14 @@ def test_attention_rotation_preserves_the_function_and_inverts():
     for part in ("q_proj.weight", "q_proj.bias", "k_proj.weight", "v_proj.weight", "o_proj.weight"):
         key = f"model.layers.1.self_attn.{part}"
         assert not torch.allclose(rotated[key], state[key]), f"{key} unchanged"
-    ids = torch.randint(0, 64, (2, 9), generator=torch.Generator().manual_seed(0))
-    with torch.no_grad():
-        before = model(ids).logits
-        model.load_state_dict(rotated)
-        after = model(ids).logits
-    torch.testing.assert_close(after, before, atol=1e-5, rtol=1e-5)
+    assert_same_function(model, state, rotated)
     back = reparameterize_state(rotated, transform, inverse=True)
     for k in state:
         torch.testing.assert_close(back[k], state[k])
     # a rotation that ignores RoPE's planes (a generic orthogonal S per KV head) does not preserve the function
     generic = {p: torch.linalg.qr(torch.randn(2, 8, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(3)))[0] for p in transform if p.endswith("self_attn")}
-    with torch.no_grad():
-        model.load_state_dict(rotate_attention(state, generic))
-        assert (model(ids).logits - before).abs().max() > 1e-3  # (the RoPE-plane rotation: < 1e-6)
+    gap = (logits(model, rotate_attention(state, generic)) - logits(model, state)).abs().max()
+    assert gap > 1e-3  # (the RoPE-plane rotation: < 1e-6)
 
 
 def test_attention_rotation_errors_name_the_head_size():
