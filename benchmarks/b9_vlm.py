@@ -13,6 +13,7 @@ Run from the repository root::
     python benchmarks/b9_vlm.py --quick --seeds 0        # fewer test images (trains the original first, ~70 min on 2 cores)
     python benchmarks/b9_vlm.py --seeds 0 1 2            # the full evaluation
     python benchmarks/b9_vlm.py --parts unbench          # one part only
+    python benchmarks/b9_vlm.py --merge a.json b.json --out ab.json   # results of distinct seeds (one per process)
     python benchmarks/b9_vlm.py --tune '[{"config": "npo", "init_args": {"retain_weight": 5.0}}]'   # tuning seed 99
 """
 
@@ -34,12 +35,22 @@ def main() -> None:
     parser.add_argument("--parts", nargs="+", default=["unbench", "safety"], choices=["unbench", "safety"])
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
     parser.add_argument("--out", default=None, help="JSON output (default benchmarks/results/b9_vlm[_quick].json)")
+    parser.add_argument("--merge", nargs="+", metavar="JSON", help="merge result files of distinct seeds into --out and print the tables")
     parser.add_argument(
         "--tune", metavar="JSON", help='score candidate settings on the unreported tuning seed instead, e.g. \'[{"config": "npo", "lr": 1e-5}]\''
     )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     benchmarking.quiet_lightning()
+    if args.merge:
+        import json
+
+        merged = b9.merge([json.loads(Path(f).read_text()) for f in args.merge])
+        merged["merged_from"] = list(args.merge)
+        if args.out:
+            benchmarking.write_json(Path(args.out), merged)
+        print(b9.tables(merged))
+        return
     if args.tune:
         import json
 

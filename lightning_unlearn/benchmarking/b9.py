@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import gc
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -306,6 +307,26 @@ def tune(candidates, log=print, original=None, tokenizer=None) -> list[dict[str,
 
 def _safety_row(scores: dict[str, Any]) -> dict[str, float]:
     return {k: scores[k] for k in ("asr", "asr_attack", "refusal", "rr", "rr_how", "vqa")}
+
+
+def merge(results: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """One :func:`run` result from several (e.g. one seed per process): each part's rows are concatenated in order,
+    the seeds listed once each (a seed in two results is an error: it would count twice)."""
+    if not results:
+        raise ValueError("`results` should hold at least one run result, got none.")
+    seeds: list[int] = []
+    for result in results:
+        for seed in result.get("seeds", []):
+            if seed in seeds:
+                raise ValueError(f"Seed {seed} is in more than one result; merge results of distinct seeds.")
+            seeds.append(seed)
+    out: dict[str, Any] = {k: v for k, v in results[0].items() if k not in ("unbench", "safety", "seeds", "command")}
+    out["seeds"] = seeds
+    for part in ("unbench", "safety"):
+        parts = [r[part] for r in results if part in r]
+        if parts:
+            out[part] = {name: [row for p in parts for row in p.get(name, [])] for name in parts[0]}
+    return out
 
 
 def _pm(values) -> str:

@@ -88,3 +88,19 @@ def test_tune_scores_candidates_on_the_tuning_seed(original):
     assert set(graddiff["scores"]) == {"forget_macro", "forget_micro", "retain", "invalid", "forget_entropy"}
     assert set(records[3]["scores"]) == {"asr", "asr_attack", "refusal", "rr", "rr_how", "vqa"}
     assert candidates[0]["config"] == "graddiff"  # the caller's candidates are not consumed
+
+
+def test_merge_concatenates_distinct_seeds():
+    row = {"forget_macro": 0.5, "forget_micro": 0.5, "retain": 0.6, "invalid": 0.0, "forget_entropy": 0.3}
+    a = {"seeds": [0, 1], "quick": True, "command": "a", "unbench": {"prompting": [{"baseline": row}] * 2, "npo": [row, row]}}
+    b = {"seeds": [2], "quick": True, "command": "b", "unbench": {"prompting": [{"baseline": row}], "npo": [{**row, "retain": 0.9}]},
+         "safety": {"original": [{"asr": 1.0}]}}  # fmt: skip
+    merged = b9.merge([a, b])
+    assert merged["seeds"] == [0, 1, 2] and merged["quick"] is True and "command" not in merged
+    assert [r["retain"] for r in merged["unbench"]["npo"]] == [0.6, 0.6, 0.9] and len(merged["unbench"]["prompting"]) == 3
+    assert merged["safety"] == {"original": [{"asr": 1.0}]}
+    assert "| unlearn: npo (n=3) |" in b9.tables({"unbench": merged["unbench"]})
+    with pytest.raises(ValueError, match="Seed 1 is in more than one result"):
+        b9.merge([a, {**b, "seeds": [1]}])
+    with pytest.raises(ValueError, match="at least one"):
+        b9.merge([])
