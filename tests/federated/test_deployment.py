@@ -57,12 +57,13 @@ def _tail(path: Path, lines: int = 30) -> str:
 
 
 def _started(pid: int) -> int | None:
-    """A process's start time (``/proc/<pid>/stat``), None when it is gone: tells a process from a later one that
-    reuses its id."""
+    """A live process's start time (``/proc/<pid>/stat``); None when it is gone or a zombie. The start time tells a
+    process from a later one that reuses its id."""
     try:
-        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
-    except (OSError, IndexError, ValueError):
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
         return None
+    return None if fields[0] in "ZX" else int(fields[19])
 
 
 def _descendants(pids: list[int]) -> dict[int, int]:
@@ -85,8 +86,9 @@ def _descendants(pids: list[int]) -> dict[int, int]:
     return found
 
 
-def _stop(processes: list[subprocess.Popen]) -> None:
-    """Stop every process we started, their process groups and everything they started."""
+def _stop(processes: list[subprocess.Popen]) -> list[int]:
+    """Stop every process we started, their process groups and everything they started; returns the ids of those
+    still alive afterwards (none, unless something ignores SIGKILL)."""
 
     def signal_all(sig: int, below: dict[int, int]) -> None:
         for p in processes:
@@ -108,6 +110,10 @@ def _stop(processes: list[subprocess.Popen]) -> None:
     signal_all(signal.SIGKILL, below)
     for p in processes:
         p.wait(timeout=10)
+    deadline = time.monotonic() + 10
+    while (alive := [pid for pid, start in below.items() if _started(pid) == start]) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return alive
 
 
 @pytest.mark.slow
@@ -172,7 +178,8 @@ def test_a_client_leaves_on_superlink_and_supernodes(tmp_path):
             time.sleep(0.5)
         assert report_path.exists(), f"The ServerApp wrote no report.\nflwr run:\n{run.stdout[-4000:]}\n{logs}"
     finally:
-        _stop(processes)
+        left = _stop(processes)
+    assert not left, f"Processes the SuperLink / SuperNodes started outlived them: {left}"
 
     report = json.loads(report_path.read_text())
     assert report["engine"] == "flower-deployment"
