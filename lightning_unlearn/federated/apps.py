@@ -12,13 +12,17 @@ when a federation runs (``import lightning_unlearn`` never does).
   any subset of clients, and counts the bytes of every message it sends and receives (the serialised protobuf size
   of each message's ``RecordDict``, as Flower puts it on the wire).
 * :func:`simulate` runs a ServerApp main function on Flower's simulation engine (Ray) and always shuts Ray down.
+* :data:`server_app` is the ServerApp for Flower's deployment engine (``flwr run`` on a SuperLink; the app project is
+  ``examples/flower_app``): one client-leaving request from a run config, written as a JSON report.
 """
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -339,10 +343,56 @@ def simulate(
         raise errors[0]
 
 
-#: A ServerApp for Flower's deployment engine (``flwr run`` / a SuperLink): runs B8's protocol for one split
-#: scheme and seed from the run config (``scale``, ``scheme``, ``seed``, ``out``) and writes the unlearning report
-#: (which client left, each method's seconds, bytes and rounds) as JSON to ``out``.
+#: A ServerApp for Flower's deployment engine (``flwr run`` on a SuperLink; ``examples/flower_app`` is the app
+#: project): runs B8's protocol for one client-leaving request and writes the unlearning report as JSON. Run config:
+#: ``config`` (a federated_fmnist-style YAML: shipped name or path, see :func:`deployment_settings`) or ``scale``
+#: (``quick`` / ``full``: ``federated_fmnist/<scale>``), ``leaving`` (the client that leaves; -1 or absent: the
+#: config's), ``scheme``, ``seed`` (the config's first when absent) and ``out`` (the report's path).
 server_app = ServerApp()
+
+
+def _app_dirs() -> list[Path]:
+    """Directories of the Flower apps installed on this machine that are on ``sys.path`` (Flower puts the running
+    app's there before loading its ServerApp)."""
+    from flwr.supercore.utils import get_flwr_home
+
+    apps = (get_flwr_home() / "apps").resolve()
+    return [Path(p) for p in sys.path if p and Path(p).resolve().is_relative_to(apps)]
+
+
+def deployment_settings(run_config: Mapping[str, Any]) -> tuple[dict[str, Any], str, int]:
+    """The settings, split scheme and seed of a deployment run from its run config.
+
+    ``config`` is a shipped config name or the path of a YAML file; a relative path that is not a file in the working
+    directory is looked up in the running Flower app's directory (so an app can ship its YAML); without ``config``,
+    ``scale`` picks ``federated_fmnist/<scale>`` (default ``quick``). ``leaving``, ``scheme`` and ``seed`` override the
+    config's (checked as ``lightning-unlearn federated`` checks them)."""
+    import argparse
+
+    from lightning_unlearn import configs
+    from lightning_unlearn._errors import check_choice
+    from lightning_unlearn.benchmarking import b8
+    from lightning_unlearn.federated.cli import request_settings
+
+    if "config" in run_config:
+        name = str(run_config["config"])
+        if not Path(name).expanduser().is_absolute() and not Path(name).is_file():
+            found = [d / name for d in _app_dirs() if (d / name).is_file()]
+            name = str(found[0]) if found else name
+        settings = configs.load_config(name)
+    else:
+        settings = b8.load_settings(str(run_config.get("scale", "quick")))
+    leaving = int(run_config.get("leaving", -1))
+    scheme = run_config.get("scheme")
+    if scheme is not None:
+        check_choice("scheme", str(scheme), ("iid", "dirichlet"))
+    overrides = argparse.Namespace(
+        leaving=None if leaving == -1 else leaving,
+        scheme=None if scheme is None else str(scheme),
+        seed=None if "seed" not in run_config else int(run_config["seed"]),
+        rounds=None,
+    )
+    return request_settings(settings, overrides)
 
 
 @server_app.main()
@@ -350,15 +400,30 @@ def _deployment_main(grid: Grid, context: Context) -> None:
     from lightning_unlearn.benchmarking import b8, write_json
 
     run_config = context.run_config
-    settings = b8.load_settings(str(run_config.get("scale", "quick")))
-    scheme, seed = str(run_config.get("scheme", "dirichlet")), int(run_config.get("seed", 0))
-    server = FederatedServer(grid, b8.federation_for(settings, scheme, seed), dict(settings["model"]["init_args"]))
+    settings, scheme, seed = deployment_settings(run_config)
+    federation = b8.federation_for(settings, scheme, seed)
+    server = FederatedServer(grid, federation, dict(settings["model"]["init_args"]))
     server.connect()
+    start = time.perf_counter()
     rows = b8.run_protocol(server, settings, seed)
+    oracle = rows["retrain"]
+    leaving = int(settings["federation"]["leaving"])
     report = {
-        "leaving_client": int(settings["federation"]["leaving"]),
-        "scheme": scheme,
-        "seed": seed,
-        "rows": {name: {k: row[k] for k in ("seconds", "bytes", "rounds")} for name, row in rows.items()},
+        "engine": "flower-deployment",
+        "request": {"kind": "client", "leaving_client": leaving, "samples": server.sizes[leaving]},
+        "federation": {"num_clients": federation.num_clients, "scheme": scheme, "seed": seed, "rounds": int(settings["training"]["rounds"])},
+        "nodes": {str(c): node for c, node in sorted(server.nodes.items())},
+        "oracle": "retrain",
+        "seconds": time.perf_counter() - start,
+        "rows": {
+            name: {
+                "seconds": row["seconds"],
+                "bytes": row["bytes"],
+                "rounds": row["rounds"],
+                "time_ratio": row["seconds"] / oracle["seconds"],
+                "comm_ratio": row["bytes"] / oracle["bytes"],
+            }
+            for name, row in rows.items()
+        },
     }
     write_json(str(run_config.get("out", "b8_report.json")), report)
