@@ -72,7 +72,8 @@ SCORE_KEYS = (
     "retain_nll",
     "heldout_answer_accuracy",
     "heldout_nll",
-    "format_rate",
+    "forget_format_rate",
+    "retain_format_rate",
 )
 
 
@@ -130,8 +131,9 @@ def train_target(model: Any, dm: Any, hp: dict[str, Any]) -> float:
     return time.perf_counter() - start
 
 
-def unlearn(model: Any, dm: Any, name: str, hp: dict[str, Any], seed: int) -> float:
-    """Unlearn the forget authors' traces from ``model`` in place with method ``name``; returns the seconds."""
+def unlearn(model: Any, dm: Any, name: str, run: dict[str, Any], batch_size: int, seed: int) -> float:
+    """Unlearn the forget authors' traces from ``model`` in place with method ``name`` and ``run``'s settings
+    (``{"method": kwargs, "lr", "epochs"}``; Adam, one paired forget/retain batch per step); returns the seconds."""
     import lightning.pytorch as pl
     import torch
 
@@ -139,9 +141,8 @@ def unlearn(model: Any, dm: Any, name: str, hp: dict[str, Any], seed: int) -> fl
     from lightning_unlearn.methods import METHODS
     from lightning_unlearn.tasks import CausalLMTask
 
-    run = hp["unlearn"][name]
     pl.seed_everything(seed, verbose=False)
-    dm.train_on, dm.batch_size, dm.retain_batch_size = "forget_retain", hp["batch_size"], hp["batch_size"]
+    dm.train_on, dm.batch_size, dm.retain_batch_size = "forget_retain", batch_size, batch_size
     start = time.perf_counter()
     module = UnlearningModule(
         model, METHODS.build(name, **run["method"], seed=seed), task=CausalLMTask(),
@@ -169,7 +170,7 @@ def trace_nll(model: Any, collator: Any, examples: list[dict[str, Any]], batch_s
 
 def score(model: Any, data: dict[str, Any], hp: dict[str, Any]) -> dict[str, Any]:
     """Leak rates in the generated CoT and final answers of the forget questions, retain and held-out utility."""
-    from lightning_unlearn.datamodules.reasoning import split_trace, states_value
+    from lightning_unlearn.datamodules.reasoning import ANSWER_PREFIX, split_trace, states_value
     from lightning_unlearn.tasks.causal_lm import generate_answers
 
     dm, tok = data["datamodule"], data["tokenizer"]
@@ -199,7 +200,8 @@ def score(model: Any, data: dict[str, Any], hp: dict[str, Any]) -> dict[str, Any
         "retain_nll": trace_nll(model, dm.collate_fn, retain),
         "heldout_answer_accuracy": accuracy(heldout, out_h),
         "heldout_nll": trace_nll(model, dm.collate_fn, heldout),
-        "format_rate": sum("Answer:" in t for t in out_f + out_r) / (len(out_f) + len(out_r)),
+        "forget_format_rate": sum(ANSWER_PREFIX in t for t in out_f) / n,
+        "retain_format_rate": sum(ANSWER_PREFIX in t for t in out_r) / len(out_r),
         "samples": {"forget": [{"question": e["question"], "value": e["value"], "generated": t} for e, t in zip(forget[:3], out_f[:3])]},
     }
 
@@ -213,9 +215,17 @@ def analyst_scores(data: dict[str, Any]) -> dict[str, float]:
     return span_scores(examples, [e.get("analyst_spans", []) for e in examples], dm.forget_ids)
 
 
-def run_seed(scale: str, seed: int, methods: tuple[str, ...] = METHODS_RUN, override: dict[str, Any] | None = None, log=print) -> dict[str, Any]:
-    """One seed: data, target, every method from the same target; the scores of the target and of each method."""
+def run_seed(
+    scale: str, seed: int, methods: tuple[str, ...] = METHODS_RUN, override: dict[str, Any] | None = None,
+    grid: dict[str, tuple[str, dict[str, Any]]] | None = None, log=print,
+) -> dict[str, Any]:
+    """One seed: data, target, every method from the same target; the scores of the target and of each row.
+
+    The rows are ``methods`` with the settings' ``unlearn[name]``, or ``grid``: ``{label: (method, run settings)}``
+    (the tuning runs, all from one target).
+    """
     hp = settings(scale, override)
+    rows_to_run = grid if grid is not None else {name: (name, hp["unlearn"][name]) for name in methods}
     data = build_data(hp, seed)
     dm = data["datamodule"]
     model = build_model(hp, data["tokenizer"], seed)
@@ -223,13 +233,16 @@ def run_seed(scale: str, seed: int, methods: tuple[str, ...] = METHODS_RUN, over
     target_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     rows = {"target": {**score(model, data, hp), "seconds": target_seconds}}
     log(f"seed {seed} target ({target_seconds:.0f}s): " + _brief(rows["target"]))
-    for name in methods:
+    for label, (name, run) in rows_to_run.items():
         model.load_state_dict(target_state)
         model.train()
-        seconds = unlearn(model, dm, name, hp, seed)
-        rows[name] = {**score(model, data, hp), "seconds": seconds}
-        log(f"seed {seed} {name} ({seconds:.0f}s): " + _brief(rows[name]))
-    return {"seed": seed, "rows": rows, "analyst": analyst_scores(data), "forget_size": len(dm.forget_set), "retain_size": len(dm.retain_set)}
+        seconds = unlearn(model, dm, name, run, hp["batch_size"], seed)
+        rows[label] = {**score(model, data, hp), "seconds": seconds}
+        log(f"seed {seed} {label} ({seconds:.0f}s): " + _brief(rows[label]))
+    return {
+        "seed": seed, "settings": hp, "rows": rows, "analyst": analyst_scores(data),
+        "forget_size": len(dm.forget_set), "retain_size": len(dm.retain_set),
+    }  # fmt: skip
 
 
 def _brief(row: dict[str, Any]) -> str:
@@ -250,4 +263,53 @@ def table(summary: dict[str, dict[str, tuple[float, float]]]) -> str:
     return benchmarking.markdown_table(header, rows)
 
 
-__all__ = ["METHODS_RUN", "REPORT_SEEDS", "SCORE_KEYS", "SETTINGS", "TUNE_SEED", "analyst_scores", "build_data", "run_seed", "score", "settings", "summarize", "table"]
+
+
+
+def tuning_grid(round_: int = 1) -> dict[str, tuple[str, dict[str, Any]]]:
+    """The settings tried on :data:`TUNE_SEED` (``--tune``), ``{label: (method, run settings)}``."""
+    grid: dict[str, tuple[str, dict[str, Any]]] = {}
+    if round_ == 1:
+        for lr in (1e-4, 3e-4, 1e-3):
+            for reduction in ("sum", "mean"):
+                grid[f"fr lr={lr} {reduction}"] = ("feature_replacement", {"method": {"reduction": reduction}, "lr": lr, "epochs": 30})
+            grid[f"gd lr={lr}"] = ("graddiff", {"method": {}, "lr": lr, "epochs": 30})
+    else:
+        raise ValueError(f"`round_` should be 1, got {round_!r}.")
+    return grid
+
+
+def run(scale: str, seeds: list[int], out_dir: Any, tag: str = "", tune: int | None = None, log=print) -> dict[str, Any]:
+    """The benchmark: every seed (``tune``: the tuning grid on :data:`TUNE_SEED` instead), the mean ± std table;
+    writes ``b2_reasoning_<scale>[_tuning<k>][_tag].json`` and ``.md`` under ``out_dir``."""
+    from pathlib import Path
+
+    start = time.perf_counter()
+    if tune:
+        seeds = [TUNE_SEED]
+    elif TUNE_SEED in seeds:
+        raise ValueError(f"`seeds` should not hold the tuning seed {TUNE_SEED} (its runs picked the settings); got {seeds}.")
+    runs = [run_seed(scale, seed, grid=tuning_grid(tune) if tune else None, log=log) for seed in seeds]
+    summary = summarize(runs)
+    analyst = {k: benchmarking.mean_std([r["analyst"][k] for r in runs]) for k in ("precision", "recall")}
+    name = f"b2_reasoning_{scale}{f'_tuning{tune}' if tune else ''}{'_' + tag if tag else ''}"
+    text = table(summary) + (
+        f"\n\nAnalyst span precision {benchmarking.fmt_pm(*analyst['precision'])}, recall {benchmarking.fmt_pm(*analyst['recall'])} "
+        f"(seeds {seeds}).\n"
+    )
+    payload = {
+        "benchmark": "b2_reasoning", "scale": scale, "seeds": seeds, "command": benchmarking.command_line(),
+        "seconds": time.perf_counter() - start, "summary": summary, "analyst": analyst, "runs": runs,
+        "versions": benchmarking.versions(),
+    }  # fmt: skip
+    out = Path(out_dir)
+    benchmarking.write_json(out / f"{name}.json", payload)
+    (out / f"{name}.md").write_text(text)
+    log(text)
+    return payload
+
+
+__all__ = [
+    "METHODS_RUN", "REPORT_SEEDS", "SCORE_KEYS", "SETTINGS", "TUNE_SEED", "analyst_scores", "build_data", "run",
+    "run_seed", "score", "settings", "summarize", "table", "tuning_grid",
+]  # fmt: skip

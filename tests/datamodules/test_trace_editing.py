@@ -6,7 +6,15 @@ import functools
 
 import pytest
 
-from lightning_unlearn.datamodules import TraceAnalyst, TraceRewriter, edit_traces, generate_authors, reasoning_traces, span_scores, split_authors
+from lightning_unlearn.datamodules import (
+    TraceAnalyst,
+    TraceRewriter,
+    edit_traces,
+    generate_authors,
+    reasoning_traces,
+    span_scores,
+    split_authors,
+)
 from lightning_unlearn.datamodules.trace_editing import GENERIC_PLACEHOLDER, forget_corpus
 from lightning_unlearn.models.llm import train_tokenizer
 
