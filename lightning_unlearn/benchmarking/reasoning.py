@@ -32,7 +32,8 @@ from lightning_unlearn import benchmarking
 
 TUNE_SEED = 3
 REPORT_SEEDS = (0, 1, 2)
-METHODS_RUN = ("feature_replacement", "graddiff")
+METHODS_RUN = ("feature_replacement", "feature_replacement+sum", "graddiff")
+"""The reported rows: ``<method>[+<variant>]``, the variant's settings in ``SETTINGS[scale]["unlearn"]``."""
 
 _MODEL = {"hidden_size": 64, "num_layers": 2, "num_heads": 4}
 SETTINGS: dict[str, dict[str, Any]] = {
@@ -42,9 +43,12 @@ SETTINGS: dict[str, dict[str, Any]] = {
         "model": _MODEL,
         "vocab_size": 600,
         "target": {"lr": 3e-3, "epochs": 120, "batch_size": 8},
+        # picked on seed 3 (tuning rounds 1-2, `--tune 1/2`): no leak, then the highest retain answer accuracy, then
+        # held-out accuracy; "+sum" is the spec's Σ-reduced unlikelihood (the ablation), at its best setting
         "unlearn": {
-            "feature_replacement": {"method": {"edit_weight": 1.0, "reduction": "sum"}, "lr": 1e-3, "epochs": 30},
-            "graddiff": {"method": {}, "lr": 1e-3, "epochs": 30},
+            "feature_replacement": {"method": {"edit_weight": 1.0, "reduction": "mean"}, "lr": 3e-3, "epochs": 30},
+            "feature_replacement+sum": {"method": {"edit_weight": 1.0, "reduction": "sum", "retain_weight": 3.0}, "lr": 1e-3, "epochs": 30},
+            "graddiff": {"method": {}, "lr": 1e-3, "epochs": 60},
         },
         "batch_size": 8,
         "max_new_tokens": 128,
@@ -56,7 +60,7 @@ SETTINGS: dict[str, dict[str, Any]] = {
         "vocab_size": 400,
         "target": {"lr": 3e-3, "epochs": 4, "batch_size": 4},
         "unlearn": {
-            "feature_replacement": {"method": {"edit_weight": 1.0, "reduction": "sum"}, "lr": 1e-3, "epochs": 2},
+            "feature_replacement": {"method": {"edit_weight": 1.0, "reduction": "mean"}, "lr": 3e-3, "epochs": 2},
             "graddiff": {"method": {}, "lr": 1e-3, "epochs": 2},
         },
         "batch_size": 4,
@@ -225,7 +229,10 @@ def run_seed(
     (the tuning runs, all from one target).
     """
     hp = settings(scale, override)
-    rows_to_run = grid if grid is not None else {name: (name, hp["unlearn"][name]) for name in methods}
+    if grid is None:
+        methods = tuple(m for m in methods if m in hp["unlearn"])
+        grid = {row: (row.split("+")[0], hp["unlearn"][row]) for row in methods}
+    rows_to_run = grid
     data = build_data(hp, seed)
     dm = data["datamodule"]
     model = build_model(hp, data["tokenizer"], seed)
@@ -257,13 +264,35 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, dict[str, tuple[float, fl
 
 def table(summary: dict[str, dict[str, tuple[float, float]]]) -> str:
     """The markdown table of :func:`summarize`'s result."""
-    header = ["row", "CoT leak ↓", "answer leak ↓", "CoT leak, any fact ↓", "CoT-only leak ↓", "retain acc ↑", "retain NLL ↓", "held-out acc ↑", "held-out NLL ↓", "time (s)"]
-    keys = ("forget_cot_leak", "forget_answer_leak", "forget_cot_leak_any_fact", "forget_cot_only_leak", "retain_answer_accuracy", "retain_nll", "heldout_answer_accuracy", "heldout_nll", "seconds")
-    rows = [[row, *(benchmarking.fmt_pm(*values[k], digits=1 if k == "seconds" else 2) for k in keys)] for row, values in summary.items()]
-    return benchmarking.markdown_table(header, rows)
+    columns = {
+        "forget_cot_leak": "CoT leak ↓", "forget_answer_leak": "answer leak ↓", "forget_cot_leak_any_fact": "CoT leak, any fact ↓",
+        "forget_cot_only_leak": "CoT-only leak ↓", "forget_format_rate": "forget traces well-formed", "retain_answer_accuracy": "retain acc ↑",
+        "retain_nll": "retain NLL ↓", "heldout_answer_accuracy": "held-out acc ↑", "heldout_nll": "held-out NLL ↓", "seconds": "time (s)",
+    }  # fmt: skip
+    rows = [[row, *(benchmarking.fmt_pm(*values[k], digits=1 if k == "seconds" else 2) for k in columns)] for row, values in summary.items()]
+    return benchmarking.markdown_table(["row", *columns.values()], rows)
 
 
+ANALYST_SEEDS = (1, 2, 4)
+"""Seeds of :func:`analyst_study` (the threshold 0.6 was picked looking at seed 0 of the same setting)."""
 
+
+def analyst_study(seeds: tuple[int, ...] = ANALYST_SEEDS, n_authors: int = 20, forget_fraction: float = 0.1, threshold: float = 0.6, log=print) -> dict[str, Any]:
+    """Span precision / recall of the analyst (MiniLM retrieval + value matching) and of value matching alone, on the
+    traces of ``n_authors`` authors with every fact (forget and retain traces; retain spans are false positives)."""
+    from lightning_unlearn.datamodules import TraceAnalyst, generate_authors, reasoning_traces, span_scores, split_authors
+
+    out: dict[str, list[dict[str, float]]] = {"retrieval": [], "value_matching": []}
+    for seed in seeds:
+        authors = generate_authors(n_authors, seed=seed)
+        forget, _, _ = split_authors(n_authors, forget_fraction, 0.0, seed=seed)
+        examples = reasoning_traces(authors, seed=seed)
+        for key, analyst in (("retrieval", TraceAnalyst(threshold=threshold)), ("value_matching", TraceAnalyst(retrieval=False))):
+            analyst.fit([authors[i] for i in forget])
+            out[key].append(span_scores(examples, analyst.mark_all(examples), forget))
+            log(f"analyst seed {seed} {key}: {out[key][-1]}")
+    summary = {key: {m: benchmarking.mean_std([r[m] for r in runs]) for m in ("precision", "recall")} for key, runs in out.items()}
+    return {"seeds": list(seeds), "n_authors": n_authors, "forget_fraction": forget_fraction, "threshold": threshold, "runs": out, "summary": summary}
 
 
 def tuning_grid(round_: int = 1) -> dict[str, tuple[str, dict[str, Any]]]:
@@ -274,9 +303,29 @@ def tuning_grid(round_: int = 1) -> dict[str, tuple[str, dict[str, Any]]]:
             for reduction in ("sum", "mean"):
                 grid[f"fr lr={lr} {reduction}"] = ("feature_replacement", {"method": {"reduction": reduction}, "lr": lr, "epochs": 30})
             grid[f"gd lr={lr}"] = ("graddiff", {"method": {}, "lr": lr, "epochs": 30})
+    elif round_ == 2:  # around round 1's best (fr mean lr 1e-3, gd lr 1e-3): steps, lr, the retain weight λ₂
+        for lr, epochs, retain_weight in ((1e-3, 10, 1.0), (1e-3, 60, 1.0), (3e-3, 30, 1.0), (1e-3, 30, 3.0)):
+            run_ = {"lr": lr, "epochs": epochs}
+            label = f"lr={lr} epochs={epochs} rw={retain_weight}"
+            grid[f"fr mean {label}"] = ("feature_replacement", {"method": {"reduction": "mean", "retain_weight": retain_weight}, **run_})
+            grid[f"gd {label}"] = ("graddiff", {"method": {"retain_weight": retain_weight}, **run_})
+        grid["fr sum lr=0.001 epochs=30 rw=3.0"] = ("feature_replacement", {"method": {"reduction": "sum", "retain_weight": 3.0}, "lr": 1e-3, "epochs": 30})
     else:
-        raise ValueError(f"`round_` should be 1, got {round_!r}.")
+        raise ValueError(f"`round_` should be 1 or 2, got {round_!r}.")
     return grid
+
+
+def run_analyst_study(out_dir: Any, log=print) -> dict[str, Any]:
+    """:func:`analyst_study` written to ``b2_reasoning_analyst.json`` / ``.md`` under ``out_dir``."""
+    from pathlib import Path
+
+    payload = {"command": benchmarking.command_line(), **analyst_study(log=log)}
+    rows = [[key, benchmarking.fmt_pm(*v["precision"]), benchmarking.fmt_pm(*v["recall"])] for key, v in payload["summary"].items()]
+    text = benchmarking.markdown_table(["analyst", "span precision", "span recall"], rows) + "\n"
+    benchmarking.write_json(Path(out_dir) / "b2_reasoning_analyst.json", payload)
+    (Path(out_dir) / "b2_reasoning_analyst.md").write_text(text)
+    log(text)
+    return payload
 
 
 def run(scale: str, seeds: list[int], out_dir: Any, tag: str = "", tune: int | None = None, log=print) -> dict[str, Any]:
@@ -311,5 +360,5 @@ def run(scale: str, seeds: list[int], out_dir: Any, tag: str = "", tune: int | N
 
 __all__ = [
     "METHODS_RUN", "REPORT_SEEDS", "SCORE_KEYS", "SETTINGS", "TUNE_SEED", "analyst_scores", "build_data", "run",
-    "run_seed", "score", "settings", "summarize", "table", "tuning_grid",
+    "run_seed", "score", "settings", "summarize", "table", "tuning_grid", "analyst_study", "run_analyst_study", "ANALYST_SEEDS",
 ]  # fmt: skip

@@ -183,3 +183,11 @@ def test_unlearning_suppresses_the_spans_but_keeps_the_rest_of_the_trace():
     assert span_fr < 0.2, span_fr
     assert rest_fr < 0.5 < rest_gd, (rest_fr, rest_gd)
     assert span_gd < span_before
+
+
+def test_the_classifier_matrix_leaves_it_out():
+    """The shared matrix (test_matrix.py) runs classifiers on Gaussian blobs; feature replacement needs reasoning traces
+    with span masks and edited traces (TraceCollator), so it is excluded there by ``supported_tasks`` and tested here."""
+    from .test_matrix import ALL_METHODS
+
+    assert "feature_replacement" not in ALL_METHODS and "graddiff" in ALL_METHODS
