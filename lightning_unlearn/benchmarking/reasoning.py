@@ -129,6 +129,7 @@ def train_target(model: Any, dm: Any, hp: dict[str, Any]) -> float:
     from lightning_unlearn.tasks import CausalLMTask
 
     dm.train_on, dm.batch_size = "all", hp["target"]["batch_size"]
+    model.train()  # tiny_llama builds it in eval mode (the Llama has no dropout: the same steps either way)
     start = time.perf_counter()
     module = SupervisedModule(model, task=CausalLMTask(), optimizer=functools.partial(torch.optim.Adam, lr=hp["target"]["lr"]))
     benchmarking.quiet_trainer(max_epochs=hp["target"]["epochs"]).fit(module, datamodule=dm)
