@@ -17,8 +17,10 @@ Protocol (RECONSTRUCTED after arXiv 2604.03571, ``docs/reasoning.md``), per seed
    trace NLL (teacher forcing) and, on held-out traces (other question phrasings and trace templates of the retain
    authors), the NLL and answer accuracy.
 
-Settings live in :data:`SETTINGS` (``"full"``: the reported run; ``"quick"``: a smoke test); the unlearning
-settings were picked on seed :data:`TUNE_SEED`, which is not reported.
+Settings live in :data:`SETTINGS` (``"full"``: the reported run; ``"quick"``: a smoke test whose 4-epoch target
+learns nothing, it only runs every step); the unlearning settings were picked on seed :data:`TUNE_SEED`, which is not
+reported (:func:`tuning_grid`). As for B2's quick scale, no YAML config chain can describe the run: the tokenizer is
+trained on the seed's traces at run time and the analyst edits the forget traces before the datamodule is built.
 """
 
 from __future__ import annotations
