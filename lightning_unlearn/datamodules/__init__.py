@@ -13,8 +13,10 @@ from lightning_unlearn.datamodules.forget_retain import EVAL_SPLITS, CombineMode
 from lightning_unlearn.datamodules.loaders import ResumableDataLoader
 from lightning_unlearn.datamodules.movielens import MovieLens, load_movielens_100k
 from lightning_unlearn.datamodules.probes import GENERAL_KNOWLEDGE, Probe, filter_known, probe_correct
+from lightning_unlearn.datamodules.reasoning import ReasoningTracesDataModule, TraceCollator, reasoning_traces
 from lightning_unlearn.datamodules.recommendation import InteractionTriples, RecommendationDataModule
 from lightning_unlearn.datamodules.request import DeletionRequest, dataset_targets, resolve_request
+from lightning_unlearn.datamodules.trace_editing import TraceAnalyst, TraceRewriter, edit_traces, span_scores
 from lightning_unlearn.datamodules.vision import (
     FASHION_MNIST_CLASSES,
     DigitsDataModule,
@@ -58,6 +60,10 @@ __all__ = [
     "LabeledTensorDataset",
     "MovieLens",
     "RealEntityDataModule",
+    "ReasoningTracesDataModule",
+    "TraceAnalyst",
+    "TraceCollator",
+    "TraceRewriter",
     "RecommendationDataModule",
     "ResumableDataLoader",
     "Probe",
@@ -72,6 +78,9 @@ __all__ = [
     "load_movielens_100k",
     "probe_correct",
     "qa_pairs",
+    "reasoning_traces",
+    "edit_traces",
+    "span_scores",
     "resolve_request",
     "split_authors",
     "wikipedia_articles",

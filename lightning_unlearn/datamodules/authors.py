@@ -545,7 +545,7 @@ class FictitiousAuthorsDataModule(ForgetRetainDataModule):
     ) -> None:
         authors = generate_authors(n_authors, seed=seed, facts_per_author=facts_per_author)
         forget_ids, retain_ids, holdout_ids = split_authors(n_authors, forget_fraction, holdout_fraction, seed=seed)
-        examples = qa_pairs(authors, questions=questions, n_perturbed=n_perturbed, seed=seed)
+        examples = self.build_examples(authors, forget_ids, questions=questions, n_perturbed=n_perturbed, seed=seed)
 
         def part(ids: list[int]) -> AuthorsQA:
             keep = set(ids)
@@ -579,6 +579,17 @@ class FictitiousAuthorsDataModule(ForgetRetainDataModule):
             "n_perturbed": n_perturbed,
         }
         self.fingerprint = fingerprint({"examples": examples, "forget": forget_ids, "retain": retain_ids, "holdout": holdout_ids})
+
+    def build_examples(
+        self, authors: list[Author], forget_ids: list[int], *, questions: QuestionMode, n_perturbed: int, seed: int
+    ) -> list[dict[str, Any]]:
+        """The examples of every author, split by ``author_index`` afterwards: :func:`qa_pairs` here.
+
+        A subclass that renders the same authors differently (e.g.
+        :class:`~lightning_unlearn.datamodules.reasoning.ReasoningTracesDataModule`'s chain-of-thought traces)
+        overrides this; ``forget_ids`` are the forget authors' indices, for data that depends on the request.
+        """
+        return qa_pairs(authors, questions=questions, n_perturbed=n_perturbed, seed=seed)
 
     def authors_of(self, split: str) -> list[Author]:
         """The authors of ``"forget"``, ``"retain"`` or ``"holdout"``."""

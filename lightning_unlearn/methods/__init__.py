@@ -36,6 +36,7 @@ from lightning_unlearn.methods.certified import Certified, clip_and_noise
 from lightning_unlearn.methods.cf_k import CFk
 from lightning_unlearn.methods.esd import ESD, esd_target
 from lightning_unlearn.methods.eu_k import EUk, reinitialize_layers
+from lightning_unlearn.methods.feature_replacement import FeatureReplacement, unlikelihood_loss
 from lightning_unlearn.methods.finetune import FineTune
 from lightning_unlearn.methods.fisher import FisherForgetting, fisher_noise_variance, forgotten_classes
 from lightning_unlearn.methods.grad_diff import GradDiff
@@ -95,6 +96,7 @@ __all__ = [
     "CFk",
     "Certified",
     "EUk",
+    "FeatureReplacement",
     "FineTune",
     "FisherForgetting",
     "GradDiff",
@@ -147,4 +149,5 @@ __all__ = [
     "simnpo_loss",
     "smoothed_attention",
     "uniform_kl",
+    "unlikelihood_loss",
 ]
