@@ -311,12 +311,14 @@ def _safety_row(scores: dict[str, Any]) -> dict[str, float]:
 
 def merge(results: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """One :func:`run` result from several (e.g. one seed per process): each part's rows are concatenated in order,
-    the seeds listed once each (a seed in two results is an error: it would count twice)."""
+    the seeds listed once each (a seed in two results is an error: it would count twice). A result saved before its
+    run finished (:func:`run` saves after every seed) counts only the seeds it has rows for."""
     if not results:
         raise ValueError("`results` should hold at least one run result, got none.")
     seeds: list[int] = []
     for result in results:
-        for seed in result.get("seeds", []):
+        done = max((len(rows) for part in ("unbench", "safety") for rows in result.get(part, {}).values()), default=0)
+        for seed in result.get("seeds", [])[:done]:
             if seed in seeds:
                 raise ValueError(f"Seed {seed} is in more than one result; merge results of distinct seeds.")
             seeds.append(seed)

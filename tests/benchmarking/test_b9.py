@@ -100,6 +100,8 @@ def test_merge_concatenates_distinct_seeds():
     assert [r["retain"] for r in merged["unbench"]["npo"]] == [0.6, 0.6, 0.9] and len(merged["unbench"]["prompting"]) == 3
     assert merged["safety"] == {"original": [{"asr": 1.0}]}
     assert "| unlearn: npo (n=3) |" in b9.tables({"unbench": merged["unbench"]})
+    unfinished = {**a, "seeds": [0, 1, 2]}  # saved after its second seed, then stopped
+    assert b9.merge([unfinished, b])["seeds"] == [0, 1, 2]
     with pytest.raises(ValueError, match="Seed 1 is in more than one result"):
         b9.merge([a, {**b, "seeds": [1]}])
     with pytest.raises(ValueError, match="at least one"):
