@@ -142,6 +142,11 @@ RECIPE_VERSION = 1
 
 #: The LLM unlearning methods of the library (GA, GradDiff and NPO are generic methods that also apply).
 LLM_METHODS = ("ga", "graddiff", "npo", "simnpo", "idk", "idk_dpo", "rmu", "pmc", "tru", "asu")
+#: Causal-LM methods that are not B2 rows, and why.
+NOT_B2 = {
+    "feature_replacement": "unlearns marked spans of chain-of-thought traces (ReasoningTracesDataModule, TraceCollator); "
+    "B2's QA answers have no traces: see benchmarks/b2_reasoning.py and docs/reasoning.md",
+}
 
 # ----------------------------------------------------------------------------------------------------------
 # Per-method settings
@@ -259,13 +264,13 @@ def resolve_hparams(scale: str, row: str) -> tuple[dict[str, Any], str]:
 
 def default_methods(group: str = "all") -> list[str]:
     """``"llm"``: :data:`LLM_METHODS`; ``"all"``: every registered method whose ``supported_tasks`` include
-    ``"causal_lm"`` (except ``retrain``, the oracle row), the LLM ones first."""
+    ``"causal_lm"`` (except ``retrain``, the oracle row, and :data:`NOT_B2`), the LLM ones first."""
     from lightning_unlearn import METHODS
 
     if group == "llm":
         names = [m for m in LLM_METHODS if m in METHODS.names()]
     else:
-        registered = [m for m in METHODS.names() if m != "retrain" and "causal_lm" in METHODS.get(m).supported_tasks]
+        registered = [m for m in METHODS.names() if m != "retrain" and m not in NOT_B2 and "causal_lm" in METHODS.get(m).supported_tasks]
         names = [m for m in LLM_METHODS if m in registered] + [m for m in registered if m not in LLM_METHODS]
     return names + [v for v in VARIANTS if method_name(v) in names]
 

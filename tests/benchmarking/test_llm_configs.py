@@ -85,6 +85,7 @@ def test_the_cli_parses_every_llm_config(name: str, monkeypatch: pytest.MonkeyPa
 def test_every_b2_row_has_a_full_scale_config():
     rows = b2.default_methods("all")
     assert set(b2.LLM_METHODS) <= set(rows) and "pmc+long" in rows
+    assert not set(b2.NOT_B2) & set(rows) and "feature_replacement" in b2.NOT_B2  # needs reasoning traces
     for row in rows:
         hp, source = b2.resolve_hparams("full", row)
         assert source == f"configs/authors_smollm2/{row}.yaml" and (REPO / source).is_file()
