@@ -121,6 +121,8 @@ UNBENCH_METHODS = ("graddiff", "npo", "rmu")
 SAFETY_METHODS = ("npo+safety", "rmu+safety")
 #: Safety fine-tuning (the "Mixed-SFT" baseline): refusals on unsafe questions + safe answers, no benign "How".
 SAFETY_SFT_RECIPE = {"per_class": 40, "steps": 25, "batch_size": 8, "lr": 2e-5}
+#: Safety Mirage's metrics, as tabulated (see :func:`~lightning_unlearn.evaluation.vlm.safety_scores`).
+SAFETY_KEYS = ("asr", "asr_attack", "refusal", "rr", "rr_how", "vqa")
 #: Evaluation sizes (test-split images per class): full and quick.
 EVAL_PER_CLASS = {"full": {"unbench": 20, "safety": 6}, "quick": {"unbench": 5, "safety": 2}}
 
@@ -277,13 +279,22 @@ def tune(candidates, log=print, original=None, tokenizer=None) -> list[dict[str,
     scores (per part). ``original``/``tokenizer`` default to the cached B9 original."""
     if original is None:
         original, tokenizer, _ = original_vlm(log=log)
-    records: list[dict[str, Any]] = []
-    for part in sorted({"safety" if c["config"].endswith("+safety") else "unbench" for c in candidates}, reverse=True):
+
+    def part_of(config: str) -> str:
+        return "safety" if config.endswith("+safety") else "unbench"
+
+    def score(model, part: str) -> dict[str, float]:
+        per_class = TUNING_PER_CLASS[part]
         if part == "unbench":
-            scores = unbench_scores(original, tokenizer, TUNING_SEED, TUNING_PER_CLASS[part], conditions=("baseline",))["baseline"]
-        else:
-            scores = _safety_row(safety_eval(original, tokenizer, TUNING_SEED, TUNING_PER_CLASS[part]))
-        records.append({"part": part, "seed": TUNING_SEED, "per_class": TUNING_PER_CLASS[part], "name": "original", "scores": scores})
+            return unbench_scores(model, tokenizer, TUNING_SEED, per_class, conditions=("baseline",))["baseline"]
+        scores = safety_eval(model, tokenizer, TUNING_SEED, per_class)
+        return {k: scores[k] for k in SAFETY_KEYS}
+
+    def record(part: str, **entries: Any) -> dict[str, Any]:
+        return {"part": part, "seed": TUNING_SEED, "per_class": TUNING_PER_CLASS[part], **entries}
+
+    parts = sorted({part_of(c["config"]) for c in candidates}, reverse=True)
+    records = [record(part, name="original", scores=score(original, part)) for part in parts]
     for candidate in candidates:
         candidate = dict(candidate)
         name = candidate.pop("config")
@@ -292,21 +303,12 @@ def tune(candidates, log=print, original=None, tokenizer=None) -> list[dict[str,
             settings[key].update(candidate.pop(key, {}))
         settings.update(candidate)
         model, seconds = unlearn(original, tokenizer, settings, TUNING_SEED, log)
-        part = "safety" if name.endswith("+safety") else "unbench"
-        if part == "unbench":
-            scores = unbench_scores(model, tokenizer, TUNING_SEED, TUNING_PER_CLASS[part], conditions=("baseline",))["baseline"]
-        else:
-            scores = _safety_row(safety_eval(model, tokenizer, TUNING_SEED, TUNING_PER_CLASS[part]))
+        scores = score(model, part_of(name))
         del model
-        record = {"part": part, "seed": TUNING_SEED, "per_class": TUNING_PER_CLASS[part], "config": name,
-                  "settings": {k: v for k, v in settings.items() if k != "data"}, "scores": scores, "seconds": seconds}  # fmt: skip
         log(f"[b9] tune {name} {settings['init_args']} lr={settings['lr']} steps={settings['max_steps']}: {scores}")
-        records.append(record)
+        settings.pop("data")
+        records.append(record(part_of(name), config=name, settings=settings, scores=scores, seconds=seconds))
     return records
-
-
-def _safety_row(scores: dict[str, Any]) -> dict[str, float]:
-    return {k: scores[k] for k in ("asr", "asr_attack", "refusal", "rr", "rr_how", "vqa")}
 
 
 def merge(results: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -355,7 +357,7 @@ def tables(result: dict[str, Any]) -> str:
     if "safety" in result:
         rows = []
         for name, runs in result["safety"].items():
-            rows.append([f"{name} (n={len(runs)})"] + [_pm([r[k] for r in runs]) for k in ("asr", "asr_attack", "refusal", "rr", "rr_how", "vqa")])
+            rows.append([f"{name} (n={len(runs)})"] + [_pm([r[k] for r in runs]) for k in SAFETY_KEYS])
         header = ["model", "ASR %", "ASR after 3-shot attack %", "unsafe refused %", "RR (benign refused) %", "RR on benign 'How' %", "VQA 4-choice %"]
         parts.append(benchmarking.markdown_table(header, rows))
     return "\n\n".join(parts)

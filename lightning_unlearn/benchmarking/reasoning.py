@@ -164,10 +164,10 @@ def trace_nll(model: Any, collator: Any, examples: list[dict[str, Any]], batch_s
     import torch
 
     from lightning_unlearn.tasks import CausalLMTask
+    from lightning_unlearn.tasks.base import evaluating
 
     task, total, count = CausalLMTask(), 0.0, 0
-    model.eval()
-    with torch.no_grad():
+    with evaluating(model), torch.no_grad():
         for start in range(0, len(examples), batch_size):
             batch = collator(examples[start : start + batch_size])
             total += float(-task.log_likelihood(task.forward(model, batch), batch).sum())

@@ -39,7 +39,8 @@ from torch import Tensor, nn
 
 from lightning_unlearn._errors import check_choice, check_int
 from lightning_unlearn.datamodules.vqa import CLASS_NAMES, DEFAULT_SYSTEM_PROMPT, HARMFUL_INTENTS, one_word_rewrites
-from lightning_unlearn.tasks.vision_language import VisionLanguageTask, evaluating, first_token_logits, generate_vlm_answers
+from lightning_unlearn.tasks.base import evaluating
+from lightning_unlearn.tasks.vision_language import VisionLanguageTask, first_token_logits, generate_vlm_answers
 
 PROMPT_CONDITIONS = ("baseline", "soft", "medium", "oracle_hard", "oracle_reverse")
 #: Phrases that mark a refusal (lower-cased substring match).

@@ -367,10 +367,7 @@ def deployment_settings(run_config: Mapping[str, Any]) -> tuple[dict[str, Any], 
     directory is looked up in the running Flower app's directory (so an app can ship its YAML); without ``config``,
     ``scale`` picks ``federated_fmnist/<scale>`` (default ``quick``). ``leaving``, ``scheme`` and ``seed`` override the
     config's (checked as ``lightning-unlearn federated`` checks them)."""
-    import argparse
-
     from lightning_unlearn import configs
-    from lightning_unlearn._errors import check_choice
     from lightning_unlearn.benchmarking import b8
     from lightning_unlearn.federated.cli import request_settings
 
@@ -383,21 +380,18 @@ def deployment_settings(run_config: Mapping[str, Any]) -> tuple[dict[str, Any], 
     else:
         settings = b8.load_settings(str(run_config.get("scale", "quick")))
     leaving = int(run_config.get("leaving", -1))
-    scheme = run_config.get("scheme")
-    if scheme is not None:
-        check_choice("scheme", str(scheme), ("iid", "dirichlet"))
-    overrides = argparse.Namespace(
+    return request_settings(
+        settings,
         leaving=None if leaving == -1 else leaving,
-        scheme=None if scheme is None else str(scheme),
+        scheme=None if run_config.get("scheme") is None else str(run_config["scheme"]),
         seed=None if "seed" not in run_config else int(run_config["seed"]),
-        rounds=None,
     )
-    return request_settings(settings, overrides)
 
 
 @server_app.main()
 def _deployment_main(grid: Grid, context: Context) -> None:
     from lightning_unlearn.benchmarking import b8, write_json
+    from lightning_unlearn.federated.cli import request_header
 
     run_config = context.run_config
     settings, scheme, seed = deployment_settings(run_config)
@@ -407,11 +401,9 @@ def _deployment_main(grid: Grid, context: Context) -> None:
     start = time.perf_counter()
     rows = b8.run_protocol(server, settings, seed)
     oracle = rows["retrain"]
-    leaving = int(settings["federation"]["leaving"])
     report = {
         "engine": "flower-deployment",
-        "request": {"kind": "client", "leaving_client": leaving, "samples": server.sizes[leaving]},
-        "federation": {"num_clients": federation.num_clients, "scheme": scheme, "seed": seed, "rounds": int(settings["training"]["rounds"])},
+        **request_header(settings, scheme, seed, server.sizes[int(settings["federation"]["leaving"])]),
         "nodes": {str(c): node for c, node in sorted(server.nodes.items())},
         "oracle": "retrain",
         "seconds": time.perf_counter() - start,

@@ -37,43 +37,58 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def request_settings(config: dict[str, Any], args: argparse.Namespace) -> tuple[dict[str, Any], str, int]:
-    """The config with the command's overrides applied, the scheme and the seed; the leaving client checked."""
+def request_settings(
+    config: dict[str, Any], *, leaving: int | None = None, scheme: str | None = None, seed: int | None = None, rounds: int | None = None
+) -> tuple[dict[str, Any], str, int]:
+    """A copy of the federation ``config`` with the request's overrides applied (``None``: the config's), its split
+    scheme and seed (the config's first when not given); the leaving client, scheme and rounds checked."""
+    from lightning_unlearn._errors import check_choice
+
     settings = json.loads(json.dumps(config))  # a deep copy
     for key in ("model", "federation", "training", "methods"):
         if key not in settings:
             raise ValueError(f"--config should hold the keys model, federation, training and methods (a federated_fmnist config); {key!r} is missing.")
     clients = int(settings["federation"]["num_clients"])
-    if args.leaving is not None:
-        settings["federation"]["leaving"] = args.leaving
+    if leaving is not None:
+        settings["federation"]["leaving"] = leaving
     leaving = settings["federation"]["leaving"]
     if not isinstance(leaving, int) or not 0 <= leaving < clients:
         raise ValueError(f"--leaving should be a client of the federation, in 0..{clients - 1}; got {leaving!r}.")
-    if args.rounds is not None:
-        if args.rounds < 1:
-            raise ValueError(f"--rounds should be a positive number of FedAvg rounds, got {args.rounds}.")
-        settings["training"]["rounds"] = args.rounds
-    scheme = args.scheme or list(settings.get("schemes") or ["dirichlet"])[0]
-    seed = args.seed if args.seed is not None else int(list(settings.get("seeds") or [0])[0])
+    if rounds is not None:
+        if rounds < 1:
+            raise ValueError(f"--rounds should be a positive number of FedAvg rounds, got {rounds}.")
+        settings["training"]["rounds"] = rounds
+    scheme = scheme or list(settings.get("schemes") or ["dirichlet"])[0]
+    check_choice("scheme", scheme, ("iid", "dirichlet"))
+    seed = seed if seed is not None else int(list(settings.get("seeds") or [0])[0])
     return settings, scheme, seed
 
 
-def build_report(settings: dict[str, Any], scheme: str, seed: int, records: list[dict[str, Any]]) -> dict[str, Any]:
-    """``report.json``: the request, the federation, and per row its metrics, seconds, bytes, rounds and ratios."""
+def request_header(settings: dict[str, Any], scheme: str, seed: int, samples: int) -> dict[str, Any]:
+    """The ``request`` (the leaving client and its sample count) and ``federation`` entries of a federated report."""
+    return {
+        "request": {"kind": "client", "leaving_client": int(settings["federation"]["leaving"]), "samples": int(samples)},
+        "federation": {
+            "num_clients": int(settings["federation"]["num_clients"]), "scheme": scheme, "seed": seed, "rounds": int(settings["training"]["rounds"]),
+        },
+    }  # fmt: skip
+
+
+def build_report(settings: dict[str, Any], scheme: str, seed: int, records: list[dict[str, Any]], summary: dict[str, Any]) -> dict[str, Any]:
+    """``report.json``: the request, the federation, and per row its metrics, seconds, bytes, rounds and the ratios
+    of ``summary`` (``b8.summarize(records)``)."""
     from lightning_unlearn.benchmarking import b8
     from lightning_unlearn.federated.client import client_data
 
     leaving = int(settings["federation"]["leaving"])
-    federation = b8.federation_for(settings, scheme, seed)
-    summary = b8.summarize(records)[scheme]
     rows = {}
     for record in records:
         name = record["row"]
-        ratios = {k: summary[name][k][0] for k in ("time_ratio", "comm_ratio", "forget_gap", "test_gap")}
+        ratios = {k: summary[scheme][name][k][0] for k in ("time_ratio", "comm_ratio", "forget_gap", "test_gap")}
         rows[name] = {k: v for k, v in record.items() if k not in ("scheme", "seed", "row")} | ratios
+    samples = len(client_data(b8.federation_for(settings, scheme, seed), leaving))
     return {
-        "request": {"kind": "client", "leaving_client": leaving, "samples": len(client_data(federation, leaving))},
-        "federation": {"num_clients": federation.num_clients, "scheme": scheme, "seed": seed, "rounds": int(settings["training"]["rounds"])},
+        **request_header(settings, scheme, seed, samples),
         "oracle": "retrain",
         "rows": rows,
         "communication_bytes": {name: row["bytes"] for name, row in rows.items()},
@@ -86,16 +101,19 @@ def main(argv: list[str] | None = None) -> None:
     from lightning_unlearn.benchmarking import b8
 
     try:
-        settings, scheme, seed = request_settings(configs.load_config(args.config), args)
+        settings, scheme, seed = request_settings(
+            configs.load_config(args.config), leaving=args.leaving, scheme=args.scheme, seed=args.seed, rounds=args.rounds
+        )
     except (ValueError, FileNotFoundError) as error:
         raise SystemExit(f"lightning-unlearn federated: {error}") from None
     benchmarking.quiet_lightning()
     records = b8.run(settings, [scheme], [seed])
-    report = build_report(settings, scheme, seed, records)
+    summary = b8.summarize(records)
+    report = build_report(settings, scheme, seed, records, summary)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     benchmarking.write_json(out / "report.json", report)
-    table = b8.markdown(b8.summarize(records))
+    table = b8.markdown(summary)
     request = report["request"]
     header = f"# Client {request['leaving_client']} leaves ({request['samples']} samples; {scheme}, seed {seed}, {report['federation']['rounds']} rounds)\n\n"
     (out / "report.md").write_text(header + table + "\n")

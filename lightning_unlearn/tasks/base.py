@@ -77,6 +77,18 @@ def _find_module(model: nn.Module, layer: str) -> nn.Module:
 
 
 @contextmanager
+def evaluating(model: nn.Module) -> Iterator[torch.device]:
+    """Put ``model`` in eval mode inside the block (yielding its device) and restore its train/eval mode afterwards,
+    also on errors."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield next(model.parameters()).device
+    finally:
+        model.train(was_training)
+
+
+@contextmanager
 def capture_features(model: nn.Module, layer: str) -> Iterator[dict[str, Tensor]]:
     """Capture the output of ``model.<layer>`` during the forward passes run inside the block."""
     module = _find_module(model, layer)

@@ -20,14 +20,14 @@ distribution at the start of the answer, for multiple-choice questions).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from lightning_unlearn._errors import check_int
+from lightning_unlearn.tasks.base import evaluating
 from lightning_unlearn.tasks.causal_lm import IGNORE_INDEX, CausalLMTask
 
 
@@ -66,17 +66,6 @@ class VisionLanguageTask(CausalLMTask):
 
     def carried_keys(self) -> tuple[str, ...]:
         return (self.image_key,)
-
-
-@contextmanager
-def evaluating(model: nn.Module) -> Iterator[torch.device]:
-    """Put ``model`` in eval mode inside the block (yielding its device) and restore its train/eval mode afterwards."""
-    was_training = model.training
-    model.eval()
-    try:
-        yield next(model.parameters()).device
-    finally:
-        model.train(was_training)
 
 
 def _prompt_batch(collator: Any, examples: Sequence[Mapping[str, Any]], device: torch.device) -> dict[str, Tensor]:

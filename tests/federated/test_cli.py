@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import copy
 import json
 
@@ -16,16 +15,18 @@ from lightning_unlearn.federated.cli import _parser, main, request_settings
 TINY = {**FEDERATION, "schemes": ["iid"], "seeds": [4]}
 
 
-def _args(*argv: str) -> argparse.Namespace:
-    return _parser().parse_args(list(argv))
+def _args(*argv: str) -> dict:
+    """The overrides the command passes to ``request_settings`` for ``argv``."""
+    args = _parser().parse_args(list(argv))
+    return {"leaving": args.leaving, "scheme": args.scheme, "seed": args.seed, "rounds": args.rounds}
 
 
 def test_overrides_and_defaults():
-    settings, scheme, seed = request_settings(TINY, _args("--leaving", "2", "--rounds", "4"))
+    settings, scheme, seed = request_settings(TINY, **_args("--leaving", "2", "--rounds", "4"))
     assert settings["federation"]["leaving"] == 2 and settings["training"]["rounds"] == 4
     assert (scheme, seed) == ("iid", 4)  # the config's first scheme and seed
     assert TINY["federation"]["leaving"] == 0 and TINY["training"]["rounds"] == 1  # the config is not modified
-    _, scheme, seed = request_settings(TINY, _args("--scheme", "dirichlet", "--seed", "7"))
+    _, scheme, seed = request_settings(TINY, **_args("--scheme", "dirichlet", "--seed", "7"))
     assert (scheme, seed) == ("dirichlet", 7)
 
 
@@ -40,7 +41,7 @@ def test_overrides_and_defaults():
 )
 def test_bad_requests_are_named(argv, config, message):
     with pytest.raises(ValueError, match=message):
-        request_settings(config, _args(*argv))
+        request_settings(config, **_args(*argv))
 
 
 def test_an_unknown_config_exits_with_the_message(tmp_path):
