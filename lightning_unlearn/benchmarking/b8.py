@@ -359,57 +359,52 @@ def markdown(summary: Mapping[str, Mapping[str, Mapping[str, tuple[float, float]
 
 
 def run_mpu(settings: Mapping[str, Any], seeds: Sequence[int], log: Callable[[str], None] = print) -> list[dict[str, Any]]:
-    """B8's MPU part: a tiny Llama learns the fictitious authors (the server's model); the data owner (one Flower
-    SuperNode) asks to forget the first author(s) and runs each method on ``m`` perturbed copies per noise level
-    ``kappa``, and once noise-free on θ itself. One record per (seed, method, kappa) with the forget / retain NLL
-    and the bytes exchanged; ``kappa = 0`` is the noise-free run."""
+    """B8's MPU part: the server's causal LM (``mpu.model``: the tiny Llama, or SmolLM2-135M-Instruct) learns the
+    fictitious authors; the data owner (one Flower SuperNode) asks to forget the first author(s) and runs each method
+    on ``m`` perturbed copies per noise level ``kappa``, and once noise-free on θ itself. One record per (seed,
+    method, kappa) with the forget / retain NLL and the bytes exchanged (``kappa = 0`` is the noise-free run), and one
+    per seed for the target before unlearning. Each result is scored as soon as it comes back (SmolLM2's weights are
+    0.5 GB a copy)."""
     from lightning_unlearn.federated import mpu_lm
     from lightning_unlearn.federated.apps import simulate
 
     cfg = settings["mpu"]
+    name = str(cfg.get("model", "tiny"))
     data = {"n-authors": int(cfg["n_authors"]), "forget-authors": int(cfg["forget_authors"]), "data-seed": 0}
-    arch = {"hidden": int(cfg["hidden"]), "layers": int(cfg["layers"]), "heads": int(cfg["heads"])}
-    tokenizer, forget, retain = mpu_lm.authors_setup(data["n-authors"], data["forget-authors"], 0)
-    targets: dict[int, State] = {}
-    for seed in seeds:
-        model = mpu_lm.build_lm(tokenizer, **arch, seed=seed)
-        mpu_lm.run_method(model, tokenizer, [*forget, *retain], "ft", lr=float(cfg["fit_lr"]), epochs=int(cfg["fit_epochs"]), seed=seed, split="retain")
-        targets[seed] = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    results: list[tuple[int, str, float, State, int, float]] = []
+    arch = {"hidden": int(cfg.get("hidden", 32)), "layers": int(cfg.get("layers", 2)), "heads": int(cfg.get("heads", 4))}
+    tokenizer, forget, retain = mpu_lm.authors_setup(data["n-authors"], data["forget-authors"], 0, model=name)
+    scorer = mpu_lm.build_lm(tokenizer, **arch, model=name)
+    rotate = mpu_lm.head_dim(scorer) if cfg.get("rotate_attention") else None
+
+    def score(state: State) -> dict[str, float]:
+        mpu_lm.load_model_state(scorer, state)
+        return {"forget_nll": mpu_lm.mean_nll(scorer, tokenizer, forget), "retain_nll": mpu_lm.mean_nll(scorer, tokenizer, retain)}
+
+    records: list[dict[str, Any]] = []
 
     def server_main(server) -> None:
         server.connect()
         for seed in seeds:
+            start = time.perf_counter()
+            model = mpu_lm.build_lm(tokenizer, **arch, seed=seed, model=name)
+            mpu_lm.run_method(model, tokenizer, [*forget, *retain], "ft", lr=float(cfg["fit_lr"]), epochs=int(cfg["fit_epochs"]), seed=seed, split="retain")
+            target = mpu_lm.model_state(model)
+            del model
+            records.append({"seed": seed, "method": "target", "kappa": 0.0, "m": 0, **score(target), "bytes": 0, "seconds": time.perf_counter() - start})
+            log(f"[b8-mpu] seed {seed} target: {time.perf_counter() - start:.1f} s")
             for method in cfg["methods"]:
-                runs = [(0.0, 1)] + [(float(k), int(cfg["m"])) for k in cfg["kappas"]]
-                for kappa, m in runs:
+                for kappa, m in [(0.0, 1)] + [(float(k), int(cfg["m"])) for k in cfg["kappas"]]:
                     before = server.traffic.total
                     start = time.perf_counter()
                     new = server.mpu(
-                        targets[seed], 0, m=m, kappa=kappa, seed=seed, reparameterize=m > 1 and bool(cfg["reparameterize"]),
-                        head_dim=arch["hidden"] // arch["heads"] if cfg.get("rotate_attention") else None,
-                        method=str(method), lr=float(cfg["lr"]), epochs=int(cfg["epochs"]), **data, **arch,
+                        target, 0, m=m, kappa=kappa, seed=seed, reparameterize=m > 1 and bool(cfg["reparameterize"]), head_dim=rotate,
+                        method=str(method), lr=float(cfg["lr"]), epochs=int(cfg["epochs"]), model=name, **data, **arch,
                     )
-                    results.append((seed, str(method), kappa, new, server.traffic.total - before, time.perf_counter() - start))
-                    log(f"[b8-mpu] seed {seed} {method} kappa={kappa}: {time.perf_counter() - start:.1f} s")
+                    seconds = time.perf_counter() - start
+                    records.append({"seed": seed, "method": str(method), "kappa": kappa, "m": m, **score(new), "bytes": server.traffic.total - before, "seconds": seconds})
+                    log(f"[b8-mpu] seed {seed} {method} kappa={kappa}: {seconds:.1f} s")
 
     simulate(server_main, None, {}, num_nodes=1, num_cpus=1)
-    records = []
-    for seed, method, kappa, state, nbytes, seconds in results:
-        model = mpu_lm.build_lm(tokenizer, **arch)
-        model.load_state_dict(state)
-        records.append(
-            {
-                "seed": seed, "method": method, "kappa": kappa, "m": 1 if kappa == 0 else int(cfg["m"]),
-                "forget_nll": mpu_lm.mean_nll(model, tokenizer, forget), "retain_nll": mpu_lm.mean_nll(model, tokenizer, retain),
-                "bytes": nbytes, "seconds": seconds,
-            }
-        )
-    for seed in seeds:
-        model = mpu_lm.build_lm(tokenizer, **arch)
-        model.load_state_dict(targets[seed])
-        records.append({"seed": seed, "method": "target", "kappa": 0.0, "m": 0, "forget_nll": mpu_lm.mean_nll(model, tokenizer, forget),
-                        "retain_nll": mpu_lm.mean_nll(model, tokenizer, retain), "bytes": 0, "seconds": 0.0})
     return records
 
 

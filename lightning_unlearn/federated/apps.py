@@ -77,10 +77,11 @@ def _train_mpu(msg: Message, context: Context) -> Message:
 
     torch.set_num_threads(1)
     config = msg.content["config"]
-    tokenizer, forget, _ = mpu_lm.authors_setup(int(config["n-authors"]), int(config["forget-authors"]), int(config["data-seed"]))
-    model = mpu_lm.build_lm(tokenizer, int(config["hidden"]), int(config["layers"]), int(config["heads"]))
+    name = str(config.get("model", "tiny"))
+    tokenizer, forget, _ = mpu_lm.authors_setup(int(config["n-authors"]), int(config["forget-authors"]), int(config["data-seed"]), model=name)
+    model = mpu_lm.build_lm(tokenizer, int(config.get("hidden", 32)), int(config.get("layers", 2)), int(config.get("heads", 4)), model=name)
     copy = msg.content["model"].to_torch_state_dict()
-    model.load_state_dict(copy)
+    mpu_lm.load_model_state(model, copy)
     steps = mpu_lm.run_method(
         model, tokenizer, forget, str(config["method"]), lr=float(config["lr"]), epochs=int(config["epochs"]), seed=int(config["seed"])
     )

@@ -1,10 +1,16 @@
-"""The data owner's side of MPU on a tiny causal LM: fictitious-author QA, a tokenizer, local unlearning.
+"""The data owner's side of MPU on a causal LM: fictitious-author QA, a tokenizer, local unlearning.
 
 The client holds the forget set (the QA of the first ``forget_authors`` fictitious authors of
 :mod:`lightning_unlearn.datamodules.authors`) and runs one of the library's LLM methods (``ga``, ``npo``,
 ``simnpo``, ``graddiff``, ...: :data:`lightning_unlearn.methods.METHODS`) on a perturbed copy of the server's model
-through :class:`~lightning_unlearn.engine.FabricStepper`. The tokenizer is a byte-level BPE trained on the authors'
-QA (:func:`authors_setup`): it stands in for a released model's own tokenizer, which both sides have.
+through :class:`~lightning_unlearn.engine.FabricStepper`. Two models (:data:`MODELS`): ``"tiny"``, a randomly
+initialised tiny Llama with a byte-level BPE trained on the authors' QA (it stands in for a released model's own
+tokenizer, which both sides have), and ``"smollm2"``, SmolLM2-135M-Instruct with its own tokenizer
+(:func:`lightning_unlearn.models.smollm2`, offline).
+
+Tied weights (SmolLM2 ties ``lm_head`` to the input embeddings) travel once: :func:`model_state` leaves out every
+entry that aliases an earlier one and :func:`load_model_state` loads such a state back, so each perturbed copy
+carries one noise draw per real tensor.
 """
 
 from __future__ import annotations
@@ -20,31 +26,83 @@ from lightning_unlearn._errors import check_int, check_positive
 from lightning_unlearn.engine import FabricStepper, Progress, StepBatch, UnlearningEngine, make_fabric, run_steps
 from lightning_unlearn.federated.weights import State
 
+MODELS = ("tiny", "smollm2")
+
+
+def _check_model(model: str) -> str:
+    if model not in MODELS:
+        raise ValueError(f"`model` should be one of {list(MODELS)}, got {model!r}.")
+    return model
+
 
 @functools.lru_cache(maxsize=4)
-def authors_setup(n_authors: int = 4, forget_authors: int = 1, seed: int = 0, vocab_size: int = 384) -> tuple[Any, tuple, tuple]:
-    """``(tokenizer, forget examples, retain examples)`` of ``n_authors`` fictitious authors (deterministic)."""
+def authors_setup(
+    n_authors: int = 4, forget_authors: int = 1, seed: int = 0, vocab_size: int = 384, model: str = "tiny"
+) -> tuple[Any, tuple, tuple]:
+    """``(tokenizer, forget examples, retain examples)`` of ``n_authors`` fictitious authors (deterministic); the
+    tokenizer is ``model``'s (a BPE of ``vocab_size`` trained on the QA for ``"tiny"``, SmolLM2's own otherwise)."""
     from lightning_unlearn.datamodules.authors import generate_authors, qa_pairs
-    from lightning_unlearn.models.llm import train_tokenizer
+    from lightning_unlearn.models.llm import smollm2_tokenizer, train_tokenizer
 
+    _check_model(model)
     check_int("forget_authors", forget_authors, minimum=1)
     if forget_authors >= n_authors:
         raise ValueError(f"`forget_authors` should be < n_authors={n_authors} to leave retain authors, got {forget_authors}.")
     qa = qa_pairs(generate_authors(n_authors, seed), seed=seed)
-    tokenizer = train_tokenizer([f"{e['question']} {e['answer']}" for e in qa], vocab_size=vocab_size)
+    if model == "smollm2":
+        tokenizer = smollm2_tokenizer()
+    else:
+        tokenizer = train_tokenizer([f"{e['question']} {e['answer']}" for e in qa], vocab_size=vocab_size)
     forget = tuple(e for e in qa if e["author_index"] < forget_authors)
     retain = tuple(e for e in qa if e["author_index"] >= forget_authors)
     return tokenizer, forget, retain
 
 
-def build_lm(tokenizer: Any, hidden: int = 32, layers: int = 2, heads: int = 4, seed: int = 0) -> nn.Module:
-    """The tiny Llama MPU runs on (built from its config, random weights)."""
-    from lightning_unlearn.models.llm import tiny_llama
+def build_lm(tokenizer: Any, hidden: int = 32, layers: int = 2, heads: int = 4, seed: int = 0, model: str = "tiny") -> nn.Module:
+    """The causal LM MPU runs on: the tiny Llama (built from its config, random weights of ``seed``; ``hidden``,
+    ``layers``, ``heads``) or SmolLM2-135M-Instruct's pretrained weights (``model="smollm2"``; the sizes and ``seed``
+    are then unused)."""
+    from lightning_unlearn.models.llm import smollm2, tiny_llama
 
+    if _check_model(model) == "smollm2":
+        return smollm2()
     return tiny_llama(
         len(tokenizer), hidden_size=hidden, num_layers=layers, num_heads=heads, seed=seed,
         pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
     )
+
+
+def head_dim(model: nn.Module) -> int:
+    """The attention head size of a ``transformers`` Llama-style model (what MPU's attention rotations act on)."""
+    config = model.config
+    return int(getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads)
+
+
+def tied_aliases(model: nn.Module) -> set[str]:
+    """The state-dict keys of ``model`` that alias an earlier entry's storage (tied weights, e.g. ``lm_head.weight``)."""
+    seen: set[tuple[int, int]] = set()
+    aliases = set()
+    for key, value in model.state_dict().items():
+        where = (value.untyped_storage().data_ptr(), value.storage_offset())
+        if where in seen:
+            aliases.add(key)
+        seen.add(where)
+    return aliases
+
+
+def model_state(model: nn.Module) -> State:
+    """``model``'s state dict (detached clones) without its :func:`tied_aliases`, so that every real tensor is sent,
+    perturbed and updated once."""
+    aliases = tied_aliases(model)
+    return {k: v.detach().clone() for k, v in model.state_dict().items() if k not in aliases}
+
+
+def load_model_state(model: nn.Module, state: Mapping[str, Tensor]) -> None:
+    """Load a :func:`model_state` into ``model``: every key it leaves out must be one of the model's tied aliases."""
+    missing, unexpected = model.load_state_dict(dict(state), strict=False)
+    untied = set(missing) - tied_aliases(model)
+    if unexpected or untied:
+        raise ValueError(f"the state does not fit the model: missing {sorted(untied)}, unexpected {sorted(unexpected)}.")
 
 
 def _batches(tokenizer: Any, examples: Sequence[Mapping[str, Any]], batch_size: int, epochs: int, seed: int, split: str):
