@@ -7,7 +7,8 @@ each model is then scored on the test set, the leaving client's data and the rem
 MIA-efficacy on the leaving client's data; wall time and the bytes of the Flower messages are ratios of the
 oracle's (the protocol: :mod:`lightning_unlearn.benchmarking.b8`; the settings: ``configs/federated_fmnist/``).
 
-A second part runs MPU (multiple perturbed copies) through Flower on a tiny Llama that learned fictitious authors:
+A second part runs MPU (multiple perturbed copies) through Flower on a causal LM that learned fictitious authors
+(a tiny Llama for ``--quick``, SmolLM2-135M-Instruct for the full run):
 the data owner forgets one author on perturbed copies and the result is compared with the same method run
 noise-free (``--part mpu``; written to ``benchmarks/results/b8_mpu_<scale>.json``).
 
@@ -15,6 +16,9 @@ Run from the repository root::
 
     python benchmarks/b8_federated.py --quick        # Dirichlet split, 3 rounds, 200 images/client, 3 seeds; MPU
     python benchmarks/b8_federated.py                # IID and Dirichlet, 10 rounds, 600 images/client, 3 seeds; MPU
+                                                     # on SmolLM2-135M-Instruct
+    python benchmarks/b8_federated.py --part mpu --seeds 0 --out benchmarks/results/b8_mpu_full_seed0.json  # one seed
+    python benchmarks/b8_federated.py --table benchmarks/results/b8_mpu_full_seed*.json                   # pooled
 """
 
 from __future__ import annotations
@@ -34,15 +38,21 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", help="override the config's seeds")
     parser.add_argument("--schemes", nargs="+", choices=["iid", "dirichlet"], help="override the config's split schemes")
     parser.add_argument("--part", choices=["fmnist", "mpu", "all"], default="all", help="the Fashion-MNIST federation, MPU, or both")
-    parser.add_argument("--table", metavar="JSON", help="only re-render the tables of a results file this script wrote")
-    parser.add_argument("--out", default=None, help="JSON output of the Fashion-MNIST part (default benchmarks/results/b8_<scale>.json)")
+    parser.add_argument("--table", metavar="JSON", nargs="+", help="only re-render the tables of results files this script wrote (one part; their records pooled, e.g. one file per seed)")
+    parser.add_argument(
+        "--out", default=None,
+        help="JSON output of the part run (default benchmarks/results/b8_<scale>.json, and b8_mpu_<scale>.json for --part mpu)",
+    )
     args = parser.parse_args()
     if args.table:
         import json
 
-        with open(args.table) as f:
-            saved = json.load(f)
-        print(b8.mpu_markdown(saved["records"]) if "schemes" not in saved else b8.markdown(b8.summarize(saved["records"])))
+        saved = []
+        for path in args.table:
+            with open(path) as f:
+                saved.append(json.load(f))
+        records = [r for s in saved for r in s["records"]]
+        print(b8.mpu_markdown(records) if "schemes" not in saved[0] else b8.markdown(b8.summarize(records)))
         return
     torch.set_num_threads(1)
     benchmarking.quiet_lightning()
@@ -55,7 +65,7 @@ def main() -> None:
         mpu_records = b8.run_mpu(settings, seeds)
         mpu_table = b8.mpu_markdown(mpu_records)
         print(mpu_table)
-        mpu_out = f"benchmarks/results/b8_mpu_{scale}.json"
+        mpu_out = args.out if args.part == "mpu" and args.out else f"benchmarks/results/b8_mpu_{scale}.json"
         benchmarking.write_json(
             mpu_out,
             {

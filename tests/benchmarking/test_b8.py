@@ -43,5 +43,7 @@ def test_shipped_settings_name_every_method(scale: str):
     assert set(settings["methods"]) == {"federaser", "pga", "foul"}
     assert settings["federation"]["num_clients"] == 10
     assert len(settings["seeds"]) >= 3
+    # MPU: the tiny Llama for --quick, SmolLM2 for the full run (the split)
+    assert settings["mpu"]["model"] == {"quick": "tiny", "full": "smollm2"}[scale]
     with pytest.raises(ValueError, match="scale"):
         b8.load_settings("huge")
