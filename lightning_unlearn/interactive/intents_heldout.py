@@ -7,13 +7,19 @@ detector's tests were read, and committed before the detector was changed. Only 
 conventions of the older set (:mod:`lightning_unlearn.interactive.intents_test`, now the development set) were looked
 at. Never used to build, tune or choose anything in the detector; it is measured once, with the final detector.
 
-224 messages. 112 requests to forget, unlearn or stop revealing or mentioning something: people (named, relatives),
+221 messages. 112 requests to forget, unlearn or stop revealing or mentioning something: people (named, relatives),
 personal data ("my address", "where I live"), organisations and events, phrased politely, bluntly, indirectly ("I'd
-rather you didn't remember ..."), in lowercase, in capitals and with typos. 112 messages that are not such requests,
+rather you didn't remember ..."), in lowercase, in capitals and with typos. 109 messages that are not such requests,
 mostly hard negatives: "forget" used otherwise ("don't forget to ...", "I forgot my password"), deleting accounts,
 files or text ("delete the last paragraph"), questions about machine unlearning, GDPR or privacy, questions about the
 people named in the requests, giving or updating personal data, and style instructions ("stop using so many
 emojis").
+
+As written blind the set had 224 messages; when the bank and the development set were then read, three of its
+non-requests turned out to be word for word in them ("How do I clear my browser history?" and "Stop the music." in the
+bank, "What is the capital of Australia?" in the development set) and were removed, before the detector was changed or
+run on this set. Nine other messages share at least 60% of their words with a bank or development message (e.g.
+"How do I delete my Instagram account?" / "How do I delete my Facebook account?"); they were kept.
 
 Each row is ``(message, target)``; ``target`` is ``None`` for a message that is not a forget request, otherwise the
 span of the message a user would expect forgotten, as it is written in the message (a possessive such as "my" and an
@@ -161,7 +167,7 @@ HELDOUT: list[tuple[str, str | None]] = [
     ("Why does my computer forget the Wi-Fi password?", None),
     ("What's the best password manager so I never forget passwords?", None),
     ("I want to forget my ex. Any advice on moving on?", None),
-    # --- not requests: deleting accounts, files, text; editing commands (29)
+    # --- not requests: deleting accounts, files, text; editing commands (28)
     ("How do I delete my Instagram account?", None),
     ("How can I remove a virus from my laptop?", None),
     ("Delete the last paragraph of my essay.", None),
@@ -172,7 +178,6 @@ HELDOUT: list[tuple[str, str | None]] = [
     ("git: how do I delete a remote branch?", None),
     ("Remove the word 'very' from my draft wherever it appears.", None),
     ("How do I remove my address from Google Maps results?", None),
-    ("How do I clear my browser history?", None),
     ("Delete the comma after 'however' in the text above.", None),
     ("How do you remove red wine from a carpet?", None),
     ("Please remove the bullet points and make it a paragraph.", None),
@@ -236,8 +241,7 @@ HELDOUT: list[tuple[str, str | None]] = [
     ("What's my name?", None),
     ("Update my address to 4 Birch Lane.", None),
     ("How do I change my phone number on WhatsApp?", None),
-    # --- not requests: style instructions and ordinary questions (22)
-    ("Stop the music.", None),
+    # --- not requests: style instructions and ordinary questions (20)
     ("Stop using so many emojis in your answers.", None),
     ("Stop being so formal, talk to me like a friend.", None),
     ("Please don't use bullet points.", None),
@@ -249,7 +253,6 @@ HELDOUT: list[tuple[str, str | None]] = [
     ("Forgive me for asking, but what's your name?", None),
     ("Tell me a joke about forgetful elephants.", None),
     ("What does 'erase' mean in Spanish?", None),
-    ("What is the capital of Australia?", None),
     ("Translate 'good morning' into Finnish.", None),
     ("Can you recommend a good book about memory?", None),
     ("What time is it in Tokyo?", None),
