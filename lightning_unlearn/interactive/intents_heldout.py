@@ -1,11 +1,12 @@
 """The blind held-out set of labelled forget-intent messages (benchmark B10).
 
-Written on 2026-12-07 (committed 00:41 UTC), blind: before the detector
-(:mod:`lightning_unlearn.interactive.watchdog`), its example bank
-(:mod:`lightning_unlearn.interactive.intents_bank`), the watchdog section of ``docs/interactive.md`` or the
-detector's tests were read, and committed before the detector was changed. Only the row format and the target
-conventions of the older set (:mod:`lightning_unlearn.interactive.intents_test`, now the development set) were looked
-at. Never used to build, tune or choose anything in the detector; it is measured once, with the final detector.
+Written on 2026-12-07 (committed 00:41 UTC), blind: before the detector (:mod:`lightning_unlearn.interactive.watchdog`),
+its example bank (:mod:`lightning_unlearn.interactive.intents_bank`), the watchdog section of ``docs/interactive.md``
+or the detector's tests were read, and committed before the detector was changed. Only the row format and the target
+conventions of the older set (then ``intents_test``, now the development set
+:mod:`lightning_unlearn.interactive.intents_dev`) were looked at. Never used to build, tune or choose anything in the
+detector; it is measured once, with the final detector. The same person then revised the detector, so its rules were
+written by someone who had read these messages (see ``docs/interactive.md``).
 
 221 messages. 112 requests to forget, unlearn or stop revealing or mentioning something: people (named, relatives),
 personal data ("my address", "where I live"), organisations and events, phrased politely, bluntly, indirectly ("I'd
