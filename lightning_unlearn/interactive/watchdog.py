@@ -2,7 +2,7 @@
 
 After "RePAIR: Interactive Machine Unlearning" (arXiv 2604.12820), **reconstructed**: the paper's watchdog is an LLM
 (Mistral-7B) prompted to detect a forget intent and extract what is to be forgotten (``shared/METHODS.md`` §1); its
-prompt was not available. This library's watchdog runs offline on 2 CPU cores (about 40 ms a message once loaded) and
+prompt was not available. This library's watchdog runs offline on 2 CPU cores (about 20 ms a message once loaded) and
 has two parts:
 
 1. **Extraction rules** (:func:`extract_target`). Regular expressions for a request addressed to the model, tried on
