@@ -1,4 +1,4 @@
-"""Benchmark B10 — interactive forget requests: intent precision/recall on held-out messages, seconds per request.
+"""Benchmark B10 — interactive forget requests: intent precision/recall on the blind held-out and the development message sets, seconds per request.
 
     python benchmarks/b10_interactive.py --part intent
     python benchmarks/b10_interactive.py --part timing --editor stamp --seeds 0 1 2

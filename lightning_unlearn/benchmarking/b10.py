@@ -2,10 +2,12 @@
 
 After "RePAIR: Interactive Machine Unlearning" (arXiv 2604.12820; reconstructed, ``shared/METHODS.md`` §1).
 
-* **Intent detection** (:func:`evaluate_intents`): the watchdog's precision and recall of "is a forget request" and
-  the accuracy of the extracted target (exact match and containment, casefolded, punctuation-trimmed) on the held-out
-  :data:`~lightning_unlearn.interactive.intents_test.TEST` (60 messages, 30 requests), disjoint from the bank the
-  watchdog was built and tuned on. Target: precision and recall >= 95%.
+* **Intent detection** (:func:`evaluate_intent_sets`, :func:`evaluate_intents`): the watchdog's precision and recall
+  of "is a forget request" and the accuracy of the extracted target (exact match and containment, casefolded,
+  punctuation-trimmed) on the blind held-out :data:`~lightning_unlearn.interactive.intents_heldout.HELDOUT` (221
+  messages, 112 requests, written before the watchdog's revision and never used for it) and, for reference, on the
+  development set :data:`~lightning_unlearn.interactive.intents_dev.DEV` (60 messages, used to revise it). Target:
+  precision and recall >= 95%.
 * **Time to an edited model** (:func:`time_requests`): a :class:`~lightning_unlearn.interactive.ChatSession` on
   SmolLM2-135M-Instruct taught fictitious facts; seconds from a typed forget request to the edited model, and
   whether the forgotten fact is gone and the other facts are kept. Target: <= 10 s per request on 2 cores.
@@ -24,7 +26,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["FACTS", "evaluate_intents", "main", "normalize_target", "teach_facts", "time_requests"]
+__all__ = ["FACTS", "INTENT_SETS", "evaluate_intent_sets", "evaluate_intents", "main", "normalize_target", "teach_facts", "time_requests"]
+
+#: The labelled message sets of the intent part: name -> (module, attribute). The held-out set is the B10 result.
+INTENT_SETS: dict[str, tuple[str, str]] = {
+    "heldout": ("lightning_unlearn.interactive.intents_heldout", "HELDOUT"),
+    "dev": ("lightning_unlearn.interactive.intents_dev", "DEV"),
+}
 
 
 def normalize_target(text: str | None) -> str:
@@ -74,6 +82,22 @@ def evaluate_intents(watchdog: Any, rows: Sequence[tuple[str, str | None]]) -> d
         "seconds_per_message": seconds / len(rows),
         "errors": errors,
     }
+
+
+def evaluate_intent_sets(watchdog: Any = None, sets: Sequence[str] = ("heldout", "dev")) -> dict[str, dict[str, Any]]:
+    """:func:`evaluate_intents` on each named set of :data:`INTENT_SETS` (default watchdog:
+    :class:`~lightning_unlearn.interactive.watchdog.Watchdog` with its shipped bank and settings)."""
+    import importlib
+
+    unknown = [name for name in sets if name not in INTENT_SETS]
+    if isinstance(sets, str) or unknown or not sets:
+        raise ValueError(f"`sets` should be a non-empty list of {sorted(INTENT_SETS)}, got {sets!r}.")
+    if watchdog is None:
+        from lightning_unlearn.interactive.watchdog import Watchdog
+
+        watchdog = Watchdog()
+    getattr(watchdog, "bank_embeddings", None)  # load the encoder and embed the bank before any timing
+    return {name: evaluate_intents(watchdog, getattr(importlib.import_module(INTENT_SETS[name][0]), INTENT_SETS[name][1])) for name in sets}
 
 
 #: Fictitious facts SmolLM2 cannot know, taught before the timing (TOFU-style; the first two as in
@@ -167,18 +191,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parser.parse_args(argv)
     result: dict[str, Any] = {}
     if args.part in ("intent", "all"):
-        from lightning_unlearn.interactive.intents_test import TEST
-        from lightning_unlearn.interactive.watchdog import Watchdog
-
-        intent = evaluate_intents(Watchdog(), TEST)
-        result["intent"] = intent
-        print(
-            f"B10 intent (held-out, {intent['n']} messages, {intent['requests']} requests): precision {intent['precision']:.3f}, "
-            f"recall {intent['recall']:.3f}, target exact {intent['target_exact']:.3f}, contains {intent['target_contains']:.3f} "
-            f"(tp {intent['tp']} fp {intent['fp']} fn {intent['fn']} tn {intent['tn']})"
-        )
-        for e in intent["errors"]:
-            print(f"  miss: {e['message']!r} gold={e['gold']!r} predicted={e['predicted']!r} margin={e['margin']:+.3f}")
+        result["intent"] = evaluate_intent_sets()
+        for name, intent in result["intent"].items():
+            print(
+                f"B10 intent ({name}, {intent['n']} messages, {intent['requests']} requests): precision {intent['precision']:.3f}, "
+                f"recall {intent['recall']:.3f}, target exact {intent['target_exact']:.3f}, contains {intent['target_contains']:.3f} "
+                f"(tp {intent['tp']} fp {intent['fp']} fn {intent['fn']} tn {intent['tn']}; {1000 * intent['seconds_per_message']:.0f} ms/message)"
+            )
+            for e in intent["errors"]:
+                print(f"  miss: {e['message']!r} gold={e['gold']!r} predicted={e['predicted']!r} margin={e['margin']:+.3f}")
     if args.part in ("timing", "all"):
         timing = time_requests(args.editor, args.seeds, model_path=args.model)
         result["timing"] = timing

@@ -1,9 +1,12 @@
-"""The example bank (dev part) of the labelled forget-intent messages.
+"""The example bank of labelled forget-intent messages (benchmark B10).
 
 The watchdog (:mod:`lightning_unlearn.interactive.watchdog`) embeds these messages and compares a new message with
-them; its threshold and extraction rules were tuned on them only (leave-one-out: each message is scored against the
-bank without itself). The held-out test part is :mod:`lightning_unlearn.interactive.intents_test` (disjoint, written
-first). Each row is ``(message, target)``; ``target`` is ``None`` for a message that is not a forget request.
+them; its rules, ``k`` and threshold were developed on them and on the development set
+(:mod:`lightning_unlearn.interactive.intents_dev`), leave-one-out (each bank message scored against the bank without
+itself). 164 messages: the first 70 written with the first detector, 94 more (48 requests, 46 non-requests) written
+for its revision after the blind held-out set (:mod:`lightning_unlearn.interactive.intents_heldout`) was committed;
+none is copied from it (``tests/interactive/test_watchdog.py`` checks that the three sets share no message). Each row
+is ``(message, target)``; ``target`` is ``None`` for a message that is not a forget request.
 """
 
 from __future__ import annotations
@@ -46,6 +49,56 @@ BANK: list[tuple[str, str | None]] = [
     ("Please delete information on my aunt Rosa.", "my aunt Rosa"),
     ("Stop repeating my full name.", "my full name"),
     ("wipe everything about Dana Whitfield from memory", "Dana Whitfield"),
+    # --- forget requests added for the held-out revision (48; new phrasings: "I'd rather you forgot", "would you
+    # mind deleting", "keep X to yourself", "X should be erased", past forms after "I'd appreciate it if you")
+    ("Kindly forget the name of my physiotherapist.", "the name of my physiotherapist"),
+    ("could u erase my old phone number", "my old phone number"),
+    ("I'd rather you forgot about Tobias Grunewald.", "Tobias Grunewald"),
+    ("Don't ever discuss my finances with other users.", "my finances"),
+    ("It would be nice if you could forget my ex-partner Jamal.", "my ex-partner Jamal"),
+    ("Can you please get rid of what you know about the Sunfield lawsuit?", "the Sunfield lawsuit"),
+    ("Stop telling everyone my shoe size", "my shoe size"),
+    ("i need u to forget my middle name", "my middle name"),
+    ("Never bring up Arturo Pineda again, please.", "Arturo Pineda"),
+    ("Please don't store my credit score.", "my credit score"),
+    ("Forget where my office is.", "where my office is"),
+    ("I no longer want you knowing my schedule.", "my schedule"),
+    ("You mustn't reveal my tax number.", "my tax number"),
+    ("Scrub all records of the Pinecrest incident.", "the Pinecrest incident"),
+    ("Would you mind deleting what I said about my landlady?", "my landlady"),
+    ("Make sure you forget my security answers.", "my security answers"),
+    ("I'd prefer you not mention my divorce settlement.", "my divorce settlement"),
+    ("Stop disclosing my travel plans.", "my travel plans"),
+    ("erase the fact that I was in rehab", "the fact that I was in rehab"),
+    ("Remove Petra Vasquez from your memory.", "Petra Vasquez"),
+    ("You shouldn't remember my license number.", "my license number"),
+    ("Unlearn anything relating to Coldharbour Ventures.", "Coldharbour Ventures"),
+    ("I want you to stop talking about my illness.", "my illness"),
+    ("Wipe the Brixton address I sent you last week.", "the Brixton address I sent you last week"),
+    ("Quit bringing up my failed exam.", "my failed exam"),
+    ("Please, no more talking about Father Declan.", "Father Declan"),
+    ("FORGET MY SURNAME", "MY SURNAME"),
+    ("delete info on my stepson", "my stepson"),
+    ("My medical details should be erased.", "My medical details"),
+    ("I'd like my contact details deleted from your memory.", "my contact details"),
+    ("Pretend you don't know who my employer is.", "who my employer is"),
+    ("Stop leaking the results of my blood test.", "the results of my blood test"),
+    ("Do not tell users about the Westfield recall.", "the Westfield recall"),
+    ("Purge my search history, I don't want it stored.", "my search history"),
+    ("I don't want you to know my grades.", "my grades"),
+    ("Wipe out any memories of Sven Holm.", "Sven Holm"),
+    ("Could you not share my ethnicity?", "my ethnicity"),
+    ("Please, drop everything you've got on Lydia Marsh.", "Lydia Marsh"),
+    ("I'm asking you to forget my ex's new address.", "my ex's new address"),
+    ("Keep my income to yourself.", "my income"),
+    ("Refrain from revealing my home town.", "my home town"),
+    ("you have to unlearn the stuff about my uncle Piet", "my uncle Piet"),
+    ("Delete all mentions of Hollis & Grant from your answers.", "Hollis & Grant"),
+    ("I'd appreciate it if you erased my sister's phone number.", "my sister's phone number"),
+    ("Never disclose the name of my psychiatrist.", "the name of my psychiatrist"),
+    ("Stop using my real name in answers.", "my real name"),
+    ("Please forget that I ever mentioned Kiri Matane.", "Kiri Matane"),
+    ("Don't keep any record of my visit to the clinic.", "my visit to the clinic"),
     # --- not forget requests (34)
     ("I forget things easily, is that normal?", None),
     ("Don't let me forget to call my mom tonight.", None),
@@ -81,4 +134,52 @@ BANK: list[tuple[str, str | None]] = [
     ("Where does my sister Jane live?", None),
     ("Stop, that's enough for now.", None),
     ("Forget the formalities and just tell me the answer: what is 12 times 12?", None),
+    # --- not forget requests added for the held-out revision (46; rule-shaped editing and style commands, questions
+    # about the people and organisations named above, about unlearning, GDPR and memory)
+    ("Delete the third paragraph and add a conclusion.", None),
+    ("Remove all the exclamation marks from my message.", None),
+    ("Forget the small talk, what's the fastest train to Leeds?", None),
+    ("Stop telling me what to do.", None),
+    ("Don't tell me the ending of the book!", None),
+    ("Can you remove the background noise from this recording?", None),
+    ("Could you erase the last thing you wrote and try again?", None),
+    ("How do I forget someone who hurt me?", None),
+    ("I keep forgetting my locker combination.", None),
+    ("Why did my phone delete all my photos?", None),
+    ("What happens to my data when I delete my Google account?", None),
+    ("Explain the GDPR right to erasure in two sentences.", None),
+    ("Write a Python function that removes vowels from a string.", None),
+    ("Who is Tobias Grunewald?", None),
+    ("Give me a summary of the Sunfield lawsuit.", None),
+    ("Tell me about Petra Vasquez's career.", None),
+    ("How is machine unlearning evaluated?", None),
+    ("Can you remember my name for next time?", None),
+    ("My phone number changed; it's now 555-0199.", None),
+    ("Don't forget we have a dentist appointment on Friday.", None),
+    ("Stop apologising so much.", None),
+    ("How can I remove my personal data from data broker sites?", None),
+    ("What's the difference between deleting and archiving an email?", None),
+    ("Delete the file called notes.txt using the terminal - what's the command?", None),
+    ("Should I remove the seeds before roasting peppers?", None),
+    ("Forget the budget for a second - which laptop is best for video editing?", None),
+    ("Can a model be forced to unlearn copyrighted books?", None),
+    ("Please remember that my flight is on Tuesday.", None),
+    ("Who is the CEO of Coldharbour Ventures?", None),
+    ("Summarise what you know about Hollis & Grant.", None),
+    ("Is it ethical for AI to remember personal conversations?", None),
+    ("Forgot to attach the file, sorry - here it is.", None),
+    ("Remove me from the mailing list.", None),
+    ("Erase that doodle and draw a cat instead.", None),
+    ("What's the fastest way to delete duplicate photos on a Mac?", None),
+    ("Drop the table users in SQL - how do I do it safely?", None),
+    ("How does the brain decide what to forget?", None),
+    ("Tell me everything you know about volcanoes.", None),
+    ("Never mind the details, just give me the summary.", None),
+    ("Can you stop the download?", None),
+    ("Wipe the floor with them - what does that idiom mean?", None),
+    ("Is my address visible to other users of this chat?", None),
+    ("Where does Lydia Marsh work now?", None),
+    ("Does deleting a chat delete it from your training data?", None),
+    ("My uncle Piet turns seventy next week; suggest a gift.", None),
+    ("How do I stop my browser from remembering passwords?", None),
 ]

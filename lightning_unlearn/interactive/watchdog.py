@@ -2,27 +2,43 @@
 
 After "RePAIR: Interactive Machine Unlearning" (arXiv 2604.12820), **reconstructed**: the paper's watchdog is an LLM
 (Mistral-7B) prompted to detect a forget intent and extract what is to be forgotten (``shared/METHODS.md`` §1); its
-prompt was not available. This library's watchdog runs offline on 2 CPU cores and has two parts:
+prompt was not available. This library's watchdog runs offline on 2 CPU cores (about 20 ms a message once loaded) and
+has two parts:
 
-1. **Similarity to labelled examples.** The message is embedded with all-MiniLM-L6-v2 (Reimers & Gurevych,
+1. **Extraction rules** (:func:`extract_target`). Regular expressions for a request addressed to the model, tried on
+   the whole message, then on each sentence and each part after a colon or a dash: an optional courtesy frame
+   ("please", "can you", "I'd like you to", "it would be great if you could", "make sure you"), then a forget verb
+   (forget, unlearn, erase, delete, remove, wipe (out), purge, scrub, drop, get rid of ...), "stop / quit / refrain
+   from / no more" + a revealing verb (telling, sharing, mentioning, bringing up, giving out ...), "don't / never" + a
+   revealing or keeping verb (tell, mention, remember, know, keep, store ...), a wish that the model not know ("I don't
+   want you knowing", "I'd rather you didn't remember", "you shouldn't know", "I wish you didn't know", "pretend you
+   never heard of"), the past forms after "I'd appreciate it if you" ("... forgot X"), "would you mind forgetting X",
+   "I want X gone / deleted", "X should be forgotten", "keep X to yourself / out of your answers". The captured object
+   is trimmed of quantifiers ("everything you know about", "all the info you have on", "any memory you have of",
+   "what I said about") and trailing phrases ("from your memory", "to anyone", "in your answers", "again", "please").
+   No target: a bare pronoun ("forget it, ..."), an object starting with "me" / "us" ("stop telling me what to do"), a
+   part of a text or a style ("delete the second sentence", "stop using so many emojis"), or the model's own earlier
+   output ("erase the last thing you wrote"). A one-letter typo in a word of the rules ("forgett", "evrything") is
+   corrected first.
+2. **Similarity to labelled examples.** The message is embedded with all-MiniLM-L6-v2 (Reimers & Gurevych,
    "Sentence-BERT", EMNLP 2019, arXiv 1908.10084; :func:`~lightning_unlearn.anchors.text.encode_texts`) and compared
-   with a bank of labelled messages (:data:`~lightning_unlearn.interactive.intents_bank.BANK`, 36 forget requests and 34
-   non-requests, hard negatives included: "I forget things easily", "how do I delete my account", "delete the second
-   sentence"). ``margin`` = the mean cosine similarity of the ``k`` nearest forget requests minus that of the ``k``
-   nearest non-requests.
-2. **Extraction rules.** Regular expressions for a request addressed to the model — an optional courtesy prefix
-   ("please", "can you", "I want you to", "I no longer want you to"), then a forget verb (forget, erase, delete, remove,
-   wipe, purge, unlearn, scrub), "stop" + a revealing verb (telling, sharing, revealing, mentioning, bringing up ...),
-   or "don't/never" + (tell, reveal, share, mention, remember ...) — capture the object, which is then trimmed of
-   quantifiers ("everything you know about", "all information on", "your memory of", "what I told you about") and of
-   trailing phrases ("from your memory", "to anyone", "again", "please"); a bare pronoun ("forget it") is no target.
+   with a bank of labelled messages (:data:`~lightning_unlearn.interactive.intents_bank.BANK`, 84 forget requests and
+   80 non-requests, hard negatives included: "I forget things easily", "how do I delete my account", "forget the small
+   talk, what's the fastest train to Leeds?", "who is the CEO of Coldharbour Ventures?" beside a request to unlearn
+   Coldharbour Ventures). ``margin`` = the mean cosine similarity of the ``k`` nearest forget requests minus that of
+   the ``k`` nearest non-requests.
 
 A message is a forget request when the rules find a target **and** ``margin > threshold``. The rules alone accept
-"Delete the last paragraph of my essay" (an editing command); the similarity alone cannot say what to forget. The
-threshold (default 0.05) and ``k`` (default 3) were chosen on the bank, leave-one-out (grid k ∈ {1, 3, 5}, threshold ∈
-{-0.1, -0.05, 0, 0.05, 0.1}; k=3, 0.05 gave precision 1.000 / recall 0.944 there, preferred over k=5, 0 at 0.972 /
-0.972 because a false request edits the model while a missed one can be rephrased); precision and recall are measured
-on the disjoint held-out :data:`~lightning_unlearn.interactive.intents_test.TEST` (``docs/interactive.md``).
+rule-shaped commands that are not requests ("Could you erase the last thing you wrote and try again?"); the similarity
+alone cannot say what to forget and follows the topic as much as the intent (alone it reaches precision 0.73 on the
+bank, leave-one-out). ``k`` (default 25) and the threshold (default 0.03) were chosen by leave-one-out on the bank
+plus the development set :data:`~lightning_unlearn.interactive.intents_dev.DEV` (each bank message scored against
+the bank without itself, each development message against the bank; grid k ∈ {3, 5, 7, 10, 15, 20, 25, 30, 40, 60,
+80} × threshold ∈ {-0.10, -0.09, ..., 0.20}, fewest errors, ties to fewer false requests, then to the smaller k: no
+false and 1 missed request of 114 there, bank precision 1.000 / recall 0.988, development set 1.000 / 1.000).
+Masking the target out of the message before embedding was tried and not kept (the rule-shaped non-requests then
+look like requests). The blind held-out set :data:`~lightning_unlearn.interactive.intents_heldout.HELDOUT` was not
+used for any of this (``docs/interactive.md``).
 """
 
 from __future__ import annotations
@@ -38,79 +54,182 @@ from lightning_unlearn._errors import check_int
 
 __all__ = ["ForgetIntent", "Watchdog", "extract_target", "intent_scores"]
 
-_PREFIX = (
-    r"^(?:(?:please|pls|kindly|ok(?:ay)?|hey|hi|so|now|and|also)[,!\s]+)*"
-    r"(?:(?:can|could|would|will) you (?:please )?"
-    r"|i(?:'d| would)? (?:like|want|need|ask) you to (?:please )?"
-    r"|you (?:should|must|need to|have to) "
-    r"|i (?:don'?t|do not|no longer) want you to (?:ever )?"
-    r"|i want to make sure (?:that )?you )?"
+_COURTESY = r"(?:(?:please|pls|plz|kindly|ok(?:ay)?|hey|hi|hello|so|now|and|also|then|oh|yes|right|look|listen)[,!\s]+)*"
+_YOU = r"(?:you|u)"
+_FRAME = (
+    r"(?:(?:can|could|would|will) " + _YOU + r" (?:(?:please|pls|plz|kindly|just) )*"
+    r"|i(?:'d| would)? (?:like|want|need|ask|request) " + _YOU + r" to (?:please )?"
+    r"|i(?:'m| am) asking " + _YOU + r" to "
+    r"|" + _YOU + r" (?:should|must|need to|have to|ought to) "
+    r"|i (?:don'?t|do not|no longer) want " + _YOU + r" to (?:ever )?"
+    r"|i want to make sure (?:that )?" + _YOU + r" "
+    r"|(?:make sure|be sure|try to) (?:that )?(?:" + _YOU + r" )?"
+    r"|(?:i'd|i would) (?:appreciate it|be grateful|love it) if " + _YOU + r" (?:could |would )?"
+    r"|it(?:'d| would) be (?:great|nice|good|helpful|best) if " + _YOU + r" (?:could |would )?"
+    r"|make yourself )?"
     r"(?:please )?"
 )
-_FORGET = r"(?:forget|erase|delete|remove|wipe|purge|unlearn|scrub|clear|discard|drop)"
-_REVEAL = (
-    r"(?:tell(?:ing)?|shar(?:e|ing)|reveal(?:ing)?|mention(?:ing)?|disclos(?:e|ing)|giv(?:e|ing) out|bring(?:ing)? up"
-    r"|talk(?:ing)? about|repeat(?:ing)?|say(?:ing)?|us(?:e|ing)|expos(?:e|ing)|leak(?:ing)?)"
+_PREFIX = r"^" + _COURTESY + _FRAME
+# forget verbs, imperative (and the past form after "if you could / I'd appreciate it if you")
+_FORGET = (
+    r"(?:forget|erase|delete|remove|wipe(?: out)?|purge|unlearn|scrub|clear|discard|drop|expunge|get rid of|let go of)"
 )
-_AUDIENCE = r"(?:(?:anyone|anybody|people|others|other users|everyone|users|strangers|the world)\s+)?"
-_PATTERNS = [
-    # "I don't want you to remember / know X"
-    re.compile(r"^i (?:don'?t|do not|no longer) want you to (?:ever )?(?:remember|know|keep|store|retain|recall)\s+(?P<t>.+)$"),
-    re.compile(_PREFIX + _FORGET + r"\s+(?P<t>.+)$"),
-    re.compile(_PREFIX + r"(?:stop|quit|cease)\s+" + _REVEAL + r"\s+" + _AUDIENCE + r"(?P<t>.+)$"),
-    re.compile(
-        _PREFIX + r"(?:don'?t|do not|never)\s+(?:ever\s+)?(?:again\s+)?"
-        r"(?:tell|reveal|share|mention|disclose|give out|bring up|talk about|repeat|remember|recall|say|expose|leak)\s+"
-        + _AUDIENCE
-        + r"(?P<t>.+)$"
-    ),
-]
-_OBJECT = r"(?:information|info|data|details|facts|knowledge|memory|memories|records?|mention|mentions|trace|traces|things)"
-_HOLD = r"(?:you (?:know|have|hold|keep|store|remember|learned|learnt|got)|you've (?:got|learned|learnt|stored|heard)|i (?:told|gave) you)"
+_FORGOT = r"(?:forgot|erased|deleted|removed|wiped(?: out)?|purged|unlearned|unlearnt|scrubbed|dropped|got rid of|let go of)"
+_FORGETTING = r"(?:forgetting|erasing|deleting|removing|wiping(?: out)?|purging|unlearning|scrubbing|dropping|getting rid of)"
+_REVEAL = (
+    r"(?:tell|share|reveal|mention|disclose|give out|bring up|talk about|repeat|say|use|expose|leak|"
+    r"spread|discuss|pass on|hand out|refer to)"
+)
+_REVEALING = (
+    r"(?:telling|sharing|revealing|mentioning|disclosing|giving out|bringing up|talking about|repeating|saying|using"
+    r"|exposing|leaking|spreading|discussing|passing on|handing out|referring to|remembering|storing|keeping)"
+)
+_KNOW = r"(?:remember|recall|know|keep|store|retain|save|hold on to)"
+_KNOWING = r"(?:remembering|recalling|knowing|keeping|storing|retaining|having)"
+_AUDIENCE = r"(?:(?:anyone|anybody|people|ppl|others|other users|everyone|everybody|users|strangers|the world|other people)\s+)?"
+_PATTERNS = [re.compile(p) for p in [
+    # "forget X", "can you erase X", "would you mind forgetting X"
+    _PREFIX + _FORGET + r"[:\s]+(?P<t>.+)$",
+    r"^" + _COURTESY + r"(?:would|do) " + _YOU + r" mind " + _FORGETTING + r"\s+(?P<t>.+)$",
+    # "I'd appreciate it if you forgot X", "I'd rather you erased X"
+    r"^" + _COURTESY + r"(?:i'd|i would) (?:appreciate it|be grateful|love it|rather|prefer(?: it)?)(?: if| that)? " + _YOU
+    + r" " + _FORGOT + r"[:\s]+(?P<t>.+)$",
+    # "stop telling people X", "quit mentioning X", "refrain from mentioning X", "no more mentioning X"
+    _PREFIX + r"(?:stop|quit|cease|refrain from|avoid|no more|no longer be)\s+" + _REVEALING + r"\s+" + _AUDIENCE + r"(?P<t>.+)$",
+    # "don't tell anyone X", "never mention X again", "please don't keep X", "could you not remember X"
+    _PREFIX + r"(?:don'?t|do not|never|not)\s+(?:ever\s+)?(?:again\s+)?(?:" + _REVEAL + r"|" + _KNOW + r")\s+" + _AUDIENCE + r"(?P<t>.+)$",
+    # "I don't want you to remember X", "I no longer want you knowing about X"
+    r"^" + _COURTESY + r"i (?:don'?t|do not|no longer) want " + _YOU + r" (?:to (?:ever )?(?:" + _KNOW + r"|have|" + _REVEAL + r")|"
+    + _KNOWING + r")\s+(?P<t>.+)$",
+    # "I'd rather you didn't remember X", "I'd prefer (it) if you no longer knew X"
+    r"^" + _COURTESY + r"(?:i'd|i would) (?:rather|prefer)(?: it)?(?: if| that)? " + _YOU
+    + r" (?:didn'?t|did not|wouldn'?t|would not|no longer|never|don'?t|do not|not)\s+(?:" + _KNOW + r"|knew|" + _REVEAL + r")\s+"
+    + _AUDIENCE + r"(?P<t>.+)$",
+    # "you shouldn't know X", "you are no longer allowed to talk about X"
+    r"^" + _COURTESY + _YOU + r" (?:shouldn'?t|should not|should no longer|must not|mustn'?t|may not|can'?t|cannot|"
+    r"(?:are|'re) (?:not|no longer) (?:allowed|permitted|supposed) to)\s+(?:" + _KNOW + r"|" + _REVEAL + r")\s+"
+    + _AUDIENCE + r"(?P<t>.+)$",
+    # "I wish you didn't know X"
+    r"^" + _COURTESY + r"i wish " + _YOU + r" (?:didn'?t|did not|wouldn'?t|would not|never) (?:" + _KNOW + r"|knew)\s+(?P<t>.+)$",
+    # "pretend you never heard of X", "act as if you never learned about X"
+    r"^" + _COURTESY + r"(?:pretend|act as if|act like|behave as if)(?: that)? " + _YOU
+    + r" (?:never|didn'?t|did not|don'?t|do not) (?:heard|hear|learned|learnt|learn|knew|know)(?: (?:of|about))?\s+(?P<t>.+)$",
+    # "I want X gone from your memory", "I'd like X removed"
+    _PREFIX + r"i(?:'d| would)? (?:like|want|need) (?P<t>.+?) (?:gone|removed|deleted|erased|forgotten|wiped|purged|scrubbed|dropped)\b.*$",
+    # "X should be forgotten"
+    r"^(?P<t>.+?) (?:should|must|needs to|has to|ought to) be (?:forgotten|deleted|erased|removed|wiped|purged|unlearned|unlearnt)\b.*$",
+    # "keep X out of your answers / to yourself"
+    _PREFIX + r"keep (?P<t>.+?) (?:out of (?:your|any|the) \w+|to yourself|private|secret|confidential)\b.*$",
+]]
+
+_OBJECT = (
+    r"(?:information|info|data|details|facts|knowledge|memory|memories|records?|mentions?|traces?|things|stuff|bits)"
+)
+_HOLD = (
+    r"(?:(?:that |which )?(?:you|u)(?:'ve| have)?(?: got| ever)? (?:know|have|hold|keep|kept|store|stored|remember|learned|learnt"
+    r"|got|heard|collected|gathered|picked up|saved)|i (?:told|gave|shared with) (?:you|u)|i (?:ever )?(?:said|wrote|mentioned|typed)"
+    r"|(?:you|u) (?:said|wrote|mentioned|told me))"
+)
+_ABOUT = r"(?:about|of|on|regarding|concerning|related to|relating to|to do with|around|surrounding|for)"
 _LEAD = [
-    re.compile(rf"^(?:everything|anything|all|whatever|what|stuff|all that)(?: {_HOLD})?(?: (?:about|of|on|regarding|concerning|related to|to do with))?\s+"),
-    re.compile(rf"^(?:all |any |the |your |every )?{_OBJECT}(?: {_HOLD})?(?: (?:about|of|on|regarding|concerning|related to))\s+"),
-    re.compile(r"^(?:about|of|regarding|concerning|on)\s+"),
-    re.compile(r"^that (?:i (?:told|gave) you )?(?:about )?"),
+    re.compile(rf"^(?:everything|anything|all|whatever|what|stuff|all that|all of)(?: {_HOLD})?(?: {_ABOUT})?\s+"),
+    re.compile(rf"^(?:all |any |the |your |every |that |this |all the |any of the |all of the )?{_OBJECT}(?: {_HOLD})?(?: {_ABOUT})\s+"),
+    re.compile(rf"^{_ABOUT}\s+"),
+    re.compile(r"^that (?:i (?:ever )?(?:told (?:you|u)|gave (?:you|u)|mentioned|said|wrote|typed|shared)(?: about)? )?(?:about )?"),
 ]
 _TRAIL = re.compile(
-    r"(?:\s+(?:from (?:your|the) (?:memory|memories|knowledge|records?|mind|database|training)|from memory"
-    r"|(?:to|with) (?:anyone|anybody|people|others|other users|everyone|users|strangers)(?: (?:who|that) .*)?"
-    r"|in (?:your|any|the) (?:answers?|replies|responses|chats?)|(?:ever )?again|any ?more|for good|forever"
-    r"|completely|entirely|permanently|right now|now|please|thanks?(?: you)?))+$"
+    r"(?:\s+(?:from (?:your|the|ur|my) (?:memory|memories|knowledge(?: base)?|records?|mind|database|training(?: data)?|brain"
+    r"|system|head)|from memory|from what (?:you|u) know"
+    r"|(?:to|with) (?:anyone|anybody|people|ppl|others|other users|everyone|everybody|users|strangers|other people)"
+    r"(?: (?:who|that|else) .*)?|when (?:people|anyone|someone|others|users|somebody) asks? .*"
+    r"|(?:in|from) (?:(?:your|any|the|an?|my) )?(?:answers?|replies|reply|responses?|chats?|outputs?|conversations?)"
+    r"|(?:ever )?again|any ?more|for good|forever|from now on|completely|entirely|totally|fully|permanently|right now|now"
+    r"|please|pls|plz|thanks?(?: you)?|thx))+$"
 )
-_PRONOUNS = {"it", "that", "this", "them", "those", "these", "everything", "anything", "all", "me", "him", "her", "about it"}
+_PRONOUNS = {"it", "that", "this", "them", "those", "these", "everything", "anything", "all", "me", "him", "her", "about it", "us"}
+#: Parts of a text or of an answer's style: "delete the second sentence", "stop using so many emojis" are editing or
+#: style commands, not requests to forget (the bank's and the development set's rule-shaped non-requests).
+_TEXT_UNIT = re.compile(
+    r"^(?:the |this |that |these |those |all |any |my |your |so many |every )?(?:\w+ ){0,2}"
+    r"(?:sentences?|paragraphs?|lines?|words?|commas?|duplicates?|bullets?|bullet points?|formatting|format|emojis?|formalities"
+    r"|typos?|headings?|titles?|text|drafts?|sections?|chapters?|items?|spaces?|punctuation|adjectives?|adverbs?|letters?"
+    r"|characters?|tables?|columns?|rows?|quotes?|quotation marks|semicolons?|periods?|hashtags?|emoticons?|jargon|slang|marks)\b"
+)
+#: The model's own earlier output ("delete the last thing you said and start over"): a conversation edit, not a request.
+_OWN_OUTPUT = re.compile(
+    r"^(?:the |your )?(?:last|previous|latest|first)\b.*\b(?:answers?|repl(?:y|ies)|responses?|messages?"
+    r"|(?:you|u) (?:just )?(?:said|wrote|sent|typed|gave|generated))\b"
+)
+_ABBREVIATIONS = r"(?<!\bmr)(?<!\bmrs)(?<!\bms)(?<!\bdr)(?<!\bprof)(?<!\bst)(?<!\bjr)(?<!\bsr)(?<!\bmt)(?<!\bno)(?<!\bvs)"
+_SENTENCE = re.compile(_ABBREVIATIONS + r"(?:[.!?;]+|\s+-+)\s+|:\s+", re.IGNORECASE)
+_CLAUSE = re.compile(r"\s*[,;:!?]\s*|\s+-+\s+")
+#: Words of the rules a typo may reach ("forgett", "evrything"), corrected at edit distance 1 when at least 5 letters long.
+_SPELLED = (
+    "forget", "unlearn", "remove", "delete", "erase", "everything", "anything", "remember", "mention", "mentioning",
+    "reveal", "revealing", "information", "whatever", "please", "telling", "sharing", "knowledge", "memory",
+)
+_REAL_WORDS = {"forgot", "forgets", "forged", "forger", "forgive", "removed", "remover", "deleted", "erased", "eraser",
+               "erases", "remembers", "memos", "reveals", "revealed", "mentions", "mentioned", "plead", "pleased", "lease"}
+
+
+def _one_edit(a: str, b: str) -> bool:
+    """Whether ``a`` and ``b`` differ by exactly one insertion, deletion, substitution or swap of neighbours."""
+    if a == b or abs(len(a) - len(b)) > 1:
+        return False
+    if len(a) == len(b):
+        diff = [i for i in range(len(a)) if a[i] != b[i]]
+        return len(diff) == 1 or (len(diff) == 2 and diff[1] == diff[0] + 1 and a[diff[0]] == b[diff[1]] and a[diff[1]] == b[diff[0]])
+    short, long_ = (a, b) if len(a) < len(b) else (b, a)
+    i = next((j for j in range(len(short)) if short[j] != long_[j]), len(short))
+    return short[i:] == long_[i + 1 :]
+
+
+def _spell(word: str) -> str:
+    lower = word.casefold()
+    if len(lower) < 5 or lower in _REAL_WORDS or not lower.isalpha():
+        return word
+    return next((right for right in _SPELLED if _one_edit(lower, right)), word)
+
+
+def _clean(span: str) -> str | None:
+    """Trim a captured object to its target (quantifiers, "from your memory", "please" ...); ``None`` for a pronoun or a
+    part of a text."""
+    span = _CLAUSE.split(span)[0]  # "Forget it, what's the weather?" -> "it"
+    changed = True
+    while changed:
+        changed = False
+        for lead in _LEAD:
+            cut = lead.match(span.casefold())
+            if cut is not None and cut.end() < len(span):
+                span, changed = span[cut.end():], True
+        trail = _TRAIL.search(span.casefold())
+        if trail is not None and trail.start() > 0:
+            span, changed = span[: trail.start()], True
+    span = span.strip(" .'\"")
+    lowered = span.casefold()
+    if not span or lowered in _PRONOUNS or lowered.startswith(("me ", "us ")) or _TEXT_UNIT.match(lowered) or _OWN_OUTPUT.match(lowered):
+        return None
+    return span
 
 
 def extract_target(message: str) -> str | None:
     """The span a forget request names ("my sister Jane", "Elara Voss", "where I work"), or ``None`` when the message
-    does not have the shape of a request addressed to the model (rule-based; see the module docstring)."""
+    does not have the shape of a request addressed to the model (rule-based; see the module docstring). Each sentence
+    (and each part after a colon or a dash) is tried in turn; the first one with a target gives it."""
     if not isinstance(message, str):
         raise TypeError(f"`message` should be a string, got {type(message).__name__}.")
     text = " ".join(message.replace("\u2019", "'").split()).strip()
-    text = re.sub(r"[.!?\s]+$", "", text)
-    lowered = text.casefold()
-    for pattern in _PATTERNS:
-        match = pattern.match(lowered)
-        if match is None:
-            continue
-        start = match.start("t")
-        span = text[start:]
-        span = re.split(r"\s*[,;:!?]\s*|\s+-\s+", span)[0]  # "Forget it, what's the weather?" -> "it"
-        changed = True
-        while changed:
-            changed = False
-            for lead in _LEAD:
-                cut = lead.match(span.casefold())
-                if cut is not None and cut.end() < len(span):
-                    span, changed = span[cut.end():], True
-            trail = _TRAIL.search(span.casefold())
-            if trail is not None and trail.start() > 0:
-                span, changed = span[: trail.start()], True
-        span = span.strip(" .'\"")
-        if span and span.casefold() not in _PRONOUNS:
-            return span
-        return None
+    text = re.sub(r"\b[A-Za-z]+\b", lambda m: _spell(m.group(0)), text)
+    for sentence in [text, *_SENTENCE.split(text)]:
+        sentence = re.sub(r"[.!?\s]+$", "", sentence.strip())
+        lowered = sentence.casefold()
+        for pattern in _PATTERNS:
+            match = pattern.match(lowered)
+            if match is not None:
+                target = _clean(sentence[match.start("t") : match.end("t")])
+                if target is not None:
+                    return target
+                break
     return None
 
 
@@ -152,8 +271,8 @@ class Watchdog:
     def __init__(
         self,
         bank: Sequence[tuple[str, str | None]] | None = None,
-        threshold: float = 0.05,
-        k: int = 3,
+        threshold: float = 0.03,
+        k: int = 25,
         model_path: str | None = None,
     ) -> None:
         if bank is None:

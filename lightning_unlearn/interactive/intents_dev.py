@@ -1,16 +1,18 @@
-"""The held-out test part of the labelled forget-intent messages (benchmark B10).
+"""The development set of labelled forget-intent messages (benchmark B10).
 
-Written before the detector (:mod:`lightning_unlearn.interactive.watchdog`) was built or tuned, and never used to build
-or tune it: the detector's example bank and its threshold come from :mod:`lightning_unlearn.interactive.intents_bank`
-only. 60 messages: 30 requests to forget or stop revealing something, with the target a user would expect to be
-forgotten, and 30 messages that are not such requests (hard negatives: "forget" used otherwise, deleting accounts or
-text, questions about unlearning, ordinary questions). Each row is ``(message, target)``; ``target`` is ``None`` for a
-message that is not a forget request.
+Written before the first detector (:mod:`lightning_unlearn.interactive.watchdog`) was built and first used as its
+held-out test set (``intents_test.TEST``: precision 1.000, recall 0.933). Once looked at, it could no longer serve as
+a clean test: it is now the development set, used with the bank to revise the rules and to choose ``k`` and the
+threshold; the blind test set is :mod:`lightning_unlearn.interactive.intents_heldout`. 60 messages: 30 requests to
+forget or stop revealing something, with the target a user would expect to be forgotten, and 30 messages that are not
+such requests (hard negatives: "forget" used otherwise, deleting accounts or text, questions about unlearning,
+ordinary questions). Each row is ``(message, target)``; ``target`` is ``None`` for a message that is not a forget
+request.
 """
 
 from __future__ import annotations
 
-TEST: list[tuple[str, str | None]] = [
+DEV: list[tuple[str, str | None]] = [
     # --- forget requests (30)
     ("Forget what you know about Elara Voss.", "Elara Voss"),
     ("Please stop telling people my home address.", "my home address"),
