@@ -13,7 +13,8 @@ when a federation runs (``import lightning_unlearn`` never does).
   of each message's ``RecordDict``, as Flower puts it on the wire).
 * :func:`simulate` runs a ServerApp main function on Flower's simulation engine (Ray) and always shuts Ray down.
 * :data:`server_app` is the ServerApp for Flower's deployment engine (``flwr run`` on a SuperLink; the app project is
-  ``examples/flower_app``): one client-leaving request from a run config, written as a JSON report.
+  ``examples/flower_app``): one deletion request (a client leaves, or deletes a class or samples) from a run config,
+  written as a JSON report.
 """
 
 from __future__ import annotations
@@ -358,7 +359,7 @@ def simulate(
 
 
 #: A ServerApp for Flower's deployment engine (``flwr run`` on a SuperLink; ``examples/flower_app`` is the app
-#: project): runs B8's protocol for one client-leaving request and writes the unlearning report as JSON. Run config:
+#: project): runs B8's protocol for one deletion request and writes the unlearning report as JSON. Run config:
 #: ``config`` (a federated_fmnist-style YAML: shipped name or path, see :func:`deployment_settings`) or ``scale``
 #: (``quick`` / ``full``: ``federated_fmnist/<scale>``), ``leaving`` (the client that leaves; -1 or absent: the
 #: config's), ``scheme``, ``seed`` (the config's first when absent) and ``out`` (the report's path).
@@ -379,8 +380,9 @@ def deployment_settings(run_config: Mapping[str, Any]) -> tuple[dict[str, Any], 
 
     ``config`` is a shipped config name or the path of a YAML file; a relative path that is not a file in the working
     directory is looked up in the running Flower app's directory (so an app can ship its YAML); without ``config``,
-    ``scale`` picks ``federated_fmnist/<scale>`` (default ``quick``). ``leaving``, ``scheme`` and ``seed`` override the
-    config's (checked as ``lightning-unlearn federated`` checks them)."""
+    ``scale`` picks ``federated_fmnist/<scale>`` (default ``quick``). ``leaving``, ``scheme``, ``seed``, ``request``,
+    ``forget-class`` and ``forget-fraction`` override the config's (checked as ``lightning-unlearn federated`` checks
+    them)."""
     from lightning_unlearn import configs
     from lightning_unlearn.benchmarking import b8
     from lightning_unlearn.federated.cli import request_settings
@@ -399,6 +401,9 @@ def deployment_settings(run_config: Mapping[str, Any]) -> tuple[dict[str, Any], 
         leaving=None if leaving == -1 else leaving,
         scheme=None if run_config.get("scheme") is None else str(run_config["scheme"]),
         seed=None if "seed" not in run_config else int(run_config["seed"]),
+        request=None if "request" not in run_config else str(run_config["request"]),
+        forget_class=None if "forget-class" not in run_config else str(run_config["forget-class"]),
+        forget_fraction=None if "forget-fraction" not in run_config else float(run_config["forget-fraction"]),
     )
 
 
@@ -415,9 +420,11 @@ def _deployment_main(grid: Grid, context: Context) -> None:
     start = time.perf_counter()
     rows = b8.run_protocol(server, settings, seed)
     oracle = rows["retrain"]
+    leaving = server.request.client
+    forget_samples = server.part_sizes("forget")[leaving] if server.request.kind != "client" else None  # a count only
     report = {
         "engine": "flower-deployment",
-        **request_header(settings, scheme, seed, server.sizes[int(settings["federation"]["leaving"])]),
+        **request_header(settings, scheme, seed, server.sizes[leaving], forget_samples),
         "nodes": {str(c): node for c, node in sorted(server.nodes.items())},
         "oracle": "retrain",
         "seconds": time.perf_counter() - start,
