@@ -1,6 +1,7 @@
 """Flower's deployment engine on loopback: a SuperLink, 3 SuperNodes and ``flwr run`` as real processes run the app
 project ``examples/flower_app`` (``lightning_unlearn.federated.apps``' ServerApp and ClientApp) on its tiny
-federation, and the unlearning report it writes is checked."""
+federation over TLS (a certificate authority and a SuperLink certificate made for the test), and the unlearning
+report it writes is checked."""
 
 from __future__ import annotations
 
@@ -50,6 +51,41 @@ def _wait_for_port(port: int, process: subprocess.Popen, log: Path, timeout: flo
                 return
         time.sleep(0.2)
     raise AssertionError(f"flower-superlink did not listen on 127.0.0.1:{port} within {timeout} s:\n{_tail(log)}")
+
+
+def _certificates(folder: Path) -> tuple[Path, Path, Path]:
+    """A throw-away certificate authority and a SuperLink certificate it signed for 127.0.0.1 / localhost:
+    ``(ca.crt, server.pem, server.key)``, PEM files in ``folder``."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    def name(common: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common)])
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+
+    def certificate(subject: str, public, extensions) -> x509.Certificate:
+        builder = x509.CertificateBuilder().subject_name(name(subject)).issuer_name(name("lightning-unlearn test CA"))
+        builder = builder.public_key(public).serial_number(x509.random_serial_number())
+        builder = builder.not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
+        for extension, critical in extensions:
+            builder = builder.add_extension(extension, critical=critical)
+        return builder.sign(ca_key, hashes.SHA256())
+
+    ca = certificate("lightning-unlearn test CA", ca_key.public_key(), [(x509.BasicConstraints(ca=True, path_length=None), True)])
+    alt = x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])
+    server = certificate("127.0.0.1", key.public_key(), [(alt, False), (x509.BasicConstraints(ca=False, path_length=None), True)])
+    paths = folder / "ca.crt", folder / "server.pem", folder / "server.key"
+    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    paths[1].write_bytes(server.public_bytes(serialization.Encoding.PEM))
+    paths[2].write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    return paths
 
 
 def _tail(path: Path, lines: int = 30) -> str:
@@ -117,15 +153,19 @@ def _stop(processes: list[subprocess.Popen]) -> list[int]:
 
 
 @pytest.mark.slow
-def test_a_client_leaves_on_superlink_and_supernodes(tmp_path):
+def test_a_client_leaves_on_superlink_and_supernodes_over_tls(tmp_path):
     pytest.importorskip("flwr", reason="Flower (the `federated` extra) is not installed")
+    pytest.importorskip("cryptography", reason="the test's certificates are made with `cryptography` (a Flower dependency)")
     from lightning_unlearn.benchmarking import b8
 
     link, *node_ports = _free_ports(4)
+    ca, server_cert, server_key = _certificates(tmp_path)
     home = tmp_path / "flwr-home"
     home.mkdir()
-    # The SuperLink connection `flwr run` uses (Flower >= 1.2x reads it from $FLWR_HOME/config.toml).
-    (home / "config.toml").write_text(f'[superlink]\ndefault = "loopback"\n\n[superlink.loopback]\naddress = "127.0.0.1:{link}"\ninsecure = true\n')
+    # The SuperLink connection `flwr run` uses (Flower >= 1.2x reads it from $FLWR_HOME/config.toml), over TLS.
+    (home / "config.toml").write_text(
+        f'[superlink]\ndefault = "loopback"\n\n[superlink.loopback]\naddress = "127.0.0.1:{link}"\nroot-certificates = "{ca}"\n'
+    )
     env = {
         **os.environ,
         "FLWR_HOME": str(home),
@@ -146,14 +186,16 @@ def test_a_client_leaves_on_superlink_and_supernodes(tmp_path):
 
     try:
         superlink, link_log = start(
-            "superlink", _binary("flower-superlink"), "--insecure", "--disable-runtime-dependency-installation", "--host", "127.0.0.1", "--port", str(link)
+            "superlink", _binary("flower-superlink"), "--ssl-ca-certfile", str(ca), "--ssl-certfile", str(server_cert), "--ssl-keyfile", str(server_key),
+            "--disable-runtime-dependency-installation", "--host", "127.0.0.1", "--port", str(link),
         )
         _wait_for_port(link, superlink, link_log)
         for i, port in enumerate(node_ports):
             start(
                 f"supernode{i}",
                 _binary("flower-supernode"),
-                "--insecure",
+                "--root-certificates",
+                str(ca),
                 "--superlink",
                 f"127.0.0.1:{link}",
                 "--host",
