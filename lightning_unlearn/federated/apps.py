@@ -382,7 +382,7 @@ def deployment_settings(run_config: Mapping[str, Any]) -> tuple[dict[str, Any], 
     directory is looked up in the running Flower app's directory (so an app can ship its YAML); without ``config``,
     ``scale`` picks ``federated_fmnist/<scale>`` (default ``quick``). ``leaving``, ``scheme``, ``seed``, ``request``,
     ``forget-class`` and ``forget-fraction`` override the config's (checked as ``lightning-unlearn federated`` checks
-    them)."""
+    them; an empty ``request`` / ``forget-class`` or a zero ``forget-fraction`` keeps the config's)."""
     from lightning_unlearn import configs
     from lightning_unlearn.benchmarking import b8
     from lightning_unlearn.federated.cli import request_settings
@@ -401,9 +401,10 @@ def deployment_settings(run_config: Mapping[str, Any]) -> tuple[dict[str, Any], 
         leaving=None if leaving == -1 else leaving,
         scheme=None if run_config.get("scheme") is None else str(run_config["scheme"]),
         seed=None if "seed" not in run_config else int(run_config["seed"]),
-        request=None if "request" not in run_config else str(run_config["request"]),
-        forget_class=None if "forget-class" not in run_config else str(run_config["forget-class"]),
-        forget_fraction=None if "forget-fraction" not in run_config else float(run_config["forget-fraction"]),
+        # absent, "" or 0 (the app's defaults): the config's
+        request=str(run_config["request"]) if run_config.get("request") else None,
+        forget_class=str(run_config["forget-class"]) if run_config.get("forget-class") not in (None, "") else None,
+        forget_fraction=float(run_config["forget-fraction"]) if run_config.get("forget-fraction") else None,
     )
 
 
