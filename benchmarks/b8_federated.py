@@ -12,11 +12,18 @@ A second part runs MPU (multiple perturbed copies) through Flower on a causal LM
 the data owner forgets one author on perturbed copies and the result is compared with the same method run
 noise-free (``--part mpu``; written to ``benchmarks/results/b8_mpu_<scale>.json``).
 
+The deletion request is a client leaving by default; ``--request class`` (the requesting client deletes one class of
+its data, ``federation.forget_class``) or ``--request samples`` (a seeded ``federation.forget_fraction`` of its
+samples) runs the Fashion-MNIST part for that request instead (no MPU; written to
+``benchmarks/results/b8_<scale>_<request>.json``; FOUL is not defined for it, see ``docs/federated.md``).
+
 Run from the repository root::
 
     python benchmarks/b8_federated.py --quick        # Dirichlet split, 3 rounds, 200 images/client, 3 seeds; MPU
     python benchmarks/b8_federated.py                # IID and Dirichlet, 10 rounds, 600 images/client, 3 seeds; MPU
                                                      # on SmolLM2-135M-Instruct
+    python benchmarks/b8_federated.py --quick --request class     # client 0 deletes its most frequent class
+    python benchmarks/b8_federated.py --quick --request samples   # client 0 deletes 20% of its samples
     python benchmarks/b8_federated.py --part mpu --seeds 0 --out benchmarks/results/b8_mpu_full_seed0.json  # one seed
     python benchmarks/b8_federated.py --table benchmarks/results/b8_mpu_full_seed*.json                   # pooled
 """
@@ -38,10 +45,16 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", help="override the config's seeds")
     parser.add_argument("--schemes", nargs="+", choices=["iid", "dirichlet"], help="override the config's split schemes")
     parser.add_argument("--part", choices=["fmnist", "mpu", "all"], default="all", help="the Fashion-MNIST federation, MPU, or both")
-    parser.add_argument("--table", metavar="JSON", nargs="+", help="only re-render the tables of results files this script wrote (one part; their records pooled, e.g. one file per seed)")
+    parser.add_argument("--request", choices=["client", "class", "samples"], help="the deletion request (default: the config's federation.request)")
+    parser.add_argument("--forget-class", help="override federation.forget_class (a class id or 'largest')")
+    parser.add_argument("--forget-fraction", type=float, help="override federation.forget_fraction (in (0, 1))")
+    parser.add_argument(
+        "--table", metavar="JSON", nargs="+",
+        help="only re-render the tables of results files this script wrote (one part; their records pooled, e.g. one file per seed)",
+    )
     parser.add_argument(
         "--out", default=None,
-        help="JSON output of the part run (default benchmarks/results/b8_<scale>.json, and b8_mpu_<scale>.json for --part mpu)",
+        help="JSON output of the part run (default benchmarks/results/b8_<scale>[_<request>].json, and b8_mpu_<scale>.json for --part mpu)",
     )
     args = parser.parse_args()
     if args.table:
@@ -60,7 +73,19 @@ def main() -> None:
     settings = b8.load_settings(scale)
     seeds = args.seeds or settings["seeds"]
     schemes = args.schemes or settings["schemes"]
-    if args.part in ("mpu", "all"):
+    fed = settings["federation"]
+    if args.request:
+        fed["request"] = args.request
+    if args.forget_class is not None:
+        fed["forget_class"] = args.forget_class if args.forget_class == "largest" else int(args.forget_class)
+    if args.forget_fraction is not None:
+        fed["forget_fraction"] = args.forget_fraction
+    request = str(fed.get("request", "client"))
+    if request != "client" and args.part == "mpu":
+        parser.error(f"--request {request} is a request at a Fashion-MNIST client; --part mpu has no such request (use --part fmnist).")
+    for seed in seeds:
+        b8.request_of(settings, seed)  # errors name the bad setting before anything runs
+    if args.part in ("mpu", "all") and request == "client":
         start = time.perf_counter()
         mpu_records = b8.run_mpu(settings, seeds)
         mpu_table = b8.mpu_markdown(mpu_records)
@@ -87,7 +112,7 @@ def main() -> None:
     summary = b8.summarize(records)
     table = b8.markdown(summary)
     print(table)
-    out = args.out or f"benchmarks/results/b8_{scale}.json"
+    out = args.out or f"benchmarks/results/b8_{scale}{'' if request == 'client' else '_' + request}.json"
     benchmarking.write_json(
         out,
         {

@@ -12,6 +12,13 @@ initial weights (seeded):
 * ``foul_original`` / ``foul``: FedAvg with FOUL's Phase I objective over all clients (storing the θ_V gradients),
   then FOUL's server-only Phase II (:mod:`lightning_unlearn.federated.foul`) and ``post_rounds`` FedAvg rounds.
 
+**Requests at one client that stays** (``federation.request``: ``class`` deletes ``forget_class`` of the requesting
+client's data, ``samples`` a seeded ``forget_fraction`` of it): the requesting client computes its forget and retained
+parts itself from the settings each message carries (:func:`lightning_unlearn.federated.client.request_split`);
+``retrain`` is FedAvg from the same initial weights with the requester training on its retained part only;
+FedEraser's calibration rounds and PGA's post-unlearning rounds include the requester on its retained part; PGA's
+ascent runs on its forget part. FOUL is left out of these requests (:data:`CLIENT_ONLY`).
+
 Each unlearning run's wall time and the bytes of the Flower messages it exchanged are measured in the ServerApp;
 :func:`evaluate` then scores every model on the test set, the leaving client's data (forget) and the remaining
 clients' data (retain), with MIA-efficacy on the forget data. The settings come from
@@ -32,7 +39,7 @@ from lightning_unlearn import configs
 from lightning_unlearn._errors import check_choice
 from lightning_unlearn.datamodules.vision import load_fashion_mnist
 from lightning_unlearn.federated import foul
-from lightning_unlearn.federated.client import Federation, client_data
+from lightning_unlearn.federated.client import Federation, Request, client_data, client_part, forgotten_class
 from lightning_unlearn.federated.federaser import calibrated_step
 from lightning_unlearn.federated.model import FederatedNet
 from lightning_unlearn.federated.pga import ball_radius, reference_state
@@ -44,6 +51,52 @@ METHODS = ("retrain", "federaser", "pga", "foul")
 #: Rows of the results table: the unlearning methods and the two trained models they start from.
 ROWS = ("original", "foul_original", *METHODS)
 METRIC_KEYS = ("test_acc", "forget_acc", "retain_acc", "mia")
+#: Methods defined for a whole client only. FOUL's Phase II (shared/METHODS.md §12) unlearns from the *stored
+#: per-client gradients* on the server alone: what it removes is a client's whole contribution ``g_f``. For a class or
+#: a fraction of one client's samples the server would need the gradient of just those samples at every stored
+#: round, which it never had (the stored ``g_f`` mixes retained and forgotten samples) and could only get by the
+#: requesting client recomputing it at the stored checkpoints — a client-side replay that §12 does not describe and
+#: that would no longer be on-server unlearning. So FOUL is not run for these requests (and asking for it is an error).
+CLIENT_ONLY = {"foul": "FOUL's Phase II removes a client's stored gradient contribution (METHODS.md §12); it has no sample-level form"}
+
+
+def request_of(settings: Mapping[str, Any], seed: int) -> Request:
+    """The deletion request of a federated_fmnist config's ``federation`` section (``request``: ``client`` when
+    absent; ``leaving``: the requesting client; ``forget_class`` / ``forget_fraction``), its samples drawn with
+    ``seed``; checked (errors name the key, the allowed values and what was given)."""
+    fed = settings["federation"]
+    kind = str(fed.get("request", "client"))
+    return Request(
+        kind=kind,
+        client=int(fed["leaving"]),
+        forget_class=fed.get("forget_class") if kind == "class" else None,
+        forget_fraction=fed.get("forget_fraction") if kind == "samples" else None,
+        seed=seed,
+    )
+
+
+def methods_for(request: Request, methods: Sequence[str] | None = None) -> tuple[str, ...]:
+    """The unlearning methods to run for ``request`` (default: every method defined for it); asking for a
+    client-only method (:data:`CLIENT_ONLY`) with a class or samples request is an error."""
+    if methods is None:
+        return tuple(m for m in METHODS if request.kind == "client" or m not in CLIENT_ONLY)
+    for m in methods:
+        check_choice("methods", m, METHODS)
+        if request.kind != "client" and m in CLIENT_ONLY:
+            raise ValueError(f"`methods` should not include {m!r} for request={request.kind!r}: {CLIENT_ONLY[m]}. Use request='client' or drop it.")
+    if "retrain" not in methods:
+        raise ValueError(f"`methods` should include 'retrain' (the oracle every row is compared with), got {list(methods)}.")
+    return tuple(methods)
+
+
+def forget_and_retain(federation: Federation, request: Request) -> tuple[TensorDataset, ConcatDataset]:
+    """The data a request forgets (the leaving client's, or the requester's forget part) and the data the federation
+    keeps (every other client's, and for a class / samples request the requester's retained part)."""
+    leaving = request.client
+    others = [client_data(federation, c) for c in range(federation.num_clients) if c != leaving]
+    if request.kind == "client":
+        return client_data(federation, leaving), ConcatDataset(others)
+    return client_part(federation, leaving, request, "forget"), ConcatDataset([*others, client_part(federation, leaving, request, "retain")])
 
 
 def load_settings(scale: str) -> dict[str, Any]:
@@ -107,18 +160,28 @@ def run_protocol(
     seed: int,
     log: Callable[[str], None] | None = None,
     probe: Callable[[State], float] | None = None,
+    methods: Sequence[str] | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """Every B8 row for one federation (``server.federation``) and seed, on a connected ``FederatedServer``.
+    """Every B8 row for one federation (``server.federation``), request (:func:`request_of`; it becomes
+    ``server.request``) and seed, on a connected ``FederatedServer``; ``methods`` picks the unlearning rows
+    (:func:`methods_for`).
 
     ``probe(state)``, when given, is the forget accuracy (%) of a model: each unlearning row then gets its
     ``forget_curve`` (after each of its rounds) and ``time_to_forget`` (:func:`time_to_forget`, against the oracle).
     """
     train = settings["training"]
     model_config = dict(settings["model"]["init_args"])
+    request = server.request = request_of(settings, seed)
+    leaving = request.client
+    chosen = methods_for(request, methods)
     methods = settings["methods"]
-    leaving = int(settings["federation"]["leaving"])
     clients = list(range(server.federation.num_clients))
-    remaining = [c for c in clients if c != leaving]
+    partial = request.kind != "client"
+    # After a class / samples request every client trains on, the requester on its retained part (weighted by its
+    # size, which only the requester knows: it answers a count).
+    remaining = clients if partial else [c for c in clients if c != leaving]
+    retained = {"requester-part": "retain"} if partial else {}
+    sizes = server.part_sizes("retain") if partial else None
     rounds = int(train["rounds"])
     local = {"lr": float(train["lr"]), "epochs": int(train["epochs"]), "batch-size": int(train["batch_size"])}
     init = initial_state(model_config, seed)
@@ -134,8 +197,10 @@ def run_protocol(
         last_round["locals"] = local_states
 
     out["original"] = _timed(server, lambda: server.fedavg(init, clients, rounds, seed=seed, on_round=keep, objective="ce", **local), "original", log)
-    out["retrain"] = _timed(server, lambda: server.fedavg(init, remaining, rounds, seed=seed, objective="ce", **local), "retrain", log)
-    curves: dict[str, list[float]] = {name: [] for name in METHODS if name != "retrain"}
+    out["retrain"] = _timed(
+        server, lambda: server.fedavg(init, remaining, rounds, seed=seed, sizes=sizes, objective="ce", **retained, **local), "retrain", log
+    )
+    curves: dict[str, list[float]] = {name: [] for name in chosen if name != "retrain"}
     probe_seconds = dict.fromkeys(curves, 0.0)
 
     def track(name: str) -> Callable[[int, State], None]:
@@ -148,16 +213,17 @@ def run_protocol(
         return record
 
     def federaser() -> State:
-        shares = server.shares(remaining)
+        shares = server.shares(remaining, sizes)
         rebuilt = {k: v.clone() for k, v in init.items()}
         for t in sorted(stored_updates):
-            new_locals = server.local_round(rebuilt, remaining, seed=seed * 1000 + 500 + t, objective="ce", **local)
+            new_locals = server.local_round(rebuilt, remaining, seed=seed * 1000 + 500 + t, objective="ce", **retained, **local)
             new_updates = [difference(new_locals[c], rebuilt) for c in remaining]
             rebuilt = calibrated_step(rebuilt, [stored_updates[t][c] for c in remaining], new_updates, [shares[c] for c in remaining])
             track("federaser")(t, rebuilt)
         return rebuilt
 
-    out["federaser"] = _timed(server, federaser, "federaser", log)
+    if "federaser" in chosen:
+        out["federaser"] = _timed(server, federaser, "federaser", log)
 
     pga = methods["pga"]
 
@@ -172,17 +238,43 @@ def run_protocol(
             lr=float(pga["lr"]),
             radius=radius,
             **{"max-epochs": int(pga["max_epochs"]), "stop-accuracy": float(pga["stop_accuracy"]), "batch-size": int(train["batch_size"])},
+            **({"requester-part": "forget"} if partial else {}),  # the ascent runs on the forget part only
         )
         arrays = ArrayRecord(center)
         results = server.send("train.pga", {leaving: RecordDict({"model": arrays, "center": arrays, "config": config})})
         server.traffic.rounds += 1
         unlearned = results[leaving][0]
         track("pga")(0, unlearned)
-        return server.fedavg(unlearned, remaining, int(pga["post_rounds"]), seed=seed + 7, after_round=track("pga"), objective="ce", **local)
+        return server.fedavg(
+            unlearned, remaining, int(pga["post_rounds"]), seed=seed + 7, after_round=track("pga"), sizes=sizes, objective="ce", **retained, **local
+        )
 
-    out["pga"] = _timed(server, projected_ascent, "pga", log)
+    if "pga" in chosen:
+        out["pga"] = _timed(server, projected_ascent, "pga", log)
+    if "foul" in chosen:
+        _foul(server, settings, seed, init, out, track, log)
+    if probe is not None:
+        oracle = probe(out["retrain"]["state"])
+        out["retrain"]["time_to_forget"] = rounds
+        for name, curve in curves.items():
+            out[name]["seconds"] -= probe_seconds[name]  # the harness's probes are not the method's time
+            out[name]["forget_curve"] = curve
+            # FedEraser's curve starts after its first calibration round and PGA's after the ascent's message
+            # exchange (one round each); FOUL's after its server-only Phase II (no round).
+            found = time_to_forget(curve, oracle)
+            out[name]["time_to_forget"] = None if found is None else found + (0 if name == "foul" else 1)
+    return out
 
-    cfg = methods["foul"]
+
+def _foul(server, settings: Mapping[str, Any], seed: int, init: State, out: dict[str, dict[str, Any]], track, log) -> None:
+    """FOUL's rows (client-leaving requests): Phase I training over all clients, then Phase II on the server."""
+    train = settings["training"]
+    cfg = settings["methods"]["foul"]
+    rounds = int(train["rounds"])
+    local = {"lr": float(train["lr"]), "epochs": int(train["epochs"]), "batch-size": int(train["batch_size"])}
+    leaving = server.request.client
+    clients = list(range(server.federation.num_clients))
+    remaining = [c for c in clients if c != leaving]
     weights = {k: float(cfg[k]) for k in foul.PHASE_ONE_DEFAULTS if k in cfg}
     stored_grads: list[dict[int, Tensor]] = []
 
@@ -204,17 +296,6 @@ def run_protocol(
         return server.fedavg(state, remaining, int(cfg["post_rounds"]), seed=seed + 11, after_round=track("foul"), objective="foul", **weights, **local)
 
     out["foul"] = _timed(server, phase_two, "foul", log)
-    if probe is not None:
-        oracle = probe(out["retrain"]["state"])
-        out["retrain"]["time_to_forget"] = rounds
-        for name, curve in curves.items():
-            out[name]["seconds"] -= probe_seconds[name]  # the harness's probes are not the method's time
-            out[name]["forget_curve"] = curve
-            # FedEraser's curve starts after its first calibration round and PGA's after the ascent's message
-            # exchange (one round each); FOUL's after its server-only Phase II (no round).
-            found = time_to_forget(curve, oracle)
-            out[name]["time_to_forget"] = None if found is None else found + (0 if name == "foul" else 1)
-    return out
 
 
 def forget_accuracy(state: Mapping[str, Tensor], data: TensorDataset, model_config: Mapping[str, int]) -> float:
@@ -236,13 +317,17 @@ def _probs(model: torch.nn.Module, data: Any) -> tuple[Tensor, Tensor]:
     return torch.cat(probs), torch.cat(targets)
 
 
-def evaluate(state: Mapping[str, Tensor], federation: Federation, leaving: int, model_config: Mapping[str, int], test: TensorDataset, seed: int = 0) -> dict[str, float]:
-    """Accuracy (%) on the test set, the leaving client's data and the remaining clients' data; MIA-efficacy (%)
-    of a logistic membership attack (retain = members, test = non-members) on the leaving client's data."""
+def evaluate(
+    state: Mapping[str, Tensor], federation: Federation, leaving: int | Request, model_config: Mapping[str, int], test: TensorDataset, seed: int = 0
+) -> dict[str, float]:
+    """Accuracy (%) on the test set, the forgotten data and the kept data (:func:`forget_and_retain`); MIA-efficacy
+    (%) of a logistic membership attack (retain = members, test = non-members) on the forgotten data. ``leaving``: the
+    client that leaves, or the :class:`Request`; for a class request also ``class_acc``, the test accuracy (%) on the
+    forgotten class."""
+    request = leaving if isinstance(leaving, Request) else Request(client=leaving)
     model = FederatedNet(**model_config)
     model.load_state_dict(dict(state))
-    forget = client_data(federation, leaving)
-    retain = ConcatDataset([client_data(federation, c) for c in range(federation.num_clients) if c != leaving])
+    forget, retain = forget_and_retain(federation, request)
     pf, yf = _probs(model, forget)
     pr, yr = _probs(model, retain)
     pt, yt = _probs(model, test)
@@ -250,24 +335,40 @@ def evaluate(state: Mapping[str, Tensor], federation: Federation, leaving: int, 
     def acc(p: Tensor, y: Tensor) -> float:
         return 100.0 * float((p.argmax(1) == y).float().mean())
 
-    return {
+    out = {
         "test_acc": acc(pt, yt),
         "forget_acc": acc(pf, yf),
         "retain_acc": acc(pr, yr),
         "mia": mia_efficacy(pr, yr, pt, yt, pf, yf, seed=seed),
     }
+    c = forgotten_class(federation, request)
+    if c is not None:
+        out["class_acc"] = acc(pt[yt == c], yt[yt == c])
+    return out
 
 
-def run(settings: Mapping[str, Any], schemes: Sequence[str], seeds: Sequence[int], log: Callable[[str], None] = print) -> list[dict[str, Any]]:
-    """Run B8 (one Flower simulation for every scheme and seed) and evaluate every row; one record per
-    (scheme, seed, row) with the metrics, seconds, bytes and rounds."""
+def run(
+    settings: Mapping[str, Any],
+    schemes: Sequence[str],
+    seeds: Sequence[int],
+    log: Callable[[str], None] = print,
+    methods: Sequence[str] | None = None,
+) -> list[dict[str, Any]]:
+    """Run B8 (one Flower simulation for every scheme and seed) for the config's request (:func:`request_of`) and
+    evaluate every row; one record per (scheme, seed, row) with the metrics, seconds, bytes and rounds (and, for a
+    class / samples request, ``forget_samples`` and the ``forget_class``)."""
     from lightning_unlearn.federated.apps import simulate
 
     for scheme in schemes:
         check_choice("scheme", scheme, ("iid", "dirichlet"))
     model_config = dict(settings["model"]["init_args"])
-    leaving = int(settings["federation"]["leaving"])
     trained: list[tuple[str, int, Federation, dict[str, dict[str, Any]]]] = []
+    # Check every request before Flower starts (the harness holds all the data; a federation's server does not).
+    for scheme in schemes:
+        for seed in seeds:
+            request = request_of(settings, seed)
+            methods_for(request, methods)
+            forget_and_retain(federation_for(settings, scheme, seed), request)
 
     def server_main(server) -> None:
         for scheme in schemes:
@@ -275,8 +376,10 @@ def run(settings: Mapping[str, Any], schemes: Sequence[str], seeds: Sequence[int
                 server.federation = federation_for(settings, scheme, seed)
                 server.connect()
                 start = time.perf_counter()
-                forget = client_data(server.federation, leaving)
-                rows = run_protocol(server, settings, seed, log, probe=lambda state, forget=forget: forget_accuracy(state, forget, model_config))
+                forget, _ = forget_and_retain(server.federation, request_of(settings, seed))
+                rows = run_protocol(
+                    server, settings, seed, log, probe=lambda state, forget=forget: forget_accuracy(state, forget, model_config), methods=methods
+                )
                 trained.append((scheme, seed, server.federation, rows))
                 log(f"[b8] {scheme} seed {seed}: {time.perf_counter() - start:.1f} s")
 
@@ -285,16 +388,23 @@ def run(settings: Mapping[str, Any], schemes: Sequence[str], seeds: Sequence[int
     test = load_fashion_mnist("test", limit=settings.get("test_limit"))
     records = []
     for scheme, seed, federation, rows in trained:
+        request = request_of(settings, seed)
+        about = {}
+        if request.kind != "client":
+            about["forget_samples"] = len(forget_and_retain(federation, request)[0])
+            if request.kind == "class":
+                about["forget_class"] = forgotten_class(federation, request)
         for name, row in rows.items():
-            metrics = evaluate(row["state"], federation, leaving, model_config, test, seed)
+            metrics = evaluate(row["state"], federation, request, model_config, test, seed)
             extra = {k: row[k] for k in ("seconds", "bytes", "rounds", "time_to_forget", "forget_curve") if k in row}
-            records.append({"scheme": scheme, "seed": seed, "row": name, **metrics, **extra})
+            records.append({"scheme": scheme, "seed": seed, "row": name, **metrics, **extra, **about})
     return records
 
 
 def summarize(records: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, dict[str, tuple[float, float]]]]:
     """``{scheme: {row: {metric: (mean, std)}}}`` over seeds, with ``time_ratio`` and ``comm_ratio`` (the row's
     seconds and bytes over the oracle's of the same seed), ``forget_gap`` / ``test_gap`` (|row − oracle|),
+    ``class_acc`` / ``class_gap`` (a class request: test accuracy on the forgotten class and |row − oracle|),
     ``time_to_forget`` over the seeds that got within tolerance, ``reached`` (the fraction that did) and ``n``
     (``(number of seeds, 0)``)."""
     from lightning_unlearn.benchmarking import mean_std
@@ -309,6 +419,9 @@ def summarize(records: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, dict[
         values["mbytes"] = r["bytes"] / 1e6
         values["forget_gap"] = abs(r["forget_acc"] - o["forget_acc"])
         values["test_gap"] = abs(r["test_acc"] - o["test_acc"])
+        if "class_acc" in r:
+            values["class_acc"] = r["class_acc"]
+            values["class_gap"] = abs(r["class_acc"] - o["class_acc"])
         if "time_to_forget" in r:
             values["reached"] = float(r["time_to_forget"] is not None)
             if r["time_to_forget"] is not None:
@@ -345,6 +458,7 @@ def markdown(summary: Mapping[str, Mapping[str, Mapping[str, tuple[float, float]
     ]
     parts = []
     for scheme, rows in summary.items():
+        by_class = any("class_acc" in m for m in rows.values())  # a class request: the forgotten class's test accuracy
         lines = []
         for name in ROWS:
             if name not in rows:
@@ -353,8 +467,10 @@ def markdown(summary: Mapping[str, Mapping[str, Mapping[str, tuple[float, float]
             lines.append(
                 [name] + [fmt_pm(*m[k], digits=2) for k in ("test_acc", "forget_acc", "retain_acc", "mia", "forget_gap", "time_ratio", "mbytes", "comm_ratio")]
                 + [fmt_pm(*m["rounds"], digits=1, show_std=False), _ttf(m)]
+                + ([fmt_pm(*m["class_acc"], digits=2), fmt_pm(*m["class_gap"], digits=2)] if by_class else [])
             )
-        parts.append(f"**{scheme}**\n\n" + markdown_table(header, lines))
+        columns = header + (["test acc on the forgotten class", "|Δclass| vs oracle"] if by_class else [])
+        parts.append(f"**{scheme}**\n\n" + markdown_table(columns, lines))
     return "\n\n".join(parts)
 
 

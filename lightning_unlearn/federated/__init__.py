@@ -1,11 +1,11 @@
-"""Federated unlearning on Flower: a client leaves the federation (benchmark B8).
+"""Federated unlearning on Flower: a client leaves the federation, or deletes a class or samples (benchmark B8).
 
 The pure-torch parts (client split, the network, FedEraser's calibration, projected gradient ascent, FOUL's losses
 and Phase II, MPU's perturbed copies and harmonic aggregation) import without Flower; the Flower apps live in :mod:`lightning_unlearn.federated.apps`, which needs the
 ``federated`` extra (``pip install 'lightning-unlearn[federated]'``) and is imported only when a federation runs.
 """
 
-from lightning_unlearn.federated.client import Federation, local_train, projected_ascent
+from lightning_unlearn.federated.client import REQUESTS, Federation, Request, local_train, projected_ascent, request_split
 from lightning_unlearn.federated.federaser import calibrate, calibrated_step
 from lightning_unlearn.federated.foul import (
     conflict_corrected_gradient,
@@ -23,6 +23,8 @@ from lightning_unlearn.federated.weights import weighted_mean
 
 __all__ = [
     "PARTITION_SCHEMES",
+    "REQUESTS",
+    "Request",
     "FederatedNet",
     "Federation",
     "ball_radius",
@@ -42,6 +44,7 @@ __all__ = [
     "prototype_loss",
     "reconstruction_loss",
     "reference_state",
+    "request_split",
     "variance_hinge",
     "weighted_mean",
 ]

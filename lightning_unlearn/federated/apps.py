@@ -13,7 +13,8 @@ when a federation runs (``import lightning_unlearn`` never does).
   of each message's ``RecordDict``, as Flower puts it on the wire).
 * :func:`simulate` runs a ServerApp main function on Flower's simulation engine (Ray) and always shuts Ray down.
 * :data:`server_app` is the ServerApp for Flower's deployment engine (``flwr run`` on a SuperLink; the app project is
-  ``examples/flower_app``): one client-leaving request from a run config, written as a JSON report.
+  ``examples/flower_app``): one deletion request (a client leaves, or deletes a class or samples) from a run config,
+  written as a JSON report.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from flwr.common.serde import recorddict_to_proto
 from flwr.serverapp import Grid, ServerApp
 from torch import Tensor
 
-from lightning_unlearn.federated.client import Federation, client_data, local_train, projected_ascent
+from lightning_unlearn.federated.client import Federation, Request, local_train, message_data, projected_ascent
 from lightning_unlearn.federated.model import FederatedNet
 from lightning_unlearn.federated.weights import State, difference, weighted_mean
 
@@ -54,7 +55,7 @@ def _local_setup(msg: Message, context: Context) -> tuple[ConfigRecord, int, Any
     torch.set_num_threads(1)
     config = msg.content["config"]
     cid = _client_id(context)
-    return config, cid, client_data(Federation.from_config(config), cid), _model(config, msg.content["model"])
+    return config, cid, message_data(config, cid), _model(config, msg.content["model"])
 
 
 def _reply(msg: Message, model: torch.nn.Module, metrics: dict[str, float | int]) -> Message:
@@ -66,7 +67,7 @@ def _reply(msg: Message, model: torch.nn.Module, metrics: dict[str, float | int]
 def _info(msg: Message, context: Context) -> Message:
     config = msg.content["config"]
     cid = _client_id(context)
-    size = len(client_data(Federation.from_config(config), cid)) if "num-clients" in config else 0
+    size = len(message_data(config, cid)) if "num-clients" in config else 0
     return Message(RecordDict({"metrics": MetricRecord({"partition-id": cid, "num-examples": size})}), reply_to=msg)
 
 
@@ -151,6 +152,7 @@ class FederatedServer:
         federation: The client split (sent to every client with each message).
         model_config: ``{"hidden": ..., "latent": ...}`` of :class:`FederatedNet`.
         wait_s: How long to wait for all ``federation.num_clients`` nodes to connect.
+        request: The deletion request (sent as settings with each message; a client-leaving request sends none).
     """
 
     grid: Grid
@@ -164,6 +166,7 @@ class FederatedServer:
     nodes: dict[int, int] = field(default_factory=dict)
     sizes: dict[int, int] = field(default_factory=dict)
     traffic: Traffic = field(default_factory=Traffic)
+    request: Request = field(default_factory=Request)
 
     def connect(self) -> None:
         """Wait for the nodes and learn each one's partition id and data size (one ``query.info`` message each)."""
@@ -180,11 +183,19 @@ class FederatedServer:
             self.nodes[int(metrics["partition-id"])] = node
             self.sizes[int(metrics["partition-id"])] = int(metrics["num-examples"])
 
-    def shares(self, clients: Iterable[int]) -> dict[int, float]:
-        """Data shares of ``clients`` among themselves."""
+    def part_sizes(self, part: str) -> dict[int, int]:
+        """Every client's data size when the requesting client uses ``part`` of its data (``query.info`` with the
+        request's settings; only counts come back, never an index)."""
+        config = self.config(**{"requester-part": part})
+        replies = self._exchange([(node, "query.info", RecordDict({"config": config})) for node in self.nodes.values()], count=False)
+        return {int(r.content["metrics"]["partition-id"]): int(r.content["metrics"]["num-examples"]) for r in replies.values()}
+
+    def shares(self, clients: Iterable[int], sizes: Mapping[int, int] | None = None) -> dict[int, float]:
+        """Data shares of ``clients`` among themselves (``sizes``: instead of the sizes :meth:`connect` learned)."""
         clients = list(clients)
-        total = sum(self.sizes[c] for c in clients)
-        return {c: self.sizes[c] / total for c in clients}
+        sizes = self.sizes if sizes is None else sizes
+        total = sum(sizes[c] for c in clients)
+        return {c: sizes[c] / total for c in clients}
 
     def _exchange(self, outgoing: list[tuple[int, str, RecordDict]], *, count: bool = True) -> dict[int, Message]:
         messages = [Message(content, dst_node_id=node, message_type=kind) for node, kind, content in outgoing]
@@ -208,7 +219,8 @@ class FederatedServer:
         return replies
 
     def config(self, **values: Any) -> ConfigRecord:
-        return ConfigRecord({**(self.federation.to_config() if self.federation is not None else {}), **self.model_config, **values})
+        federation = self.federation.to_config() if self.federation is not None else {}
+        return ConfigRecord({**federation, **self.request.to_config(), **self.model_config, **values})
 
     def send(self, kind: str, per_client: Mapping[int, RecordDict], key: str = "model") -> dict[int, tuple[State, dict[str, float]]]:
         """Send one message per client (``{partition id: content}``); returns ``{partition id: (arrays, metrics)}``
@@ -270,12 +282,14 @@ class FederatedServer:
         seed: int,
         on_round: Callable[[int, State, dict[int, State]], None] | None = None,
         after_round: Callable[[int, State], None] | None = None,
+        sizes: Mapping[int, int] | None = None,
         **config: Any,
     ) -> State:
         """``rounds`` FedAvg rounds over ``clients`` from ``state``; ``on_round(t, global, locals)`` sees each round's
-        local models, ``after_round(t, new_global)`` each round's aggregate."""
+        local models, ``after_round(t, new_global)`` each round's aggregate; ``sizes`` weigh the clients (default:
+        their whole data, :meth:`connect`'s)."""
         clients = sorted(clients)
-        shares = self.shares(clients)
+        shares = self.shares(clients, sizes)
         current = {k: v.clone() for k, v in state.items()}
         for t in range(rounds):
             local = self.local_round(current, clients, seed=seed * 1000 + t, **config)
@@ -345,7 +359,7 @@ def simulate(
 
 
 #: A ServerApp for Flower's deployment engine (``flwr run`` on a SuperLink; ``examples/flower_app`` is the app
-#: project): runs B8's protocol for one client-leaving request and writes the unlearning report as JSON. Run config:
+#: project): runs B8's protocol for one deletion request and writes the unlearning report as JSON. Run config:
 #: ``config`` (a federated_fmnist-style YAML: shipped name or path, see :func:`deployment_settings`) or ``scale``
 #: (``quick`` / ``full``: ``federated_fmnist/<scale>``), ``leaving`` (the client that leaves; -1 or absent: the
 #: config's), ``scheme``, ``seed`` (the config's first when absent) and ``out`` (the report's path).
@@ -366,8 +380,9 @@ def deployment_settings(run_config: Mapping[str, Any]) -> tuple[dict[str, Any], 
 
     ``config`` is a shipped config name or the path of a YAML file; a relative path that is not a file in the working
     directory is looked up in the running Flower app's directory (so an app can ship its YAML); without ``config``,
-    ``scale`` picks ``federated_fmnist/<scale>`` (default ``quick``). ``leaving``, ``scheme`` and ``seed`` override the
-    config's (checked as ``lightning-unlearn federated`` checks them)."""
+    ``scale`` picks ``federated_fmnist/<scale>`` (default ``quick``). ``leaving``, ``scheme``, ``seed``, ``request``,
+    ``forget-class`` and ``forget-fraction`` override the config's (checked as ``lightning-unlearn federated`` checks
+    them; an empty ``request`` / ``forget-class`` or a zero ``forget-fraction`` keeps the config's)."""
     from lightning_unlearn import configs
     from lightning_unlearn.benchmarking import b8
     from lightning_unlearn.federated.cli import request_settings
@@ -386,6 +401,10 @@ def deployment_settings(run_config: Mapping[str, Any]) -> tuple[dict[str, Any], 
         leaving=None if leaving == -1 else leaving,
         scheme=None if run_config.get("scheme") is None else str(run_config["scheme"]),
         seed=None if "seed" not in run_config else int(run_config["seed"]),
+        # absent, "" or 0 (the app's defaults): the config's
+        request=str(run_config["request"]) if run_config.get("request") else None,
+        forget_class=str(run_config["forget-class"]) if run_config.get("forget-class") not in (None, "") else None,
+        forget_fraction=float(run_config["forget-fraction"]) if run_config.get("forget-fraction") else None,
     )
 
 
@@ -402,9 +421,11 @@ def _deployment_main(grid: Grid, context: Context) -> None:
     start = time.perf_counter()
     rows = b8.run_protocol(server, settings, seed)
     oracle = rows["retrain"]
+    leaving = server.request.client
+    forget_samples = server.part_sizes("forget")[leaving] if server.request.kind != "client" else None  # a count only
     report = {
         "engine": "flower-deployment",
-        **request_header(settings, scheme, seed, server.sizes[int(settings["federation"]["leaving"])]),
+        **request_header(settings, scheme, seed, server.sizes[leaving], forget_samples),
         "nodes": {str(c): node for c, node in sorted(server.nodes.items())},
         "oracle": "retrain",
         "seconds": time.perf_counter() - start,

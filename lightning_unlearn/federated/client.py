@@ -29,6 +29,16 @@ from lightning_unlearn.methods import FineTune, GradientAscent
 from lightning_unlearn.tasks.classification import ClassificationTask
 
 OBJECTIVES = {"ce": "cross-entropy (plain FedAvg)", "foul": "FOUL's Phase I objective"}
+#: The deletion requests a federation handles (``federation.request`` in a federated_fmnist config).
+REQUESTS = {
+    "client": "the requesting client leaves (all its data)",
+    "class": "the requesting client deletes every sample of one class (`forget_class`) and stays",
+    "samples": "the requesting client deletes a seeded fraction (`forget_fraction`) of its samples and stays",
+}
+#: Which part of the requesting client's data a message asks it to use (the other clients always use all of theirs).
+PARTS = ("all", "retain", "forget")
+#: ``forget_class: largest``: the requesting client's most frequent class (resolved on the client; ties: lowest id).
+LARGEST = "largest"
 
 
 @dataclass(frozen=True)
@@ -74,6 +84,104 @@ class Federation:
         )
 
 
+@dataclass(frozen=True)
+class Request:
+    """A deletion request at one client: it leaves (``kind="client"``), or it deletes one class of its data
+    (``"class"``, ``forget_class``: a class id or ``"largest"``) or a seeded fraction of its samples (``"samples"``,
+    ``forget_fraction`` in (0, 1); the samples are drawn with ``seed``) and stays in the federation.
+
+    The request travels as settings in each message's ``ConfigRecord`` (:meth:`to_config`); the requesting client
+    computes its forget / retained parts itself (:func:`request_split`), so the server never holds an index of a
+    forgotten sample.
+    """
+
+    kind: str = "client"
+    client: int = 0
+    forget_class: int | str | None = None
+    forget_fraction: float | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_choice("request", self.kind, REQUESTS)
+        check_int("client", self.client, minimum=0)
+        if self.kind == "class":
+            c = self.forget_class
+            if c != LARGEST and (isinstance(c, bool) or not isinstance(c, int) or c < 0):
+                raise ValueError(f"`forget_class` should be a class id (an int >= 0) or {LARGEST!r} for request='class', got {c!r}.")
+        if self.kind == "samples":
+            f = self.forget_fraction
+            if isinstance(f, bool) or not isinstance(f, (int, float)) or not 0.0 < f < 1.0:
+                raise ValueError(f"`forget_fraction` should be a number in (0, 1) for request='samples', got {f!r}.")
+
+    def to_config(self) -> dict[str, int | float | str]:
+        """As ``ConfigRecord`` entries (none for a client-leaving request, whose messages stay as they were)."""
+        if self.kind == "client":
+            return {}
+        return {
+            "request": self.kind,
+            "request-client": self.client,
+            "forget-class": str(self.forget_class) if self.kind == "class" else "",
+            "forget-fraction": float(self.forget_fraction) if self.kind == "samples" else 0.0,
+            "request-seed": self.seed,
+        }
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, object]) -> Request:
+        """The request a message's ``ConfigRecord`` carries (a client-leaving request when it carries none)."""
+        if "request" not in config:
+            return cls()
+        kind = str(config["request"])
+        forget_class = str(config["forget-class"])
+        return cls(
+            kind=kind,
+            client=int(config["request-client"]),
+            forget_class=(forget_class if forget_class == LARGEST else int(forget_class)) if kind == "class" else None,
+            forget_fraction=float(config["forget-fraction"]) if kind == "samples" else None,
+            seed=int(config["request-seed"]),
+        )
+
+
+def request_split(targets: Tensor, request: Request) -> tuple[Tensor, Tensor]:
+    """The requesting client's ``(retained, forget)`` positions into its own data (labels ``targets``): disjoint,
+    sorted, together all of its data. ``"class"``: the samples of ``forget_class``; ``"samples"``: a seeded draw of
+    ``round(forget_fraction · n)`` samples. Errors when the request would delete nothing or everything."""
+    n = int(targets.numel())
+    if request.kind == "client":
+        return torch.zeros(0, dtype=torch.long), torch.arange(n)
+    if request.kind == "class":
+        counts = torch.bincount(targets, minlength=1)
+        present = [c for c in range(counts.numel()) if counts[c] > 0]
+        c = int(counts.argmax()) if request.forget_class == LARGEST else int(request.forget_class)
+        if c not in present:
+            raise ValueError(
+                f"`forget_class` should be a class present at client {request.client} (it holds {present}), got {request.forget_class!r}."
+            )
+        forget = targets == c
+        if bool(forget.all()):
+            raise ValueError(
+                f"`forget_class` {c} is all of client {request.client}'s data ({n} samples): that is the request 'client' (the client leaves)."
+            )
+    else:
+        k = round(float(request.forget_fraction) * n)
+        if not 1 <= k < n:
+            raise ValueError(
+                f"`forget_fraction` {request.forget_fraction} of client {request.client}'s {n} samples selects {k}: it should select between 1 and {n - 1}."
+            )
+        drawn = torch.randperm(n, generator=torch.Generator().manual_seed(request.seed))[:k]
+        forget = torch.zeros(n, dtype=torch.bool)
+        forget[drawn] = True
+    return torch.nonzero(~forget).flatten(), torch.nonzero(forget).flatten()
+
+
+def forgotten_class(federation: Federation, request: Request) -> int | None:
+    """The class id a ``"class"`` request deletes (``"largest"`` resolved on the client's data); ``None`` otherwise."""
+    if request.kind != "class":
+        return None
+    if request.forget_class != LARGEST:
+        return int(request.forget_class)
+    return int(torch.bincount(client_data(federation, request.client).tensors[1]).argmax())
+
+
 @functools.lru_cache(maxsize=4)
 def client_shares(federation: Federation) -> tuple[Tensor, ...]:
     """Every client's sample indices into the Fashion-MNIST training set (cached per process)."""
@@ -98,6 +206,25 @@ def client_data(federation: Federation, client: int) -> TensorDataset:
     data = load_fashion_mnist("train", limit=federation.train_limit)
     idx = client_shares(federation)[client]
     return TensorDataset(data.tensors[0][idx], data.targets[idx])
+
+
+def client_part(federation: Federation, client: int, request: Request, part: str = "all") -> TensorDataset:
+    """The data client ``client`` uses for a message: ``part`` (``"all"``, ``"retain"`` or ``"forget"``) of the
+    requesting client's data under ``request``; every other client (and every client of a client-leaving request)
+    uses all of its data."""
+    check_choice("part", part, PARTS)
+    data = client_data(federation, client)
+    if part == "all" or request.kind == "client" or client != request.client:
+        return data
+    retain, forget = request_split(data.tensors[1], request)
+    idx = retain if part == "retain" else forget
+    return TensorDataset(data.tensors[0][idx], data.tensors[1][idx])
+
+
+def message_data(config: Mapping[str, object], client: int) -> TensorDataset:
+    """The data a message's ``ConfigRecord`` asks client ``client`` to use (the federation, the request and the
+    requesting client's ``requester-part``): computed on the client from the settings alone."""
+    return client_part(Federation.from_config(config), client, Request.from_config(config), str(config.get("requester-part", "all")))
 
 
 def _batches(data: TensorDataset, batch_size: int, epochs: int, seed: int, split: str) -> Iterator[StepBatch]:

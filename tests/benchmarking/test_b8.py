@@ -47,3 +47,32 @@ def test_shipped_settings_name_every_method(scale: str):
     assert settings["mpu"]["model"] == {"quick": "tiny", "full": "smollm2"}[scale]
     with pytest.raises(ValueError, match="scale"):
         b8.load_settings("huge")
+
+
+def test_requests_from_the_settings_and_the_methods_they_allow():
+    settings = b8.load_settings("quick")
+    assert b8.request_of(settings, 0).kind == "client"  # the shipped default
+    assert b8.methods_for(b8.request_of(settings, 0)) == b8.METHODS
+    settings["federation"]["request"] = "class"
+    request = b8.request_of(settings, 1)
+    assert (request.kind, request.client, request.forget_class, request.seed) == ("class", 0, "largest", 1)
+    assert b8.methods_for(request) == ("retrain", "federaser", "pga")  # FOUL is client-level only
+    with pytest.raises(ValueError, match=r"`methods` should not include 'foul' for request='class': FOUL's Phase II removes a client's"):
+        b8.methods_for(request, ["retrain", "foul"])
+    with pytest.raises(ValueError, match="should include 'retrain'"):
+        b8.methods_for(request, ["pga"])
+    settings["federation"].update(request="samples", forget_fraction=1.5)
+    with pytest.raises(ValueError, match=r"`forget_fraction` should be a number in \(0, 1\) for request='samples', got 1.5"):
+        b8.request_of(settings, 0)
+
+
+def test_a_class_request_scores_the_forgotten_class_against_the_oracle():
+    records = [
+        {**_record("retrain", 0, 70.0, 10.0, 1000, 3), "class_acc": 60.0},
+        {**_record("pga", 0, 40.0, 2.0, 400, None), "class_acc": 45.0},
+    ]
+    summary = b8.summarize(records)["iid"]
+    assert summary["pga"]["class_gap"][0] == pytest.approx(15.0) and summary["pga"]["class_acc"][0] == 45.0
+    table = b8.markdown(b8.summarize(records))
+    assert "test acc on the forgotten class" in table and "| 45.00 ± 0.00 | 15.00 ± 0.00 |" in table
+    assert "forgotten class" not in b8.markdown(b8.summarize([_record("retrain", 0, 70.0, 10.0, 1000, 3)]))

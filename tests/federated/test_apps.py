@@ -93,3 +93,43 @@ def test_mpu_on_flower_never_sends_the_true_weights_nor_receives_data():
         assert set(content["update"]) == set(theta)
     moved = sum(float((out["new"][k] - theta[k]).abs().sum()) for k in theta)
     assert moved > 0.0
+
+
+@pytest.mark.slow
+def test_a_class_request_runs_on_flower_and_no_index_reaches_the_server():
+    """Client 0 deletes its most frequent class: the request crosses the wire as settings only, the oracle and
+    the other rows train client 0 on its retained part, PGA ascends on its forget part, FOUL is not run."""
+    from lightning_unlearn.federated.apps import simulate
+    from lightning_unlearn.federated.client import client_part
+
+    settings = copy.deepcopy(TINY)
+    settings["federation"].update(request="class", forget_class="largest")
+    federation = b8.federation_for(settings, "iid", 0)
+    request = b8.request_of(settings, 0)
+    kept, forget = (len(client_part(federation, 0, request, p)) for p in ("retain", "forget"))
+    sent: list = []
+    received: list = []
+    out: dict = {}
+
+    def main(server) -> None:
+        server.sent_log, server.received_log = sent, received
+        out["rows"] = b8.run_protocol(server, settings, 0)
+
+    simulate(main, federation, dict(settings["model"]["init_args"]))
+    assert set(out["rows"]) == {"original", "retrain", "federaser", "pga"}
+    for content in received:  # replies: the weights and counts only
+        assert set(content.array_records) <= {"model"} and not content.config_records
+        assert set(content["metrics"]) <= {"partition-id", "num-examples", "steps", "accuracy"}
+    configs = [content["config"] for content in sent]
+    assert all(c["request"] == "class" and c["forget-class"] == "largest" and c["request-client"] == 0 for c in configs)
+    # what client 0 reported training on: all of its data (original), its retained part (oracle, FedEraser, PGA's
+    # post rounds), its forget part (PGA's ascent)
+    sizes = {int(r["metrics"]["num-examples"]) for r in received if int(r["metrics"]["partition-id"]) == 0 and "steps" in r["metrics"]}
+    assert sizes == {kept + forget, kept, forget}
+    assert {c.get("requester-part", "all") for c in configs} == {"all", "retain", "forget"}
+    # every client stays: the oracle exchanges as many models as the original training
+    assert out["rows"]["retrain"]["bytes"] == pytest.approx(out["rows"]["original"]["bytes"], rel=0.01)
+    from lightning_unlearn.datamodules.vision import load_fashion_mnist
+
+    metrics = b8.evaluate(out["rows"]["retrain"]["state"], federation, request, settings["model"]["init_args"], load_fashion_mnist("test", limit=200))
+    assert set(metrics) == {*b8.METRIC_KEYS, "class_acc"} and 0.0 <= metrics["class_acc"] <= 100.0

@@ -69,3 +69,16 @@ def test_a_client_leaves_and_the_report_records_it(tmp_path):
         assert 0.0 <= row["forget_acc"] <= 100.0 and 0.0 <= row["test_acc"] <= 100.0 and row["seconds"] >= 0.0
     markdown = (tmp_path / "out/report.md").read_text()
     assert markdown.startswith("# Client 1 leaves (100 samples; iid, seed 4, 1 rounds)") and "| federaser |" in markdown
+
+
+def test_class_and_samples_requests_from_the_command_line():
+    args = _parser().parse_args(["--request", "class", "--forget-class", "2"])
+    settings, _, _ = request_settings(TINY, request=args.request, forget_class=args.forget_class)
+    assert settings["federation"]["request"] == "class" and settings["federation"]["forget_class"] == 2
+    settings, _, _ = request_settings(TINY, request="samples", forget_fraction=0.25)
+    assert (settings["federation"]["request"], settings["federation"]["forget_fraction"]) == ("samples", 0.25)
+    assert "request" not in TINY["federation"]  # the config is not modified
+    with pytest.raises(ValueError, match=r"`forget_fraction` should be a number in \(0, 1\) for request='samples', got 2.0"):
+        request_settings(TINY, request="samples", forget_fraction=2.0)
+    with pytest.raises(ValueError, match=r"`forget_class` should be a class id \(an int >= 0\) or 'largest' for request='class', got 'shoes'"):
+        request_settings(TINY, request="class", forget_class="shoes")

@@ -261,3 +261,10 @@ def test_the_run_config_picks_the_config_the_request_and_the_app_s_own_yaml(tmp_
         deployment_settings({"config": "tiny.yaml", "scheme": "shards"})
     with pytest.raises(ValueError, match="should be a shipped config"):
         deployment_settings({"config": "nope.yaml"})
+    # a class / samples request from the run config (checked like the command line's)
+    settings, _, _ = deployment_settings({"config": "tiny.yaml", "request": "samples", "forget-fraction": 0.3})
+    assert (settings["federation"]["request"], settings["federation"]["forget_fraction"]) == ("samples", 0.3)
+    settings, _, _ = deployment_settings({"config": "tiny.yaml", "request": "", "forget-class": "", "forget-fraction": 0.0})
+    assert "request" not in settings["federation"]  # the app's empty defaults keep the config's (a client leaving)
+    with pytest.raises(ValueError, match=r"`forget_class` should be a class id"):
+        deployment_settings({"config": "tiny.yaml", "request": "class", "forget-class": "coats"})
