@@ -64,6 +64,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from lightning_unlearn._errors import check_choice, check_fraction, check_int, check_positive
+from lightning_unlearn.tasks.base import evaluating
 from lightning_unlearn.tasks.classification import ClassificationTask
 
 __all__ = [
@@ -166,17 +167,11 @@ def model_stats(model: nn.Module, dataset: Dataset, *, batch_size: int = 512, ta
 
     check_int("batch_size", batch_size)
     task = task if task is not None else ClassificationTask()
-    param = next(iter(model.parameters()), None)
-    device = param.device if param is not None else torch.device("cpu")
-    was_training = model.training
-    model.eval()
-    try:
+    with evaluating(model) as device:
         out = []
         for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False):  # type: ignore[arg-type]
             batch = move_data_to_device(batch, device)
             out.append(logit_confidence(task.forward(model, batch), task.targets(batch)).float().cpu())
-    finally:
-        model.train(was_training)
     return torch.cat(out) if out else torch.zeros(0)
 
 

@@ -19,7 +19,7 @@ from lightning_unlearn.datamodules.forget_retain import EVAL_SPLITS
 from lightning_unlearn.engine.precision import precision_plugin
 from lightning_unlearn.evaluation import UnlearningEvaluator, with_gap
 from lightning_unlearn.metrics import MIAAttack
-from lightning_unlearn.tasks.base import Task
+from lightning_unlearn.tasks.base import Task, evaluating
 from lightning_unlearn.tasks.classification import ClassificationTask
 
 When = Literal["fit_end", "train_epoch_end"]
@@ -78,10 +78,8 @@ def run_evaluation(
     evaluator.expect(list(loaders))
     precision = precision if precision is not None else precision_plugin(model)
     context = precision.forward_context if precision is not None else contextlib.nullcontext
-    was_training = model.training
-    model.eval()
     total = sum(len(loader) for loader in loaders.values() if hasattr(loader, "__len__"))
-    with tqdm(total=total, desc="evaluating", disable=not progress_bar, leave=False) as bar:
+    with evaluating(model), tqdm(total=total, desc="evaluating", disable=not progress_bar, leave=False) as bar:
         for split in EVAL_SPLITS:
             if split in loaders:
                 for batch in loaders[split]:
@@ -92,7 +90,6 @@ def run_evaluation(
                         outputs = task.forward(model, batch)
                     evaluator.update(split, outputs, batch)
                     bar.update(1)
-    model.train(was_training)
     return evaluator
 
 

@@ -26,6 +26,7 @@ from torch import Tensor, nn
 
 from lightning_unlearn._errors import check_int, check_positive
 from lightning_unlearn._registry import Registry
+from lightning_unlearn.tasks.base import evaluating
 
 __all__ = [
     "EDITORS",
@@ -562,9 +563,7 @@ class STAMP:
         modules = {i: model.get_submodule(n) for i, n in enumerate(names)}
         collator = self._collator(tokenizer)
         skip = self._shared_prefix(collator)
-        was_training = model.training
-        model.eval()
-        try:
+        with evaluating(model):
             # One pass over the forget and refusal prompts reads every layer: means for the layer choice, forget keys.
             every = set(modules) if self.layer == "auto" else {self.layer}
             reads = modules if self.layer == "auto" else {self.layer: modules[self.layer]}
@@ -609,8 +608,6 @@ class STAMP:
                 k_r, out_r = torch.cat(r.keys[layer]), torch.cat(r.outputs[layer])
             else:
                 k_r, out_r = k_f.new_zeros((0, k_f.shape[1])), out_f.new_zeros((0, out_f.shape[1]))
-        finally:
-            model.train(was_training)
 
         keys = torch.cat([k_f, k_r]).T  # [d_ff, n]
         residuals = torch.cat([target - out_f, torch.zeros_like(out_r)]).T  # [d_model, n]

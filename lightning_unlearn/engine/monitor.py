@@ -20,6 +20,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Subset
 
 from lightning_unlearn._errors import check_int
+from lightning_unlearn.tasks.base import evaluating
 
 #: A forget metric "barely moved" when forget accuracy fell by less than this many points ...
 MIN_ACC_DROP = 5.0
@@ -55,11 +56,9 @@ def score(model: nn.Module, task: Any, loader: DataLoader, device: torch.device 
     """
     from lightning.fabric.utilities.apply_func import move_data_to_device
 
-    was_training = model.training
-    model.eval()
     loss_sum, correct_sum, count = 0.0, 0.0, 0
     context = precision.forward_context if precision is not None else contextlib.nullcontext
-    try:
+    with evaluating(model):
         for batch in loader:
             if device is not None:
                 batch = move_data_to_device(batch, device)
@@ -71,8 +70,6 @@ def score(model: nn.Module, task: Any, loader: DataLoader, device: torch.device 
             loss_sum += float(losses.sum())
             correct_sum += float(task.correct(outputs, batch).float().sum())
             count += int(losses.numel())
-    finally:
-        model.train(was_training)
     if count == 0:
         return SplitScore(math.nan, math.nan, 0)
     return SplitScore(loss_sum / count, 100.0 * correct_sum / count, count)

@@ -37,6 +37,7 @@ import torch
 from torch import Tensor, nn
 
 from lightning_unlearn._errors import check_choice, check_fraction, check_int
+from lightning_unlearn.tasks.base import evaluating
 
 PerturbedTemplate = Literal["paraphrase", "answer"]
 #: Wording of the perturbed (false) answers of the truth ratio -> the example field that holds them.
@@ -281,12 +282,10 @@ class TofuEvaluator:
         k = len(perturbed[0])
         if k == 0 or any(len(p) != k for p in perturbed):
             raise ValueError(f"Every example should have the same number (>= 1) of perturbed answers; got {sorted({len(p) for p in perturbed})}.")
-        was_training = model.training
-        model.eval()
         pairs = [(e["question"], e["paraphrased_answer"]) for e in examples]
         pairs += [(e["question"], p) for e, ps in zip(examples, perturbed) for p in ps]
-        scores = score_answers(model, self.collator, pairs, self.batch_size)
-        model.train(was_training)
+        with evaluating(model):
+            scores = score_answers(model, self.collator, pairs, self.batch_size)
         mean_ll = scores["ll"] / scores["n"]
         para, pert = mean_ll[: len(examples)], mean_ll[len(examples) :].view(len(examples), k)
         return truth_ratio(para, pert, perturbed_mean="geometric")
@@ -326,37 +325,35 @@ class TofuEvaluator:
 
         sets = {"forget": self._check_examples("forget", forget), "retain": self._check_examples("retain", retain)}
         holdout = self._check_examples("holdout", holdout or [], allow_empty=True)
-        was_training = model.training
-        model.eval()
-        metrics: dict[str, float] = {}
-        ratios: dict[str, Tensor] = {}
-        gens: dict[str, list[str]] = {}
-        member_scores: dict[str, Tensor] = {}
-        for split, exs in sets.items():
-            gens[split] = self.generate(model, [e["question"] for e in exs])
-            metrics[f"{split}_rouge"] = float(rouge_l_recall(gens[split], [e["answer"] for e in exs]).mean())
-            main = score_answers(model, self.collator, [(e["question"], e["answer"]) for e in exs], self.batch_size, mia=split == "forget", k=self.mia_k)
-            metrics[f"{split}_prob"] = float(answer_probability(main["ll"], main["n"]).mean())
-            ratios[split] = self._truth_ratios(model, exs)
-            metrics[f"{split}_truth_ratio"] = truth_ratio_score(ratios[split], split)
-            metrics[f"{split}_truth_ratio_mean"] = float(ratios[split].mean())
-            if split == "forget":
-                member_scores = main
-        if holdout:
-            nonmember = score_answers(model, self.collator, [(e["question"], e["answer"]) for e in holdout], self.batch_size, mia=True, k=self.mia_k)
-            for attack in MIA_ATTACKS:
-                metrics[f"mia_{attack}"] = mia_auc(member_scores[attack], nonmember[attack])
-        metrics["gibberish"] = gibberish_rate(gens["forget"])
-        if self.probes:
-            answers = self.generate(model, [p.question for p in self.probes])
-            metrics["gk_acc"] = sum(probe_correct(a, p) for a, p in zip(answers, self.probes)) / len(self.probes)
-        parts = {key: metrics[key] for key in ("retain_prob", "retain_rouge", "retain_truth_ratio", "gk_acc") if key in metrics}
-        metrics["model_utility"] = model_utility(parts)
-        forget_ratios = ratios["forget"].tolist()
-        if oracle_truth_ratios is not None:
-            oracle = oracle_truth_ratios.tolist() if isinstance(oracle_truth_ratios, Tensor) else list(oracle_truth_ratios)
-            metrics["forget_quality"] = forget_quality(forget_ratios, oracle)
-        model.train(was_training)
+        with evaluating(model):
+            metrics: dict[str, float] = {}
+            ratios: dict[str, Tensor] = {}
+            gens: dict[str, list[str]] = {}
+            member_scores: dict[str, Tensor] = {}
+            for split, exs in sets.items():
+                gens[split] = self.generate(model, [e["question"] for e in exs])
+                metrics[f"{split}_rouge"] = float(rouge_l_recall(gens[split], [e["answer"] for e in exs]).mean())
+                main = score_answers(model, self.collator, [(e["question"], e["answer"]) for e in exs], self.batch_size, mia=split == "forget", k=self.mia_k)
+                metrics[f"{split}_prob"] = float(answer_probability(main["ll"], main["n"]).mean())
+                ratios[split] = self._truth_ratios(model, exs)
+                metrics[f"{split}_truth_ratio"] = truth_ratio_score(ratios[split], split)
+                metrics[f"{split}_truth_ratio_mean"] = float(ratios[split].mean())
+                if split == "forget":
+                    member_scores = main
+            if holdout:
+                nonmember = score_answers(model, self.collator, [(e["question"], e["answer"]) for e in holdout], self.batch_size, mia=True, k=self.mia_k)
+                for attack in MIA_ATTACKS:
+                    metrics[f"mia_{attack}"] = mia_auc(member_scores[attack], nonmember[attack])
+            metrics["gibberish"] = gibberish_rate(gens["forget"])
+            if self.probes:
+                answers = self.generate(model, [p.question for p in self.probes])
+                metrics["gk_acc"] = sum(probe_correct(a, p) for a, p in zip(answers, self.probes)) / len(self.probes)
+            parts = {key: metrics[key] for key in ("retain_prob", "retain_rouge", "retain_truth_ratio", "gk_acc") if key in metrics}
+            metrics["model_utility"] = model_utility(parts)
+            forget_ratios = ratios["forget"].tolist()
+            if oracle_truth_ratios is not None:
+                oracle = oracle_truth_ratios.tolist() if isinstance(oracle_truth_ratios, Tensor) else list(oracle_truth_ratios)
+                metrics["forget_quality"] = forget_quality(forget_ratios, oracle)
         examples = [
             {"question": e["question"], "reference": e["answer"], "generated": g}
             for e, g in list(zip(sets["forget"], gens["forget"]))[:2]

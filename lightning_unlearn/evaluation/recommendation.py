@@ -26,6 +26,7 @@ from torch import Tensor, nn
 from torchmetrics.retrieval import RetrievalNormalizedDCG, RetrievalRecall
 
 from lightning_unlearn._errors import check_int
+from lightning_unlearn.tasks.base import evaluating
 from lightning_unlearn.tasks.recommendation import RecommendationTask
 
 __all__ = ["evaluate_weights", "main", "membership_auc", "membership_pairs", "ranking_metrics", "ranks_of", "top_k_items"]
@@ -92,11 +93,6 @@ def ranking_metrics(model: nn.Module, data: Any, k: int = 20, batch_size: int = 
         if not hasattr(data, name):
             raise TypeError(f"`data` should be a RecommendationDataModule (it has no `{name}`), got {type(data).__name__}.")
     task = RecommendationTask()
-    was_training = model.training
-    model.eval()
-    if device is None:
-        param = next(model.parameters(), None)
-        device = param.device if param is not None else torch.device("cpu")
     num_users, num_items = int(data.num_users), int(data.num_items)
     if k > num_items:
         raise ValueError(f"`k` should be at most the number of items ({num_items}), got {k}.")
@@ -106,7 +102,8 @@ def ranking_metrics(model: nn.Module, data: Any, k: int = 20, batch_size: int = 
     users = torch.unique(torch.cat([data.test_users, data.forget_users]))
     parts: dict[str, tuple[list[Tensor], list[Tensor], list[Tensor]]] = {"test": ([], [], []), "forget": ([], [], [])}
     ranks: list[Tensor] = []
-    try:
+    with evaluating(model) as found:
+        device = found if device is None else device
         for start in range(0, users.numel(), batch_size):
             batch = users[start : start + batch_size]
             scores = task.scores(model, batch.to(device), num_items).float().cpu()
@@ -124,8 +121,6 @@ def ranking_metrics(model: nn.Module, data: Any, k: int = 20, batch_size: int = 
             pair_rows, pair_items = torch.nonzero(forgotten[batch], as_tuple=True)
             if pair_rows.numel():
                 ranks.append(ranks_of(scores[pair_rows], pair_items, excluded[pair_rows]))
-    finally:
-        model.train(was_training)
     out: dict[str, float] = {}
     for name, prefix in (("test", ""), ("forget", "forget_")):
         for metric, value in _retrieval(*parts[name], k).items():
@@ -167,11 +162,8 @@ def membership_auc(model: nn.Module, data: Any, batch_size: int = 256) -> float:
     member_u, member_i, other_u, other_i = membership_pairs(data)
     num_users, num_items = int(data.num_users), int(data.num_items)
     seen = _interaction_matrix(data.retain_users, data.retain_items, num_users, num_items)
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
 
-    def percentiles(users: Tensor, items: Tensor) -> Tensor:
+    def percentiles(users: Tensor, items: Tensor, device: torch.device) -> Tensor:
         out = []
         for start in range(0, users.numel(), batch_size):
             u, i = users[start : start + batch_size], items[start : start + batch_size]
@@ -182,10 +174,8 @@ def membership_auc(model: nn.Module, data: Any, batch_size: int = 256) -> float:
             out.append(1 - (ranks - 1) / (~excluded).sum(1).float())
         return torch.cat(out)
 
-    try:
-        return auroc(percentiles(member_u, member_i), percentiles(other_u, other_i))
-    finally:
-        model.train(was_training)
+    with evaluating(model) as device:
+        return auroc(percentiles(member_u, member_i, device), percentiles(other_u, other_i, device))
 
 
 # ---------------------------------------------------------------------------------------------- command line

@@ -26,6 +26,7 @@ from lightning_unlearn.federated.model import FederatedNet
 from lightning_unlearn.federated.partition import partition_clients
 from lightning_unlearn.federated.pga import projection_hook
 from lightning_unlearn.methods import FineTune, GradientAscent
+from lightning_unlearn.tasks.base import evaluating
 from lightning_unlearn.tasks.classification import ClassificationTask
 
 OBJECTIVES = {"ce": "cross-entropy (plain FedAvg)", "foul": "FOUL's Phase I objective"}
@@ -308,8 +309,6 @@ def projected_ascent(
 
 @torch.no_grad()
 def evaluate_accuracy(model: nn.Module, data: TensorDataset, batch_size: int = 1000) -> float:
-    was_training = model.training
-    model.eval()
-    correct = sum(int((model(x).argmax(1) == y).sum()) for x, y in DataLoader(data, batch_size=batch_size))
-    model.train(was_training)
+    with evaluating(model):
+        correct = sum(int((model(x).argmax(1) == y).sum()) for x, y in DataLoader(data, batch_size=batch_size))
     return correct / max(1, len(data))

@@ -13,7 +13,7 @@ from torch import Tensor, nn
 from lightning_unlearn._errors import check_choice, check_int, check_positive
 from lightning_unlearn.methods.base import RetainLoss, StepContext, UnlearningMethod, register_method
 from lightning_unlearn.methods.masks import ParameterMask
-from lightning_unlearn.tasks.base import Task
+from lightning_unlearn.tasks.base import Task, evaluating
 
 Pseudo = Literal["random", "uniform"]
 _PSEUDO = {
@@ -273,13 +273,9 @@ class AdaProb(UnlearningMethod):
         if forget_loader is None:
             raise ValueError("AdaProb needs the forget data in `setup` to build its refined targets; pass the forget loader.")
         device = next(model.parameters()).device
-        was_training = model.training
-        model.eval()
-        try:
+        with evaluating(model):
             forget_probs, keys = _predicted_probs(model, task, forget_loader, device)
             retain_probs = _predicted_probs(model, task, retain_loader, device)[0] if retain_loader is not None else None
-        finally:
-            model.train(was_training)
         if keys.numel() == 0:
             raise ValueError("AdaProb got an empty forget loader; the forget set must not be empty.")
         n_f, num_classes = forget_probs.shape

@@ -15,7 +15,7 @@ from lightning_unlearn.methods.base import RetainLoss, StepContext, UnlearningMe
 from lightning_unlearn.methods.masks import ParameterMask
 from lightning_unlearn.methods.one_shot import all_ranks_sum, apply_edit, edit_once, require_loaders, trainable_params
 from lightning_unlearn.methods.ssd import _ONE_SHOT_RETAIN
-from lightning_unlearn.tasks.base import Task
+from lightning_unlearn.tasks.base import Task, evaluating
 
 
 def fisher_inverse_vector_product(grads: Tensor, vector: Tensor, damping: float) -> Tensor:
@@ -144,14 +144,10 @@ class InfluenceUnlearning(UnlearningMethod):
         forget_loader, retain_loader = require_loaders("IU needs the forget and retain data", self._loaders)
         named = trainable_params(model)
         params = list(named.values())
-        was_training = model.training
-        model.eval()
-        try:
+        with evaluating(model):
             forget_sum, n_f = _gradient_sum(model, task, forget_loader, params, self.max_batches)
             retain_sum, n_r = _gradient_sum(model, task, retain_loader, params, self.max_batches)
             grads = _per_sample_gradients(model, task, retain_loader, params, self.fisher_samples)
-        finally:
-            model.train(was_training)
         counts = torch.tensor([float(n_f), float(n_r)], device=forget_sum.device)
         distributed = all_ranks_sum([forget_sum, retain_sum, counts])
         n_f, n_r = float(counts[0]), float(counts[1])

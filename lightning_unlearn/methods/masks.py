@@ -11,7 +11,7 @@ from lightning.fabric.utilities.apply_func import move_data_to_device
 from torch import Tensor, nn
 
 from lightning_unlearn._errors import check_choice, check_fraction, check_int
-from lightning_unlearn.tasks.base import Task
+from lightning_unlearn.tasks.base import Task, evaluating
 
 MaskScope = Literal["global", "layer"]
 _SCOPES = {"global": "one threshold over all parameters", "layer": "one threshold per parameter tensor"}
@@ -109,21 +109,19 @@ class SaliencyMask(ParameterMask):
             raise ValueError("The SaliencyMask mask needs the forget data to be built; pass the forget loader to `setup`.")
         params = {n: p for n, p in model.named_parameters() if p.requires_grad}
         grads = {n: torch.zeros_like(p) for n, p in params.items()}
-        was_training = model.training
-        model.eval()
         seen = 0
         device = next(iter(params.values())).device
-        for i, batch in enumerate(forget_loader):
-            if self.max_batches is not None and i >= self.max_batches:
-                break
-            batch = move_data_to_device(batch, device)
-            loss = task.per_sample_loss(task.forward(model, batch), batch).sum()
-            g = torch.autograd.grad(loss, list(params.values()), allow_unused=True)
-            for (n, _), gi in zip(params.items(), g):
-                if gi is not None:
-                    grads[n] += gi
-            seen += 1
-        model.train(was_training)
+        with evaluating(model):
+            for i, batch in enumerate(forget_loader):
+                if self.max_batches is not None and i >= self.max_batches:
+                    break
+                batch = move_data_to_device(batch, device)
+                loss = task.per_sample_loss(task.forward(model, batch), batch).sum()
+                g = torch.autograd.grad(loss, list(params.values()), allow_unused=True)
+                for (n, _), gi in zip(params.items(), g):
+                    if gi is not None:
+                        grads[n] += gi
+                seen += 1
         if seen == 0:
             raise ValueError("SaliencyMask got an empty forget loader; the forget set must not be empty.")
         return grads

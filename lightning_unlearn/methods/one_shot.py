@@ -28,7 +28,7 @@ from lightning.fabric.utilities.apply_func import move_data_to_device
 from torch import Tensor, nn
 
 from lightning_unlearn.methods.base import StepContext
-from lightning_unlearn.tasks.base import Task
+from lightning_unlearn.tasks.base import Task, evaluating
 
 __all__ = [
     "ImportanceKind",
@@ -118,9 +118,7 @@ def diagonal_importance(
     importance = {n: torch.zeros_like(p, dtype=torch.float32) for n, p in params.items()}
     objective = _objective(kind, task)
     batches = samples = 0
-    was_training = model.training
-    model.eval()
-    try:
+    with evaluating(model):
         for i, batch in enumerate(loader):
             if max_batches is not None and i >= max_batches:
                 break
@@ -132,8 +130,6 @@ def diagonal_importance(
                     importance[name] += grad.float().pow(2) if kind == "fisher" else grad.float().abs()
             batches += 1
             samples += task.batch_size(batch)
-    finally:
-        model.train(was_training)
     counts = torch.tensor([float(batches), float(samples)], device=device)
     all_ranks_sum([*importance.values(), counts])
     batches, samples = int(counts[0]), int(counts[1])

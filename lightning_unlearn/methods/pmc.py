@@ -13,7 +13,7 @@ from lightning_unlearn._errors import check_int, check_positive
 from lightning_unlearn.methods.base import RetainLoss, StepContext, UnlearningMethod, register_method
 from lightning_unlearn.methods.masks import ParameterMask
 from lightning_unlearn.metrics.llm import lcs_length
-from lightning_unlearn.tasks.base import Task
+from lightning_unlearn.tasks.base import Task, evaluating
 from lightning_unlearn.tasks.causal_lm import left_pad
 
 
@@ -112,15 +112,10 @@ def generate_continuations(
         kwargs.update(temperature=temperature, top_p=top_p)
     else:  # greedy: override any sampling settings of the model's generation config
         kwargs.update(temperature=None, top_p=None, top_k=None)
-    was_training = lm.training
-    lm.eval()
     cuda = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
-    try:
-        with torch.random.fork_rng(devices=cuda):
-            torch.manual_seed(seed)
-            out = lm.generate(**kwargs)
-    finally:
-        lm.train(was_training)
+    with evaluating(lm), torch.random.fork_rng(devices=cuda):
+        torch.manual_seed(seed)
+        out = lm.generate(**kwargs)
     out = out[:, input_ids.shape[1] :].tolist()
     answers: list[list[list[int]]] = []
     for i in range(len(prompts)):

@@ -15,7 +15,7 @@ from torch import Tensor, nn
 from lightning_unlearn._errors import check_fraction, check_int, check_positive
 from lightning_unlearn.methods.base import LossOutput, RetainLoss, StepContext, UnlearningMethod, register_method
 from lightning_unlearn.methods.masks import ParameterMask
-from lightning_unlearn.tasks.base import Task
+from lightning_unlearn.tasks.base import Task, evaluating
 
 #: Child names that make a module an attention block edited per head (``transformers`` >= 5 naming).
 ATTENTION_PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj")
@@ -158,9 +158,7 @@ def mean_gradients(
     device = next(iter(params.values())).device
     grads = {n: torch.zeros_like(p) for n, p in params.items()}
     count = 0
-    was_training = model.training
-    model.eval()
-    try:
+    with evaluating(model):
         for i, batch in enumerate(batches):
             if max_batches is not None and i >= max_batches:
                 break
@@ -172,8 +170,6 @@ def mean_gradients(
                 if g is not None:
                     grads[name] += g
             count += task.batch_size(batch)
-    finally:
-        model.train(was_training)
     if count:
         for g in grads.values():
             g.div_(count)

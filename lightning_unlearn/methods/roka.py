@@ -13,7 +13,7 @@ from torch import Tensor, nn
 from lightning_unlearn._errors import check_choice, check_int, check_positive
 from lightning_unlearn.methods.base import RetainLoss, StepContext, UnlearningMethod, register_method
 from lightning_unlearn.methods.masks import ParameterMask
-from lightning_unlearn.tasks.base import Task, _find_module
+from lightning_unlearn.tasks.base import Task, _find_module, evaluating
 
 Variant = Literal["targeted", "non_targeted"]
 _VARIANTS = {
@@ -39,8 +39,6 @@ def contribution_vectors(model: nn.Module, task: Task, batch: Any, layer: str, c
     batch-norm statistics are not updated and samples do not interact. The result carries no graph.
     """
     module = _find_module(model, layer)
-    was_training = model.training
-    model.eval()
     store: dict[str, Tensor] = {}
 
     def hook(_module: nn.Module, _inputs: Any, output: Any) -> Tensor:
@@ -53,11 +51,10 @@ def contribution_vectors(model: nn.Module, task: Task, batch: Any, layer: str, c
 
     handle = module.register_forward_hook(hook)
     try:
-        with torch.enable_grad():
+        with evaluating(model), torch.enable_grad():
             logits = task.forward(model, batch)
     finally:
         handle.remove()
-        model.train(was_training)
     h = store["h"]
     many = classes.dim() == 2
     rows = classes if many else classes[None]
@@ -172,12 +169,9 @@ class ROKA(UnlearningMethod):
             raise ValueError(
                 "ROKA(variant='non_targeted') needs the forget data in `setup` to compute its contribution centroid."
             )
-        device = next(model.parameters()).device
-        was_training = model.training
-        model.eval()
         total: Tensor | None = None
         count = 0
-        try:
+        with evaluating(model) as device:
             for batch in forget_loader:
                 batch = move_data_to_device(batch, device)
                 with torch.no_grad():
@@ -185,8 +179,6 @@ class ROKA(UnlearningMethod):
                 r = contribution_vectors(model, task, batch, self.layer, pseudo).double().sum(0)
                 total = r if total is None else total + r
                 count += int(pseudo.shape[0])
-        finally:
-            model.train(was_training)
         if total is None or count == 0:
             raise ValueError("ROKA got an empty forget loader; the forget set must not be empty.")
         self.centroid = (total / count).float()

@@ -14,7 +14,7 @@ from lightning_unlearn.methods.base import RetainLoss, StepContext, UnlearningMe
 from lightning_unlearn.methods.masks import ParameterMask
 from lightning_unlearn.methods.one_shot import all_ranks_sum
 from lightning_unlearn.methods.scrub import ScrubSchedule, check_scrub_arguments, scrub_forget_loss, scrub_retain_loss
-from lightning_unlearn.tasks.base import Task
+from lightning_unlearn.tasks.base import Task, evaluating
 
 
 @torch.no_grad()
@@ -23,9 +23,7 @@ def per_class_errors(model: nn.Module, task: Task, loader: Iterable[Any], num_cl
     device = next(model.parameters()).device
     errors = torch.zeros(num_classes, device=device)
     counts = torch.zeros(num_classes, device=device)
-    was_training = model.training
-    model.eval()
-    try:
+    with evaluating(model):
         for batch in loader:
             batch = move_data_to_device(batch, device)
             outputs = task.forward(model, batch)
@@ -33,8 +31,6 @@ def per_class_errors(model: nn.Module, task: Task, loader: Iterable[Any], num_cl
             targets = task.targets(batch)
             errors.index_add_(0, targets, wrong)
             counts.index_add_(0, targets, torch.ones_like(wrong))
-    finally:
-        model.train(was_training)
     all_ranks_sum([errors, counts])
     return errors, counts
 
@@ -151,11 +147,8 @@ class SCRUBR(UnlearningMethod):
             return
         final = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
         candidates = [*self.checkpoints, ("final", final)]
-        was_training = model.training
-        model.eval()
-        sample = move_data_to_device(next(iter(self._forget_loader)), next(model.parameters()).device)
-        num_classes = int(task.forward(model, sample).shape[-1])
-        model.train(was_training)
+        with evaluating(model) as device:
+            num_classes = int(task.forward(model, move_data_to_device(next(iter(self._forget_loader)), device)).shape[-1])
         scores = []
         for tag, state in candidates:
             model.load_state_dict(state)

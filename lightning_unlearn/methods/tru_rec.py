@@ -16,7 +16,7 @@ from lightning_unlearn._errors import check_choice, check_fraction, check_int, c
 from lightning_unlearn.methods.base import RetainLoss, StepContext, UnlearningMethod, register_method
 from lightning_unlearn.methods.masks import ParameterMask, SaliencyMask
 from lightning_unlearn.methods.npo import npo_loss
-from lightning_unlearn.tasks.base import Task
+from lightning_unlearn.tasks.base import Task, evaluating
 
 __all__ = ["TRURec", "branch_scales", "deletion_sensitivity", "module_groups", "ranking_gate", "select_modules"]
 
@@ -201,11 +201,9 @@ class TRURec(UnlearningMethod):
 
     @torch.no_grad()
     def _branch_shares(self, model: nn.Module, task: Task, retain_loader: Iterable) -> dict[str, float]:
-        was_training = model.training
-        model.eval()
         device = next(model.parameters()).device
         totals: dict[str, float] = {}
-        try:
+        with evaluating(model):
             for k, batch in enumerate(retain_loader):
                 if self.max_batches is not None and k >= self.max_batches:
                     break
@@ -216,8 +214,6 @@ class TRURec(UnlearningMethod):
                 for branch, v in model.item_branches(items).items():
                     weight = gates[branch] if branch in gates else 1.0
                     totals[branch] = totals.get(branch, 0.0) + float((weight * (p * v).sum(-1)).abs().sum())
-        finally:
-            model.train(was_training)
         total = sum(totals.values())
         if not totals:
             raise ValueError("TRURec got an empty retain loader; the retain set must not be empty.")

@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from lightning_unlearn._errors import check_int, check_positive
 from lightning_unlearn.methods.base import _RETAIN_LOSSES, RetainLoss, StepContext, UnlearningMethod, register_method
 from lightning_unlearn.methods.masks import ParameterMask
-from lightning_unlearn.tasks.base import Task
+from lightning_unlearn.tasks.base import Task, evaluating
 
 
 def learn_error_maximizing_noise(
@@ -39,9 +39,7 @@ def learn_error_maximizing_noise(
     noise.requires_grad_(True)
     optimizer = torch.optim.Adam([noise], lr=lr)
     labels = classes.to(device).repeat_interleave(shape[0])
-    was_training = model.training
-    model.eval()
-    try:
+    with evaluating(model):
         with torch.enable_grad():
             for _ in range(steps):
                 flat = noise.flatten(0, 1)
@@ -50,8 +48,6 @@ def learn_error_maximizing_noise(
                 (grad,) = torch.autograd.grad(loss, [noise])
                 noise.grad = grad
                 optimizer.step()
-    finally:
-        model.train(was_training)
     return noise.detach()
 
 

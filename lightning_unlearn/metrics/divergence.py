@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from torchmetrics import Metric
 
 from lightning_unlearn._errors import check_choice
-from lightning_unlearn.tasks.base import Task
+from lightning_unlearn.tasks.base import Task, evaluating
 
 __all__ = [
     "JSDivergence",
@@ -209,16 +209,11 @@ def output_probabilities(model: nn.Module, loader: Iterable, task: Task | None =
     from lightning_unlearn.tasks import ClassificationTask
 
     task = task or ClassificationTask()
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
     probs = []
-    try:
+    with evaluating(model) as device:
         for batch in loader:
             batch = move_data_to_device(batch, device)
             probs.append(task.probabilities(task.forward(model, batch)).float().cpu())
-    finally:
-        model.train(was_training)
     if not probs:
         raise ValueError("`loader` yielded no batches.")
     return torch.cat(probs)

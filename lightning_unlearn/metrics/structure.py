@@ -26,7 +26,7 @@ from lightning.fabric.utilities.apply_func import move_data_to_device
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Subset
 
-from lightning_unlearn.tasks.base import Task, capture_features
+from lightning_unlearn.tasks.base import Task, capture_features, evaluating
 
 
 def _check_pair(a: Tensor, b: Tensor) -> None:
@@ -85,19 +85,13 @@ def collect_features(model: nn.Module, loader: Iterable, layer: str, task: Task 
     from lightning_unlearn.tasks import ClassificationTask
 
     task = task or ClassificationTask()
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
     feats, labels = [], []
-    try:
-        with capture_features(model, layer) as store:
-            for batch in loader:
-                batch = move_data_to_device(batch, device)
-                task.forward(model, batch)
-                feats.append(store["out"].flatten(1).float().cpu())
-                labels.append(task.targets(batch).cpu())
-    finally:
-        model.train(was_training)
+    with evaluating(model) as device, capture_features(model, layer) as store:
+        for batch in loader:
+            batch = move_data_to_device(batch, device)
+            task.forward(model, batch)
+            feats.append(store["out"].flatten(1).float().cpu())
+            labels.append(task.targets(batch).cpu())
     if not feats:
         raise ValueError("`loader` yielded no batches.")
     return torch.cat(feats), torch.cat(labels)

@@ -25,6 +25,7 @@ from torch import Tensor, nn
 
 from lightning_unlearn._cache import cache_folder, cache_key, cached_tensor
 from lightning_unlearn._errors import check_int, missing_extra
+from lightning_unlearn.tasks.base import evaluating
 
 __all__ = [
     "CONCEPTS",
@@ -183,14 +184,10 @@ class ConceptDiffusionPipeline:
         shape = (cond.shape[0], config.in_channels, config.sample_size, config.sample_size)
         latents = torch.randn(shape, generator=generator).to(device)
         self.scheduler.set_timesteps(num_inference_steps)
-        was_training = self.unet.training
-        self.unet.eval()
-        try:
+        with evaluating(self.unet):
             for t in self.scheduler.timesteps:
                 both = self.unet(torch.cat([latents, latents]), t.to(device), encoder_hidden_states=torch.cat([uncond, cond])).sample
                 eps_u, eps_c = both.chunk(2)
                 eps = eps_u + guidance_scale * (eps_c - eps_u)
                 latents = self.scheduler.step(eps, t, latents).prev_sample
-        finally:
-            self.unet.train(was_training)
         return (latents.clamp(-1, 1) + 1) / 2

@@ -27,6 +27,7 @@ from torch import Tensor, nn
 
 from lightning_unlearn._errors import check_int
 from lightning_unlearn.models.efficientnet import efficientnet_lite0, normalize_images
+from lightning_unlearn.tasks.base import evaluating
 
 #: SmolLM2's unused special token ``<empty_output>`` stands for one image position (its embedding is replaced).
 SMOLLM2_IMAGE_TOKEN = "<empty_output>"
@@ -72,11 +73,8 @@ class VisionLanguageModel(nn.Module):
         self.image_token_id = int(image_token_id)
         self.image_size = int(image_size)
         self.freeze_vision = bool(freeze_vision)
-        was_training = self.vision_tower.training
-        self.vision_tower.eval()  # the shape probe must not touch batch-norm statistics
-        with torch.no_grad():
+        with evaluating(self.vision_tower), torch.no_grad():  # the shape probe must not touch batch-norm statistics
             probe = self.vision_tower.features(torch.zeros(1, 3, self.image_size, self.image_size))
-        self.vision_tower.train(was_training)
         channels, self.num_image_tokens = int(probe.shape[1]), int(probe.shape[2] * probe.shape[3])
         hidden = int(language_model.get_input_embeddings().weight.shape[1])
         self.projector = nn.Sequential(nn.Linear(channels, hidden), nn.GELU(), nn.Linear(hidden, hidden))

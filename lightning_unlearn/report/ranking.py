@@ -8,6 +8,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from lightning_unlearn.tasks.base import evaluating
+
 __all__ = ["forgotten_users", "ranking_section", "top_k_of"]
 
 
@@ -26,12 +28,8 @@ def top_k_of(model: nn.Module, datamodule: Any, users: Tensor, k: int) -> Tensor
     excluded = torch.zeros(users.numel(), int(datamodule.num_items), dtype=torch.bool)
     for row, user in enumerate(users.tolist()):
         excluded[row, datamodule.retain_items[datamodule.retain_users == user]] = True
-    was_training = model.training
-    model.eval()
-    try:
+    with evaluating(model):
         return top_k_items(model, users.to(device), k, excluded.to(device)).cpu()
-    finally:
-        model.train(was_training)
 
 
 def ranking_section(tops: dict[str, Tensor], datamodule: Any, users: Tensor, k: int) -> dict[str, Any]:

@@ -82,8 +82,9 @@ def evaluating(model: nn.Module) -> Iterator[torch.device]:
     also on errors."""
     was_training = model.training
     model.eval()
+    param = next(model.parameters(), None)
     try:
-        yield next(model.parameters()).device
+        yield param.device if param is not None else torch.device("cpu")
     finally:
         model.train(was_training)
 

@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lightning_unlearn._errors import check_int, check_positive
-from lightning_unlearn.tasks.base import Task
+from lightning_unlearn.tasks.base import Task, evaluating
 
 IGNORE_INDEX = -100
 
@@ -544,27 +544,25 @@ def generate_answers(
     check_int("max_new_tokens", max_new_tokens)
     check_int("batch_size", batch_size)
     collator = QACollator(tokenizer, max_length=10**9, chat_template=chat_template, system_prompt=system_prompt)
-    device = next(model.parameters()).device
-    side, was_training = tokenizer.padding_side, model.training
+    side = tokenizer.padding_side
     tokenizer.padding_side = "left"
-    model.eval()
     answers: list[str] = []
     try:
-        for start in range(0, len(questions), batch_size):
-            prompts = [{"input_ids": collator.prompt_ids(q)} for q in questions[start : start + batch_size]]
-            enc = tokenizer.pad(prompts, padding=True, return_tensors="pt")
-            input_ids, attention_mask = enc["input_ids"].to(device), enc["attention_mask"].to(device)
-            out = model.generate(
-                input_ids=input_ids,
-                attention_mask=attention_mask,
-                max_new_tokens=max_new_tokens,
-                do_sample=False,
-                pad_token_id=collator.pad_token_id,
-                eos_token_id=tokenizer.eos_token_id,
-            )
-            new = out[:, input_ids.shape[1] :]
-            answers.extend(text.strip() for text in tokenizer.batch_decode(new, skip_special_tokens=True))
+        with evaluating(model) as device:
+            for start in range(0, len(questions), batch_size):
+                prompts = [{"input_ids": collator.prompt_ids(q)} for q in questions[start : start + batch_size]]
+                enc = tokenizer.pad(prompts, padding=True, return_tensors="pt")
+                input_ids, attention_mask = enc["input_ids"].to(device), enc["attention_mask"].to(device)
+                out = model.generate(
+                    input_ids=input_ids,
+                    attention_mask=attention_mask,
+                    max_new_tokens=max_new_tokens,
+                    do_sample=False,
+                    pad_token_id=collator.pad_token_id,
+                    eos_token_id=tokenizer.eos_token_id,
+                )
+                new = out[:, input_ids.shape[1] :]
+                answers.extend(text.strip() for text in tokenizer.batch_decode(new, skip_special_tokens=True))
     finally:
         tokenizer.padding_side = side
-        model.train(was_training)
     return answers

@@ -10,6 +10,7 @@ import torch
 
 from lightning_unlearn._errors import check_int
 from lightning_unlearn.metrics.llm._checks import _check_texts
+from lightning_unlearn.tasks.base import evaluating
 
 __all__ = ["text_perplexity"]
 
@@ -63,11 +64,8 @@ def text_perplexity(
             f"Every text should tokenize to at least 2 tokens (one to predict from, one to score); texts{short[:5]} "
             f"(e.g. {texts[short[0]]!r:.40}) do not. Pass `prefix_token_id` to score one-token texts."
         )
-    device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
     total_nll, total_tokens = 0.0, 0
-    try:
+    with evaluating(model) as device:
         for start in range(0, len(encoded), batch_size):
             chunk = encoded[start : start + batch_size]
             width = max(len(ids) for ids in chunk)
@@ -82,6 +80,4 @@ def text_perplexity(
             valid = mask[:, 1:].bool()
             total_nll += float(nll[valid].sum())
             total_tokens += int(valid.sum())
-    finally:
-        model.train(was_training)
     return math.exp(total_nll / total_tokens)
