@@ -492,9 +492,20 @@ def run_mpu(settings: Mapping[str, Any], seeds: Sequence[int], log: Callable[[st
     scorer = mpu_lm.build_lm(tokenizer, **arch, model=name)
     rotate = mpu_lm.head_dim(scorer) if cfg.get("rotate_attention") else None
 
+    evaluator = None
+    if cfg.get("b2_metrics"):
+        from lightning_unlearn.evaluation.llm import TofuEvaluator
+        from lightning_unlearn.tasks.causal_lm import QACollator
+
+        evaluator = TofuEvaluator(QACollator(tokenizer, max_length=mpu_lm.MAX_LENGTH))
+
     def score(state: State) -> dict[str, float]:
         mpu_lm.load_model_state(scorer, state)
-        return {"forget_nll": mpu_lm.mean_nll(scorer, tokenizer, forget), "retain_nll": mpu_lm.mean_nll(scorer, tokenizer, retain)}
+        out = {"forget_nll": mpu_lm.mean_nll(scorer, tokenizer, forget), "retain_nll": mpu_lm.mean_nll(scorer, tokenizer, retain)}
+        if evaluator is not None:
+            metrics = evaluator.evaluate(scorer, forget, retain)["metrics"]
+            out.update({k: float(metrics[k]) for k in MPU_B2_KEYS})
+        return out
 
     records: list[dict[str, Any]] = []
 
@@ -524,9 +535,15 @@ def run_mpu(settings: Mapping[str, Any], seeds: Sequence[int], log: Callable[[st
     return records
 
 
+#: B2's metrics (:class:`~lightning_unlearn.evaluation.llm.TofuEvaluator`) an MPU record carries when the settings
+#: ask for them (``mpu.b2_metrics``): no holdout authors (so no MIA) and no oracle (so no forget quality).
+MPU_B2_KEYS = ("forget_rouge", "retain_rouge", "forget_prob", "retain_prob", "forget_truth_ratio", "model_utility", "gibberish")
+
+
 def mpu_markdown(records: Sequence[Mapping[str, Any]]) -> str:
     """Forget / retain NLL per method and noise level (mean ± std over seeds), with the relative change of each
-    against the same method's noise-free run of the same seed."""
+    against the same method's noise-free run of the same seed; then, when the records carry them, B2's metrics
+    (:data:`MPU_B2_KEYS`) with the change of forget and retain ROUGE against the noise-free run."""
     from lightning_unlearn.benchmarking import fmt_pm, markdown_table, mean_std
 
     free = {(r["seed"], r["method"]): r for r in records if r["kappa"] == 0 and r["method"] != "target"}
@@ -549,4 +566,23 @@ def mpu_markdown(records: Sequence[Mapping[str, Any]]) -> str:
             + [fmt_pm(*mean_std(g[k]), digits=2) if k in g else "–" for k in ("d_forget", "d_retain")]
             + [fmt_pm(*mean_std(g["mbytes"]), digits=2, show_std=False)]
         )
-    return markdown_table(header, lines)
+    table = markdown_table(header, lines)
+    if not all(k in r for r in records for k in MPU_B2_KEYS):
+        return table
+    b2: dict[tuple[str, float], dict[str, list[float]]] = {}
+    for r in records:
+        g = b2.setdefault((r["method"], r["kappa"]), {})
+        for k in MPU_B2_KEYS:
+            g.setdefault(k, []).append(r[k])
+        if (r["seed"], r["method"]) in free:
+            f = free[(r["seed"], r["method"])]
+            for k in ("forget_rouge", "retain_rouge"):
+                g.setdefault(f"d_{k}", []).append(r[k] - f[k])
+    header = ["method", "κ (noise)", "forget ROUGE ↓", "retain ROUGE ↑", "forget prob", "retain prob", "forget TR", "MU", "gibberish"]
+    header += ["Δ forget ROUGE vs noise-free", "Δ retain ROUGE vs noise-free"]
+    lines = [
+        [method, f"{kappa:g}"] + [fmt_pm(*mean_std(g[k]), digits=3) for k in MPU_B2_KEYS]
+        + [fmt_pm(*mean_std(g[k]), digits=3) if k in g else "–" for k in ("d_forget_rouge", "d_retain_rouge")]
+        for (method, kappa), g in sorted(b2.items())
+    ]
+    return table + "\n\nB2's metrics (TofuEvaluator; no holdout authors, so no MIA; no oracle, so no forget quality):\n\n" + markdown_table(header, lines)

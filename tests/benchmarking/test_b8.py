@@ -76,3 +76,23 @@ def test_a_class_request_scores_the_forgotten_class_against_the_oracle():
     table = b8.markdown(b8.summarize(records))
     assert "test acc on the forgotten class" in table and "| 45.00 ± 0.00 | 15.00 ± 0.00 |" in table
     assert "forgotten class" not in b8.markdown(b8.summarize([_record("retrain", 0, 70.0, 10.0, 1000, 3)]))
+
+
+def _mpu_record(method: str, seed: int, kappa: float, forget_nll: float, b2: bool, rouge: float = 0.5) -> dict:
+    record = {"seed": seed, "method": method, "kappa": kappa, "m": 1 if kappa == 0 else 2, "forget_nll": forget_nll,
+              "retain_nll": 1.0, "bytes": 1000, "seconds": 1.0}
+    if b2:
+        record.update(dict.fromkeys(b8.MPU_B2_KEYS, 0.25), forget_rouge=rouge)
+    return record
+
+
+def test_mpu_table_compares_each_noise_level_with_the_noise_free_run():
+    records = [_mpu_record("ga", s, 0.0, 2.0, False) for s in (0, 1)] + [_mpu_record("ga", s, 0.1, 1.0 + s, False) for s in (0, 1)]
+    table = b8.mpu_markdown(records)
+    assert "| ga | 0.1 | 2 | 1.500 ± 0.707 |" in table
+    assert "-25.00 ± 35.36" in table  # (1 − 2)/2 and (2 − 2)/2 → −50% and 0%
+    assert "B2's metrics" not in table  # none recorded
+    records = [_mpu_record("ga", 0, 0.0, 2.0, True, rouge=0.2), _mpu_record("ga", 0, 0.1, 1.0, True, rouge=0.5)]
+    table = b8.mpu_markdown(records)
+    assert "B2's metrics" in table
+    assert "| ga | 0.1 | 0.500 ± 0.000 |" in table and "0.300 ± 0.000" in table  # forget ROUGE and its change
