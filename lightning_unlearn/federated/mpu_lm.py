@@ -25,6 +25,7 @@ from torch import Tensor, nn
 from lightning_unlearn._errors import check_int, check_positive
 from lightning_unlearn.engine import FabricStepper, Progress, StepBatch, UnlearningEngine, make_fabric, run_steps
 from lightning_unlearn.federated.weights import State
+from lightning_unlearn.tasks.base import evaluating
 
 MODELS = ("tiny", "smollm2")
 #: Tokens per QA sequence (SmolLM2's chat template with its system prompt: up to 68 on the authors' QA).
@@ -158,9 +159,9 @@ def mean_nll(model: nn.Module, tokenizer: Any, examples: Sequence[Mapping[str, A
     from lightning_unlearn.tasks.causal_lm import CausalLMTask, QACollator
 
     task = CausalLMTask(tokenizer=tokenizer)
-    model.eval()
     batch = QACollator(tokenizer, max_length=MAX_LENGTH)(list(examples))
-    return float(task.per_sample_loss(task.forward(model, batch), batch).mean())
+    with evaluating(model):
+        return float(task.per_sample_loss(task.forward(model, batch), batch).mean())
 
 
 def update(before: Mapping[str, Tensor], after: Mapping[str, Tensor]) -> State:
