@@ -99,6 +99,11 @@ def forget_and_retain(federation: Federation, request: Request) -> tuple[TensorD
     return client_part(federation, leaving, request, "forget"), ConcatDataset([*others, client_part(federation, leaving, request, "retain")])
 
 
+def _local_settings(train: Mapping[str, Any]) -> dict[str, Any]:
+    """Every client's local-training settings of a config's ``training`` section, as message config entries."""
+    return {"lr": float(train["lr"]), "epochs": int(train["epochs"]), "batch-size": int(train["batch_size"])}
+
+
 def load_settings(scale: str) -> dict[str, Any]:
     """The settings of a scale from ``configs/federated_fmnist/<scale>.yaml``."""
     check_choice("scale", scale, SCALES)
@@ -183,7 +188,7 @@ def run_protocol(
     retained = {"requester-part": "retain"} if partial else {}
     sizes = server.part_sizes("retain") if partial else None
     rounds = int(train["rounds"])
-    local = {"lr": float(train["lr"]), "epochs": int(train["epochs"]), "batch-size": int(train["batch_size"])}
+    local = _local_settings(train)
     init = initial_state(model_config, seed)
     out: dict[str, dict[str, Any]] = {}
 
@@ -271,7 +276,7 @@ def _foul(server, settings: Mapping[str, Any], seed: int, init: State, out: dict
     train = settings["training"]
     cfg = settings["methods"]["foul"]
     rounds = int(train["rounds"])
-    local = {"lr": float(train["lr"]), "epochs": int(train["epochs"]), "batch-size": int(train["batch_size"])}
+    local = _local_settings(train)
     leaving = server.request.client
     clients = list(range(server.federation.num_clients))
     remaining = [c for c in clients if c != leaving]
@@ -318,13 +323,11 @@ def _probs(model: torch.nn.Module, data: Any) -> tuple[Tensor, Tensor]:
 
 
 def evaluate(
-    state: Mapping[str, Tensor], federation: Federation, leaving: int | Request, model_config: Mapping[str, int], test: TensorDataset, seed: int = 0
+    state: Mapping[str, Tensor], federation: Federation, request: Request, model_config: Mapping[str, int], test: TensorDataset, seed: int = 0
 ) -> dict[str, float]:
-    """Accuracy (%) on the test set, the forgotten data and the kept data (:func:`forget_and_retain`); MIA-efficacy
-    (%) of a logistic membership attack (retain = members, test = non-members) on the forgotten data. ``leaving``: the
-    client that leaves, or the :class:`Request`; for a class request also ``class_acc``, the test accuracy (%) on the
-    forgotten class."""
-    request = leaving if isinstance(leaving, Request) else Request(client=leaving)
+    """Accuracy (%) on the test set, the forgotten data and the kept data of ``request`` (:func:`forget_and_retain`);
+    MIA-efficacy (%) of a logistic membership attack (retain = members, test = non-members) on the forgotten data; for a
+    class request also ``class_acc``, the test accuracy (%) on the forgotten class."""
     model = FederatedNet(**model_config)
     model.load_state_dict(dict(state))
     forget, retain = forget_and_retain(federation, request)
@@ -487,7 +490,7 @@ def run_mpu(settings: Mapping[str, Any], seeds: Sequence[int], log: Callable[[st
     cfg = settings["mpu"]
     name = str(cfg.get("model", "tiny"))
     data = {"n-authors": int(cfg["n_authors"]), "forget-authors": int(cfg["forget_authors"]), "data-seed": 0}
-    arch = {"hidden": int(cfg.get("hidden", 32)), "layers": int(cfg.get("layers", 2)), "heads": int(cfg.get("heads", 4))}
+    arch = {k: int(cfg[k]) for k in mpu_lm.TINY_SIZES if k in cfg}  # the tiny Llama's sizes (build_lm's defaults otherwise)
     tokenizer, forget, retain = mpu_lm.authors_setup(data["n-authors"], data["forget-authors"], 0, model=name)
     scorer = mpu_lm.build_lm(tokenizer, **arch, model=name)
     rotate = mpu_lm.head_dim(scorer) if cfg.get("rotate_attention") else None

@@ -80,7 +80,7 @@ def _train_mpu(msg: Message, context: Context) -> Message:
     config = msg.content["config"]
     name = str(config.get("model", "tiny"))
     tokenizer, forget, _ = mpu_lm.authors_setup(int(config["n-authors"]), int(config["forget-authors"]), int(config["data-seed"]), model=name)
-    model = mpu_lm.build_lm(tokenizer, int(config.get("hidden", 32)), int(config.get("layers", 2)), int(config.get("heads", 4)), model=name)
+    model = mpu_lm.build_lm(tokenizer, **{k: int(config[k]) for k in mpu_lm.TINY_SIZES if k in config}, model=name)
     copy = msg.content["model"].to_torch_state_dict()
     mpu_lm.load_model_state(model, copy)
     steps = mpu_lm.run_method(

@@ -183,10 +183,17 @@ def forgotten_class(federation: Federation, request: Request) -> int | None:
     return int(torch.bincount(client_data(federation, request.client).tensors[1]).argmax())
 
 
+@functools.lru_cache(maxsize=2)
+def _train_set(limit: int | None) -> TensorDataset:
+    """The standardised Fashion-MNIST training set, built once per process (every message, evaluation and request
+    split indexes it; indexing copies, so the cached tensors are never handed out)."""
+    return load_fashion_mnist("train", limit=limit)
+
+
 @functools.lru_cache(maxsize=4)
 def client_shares(federation: Federation) -> tuple[Tensor, ...]:
     """Every client's sample indices into the Fashion-MNIST training set (cached per process)."""
-    data = load_fashion_mnist("train", limit=federation.train_limit)
+    data = _train_set(federation.train_limit)
     return tuple(
         partition_clients(
             data.targets,
@@ -204,7 +211,7 @@ def client_data(federation: Federation, client: int) -> TensorDataset:
     check_int("client", client, minimum=0)
     if client >= federation.num_clients:
         raise ValueError(f"`client` should be in [0, {federation.num_clients - 1}], got {client}.")
-    data = load_fashion_mnist("train", limit=federation.train_limit)
+    data = _train_set(federation.train_limit)
     idx = client_shares(federation)[client]
     return TensorDataset(data.tensors[0][idx], data.targets[idx])
 

@@ -28,6 +28,8 @@ from lightning_unlearn.federated.weights import State
 from lightning_unlearn.tasks.base import evaluating
 
 MODELS = ("tiny", "smollm2")
+#: The tiny Llama's size settings (keyword arguments of :func:`build_lm`), as configs and messages name them.
+TINY_SIZES = ("hidden", "layers", "heads")
 #: Tokens per QA sequence (SmolLM2's chat template with its system prompt: up to 68 on the authors' QA).
 MAX_LENGTH = 96
 
