@@ -47,12 +47,13 @@ def test_quantum_chains_are_consistent(bench: str):
         assert init["oracle"] == f"artifacts/{bench}/{'classwise/' if classwise else ''}retrain.pt"
 
 
-def test_every_classifier_method_has_iris_configs_in_both_scenarios():
+@pytest.mark.parametrize("dataset", sorted(b6.CONFIG_FOLDERS))
+def test_every_classifier_method_has_configs_in_both_scenarios(dataset: str):
     classifier = [m for m in METHODS.names() if m != "retrain" and "classification" in METHODS.get(m).supported_tasks]
     for scenario in b6.SCENARIOS:
         for method in classifier:
-            hp, source = b6.method_settings("iris", scenario, method)
-            assert source != "defaults", f"no configs/quantum_iris config for {method} ({scenario})"
+            hp, source = b6.method_settings(dataset, scenario, method)
+            assert source != "defaults", f"no configs/{b6.CONFIG_FOLDERS[dataset]} config for {method} ({scenario})"
             assert (REPO / source).is_file() and hp["lr"] > 0
 
 
