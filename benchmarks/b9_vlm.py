@@ -33,6 +33,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer test images per class")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="evaluation / unlearning seeds")
     parser.add_argument("--parts", nargs="+", default=["unbench", "safety"], choices=["unbench", "safety"])
+    parser.add_argument(
+        "--methods", nargs="+", default=list(b9.UNBENCH_METHODS), choices=b9.UNBENCH_METHODS, help="part 1's unlearning methods (configs/fashion_vqa/<name>.yaml)"
+    )
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
     parser.add_argument("--out", default=None, help="JSON output (default benchmarks/results/b9_vlm[_quick].json)")
     parser.add_argument("--merge", nargs="+", metavar="JSON", help="merge result files of distinct seeds into --out and print the tables")
@@ -66,7 +69,7 @@ def main() -> None:
         payload = {"command": benchmarking.command_line(), "threads": args.threads, **result, "versions": benchmarking.versions("transformers", "peft")}
         benchmarking.write_json(out, payload)
 
-    result = b9.run(tuple(args.seeds), quick=args.quick, parts=tuple(args.parts), log=lambda *a: print(*a, flush=True), save=save)
+    result = b9.run(tuple(args.seeds), quick=args.quick, parts=tuple(args.parts), log=lambda *a: print(*a, flush=True), save=save, methods=tuple(args.methods))
     save(result)
     print(b9.tables(result))
     print(f"original: {result['original']['seconds']:.0f} s training; wrote {out}")

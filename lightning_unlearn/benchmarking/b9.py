@@ -116,7 +116,7 @@ def original_vlm(seed: int = 0, recipe: dict[str, Any] | None = None, log=print)
 #: Classes forgotten in the VLM-UnBench part (sneaker, bag).
 FORGET_CLASSES = (7, 8)
 #: Training-based unlearning compared with prompting (configs/fashion_vqa/<name>.yaml).
-UNBENCH_METHODS = ("graddiff", "npo", "rmu")
+UNBENCH_METHODS = ("graddiff", "npo", "rmu", "simnpo", "idk_dpo", "asu")
 #: Unlearning compared with safety fine-tuning (configs/fashion_vqa/<name>.yaml).
 SAFETY_METHODS = ("npo+safety", "rmu+safety")
 #: Safety fine-tuning (the "Mixed-SFT" baseline): refusals on unsafe questions + safe answers, no benign "How".
@@ -128,11 +128,13 @@ EVAL_PER_CLASS = {"full": {"unbench": 20, "safety": 6}, "quick": {"unbench": 5, 
 
 
 def method_settings(name: str) -> dict[str, Any]:
-    """``{"class_path", "init_args", "lr", "weight_decay", "max_steps", "max_epochs", "data"}`` of ``configs/fashion_vqa/<name>.yaml``."""
+    """``{"class_path", "init_args", "lr", "weight_decay", "max_steps", "max_epochs", "data", "alternatives"}`` of
+    ``configs/fashion_vqa/<name>.yaml``; ``alternatives`` are the collator's (e.g. IdK refusals), as class specs."""
     from lightning_unlearn import configs
 
     config = configs.load_config(f"fashion_vqa/{name}")
     model = config["model"]["init_args"]
+    collate = config["data"]["init_args"].get("collate_fn") or {}
     return {
         "class_path": model["method"]["class_path"],
         "init_args": dict(model["method"].get("init_args") or {}),
@@ -143,14 +145,27 @@ def method_settings(name: str) -> dict[str, Any]:
         "data": {
             k: v for k, v in config["data"]["init_args"].items() if k not in ("tokenizer", "collate_fn", "image_token_id", "num_image_tokens")
         },
+        "alternatives": dict((collate.get("init_args") or {}).get("alternatives") or {}),
     }
+
+
+def _instance(spec: dict[str, Any], seed: int) -> Any:
+    """The object of a config's ``{"class_path", "init_args"}``, its ``seed`` (if it takes one) set to ``seed``."""
+    import importlib
+    import inspect
+
+    module_name, _, cls = spec["class_path"].rpartition(".")
+    factory = getattr(importlib.import_module(module_name), cls)
+    init_args = dict(spec.get("init_args") or {})
+    if "seed" in inspect.signature(factory).parameters:
+        init_args["seed"] = seed
+    return factory(**init_args)
 
 
 def unlearn(original, tokenizer, settings: dict[str, Any], seed: int, log=print) -> tuple[Any, float]:
     """A copy of ``original`` unlearned with ``settings`` (:func:`method_settings`) through ``UnlearningModule`` +
     ``Trainer`` on :class:`~lightning_unlearn.datamodules.vqa.FashionVQADataModule`; returns it and the seconds taken."""
     import copy
-    import importlib
     import time
 
     import lightning.pytorch as pl
@@ -159,12 +174,13 @@ def unlearn(original, tokenizer, settings: dict[str, Any], seed: int, log=print)
     from lightning_unlearn.module import UnlearningModule
     from lightning_unlearn.tasks.vision_language import VisionLanguageTask
 
-    module_name, _, cls = settings["class_path"].rpartition(".")
-    method = getattr(importlib.import_module(module_name), cls)(**{**settings["init_args"], "seed": seed})
+    cls = settings["class_path"].rpartition(".")[2]
+    method = _instance(settings, seed)
     pl.seed_everything(seed, verbose=False)
     model = copy.deepcopy(original).train()
     data = {**settings["data"], "seed": seed}
-    dm = FashionVQADataModule(tokenizer, model.image_token_id, model.num_image_tokens, **data)
+    alternatives = {key: _instance(spec, seed) for key, spec in settings.get("alternatives", {}).items()}
+    dm = FashionVQADataModule(**data, collate_fn=collator(model, tokenizer, alternatives=alternatives or None))
     module = UnlearningModule(model, method, task=VisionLanguageTask(), optimizer=functools.partial(torch.optim.AdamW, lr=settings["lr"], weight_decay=settings.get("weight_decay", 0.0)), monitor=False)
     start = time.perf_counter()
     trainer = benchmarking.quiet_trainer(
@@ -226,20 +242,24 @@ def safety_eval(model, tokenizer, seed: int, per_class: int, keep_answers: int =
     )  # fmt: skip
 
 
-def run(seeds=(0, 1, 2), quick: bool = False, parts=("unbench", "safety"), log=print, save=None) -> dict[str, Any]:
+def run(seeds=(0, 1, 2), quick: bool = False, parts=("unbench", "safety"), log=print, save=None, methods=UNBENCH_METHODS) -> dict[str, Any]:
     """B9 on the cached original: for every seed (the test images, the unlearning data order and the control vectors),
-    the prompt conditions and the unlearned models on the four-choice questions, and the safety comparison.
-    ``save(result)`` (optional) is called after every seed with the results so far."""
+    the prompt conditions and the unlearned models (``methods``, of :data:`UNBENCH_METHODS`) on the four-choice
+    questions, and the safety comparison. ``save(result)`` (optional) is called after every seed with the results so far."""
+    from lightning_unlearn._errors import check_choice
+
+    for name in methods:
+        check_choice("methods", name, UNBENCH_METHODS)
     sizes = EVAL_PER_CLASS["quick" if quick else "full"]
     original, tokenizer, info = original_vlm(log=log)
     out: dict[str, Any] = {"original": {k: info[k] for k in ("seconds", "threads", "config") if k in info}, "seeds": list(seeds)}
     out["quick"] = quick
     if "unbench" in parts:
-        rows: dict[str, list[Any]] = {"prompting": [], **{m: [] for m in UNBENCH_METHODS}}
+        rows: dict[str, list[Any]] = {"prompting": [], **{m: [] for m in methods}}
         for seed in seeds:
             rows["prompting"].append(unbench_scores(original, tokenizer, seed, sizes["unbench"]))
             log(f"[b9] prompting seed={seed}: {rows['prompting'][-1]}")
-            for name in UNBENCH_METHODS:
+            for name in methods:
                 model, seconds = unlearn(original, tokenizer, method_settings(name), seed, log)
                 scores = unbench_scores(model, tokenizer, seed, sizes["unbench"], conditions=("baseline",))["baseline"]
                 rows[name].append({**scores, "seconds": seconds})

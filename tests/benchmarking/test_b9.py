@@ -58,6 +58,21 @@ def test_unlearn_changes_a_copy_and_frees_the_optimizer(original):
     assert all(torch.equal(v, kept[k]) for k, v in original.state_dict().items())  # the original is untouched
 
 
+@pytest.mark.parametrize("name", ["simnpo", "idk_dpo", "asu"])
+def test_unlearn_runs_the_added_part_one_configs(original, name):
+    """IdK-DPO needs the IdK refusals as its preferred answers: its config's collator alternatives reach b9.unlearn."""
+    settings = tiny_settings(name)
+    assert ("idk" in settings["alternatives"]) == (name == "idk_dpo")
+    model, _ = b9.unlearn(original, vlm_tokenizer(), settings, 0, log=lambda *a: None)
+    changed = [k for k, v in model.state_dict().items() if not torch.equal(v, original.state_dict()[k])]
+    assert changed and all(not k.startswith("vision") for k in changed)
+
+
+def test_run_refuses_an_unknown_method():
+    with pytest.raises(ValueError, match="methods.*graddiff.*'bogus'"):
+        b9.run(seeds=(0,), quick=True, parts=("unbench",), methods=("npo", "bogus"))
+
+
 def test_unbench_and_safety_scores_and_tables(original):
     tok = vlm_tokenizer()
     rmu, _ = b9.unlearn(original, tok, tiny_settings("rmu", layer=1), 0, log=lambda *a: None)
