@@ -4,7 +4,7 @@
 The protocol is :mod:`lightning_unlearn.benchmarking.b9`: a LLaVA-style VLM (EfficientNet-Lite0 with its ImageNet
 weights → MLP projector → SmolLM2-135M-Instruct + LoRA, merged) is trained in-process once on Fashion-MNIST visual
 QA and cached. Part 1 (VLM-UnBench): four-choice questions with hard negatives, forget classes sneaker and bag,
-the five prompt conditions, then GradDiff / NPO / RMU (``configs/fashion_vqa/<method>.yaml``) on the same
+the five prompt conditions, then GradDiff / NPO / RMU / SimNPO / IdK-DPO / ASU (``configs/fashion_vqa/<method>.yaml``, ``--methods`` picks some) on the same
 questions. Part 2 (Safety Mirage): the original, safety fine-tuning on a mix whose first word predicts refusal,
 and NPO (the authors' variant) / RMU unlearning of the harmful answers, under the 3-shot one-word rewrite attack.
 
