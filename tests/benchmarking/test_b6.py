@@ -63,7 +63,9 @@ def test_settings_come_from_the_shipped_configs():
     assert b6.train_recipe("iris") == {"epochs": 30, "lr": 0.01, "batch_size": 32}
     hp, source = b6.method_settings("iris", "class", "ga")
     assert source == "configs/quantum_iris/classwise/ga.yaml" and hp["lr"] == 0.01 and hp["mode"] == "max_size_cycle"
-    hp, source = b6.method_settings("digits", "random", "salun")  # no quantum_digits config for it
+    hp, source = b6.method_settings("digits", "random", "salun")
+    assert source == "configs/quantum_digits/salun.yaml" and hp["lr"] == 0.01
+    hp, source = b6.method_settings("digits", "random", "a_method_without_configs")  # e.g. one registered by a user
     assert source == "defaults" and hp == b6.DEFAULT_HP
     with pytest.raises(ValueError, match=r"`scenario` should be one of \['class', 'random'\], got 'rand'"):
         b6.method_settings("iris", "rand", "ga")
