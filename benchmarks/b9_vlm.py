@@ -34,7 +34,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="evaluation / unlearning seeds")
     parser.add_argument("--parts", nargs="+", default=["unbench", "safety"], choices=["unbench", "safety"])
     parser.add_argument(
-        "--methods", nargs="+", default=list(b9.UNBENCH_METHODS), choices=b9.UNBENCH_METHODS, help="part 1's unlearning methods (configs/fashion_vqa/<name>.yaml)"
+        "--methods", nargs="+", default=list(b9.UNBENCH_METHODS), choices=b9.UNBENCH_METHODS, help="part 1's unlearning methods (configs/fashion_vqa/<name>.yaml); give a subset its own --out (--merge joins files)"
     )
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
     parser.add_argument("--out", default=None, help="JSON output (default benchmarks/results/b9_vlm[_quick].json)")

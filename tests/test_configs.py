@@ -360,7 +360,7 @@ def _tiny_vqa_args(name: str) -> list[str]:
     """Swap the config's cached SmolLM2 VLM for :func:`~lightning_unlearn.models.vlm.tiny_vlm` and shrink the data."""
     tokenizer = '{"class_path": "lightning_unlearn.models.tiny_vlm_tokenizer"}'
     run = name.rsplit("/", 1)[1]
-    if run == "idk":  # its collator is spelled out (the refusals are its alternatives)
+    if "collate_fn" in configs.load_config(name)["data"]["init_args"]:  # idk, idk_dpo: the refusals are its alternatives
         data = ["--data.init_args.collate_fn.init_args.tokenizer", tokenizer, "--data.init_args.collate_fn.init_args.image_token_id", "512"]
     else:
         data = ["--data.init_args.tokenizer", tokenizer]
@@ -376,7 +376,7 @@ def test_fashion_vqa_configs_unlearn_the_same_vlm_and_request():
     same Fashion-MNIST VQA data, forgetting sneakers and bags (classes 7, 8) or, for Safety Mirage's NPO, the unsafe
     examples; outputs are named after the file."""
     names = configs.list_configs(VQA_FOLDER)
-    assert {f"{VQA_FOLDER}/{m}" for m in ("graddiff", "npo", "rmu", "idk", "npo+safety", "rmu+safety")} <= set(names)
+    assert {f"{VQA_FOLDER}/{m}" for m in ("graddiff", "npo", "rmu", "idk", "npo+safety", "rmu+safety", "simnpo", "idk_dpo", "asu")} <= set(names)
     for name in names:
         run = name.rsplit("/", 1)[1]
         config = configs.load_config(name)
@@ -401,7 +401,7 @@ def test_fashion_vqa_configs_unlearn_the_same_vlm_and_request():
     assert idk["image_token_id"] == 16 and set(idk["alternatives"]) == {"idk"}  # SmolLM2's <empty_output>
 
 
-@pytest.mark.parametrize("run", ["graddiff", "rmu", "idk", "npo+safety", "rmu+safety"])
+@pytest.mark.parametrize("run", ["graddiff", "rmu", "idk", "npo+safety", "rmu+safety", "simnpo", "idk_dpo", "asu"])
 def test_a_fashion_vqa_config_fits_a_tiny_vlm(run: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """One step of each B9 config (``npo`` runs from the command line in tests/test_cli.py) on a tiny random VLM:
     the config's method, task and data build and move the language model's weights."""

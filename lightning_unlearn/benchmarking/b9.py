@@ -150,7 +150,8 @@ def method_settings(name: str) -> dict[str, Any]:
 
 
 def _instance(spec: dict[str, Any], seed: int) -> Any:
-    """The object of a config's ``{"class_path", "init_args"}``, its ``seed`` (if it takes one) set to ``seed``."""
+    """The object of a config's ``{"class_path", "init_args"}``, its ``seed`` (if it takes one) set to ``seed``: the
+    run's seed replaces the config's, for the method and the collator's alternatives alike (records keep the spec)."""
     import importlib
     import inspect
 
@@ -248,6 +249,8 @@ def run(seeds=(0, 1, 2), quick: bool = False, parts=("unbench", "safety"), log=p
     questions, and the safety comparison. ``save(result)`` (optional) is called after every seed with the results so far."""
     from lightning_unlearn._errors import check_choice
 
+    if isinstance(methods, str) or len(set(methods)) != len(methods):
+        raise ValueError(f"`methods` should be a sequence of distinct names from {list(UNBENCH_METHODS)}, got {methods!r}.")
     for name in methods:
         check_choice("methods", name, UNBENCH_METHODS)
     sizes = EVAL_PER_CLASS["quick" if quick else "full"]
@@ -349,7 +352,8 @@ def merge(results: Sequence[dict[str, Any]]) -> dict[str, Any]:
     for part in ("unbench", "safety"):
         parts = [r[part] for r in results if part in r]
         if parts:
-            out[part] = {name: [row for p in parts for row in p.get(name, [])] for name in parts[0]}
+            names = list(dict.fromkeys(name for p in parts for name in p))  # every result's methods, in order
+            out[part] = {name: [row for p in parts for row in p.get(name, [])] for name in names}
     return out
 
 

@@ -68,9 +68,12 @@ def test_unlearn_runs_the_added_part_one_configs(original, name):
     assert changed and all(not k.startswith("vision") for k in changed)
 
 
-def test_run_refuses_an_unknown_method():
+def test_run_refuses_an_unknown_or_repeated_method():
     with pytest.raises(ValueError, match="methods.*graddiff.*'bogus'"):
         b9.run(seeds=(0,), quick=True, parts=("unbench",), methods=("npo", "bogus"))
+    for methods in (("npo", "npo"), "npo"):  # a repeat would train twice and count its rows twice; a bare string
+        with pytest.raises(ValueError, match="distinct names"):
+            b9.run(seeds=(0,), quick=True, parts=("unbench",), methods=methods)
 
 
 def test_unbench_and_safety_scores_and_tables(original):
@@ -122,3 +125,5 @@ def test_merge_concatenates_distinct_seeds():
         b9.merge([a, {**b, "seeds": [1]}])
     with pytest.raises(ValueError, match="at least one"):
         b9.merge([])
+    more = {"seeds": [3], "unbench": {"prompting": [{"baseline": row}], "simnpo": [row]}}  # run with other --methods
+    assert list(b9.merge([a, more])["unbench"]) == ["prompting", "npo", "simnpo"]
