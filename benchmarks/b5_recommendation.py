@@ -14,7 +14,9 @@ Run from the repository root (offline; one thread is fastest on a shared 2-core 
     OMP_NUM_THREADS=1 python benchmarks/b5_recommendation.py --quick   # ~1-2 min: 200 users, 1 seed, 6 epochs
     OMP_NUM_THREADS=1 python benchmarks/b5_recommendation.py           # full: every user, seeds 1-3
 
-Seed 0 is the tuning seed (``--tune``: the grid of ``b5.tuning_rows`` on seed 0); the reported runs use seeds 1-3.
+Each backbone's method settings are its configs in ``configs/movielens_b5/<backbone>/`` (a regime tuned apart has its own
+``<regime>/<method>.yaml``). Seed 0 is the tuning seed (``--tune``: the grids of ``b5.tuning_rows*`` on seed 0); the
+reported runs use seeds 1-3.
 """
 
 from __future__ import annotations
@@ -37,7 +39,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", nargs="+", type=int, help="override the scale's seeds (0 = the tuning seed)")
     parser.add_argument("--methods", nargs="+", choices=sorted(b5.METHOD_ROWS), help="unlearning rows (default: all)")
     parser.add_argument("--no-ablations", action="store_true", help="skip TRU's ablation rows")
-    parser.add_argument("--tune", type=int, choices=(1, 2, 3), help="a tuning round (b5.tuning_rows, _2, _3) on seed 0, no partition")
+    parser.add_argument("--tune", type=int, choices=(1, 2, 3, 4, 5),
+                        help="a tuning round without the partition: b5.tuning_rows, _2, _3, _4 on seed 0; 5: _4's grid on b5.TUNING_SEEDS")
     parser.add_argument("--tag", default="", help="suffix of the result files")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--combine", nargs="+", metavar="JSON", help="only tabulate the cells of these result files together")
@@ -53,14 +56,21 @@ def main(argv: list[str] | None = None) -> None:
     scale = "quick" if args.quick else "full"
     name = f"b5_{scale}{f'_tuning{args.tune}' if args.tune else ''}{'_' + args.tag if args.tag else ''}"
     start = time.perf_counter()
-    tuning = {1: b5.tuning_rows, 2: b5.tuning_rows_2, 3: b5.tuning_rows_3}
-    if args.tune:
-        rows = tuning[args.tune]()
-    else:
-        rows = {b: b5.method_rows(args.methods, ablations=not args.no_ablations, backbone=b) for b in args.backbones}
-    seeds = [0] if args.tune and args.seeds is None else args.seeds
-    cells = b5.run(scale, tuple(args.backbones), tuple(args.regimes), seeds, rows, partition=not args.tune)
+    tuning = {1: b5.tuning_rows, 2: b5.tuning_rows_2, 3: b5.tuning_rows_3, 4: b5.tuning_rows_4, 5: b5.tuning_rows_4}
+    rows = tuning[args.tune]() if args.tune else None  # None: each cell runs its backbone's and regime's configs
+    seeds = args.seeds
+    if args.tune and seeds is None:
+        seeds = list(b5.TUNING_SEEDS) if args.tune == 5 else [0]
+    cells = b5.run(
+        scale, tuple(args.backbones), tuple(args.regimes), seeds, rows, partition=not args.tune, methods=args.methods, ablations=not args.no_ablations
+    )
     table = b5.markdown(cells)
+    if args.tune:  # the row each backbone/regime chooses (mean objective over the tuning seeds)
+        choice = b5.tuning_choice(cells)
+        table += "\n\n**Chosen (lowest mean max(0, −ΔRecall@20) + |Δhit@20|, points)**\n\n" + benchmarking.markdown_table(
+            ["cell", "row", "objective", "ΔRecall@20", "Δhit@20", "time / retrain", "seeds"],
+            [[g, c["row"], f"{c['objective']:.2f}", f"{c['recall_gap']:+.2f}", f"{c['hit_gap']:+.2f}", f"{c['time_ratio']:.3f}", str(c["seeds"])] for g, c in choice.items()],
+        )
     print(table)
     out = BENCH_DIR / "results"
     benchmarking.write_json(
@@ -70,11 +80,12 @@ def main(argv: list[str] | None = None) -> None:
             "scale": scale,
             "command": benchmarking.command_line(),
             "versions": benchmarking.versions(),
-            "rows": rows,
+            "rows": rows if rows is not None else "per cell (configs/movielens_b5)",
             "train": b5.TRAIN,
             "settings": b5.SCALES[scale],
             "cells": cells,
             "target": b5.target_check(cells),
+            "choice": b5.tuning_choice(cells) if args.tune else None,
             "seconds": time.perf_counter() - start,
         },
     )

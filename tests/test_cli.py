@@ -151,9 +151,9 @@ def test_fit_then_test_from_configs(workdir: Path):
 
 @pytest.mark.slow
 def test_movielens_chain_from_configs(workdir: Path):
-    """original -> retrain -> GA on MovieLens through the shipped configs (shortened: 60 users, no title branch, a few
-    steps), `test` with the oracle, and the ranking table of the three weights files. Five subprocesses: slow (~6 min
-    on 2 busy cores)."""
+    """original -> retrain -> GA (and B5's item-regime TRU) on MovieLens through the shipped configs (shortened: 60
+    users, no title branch, a few steps), `test` with the oracle, and the ranking table of the three weights files. Six
+    subprocesses: slow (~6 min on 2 busy cores)."""
     short = [
         "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false", "--data.init_args.max_users", "60",
         "--model.init_args.model.init_args.titles", "false",
@@ -161,6 +161,11 @@ def test_movielens_chain_from_configs(workdir: Path):
     _cli("fit", "--config", "configs/movielens/original.yaml", "--trainer.max_steps", "3", *short, cwd=workdir)
     _cli("fit", "--config", "configs/movielens/retrain.yaml", "--trainer.max_steps", "3", *short, cwd=workdir)
     _cli("fit", "--config", "configs/movielens/ga.yaml", "--trainer.max_steps", "2", *short, cwd=workdir)
+    before = (workdir / "artifacts/movielens/original.pt").read_bytes()
+    # B5's item-regime TRU setting, unlearning five movies from the same original (its own request in the config)
+    _cli("fit", "--config", "configs/movielens_b5/mf/item/tru_rec.yaml", "--trainer.max_steps", "2", *short, cwd=workdir)
+    assert (workdir / "artifacts/movielens_b5/mf/item/tru_rec.pt").is_file()
+    assert (workdir / "artifacts/movielens/original.pt").read_bytes() == before
     ckpt = workdir / "outputs/movielens/ga/checkpoints/last.ckpt"
     _cli("test", "--config", "configs/movielens/ga.yaml", "--ckpt_path", str(ckpt), *short, cwd=workdir)
     metrics = _last_metrics(workdir / "outputs/movielens/ga")

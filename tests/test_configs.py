@@ -352,6 +352,30 @@ def test_movielens_chain_is_consistent():
         assert init["original"] == "artifacts/movielens/original.pt" and init["oracle"] == "artifacts/movielens/retrain.pt"
 
 
+def test_movielens_b5_configs_unlearn_their_backbones_original_with_their_regimes_request():
+    """B5's settings (configs/movielens_b5/<backbone>/[<regime>/]<method>.yaml): each unlearns its backbone's original
+    (same model as its original.yaml), writes outputs named after its file, deletes the kind of request its regime
+    names, and has an oracle only where the phase-1 oracle deleted the same request (users 1-10)."""
+    from lightning_unlearn.benchmarking import b5
+
+    source = {"mf": "movielens", "lightgcn": "movielens_lightgcn"}
+    request = {"user": "forget_users", "item": "forget_items", "interaction": "forget_indices"}
+    names = configs.list_configs("movielens_b5")
+    assert len(names) == 10
+    for name in names:
+        parts = name.split("/")
+        backbone, method, regime = parts[1], parts[-1], parts[2] if len(parts) == 4 else "user"
+        assert backbone in b5.BACKBONES and regime in b5.REGIMES and method in b5.METHOD_ROWS
+        config, original = configs.load_config(name), configs.load_config(f"{source[backbone]}/original")
+        init, data = config["model"]["init_args"], config["data"]["init_args"]
+        assert init["model"] == original["model"]["init_args"]["model"]
+        assert init["original"] == f"artifacts/{source[backbone]}/original.pt"
+        assert (init.get("oracle") == f"artifacts/{source[backbone]}/retrain.pt") == (regime == "user")
+        assert config["trainer"]["default_root_dir"] == f"outputs/{name.rsplit('/', 1)[0]}/{method}"
+        assert [k for k in request.values() if k in data] == [request[regime]]
+        assert b5.method_settings(backbone, method, regime)["config"] == f"configs/{name}.yaml"
+
+
 # ---------------------------------------------------------------------------------------------- B9: fashion_vqa
 VQA_FOLDER = "fashion_vqa"
 

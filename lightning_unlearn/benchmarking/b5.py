@@ -37,9 +37,10 @@ __all__ = [
     "METHOD_ROWS",
     "REGIMES",
     "SCALES",
-    "TUNED",
+    "CONFIG_FOLDERS",
     "build_model",
     "make_data",
+    "method_settings",
     "run",
     "run_cell",
     "summarize",
@@ -63,31 +64,19 @@ SCALES: dict[str, dict[str, Any]] = {
               "epochs": 6, "shards": 4, "partition": BACKBONES},
     # the reported run: every user, three seeds (seed 0 was used for tuning and is not reported)
     "full": {"max_users": None, "seeds": [1, 2, 3], "users": 30, "items": 10, "interactions": 1000, "item_min_count": 20,
-             "epochs": None, "shards": 4, "partition": ("mf",)},
+             "epochs": None, "shards": 4, "partition": BACKBONES},
 }  # fmt: skip
 
-#: The unlearning rows: (registry name, method arguments, optimiser lr, epochs over the forget set); the settings are
-#: the tuned ones of :data:`TUNED` (per backbone), these are the defaults.
+#: The unlearning rows: (registry name, method arguments, optimiser lr, epochs over the forget set); B5 runs each
+#: backbone's and regime's settings from its config (:func:`method_settings`), these are the defaults.
 METHOD_ROWS: dict[str, dict[str, Any]] = {
     "ga": {"method": "ga", "args": {"retain_weight": 1.0}, "lr": 0.005, "epochs": 1},
     "npo": {"method": "npo", "args": {"beta": 0.1, "retain_weight": 1.0}, "lr": 0.005, "epochs": 1},
     "tru_rec": {"method": "tru_rec", "args": {}, "lr": 0.005, "epochs": 1},
 }
-#: Settings chosen on the tuning seed 0 (user regime; ``--tune 1/2/3``, results in benchmarks/results/b5_full_tuning*),
-#: each row's the one minimising max(0, −ΔRecall@20) + |Δdeleted hit@20| against the oracle (docs/recommendation.md);
-#: ``max_batches: 5`` (TRU's estimates from 5 batches instead of 20) is a speed setting added after tuning.
-TUNED: dict[str, dict[str, dict[str, Any]]] = {
-    "mf": {
-        "ga": {"lr": 0.02, "epochs": 1},
-        "npo": {"lr": 0.02, "epochs": 1},
-        "tru_rec": {"lr": 0.01, "epochs": 2, "args": {"capacity": 0.35, "rank_weight": 0.3, "max_batches": 5}},
-    },
-    "lightgcn": {
-        "ga": {"lr": 0.02, "epochs": 1},
-        "npo": {"lr": 0.02, "epochs": 1},
-        "tru_rec": {"lr": 0.02, "epochs": 1, "args": {"capacity": 0.5, "rank_weight": 1.0, "max_batches": 5}},
-    },
-}
+#: The folder of each backbone's B5 configs: ``<folder>/<method>.yaml``, and ``<folder>/<regime>/<method>.yaml``
+#: where a regime was tuned apart (:func:`method_settings`).
+CONFIG_FOLDERS = {"mf": "movielens_b5/mf", "lightgcn": "movielens_b5/lightgcn"}
 #: TRU's ablations: the full method with one part switched off, and with all three off (= its reverse update alone).
 ABLATIONS: dict[str, dict[str, Any]] = {
     "tru_rec -gate": {"rank_gate": False},
@@ -266,14 +255,20 @@ def _partition_original(backbone: str, data: Any, seed: int, shards: int, recipe
     return UserPartitionedRecommender(models, user_shard), seconds
 
 
-def _partition_unlearn(partition: nn.Module, backbone: str, data: Any, seed: int, recipe: dict[str, Any]) -> tuple[nn.Module, float, int]:
-    """Retrain (from scratch, on their retained interactions) the shards that held deleted interactions."""
+def _partition_unlearn(partition: nn.Module, backbone: str, data: Any, seed: int, recipe: dict[str, Any],
+                       user: int | None = None) -> tuple[nn.Module, float, int]:  # fmt: skip
+    """Retrain (from scratch, on their retained interactions) the shards that held deleted interactions — of the
+    request, or, with ``user``, of a request deleting that one user only."""
     start = time.perf_counter()
     model = copy.deepcopy(partition)
-    affected = model.affected_shards(data.forget_users)
+    if user is None:
+        affected, kept_users, kept_items = model.affected_shards(data.forget_users), data.retain_users, data.retain_items
+    else:
+        keep = data.train_users != user
+        affected, kept_users, kept_items = model.affected_shards(torch.tensor([user])), data.train_users[keep], data.train_items[keep]
     for s in affected:
-        rows = model.user_shard[data.retain_users] == s
-        u, i = data.retain_users[rows], data.retain_items[rows]
+        rows = model.user_shard[kept_users] == s
+        u, i = kept_users[rows], kept_items[rows]
         shard = build_model(backbone, data, u, i, seed=seed * 100 + s + 50)
         train_bpr(shard, u, i, data.num_items, recipe, seed * 100 + s + 50)
         model.shards[s] = shard
@@ -309,6 +304,9 @@ def run_cell(backbone: str, regime: str, seed: int, scale: str, cache: dict[str,
         sisa, sisa_seconds, affected = _partition_unlearn(partition, backbone, data, seed, recipe)
         results["partition (original)"] = {**evaluate(partition, data), "seconds": partition_seconds}
         results["partition"] = {**evaluate(sisa, data), "seconds": sisa_seconds, "time_ratio": sisa_seconds / oracle_seconds, "shards_retrained": affected}
+        if regime == "user":  # what one user's request would cost instead of the batch (time only: another request)
+            _, one_seconds, _ = _partition_unlearn(partition, backbone, data, seed, recipe, user=int(data.forget_users[0]))
+            results["partition (one user, time only)"] = {"seconds": one_seconds, "time_ratio": one_seconds / oracle_seconds, "shards_retrained": 1}
     for label, row in rows.items():
         model, seconds, method = unlearn(original, data, row, seed, graph)
         results[label] = {**evaluate(model, data), "seconds": seconds, "time_ratio": seconds / oracle_seconds}
@@ -325,16 +323,43 @@ def run_cell(backbone: str, regime: str, seed: int, scale: str, cache: dict[str,
     return {"backbone": backbone, "regime": regime, "seed": seed, "forget": forget, "results": results}
 
 
-def method_rows(methods: list[str] | None = None, ablations: bool = True, backbone: str | None = None,
+def method_settings(backbone: str, method: str, regime: str = "user") -> dict[str, Any]:
+    """The row of ``method`` for ``backbone`` and ``regime`` from its B5 config (:data:`CONFIG_FOLDERS`:
+    ``<folder>/<regime>/<method>.yaml`` if the regime was tuned apart, else ``<folder>/<method>.yaml``): ``{"method",
+    "args", "lr", "epochs", "config"}``. The config must unlearn as B5 does (AdamW without weight decay, forget batches
+    of :data:`FORGET_BATCH` with retain batches of :data:`RETAIN_BATCH`)."""
+    from lightning_unlearn import benchmarking
+    from lightning_unlearn._errors import check_choice
+    from lightning_unlearn.configs import config_path, load_config
+
+    check_choice("backbone", backbone, BACKBONES)
+    check_choice("regime", regime, REGIMES)
+    check_choice("method", method, METHOD_ROWS)
+    name = f"{CONFIG_FOLDERS[backbone]}/{regime}/{method}"
+    try:
+        config_path(name)
+    except ValueError:
+        name = f"{CONFIG_FOLDERS[backbone]}/{method}"
+    source = f"configs/{name}.yaml"
+    hp = benchmarking.unlearning_settings(load_config(name), source, optimizer="torch.optim.AdamW")
+    expected = {"weight_decay": 0.0, "batch_size": FORGET_BATCH, "retain_batch_size": RETAIN_BATCH, "max_steps": -1}
+    wrong = {k: hp.get(k) for k, v in expected.items() if hp.get(k) != v}
+    if wrong:
+        raise ValueError(f"{source}: B5 unlearns with {expected}, got {wrong}.")
+    return {"method": method, "args": hp["method"], "lr": float(hp["lr"]), "epochs": int(hp["epochs"]), "config": source}
+
+
+def method_rows(methods: list[str] | None = None, ablations: bool = True, backbone: str | None = None, regime: str = "user",
                 overrides: dict[str, dict[str, Any]] | None = None) -> dict[str, dict[str, Any]]:  # fmt: skip
-    """The unlearning rows to run: ``methods`` among :data:`METHOD_ROWS` (default: all) with the tuned settings of
-    ``backbone`` (:data:`TUNED`) and ``overrides``, and TRU's ablations."""
-    if backbone is not None:
-        overrides = {**TUNED[backbone], **(overrides or {})}
+    """The unlearning rows to run: ``methods`` among :data:`METHOD_ROWS` (default: all) with the settings of
+    ``backbone``'s configs for ``regime`` (:func:`method_settings`; the defaults of :data:`METHOD_ROWS` without a
+    backbone) and ``overrides``, and TRU's ablations (TRU's setting with one part switched off)."""
     names = list(METHOD_ROWS) if methods is None else methods
     unknown = sorted(set(names) - set(METHOD_ROWS))
     if unknown:
         raise ValueError(f"`methods` should be among {sorted(METHOD_ROWS)}, got {unknown}.")
+    if backbone is not None:
+        overrides = {**{n: method_settings(backbone, n, regime) for n in names}, **(overrides or {})}
     rows = {n: copy.deepcopy(METHOD_ROWS[n]) for n in names}
     for name, change in (overrides or {}).items():
         if name not in rows:
@@ -347,21 +372,25 @@ def method_rows(methods: list[str] | None = None, ablations: bool = True, backbo
 
 
 def run(scale: str = "quick", backbones: tuple[str, ...] = BACKBONES, regimes: tuple[str, ...] = REGIMES, seeds: list[int] | None = None,
-        rows: dict[str, dict[str, Any]] | None = None, log=print, partition: bool = True) -> list[dict[str, Any]]:  # fmt: skip
-    """Every cell of B5 at ``scale``; returns the per-cell records (:func:`summarize` tabulates them). ``rows``: the
-    same rows for every backbone, or ``{backbone: rows}``; default :func:`method_rows` with each backbone's tuning."""
+        rows: dict[str, dict[str, Any]] | None = None, log=print, partition: bool = True, methods: list[str] | None = None,
+        ablations: bool = True) -> list[dict[str, Any]]:  # fmt: skip
+    """Every cell of B5 at ``scale``; returns the per-cell records (:func:`summarize` tabulates them), each with the
+    rows it ran. ``rows``: the same rows for every cell, or ``{backbone: rows}``; by default each cell runs
+    :func:`method_rows` (``methods``, ``ablations``) with its backbone's and regime's configs."""
     from lightning_unlearn._errors import check_choice
 
     check_choice("scale", scale, SCALES)
-    if rows is None:
-        rows = {b: method_rows(backbone=b) for b in backbones}
     cells = []
     for seed in SCALES[scale]["seeds"] if seeds is None else seeds:
         cache: dict[str, Any] = {}
         for backbone in backbones:
             for regime in regimes:
-                here = rows[backbone] if backbone in rows and backbone in BACKBONES else rows
-                cells.append(run_cell(backbone, regime, seed, scale, cache, here, log, partition=partition))
+                if rows is None:
+                    here = method_rows(methods, ablations, backbone=backbone, regime=regime)
+                else:
+                    here = rows[backbone] if backbone in rows and backbone in BACKBONES else rows
+                cell = run_cell(backbone, regime, seed, scale, cache, here, log, partition=partition)
+                cells.append({**cell, "rows": here})
             cache.clear()
     return cells
 
@@ -383,6 +412,35 @@ def tuning_rows_3() -> dict[str, dict[str, Any]]:
         rows[f"tru_rec lr0.01 e2 c0.35 rw{rank_weight}"] = {"method": "tru_rec", "args": {"capacity": 0.35, "rank_weight": rank_weight}, "lr": 0.01, "epochs": 2}
     rows["tru_rec lr0.015 e1 c0.35"] = {"method": "tru_rec", "args": {"capacity": 0.35}, "lr": 0.015, "epochs": 1}
     rows["tru_rec npo lr0.01 e2 c0.35"] = {"method": "tru_rec", "args": {"capacity": 0.35, "reverse": "npo"}, "lr": 0.01, "epochs": 2}
+    return rows
+
+
+#: The seeds of the fifth tuning round (never reported; the reported runs use 1-3).
+TUNING_SEEDS = (0, 100, 101)
+
+
+#: TRU's setting chosen by rounds 1-3 (user regime, seed 0): rounds 4 and 5 search around it and keep it as a row.
+ROUND_3_TRU = {
+    "mf": {"lr": 0.01, "epochs": 2, "args": {"capacity": 0.35, "rank_weight": 0.3, "max_batches": 5}},
+    "lightgcn": {"lr": 0.02, "epochs": 1, "args": {"capacity": 0.5, "rank_weight": 1.0, "max_batches": 5}},
+}
+
+
+def tuning_rows_4() -> dict[str, dict[str, dict[str, Any]]]:
+    """The fourth tuning round (seed 0, the item and interaction regimes; the fifth: the same grid on every regime and
+    the seeds :data:`TUNING_SEEDS`): TRU per regime, ``{backbone: rows}`` —
+    learning rate × gate weight ρ × retain weight at one epoch, around each backbone's tuned capacity, beside the
+    setting tuned on the user regime."""
+    rows: dict[str, dict[str, dict[str, Any]]] = {}
+    for backbone in BACKBONES:
+        user = ROUND_3_TRU[backbone]
+        base = user["args"]
+        rows[backbone] = {"tru_rec (user-regime setting)": {"method": "tru_rec", **user}}
+        for lr in (0.005, 0.01, 0.02):
+            for rank_weight in (0.1, 0.3, 1.0):
+                for retain_weight in (1.0, 3.0):
+                    args = {**base, "rank_weight": rank_weight, "retain_weight": retain_weight}
+                    rows[backbone][f"tru_rec lr{lr} e1 rw{rank_weight} rtw{retain_weight}"] = {"method": "tru_rec", "args": args, "lr": lr, "epochs": 1}
     return rows
 
 
@@ -432,6 +490,39 @@ def target_check(cells: list[dict[str, Any]], method: str = "tru_rec") -> list[d
             "group": group, "recall_gap": recall_gap, "hit_gap": hit_gap, "time_ratio": ratio,
             "met": bool(recall_gap >= -0.01 and abs(hit_gap) <= 0.02 and ratio <= 0.10),
         })  # fmt: skip
+    return out
+
+
+def tuning_choice(cells: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The row each backbone/regime of a tuning run chooses: the lowest mean over seeds of
+    ``max(0, −ΔRecall@20) + |Δdeleted hit@20|`` against the oracle (points); ``{group: {"row", "objective",
+    "recall_gap", "hit_gap", "time_ratio", "seeds"}}`` (gaps and time ratio: means over seeds)."""
+    scores: dict[str, dict[str, list[tuple[float, float, float]]]] = {}
+    seeds: dict[str, set[int]] = {}
+    for cell in cells:
+        group = f"{cell['backbone']}/{cell['regime']}"
+        seeds.setdefault(group, set()).add(cell["seed"])
+        oracle = cell["results"]["retrain"]
+        for row, metrics in cell["results"].items():
+            if row == "retrain" or row.startswith("partition") or "recall@20" not in metrics:
+                continue
+            d_recall = 100 * (metrics["recall@20"] - oracle["recall@20"])
+            d_hit = 100 * (metrics["forget_hit@20"] - oracle["forget_hit@20"])
+            scores.setdefault(group, {}).setdefault(row, []).append((d_recall, d_hit, metrics["time_ratio"]))
+    out = {}
+    for group, rows in scores.items():
+        def mean(values: list[float]) -> float:
+            return sum(values) / len(values)
+
+        summary = {
+            row: {
+                "objective": mean([max(0.0, -r) + abs(h) for r, h, _ in v]),
+                "recall_gap": mean([r for r, _, _ in v]), "hit_gap": mean([h for _, h, _ in v]), "time_ratio": mean([t for _, _, t in v]),
+            }
+            for row, v in rows.items()
+        }  # fmt: skip
+        best = min(summary, key=lambda row: summary[row]["objective"])  # the first of equals, in grid order
+        out[group] = {"row": best, **summary[best], "seeds": sorted(seeds[group])}
     return out
 
 

@@ -94,6 +94,7 @@ class ContentLightGCN(ContentMF):
         self.register_buffer("edge_users", torch.zeros(0, dtype=torch.long))
         self.register_buffer("edge_items", torch.zeros(0, dtype=torch.long))
         self._adjacency: Tensor | None = None
+        self._propagated: tuple[tuple, Tensor, Tensor] | None = None  # (key, e_users, e_items) of the last propagation
         if (users is None) != (items is None):
             raise ValueError("Give both `users` and `items` (the training interactions of the graph), or neither.")
         if users is not None and items is not None:
@@ -113,6 +114,7 @@ class ContentLightGCN(ContentMF):
         self.edge_users = users.to(device)
         self.edge_items = items.to(device)
         self._adjacency = None
+        self._propagated = None
 
     def remove_interactions(self, users: Tensor, items: Tensor) -> int:
         """Drop the edges of these interactions from the graph (``Â`` is renormalised); returns how many were dropped."""
@@ -132,6 +134,7 @@ class ContentLightGCN(ContentMF):
         device = self.user_embedding.weight.device
         if self._adjacency is None or self._adjacency.device != device:
             self._adjacency = normalized_adjacency(self.edge_users.cpu(), self.edge_items.cpu(), self.num_users, self.num_items).to(device)
+            self._propagated = None
         return self._adjacency
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
@@ -141,11 +144,32 @@ class ContentLightGCN(ContentMF):
             if isinstance(value, Tensor):
                 setattr(self, name, torch.empty_like(value, device=getattr(self, name).device))
         self._adjacency = None
+        self._propagated = None
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     # ------------------------------------------------------------------ scoring
+    def _propagation_key(self) -> tuple:
+        """What the propagated embeddings depend on besides the graph (a new graph drops the cache): the mode and every
+        parameter's storage and in-place version (an optimiser step or ``load_state_dict`` bumps the version, a
+        swapped ``.data`` the pointer)."""
+        self.adjacency()  # (re)builds the graph first, which drops a stale cache
+        return (self.training, tuple((p.data_ptr(), p._version) for p in self.parameters()))
+
     def propagate(self, grad_scale: dict[str, float | Tensor] | None = None) -> tuple[Tensor, Tensor]:
-        """``(e_users [U, dim], e_items [I, dim])``: the layer means of the propagated embeddings."""
+        """``(e_users [U, dim], e_items [I, dim])``: the layer means of the propagated embeddings.
+
+        Without autograd (scoring the catalogue, TRU's ranking gate, evaluation) the last propagation is reused while
+        the graph and the parameters are unchanged, so scoring many user batches, or a step's forward followed by a
+        no-grad ranking of the same weights, propagates once. ``grad_scale`` changes gradients only, never values.
+        """
+        key = self._propagation_key()
+        if not torch.is_grad_enabled() and self._propagated is not None and self._propagated[0] == key:
+            return self._propagated[1], self._propagated[2]
+        e_users, e_items = self._propagate(grad_scale)
+        self._propagated = (key, e_users.detach(), e_items.detach())
+        return e_users, e_items
+
+    def _propagate(self, grad_scale: dict[str, float | Tensor] | None) -> tuple[Tensor, Tensor]:
         layer = torch.cat([self.user_embedding.weight, self.item_vectors(None, grad_scale)])
         total = layer
         if self.num_edges:

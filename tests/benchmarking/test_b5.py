@@ -25,14 +25,66 @@ def test_each_regime_deletes_what_it_says_with_seeded_requests(regime):
     assert not torch.equal(b5.make_data(regime, 2, "quick").forget_items, data.forget_items)
 
 
-def test_rows_use_the_tuned_settings_and_ablate_one_part_each():
+def test_rows_use_the_configs_settings_and_ablate_one_part_each():
+    from lightning_unlearn.configs import load_config
+
     rows = b5.method_rows(backbone="mf")
-    assert rows["tru_rec"]["lr"] == b5.TUNED["mf"]["tru_rec"]["lr"]
+    config = load_config("movielens_b5/mf/tru_rec")
+    assert rows["tru_rec"]["lr"] == config["model"]["init_args"]["optimizer"]["init_args"]["lr"]
+    assert rows["tru_rec"]["epochs"] == config["trainer"]["max_epochs"]
+    assert rows["tru_rec"]["args"] == config["model"]["init_args"]["method"]["init_args"]
     assert rows["tru_rec -gate"]["args"] == {**rows["tru_rec"]["args"], "rank_gate": False}
     assert rows["tru_rec -all"]["args"]["layer_isolation"] is False and rows["ga"]["args"] == {"retain_weight": 1.0}
     assert set(b5.method_rows(["ga"], backbone="lightgcn")) == {"ga"}
     with pytest.raises(ValueError, match="`methods` should be among"):
         b5.method_rows(["sisa"])
+
+
+@pytest.mark.parametrize("backbone", b5.BACKBONES)
+def test_a_regime_tuned_apart_reads_its_own_config_and_the_rest_fall_back(backbone):
+    folder = b5.CONFIG_FOLDERS[backbone]
+    for regime in b5.REGIMES:
+        rows = b5.method_rows(backbone=backbone, regime=regime)
+        own = regime != "user"  # item and interaction were tuned apart (--tune 4)
+        assert rows["tru_rec"]["config"] == f"configs/{folder}/{regime + '/' if own else ''}tru_rec.yaml"
+        assert rows["tru_rec -scaling"]["args"] == {**rows["tru_rec"]["args"], "branch_scaling": False}
+        assert rows["ga"]["config"] == f"configs/{folder}/ga.yaml"  # GA and NPO: one setting for every regime
+    item, user = b5.method_rows(["tru_rec"], backbone=backbone, regime="item"), b5.method_rows(["tru_rec"], backbone=backbone)
+    assert item["tru_rec"] != user["tru_rec"]
+
+
+def test_method_settings_refuses_a_config_b5_would_not_run_as_written(tmp_path, monkeypatch):
+    import copy
+
+    import yaml
+
+    from lightning_unlearn import configs
+
+    shipped = configs.load_config("movielens_b5/mf/ga")
+    for name, edit, message in [
+        ("as shipped", {}, None),
+        ("wd", {"weight_decay": 0.1}, r"B5 unlearns with .*got \{'weight_decay': 0.1\}"),
+        ("batch", {"batch_size": 64}, r"got \{'batch_size': 64\}"),
+    ]:
+        root = tmp_path / name
+        target = root / "movielens_b5" / "mf" / "ga.yaml"
+        target.parent.mkdir(parents=True)
+        config = copy.deepcopy(shipped)
+        if "weight_decay" in edit:
+            config["model"]["init_args"]["optimizer"]["init_args"]["weight_decay"] = edit["weight_decay"]
+        if "batch_size" in edit:
+            config["data"]["init_args"]["batch_size"] = edit["batch_size"]
+        target.write_text(yaml.safe_dump(config))
+        monkeypatch.setattr(configs, "_root", lambda root=root: root)
+        if message is None:
+            assert b5.method_settings("mf", "ga")["lr"] == config["model"]["init_args"]["optimizer"]["init_args"]["lr"]
+        else:
+            with pytest.raises(ValueError, match=message):
+                b5.method_settings("mf", "ga")
+    with pytest.raises(ValueError, match="`backbone` should be one of"):
+        b5.method_settings("ncf", "ga")
+    with pytest.raises(ValueError, match="`regime` should be one of"):
+        b5.method_settings("mf", "ga", regime="session")
 
 
 def _cell(seed, recall, hit, ratio):
@@ -51,3 +103,20 @@ def test_target_check_uses_the_means_over_seeds():
     assert summary["mf/user"]["tru_rec"]["recall@20"] == pytest.approx((0.20, 0.01 * 2**0.5))
     table = b5.markdown([_cell(1, 0.19, 0.05, 0.1)])
     assert "B5 target" in table and "| tru_rec | -1.0 / +0.0 |" in table and "| tru_rec -gate | — |" in table
+
+
+def test_tuning_choice_takes_the_lowest_mean_objective_over_the_tuning_seeds():
+    def cell(seed, rows):
+        results = {"retrain": {"recall@20": 0.20, "forget_hit@20": 0.05, "time_ratio": 1.0}}
+        for name, (recall, hit) in rows.items():
+            results[name] = {"recall@20": recall, "forget_hit@20": hit, "time_ratio": 0.1 * seed}
+        return {"backbone": "mf", "regime": "item", "seed": seed, "results": results}
+
+    # "steady" is 1 point off on both seeds; "lucky" is exact on seed 0 and 4 points off on seed 100
+    cells = [cell(0, {"lucky": (0.20, 0.05), "steady": (0.19, 0.05)}), cell(100, {"lucky": (0.20, 0.09), "steady": (0.20, 0.06)})]
+    choice = b5.tuning_choice(cells)["mf/item"]
+    assert choice["row"] == "steady" and choice["seeds"] == [0, 100]
+    assert choice["objective"] == pytest.approx(1.0) and choice["recall_gap"] == pytest.approx(-0.5)
+    assert choice["hit_gap"] == pytest.approx(0.5) and choice["time_ratio"] == pytest.approx(5.0)
+    # a gain in Recall@20 is not rewarded, a loss is; the hit rate counts both ways
+    assert b5.tuning_choice([cell(0, {"over": (0.25, 0.08), "under": (0.18, 0.05)})])["mf/item"]["row"] == "under"

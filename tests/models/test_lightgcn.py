@@ -124,3 +124,49 @@ def test_graph_from_data_uses_the_retained_interactions_unless_training_on_all(t
     trainer.datamodule = data  # what Trainer.fit sets before calling the setup hooks
     GraphFromData().setup(trainer, module, "fit")
     assert module.model.num_edges == edges
+
+
+def _fresh_scores(model, users):
+    """The catalogue scores recomputed without the no-grad cache."""
+    e_users, e_items = type(model)._propagate(model, None)
+    return (e_users[users] @ e_items.T + model.item_bias.weight.squeeze(-1)).detach()
+
+
+def test_no_grad_scoring_reuses_the_propagation_only_while_weights_and_graph_are_unchanged():
+    model = _model()
+    users = torch.tensor([0, 2])
+    calls = []
+    original = model._propagate
+    model._propagate = lambda grad_scale: calls.append(1) or original(grad_scale)
+    scores = model(USERS, ITEMS)  # a step's forward (with autograd) propagates and keeps the result
+    with torch.no_grad():
+        first = model.score_all(users)
+        again = model.score_all(torch.tensor([1]))
+    assert len(calls) == 1  # both rankings reused the forward's propagation
+    torch.testing.assert_close(first, _fresh_scores(model, users))
+    torch.testing.assert_close(again, _fresh_scores(model, torch.tensor([1])))
+    # an optimiser step changes the weights in place: the next ranking propagates again and sees them
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+    scores.sum().backward()
+    optimizer.step()
+    with torch.no_grad():
+        stepped = model.score_all(users)
+    assert len(calls) == 2 and not torch.allclose(stepped, first)
+    torch.testing.assert_close(stepped, _fresh_scores(model, users))
+    # so do a new graph, loaded weights and a swapped parameter tensor
+    model.remove_interactions(torch.tensor([2]), torch.tensor([3]))
+    with torch.no_grad():
+        torch.testing.assert_close(model.score_all(users), _fresh_scores(model, users))
+    other = _model()
+    other.user_embedding.weight.data.mul_(3.0)
+    model.load_state_dict(other.state_dict())
+    with torch.no_grad():
+        torch.testing.assert_close(model.score_all(users), _fresh_scores(model, users))
+    model.item_bias.weight.data = torch.randn_like(model.item_bias.weight)
+    with torch.no_grad():
+        torch.testing.assert_close(model.score_all(users), _fresh_scores(model, users))
+    # with autograd on, forward always propagates (gradients need the graph)
+    before = len(calls)
+    model(USERS, ITEMS).sum().backward()
+    model(USERS, ITEMS).sum().backward()
+    assert len(calls) == before + 2
