@@ -120,3 +120,24 @@ def test_tuning_choice_takes_the_lowest_mean_objective_over_the_tuning_seeds():
     assert choice["hit_gap"] == pytest.approx(0.5) and choice["time_ratio"] == pytest.approx(5.0)
     # a gain in Recall@20 is not rewarded, a loss is; the hit rate counts both ways
     assert b5.tuning_choice([cell(0, {"over": (0.25, 0.08), "under": (0.18, 0.05)})])["mf/item"]["row"] == "under"
+
+
+def test_the_partition_retrains_only_the_shards_a_request_touches(monkeypatch):
+    data = b5.make_data("user", 1, "quick")
+    recipe = {**b5.TRAIN["mf"], "epochs": 1}
+    partition, _ = b5._partition_original("mf", data, 1, 4, recipe)
+    user = int(data.forget_users[0])
+    shard = int(partition.user_shard[user])
+    trained = []
+    train = b5.train_bpr
+    monkeypatch.setattr(b5, "train_bpr", lambda model, users, items, *a, **k: trained.append(users.clone()) or train(model, users, items, *a, **k))
+    one, _, affected = b5._partition_unlearn(partition, "mf", data, 1, recipe, user=user)
+    assert affected == 1 and len(trained) == 1
+    # the shard is retrained on its users' interactions without the deleted user's, and nobody else's
+    expected = data.train_users[(partition.user_shard[data.train_users] == shard) & (data.train_users != user)]
+    assert torch.equal(trained[0], expected)
+    for s in range(4):  # only the user's shard is new; the others are the same weights
+        same = all(torch.equal(a, b) for a, b in zip(one.shards[s].state_dict().values(), partition.shards[s].state_dict().values()))
+        assert same == (s != shard)
+    batch, _, touched = b5._partition_unlearn(partition, "mf", data, 1, recipe)
+    assert touched == len(partition.affected_shards(data.forget_users)) == len(set(partition.user_shard[data.forget_users].tolist()))
