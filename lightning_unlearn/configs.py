@@ -22,7 +22,7 @@ import difflib
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CONFIG_DIR", "benchmarks", "config_path", "list_configs", "load_config", "main"]
+__all__ = ["CONFIG_DIR", "benchmarks", "config_path", "instantiate", "list_configs", "load_config", "main"]
 
 #: Where the shipped configs are: the installed copy, or in a checkout the link to the repository's ``configs/``.
 CONFIG_DIR = Path(__file__).resolve().parent / "shipped_configs"
@@ -86,6 +86,23 @@ def load_config(name: str) -> dict[str, Any]:
     if not isinstance(config, dict):
         raise ValueError(f"The config {name!r} ({config_path(name)}) should hold a mapping, got {type(config).__name__}.")
     return config
+
+
+def instantiate(spec: dict[str, Any], **overrides: Any) -> Any:
+    """The object a config's ``{"class_path": "package.module.Name", "init_args": {...}}`` names, built with its
+    ``init_args`` updated by ``overrides`` (e.g. a run's ``seed``; the spec itself is not changed). The
+    ``init_args`` are passed as they are: nested class specs are not built."""
+    import importlib
+
+    class_path = spec.get("class_path") if isinstance(spec, dict) else None
+    module_name, _, name = class_path.rpartition(".") if isinstance(class_path, str) else ("", "", "")
+    if not module_name:
+        raise ValueError(f"`spec` should be a dict with a dotted `class_path` such as 'lightning_unlearn.methods.NPO', got {spec!r}.")
+    try:
+        factory = getattr(importlib.import_module(module_name), name)
+    except (ImportError, AttributeError) as err:
+        raise ValueError(f"`spec`'s class_path {class_path!r} does not name an importable class: {err}") from None
+    return factory(**{**(spec.get("init_args") or {}), **overrides})
 
 
 def main(argv: list[str] | None = None) -> None:

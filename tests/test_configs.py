@@ -206,6 +206,18 @@ def test_b1_settings_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
         b1.resolve_hparams("quick", "random", "npo")
 
 
+def test_instantiate_builds_a_class_spec_with_overrides_and_names_a_bad_one():
+    spec = {"class_path": "lightning_unlearn.methods.NPO", "init_args": {"beta": 0.3, "seed": 1}}
+    method = configs.instantiate(spec, seed=5)
+    assert type(method) is METHODS.get("npo") and method.beta == 0.3 and method.seed == 5
+    assert spec["init_args"]["seed"] == 1  # the spec is left as it was
+    assert configs.instantiate({"class_path": "lightning_unlearn.methods.GradientAscent"}).seed == 0
+    with pytest.raises(ValueError, match=r"dotted `class_path` such as 'lightning_unlearn.methods.NPO', got \{'init_args'"):
+        configs.instantiate({"init_args": {}})
+    with pytest.raises(ValueError, match=r"'lightning_unlearn.methods.Nope' does not name an importable class"):
+        configs.instantiate({"class_path": "lightning_unlearn.methods.Nope"})
+
+
 def test_config_lookup_errors(tmp_path: Path):
     assert (
         configs.config_path("digits/npo")

@@ -84,17 +84,17 @@ def main(argv: list[str] | None = None) -> int:
     args, rest = _parser().parse_known_args(sys.argv[1:] if argv is None else argv)
     import copy
 
+    from lightning_unlearn._interfaces import WeightFiles, weight_file
     from lightning_unlearn._weights import network_of
     from lightning_unlearn.attacks.callback import attack_module, write_results
     from lightning_unlearn.attacks.suite import attack_name
     from lightning_unlearn.cli import UnlearnCLI
-    from lightning_unlearn.module import UnlearningModule
 
     attacks = build_attacks(args)
     cli = UnlearnCLI(args=["--config", args.config, *rest], run=False)
     module, datamodule = cli.model, cli.datamodule
     original = None
-    if isinstance(module, UnlearningModule) and module.original is None:
+    if isinstance(module, WeightFiles) and weight_file(module, "original") is None:
         # no `original` path: the config's own network (e.g. a pretrained model as released) is what was unlearned
         original = copy.deepcopy(network_of(module))
     load_unlearned(module, args.ckpt_path, args.weights)

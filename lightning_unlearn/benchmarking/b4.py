@@ -147,16 +147,14 @@ def method_settings(name: str) -> dict[str, Any]:
 def unlearn(name: str, original_state: dict[str, Any], seed: int, max_steps: int | None = None, log=print) -> tuple[Any, float]:
     """Unlearn the original with method ``name`` (its config's settings) through ``UnlearningModule`` + ``Trainer``;
     returns the unlearned UNet and the seconds it took (setup, e.g. saliency, included)."""
-    import importlib
-
     import lightning.pytorch as pl
 
+    from lightning_unlearn.configs import instantiate
     from lightning_unlearn.datamodules.diffusion import FashionMNISTConceptDataModule
     from lightning_unlearn.module import UnlearningModule
 
     settings = method_settings(name)
-    module_name, _, cls = settings["class_path"].rpartition(".")
-    method = getattr(importlib.import_module(module_name), cls)(**{**settings["init_args"], "seed": seed})
+    method = instantiate(settings, seed=seed)
     pl.seed_everything(seed, verbose=False)
     dm = FashionMNISTConceptDataModule(
         forget_class=FORGET_CLASS, batch_size=settings["batch_size"], retain_batch_size=settings["retain_batch_size"], seed=seed,

@@ -149,18 +149,13 @@ def method_settings(name: str) -> dict[str, Any]:
     }
 
 
-def _instance(spec: dict[str, Any], seed: int) -> Any:
-    """The object of a config's ``{"class_path", "init_args"}``, its ``seed`` (if it takes one) set to ``seed``: the
-    run's seed replaces the config's, for the method and the collator's alternatives alike (records keep the spec)."""
-    import importlib
-    import inspect
+def _instance(spec: dict[str, Any], seed: int, seeded: bool = False) -> Any:
+    """The object of a config's ``{"class_path", "init_args"}`` with the run's ``seed`` in place of the config's: for a
+    method (``seeded``: every method takes ``seed``) and for a collator alternative whose spec sets one (e.g. IdK's
+    refusals); records keep the spec."""
+    from lightning_unlearn.configs import instantiate
 
-    module_name, _, cls = spec["class_path"].rpartition(".")
-    factory = getattr(importlib.import_module(module_name), cls)
-    init_args = dict(spec.get("init_args") or {})
-    if "seed" in inspect.signature(factory).parameters:
-        init_args["seed"] = seed
-    return factory(**init_args)
+    return instantiate(spec, seed=seed) if seeded or "seed" in (spec.get("init_args") or {}) else instantiate(spec)
 
 
 def unlearn(original, tokenizer, settings: dict[str, Any], seed: int, log=print) -> tuple[Any, float]:
@@ -176,7 +171,7 @@ def unlearn(original, tokenizer, settings: dict[str, Any], seed: int, log=print)
     from lightning_unlearn.tasks.vision_language import VisionLanguageTask
 
     cls = settings["class_path"].rpartition(".")[2]
-    method = _instance(settings, seed)
+    method = _instance(settings, seed, seeded=True)
     pl.seed_everything(seed, verbose=False)
     model = copy.deepcopy(original).train()
     data = {**settings["data"], "seed": seed}

@@ -180,10 +180,9 @@ def membership_auc(model: nn.Module, data: Any, batch_size: int = 256) -> float:
 
 # ---------------------------------------------------------------------------------------------- command line
 def _build(spec: dict[str, Any]) -> Any:
-    import importlib
+    from lightning_unlearn.configs import instantiate
 
-    module, _, name = spec["class_path"].rpartition(".")
-    return getattr(importlib.import_module(module), name)(**(spec.get("init_args") or {}))
+    return instantiate(spec)
 
 
 def evaluate_weights(config: str, weights: dict[str, str], k: int = 20) -> dict[str, dict[str, float]]:

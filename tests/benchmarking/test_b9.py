@@ -127,3 +127,14 @@ def test_merge_concatenates_distinct_seeds():
         b9.merge([])
     more = {"seeds": [3], "unbench": {"prompting": [{"baseline": row}], "simnpo": [row]}}  # run with other --methods
     assert list(b9.merge([a, more])["unbench"]) == ["prompting", "npo", "simnpo"]
+
+
+def test_the_runs_seed_replaces_the_configs_for_methods_and_seeded_alternatives():
+    from lightning_unlearn.methods import IdkAnswers
+
+    method = b9._instance({"class_path": "lightning_unlearn.methods.NPO", "init_args": {"beta": 0.2}}, 7, seeded=True)
+    assert method.seed == 7 and method.beta == 0.2
+    refusals = b9._instance({"class_path": "lightning_unlearn.methods.IdkAnswers", "init_args": {"seed": 0}}, 3)
+    assert isinstance(refusals, IdkAnswers) and refusals.seed == 3
+    # an alternative whose spec sets no seed is built as written (its default), not probed for one
+    assert b9._instance({"class_path": "lightning_unlearn.methods.IdkAnswers"}, 3).seed == 0
