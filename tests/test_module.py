@@ -277,6 +277,7 @@ _KILLED_RUN = """
 import os, signal, sys
 sys.path.insert(0, {tests!r})
 import functools, torch
+torch.set_num_threads(1)  # as the test process (conftest): bit-exactness needs the same kernels' reduction order
 import lightning.pytorch as pl
 from lightning.pytorch.callbacks import ModelCheckpoint
 from toys import blobs, make_trainer, mlp
