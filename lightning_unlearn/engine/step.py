@@ -11,7 +11,8 @@ Every loop that steps a method goes through :class:`UnlearningEngine`:
   ``after_training`` phases) :class:`TrainerStepper` steps through the Trainer's own strategy: the
   forward runs through the strategy's (DDP-wrapped) model, backward through ``strategy.backward`` and
   the step through ``strategy.optimizer_step``, so the precision plugin, the gradient scaler, the
-  Trainer's clipping and DDP's gradient reduction apply exactly as in a training step;
+  Trainer's clipping and DDP's gradient reduction apply exactly as in a training step (one optimizer step per
+  forget batch: the Trainer's ``accumulate_grad_batches`` is not applied there, and a warning says so);
 * **outside any fit** (continual unlearning, and the federated clients and diffusion loops to come)
   :class:`FabricStepper` steps through Lightning Fabric (``fabric.autocast``, ``fabric.backward``,
   ``fabric.clip_gradients`` and Fabric's optimizer wrapper).
@@ -31,6 +32,7 @@ import lightning.pytorch as pl
 import torch
 import torch.distributed as dist
 from lightning.fabric import Fabric
+from lightning.pytorch.utilities import rank_zero_warn
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from torch import Tensor, nn
 
@@ -180,6 +182,13 @@ class TrainerStepper:
         extra_params: Sequence[Tensor] = (),
     ) -> None:
         check_strategy(trainer.strategy, where="An unlearning phase")
+        accumulate = int(getattr(trainer, "accumulate_grad_batches", 1) or 1)
+        if accumulate > 1:
+            rank_zero_warn(
+                f"An unlearning phase takes one optimizer step per forget batch: Trainer(accumulate_grad_batches={accumulate}) "
+                "applies to your own training steps (and to the interleaved schedule), not to the phase. For a larger "
+                "phase batch, pass Unlearn(batch_size=...)."
+            )
         self.engine = engine
         self.trainer = trainer
         self.module = pl_module

@@ -138,6 +138,26 @@ def test_a_phase_clips_with_the_trainers_gradient_clip_val(data):
     assert moved < 3 * 0.1 * 1e-3 + 1e-7 < float((free[first] - data["pretrained"][first]).norm())
 
 
+def test_a_phase_says_it_does_not_accumulate_and_takes_one_step_per_forget_batch(data):
+    """`accumulate_grad_batches` is Lightning's for training steps; a phase steps once per forget batch, with the same
+    result as without accumulation, and warns instead of accumulating silently or not at all."""
+
+    def run(accumulate: int) -> tuple[list[float], dict[str, torch.Tensor]]:
+        user = NoTrainingUser(pretrained_net(data))
+        phase = Unlearn(GradDiff(), forget=data["forget"], retain=data["retain"], schedule="after_training", max_steps=3,
+                        optimizer=functools.partial(torch.optim.SGD, lr=0.1), progress_bar=False, monitor=False)
+        recorder = GradNormRecorder()
+        make_trainer(max_epochs=1, callbacks=[phase, recorder], accumulate_grad_batches=accumulate).fit(user, DataLoader(data["retain"], batch_size=120))
+        return recorder.norms, user.net.state_dict()
+
+    plain_norms, plain = run(1)
+    with pytest.warns(UserWarning, match=r"one optimizer step per forget batch: Trainer\(accumulate_grad_batches=4\)"):
+        norms, weights = run(4)
+    assert len(norms) == len(plain_norms) == 3
+    for key, value in plain.items():
+        torch.testing.assert_close(weights[key], value, rtol=0, atol=0)
+
+
 def test_fabric_stepper_runs_the_method_hooks_and_clips(data):
     net = pretrained_net(data)
     method = GradDiff()
