@@ -27,6 +27,7 @@ import os
 import shlex
 import statistics
 import sys
+import threading
 import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -38,6 +39,7 @@ from lightning_unlearn._provenance import git_commit, git_dirty
 
 __all__ = [
     "LossProgress",
+    "PeakRSS",
     "cached_weights",
     "command_line",
     "config_hash",
@@ -49,6 +51,7 @@ __all__ = [
     "merge_hparams",
     "quiet_lightning",
     "quiet_trainer",
+    "release_memory",
     "train_and_save",
     "unlearning_settings",
     "versions",
@@ -265,3 +268,63 @@ class LossProgress(Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if trainer.global_step % self._every == 0:
             self._log(f"[{self._bench}] step {trainer.global_step}: loss {float(outputs['loss']):.4f}")
+
+
+def release_memory() -> None:
+    """Collect garbage and hand freed heap pages back to the OS (glibc ``malloc_trim``), so that the next block's
+    peak RSS is not inflated by memory an earlier row freed but the allocator kept."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+class PeakRSS:
+    """Peak resident set size of this process during a ``with`` block (psutil, sampled every 50 ms).
+
+    Process-wide: it includes whatever the process already holds when the block starts (the tokenizer, cached
+    data, memory the allocator kept); :func:`release_memory` is called first to keep that small.
+
+    Falls back to ``resource.getrusage`` (the process's lifetime peak, not the block's) without psutil.
+    """
+
+    def __init__(self, interval: float = 0.05) -> None:
+        self.interval, self.peak, self._stop = interval, 0, threading.Event()
+
+    def _rss(self) -> int:
+        return self._proc.memory_info().rss
+
+    def __enter__(self) -> PeakRSS:
+        release_memory()
+        try:
+            import psutil
+
+            self._proc = psutil.Process()
+            self.peak = self._rss()
+            self._thread = threading.Thread(target=self._run, daemon=True)
+            self._thread.start()
+        except ImportError:
+            self._proc = None
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.peak = max(self.peak, self._rss())
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._proc is not None:
+            self._stop.set()
+            self._thread.join()
+            self.peak = max(self.peak, self._rss())
+        else:
+            import resource
+
+            self.peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+    @property
+    def mb(self) -> float:
+        return self.peak / 2**20

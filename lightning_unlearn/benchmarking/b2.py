@@ -27,12 +27,12 @@ import functools
 import hashlib
 import json
 import os
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
 from lightning_unlearn import benchmarking
+from lightning_unlearn.benchmarking import PeakRSS, release_memory
 
 __all__ = [
     "CONFIG_FOLDER",
@@ -441,64 +441,7 @@ def load_model(backbone: Backbone, path: str | None):
 # ----------------------------------------------------------------------------------------------------------
 
 
-def release_memory() -> None:
-    """Collect garbage and hand freed heap pages back to the OS (glibc ``malloc_trim``), so that the next block's
-    peak RSS is not inflated by memory an earlier row freed but the allocator kept."""
-    import ctypes
-    import gc
-
-    gc.collect()
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
-
-
-class PeakRSS:
-    """Peak resident set size of this process during a ``with`` block (psutil, sampled every 50 ms).
-
-    Process-wide: it includes whatever the process already holds when the block starts (the tokenizer, cached
-    data, memory the allocator kept); :func:`release_memory` is called first to keep that small.
-
-    Falls back to ``resource.getrusage`` (the process's lifetime peak, not the block's) without psutil.
-    """
-
-    def __init__(self, interval: float = 0.05) -> None:
-        self.interval, self.peak, self._stop = interval, 0, threading.Event()
-
-    def _rss(self) -> int:
-        return self._proc.memory_info().rss
-
-    def __enter__(self) -> PeakRSS:
-        release_memory()
-        try:
-            import psutil
-
-            self._proc = psutil.Process()
-            self.peak = self._rss()
-            self._thread = threading.Thread(target=self._run, daemon=True)
-            self._thread.start()
-        except ImportError:
-            self._proc = None
-        return self
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            self.peak = max(self.peak, self._rss())
-
-    def __exit__(self, *exc: Any) -> None:
-        if self._proc is not None:
-            self._stop.set()
-            self._thread.join()
-            self.peak = max(self.peak, self._rss())
-        else:
-            import resource
-
-            self.peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
-    @property
-    def mb(self) -> float:
-        return self.peak / 2**20
+# release_memory and PeakRSS live in lightning_unlearn.benchmarking (B4 measures with them too); imported above.
 
 
 # ----------------------------------------------------------------------------------------------------------

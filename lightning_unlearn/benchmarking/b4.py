@@ -103,18 +103,61 @@ def judge(seed: int = 0, log=print) -> tuple[Any, dict[str, Any]]:
 
 @torch.no_grad()
 def concept_accuracy(
-    unet, judge_model, concepts: list[int], templates, per_prompt: int, steps: int, guidance: float, seed: int
-) -> dict[int, float]:
-    """The judge's accuracy (fraction classified as the prompted concept) on ``per_prompt`` generations per caption."""
+    unet, judge_model, concepts: list[int], templates, per_prompt: int, steps: int, guidance: float, seed: int,
+    images: dict[int, torch.Tensor] | None = None,
+) -> dict[int, float]:  # fmt: skip
+    """The judge's accuracy (fraction classified as the prompted concept) on ``per_prompt`` generations per caption;
+    ``images`` (if given) receives each concept's generations, in ``[0, 1]``."""
     from lightning_unlearn.models.diffusion import ConceptDiffusionPipeline, captions
 
     pipe = ConceptDiffusionPipeline(unet)
     out: dict[int, float] = {}
     for concept in concepts:
         prompts = captions(concept, templates)
-        images = pipe(prompts, num_images=per_prompt, num_inference_steps=steps, guidance_scale=guidance, generator=torch.Generator().manual_seed(seed + concept))
-        out[concept] = float((judge_model(images * 2 - 1).argmax(1) == concept).float().mean())
+        generated = pipe(prompts, num_images=per_prompt, num_inference_steps=steps, guidance_scale=guidance, generator=torch.Generator().manual_seed(seed + concept))
+        out[concept] = float((judge_model(generated * 2 - 1).argmax(1) == concept).float().mean())
+        if images is not None:
+            images[concept] = generated
     return out
+
+
+class JudgeFeatures(torch.nn.Module):
+    """The judge's penultimate features of images in ``[0, 1]``: the feature extractor of B4's Fréchet distance
+    (torchmetrics' FID with a custom ``feature`` module; ``num_features`` tells it the width)."""
+
+    def __init__(self, judge_model: torch.nn.Module) -> None:
+        super().__init__()
+        self.judge = judge_model
+        self.num_features = int(judge_model.head.in_features)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.judge.penultimate(self.judge.features(images.float() * 2 - 1))
+
+
+#: Real test images per concept that B4's Fréchet distance compares generations with.
+FID_REAL_PER_CONCEPT = 100
+
+
+@torch.no_grad()
+def judge_fid(judge_model: torch.nn.Module, generated: torch.Tensor, real: torch.Tensor) -> float:
+    """Fréchet distance between ``generated`` and ``real`` images (both ``[N, 1, H, W]`` in ``[0, 1]``) in the
+    judge's feature space: torchmetrics' ``FrechetInceptionDistance`` with :class:`JudgeFeatures` as its feature
+    extractor (not Inception: 16×16 grey images are far from ImageNet's, and the judge is what B4 trusts)."""
+    from torchmetrics.image.fid import FrechetInceptionDistance
+
+    fid = FrechetInceptionDistance(feature=JudgeFeatures(judge_model).eval(), normalize=True)
+    fid.update(real, real=True)
+    fid.update(generated, real=False)
+    return float(fid.compute())
+
+
+def real_images(concepts: list[int], per_concept: int = FID_REAL_PER_CONCEPT) -> torch.Tensor:
+    """The first ``per_concept`` Fashion-MNIST test images of each concept, 16×16 in ``[0, 1]``."""
+    from lightning_unlearn.datamodules.diffusion import load_captioned_fashion_mnist
+
+    test = load_captioned_fashion_mnist("test", UNET["sample_size"])
+    picked = [torch.nonzero(test.targets == c).flatten()[:per_concept] for c in concepts]
+    return (test.images[torch.cat(picked)] + 1) / 2
 
 
 def write_results(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
@@ -144,9 +187,12 @@ def method_settings(name: str) -> dict[str, Any]:
     }
 
 
-def unlearn(name: str, original_state: dict[str, Any], seed: int, max_steps: int | None = None, log=print) -> tuple[Any, float]:
+def unlearn(name: str, original_state: dict[str, Any], seed: int, max_steps: int | None = None, log=print,
+            memory: dict[str, float] | None = None) -> tuple[Any, float]:  # fmt: skip
     """Unlearn the original with method ``name`` (its config's settings) through ``UnlearningModule`` + ``Trainer``;
-    returns the unlearned UNet and the seconds it took (setup, e.g. saliency, included)."""
+    returns the unlearned UNet and the seconds it took (setup, e.g. saliency, included). ``memory`` (if given)
+    receives the process's peak RSS during the fit and its RSS when the fit started (MB,
+    :class:`~lightning_unlearn.benchmarking.PeakRSS`)."""
     import lightning.pytorch as pl
 
     from lightning_unlearn.configs import instantiate
@@ -166,26 +212,34 @@ def unlearn(name: str, original_state: dict[str, Any], seed: int, max_steps: int
     task.reseed(seed)
     module = UnlearningModule(unet, method, task=task, optimizer=functools.partial(torch.optim.AdamW, lr=settings["lr"]), monitor=False)
     steps = max_steps or settings["max_steps"]
-    start = time.perf_counter()
-    benchmarking.quiet_trainer(max_steps=steps, max_epochs=1).fit(module, datamodule=dm)
-    seconds = time.perf_counter() - start
+    with benchmarking.PeakRSS() as rss:
+        start_mb = rss.peak / 2**20
+        start = time.perf_counter()
+        benchmarking.quiet_trainer(max_steps=steps, max_epochs=1).fit(module, datamodule=dm)
+        seconds = time.perf_counter() - start
+    if memory is not None:
+        memory.update({"peak_rss_mb": rss.mb, "start_rss_mb": start_mb})
     log(f"[b4] {name} seed={seed}: {steps} steps in {seconds:.1f}s")
     return module.model, seconds
 
 
-def evaluate(unet, judge_model, per_prompt: int, steps: int = 10, guidance: float = 3.0, seed: int = 0) -> dict[str, float]:
+def evaluate(unet, judge_model, per_prompt: int, steps: int = 10, guidance: float = 3.0, seed: int = 0,
+             real: torch.Tensor | None = None) -> dict[str, float]:  # fmt: skip
     """The judge's accuracy on generations: the erased concept under its training captions and under held-out
-    paraphrases, and the mean over the other nine concepts (one training caption each)."""
+    paraphrases, and the mean over the other nine concepts (one training caption each); and the Fréchet distance
+    (:func:`judge_fid`) of the other concepts' generations to ``real`` images of them (default :func:`real_images`)."""
     from lightning_unlearn.models.diffusion import CONCEPTS, PARAPHRASE_TEMPLATES, TRAIN_TEMPLATES
 
     forget = concept_accuracy(unet, judge_model, [FORGET_CLASS], TRAIN_TEMPLATES, per_prompt, steps, guidance, seed)
     para = concept_accuracy(unet, judge_model, [FORGET_CLASS], PARAPHRASE_TEMPLATES, per_prompt, steps, guidance, seed + 100)
     others = [c for c in range(len(CONCEPTS)) if c != FORGET_CLASS]
-    other = concept_accuracy(unet, judge_model, others, TRAIN_TEMPLATES[:1], per_prompt, steps, guidance, seed + 200)
+    generated: dict[int, torch.Tensor] = {}
+    other = concept_accuracy(unet, judge_model, others, TRAIN_TEMPLATES[:1], per_prompt, steps, guidance, seed + 200, images=generated)
     return {
         "forget_acc": 100 * forget[FORGET_CLASS],
         "paraphrase_acc": 100 * para[FORGET_CLASS],
         "other_acc": 100 * sum(other.values()) / len(other),
+        "other_fid": judge_fid(judge_model, torch.cat([generated[c] for c in others]), real_images(others) if real is None else real),
     }
 
 
@@ -199,15 +253,17 @@ def run(methods=METHODS, seeds=(0,), quick: bool = False, log=print) -> dict[str
     judge_model, judge_info = judge(0, log=log)
     state = {k: v.clone() for k, v in original.state_dict().items()}
     per_prompt = 4 if quick else 8
+    real = real_images([c for c in range(10) if c != FORGET_CLASS])
     rows: list[dict[str, Any]] = []
     for seed in seeds:
-        base = evaluate(original, judge_model, per_prompt, seed=seed)
+        base = evaluate(original, judge_model, per_prompt, seed=seed, real=real)
         rows.append({"method": "original", "seed": seed, "seconds": info["seconds"], **base})
         log(f"[b4] original seed={seed}: {base}")
         for name in methods:
-            unet, seconds = unlearn(name, state, seed, max_steps=20 if quick else None, log=log)
-            scores = evaluate(unet, judge_model, per_prompt, seed=seed)
-            rows.append({"method": name, "seed": seed, "seconds": seconds, "time_ratio": seconds / info["seconds"], **scores})
+            memory: dict[str, float] = {}
+            unet, seconds = unlearn(name, state, seed, max_steps=20 if quick else None, log=log, memory=memory)
+            scores = evaluate(unet, judge_model, per_prompt, seed=seed, real=real)
+            rows.append({"method": name, "seed": seed, "seconds": seconds, "time_ratio": seconds / info["seconds"], **memory, **scores})
             log(f"[b4] {name} seed={seed}: {scores}")
     return {"original": info, "judge": judge_info, "per_prompt": per_prompt, "rows": rows}
 
@@ -220,13 +276,19 @@ def table(result: dict[str, Any]) -> str:
     for name in names:
         mine = [r for r in rows if r["method"] == name]
         cells = [name, str(len(mine))]
-        for key in ("forget_acc", "paraphrase_acc", "other_acc"):
-            cells.append(benchmarking.fmt_pm(*benchmarking.mean_std([r[key] for r in mine]), digits=1))
+        for key in ("forget_acc", "paraphrase_acc", "other_acc", "other_fid"):
+            values = [r[key] for r in mine if key in r]  # results from before the FID column have none
+            cells.append(benchmarking.fmt_pm(*benchmarking.mean_std(values), digits=1) if values else "—")
         cells.append(f"{benchmarking.mean_std([r['seconds'] for r in mine])[0]:.0f}")
         ratio = [r["time_ratio"] for r in mine if "time_ratio" in r]
         cells.append(benchmarking.fmt_pm(*benchmarking.mean_std(ratio), digits=3) if ratio else "1 (training)")
+        peak = [r["peak_rss_mb"] for r in mine if "peak_rss_mb" in r]
+        cells.append(f"{benchmarking.mean_std(peak)[0]:.0f}" if peak else "—")
         body.append(cells)
-    header = ["method", "seeds", "erased concept acc % (↓)", "paraphrases acc % (↓)", "other concepts acc % (↑)", "seconds", "time / original's training"]
+    header = [
+        "method", "seeds", "erased concept acc % (↓)", "paraphrases acc % (↓)", "other concepts acc % (↑)",
+        "other concepts FID (judge features, ↓)", "seconds", "time / original's training", "peak RSS MB (process)",
+    ]  # fmt: skip
     return benchmarking.markdown_table(header, body)
 
 
