@@ -10,6 +10,8 @@
 * LiRA / U-LiRA per-example membership inference with shadow models for classifiers (arXiv 2112.03570,
   2403.01218): :func:`train_shadows` (with :class:`SupervisedFit` / :class:`MethodUnlearn`), :func:`lira`,
   :func:`ulira`, :func:`leave_one_out`, :func:`lira_scores`, :func:`logit_confidence`, :func:`attack_roc`.
+* :func:`prompt_embedding_attack` — an optimised prompt embedding that tries to bring an erased concept back to a
+  text-to-image diffusion model (UnlearnDiffAtk-style, arXiv 2310.11868; continuous variant).
 * :func:`run_attacks` / :class:`RobustnessAttacks` (a callback) / ``lightning-unlearn attack`` run the
   quantization and relearning attacks on an unlearned model and on the oracle, and report the recovery.
 
@@ -23,6 +25,7 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
+    "prompt_embedding_attack": "diffusion",
     "QuantizationAttack": "quantization",
     "QuantizationSummary": "quantization",
     "fake_quantize": "quantization",

@@ -136,6 +136,31 @@ class JudgeFeatures(torch.nn.Module):
 
 #: Real test images per concept that B4's Fréchet distance compares generations with.
 FID_REAL_PER_CONCEPT = 100
+#: The optimised-prompt attack (:func:`~lightning_unlearn.attacks.prompt_embedding_attack`): Adam steps on the
+#: embedding, its lr, images per step, and how many real test images of the erased concept the attacker holds.
+ATTACK = {"steps": 50, "lr": 1e-2, "batch_size": 16, "images": 64}
+
+
+def attack_accuracy(unet, judge_model, per_prompt: int, steps: int = 10, guidance: float = 3.0, seed: int = 0,
+                    images: torch.Tensor | None = None) -> dict[str, float]:  # fmt: skip
+    """The erased concept's accuracy under an optimised prompt: the embedding of its first training caption optimised
+    to denoise ``images`` of it (default: :data:`ATTACK` ``["images"]`` real test images), then ``4 × per_prompt``
+    generations from it judged; and the attack's final denoising loss."""
+    from lightning_unlearn.attacks import prompt_embedding_attack
+    from lightning_unlearn.models.diffusion import ConceptDiffusionPipeline, captions, prompt_embeddings
+
+    target = real_images([FORGET_CLASS], ATTACK["images"]) * 2 - 1 if images is None else images
+    init = prompt_embeddings([captions(FORGET_CLASS)[0]])
+    embeds, losses = prompt_embedding_attack(
+        unet, _task(), target, init, steps=ATTACK["steps"], lr=ATTACK["lr"], batch_size=ATTACK["batch_size"], seed=seed
+    )
+    generated = ConceptDiffusionPipeline(unet)(
+        prompt_embeds=embeds, num_images=4 * per_prompt, num_inference_steps=steps, guidance_scale=guidance,
+        generator=torch.Generator().manual_seed(seed + 300),
+    )  # fmt: skip
+    with torch.no_grad():
+        acc = float((judge_model(generated * 2 - 1).argmax(1) == FORGET_CLASS).float().mean())
+    return {"attack_acc": 100 * acc, "attack_loss": losses[-1]}
 
 
 @torch.no_grad()
@@ -256,16 +281,16 @@ def run(methods=METHODS, seeds=(0,), quick: bool = False, log=print) -> dict[str
     real = real_images([c for c in range(10) if c != FORGET_CLASS])
     rows: list[dict[str, Any]] = []
     for seed in seeds:
-        base = evaluate(original, judge_model, per_prompt, seed=seed, real=real)
+        base = {**evaluate(original, judge_model, per_prompt, seed=seed, real=real), **attack_accuracy(original, judge_model, per_prompt, seed=seed)}
         rows.append({"method": "original", "seed": seed, "seconds": info["seconds"], **base})
         log(f"[b4] original seed={seed}: {base}")
         for name in methods:
             memory: dict[str, float] = {}
             unet, seconds = unlearn(name, state, seed, max_steps=20 if quick else None, log=log, memory=memory)
-            scores = evaluate(unet, judge_model, per_prompt, seed=seed, real=real)
+            scores = {**evaluate(unet, judge_model, per_prompt, seed=seed, real=real), **attack_accuracy(unet, judge_model, per_prompt, seed=seed)}
             rows.append({"method": name, "seed": seed, "seconds": seconds, "time_ratio": seconds / info["seconds"], **memory, **scores})
             log(f"[b4] {name} seed={seed}: {scores}")
-    return {"original": info, "judge": judge_info, "per_prompt": per_prompt, "rows": rows}
+    return {"original": info, "judge": judge_info, "per_prompt": per_prompt, "attack": ATTACK, "fid_real_per_concept": FID_REAL_PER_CONCEPT, "rows": rows}
 
 
 def table(result: dict[str, Any]) -> str:
@@ -276,7 +301,7 @@ def table(result: dict[str, Any]) -> str:
     for name in names:
         mine = [r for r in rows if r["method"] == name]
         cells = [name, str(len(mine))]
-        for key in ("forget_acc", "paraphrase_acc", "other_acc", "other_fid"):
+        for key in ("forget_acc", "paraphrase_acc", "attack_acc", "other_acc", "other_fid"):
             values = [r[key] for r in mine if key in r]  # results from before the FID column have none
             cells.append(benchmarking.fmt_pm(*benchmarking.mean_std(values), digits=1) if values else "—")
         cells.append(f"{benchmarking.mean_std([r['seconds'] for r in mine])[0]:.0f}")
@@ -286,7 +311,7 @@ def table(result: dict[str, Any]) -> str:
         cells.append(f"{benchmarking.mean_std(peak)[0]:.0f}" if peak else "—")
         body.append(cells)
     header = [
-        "method", "seeds", "erased concept acc % (↓)", "paraphrases acc % (↓)", "other concepts acc % (↑)",
+        "method", "seeds", "erased concept acc % (↓)", "paraphrases acc % (↓)", "optimised-prompt attack acc % (↓)", "other concepts acc % (↑)",
         "other concepts FID (judge features, ↓)", "seconds", "time / original's training", "peak RSS MB (process)",
     ]  # fmt: skip
     return benchmarking.markdown_table(header, body)
