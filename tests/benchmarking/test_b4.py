@@ -32,9 +32,9 @@ def test_table_reports_mean_and_std_over_seeds():
     assert "1 (training)" in text
     # rows recorded before the FID and memory columns show a dash there; newer rows their mean
     assert esd.endswith("| — | 20 | 0.200 ± 0.141 | — |")
-    rows[1:] = [{**r, "other_fid": fid, "peak_rss_mb": mb} for r, fid, mb in zip(rows[1:], (1.0, 3.0), (500.0, 700.0))]
+    rows[1:] = [{**r, "other_fid": fid, "peak_rss_mb": mb, "start_rss_mb": 400.0} for r, fid, mb in zip(rows[1:], (1.0, 3.0), (500.0, 700.0))]
     esd = next(line for line in b4.table({"rows": rows}).splitlines() if line.startswith("| esd"))
-    assert "| 2.0 ± 1.4 | 20 |" in esd and esd.endswith("| 600 |")
+    assert "| 2.0 ± 1.4 | 20 |" in esd and esd.endswith("| 200 |")  # the peak over the fit's start
 
 
 def test_the_frechet_distance_is_zero_on_the_same_images_and_grows_with_the_gap():
