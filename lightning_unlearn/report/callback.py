@@ -26,7 +26,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader
 from typing_extensions import override
 
-from lightning_unlearn._errors import check_choice, check_int
+from lightning_unlearn._errors import check_choice, check_int, check_positive
 from lightning_unlearn._interfaces import method_of, weight_file
 from lightning_unlearn._json import json_safe
 from lightning_unlearn._provenance import git_commit, versions
@@ -34,6 +34,7 @@ from lightning_unlearn._weights import copy_with_weights, frozen_copy, network_o
 from lightning_unlearn.callbacks.evaluation import run_evaluation
 from lightning_unlearn.evaluation import with_gap
 from lightning_unlearn.metrics import MIAAttack, collect_features, loss_mia_auc, roc_curve, structure_scores, structure_subset
+from lightning_unlearn.report.images import check_image_prompts, image_grid, png_data_uri
 from lightning_unlearn.report.ranking import forgotten_users, ranking_section, top_k_of
 from lightning_unlearn.report.schema import SCHEMA_VERSION, validate_report
 from lightning_unlearn.tasks.base import Task
@@ -125,6 +126,11 @@ class UnlearningReport(Callback):
             of forgotten users before (original), after (unlearned) and for the oracle, deleted items marked
             (:mod:`lightning_unlearn.report.ranking`). ``None`` (default): none — the titles are data about the users.
         ranking_users: How many forgotten users the ranking view shows (numbered, never identified).
+        image_prompts: Text-to-image diffusion models (a pixel-space ``DiffusionTask``): ``{group: [prompt, ...]}``,
+            e.g. ``{"erased": [...], "kept": [...]}``; add PNG grids of each group's generations by the original, the
+            unlearned model and the oracle (:mod:`lightning_unlearn.report.images`). ``None`` (default): none.
+        images_per_prompt, image_steps, image_guidance, image_seed: Generations per prompt (a grid's columns), DDIM
+            steps, classifier-free guidance scale and the seed of the noise (the same for every model).
     """
 
     def __init__(
@@ -140,6 +146,11 @@ class UnlearningReport(Callback):
         structure_samples: int = 2000,
         ranking_top_k: int | None = None,
         ranking_users: int = 1,
+        image_prompts: dict[str, list[str]] | None = None,
+        images_per_prompt: int = 4,
+        image_steps: int = 10,
+        image_guidance: float = 3.0,
+        image_seed: int = 0,
     ) -> None:
         check_choice("mia_attack", mia_attack, _MIA_ATTACKS)
         if task is not None and not isinstance(task, Task):
@@ -160,6 +171,11 @@ class UnlearningReport(Callback):
         self.structure_samples = structure_samples
         self.ranking_top_k = check_int("ranking_top_k", ranking_top_k, optional=True)
         self.ranking_users = check_int("ranking_users", ranking_users)
+        self.image_prompts = check_image_prompts(image_prompts)
+        self.images_per_prompt = check_int("images_per_prompt", images_per_prompt)
+        self.image_steps = check_int("image_steps", image_steps)
+        self.image_guidance = float(check_positive("image_guidance", image_guidance, allow_zero=True))
+        self.image_seed = check_int("image_seed", image_seed, minimum=0)
         #: The last report written (``None`` before fit ends), and where it was written.
         self.report: dict[str, Any] | None = None
         self.json_path: Path | None = None
@@ -328,6 +344,8 @@ class UnlearningReport(Callback):
         oracle_features: Tensor | None = None
         ranked = self._ranked_users(task, datamodule)
         tops: dict[str, Tensor] = {}
+        self._check_image_task(task)
+        grids: dict[str, dict[str, str]] = {}
         for name in ("oracle", "original", "unlearned"):  # the oracle first: the others' avg_gap needs its metrics
             model = network if name == "unlearned" else models[name]
             if model is None:
@@ -343,6 +361,9 @@ class UnlearningReport(Callback):
             rounded[name] = {k: None if v is None else round(v, 6) for k, v in metrics[name].items()}
             if ranked is not None:
                 tops[name] = top_k_of(model, datamodule, ranked, self.ranking_top_k)
+            for group, prompts in (self.image_prompts or {}).items():
+                grid = image_grid(model, task, prompts, self.images_per_prompt, self.image_steps, self.image_guidance, self.image_seed)
+                grids.setdefault(group, {})[name] = png_data_uri(grid)
             if nonmember is not None and trainer.is_global_zero:
                 losses[name] = evaluator.membership_losses()  # the losses mia_auc was computed from
             if model is not network:
@@ -360,6 +381,12 @@ class UnlearningReport(Callback):
         if ranked is not None:
             order = [n for n in ("original", "unlearned", "oracle") if n in tops]
             extra["ranking"] = ranking_section({n: tops[n] for n in order}, datamodule, ranked, self.ranking_top_k)
+        if self.image_prompts:
+            order = [n for n in ("original", "unlearned", "oracle") if n in next(iter(grids.values()))]
+            extra["images"] = {
+                "per_prompt": self.images_per_prompt, "steps": self.image_steps, "guidance": self.image_guidance, "seed": self.image_seed,
+                "groups": {g: {"prompts": self.image_prompts[g], "grids": {n: grids[g][n] for n in order}} for g in self.image_prompts},
+            }  # fmt: skip
         return json_safe(
             {
                 **extra,
@@ -405,6 +432,20 @@ class UnlearningReport(Callback):
                 f"RecommendationDataModule, got {type(task).__name__} and {type(datamodule).__name__}."
             )
         return forgotten_users(datamodule, self.ranking_users)
+
+    def _check_image_task(self, task: Task) -> None:
+        """The image view samples a pixel-space text-to-image denoiser: refuse anything else before evaluating."""
+        if self.image_prompts is None:
+            return
+        if getattr(task, "kind", None) != "diffusion":
+            raise MisconfigurationException(
+                f"UnlearningReport(image_prompts=...) generates images: it needs a DiffusionTask, got {type(task).__name__}."
+            )
+        if getattr(task, "vae", None) is not None:
+            raise MisconfigurationException(
+                "UnlearningReport(image_prompts=...) samples pixel-space denoisers; this DiffusionTask has a VAE (a latent "
+                "model): generate its images with your own pipeline."
+            )
 
     def _structure_layer(self, network: nn.Module) -> str | None:
         if self.structure_layer is None:

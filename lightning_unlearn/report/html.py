@@ -50,6 +50,7 @@ h3 { font-size: 15px; margin: 14px 0 6px; color: var(--muted); text-transform: u
 .summary p { margin: 6px 0; }
 .summary .note { color: var(--muted); font-size: 13px; }
 .grid { display: grid; grid-template-columns: 1fr 1fr; gap: 8px 28px; align-items: start; }
+.grid-image { image-rendering: pixelated; max-width: 100%; }
 table { border-collapse: collapse; width: 100%; font-size: 14px; }
 th, td { text-align: left; padding: 5px 10px; border-bottom: 1px solid var(--line); vertical-align: top; }
 th { background: var(--soft); font-weight: 600; }
@@ -275,6 +276,22 @@ def _ranking(report: dict[str, Any]) -> str:
     return f'<section id="ranking"><h2>Ranking of forgotten users</h2>{"".join(blocks)}</section>'
 
 
+def _images(report: dict[str, Any]) -> str:
+    """Each prompt group's generation grids side by side (original / unlearned / oracle), the prompts as row labels."""
+    images = report.get("images")
+    if not images:
+        return ""
+    labels = {"original": "Before (original)", "unlearned": "After (unlearned)", "oracle": "Oracle (retrained)"}
+    blocks = []
+    for group, entry in images["groups"].items():
+        head = "".join(f"<th>{_e(labels.get(n, n))}</th>" for n in entry["grids"])
+        cells = "".join(f'<td><img class="grid-image" alt="{_e(group)}: {_e(labels.get(n, n))}" src="{_e(uri)}"></td>' for n, uri in entry["grids"].items())
+        prompts = "".join(f"<li>{_e(p)}</li>" for p in entry["prompts"])
+        blocks.append(f"<h3>{_e(group)}</h3><p>One row per prompt:</p><ol>{prompts}</ol><table><tr>{head}</tr><tr>{cells}</tr></table>")
+    note = f"{images['per_prompt']} generations per prompt, {images['steps']} DDIM steps, guidance {images['guidance']}, seed {images['seed']} (the same noise for every model)."
+    return f'<section id="images"><h2>Generations</h2><p>{_e(note)}</p>{"".join(blocks)}</section>'
+
+
 def render_html(report: dict[str, Any]) -> str:
     """The whole page for ``report`` (a dict as written to ``report.json``)."""
     request, model, method = report["request"], report["model"], report["method"]
@@ -374,6 +391,7 @@ def render_html(report: dict[str, Any]) -> str:
 
 <section id="attacks"><h2>Further attacks</h2>{_attacks(report)}</section>
 {_ranking(report)}
+{_images(report)}
 
 <div class="grid">
 <section id="timings"><h2>Timings</h2>{_kv_table(timing_rows)}</section>

@@ -191,6 +191,37 @@ REPORT_SCHEMA: dict[str, Any] = {
                 },
             },
         },
+        "images": {
+            "description": (
+                "Text-to-image diffusion models only, when asked for (UnlearningReport(image_prompts=...)): per group of "
+                "prompts (e.g. erased / kept), a PNG grid (one row per prompt, per_prompt generations each, the same "
+                "seeded noise) by the original, the unlearned model and the oracle, as data URIs."
+            ),
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["per_prompt", "steps", "guidance", "seed", "groups"],
+            "properties": {
+                "per_prompt": {"type": "integer", "minimum": 1},
+                "steps": {"type": "integer", "minimum": 1},
+                "guidance": {"type": "number", "minimum": 0},
+                "seed": {"type": "integer", "minimum": 0},
+                "groups": {
+                    "type": "object",
+                    "additionalProperties": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "required": ["prompts", "grids"],
+                        "properties": {
+                            "prompts": {"type": "array", "minItems": 1, "items": {"type": "string", "minLength": 1}},
+                            "grids": {
+                                "type": "object",
+                                "additionalProperties": {"type": "string", "pattern": "^data:image/png;base64,"},
+                            },
+                        },
+                    },
+                },
+            },
+        },
         "ranking": {
             "description": (
                 "Recommenders only, when asked for (UnlearningReport(ranking_top_k=...)): the top-k items of forgotten "
