@@ -245,16 +245,24 @@ def _attacks(report: dict[str, Any]) -> str:
     return f"<table><tr><th>Attack</th><th>What it measures</th><th>Result</th></tr>{''.join(rows)}</table>"
 
 
+#: How the report's side-by-side views (ranking, images) name the models.
+MODEL_LABELS = {"original": "Before (original)", "unlearned": "After (unlearned)", "oracle": "Oracle (retrained)"}
+
+
+def _model_header(names) -> str:  # noqa: ANN001
+    return "".join(f"<th>{_e(MODEL_LABELS.get(n, n))}</th>" for n in names)
+
+
 def _ranking(report: dict[str, Any]) -> str:
     """The forgotten users' top-k lists side by side (original / unlearned / oracle), deleted items marked."""
     ranking = report.get("ranking")
     if not ranking:
         return ""
-    labels = {"original": "Before (original)", "unlearned": "After (unlearned)", "oracle": "Oracle (retrained)"}
+    labels = MODEL_LABELS
     blocks = []
     for user in ranking["users"]:
         names = list(user["lists"])
-        head = "".join(f"<th>{_e(labels.get(n, n))}</th>" for n in names)
+        head = _model_header(names)
         rows = []
         for rank in range(ranking["k"]):
             cells = []
@@ -281,11 +289,10 @@ def _images(report: dict[str, Any]) -> str:
     images = report.get("images")
     if not images:
         return ""
-    labels = {"original": "Before (original)", "unlearned": "After (unlearned)", "oracle": "Oracle (retrained)"}
     blocks = []
     for group, entry in images["groups"].items():
-        head = "".join(f"<th>{_e(labels.get(n, n))}</th>" for n in entry["grids"])
-        cells = "".join(f'<td><img class="grid-image" alt="{_e(group)}: {_e(labels.get(n, n))}" src="{_e(uri)}"></td>' for n, uri in entry["grids"].items())
+        head = _model_header(entry["grids"])
+        cells = "".join(f'<td><img class="grid-image" alt="{_e(group)}: {_e(MODEL_LABELS.get(n, n))}" src="{_e(uri)}"></td>' for n, uri in entry["grids"].items())
         prompts = "".join(f"<li>{_e(p)}</li>" for p in entry["prompts"])
         blocks.append(f"<h3>{_e(group)}</h3><p>One row per prompt:</p><ol>{prompts}</ol><table><tr>{head}</tr><tr>{cells}</tr></table>")
     note = f"{images['per_prompt']} generations per prompt, {images['steps']} DDIM steps, guidance {images['guidance']}, seed {images['seed']} (the same noise for every model)."

@@ -116,20 +116,22 @@ class GradNormRecorder(pl.Callback):
         self.norms.append(float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))))
 
 
+def _sgd_phase(data, **trainer_kwargs) -> tuple[list[float], dict[str, torch.Tensor]]:
+    """A 3-step SGD GradDiff phase after a user's (no-op) training; the gradient norms each step saw and the weights."""
+    user = NoTrainingUser(pretrained_net(data))
+    phase = Unlearn(GradDiff(), forget=data["forget"], retain=data["retain"], schedule="after_training", max_steps=3,
+                    optimizer=functools.partial(torch.optim.SGD, lr=0.1), progress_bar=False, monitor=False)
+    recorder = GradNormRecorder()
+    make_trainer(max_epochs=1, callbacks=[phase, recorder], **trainer_kwargs).fit(user, DataLoader(data["retain"], batch_size=120))
+    return recorder.norms, user.net.state_dict()
+
+
 def test_a_phase_clips_with_the_trainers_gradient_clip_val(data):
     """A phase steps through the Trainer's strategy: its `gradient_clip_val` clips the phase's gradients (and the
     user's `on_before_optimizer_step` hooks see them, as in a training step)."""
 
-    def run(clip: float | None) -> tuple[list[float], dict[str, torch.Tensor]]:
-        user = NoTrainingUser(pretrained_net(data))
-        phase = Unlearn(GradDiff(), forget=data["forget"], retain=data["retain"], schedule="after_training", max_steps=3,
-                        optimizer=functools.partial(torch.optim.SGD, lr=0.1), progress_bar=False, monitor=False)
-        recorder = GradNormRecorder()
-        make_trainer(max_epochs=1, callbacks=[phase, recorder], gradient_clip_val=clip).fit(user, DataLoader(data["retain"], batch_size=120))
-        return recorder.norms, user.net.state_dict()
-
-    free_norms, free = run(None)
-    clipped_norms, clipped = run(1e-3)
+    free_norms, free = _sgd_phase(data)
+    clipped_norms, clipped = _sgd_phase(data, gradient_clip_val=1e-3)
     assert len(free_norms) == len(clipped_norms) == 3 and free_norms[0] > 1e-2
     # the recorder runs before clipping: the first step's gradients are the same; the clipped step moves ~1e-4
     assert clipped_norms[0] == pytest.approx(free_norms[0])
@@ -142,17 +144,9 @@ def test_a_phase_says_it_does_not_accumulate_and_takes_one_step_per_forget_batch
     """`accumulate_grad_batches` is Lightning's for training steps; a phase steps once per forget batch, with the same
     result as without accumulation, and warns instead of accumulating silently or not at all."""
 
-    def run(accumulate: int) -> tuple[list[float], dict[str, torch.Tensor]]:
-        user = NoTrainingUser(pretrained_net(data))
-        phase = Unlearn(GradDiff(), forget=data["forget"], retain=data["retain"], schedule="after_training", max_steps=3,
-                        optimizer=functools.partial(torch.optim.SGD, lr=0.1), progress_bar=False, monitor=False)
-        recorder = GradNormRecorder()
-        make_trainer(max_epochs=1, callbacks=[phase, recorder], accumulate_grad_batches=accumulate).fit(user, DataLoader(data["retain"], batch_size=120))
-        return recorder.norms, user.net.state_dict()
-
-    plain_norms, plain = run(1)
+    plain_norms, plain = _sgd_phase(data)
     with pytest.warns(UserWarning, match=r"one optimizer step per forget batch: Trainer\(accumulate_grad_batches=4\)"):
-        norms, weights = run(4)
+        norms, weights = _sgd_phase(data, accumulate_grad_batches=4)
     assert len(norms) == len(plain_norms) == 3
     for key, value in plain.items():
         torch.testing.assert_close(weights[key], value, rtol=0, atol=0)
