@@ -115,10 +115,16 @@ def concept_accuracy(
     for concept in concepts:
         prompts = captions(concept, templates)
         generated = pipe(prompts, num_images=per_prompt, num_inference_steps=steps, guidance_scale=guidance, generator=torch.Generator().manual_seed(seed + concept))
-        out[concept] = float((judge_model(generated * 2 - 1).argmax(1) == concept).float().mean())
+        out[concept] = judged_share(judge_model, generated, concept)
         if images is not None:
             images[concept] = generated
     return out
+
+
+@torch.no_grad()
+def judged_share(judge_model: torch.nn.Module, images: torch.Tensor, concept: int) -> float:
+    """The share of ``images`` (in ``[0, 1]``) the judge classifies as ``concept``."""
+    return float((judge_model(images * 2 - 1).argmax(1) == concept).float().mean())
 
 
 class JudgeFeatures(torch.nn.Module):
@@ -144,12 +150,12 @@ ATTACK = {"steps": 50, "lr": 1e-2, "batch_size": 16, "images": 64}
 def attack_accuracy(unet, judge_model, per_prompt: int, steps: int = 10, guidance: float = 3.0, seed: int = 0,
                     images: torch.Tensor | None = None) -> dict[str, float]:  # fmt: skip
     """The erased concept's accuracy under an optimised prompt: the embedding of its first training caption optimised
-    to denoise ``images`` of it (default: :data:`ATTACK` ``["images"]`` real test images), then ``4 × per_prompt``
-    generations from it judged; and the attack's final denoising loss."""
+    to denoise ``images`` of it in ``[−1, 1]`` (default: :func:`attack_images`), then ``4 × per_prompt`` generations
+    from it judged; and the attack's final denoising loss."""
     from lightning_unlearn.attacks import prompt_embedding_attack
     from lightning_unlearn.models.diffusion import ConceptDiffusionPipeline, captions, prompt_embeddings
 
-    target = real_images([FORGET_CLASS], ATTACK["images"]) * 2 - 1 if images is None else images
+    target = attack_images() if images is None else images
     init = prompt_embeddings([captions(FORGET_CLASS)[0]])
     embeds, losses = prompt_embedding_attack(
         unet, _task(), target, init, steps=ATTACK["steps"], lr=ATTACK["lr"], batch_size=ATTACK["batch_size"], seed=seed
@@ -158,9 +164,12 @@ def attack_accuracy(unet, judge_model, per_prompt: int, steps: int = 10, guidanc
         prompt_embeds=embeds, num_images=4 * per_prompt, num_inference_steps=steps, guidance_scale=guidance,
         generator=torch.Generator().manual_seed(seed + 300),
     )  # fmt: skip
-    with torch.no_grad():
-        acc = float((judge_model(generated * 2 - 1).argmax(1) == FORGET_CLASS).float().mean())
-    return {"attack_acc": 100 * acc, "attack_loss": losses[-1]}
+    return {"attack_acc": 100 * judged_share(judge_model, generated, FORGET_CLASS), "attack_loss": losses[-1]}
+
+
+def attack_images() -> torch.Tensor:
+    """The attacker's images of the erased concept: :data:`ATTACK` ``["images"]`` real test images, in ``[−1, 1]``."""
+    return real_images([FORGET_CLASS], ATTACK["images"]) * 2 - 1
 
 
 @torch.no_grad()
@@ -278,18 +287,23 @@ def run(methods=METHODS, seeds=(0,), quick: bool = False, log=print) -> dict[str
     judge_model, judge_info = judge(0, log=log)
     state = {k: v.clone() for k, v in original.state_dict().items()}
     per_prompt = 4 if quick else 8
-    real = real_images([c for c in range(10) if c != FORGET_CLASS])
+    real = real_images([c for c in range(10) if c != FORGET_CLASS])  # loaded once for every model and seed
+    target = attack_images()
+
+    def scores(unet, seed: int) -> dict[str, float]:
+        return {**evaluate(unet, judge_model, per_prompt, seed=seed, real=real), **attack_accuracy(unet, judge_model, per_prompt, seed=seed, images=target)}
+
     rows: list[dict[str, Any]] = []
     for seed in seeds:
-        base = {**evaluate(original, judge_model, per_prompt, seed=seed, real=real), **attack_accuracy(original, judge_model, per_prompt, seed=seed)}
+        base = scores(original, seed)
         rows.append({"method": "original", "seed": seed, "seconds": info["seconds"], **base})
         log(f"[b4] original seed={seed}: {base}")
         for name in methods:
             memory: dict[str, float] = {}
             unet, seconds = unlearn(name, state, seed, max_steps=20 if quick else None, log=log, memory=memory)
-            scores = {**evaluate(unet, judge_model, per_prompt, seed=seed, real=real), **attack_accuracy(unet, judge_model, per_prompt, seed=seed)}
-            rows.append({"method": name, "seed": seed, "seconds": seconds, "time_ratio": seconds / info["seconds"], **memory, **scores})
-            log(f"[b4] {name} seed={seed}: {scores}")
+            measured = scores(unet, seed)
+            rows.append({"method": name, "seed": seed, "seconds": seconds, "time_ratio": seconds / info["seconds"], **memory, **measured})
+            log(f"[b4] {name} seed={seed}: {measured}")
     return {"original": info, "judge": judge_info, "per_prompt": per_prompt, "attack": ATTACK, "fid_real_per_concept": FID_REAL_PER_CONCEPT, "rows": rows}
 
 

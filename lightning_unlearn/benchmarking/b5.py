@@ -509,11 +509,10 @@ def tuning_choice(cells: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
             d_recall = 100 * (metrics["recall@20"] - oracle["recall@20"])
             d_hit = 100 * (metrics["forget_hit@20"] - oracle["forget_hit@20"])
             scores.setdefault(group, {}).setdefault(row, []).append((d_recall, d_hit, metrics["time_ratio"]))
+    from statistics import fmean as mean
+
     out = {}
     for group, rows in scores.items():
-        def mean(values: list[float]) -> float:
-            return sum(values) / len(values)
-
         summary = {
             row: {
                 "objective": mean([max(0.0, -r) + abs(h) for r, h, _ in v]),

@@ -179,24 +179,18 @@ def membership_auc(model: nn.Module, data: Any, batch_size: int = 256) -> float:
 
 
 # ---------------------------------------------------------------------------------------------- command line
-def _build(spec: dict[str, Any]) -> Any:
-    from lightning_unlearn.configs import instantiate
-
-    return instantiate(spec)
-
-
 def evaluate_weights(config: str, weights: dict[str, str], k: int = 20) -> dict[str, dict[str, float]]:
     """:func:`ranking_metrics` of each weights file (``{label: path}``) on the model and deletion request of the
     ``lightning-unlearn`` config ``config`` (a shipped config name such as ``"movielens/ga"`` or a YAML path)."""
     from lightning_unlearn._weights import load_weights
-    from lightning_unlearn.configs import load_config
+    from lightning_unlearn.configs import instantiate, load_config
 
     spec = load_config(config)
     for key in ("model", "data"):
         if key not in spec:
             raise ValueError(f"`config` {config!r} should be a lightning-unlearn config with a {key!r} section.")
-    data = _build(spec["data"])
-    model = _build(spec["model"]["init_args"]["model"])
+    data = instantiate(spec["data"])
+    model = instantiate(spec["model"]["init_args"]["model"])
     results = {}
     for label, path in weights.items():
         load_weights(model, path, argument="weights")
