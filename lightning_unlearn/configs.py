@@ -88,20 +88,36 @@ def load_config(name: str) -> dict[str, Any]:
     return config
 
 
+def resolve_class(class_path: str, search: tuple[str, ...] = ()) -> Any:
+    """The object a config's ``class_path`` names: ``"package.module.Name"``, or a bare ``"Name"`` looked up in the
+    ``search`` modules in order (as LightningCLI accepts ``ModelCheckpoint`` for a callback). Raises ``ValueError``
+    naming the class path when nothing importable matches."""
+    import importlib
+
+    module_name, _, name = class_path.rpartition(".") if isinstance(class_path, str) else ("", "", "")
+    modules = (module_name,) if module_name else search
+    if not name or not modules:
+        raise ValueError(f"`class_path` should be a dotted path such as 'lightning_unlearn.methods.NPO', got {class_path!r}.")
+    errors = []
+    for module in modules:
+        try:
+            return getattr(importlib.import_module(module), name)
+        except (ImportError, AttributeError) as err:
+            errors.append(str(err))
+    raise ValueError(f"`class_path` {class_path!r} does not name an importable class: {'; '.join(errors)}")
+
+
 def instantiate(spec: dict[str, Any], **overrides: Any) -> Any:
     """The object a config's ``{"class_path": "package.module.Name", "init_args": {...}}`` names, built with its
     ``init_args`` updated by ``overrides`` (e.g. a run's ``seed``; the spec itself is not changed). The
     ``init_args`` are passed as they are: nested class specs are not built."""
-    import importlib
-
     class_path = spec.get("class_path") if isinstance(spec, dict) else None
-    module_name, _, name = class_path.rpartition(".") if isinstance(class_path, str) else ("", "", "")
-    if not module_name:
+    if not isinstance(class_path, str) or "." not in class_path:
         raise ValueError(f"`spec` should be a dict with a dotted `class_path` such as 'lightning_unlearn.methods.NPO', got {spec!r}.")
     try:
-        factory = getattr(importlib.import_module(module_name), name)
-    except (ImportError, AttributeError) as err:
-        raise ValueError(f"`spec`'s class_path {class_path!r} does not name an importable class: {err}") from None
+        factory = resolve_class(class_path)
+    except ValueError as err:
+        raise ValueError(f"`spec`'s {err}") from None
     return factory(**{**(spec.get("init_args") or {}), **overrides})
 
 

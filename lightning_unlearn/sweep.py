@@ -276,15 +276,13 @@ def _finite(value: float | None) -> bool:
 
 
 def _resolve_class(class_path: str) -> type | None:
-    import importlib
+    """A callback's class from its config ``class_path`` (bare names as LightningCLI resolves them), ``None`` if unknown."""
+    from lightning_unlearn.configs import resolve_class
 
-    module_name, _, name = class_path.rpartition(".")
-    for module in (module_name,) if module_name else ("lightning.pytorch.callbacks", "lightning_unlearn"):
-        try:
-            return getattr(importlib.import_module(module), name)
-        except (ImportError, AttributeError):
-            continue
-    return None
+    try:
+        return resolve_class(class_path, search=("lightning.pytorch.callbacks", "lightning_unlearn"))
+    except ValueError:
+        return None
 
 
 def _trial_callbacks(base_config: Path, trial_dir: Path) -> list[dict[str, Any]] | None:

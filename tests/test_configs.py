@@ -218,6 +218,18 @@ def test_instantiate_builds_a_class_spec_with_overrides_and_names_a_bad_one():
         configs.instantiate({"class_path": "lightning_unlearn.methods.Nope"})
 
 
+def test_resolve_class_takes_dotted_paths_and_bare_names_in_the_search_modules():
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    assert configs.resolve_class("lightning_unlearn.methods.NPO") is METHODS.get("npo")
+    assert configs.resolve_class("ModelCheckpoint", search=("lightning.pytorch.callbacks", "lightning_unlearn")) is ModelCheckpoint
+    assert configs.resolve_class("SaveWeights", search=("lightning.pytorch.callbacks", "lightning_unlearn")).__name__ == "SaveWeights"
+    with pytest.raises(ValueError, match=r"`class_path` 'Nope' does not name an importable class"):
+        configs.resolve_class("Nope", search=("lightning.pytorch.callbacks",))
+    with pytest.raises(ValueError, match=r"dotted path such as 'lightning_unlearn.methods.NPO', got 'NPO'"):
+        configs.resolve_class("NPO")
+
+
 def test_config_lookup_errors(tmp_path: Path):
     assert (
         configs.config_path("digits/npo")
