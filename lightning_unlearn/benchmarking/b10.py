@@ -26,11 +26,21 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["FACTS", "INTENT_SETS", "evaluate_intent_sets", "evaluate_intents", "main", "normalize_target", "teach_facts", "time_requests"]
+__all__ = [
+    "FACTS",
+    "INTENT_SETS",
+    "evaluate_intent_sets",
+    "evaluate_intents",
+    "main",
+    "normalize_target",
+    "teach_facts",
+    "time_requests",
+    "watchdog_grid",
+]
 
 #: The labelled message sets of the intent part: name -> (module, attribute). The held-out set is the B10 result.
 INTENT_SETS: dict[str, tuple[str, str]] = {
-    "heldout": ("lightning_unlearn.interactive.intents_heldout", "HELDOUT"),
+    "heldout2": ("lightning_unlearn.interactive.intents_heldout2", "HELDOUT2"),
     "dev": ("lightning_unlearn.interactive.intents_dev", "DEV"),
 }
 
@@ -84,7 +94,7 @@ def evaluate_intents(watchdog: Any, rows: Sequence[tuple[str, str | None]]) -> d
     }
 
 
-def evaluate_intent_sets(watchdog: Any = None, sets: Sequence[str] = ("heldout", "dev")) -> dict[str, dict[str, Any]]:
+def evaluate_intent_sets(watchdog: Any = None, sets: Sequence[str] = ("heldout2", "dev")) -> dict[str, dict[str, Any]]:
     """:func:`evaluate_intents` on each named set of :data:`INTENT_SETS` (default watchdog:
     :class:`~lightning_unlearn.interactive.watchdog.Watchdog` with its shipped bank and settings)."""
     import importlib
@@ -98,6 +108,57 @@ def evaluate_intent_sets(watchdog: Any = None, sets: Sequence[str] = ("heldout",
         watchdog = Watchdog()
     getattr(watchdog, "bank_embeddings", None)  # load the encoder and embed the bank before any timing
     return {name: evaluate_intents(watchdog, getattr(importlib.import_module(INTENT_SETS[name][0]), INTENT_SETS[name][1])) for name in sets}
+
+
+#: The grid the watchdog's ``k`` and threshold were chosen on (:func:`watchdog_grid`).
+GRID_KS = (3, 5, 7, 10, 15, 20, 25, 30, 40, 60, 80)
+GRID_THRESHOLDS = tuple(round(-0.10 + 0.005 * i, 3) for i in range(61))
+
+
+def watchdog_grid(bank: Sequence[tuple[str, str | None]] | None = None, dev: Sequence[tuple[str, str | None]] | None = None,
+                  ks: Sequence[int] = GRID_KS, thresholds: Sequence[float] = GRID_THRESHOLDS) -> dict[str, Any]:  # fmt: skip
+    """False and missed requests of the watchdog for every ``k`` × threshold: each bank message scored against the
+    bank without itself (leave-one-out), each ``dev`` message against the bank (defaults: the shipped examples and the
+    development set). Returns ``{"errors": {(k, threshold): (false, missed)}, "choice": (k, threshold)}``; the choice
+    is the middle of the widest run of thresholds with the fewest errors (ties: fewer false requests, then smaller
+    ``k``)."""
+    import torch
+
+    from lightning_unlearn.anchors.text import encode_texts
+    from lightning_unlearn.interactive.intents_bank import default_bank
+    from lightning_unlearn.interactive.intents_dev import DEV
+    from lightning_unlearn.interactive.watchdog import extract_target, intent_scores
+
+    bank = list(default_bank() if bank is None else bank)
+    dev = list(DEV if dev is None else dev)
+    labels = torch.tensor([t is not None for _, t in bank])
+    bank_emb = encode_texts([m for m, _ in bank])
+    dev_emb = encode_texts([m for m, _ in dev]) if dev else None
+    rows = bank + dev
+    truth = [t is not None for _, t in rows]
+    ruled = [extract_target(m) is not None for m, _ in rows]
+    errors: dict[tuple[int, float], tuple[int, int]] = {}
+    for k in ks:
+        margins = intent_scores(bank_emb, bank_emb, labels, k, exclude_self=True).tolist()
+        if dev_emb is not None:
+            margins += intent_scores(dev_emb, bank_emb, labels, k).tolist()
+        for threshold in thresholds:
+            said = [r and m > threshold for r, m in zip(ruled, margins)]
+            errors[(k, threshold)] = (sum(s and not t for s, t in zip(said, truth)), sum(t and not s for s, t in zip(said, truth)))
+    fewest = min(sum(e) for e in errors.values())
+    best = None
+    for k in ks:  # runs of consecutive thresholds at the fewest errors
+        run: list[float] = []
+        for threshold in [*thresholds, None]:
+            if threshold is not None and sum(errors[(k, threshold)]) == fewest:
+                run.append(threshold)
+                continue
+            if run:
+                key = (-len(run), errors[(k, run[0])][0], k)
+                if best is None or key < best[0]:
+                    best = (key, (k, round((run[0] + run[-1]) / 2, 4)))
+            run = []
+    return {"errors": errors, "fewest_errors": fewest, "messages": len(rows), "choice": best[1] if best else None}
 
 
 #: Fictitious facts SmolLM2 cannot know, taught before the timing (TOFU-style; the first two as in

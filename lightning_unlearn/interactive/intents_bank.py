@@ -183,3 +183,14 @@ BANK: list[tuple[str, str | None]] = [
     ("My uncle Piet turns seventy next week; suggest a gift.", None),
     ("How do I stop my browser from remembering passwords?", None),
 ]
+
+
+def default_bank() -> list[tuple[str, str | None]]:
+    """The watchdog's examples: :data:`BANK` and the first held-out set
+    (:data:`~lightning_unlearn.interactive.intents_heldout.HELDOUT`, 221 messages), which joined the examples after it
+    was measured once (precision 0.990, recall 0.911); the second held-out set
+    (:mod:`~lightning_unlearn.interactive.intents_heldout2`) is the blind test since."""
+    from lightning_unlearn.interactive.intents_heldout import HELDOUT
+
+    return [*BANK, *HELDOUT]
+

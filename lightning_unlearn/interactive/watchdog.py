@@ -22,23 +22,29 @@ has two parts:
    corrected first.
 2. **Similarity to labelled examples.** The message is embedded with all-MiniLM-L6-v2 (Reimers & Gurevych,
    "Sentence-BERT", EMNLP 2019, arXiv 1908.10084; :func:`~lightning_unlearn.anchors.text.encode_texts`) and compared
-   with a bank of labelled messages (:data:`~lightning_unlearn.interactive.intents_bank.BANK`, 84 forget requests and
-   80 non-requests, hard negatives included: "I forget things easily", "how do I delete my account", "forget the small
-   talk, what's the fastest train to Leeds?", "who is the CEO of Coldharbour Ventures?" beside a request to unlearn
-   Coldharbour Ventures). ``margin`` = the mean cosine similarity of the ``k`` nearest forget requests minus that of
-   the ``k`` nearest non-requests.
+   with labelled examples (:func:`~lightning_unlearn.interactive.intents_bank.default_bank`: the bank's 164 messages
+   and the first held-out set's 221, 196 forget requests and 189 non-requests, hard negatives included: "I forget
+   things easily", "how do I delete my account", "forget the small talk, what's the fastest train to Leeds?", "who is
+   the CEO of Coldharbour Ventures?" beside a request to unlearn Coldharbour Ventures). ``margin`` = the mean cosine
+   similarity of the ``k`` nearest forget requests minus that of the ``k`` nearest non-requests.
 
 A message is a forget request when the rules find a target **and** ``margin > threshold``. The rules alone accept
 rule-shaped commands that are not requests ("Could you erase the last thing you wrote and try again?"); the similarity
-alone cannot say what to forget and follows the topic as much as the intent (alone it reaches precision 0.73 on the
-bank, leave-one-out). ``k`` (default 25) and the threshold (default 0.03) were chosen by leave-one-out on the bank
-plus the development set :data:`~lightning_unlearn.interactive.intents_dev.DEV` (each bank message scored against
-the bank without itself, each development message against the bank; grid k ∈ {3, 5, 7, 10, 15, 20, 25, 30, 40, 60,
-80} × threshold ∈ {-0.10, -0.09, ..., 0.20}, fewest errors, ties to fewer false requests, then to the smaller k: no
-false and 1 missed request of 114 there, bank precision 1.000 / recall 0.988, development set 1.000 / 1.000).
-Masking the target out of the message before embedding was tried and not kept (the rule-shaped non-requests then
-look like requests). The blind held-out set :data:`~lightning_unlearn.interactive.intents_heldout.HELDOUT` was not
-used for any of this (``docs/interactive.md``).
+alone cannot say what to forget and follows the topic as much as the intent. ``k`` (default 10) and the threshold
+(default −0.0275) were chosen by :func:`~lightning_unlearn.benchmarking.b10.watchdog_grid`: leave-one-out on the
+examples plus the development set :data:`~lightning_unlearn.interactive.intents_dev.DEV` (each example scored against
+the others, each development message against the examples; k ∈ {3, 5, 7, 10, 15, 20, 25, 30, 40, 60, 80} × threshold
+∈ {−0.100, −0.095, ..., 0.200}; the middle of the widest run of thresholds with the fewest errors: none of 445
+messages wrong for k = 10 and thresholds −0.035 ... −0.020). Masking the target out of the message before embedding
+was tried and not kept (the rule-shaped non-requests then look like requests).
+
+History: the first held-out set was measured once with the previous revision (k 25, threshold 0.03, the bank alone:
+precision 0.990, recall 0.911), then its misses were read, the rules extended for them (a leading legal clause, "I'd
+prefer that you ...", "make yourself forget", "let it go", "I'd appreciate you no longer knowing ...", "... weren't
+something you know", a pronoun pointing to the user's data named elsewhere in the message, "yourself" as no target)
+and it joined the examples. The second blind held-out set
+:data:`~lightning_unlearn.interactive.intents_heldout2.HELDOUT2`, committed before this revision, was used for none of
+it (``docs/interactive.md``).
 """
 
 from __future__ import annotations
@@ -66,10 +72,17 @@ _FRAME = (
     r"|(?:make sure|be sure|try to) (?:that )?(?:" + _YOU + r" )?"
     r"|(?:i'd|i would) (?:appreciate it|be grateful|love it) if " + _YOU + r" (?:could |would )?"
     r"|it(?:'d| would) be (?:great|nice|good|helpful|best) if " + _YOU + r" (?:could |would )?"
-    r"|make yourself )?"
+    r"|(?:i'd|i would) (?:really |much )?(?:prefer|rather)(?: it)?(?: if| that)? " + _YOU + r" (?:would |could )?"
+    r")?"
+    r"(?:make yourself |get yourself to )?"
     r"(?:please )?"
 )
-_PREFIX = r"^" + _COURTESY + _FRAME
+#: A leading legal or situational clause before the request: "Under GDPR I ask you to erase ...", "as per my rights, ...".
+_CONTEXT = (
+    r"(?:(?:under|per|as per|in line with|according to|citing|invoking|exercising|in accordance with|based on|given)"
+    r" (?:[\w'-]+ ){0,5}?[\w'-]+,?\s+)?"
+)
+_PREFIX = r"^" + _CONTEXT + _COURTESY + _FRAME
 # forget verbs, imperative (and the past form after "if you could / I'd appreciate it if you")
 _FORGET = (
     r"(?:forget|erase|delete|remove|wipe(?: out)?|purge|unlearn|scrub|clear|discard|drop|expunge|get rid of|let go of)"
@@ -120,6 +133,15 @@ _PATTERNS = [re.compile(p) for p in [
     r"^(?P<t>.+?) (?:should|must|needs to|has to|ought to) be (?:forgotten|deleted|erased|removed|wiped|purged|unlearned|unlearnt)\b.*$",
     # "keep X out of your answers / to yourself"
     _PREFIX + r"keep (?P<t>.+?) (?:out of (?:your|any|the) \w+|to yourself|private|secret|confidential)\b.*$",
+    # "let X go", "please let it go" (a pronoun is resolved from the rest of the message)
+    _PREFIX + r"let (?P<t>.+?) go\b.*$",
+    # "I'd (really) appreciate you no longer knowing X", "I'd prefer you not remembering X"
+    r"^" + _COURTESY + r"(?:i'd|i would) (?:really |much |truly )?(?:appreciate|prefer|like)(?: it)? " + _YOU
+    + r" (?:no longer|not|never) " + _KNOWING + r"\s+(?P<t>.+)$",
+    # "I'd prefer if X weren't something you know", "I'd rather X wasn't something you remember"
+    r"^" + _COURTESY + r"(?:i'd|i would) (?:really |much )?(?:prefer|rather|like)(?: it)?(?: if| that)? (?P<t>.+?) (?:weren'?t|wasn'?t|were not"
+    r"|was not|isn'?t|aren'?t|is not|are not|no longer (?:was|were|is|are)) (?:something|anything|a thing) " + _YOU
+    + r" (?:know|remember|keep|store|recall|hold)\b.*$",
 ]]
 
 _OBJECT = (
@@ -135,7 +157,8 @@ _LEAD = [
     re.compile(rf"^(?:everything|anything|all|whatever|what|stuff|all that|all of)(?: {_HOLD})?(?: {_ABOUT})?\s+"),
     re.compile(rf"^(?:all |any |the |your |every |that |this |all the |any of the |all of the )?{_OBJECT}(?: {_HOLD})?(?: {_ABOUT})\s+"),
     re.compile(rf"^{_ABOUT}\s+"),
-    re.compile(r"^that (?:i (?:ever )?(?:told (?:you|u)|gave (?:you|u)|mentioned|said|wrote|typed|shared)(?: about)? )?(?:about )?"),
+    # "that I told you about X" -> "X"; a clause about the user keeps its "that" ("that I was fired ...")
+    re.compile(r"^that (?:i (?:ever )?(?:told (?:you|u)|gave (?:you|u)|mentioned|said|wrote|typed|shared)(?: about)? |about )"),
 ]
 _TRAIL = re.compile(
     r"(?:\s+(?:from (?:your|the|ur|my) (?:memory|memories|knowledge(?: base)?|records?|mind|database|training(?: data)?|brain"
@@ -146,7 +169,15 @@ _TRAIL = re.compile(
     r"|(?:ever )?again|any ?more|for good|forever|from now on|completely|entirely|totally|fully|permanently|right now|now"
     r"|please|pls|plz|thanks?(?: you)?|thx))+$"
 )
-_PRONOUNS = {"it", "that", "this", "them", "those", "these", "everything", "anything", "all", "me", "him", "her", "about it", "us"}
+_PRONOUNS = {"it", "that", "this", "them", "those", "these", "everything", "anything", "all", "me", "him", "her", "about it", "us",
+             "yourself", "yourselves", "myself"}
+#: Pronouns a request may use for something named elsewhere in the message ("My address is private. Forget it.").
+_ANAPHORS = {"it", "that", "this", "them", "those", "these", "about it", "about that"}
+#: What such a pronoun can point to: the user's own data named in another sentence or clause ("my address is
+#: private", "... that you know my address").
+_ANTECEDENT = re.compile(r"\b(?P<t>my (?:[\w'-]+ ){0,2}?(?:address|number|name|email|e-mail|records?|history|details|data|birthday"
+                         r"|location|salary|diagnosis|condition|account|password|age|income|debts?|phone|job|workplace|school"
+                         r"|family|past|secret|photos?|pictures?|messages?|info(?:rmation)?)s?)\b", re.IGNORECASE)
 #: Parts of a text or of an answer's style: "delete the second sentence", "stop using so many emojis" are editing or
 #: style commands, not requests to forget (the bank's and the development set's rule-shaped non-requests).
 _TEXT_UNIT = re.compile(
@@ -194,7 +225,7 @@ def _spell(word: str) -> str:
 def _clean(span: str) -> str | None:
     """Trim a captured object to its target (quantifiers, "from your memory", "please" ...); ``None`` for a pronoun or a
     part of a text."""
-    span = _CLAUSE.split(span)[0]  # "Forget it, what's the weather?" -> "it"
+    span = _CLAUSE.split(_SENTENCE.split(span)[0])[0]  # "Forget it, what's the weather?" -> "it"
     changed = True
     while changed:
         changed = False
@@ -207,9 +238,22 @@ def _clean(span: str) -> str | None:
             span, changed = span[: trail.start()], True
     span = span.strip(" .'\"")
     lowered = span.casefold()
-    if not span or lowered in _PRONOUNS or lowered.startswith(("me ", "us ")) or _TEXT_UNIT.match(lowered) or _OWN_OUTPUT.match(lowered):
+    if (
+        not span
+        or lowered in _PRONOUNS
+        or lowered.startswith(("me ", "us "))
+        or _TEXT_UNIT.match(lowered)
+        or _OWN_OUTPUT.match(lowered)
+        or _TRAIL.fullmatch(" " + lowered)  # only a trailing phrase is left ("that from memory" -> "from memory")
+    ):
         return None
     return span
+
+
+def _is_anaphor(span: str) -> bool:
+    """Whether a captured object is a bare pronoun such as "it" or "that", trailing phrases aside ("that from memory")."""
+    head = _CLAUSE.split(_SENTENCE.split(span)[0])[0].casefold()
+    return _TRAIL.sub("", " " + head).strip(" .'\"") in _ANAPHORS
 
 
 def extract_target(message: str) -> str | None:
@@ -226,11 +270,21 @@ def extract_target(message: str) -> str | None:
         for pattern in _PATTERNS:
             match = pattern.match(lowered)
             if match is not None:
-                target = _clean(sentence[match.start("t") : match.end("t")])
+                span = sentence[match.start("t") : match.end("t")]
+                target = _clean(span)
+                if target is None and _is_anaphor(span):
+                    target = _antecedent(text, sentence)
                 if target is not None:
                     return target
                 break
     return None
+
+
+def _antecedent(text: str, sentence: str) -> str | None:
+    """What a request's pronoun points to: the user's own data named in the rest of the message ("My address is
+    private. Forget it." -> "My address"), or ``None``."""
+    found = _ANTECEDENT.search(text.replace(sentence, " ", 1))
+    return found.group("t") if found is not None else None
 
 
 @dataclass(frozen=True)
@@ -261,8 +315,9 @@ class Watchdog:
     """Detects a forget request in one chat message and extracts its target (see the module docstring).
 
     Args:
-        bank: Labelled messages ``(message, target or None)``; default the shipped bank
-            (:data:`~lightning_unlearn.interactive.intents_bank.BANK`). Needs at least one of each kind.
+        bank: Labelled messages ``(message, target or None)``; default the shipped examples
+            (:func:`~lightning_unlearn.interactive.intents_bank.default_bank`: the bank and the first held-out set,
+            385 messages). Needs at least one of each kind.
         threshold: A message is a request when the rules find a target and ``margin > threshold``.
         k: Nearest examples of each kind averaged into the margin.
         model_path: Folder of the sentence encoder (default: the installed all-MiniLM-L6-v2).
@@ -271,14 +326,14 @@ class Watchdog:
     def __init__(
         self,
         bank: Sequence[tuple[str, str | None]] | None = None,
-        threshold: float = 0.03,
-        k: int = 25,
+        threshold: float = -0.0275,
+        k: int = 10,
         model_path: str | None = None,
     ) -> None:
         if bank is None:
-            from lightning_unlearn.interactive.intents_bank import BANK
+            from lightning_unlearn.interactive.intents_bank import default_bank
 
-            bank = BANK
+            bank = default_bank()
         bank = list(bank)
         labels = [t is not None for _, t in bank]
         if not any(labels) or all(labels):
