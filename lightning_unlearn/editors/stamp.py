@@ -434,10 +434,20 @@ class STAMP:
             grid = output.reshape(rows, length, -1)
             return (grid + where.unsqueeze(-1) * shift.to(output.dtype).unsqueeze(1)).reshape(output.shape)
 
+        # Only the refusal's positions need logits: the LM head (a vocabulary-sized projection) and the softmax run
+        # on those rows alone (transformers' ``logits_to_keep`` with a boolean mask; the full logits where a model
+        # does not take it).
+        keep = labels != -100
+        targets, row_of, counts_per_row = labels[keep], keep.nonzero()[:, 0], keep.sum(1)
+
         def per_prompt_nll() -> Tensor:
-            logits = model(input_ids=input_ids, attention_mask=attention, use_cache=False).logits.float()
-            token = nn.functional.cross_entropy(logits.transpose(1, 2), labels, ignore_index=-100, reduction="none")
-            return token.sum(1) / (labels != -100).sum(1)
+            try:
+                logits = model(input_ids=input_ids, attention_mask=attention, use_cache=False, logits_to_keep=keep).logits
+            except TypeError:  # a model without ``logits_to_keep``
+                logits = model(input_ids=input_ids, attention_mask=attention, use_cache=False).logits
+            logits = logits[keep] if logits.dim() == 3 else logits
+            token = nn.functional.cross_entropy(logits.float(), targets, reduction="none")
+            return torch.zeros(rows, device=token.device).index_add(0, row_of, token) / counts_per_row
 
         optimizer = torch.optim.Adam([shift], lr=self.target_lr)
         handle = module.register_forward_hook(add_shift)

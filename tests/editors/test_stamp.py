@@ -213,6 +213,31 @@ def test_optimized_target_searches_a_shift_that_refuses_and_the_exact_edit_repro
     torch.testing.assert_close(_logits(model, tok, retain[0]), r0, rtol=1e-4, atol=1e-4)
 
 
+def test_target_search_on_a_model_without_logits_to_keep_finds_the_same_shift():
+    """The search scores only the refusal's positions (``logits_to_keep``); a model whose forward does not take the
+    argument gets the full logits and the same search."""
+    import copy
+
+    base, tok = tiny_causal_lm("llama"), toy_tokenizer()
+    base.eval()
+    plain = copy.deepcopy(base)
+    forward = plain.forward
+
+    def forward_without_logits_to_keep(input_ids=None, attention_mask=None, use_cache=None, **kwargs):
+        if "logits_to_keep" in kwargs:
+            raise TypeError("forward() got an unexpected keyword argument 'logits_to_keep'")
+        return forward(input_ids=input_ids, attention_mask=attention_mask, use_cache=use_cache, **kwargs)
+
+    plain.forward = forward_without_logits_to_keep
+    records = [
+        STAMP(layer=0, rcond=0, target_steps=5, target_lr=1.0, target_norm=1000.0).edit(m, tok, forget=[QA[0]["question"], QA[1]["question"]], retain=[QA[2]["question"]])
+        for m in (base, plain)
+    ]
+    assert records[0].refusal_nll_before == pytest.approx(records[1].refusal_nll_before, rel=1e-5)
+    assert records[0].refusal_nll_target == pytest.approx(records[1].refusal_nll_target, rel=1e-4)
+    torch.testing.assert_close(dict(base.named_parameters())["model.layers.0.mlp.down_proj.weight"], dict(plain.named_parameters())["model.layers.0.mlp.down_proj.weight"], rtol=1e-4, atol=1e-5)
+
+
 def test_refusal_mean_target_is_the_specified_variant():
     model, tok = tiny_causal_lm("llama"), toy_tokenizer()
     record = STAMP(layer=1, rcond=0, target="refusal_mean").edit(model, tok, forget=[QA[0]["question"]])
