@@ -201,6 +201,7 @@ def time_requests(
     from lightning_unlearn.editors import EDITORS
     from lightning_unlearn.interactive.chat import CHAT_TARGET_STEPS, ChatSession
     from lightning_unlearn.interactive.cli import load_model
+    from lightning_unlearn.metrics.llm import rouge_l_recall
     from lightning_unlearn.tasks import generate_answers
 
     model, tok, _ = load_model(model_path)
@@ -216,6 +217,10 @@ def time_requests(
         seconds = time.perf_counter() - start
         entry = chat.edits[-1] if chat.edits else None
         after = generate_answers(model, tok, [f["question"] for f in FACTS], max_new_tokens=max_new_tokens)
+        gold = [f["answer"] for f in FACTS]
+        rouge_before, rouge_after = rouge_l_recall(asked, gold).tolist(), rouge_l_recall(after, gold).tolist()
+        others = [i for i in range(len(FACTS)) if i != who]
+        retain_before = statistics.mean(rouge_before[i] for i in others)
         rows.append(
             {
                 "seed": seed,
@@ -227,6 +232,11 @@ def time_requests(
                 "forgotten": _VALUES[who] not in after[who],
                 "kept": all(_VALUES[i] in after[i] for i in range(len(FACTS)) if i != who),
                 "answers_after": after,
+                # ROUGE-L recall against the taught answer: the forgotten fact's after the edit, the others' before/after
+                "forget_rouge": rouge_after[who],
+                "retain_rouge_before": retain_before,
+                "retain_rouge_after": statistics.mean(rouge_after[i] for i in others),
+                "retain_rouge_ratio": statistics.mean(rouge_after[i] for i in others) / retain_before if retain_before else float("nan"),
             }
         )
         if entry is not None:
@@ -239,6 +249,8 @@ def time_requests(
         "seconds_std": statistics.stdev(secs) if len(secs) > 1 else 0.0,
         "forgotten": sum(r["forgotten"] for r in rows),
         "kept": sum(r["kept"] for r in rows),
+        "forget_rouge_mean": statistics.mean(r["forget_rouge"] for r in rows),
+        "retain_rouge_ratio_mean": statistics.mean(r["retain_rouge_ratio"] for r in rows),
     }
 
 
@@ -265,10 +277,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         timing = time_requests(args.editor, args.seeds, model_path=args.model)
         result["timing"] = timing
         for r in timing["rows"]:
-            print(f"  seed {r['seed']}: forget {r['forgot']}: {r['seconds']:.1f}s (edit {r['edit_seconds']}), forgotten {r['forgotten']}, kept {r['kept']}")
+            print(
+                f"  seed {r['seed']}: forget {r['forgot']}: {r['seconds']:.1f}s (edit {r['edit_seconds']}), forgotten {r['forgotten']}, "
+                f"kept {r['kept']}, forget ROUGE-L {r['forget_rouge']:.3f}, retain ROUGE-L {r['retain_rouge_before']:.3f} -> {r['retain_rouge_after']:.3f}"
+            )
         print(
             f"B10 timing ({args.editor}, {len(args.seeds)} seeds): {timing['seconds_mean']:.1f} ± {timing['seconds_std']:.1f} s "
-            f"per request; forgotten {timing['forgotten']}/{len(args.seeds)}, others kept {timing['kept']}/{len(args.seeds)}"
+            f"per request; forgotten {timing['forgotten']}/{len(args.seeds)}, others kept {timing['kept']}/{len(args.seeds)}; "
+            f"forget ROUGE-L {timing['forget_rouge_mean']:.3f} (target <= 0.1), retain ROUGE-L after / before "
+            f"{timing['retain_rouge_ratio_mean']:.3f} (target >= 0.95)"
         )
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)

