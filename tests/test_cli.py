@@ -103,6 +103,7 @@ def test_methods_subcommand_lists_registry(workdir: Path):
         assert name in proc.stdout
 
 
+@pytest.mark.slow
 def test_fit_then_test_from_configs(workdir: Path):
     """original -> retrain (oracle) -> GradDiff, then `test` from the unlearning checkpoint with the oracle."""
     quick = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
@@ -316,6 +317,7 @@ def _tiny_vqa_overrides(name: str) -> list[str]:
     ]  # fmt: skip
 
 
+@pytest.mark.slow
 def test_fashion_vqa_config_unlearns_a_tiny_vlm(workdir: Path, monkeypatch: pytest.MonkeyPatch):
     """B9's NPO config from the command line, its VLM swapped for a tiny random one (the config's own model is the
     cached SmolLM2 VLM): two steps change the weights, SaveWeights writes them and the report records the run."""

@@ -64,6 +64,7 @@ def data() -> dict[str, Any]:
     return class_forget_data(100, 1, 50, 2)
 
 
+@pytest.mark.slow
 def test_unlearning_module_under_ddp_spawn(data, tmp_path):
     model = mlp()
     model.load_state_dict(data["pretrained"])
@@ -90,6 +91,7 @@ def test_unlearning_module_under_ddp_spawn(data, tmp_path):
     assert accuracy(module.model, data["forget"]) == pytest.approx(100 - float(metrics["val/UA"]), abs=1e-3)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("schedule", ["interleaved", "after_training"])
 def test_unlearn_callback_under_ddp_spawn(data, schedule, tmp_path):
     net = mlp()
@@ -128,6 +130,7 @@ def test_unlearn_callback_under_ddp_spawn(data, schedule, tmp_path):
 ANCHORS = F.normalize(torch.randn(4, 16, generator=torch.Generator().manual_seed(0)), dim=-1)
 
 
+@pytest.mark.slow
 def test_method_modules_stay_in_sync_under_ddp_spawn(data, tmp_path):
     """Stake the Points trains a projector beside the model: DDP must average its gradients too."""
     model = mlp()
@@ -141,6 +144,7 @@ def test_method_modules_stay_in_sync_under_ddp_spawn(data, tmp_path):
     assert_same_state(ranks[0]["state"], ranks[1]["state"])  # the projector included
 
 
+@pytest.mark.slow
 def test_callback_method_modules_stay_in_sync_under_ddp_spawn(data, tmp_path):
     net = mlp()
     net.load_state_dict(data["pretrained"])

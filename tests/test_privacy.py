@@ -361,6 +361,7 @@ def _run_cli(*args: str, cwd: Path) -> None:
     assert proc.returncode == 0, f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
 
 
+@pytest.mark.slow
 def test_no_artifact_of_a_cli_run_holds_the_forgotten_indices(key_a, tmp_path: Path):
     """Two real `lightning-unlearn fit` runs with W&B offline, CSV logs, checkpoints, weights and the report: the
     original trained with the request by reference (``forget_indices_file``), then GA unlearning with the indices

@@ -41,6 +41,7 @@ def workspace(tmp_path_factory, record_results):
         yield path
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["npo", "salun", "stake_the_points"])
 def test_rerunning_a_config_reproduces_its_recorded_numbers(name: str, workspace: Path, monkeypatch, record_results):
     monkeypatch.setenv("WANDB_MODE", "offline")

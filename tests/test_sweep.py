@@ -66,6 +66,7 @@ def check_trials_are_grouped_wandb_runs(results: dict[str, Any]) -> None:
 
 
 # --------------------------------------------------------------------------- end to end
+@pytest.mark.slow
 def test_grid_sweep_from_the_cli(workspace: Path, tmp_path: Path):
     sweep = write_sweep(workspace, "grid_npo")
     out = tmp_path / "grid"
@@ -100,6 +101,7 @@ def test_grid_sweep_from_the_cli(workspace: Path, tmp_path: Path):
     assert f"Best: {best['id']}" in table
 
 
+@pytest.mark.slow
 def test_bayes_sweep_maximizes_and_feeds_back_results(workspace: Path, tmp_path: Path):
     sweep = write_sweep(
         workspace, "bayes_npo",

@@ -380,6 +380,7 @@ def test_offline_run_from_a_config_in_process(workspace: Path, offline, monkeypa
     assert config["request/fingerprint"].startswith("hmac-sha256:")
 
 
+@pytest.mark.slow
 def test_offline_run_from_the_console_script(workspace: Path, tmp_path: Path):
     """`lightning-unlearn fit` with the logger (mode "auto": offline here) from the command line; the run is closed at exit."""
     save_dir = tmp_path / "ga_cli"
@@ -396,6 +397,7 @@ def test_offline_run_from_the_console_script(workspace: Path, tmp_path: Path):
     assert "val/UA" in record["summary"]
 
 
+@pytest.mark.slow
 def test_a_crash_marks_the_run_failed(tmp_path: Path):
     """The exit hook finishes the logger's run with exit code 1 after an uncaught exception."""
     code = (

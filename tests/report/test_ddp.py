@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
+import pytest
 import torch
 from toys import ddp_trainer, mlp
 
@@ -31,6 +32,7 @@ class RankReport(UnlearningReport):
         (self.folder / f"rank{trainer.global_rank}.json").write_text(json.dumps(record))
 
 
+@pytest.mark.slow
 def test_report_under_ddp_spawn(data, weights, tmp_path):
     module = UnlearningModule(
         mlp(),
