@@ -6,7 +6,8 @@ them; its rules, ``k`` and threshold were developed on them and on the developme
 itself). 164 messages: the first 70 written with the first detector, 94 more (48 requests, 46 non-requests) written
 for its revision after the blind held-out set (:mod:`lightning_unlearn.interactive.intents_heldout`) was committed;
 none is copied from it (``tests/interactive/test_watchdog.py`` checks that the three sets share no message). Each row
-is ``(message, target)``; ``target`` is ``None`` for a message that is not a forget request.
+is ``(message, target)``; ``target`` is ``None`` for a message that is not a forget request. The watchdog's examples
+are this bank and the first held-out set (:func:`default_bank`, since the second revision).
 """
 
 from __future__ import annotations

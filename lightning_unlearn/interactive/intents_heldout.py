@@ -8,6 +8,11 @@ conventions of the older set (then ``intents_test``, now the development set
 detector; it is measured once, with the final detector. The same person then revised the detector, so its rules were
 written by someone who had read these messages (see ``docs/interactive.md``).
 
+Since the watchdog's second revision this set is no longer a test: after its one measurement (precision 0.990, recall
+0.911) its misses were read, the rules extended for them, and its messages joined the watchdog's examples
+(:func:`~lightning_unlearn.interactive.intents_bank.default_bank`). The blind test is now
+:mod:`~lightning_unlearn.interactive.intents_heldout2`.
+
 221 messages. 112 requests to forget, unlearn or stop revealing or mentioning something: people (named, relatives),
 personal data ("my address", "where I live"), organisations and events, phrased politely, bluntly, indirectly ("I'd
 rather you didn't remember ..."), in lowercase, in capitals and with typos. 109 messages that are not such requests,
