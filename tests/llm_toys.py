@@ -51,6 +51,15 @@ def toy_model(seed: int = 0, tokenizer: Any = None, **kwargs: Any) -> Any:
     )
 
 
+def toy_model_folder(folder: Any) -> Any:
+    """:func:`toy_model` and :func:`toy_tokenizer` saved with ``save_pretrained`` into ``folder`` (a model folder as
+    the chat and B10 load one); returns ``folder``."""
+    tok = toy_tokenizer()
+    toy_model(tokenizer=tok).save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return folder
+
+
 def qa_batch(examples: list[dict[str, str]] | None = None, *, max_length: int = 64, **kwargs: Any) -> dict[str, torch.Tensor]:
     """A right-padded causal-LM batch of ``examples`` (default all of :data:`QA`) with the toy tokenizer."""
     collator = QACollator(toy_tokenizer(), max_length=max_length, **kwargs)

@@ -440,10 +440,15 @@ class STAMP:
         keep = labels != -100
         targets, row_of, counts_per_row = labels[keep], keep.nonzero()[:, 0], keep.sum(1)
 
+        kwargs: dict[str, Any] = {"logits_to_keep": keep}  # dropped for good on the first call a model refuses it
+
         def per_prompt_nll() -> Tensor:
             try:
-                logits = model(input_ids=input_ids, attention_mask=attention, use_cache=False, logits_to_keep=keep).logits
-            except TypeError:  # a model without ``logits_to_keep``
+                logits = model(input_ids=input_ids, attention_mask=attention, use_cache=False, **kwargs).logits
+            except TypeError:
+                if not kwargs:
+                    raise
+                kwargs.clear()  # a model without ``logits_to_keep``
                 logits = model(input_ids=input_ids, attention_mask=attention, use_cache=False).logits
             logits = logits[keep] if logits.dim() == 3 else logits
             token = nn.functional.cross_entropy(logits.float(), targets, reduction="none")

@@ -225,7 +225,7 @@ def _spell(word: str) -> str:
 def _clean(span: str) -> str | None:
     """Trim a captured object to its target (quantifiers, "from your memory", "please" ...); ``None`` for a pronoun or a
     part of a text."""
-    span = _CLAUSE.split(_SENTENCE.split(span)[0])[0]  # "Forget it, what's the weather?" -> "it"
+    span = _first_part(span)  # "Forget it, what's the weather?" -> "it"
     changed = True
     while changed:
         changed = False
@@ -250,9 +250,14 @@ def _clean(span: str) -> str | None:
     return span
 
 
+def _first_part(span: str) -> str:
+    """A captured object up to its first sentence or clause boundary."""
+    return _CLAUSE.split(_SENTENCE.split(span)[0])[0]
+
+
 def _is_anaphor(span: str) -> bool:
     """Whether a captured object is a bare pronoun such as "it" or "that", trailing phrases aside ("that from memory")."""
-    head = _CLAUSE.split(_SENTENCE.split(span)[0])[0].casefold()
+    head = _first_part(span).casefold()
     return _TRAIL.sub("", " " + head).strip(" .'\"") in _ANAPHORS
 
 

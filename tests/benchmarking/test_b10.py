@@ -7,7 +7,7 @@ import importlib.util
 
 import pytest
 import torch
-from llm_toys import toy_model, toy_tokenizer
+from llm_toys import toy_model_folder
 
 from lightning_unlearn.benchmarking.b10 import FACTS, time_requests
 
@@ -16,10 +16,7 @@ from lightning_unlearn.benchmarking.b10 import FACTS, time_requests
 def test_time_requests_records_seconds_rouge_and_undoes_each_edit(tmp_path):
     from transformers import AutoModelForCausalLM
 
-    tok = toy_tokenizer()
-    folder = tmp_path / "toy"
-    toy_model(tokenizer=tok).save_pretrained(folder)
-    tok.save_pretrained(folder)
+    folder = toy_model_folder(tmp_path / "toy")
     before = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True).state_dict()
     out = time_requests("stamp", seeds=[0, 1], max_new_tokens=4, model_path=str(folder))
     assert [r["seed"] for r in out["rows"]] == [0, 1] and [r["forgot"] for r in out["rows"]] == ["Elara Voss", "Tomas Reyl"]

