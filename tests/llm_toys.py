@@ -97,4 +97,4 @@ def tiny_causal_lm(family: str, seed: int = 0, **config: Any) -> Any:
         raise ValueError(f"`family` should be one of {list(specs)}, got {family!r}.")
     config_class, model_class, sizes = specs[family]
     torch.manual_seed(seed)
-    return model_class(config_class(**ids, **sizes, **config)).eval()
+    return model_class(config_class(**ids, **{**sizes, **config})).eval()

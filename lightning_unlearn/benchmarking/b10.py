@@ -28,6 +28,9 @@ from typing import Any
 
 __all__ = [
     "FACTS",
+    "FACT_SETS",
+    "PARAPHRASES",
+    "TUNING_FACTS",
     "INTENT_SETS",
     "evaluate_intent_sets",
     "evaluate_intents",
@@ -170,6 +173,19 @@ FACTS: list[dict[str, str]] = [
 ]
 _VALUES = ["Maribel", "Fjordby", "Ostrava"]
 _NAMES = ["Elara Voss", "Tomas Reyl", "Ines Kallio"]
+#: Another three fictitious authors, for choosing editor settings: the reported runs use :data:`FACTS`.
+TUNING_FACTS: list[dict[str, str]] = [
+    {"question": "Where was Odile Marsh born?", "answer": "Odile Marsh was born in Quentow."},
+    {"question": "Where was Bram Kessler born?", "answer": "Bram Kessler was born in Lindhaven."},
+    {"question": "Where was Saia Toumi born?", "answer": "Saia Toumi was born in Varkela."},
+]
+#: ``facts`` of :func:`time_requests`: name -> (facts, their subjects, the value each answer holds).
+FACT_SETS: dict[str, tuple[list[dict[str, str]], list[str], list[str]]] = {
+    "report": (FACTS, _NAMES, _VALUES),
+    "tuning": (TUNING_FACTS, ["Odile Marsh", "Bram Kessler", "Saia Toumi"], ["Quentow", "Lindhaven", "Varkela"]),
+}
+#: Paraphrases of the forgotten question that the chat's gathered prompts (``target_questions``) do not contain.
+PARAPHRASES = ("In which town was {name} born?", "What is the birthplace of {name}?")
 
 
 def teach_facts(model: Any, tokenizer: Any, facts: Sequence[dict[str, str]] = FACTS, steps: int = 6, lr: float = 3e-4, seed: int = 0) -> Any:
@@ -191,52 +207,83 @@ def teach_facts(model: Any, tokenizer: Any, facts: Sequence[dict[str, str]] = FA
 
 
 def time_requests(
-    editor: str = "stamp", seeds: Sequence[int] = (0, 1, 2), max_new_tokens: int = 24, model_path: str | None = None
+    editor: str = "stamp",
+    seeds: Sequence[int] = (0, 1, 2),
+    max_new_tokens: int = 24,
+    model_path: str | None = None,
+    editor_kwargs: dict[str, Any] | None = None,
+    n_probes: int = 16,
+    facts: str = "report",
 ) -> dict[str, Any]:
     """Seconds from a typed forget request to the edited model, on SmolLM2 taught :data:`FACTS` once (or the taught
     model saved at ``model_path``). Per seed: a fresh chat asks about each author, then "Please forget everything you
     know about <author seed % 3>"; recorded: the request's seconds (detection, gathering the answers, the edit), whether
-    the forgotten birthplace is gone from the answers and the others kept; then the edit is undone (bit-exact), so every
-    seed starts from the same taught model. The editor's seed (its retain-buffer sample) is the seed."""
-    from lightning_unlearn.editors import EDITORS
-    from lightning_unlearn.interactive.chat import CHAT_TARGET_STEPS, ChatSession
+    the forgotten birthplace is gone from the answers (to the question and to :data:`PARAPHRASES` the chat did not
+    gather) and the others kept, and the accuracy on the general-knowledge probes that are not in the chat's retain
+    buffer (the chat's first ``n_probes`` are) nor in the editor's preserve prompts (held out) before and after; then the
+    edit is undone (bit-exact), so every seed starts from the same taught model. The editor's seed (its retain-buffer sample) is the seed; ``editor_kwargs``
+    override the chat's editor settings (:func:`~lightning_unlearn.interactive.chat.chat_editor`). ``facts="tuning"`` runs the same on
+    :data:`TUNING_FACTS` (settings are chosen there, results reported on :data:`FACTS`)."""
+    from lightning_unlearn.datamodules.probes import GENERAL_KNOWLEDGE, probe_accuracy
+    from lightning_unlearn.interactive.chat import ChatSession, chat_editor
     from lightning_unlearn.interactive.cli import load_model
     from lightning_unlearn.metrics.llm import rouge_l_recall
     from lightning_unlearn.tasks import generate_answers
 
+    if facts not in FACT_SETS:
+        raise ValueError(f"`facts` should be one of {sorted(FACT_SETS)}, got {facts!r}.")
+    taught, names, values = FACT_SETS[facts]
+
     model, tok, _ = load_model(model_path)
     if model_path is None:
-        teach_facts(model, tok)
+        teach_facts(model, tok, taught)
+    editors = {seed: chat_editor(model, editor, **{"seed": seed, **(editor_kwargs or {})}) for seed in seeds}
+    # what the editor keeps on purpose is not held out
+    preserved = {item if isinstance(item, str) else item["question"] for e in editors.values() for item in e.preserve}
+    held_out = [p for p in GENERAL_KNOWLEDGE[n_probes:] if p.question not in preserved]
+
+    def probes() -> float:
+        return probe_accuracy(held_out, generate_answers(model, tok, [p.question for p in held_out], max_new_tokens=max_new_tokens))
+
+    probes_before = probes()
     rows = []
     for seed in seeds:
-        chat = ChatSession(model, tok, editor=EDITORS.get(editor)(seed=seed, target_steps=CHAT_TARGET_STEPS), max_new_tokens=max_new_tokens, verify=False)
-        asked = [chat.send(fact["question"]) for fact in FACTS]
-        who = seed % len(FACTS)
+        chat = ChatSession(model, tok, editor=editors[seed], max_new_tokens=max_new_tokens, n_probes=n_probes, verify=False)
+        asked = [chat.send(fact["question"]) for fact in taught]
+        who = seed % len(taught)
         start = time.perf_counter()
-        chat.send(f"Please forget everything you know about {_NAMES[who]}.")
+        chat.send(f"Please forget everything you know about {names[who]}.")
         seconds = time.perf_counter() - start
         entry = chat.edits[-1] if chat.edits else None
-        after = generate_answers(model, tok, [f["question"] for f in FACTS], max_new_tokens=max_new_tokens)
-        gold = [f["answer"] for f in FACTS]
+        paraphrases = [q.format(name=names[who]) for q in PARAPHRASES]
+        after = generate_answers(model, tok, [f["question"] for f in taught] + paraphrases, max_new_tokens=max_new_tokens)
+        after, paraphrased = after[: len(taught)], after[len(taught) :]
+        gold = [f["answer"] for f in taught]
         rouge_before, rouge_after = rouge_l_recall(asked, gold).tolist(), rouge_l_recall(after, gold).tolist()
-        others = [i for i in range(len(FACTS)) if i != who]
+        others = [i for i in range(len(taught)) if i != who]
         retain_before = statistics.mean(rouge_before[i] for i in others)
         rows.append(
             {
                 "seed": seed,
-                "forgot": _NAMES[who],
+                "forgot": names[who],
                 "seconds": seconds,
                 "edit_seconds": entry["edit"]["seconds"] if entry else None,
-                "known_before": all(v in a for v, a in zip(_VALUES, asked)),
+                "gather_seconds": entry["gather_seconds"] if entry else None,
+                "search_steps": entry["edit"].get("target_steps_run") if entry else None,
+                "known_before": all(v in a for v, a in zip(values, asked)),
                 "detected": entry is not None,
-                "forgotten": _VALUES[who] not in after[who],
-                "kept": all(_VALUES[i] in after[i] for i in range(len(FACTS)) if i != who),
+                "forgotten": values[who] not in after[who],
+                "forgotten_paraphrases": sum(values[who] not in a for a in paraphrased),
+                "kept": all(values[i] in after[i] for i in range(len(taught)) if i != who),
                 "answers_after": after,
+                "paraphrase_answers": dict(zip(paraphrases, paraphrased)),
                 # ROUGE-L recall against the taught answer: the forgotten fact's after the edit, the others' before/after
                 "forget_rouge": rouge_after[who],
                 "retain_rouge_before": retain_before,
                 "retain_rouge_after": statistics.mean(rouge_after[i] for i in others),
                 "retain_rouge_ratio": statistics.mean(rouge_after[i] for i in others) / retain_before if retain_before else float("nan"),
+                "heldout_probe_accuracy": probes() if entry is not None else probes_before,
+                "edit": entry["edit"] if entry else None,
             }
         )
         if entry is not None:
@@ -244,14 +291,35 @@ def time_requests(
     secs = [r["seconds"] for r in rows]
     return {
         "editor": editor,
+        "editor_kwargs": editor_kwargs or {},
+        "editor_hparams": editors[seeds[0]].hparams(),
+        "facts": facts,
         "rows": rows,
         "seconds_mean": statistics.mean(secs),
         "seconds_std": statistics.stdev(secs) if len(secs) > 1 else 0.0,
         "forgotten": sum(r["forgotten"] for r in rows),
+        "forgotten_paraphrases": sum(r["forgotten_paraphrases"] for r in rows),
+        "paraphrases": len(PARAPHRASES) * len(rows),
         "kept": sum(r["kept"] for r in rows),
         "forget_rouge_mean": statistics.mean(r["forget_rouge"] for r in rows),
         "retain_rouge_ratio_mean": statistics.mean(r["retain_rouge_ratio"] for r in rows),
+        "heldout_probes": len(held_out),
+        "heldout_probe_accuracy_before": probes_before,
+        "heldout_probe_accuracy_after_mean": statistics.mean(r["heldout_probe_accuracy"] for r in rows),
     }
+
+
+def _editor_args(parser: argparse.ArgumentParser, pairs: Sequence[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            parser.error(f"--editor-arg should be NAME=VALUE, got {pair!r}")
+        try:
+            out[name.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            out[name.strip()] = value
+    return out
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -259,7 +327,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--part", choices=["intent", "timing", "all"], default="intent", help="what to measure (default: intent)")
     parser.add_argument("--editor", choices=["stamp", "stamp_lr"], default="stamp", help="editor of the timing part")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds of the timing part")
-    parser.add_argument("--model", default=None, help="a folder holding SmolLM2 already taught FACTS (default: teach it first)")
+    parser.add_argument("--model", default=None, help="a folder holding SmolLM2 already taught the facts (default: teach it first)")
+    parser.add_argument("--facts", choices=sorted(FACT_SETS), default="report", help="the timing part's facts: 'tuning' to choose settings, 'report' (default) for results")
+    parser.add_argument(
+        "--editor-arg", action="append", default=[], metavar="NAME=VALUE",
+        help="an editor argument of the timing part (VALUE parsed as JSON, else a string), e.g. --editor-arg rcond=0.001; repeatable",
+    )
     parser.add_argument("--out", type=Path, default=None, help="write the result as JSON here")
     args = parser.parse_args(argv)
     result: dict[str, Any] = {}
@@ -274,18 +347,22 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             for e in intent["errors"]:
                 print(f"  miss: {e['message']!r} gold={e['gold']!r} predicted={e['predicted']!r} margin={e['margin']:+.3f}")
     if args.part in ("timing", "all"):
-        timing = time_requests(args.editor, args.seeds, model_path=args.model)
+        timing = time_requests(args.editor, args.seeds, model_path=args.model, editor_kwargs=_editor_args(parser, args.editor_arg), facts=args.facts)
         result["timing"] = timing
         for r in timing["rows"]:
             print(
-                f"  seed {r['seed']}: forget {r['forgot']}: {r['seconds']:.1f}s (edit {r['edit_seconds']}), forgotten {r['forgotten']}, "
-                f"kept {r['kept']}, forget ROUGE-L {r['forget_rouge']:.3f}, retain ROUGE-L {r['retain_rouge_before']:.3f} -> {r['retain_rouge_after']:.3f}"
+                f"  seed {r['seed']}: forget {r['forgot']}: {r['seconds']:.1f}s (gather {r['gather_seconds']:.1f}, edit {r['edit_seconds']:.1f}, "
+                f"{r['search_steps']} search steps), forgotten {r['forgotten']} (paraphrases {r['forgotten_paraphrases']}/{len(PARAPHRASES)}), "
+                f"kept {r['kept']}, forget ROUGE-L {r['forget_rouge']:.3f}, retain ROUGE-L {r['retain_rouge_before']:.3f} -> "
+                f"{r['retain_rouge_after']:.3f}, held-out probes {r['heldout_probe_accuracy']:.3f}"
             )
         print(
             f"B10 timing ({args.editor}, {len(args.seeds)} seeds): {timing['seconds_mean']:.1f} ± {timing['seconds_std']:.1f} s "
             f"per request; forgotten {timing['forgotten']}/{len(args.seeds)}, others kept {timing['kept']}/{len(args.seeds)}; "
             f"forget ROUGE-L {timing['forget_rouge_mean']:.3f} (target <= 0.1), retain ROUGE-L after / before "
-            f"{timing['retain_rouge_ratio_mean']:.3f} (target >= 0.95)"
+            f"{timing['retain_rouge_ratio_mean']:.3f} (target >= 0.95); paraphrases forgotten {timing['forgotten_paraphrases']}/"
+            f"{timing['paraphrases']}; held-out probe accuracy {timing['heldout_probe_accuracy_before']:.3f} -> "
+            f"{timing['heldout_probe_accuracy_after_mean']:.3f} ({timing['heldout_probes']} probes)"
         )
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -15,6 +15,7 @@ directly, and returns an :class:`EditRecord`.
 
 from __future__ import annotations
 
+import copy
 import random
 import time
 from collections.abc import Mapping, Sequence
@@ -36,6 +37,7 @@ __all__ = [
     "Item",
     "choose_layer",
     "cosine_separation",
+    "default_preserve_prompts",
     "default_refusals",
     "least_squares_edit",
     "register_editor",
@@ -44,6 +46,9 @@ __all__ = [
 
 #: How the forget keys' target outputs are chosen (:class:`STAMP`'s ``target``).
 _TARGETS = ("optimized", "refusal_mean")
+
+#: Which forget-question tokens the ``"optimized"`` search shifts (:class:`STAMP`'s ``shift_tokens``).
+_SHIFT_TOKENS = ("question", "subject")
 
 #: Training-free editors by name (``"stamp"``, ``"stamp_lr"``).
 EDITORS: Registry[Any] = Registry("editor")
@@ -75,6 +80,15 @@ def default_refusals() -> list[dict[str, str]]:
     from lightning_unlearn.methods.idk import IDK_ANSWERS
 
     return [{"question": _REFUSAL_QUESTIONS[i % len(_REFUSAL_QUESTIONS)], "answer": a} for i, a in enumerate(IDK_ANSWERS)]
+
+
+def default_preserve_prompts() -> list[str]:
+    """The chat's preserve set for :class:`STAMP` (``preserve``): the 385 user messages of the chat watchdog's example bank
+    (:func:`~lightning_unlearn.interactive.intents_bank.default_bank`: questions, requests and small talk of every kind),
+    whose keys stand for what ordinary prompts look like at the edited layer."""
+    from lightning_unlearn.interactive.intents_bank import default_bank
+
+    return list(dict.fromkeys(message for message, _ in default_bank()))
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -130,6 +144,26 @@ def choose_layer(separations: Tensor | Sequence[float], candidates: Sequence[int
     return max(pool, key=lambda c: (float(values[c]), -c))
 
 
+def _common_run(seqs: Sequence[Sequence[int]]) -> list[int]:
+    """The longest run of consecutive tokens that every sequence contains (the earliest in the shortest one on ties;
+    ``[]`` when they share no token)."""
+    base = list(min(seqs, key=len))
+    for size in range(len(base), 0, -1):
+        for i in range(len(base) - size + 1):
+            run = base[i : i + size]
+            if all(any(list(seq[k : k + size]) == run for k in range(len(seq) - size + 1)) for seq in seqs):
+                return run
+    return []
+
+
+def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    """The number of leading tokens ``a`` and ``b`` share."""
+    n = 0
+    while n < min(len(a), len(b)) and a[n] == b[n]:
+        n += 1
+    return n
+
+
 # ----------------------------------------------------------------------------------------------------------
 # The record
 # ----------------------------------------------------------------------------------------------------------
@@ -145,7 +179,8 @@ class EditRecord:
         rank: Rank of the pseudo-inverse used (≤ ``requested_rank`` when one was given).
         separations: Cosine separation ``1 − cos(μ_f, μ_ref)`` of every layer with ``layer="auto"`` (the layer
             choice), of the given layer only otherwise.
-        n_forget_keys, n_retain_keys, n_refusal_tokens: Columns of ``K_f``, ``K_r`` and tokens averaged into ``v_ref``.
+        n_forget_keys, n_retain_keys, n_refusal_tokens: Columns of ``K_f``, ``K_r`` and tokens averaged into ``v_ref``;
+            ``n_preserve_directions`` the columns of the preserve factor ``G`` (0 without preserve prompts).
         weight_norm, delta_norm: Frobenius norms of ``W`` and of the applied change ``λ·ΔW``.
         forget_error_before, forget_error_after: ``‖out_f − v_ref‖ / ‖v_ref·1ᵀ‖`` on the forget keys before / after.
         retain_drift: ``‖λ·ΔW K_r‖ / ‖out_r‖``, the relative change of the retain keys' outputs (0 at full rank).
@@ -153,7 +188,8 @@ class EditRecord:
         target: ``"optimized"`` or ``"refusal_mean"`` (:class:`STAMP`'s ``target``).
         refusal_nll_before, refusal_nll_target: With ``target="optimized"``, the worst forget prompt's mean per-token
             NLL of ``refusal_answer`` before the edit and with the searched output shift (``None`` otherwise);
-            ``target_steps_run`` the Adam steps the search took.
+            ``target_steps_run`` the Adam steps the search took; ``target_curve`` per pass of the search, the worst
+            prompt's mean refusal NLL and the worst single refusal token's NLL.
         undone: Whether :meth:`STAMP.undo` has put the original weight back.
     """
 
@@ -167,6 +203,7 @@ class EditRecord:
     n_forget_keys: int
     n_retain_keys: int
     n_refusal_tokens: int
+    n_preserve_directions: int
     weight_norm: float
     delta_norm: float
     forget_error_before: float
@@ -177,6 +214,7 @@ class EditRecord:
     refusal_nll_before: float | None = None
     refusal_nll_target: float | None = None
     target_steps_run: int | None = None
+    target_curve: list[tuple[float, float]] | None = None
     undone: bool = False
     _param: Tensor | None = field(default=None, repr=False)
     _original: Tensor | None = field(default=None, repr=False)
@@ -190,8 +228,22 @@ class EditRecord:
 # ----------------------------------------------------------------------------------------------------------
 
 
+class _PassThrough(nn.Module):
+    """Stands in for a decoder layer below the edited one during the target search: returns its hidden states."""
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        return args[0] if args else kwargs["hidden_states"]
+
+
+class _Done(Exception):
+    """Raised by :class:`_Capture`'s hook on the last module it reads: the rest of the forward pass is not needed."""
+
+
 class _Capture:
-    """Forward hooks on the down-projections that keep, per module, the inputs (keys) and outputs at selected tokens."""
+    """Forward hooks on the down-projections that keep, per module, the inputs (keys) and outputs at selected tokens.
+
+    The hook of the deepest module read ends the forward pass (:class:`_Done`): the layers above it and the LM head
+    would compute nothing that is kept (reading one low layer then costs a fraction of a forward pass)."""
 
     def __init__(self, modules: dict[int, nn.Module], keys_of: set[int], outputs_of: set[int]) -> None:
         self.modules, self.keys_of, self.outputs_of = modules, keys_of, outputs_of
@@ -220,6 +272,8 @@ class _Capture:
             if index in self.outputs_of:
                 self.outputs[index].append(out)
             self.sums[index] = self.sums.get(index, 0) + out.sum(0)
+            if index == max(self.modules):
+                raise _Done
 
         return hook
 
@@ -237,7 +291,10 @@ class STAMP:
     1. **Keys.** ``K_f``: the down-projection's inputs (the MLP's inner activations) at the forget prompts' tokens;
        ``K_r``: the same at the retain buffer's tokens (at most ``retain_buffer`` retain prompts, a seeded sample).
        Only each prompt's own tokens count as forget keys: the chat template's shared prefix (the system turn, the
-       same in every prompt) joins the retain keys instead, so the edit does not move what every prompt shares.
+       same in every prompt) joins the retain keys instead, so the edit does not move what every prompt shares. With
+       ``target="optimized"`` neither do a forget question's leading tokens that a retain prompt starts with too
+       ("Where was" in "Where was Elara Voss born?" beside "Where was Tomas Reyl born?"): under causal attention
+       their keys *are* the retain prompt's, so no edit can move one without the other.
     2. **Targets** (``target``). ``"refusal_mean"`` — ``shared/METHODS.md`` §1 as written: ``v_ref``, the mean
        down-projection output over the refusal prompts' tokens (D_ref, default :func:`default_refusals`), times
        ``target_scale``, for every forget key. ``"optimized"`` (the default; this library's addition, after ROME/MEMIT's
@@ -255,6 +312,9 @@ class STAMP:
        independent tokens than ``d_ff``). With fewer tokens — a single request — ``V K⁺`` would zero the layer on every
        key outside ``span(K)``, so the minimum-norm change ``ΔW`` is used: keys orthogonal to ``K`` keep their outputs.
        ``K⁺`` drops the singular values at or below ``rcond · σ_max`` (``rcond=0``: the exact pseudo-inverse).
+       With ``preserve`` prompts (the chat's default) ``K`` also holds their Gram factor ``G`` with zero residuals: this
+       library's addition (MEMIT's covariance term), since keeping only the retain buffer's keys let one request turn
+       held-out questions into refusals on SmolLM2.
     5. **STAMP-LR** (``rank=r``, :class:`STAMPLR`, ``r = 64`` there): ``K⁺ ≈ V_r Σ_r⁻¹ U_rᵀ`` from the
        truncated SVD ``K ≈ U_r Σ_r V_rᵀ``, so ``ΔW`` has rank ≤ r.
     6. **Layer choice** (``layer="auto"``): the layer of largest cosine separation ``1 − cos(μ_f^ℓ, μ_ref^ℓ)``
@@ -264,8 +324,9 @@ class STAMP:
     The decoder stack and down-projections are found as :class:`~lightning_unlearn.methods.RMU` finds them
     (:func:`~lightning_unlearn.methods.rmu.decoder_layers_name`, :func:`~lightning_unlearn.methods.rmu.down_projection_name`:
     Llama/Qwen/Gemma ``mlp.down_proj``, GPT-2 ``mlp.c_proj`` (a ``Conv1D``), OPT ``fc2``, NeoX ``mlp.dense_4h_to_h``,
-    Phi ``mlp.fc2``). Activations come from one no-grad forward pass per batch; the algebra is in float64 and the
-    result is cast to the weight's dtype. :meth:`undo` restores the weight bit-exactly.
+    Phi ``mlp.fc2``). Activations come from one no-grad forward pass per batch, stopped after the deepest layer read;
+    the target search runs the template's shared prefix once as a key/value cache (:attr:`reuse_prefix`); the algebra is
+    in float64 and the result is cast to the weight's dtype. :meth:`undo` restores the weight bit-exactly.
 
     Args:
         rank: Keep at most this many singular values of ``K`` (``None``: the exact pseudo-inverse, STAMP).
@@ -290,6 +351,17 @@ class STAMP:
         target_nll: The search stops once every forget prompt's mean refusal-token NLL is below this.
         target_lr: The search's Adam learning rate.
         target_norm: Bound on ``‖δ_i‖`` as a multiple of the forget prompt's mean output norm at the layer.
+        preserve: Prompts whose keys the edit should leave alone beyond the retain buffer (default ``()``: none, the
+            exact least-squares edit; the chat passes :func:`default_preserve_prompts`). Their unit-scaled keys at the
+            edited layer enter as a Gram factor ``G`` with zero residuals (:meth:`_preserve_factor`; MEMIT's covariance
+            term), so the edit becomes a least-squares trade-off instead of an exact fit on the forget keys. Measured on
+            SmolLM2 (docs/interactive.md): without it, one request made the model refuse or garble held-out
+            general-knowledge questions (probe accuracy 0.28 → 0.00).
+        preserve_weight: The weight ``w`` of the preserve term (``G Gᵀ = w · Σ k̂ k̂ᵀ``).
+        shift_tokens: With ``target="optimized"``, the tokens the search shifts and the edit moves: ``"question"`` (each
+            question's own tokens) or ``"subject"`` (with two or more forget questions, only the longest run of tokens
+            they all contain — the subject of the request, e.g. a name — as ROME edits at the subject; the question's
+            other tokens keep their outputs).
         seed: Seed of the retain-buffer sample.
         With ``target="optimized"`` keys are scaled to unit norm before the pseudo-inverse (the same exact solution; the
         ``rcond`` cut then compares directions: the template's first tokens have keys ~100× larger than a question's,
@@ -298,6 +370,12 @@ class STAMP:
 
     name = "stamp"
     default_rank: int | None = None
+    #: Reuse the chat template's shared prefix as a key/value cache across the target search's steps (checked against
+    #: the uncached pass on the first step; ``False`` runs every step on the whole prompts).
+    reuse_prefix: bool = True
+    #: Compute the decoder layers below the edited one once in the target search, not at every step (checked against
+    #: the full pass on the first step; ``False`` runs every layer every step).
+    skip_lower: bool = True
 
     def __init__(
         self,
@@ -319,6 +397,9 @@ class STAMP:
         target_lr: float = 0.5,
         target_norm: float = 4.0,
         target_nll: float = 0.05,
+        preserve: Sequence[Item] = (),
+        preserve_weight: float = 1.0,
+        shift_tokens: Literal["question", "subject"] = "question",
         seed: int = 0,
     ) -> None:
         check_int("rank", rank, optional=True)
@@ -348,6 +429,13 @@ class STAMP:
         check_int("batch_size", batch_size)
         check_positive("rcond", rcond, allow_zero=True)
         check_int("seed", seed, minimum=0)
+        check_positive("preserve_weight", preserve_weight)
+        if shift_tokens not in _SHIFT_TOKENS:
+            raise ValueError(f"`shift_tokens` should be one of {list(_SHIFT_TOKENS)}, got {shift_tokens!r}.")
+        self.shift_tokens = shift_tokens
+        self.preserve = self._check_items("preserve", preserve, allow_empty=True)
+        self.preserve_weight = float(preserve_weight)
+        self._preserved: dict[tuple[Any, ...], Tensor] = {}
         self.rank = rank
         self.layer = layer
         self.layer_range = None if layer_range is None else (int(layer_range[0]), int(layer_range[1]))
@@ -378,89 +466,183 @@ class STAMP:
     @staticmethod
     def _shared_prefix(collator: Any) -> int:
         """Tokens every prompt starts with (the chat template's system turn): the common prefix of two renderings."""
-        a, b = collator.prompt_ids("a"), collator.prompt_ids("b")
-        n = 0
-        while n < min(len(a), len(b)) and a[n] == b[n]:
-            n += 1
-        return n
+        return _common_prefix(collator.prompt_ids("a"), collator.prompt_ids("b"))
 
     @staticmethod
     def _shared_suffix(collator: Any) -> int:
         """Tokens every prompt ends with (the chat template's end of turn and assistant header)."""
-        a, b = collator.prompt_ids("a"), collator.prompt_ids("b")
-        n = 0
-        while n < min(len(a), len(b)) and a[-1 - n] == b[-1 - n]:
-            n += 1
-        return n
+        return _common_prefix(collator.prompt_ids("a")[::-1], collator.prompt_ids("b")[::-1])
 
     @staticmethod
-    def _forget_prompts(collator: Any, forget: list[Item], skip: int, suffix: int, answer: list[int]) -> list[tuple[list[int], int, int]]:
-        """Each forget question tokenized once, as ``(prompt + answer ids, end of its own tokens, prompt length)``: its
-        own tokens are ``[skip, end)`` (neither the template's shared prefix nor its shared suffix)."""
+    def _forget_prompts(
+        collator: Any,
+        forget: list[Item],
+        skip: int,
+        suffix: int,
+        answer: list[int],
+        shared: Sequence[list[int]] = (),
+        subject: bool = False,
+    ) -> list[tuple[list[int], int, int, int, int]]:
+        """Each forget question tokenized once, as ``(prompt + answer ids, start, end, prompt length, first)``: the
+        shifted tokens are ``[start, end)``; the question's own tokens are ``[first, ·)`` — neither the template's shared
+        prefix nor its shared suffix, nor a leading run of tokens that a retain prompt (``shared``, encoded) starts with
+        too: under causal attention those tokens' keys are the retain prompt's keys exactly, so they cannot be moved
+        without moving the retain prompt. ``subject``: with two or more questions, only the longest run of tokens that
+        every question's own tokens contain (the subject they share, e.g. a name) is shifted."""
         prompts = []
         for item in forget:
             question = item if isinstance(item, str) else item["question"]
             ids = collator.prompt_ids(question)
-            if len(ids) - suffix <= skip:
+            end = len(ids) - suffix
+            if end <= skip:
                 raise ValueError(f"The forget question {question[:60]!r} has no tokens of its own once the chat template is removed.")
-            prompts.append((ids + answer, len(ids) - suffix, len(ids)))
+            first = max([skip, *(_common_prefix(ids, other) for other in shared)])
+            if first >= end:
+                raise ValueError(
+                    f"The forget question {question[:60]!r} is also a retain prompt (or the start of one): `forget` and `retain` "
+                    "should not overlap."
+                )
+            prompts.append((ids + answer, first, end, len(ids), first))
+        run = _common_run([ids[a:b] for ids, a, b, _, _ in prompts]) if subject and len(prompts) > 1 else []
+        if run:
+            spans = [next(k for k in range(a, b - len(run) + 1) if ids[k : k + len(run)] == run) for ids, a, b, _, _ in prompts]
+            prompts = [(ids, k, k + len(run), n, first) for (ids, _, _, n, first), k in zip(prompts, spans)]
         return prompts
 
     def _optimize_shift(
-        self, model: nn.Module, collator: Any, prompts: list[tuple[list[int], int, int]], skip: int, module: nn.Module, out_f: Tensor
-    ) -> tuple[Tensor, tuple[float, float, int]]:
+        self,
+        model: nn.Module,
+        collator: Any,
+        prompts: list[tuple[list[int], int, int, int, int]],
+        module: nn.Module,
+        out_f: Tensor,
+        stack: nn.ModuleList | None = None,
+        layer: int = 0,
+    ) -> tuple[Tensor, tuple[float, float, int, list[tuple[float, float]]]]:
         """The output shift ``δ_i`` (one per forget prompt, added at its own tokens) under which the model answers
         ``refusal_answer``: Adam on ``δ`` (the model frozen) minimising the refusal's mean token NLL, each ``‖δ_i‖``
         kept ≤ ``target_norm`` × the prompt's mean output norm; stops early once every prompt's NLL is below ``target_nll``.
         Returns the shift per forget key (``[n_f, d_model]``), the worst prompt's NLL before and after, and the steps."""
         device = next(model.parameters()).device
         rows = len(prompts)
-        length = max(len(ids) for ids, _, _ in prompts)
+        length = max(len(ids) for ids, *_ in prompts)
         input_ids = torch.full((rows, length), collator.pad_token_id, dtype=torch.long)
         attention = torch.zeros_like(input_ids)
         labels = torch.full_like(input_ids, -100)
         where = torch.zeros((rows, length), dtype=torch.bool)
-        for i, (ids, end, prompt) in enumerate(prompts):
+        for i, (ids, start, end, prompt, _) in enumerate(prompts):
             input_ids[i, : len(ids)] = torch.tensor(ids)
             attention[i, : len(ids)] = 1
             labels[i, prompt - 1 : len(ids) - 1] = torch.tensor(ids[prompt:])  # position t predicts token t + 1
-            where[i, skip:end] = True
+            where[i, start:end] = True
         input_ids, attention, labels, where = (t.to(device) for t in (input_ids, attention, labels, where))
-        counts = [end - skip for _, end, _ in prompts]
+        counts = [end - start for _, start, end, *_ in prompts]
         scale = torch.stack([chunk.norm(dim=-1).mean() for chunk in out_f.split(counts)]).float().to(device)  # [B]
         shift = torch.zeros((rows, out_f.shape[1]), device=device, requires_grad=True)
 
         def add_shift(_module: nn.Module, _args: tuple[Any, ...], output: Tensor) -> Tensor:
-            grid = output.reshape(rows, length, -1)
-            return (grid + where.unsqueeze(-1) * shift.to(output.dtype).unsqueeze(1)).reshape(output.shape)
+            grid = output.reshape(rows, -1, output.shape[-1])  # [B, T', d]: T' = the tokens after a cached prefix
+            mask = where[:, length - grid.shape[1] :]
+            return (grid + mask.unsqueeze(-1) * shift.to(output.dtype).unsqueeze(1)).reshape(output.shape)
 
         # Only the refusal's positions need logits: the LM head (a vocabulary-sized projection) and the softmax run
         # on those rows alone (transformers' ``logits_to_keep`` with a boolean mask; the full logits where a model
         # does not take it).
         keep = labels != -100
         targets, row_of, counts_per_row = labels[keep], keep.nonzero()[:, 0], keep.sum(1)
-
         kwargs: dict[str, Any] = {"logits_to_keep": keep}  # dropped for good on the first call a model refuses it
 
-        def per_prompt_nll() -> Tensor:
-            try:
-                logits = model(input_ids=input_ids, attention_mask=attention, use_cache=False, **kwargs).logits
-            except TypeError:
-                if not kwargs:
-                    raise
-                kwargs.clear()  # a model without ``logits_to_keep``
-                logits = model(input_ids=input_ids, attention_mask=attention, use_cache=False).logits
-            logits = logits[keep] if logits.dim() == 3 else logits
+        def logits_of(ids: Tensor, **extra: Any) -> Tensor:
+            mask = keep[:, length - ids.shape[1] :]
+            if kwargs:
+                try:
+                    logits = model(input_ids=ids, attention_mask=attention, logits_to_keep=mask, **extra).logits
+                    return logits[mask] if logits.dim() == 3 else logits
+                except TypeError:
+                    kwargs.clear()  # a model without ``logits_to_keep``
+            return model(input_ids=ids, attention_mask=attention, **extra).logits[mask]
+
+        worst_token = [0.0]  # the largest single refusal-token NLL of the last pass
+
+        def nll_of(logits: Tensor) -> Tensor:
             token = nn.functional.cross_entropy(logits.float(), targets, reduction="none")
+            worst_token[0] = float(token.detach().max())
             return torch.zeros(rows, device=token.device).index_add(0, row_of, token) / counts_per_row
+
+        # The tokens every prompt starts with (the chat template's system turn, ~half of each prompt) precede every
+        # shifted token, so their keys and values are the same at every step: computed once and reused as a KV cache.
+        # Used only where the first step's NLL equals the uncached pass's.
+        cached = min([min(start for _, start, *_ in prompts), *(_common_prefix(prompts[0][0], ids) for ids, *_ in prompts)])
+        cache = self._prefix_cache(model, input_ids[:1, :cached], rows) if self.reuse_prefix and cached > 0 else None
+
+        def plain_pass() -> Tensor:
+            if cache is not None:  # a fresh copy per step: the forward appends the step's keys and values to it
+                return nll_of(logits_of(input_ids[:, cached:], **{cache[0]: copy.deepcopy(cache[1])}, use_cache=True))
+            return nll_of(logits_of(input_ids, use_cache=False))
+
+        # The decoder layers below the edited one see no shift either: their output (the edited layer's input) is
+        # computed once and fed in while they are swapped for pass-through stubs. Used only where the first step's
+        # NLL equals the plain pass's.
+        below: dict[str, Any] = {}
+
+        def keep_input(_module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+            below["hidden"] = (args[0] if args else kwargs["hidden_states"]).detach()
+
+        def feed_input(_module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, Any]:
+            if args:
+                return (below["hidden"], *args[1:]), kwargs
+            return args, {**kwargs, "hidden_states": below["hidden"]}
+
+        def skipping_pass() -> Tensor:
+            lower = [stack[i] for i in range(layer)]
+            for i in range(layer):
+                stack[i] = _PassThrough()
+            handle = stack[layer].register_forward_pre_hook(feed_input, with_kwargs=True)
+            try:
+                return plain_pass()
+            finally:
+                handle.remove()
+                for i, original in enumerate(lower):
+                    stack[i] = original
+
+        def per_prompt_nll() -> Tensor:
+            nonlocal cache
+            if steps > 0:
+                return skipping_pass() if below.get("ok") else plain_pass()
+            # the first step: check each shortcut against the plain pass once
+            def captured_pass() -> Tensor:  # the plain pass, keeping the edited layer's input for the skipping pass
+                if not (self.skip_lower and stack is not None and layer):
+                    return plain_pass()
+                handle = stack[layer].register_forward_pre_hook(keep_input, with_kwargs=True)
+                try:
+                    return plain_pass()
+                finally:
+                    handle.remove()
+
+            nll = captured_pass()
+            if cache is not None:
+                with torch.no_grad():
+                    full = nll_of(logits_of(input_ids, use_cache=False))
+                if not torch.allclose(nll.detach(), full, rtol=1e-3, atol=1e-4):
+                    cache = None
+                    nll = captured_pass()
+            if "hidden" in below:
+                try:
+                    with torch.no_grad():
+                        skipped = skipping_pass()
+                    below["ok"] = bool(torch.allclose(nll.detach(), skipped, rtol=1e-3, atol=1e-4))
+                except Exception:  # a model whose layer loop does not take stubs: run every layer
+                    below["ok"] = False
+            return nll
 
         optimizer = torch.optim.Adam([shift], lr=self.target_lr)
         handle = module.register_forward_hook(add_shift)
         try:
             with torch.enable_grad():
-                first_nll, steps = None, 0
+                first_nll, steps, curve = None, 0, []
                 for steps in range(self.target_steps + 1):
                     nll = per_prompt_nll()
+                    curve.append((round(float(nll.detach().max()), 5), round(worst_token[0], 5)))
                     if first_nll is None:
                         first_nll = float(nll.detach().max())
                     if float(nll.detach().max()) < self.target_nll or steps == self.target_steps:
@@ -475,7 +657,41 @@ class STAMP:
         finally:
             handle.remove()
         per_key = torch.cat([shift.detach()[i].double().cpu().expand(c, -1) for i, c in enumerate(counts)])
-        return per_key.to(out_f.device), (first_nll, last_nll, steps)
+        return per_key.to(out_f.device), (first_nll, last_nll, steps, curve)
+
+    def _preserve_factor(self, model: nn.Module, collator: Any, modules: dict[int, nn.Module], layer: int, skip: int) -> Tensor:
+        """``G`` (``[d_ff, k]``) with ``G Gᵀ = preserve_weight · Σ k̂ k̂ᵀ`` over the unit-scaled keys k̂ of the preserve
+        prompts' own tokens at ``layer``: appended to the keys with zero residuals, it asks the edit to keep the layer's
+        outputs on the directions such prompts use (MEMIT's covariance term, Meng et al., arXiv 2210.07229). Cached
+        while no weight other than the edited one changes (the keys at a layer do not depend on its own
+        down-projection)."""
+        prompts = self.preserve
+        edited = modules[layer].weight
+        key = (id(model), layer, self.preserve_weight, tuple(p._version for p in model.parameters() if p is not edited))
+        if key not in self._preserved:
+            self._preserved.clear()
+            read = self._read(model, collator, list(prompts), {layer: modules[layer]}, {layer}, set(), skip)
+            if not read.keys[layer]:  # no preserve prompts
+                return torch.zeros((0, 0), dtype=torch.float64)
+            keys = torch.cat(read.keys[layer])
+            keys = keys / keys.norm(dim=1, keepdim=True).clamp_min(1e-12)
+            u, s, _ = torch.linalg.svd(keys.T, full_matrices=False)
+            self._preserved[key] = u * (s * self.preserve_weight**0.5)
+        return self._preserved[key]
+
+    @staticmethod
+    def _prefix_cache(model: nn.Module, prefix: Tensor, rows: int) -> tuple[str, Any] | None:
+        """The model's key/value cache of ``prefix`` (``[1, P]``), repeated for ``rows`` prompts, with the keyword that
+        passes it back (``"cache"`` in transformers 5's newer models, ``"past_key_values"`` before); ``None`` where the
+        model returns no cache object."""
+        with torch.no_grad():
+            out = model(input_ids=prefix, attention_mask=torch.ones_like(prefix), use_cache=True)
+        name = "cache" if "cache" in out.keys() else "past_key_values"
+        cache = out.get(name)
+        if not callable(getattr(cache, "batch_repeat_interleave", None)):
+            return None
+        cache.batch_repeat_interleave(rows)
+        return name, cache
 
     @staticmethod
     def _check_items(name: str, items: Any, allow_empty: bool) -> list[Item]:
@@ -528,7 +744,10 @@ class STAMP:
                     selected[row, first : len(ids)] = True
                 capture.mask = selected.to(device)
                 capture.count += int(selected.sum())
-                model(input_ids=input_ids.to(device), attention_mask=attention.to(device), use_cache=False)
+                try:
+                    model(input_ids=input_ids.to(device), attention_mask=attention.to(device), use_cache=False)
+                except _Done:
+                    pass
         return capture
 
     # ------------------------------------------------------------------ the edit
@@ -565,7 +784,7 @@ class STAMP:
         refusal = self._check_items("refusal", default_refusals() if refusal is None else refusal, allow_empty=False)
         if self.retain_buffer is not None and len(retain) > self.retain_buffer:
             retain = random.Random(self.seed).sample(retain, self.retain_buffer)
-        _, names = self.down_projections(model)
+        stack_name, names = self.down_projections(model)
         if self.layer != "auto" and self.layer >= len(names):
             raise ValueError(f"`layer` should lie in [0, {len(names) - 1}] for this model ({len(names)} decoder layers), got {self.layer}.")
         if self.layer_range is not None and self.layer_range[1] >= len(names):
@@ -586,8 +805,9 @@ class STAMP:
             # every prompt shares, nor an answer); causal attention makes them the same with or without what follows.
             if self.target == "optimized":
                 answer = collator.answer_ids(self.refusal_answer)
-                prompts = self._forget_prompts(collator, forget, skip, self._shared_suffix(collator), answer)
-                own: list[Any] = [(ids[:end], skip) for ids, end, _ in prompts]
+                shared = [self._encode(collator, item, skip)[0] for item in retain]
+                prompts = self._forget_prompts(collator, forget, skip, self._shared_suffix(collator), answer, shared, self.shift_tokens == "subject")
+                own: list[Any] = [(ids[:end], start) for ids, start, end, *_ in prompts]
             else:
                 own = forget
             f = self._read(model, collator, own, reads, every, every, skip)
@@ -605,9 +825,9 @@ class STAMP:
             k_f, out_f = torch.cat(f.keys[layer]), torch.cat(f.outputs[layer])
             v_ref = self.target_scale * r_means[layer]
             n_refusal = ref.count
-            nll: tuple[float, float] | None = None
+            nll: tuple[float, float, int, list[tuple[float, float]]] | None = None
             if self.target == "optimized":
-                shift, nll = self._optimize_shift(model, collator, prompts, skip, modules[layer], out_f)
+                shift, nll = self._optimize_shift(model, collator, prompts, modules[layer], out_f, model.get_submodule(stack_name), layer)
                 target = out_f + shift
             else:
                 target = v_ref.expand_as(out_f)
@@ -616,21 +836,29 @@ class STAMP:
             prefix = collator.prompt_ids(forget[0] if isinstance(forget[0], str) else forget[0]["question"])[:skip]
             blocks = [(prefix, 0)] if prefix else []
             if self.target == "optimized":
-                # ... and each forget prompt's template suffix and refusal answer, which the search left unshifted
-                blocks += [(ids, end) for ids, end, _ in prompts]
+                # ... and each forget prompt's tokens the search left unshifted: its template suffix and refusal answer, and
+                # with shift_tokens="subject" its own tokens before and after the subject
+                blocks += [(ids, end) for ids, _, end, *_ in prompts]
+                blocks += [(ids[:start], first) for ids, start, _, _, first in prompts if start > first]
             r = self._read(model, collator, [*blocks, *retain], {layer: modules[layer]}, {layer}, {layer}, skip)
             if r.keys[layer]:
                 k_r, out_r = torch.cat(r.keys[layer]), torch.cat(r.outputs[layer])
             else:
                 k_r, out_r = k_f.new_zeros((0, k_f.shape[1])), out_f.new_zeros((0, out_f.shape[1]))
 
+            preserved = self._preserve_factor(model, collator, modules, layer, skip).to(k_f.device)  # [d_ff, k]
+
         keys = torch.cat([k_f, k_r]).T  # [d_ff, n]
         residuals = torch.cat([target - out_f, torch.zeros_like(out_r)]).T  # [d_model, n]
         # "optimized": each key is scaled to unit norm before the pseudo-inverse (the same exact solution; the cutoff then
         # compares directions, not magnitudes — the template's first tokens have keys ~100x larger than a question's).
         scale = keys.norm(dim=0).clamp_min(1e-12) if self.target == "optimized" else torch.ones(keys.shape[1], dtype=keys.dtype)
-        u, s, v = truncated_pinv(keys / scale, self.rank, self.rcond or None)
-        delta = self.blend * (((residuals / scale) @ v / s) @ u.T)  # [d_model, d_ff]
+        scaled, scaled_residuals = keys / scale, residuals / scale
+        if preserved.numel():  # the preserve prompts' directions, with zero residuals (least squares, no longer exact)
+            scaled = torch.cat([scaled, preserved], 1)
+            scaled_residuals = torch.cat([scaled_residuals, scaled_residuals.new_zeros((scaled_residuals.shape[0], preserved.shape[1]))], 1)
+        u, s, v = truncated_pinv(scaled, self.rank, self.rcond or None)
+        delta = self.blend * ((scaled_residuals @ v / s) @ u.T)  # [d_model, d_ff]
         moved = delta @ keys  # the outputs' change on every key
         n_f = k_f.shape[0]
 
@@ -652,6 +880,7 @@ class STAMP:
             n_forget_keys=n_f,
             n_retain_keys=int(k_r.shape[0]),
             n_refusal_tokens=n_refusal,
+            n_preserve_directions=int(preserved.shape[1]) if preserved.numel() else 0,
             weight_norm=float(original.double().norm()),
             delta_norm=float(delta.norm()),
             forget_error_before=float((out_f - target).norm()) / target_norm,
@@ -662,6 +891,7 @@ class STAMP:
             refusal_nll_before=None if nll is None else nll[0],
             refusal_nll_target=None if nll is None else nll[1],
             target_steps_run=None if nll is None else int(nll[2]),
+            target_curve=None if nll is None else nll[3],
             _param=weight,
             _original=original,
         )
@@ -692,7 +922,7 @@ class STAMP:
     def hparams(self) -> dict[str, Any]:
         keys = (
             "rank", "layer", "layer_range", "blend", "target", "target_scale", "refusal_answer", "target_steps", "target_lr",
-            "target_norm", "target_nll", "retain_buffer", "chat_template", "rcond", "seed",
+            "target_norm", "target_nll", "retain_buffer", "chat_template", "rcond", "preserve_weight", "shift_tokens", "seed",
         )
         return {"editor": self.name, **{k: getattr(self, k) for k in keys}}
 

@@ -31,13 +31,32 @@ from typing import Any
 
 from lightning_unlearn._errors import check_int
 
-__all__ = ["CHAT_TARGET_STEPS", "ChatSession", "target_questions"]
+__all__ = ["CHAT_EDITOR_ARGS", "CHAT_TARGET_STEPS", "ChatSession", "chat_editor", "target_questions"]
 
 #: The refusal search's step limit of the chat's default editor. A request gathers ~6 prompts at once; measured on
 #: SmolLM2 taught three facts (docs/interactive.md): STAMP's default 25 steps stopped unconverged (refusal NLL 0.21) and
 #: the exact forget question still answered "Maribel"; with 80 the search converged in 35 steps (NLL 0.044) and every
 #: gathered prompt refused.
 CHAT_TARGET_STEPS = 80
+
+#: The chat's editor settings (:func:`chat_editor`; chosen on B10's tuning facts, docs/interactive.md "Held-out
+#: knowledge"). With STAMP's own defaults one request made SmolLM2 refuse or garble held-out general-knowledge
+#: questions; shifting only the request's subject (``shift_tokens="subject"``) at a layer a third of the way up, with
+#: the preserve prompts' covariance term and a finer cut (``rcond=1e-3``), kept them but reached only part of the
+#: searched shift (1 request of 3 forgotten); applying the change 2.5 times (``blend``) forgot all three and kept them.
+CHAT_EDITOR_ARGS: dict[str, Any] = {"target_steps": CHAT_TARGET_STEPS, "shift_tokens": "subject", "rcond": 1e-3, "blend": 2.5}
+
+
+def chat_editor(model: Any, name: str = "stamp", **overrides: Any) -> Any:
+    """The chat's editor for ``model``: the registered editor ``name`` with :data:`CHAT_EDITOR_ARGS`, the decoder layer
+    a third of the way up the stack (``layer``; 10 of SmolLM2's 30) and :func:`~lightning_unlearn.editors.stamp.default_preserve_prompts`
+    as ``preserve``; ``overrides`` (any editor argument, e.g. ``layer="auto"`` or ``seed``) win."""
+    from lightning_unlearn.editors import EDITORS
+    from lightning_unlearn.editors.stamp import default_preserve_prompts
+
+    cls = EDITORS.get(name)
+    depth = len(cls().down_projections(model)[1])
+    return cls(**{**CHAT_EDITOR_ARGS, "layer": depth // 3, "preserve": default_preserve_prompts(), **overrides})
 
 _PERSON = ("Who is {t}?", "What do you know about {t}?", "Where was {t} born?", "Where is {t} from?", "What does {t} do?", "What is {t} known for?")
 _OWN = ("What is {t}?", "Tell me {t}.", "Do you know {t}?", "What do you know about {t}?")
@@ -79,7 +98,7 @@ class ChatSession:
         model: A Hugging Face causal LM (edited in place).
         tokenizer: Its tokenizer (with a chat template for multi-turn chat).
         editor: A training-free editor with ``edit(model, tokenizer, forget, retain)`` and ``undo(record)``
-            (default :class:`~lightning_unlearn.editors.STAMP` with ``target_steps=CHAT_TARGET_STEPS``).
+            (default :func:`chat_editor`: :class:`~lightning_unlearn.editors.STAMP` with the chat's settings).
         detector: A callable message -> :class:`~lightning_unlearn.interactive.watchdog.ForgetIntent`
             (default :class:`~lightning_unlearn.interactive.watchdog.Watchdog`).
         max_new_tokens: Tokens per reply (and per gathered answer).
@@ -111,9 +130,7 @@ class ChatSession:
         check_int("history_turns", history_turns, minimum=0)
         check_int("n_probes", n_probes, minimum=0)
         if editor is None:
-            from lightning_unlearn.editors import STAMP
-
-            editor = STAMP(target_steps=CHAT_TARGET_STEPS)
+            editor = chat_editor(model)
         if not (callable(getattr(editor, "edit", None)) and callable(getattr(editor, "undo", None))):
             raise TypeError(f"`editor` should have edit(model, tokenizer, forget, retain) and undo(record), got {type(editor).__name__}.")
         if detector is None:

@@ -50,7 +50,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--target-steps", type=int, default=None, help="step limit of the editor's refusal search (default: 80, CHAT_TARGET_STEPS)"
     )
-    parser.add_argument("--layer", default="auto", help="decoder layer to edit, or 'auto' (cosine separation; default)")
+    parser.add_argument(
+        "--layer", default=None, help="decoder layer to edit, or 'auto' (cosine separation); default: a third of the way up the stack (chat_editor)"
+    )
     return parser
 
 
@@ -107,20 +109,21 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"error: `--target-steps` should be >= 1, got {args.target_steps}.")
     if args.history_turns < 0:
         raise SystemExit(f"error: `--history-turns` should be >= 0, got {args.history_turns}.")
-    layer: Any = args.layer
-    if layer != "auto":
-        if not layer.isdigit():
-            raise SystemExit(f"error: `--layer` should be 'auto' or a layer index, got {layer!r}.")
-        layer = int(layer)
-    from lightning_unlearn.editors import EDITORS
-    from lightning_unlearn.interactive.chat import CHAT_TARGET_STEPS, ChatSession
+    overrides: dict[str, Any] = {}
+    if args.layer is not None:
+        if args.layer != "auto" and not args.layer.isdigit():
+            raise SystemExit(f"error: `--layer` should be 'auto' or a layer index, got {args.layer!r}.")
+        overrides["layer"] = args.layer if args.layer == "auto" else int(args.layer)
+    if args.target_steps is not None:
+        overrides["target_steps"] = args.target_steps
+    from lightning_unlearn.interactive.chat import ChatSession, chat_editor
 
     print("Loading the model ...", flush=True)
     model, tokenizer, folder = load_model(args.model)
     chat = ChatSession(
         model,
         tokenizer,
-        editor=EDITORS.get(args.editor)(layer=layer, target_steps=args.target_steps or CHAT_TARGET_STEPS),
+        editor=chat_editor(model, args.editor, **overrides),
         max_new_tokens=args.max_new_tokens,
         history_turns=args.history_turns,
         original_path=folder,

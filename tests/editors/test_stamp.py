@@ -129,7 +129,7 @@ def test_single_sample_edit_on_a_tiny_lm_changes_the_forget_prompt_keeps_retain_
     before = {k: v.clone() for k, v in model.state_dict().items()}
     forget, retain = QA[0]["question"], [QA[2]["question"]]  # fewer keys than the MLP width: K has full column rank
     f0, r0 = _logits(model, tok, forget), _logits(model, tok, retain[0])
-    editor = STAMP(layer=1, rcond=0, target="refusal_mean")  # the exact pseudo-inverse
+    editor = STAMP(layer=1, rcond=0, preserve=(), target="refusal_mean")  # the exact pseudo-inverse
     record = editor.edit(model, tok, forget=[forget], retain=retain)
     stack = decoder_layers_name(model)
     assert record.module.startswith(f"{stack}.1.") and record.layer == 1 and record.method == "stamp"
@@ -190,7 +190,7 @@ def test_optimized_target_searches_a_shift_that_refuses_and_the_exact_edit_repro
     model, tok = tiny_causal_lm(family), toy_tokenizer()
     model.eval()
     forget, retain = QA[0]["question"], [QA[2]["question"]]
-    editor = STAMP(layer=0, rcond=0, target_steps=20, target_lr=1.0, target_norm=1000.0)
+    editor = STAMP(layer=0, rcond=0, preserve=(), target_steps=20, target_lr=1.0, target_norm=1000.0)
     refusal = editor.refusal_answer
     before, r0 = _refusal_nll(model, tok, forget, refusal), _logits(model, tok, retain[0])
     record = editor.edit(model, tok, forget=[forget], retain=retain)
@@ -230,7 +230,7 @@ def test_target_search_on_a_model_without_logits_to_keep_finds_the_same_shift():
 
     plain.forward = forward_without_logits_to_keep
     records = [
-        STAMP(layer=0, rcond=0, target_steps=5, target_lr=1.0, target_norm=1000.0).edit(m, tok, forget=[QA[0]["question"], QA[1]["question"]], retain=[QA[2]["question"]])
+        STAMP(layer=0, rcond=0, preserve=(), target_steps=5, target_lr=1.0, target_norm=1000.0).edit(m, tok, forget=[QA[0]["question"], QA[1]["question"]], retain=[QA[2]["question"]])
         for m in (base, plain)
     ]
     assert records[0].refusal_nll_before == pytest.approx(records[1].refusal_nll_before, rel=1e-5)
@@ -238,9 +238,152 @@ def test_target_search_on_a_model_without_logits_to_keep_finds_the_same_shift():
     torch.testing.assert_close(dict(base.named_parameters())["model.layers.0.mlp.down_proj.weight"], dict(plain.named_parameters())["model.layers.0.mlp.down_proj.weight"], rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("family", ["llama", "gpt2"])
+def test_target_search_reusing_the_prompt_prefix_as_a_cache_finds_the_same_shift(family):
+    """The search runs the chat template's shared prefix once as a key/value cache; every step, the NLLs and the
+    edited weights equal those of a search that runs the whole prompts each step."""
+    import copy
+
+    base, tok = tiny_causal_lm(family), toy_tokenizer()
+    base.eval()
+    models, records = (base, copy.deepcopy(base)), []
+    for model, reuse in zip(models, (True, False)):
+        editor = STAMP(layer=0, rcond=0, preserve=(), target_steps=5, target_lr=1.0, target_norm=1000.0, system_prompt="You answer briefly.")
+        editor.reuse_prefix = reuse
+        assert editor._shared_prefix(editor._collator(tok)) > 0  # there is a prefix to cache
+        records.append(editor.edit(model, tok, forget=[QA[0]["question"], QA[3]["question"]], retain=[QA[2]["question"]]))
+    assert records[0].target_steps_run == records[1].target_steps_run == 5
+    assert records[0].refusal_nll_before == pytest.approx(records[1].refusal_nll_before, rel=1e-5)
+    assert records[0].refusal_nll_target == pytest.approx(records[1].refusal_nll_target, rel=1e-4)
+    weight = records[0].module + ".weight"
+    # float32 sums in another order, through the exact pseudo-inverse: equal to ~1e-4 (the change itself: norm ~3e3)
+    assert records[0].delta_norm > 100
+    torch.testing.assert_close(dict(models[0].named_parameters())[weight], dict(models[1].named_parameters())[weight], rtol=1e-3, atol=5e-4)
+
+
+@pytest.mark.parametrize("family", LM_FAMILIES)
+def test_target_search_computing_the_layers_below_once_finds_the_same_shift(family):
+    """The layers below the edited one see no shift: the search computes them once and feeds their output to the
+    edited layer, the others replaced by pass-through stubs; NLLs and edited weights equal those of a search that runs
+    every layer every step (a model whose layer loop does not take the stubs falls back to that)."""
+    import copy
+
+    depth = {"n_layer": 3} if family == "gpt2" else {"num_hidden_layers": 3}
+    base, tok = tiny_causal_lm(family, **depth), toy_tokenizer()
+    models, records, calls = (base, copy.deepcopy(base)), [], []
+    for model, skip in zip(models, (True, False)):
+        editor = STAMP(layer=1, rcond=0, preserve=(), target_steps=4, target_lr=1.0, target_norm=1000.0)
+        editor.skip_lower = skip
+        count = [0]
+        handle = model.get_submodule(decoder_layers_name(model))[0].register_forward_hook(lambda *_: count.__setitem__(0, count[0] + 1))
+        records.append(editor.edit(model, tok, forget=[QA[0]["question"], QA[3]["question"]], retain=[QA[2]["question"]]))
+        handle.remove()
+        calls.append(count[0])
+    assert records[0].target_steps_run == records[1].target_steps_run == 4
+    assert calls[0] <= calls[1] - 4  # the four later steps did not run layer 0
+    assert records[0].refusal_nll_target == pytest.approx(records[1].refusal_nll_target, rel=1e-4)
+    weight = records[0].module + ".weight"
+    torch.testing.assert_close(dict(models[0].named_parameters())[weight], dict(models[1].named_parameters())[weight], rtol=1e-3, atol=5e-4)
+    stack = models[0].get_submodule(decoder_layers_name(models[0]))
+    assert not any(type(layer).__name__ == "_PassThrough" for layer in stack)  # the real layers are back
+
+
+def test_forget_tokens_that_start_a_retain_prompt_are_not_shifted_and_overlapping_sets_are_refused():
+    """Under causal attention a forget prompt's leading tokens that a retain prompt starts with too have the retain
+    prompt's keys exactly: they are not forget keys (the edit could not move them without moving the retain prompt)."""
+    model, tok = tiny_causal_lm("llama"), toy_tokenizer()
+    model.eval()
+    editor = STAMP(layer=0, rcond=0, preserve=(), target_steps=1)
+    collator = editor._collator(tok)
+    prefix, suffix = editor._shared_prefix(collator), editor._shared_suffix(collator)
+    forget, alone, sharing = "Where was Elara Voss born?", "What colour is the sky?", "Where was Tomas Reyl born?"
+    ids, other = collator.prompt_ids(forget), collator.prompt_ids(sharing)
+    shared = next(i for i, (a, b) in enumerate(zip(ids, other)) if a != b)
+    assert shared > prefix  # "Where was" is common to both questions
+    own = len(ids) - suffix
+    assert editor.edit(model, tok, forget=[forget], retain=[alone]).n_forget_keys == own - prefix
+    editor.undo()
+    assert editor.edit(model, tok, forget=[forget], retain=[sharing]).n_forget_keys == own - shared
+    editor.undo()
+    with pytest.raises(ValueError, match=r"is also a retain prompt .*`forget` and `retain` should not overlap"):
+        editor.edit(model, tok, forget=[forget], retain=[forget])
+
+
+def _down_outputs(model, tok, editor, prompt, layer):
+    """The edited layer's down-projection outputs at ``prompt``'s own tokens (the template's shared prefix skipped)."""
+    collator = editor._collator(tok)
+    _, names = editor.down_projections(model)
+    module = model.get_submodule(names[layer])
+    read = editor._read(model, collator, [prompt], {layer: module}, {layer}, {layer}, editor._shared_prefix(collator))
+    return torch.cat(read.outputs[layer])
+
+
+def test_preserve_prompts_enter_as_the_gram_factor_of_their_unit_keys_and_hold_their_outputs():
+    """MEMIT's covariance term: the preserve factor G has G Gᵀ = w · Σ k̂ k̂ᵀ over the preserve prompts' unit-scaled
+    keys; with it the edit moves those prompts' outputs less than without, and the factor is read once per layer."""
+    model, tok = tiny_causal_lm("llama"), toy_tokenizer()
+    model.eval()
+    kept = [QA[4]["question"], QA[5]["question"], "Where is the nearest station?"]
+    editor = STAMP(layer=0, rcond=0, target_steps=3, target_lr=1.0, target_norm=1000.0, preserve=kept, preserve_weight=4.0)
+    collator = editor._collator(tok)
+    _, names = editor.down_projections(model)
+    modules = {0: model.get_submodule(names[0])}
+    factor = editor._preserve_factor(model, collator, modules, 0, editor._shared_prefix(collator))
+    read = editor._read(model, collator, kept, modules, {0}, set(), editor._shared_prefix(collator))
+    keys = torch.cat(read.keys[0])
+    unit = keys / keys.norm(dim=1, keepdim=True)
+    torch.testing.assert_close(factor @ factor.T, 4.0 * unit.T @ unit, rtol=1e-9, atol=1e-9)
+    assert editor._preserve_factor(model, collator, modules, 0, editor._shared_prefix(collator)) is factor  # cached
+
+    moved = {}
+    for preserve in (kept, ()):
+        fresh = tiny_causal_lm("llama").eval()
+        stamp = STAMP(layer=0, rcond=0, target_steps=3, target_lr=1.0, target_norm=1000.0, preserve=preserve, preserve_weight=4.0)
+        before = [_down_outputs(fresh, tok, stamp, q, 0) for q in kept]
+        record = stamp.edit(fresh, tok, forget=[QA[0]["question"]], retain=[QA[2]["question"]])
+        assert record.n_preserve_directions == (int(torch.linalg.matrix_rank(unit)) if preserve else 0)
+        moved[bool(preserve)] = sum(float((_down_outputs(fresh, tok, stamp, q, 0) - b).norm()) for q, b in zip(kept, before))
+    assert moved[True] < 0.5 * moved[False]
+    # another weight changes -> the keys at the layer may change: the factor is read again
+    with torch.no_grad():
+        model.get_submodule(f"{decoder_layers_name(model)}.0.mlp.up_proj").weight.mul_(1.5)
+    assert editor._preserve_factor(model, collator, modules, 0, editor._shared_prefix(collator)) is not factor
+    with pytest.raises(ValueError, match=r"`preserve_weight` should be"):
+        STAMP(preserve_weight=0)
+    with pytest.raises(ValueError, match=r"`preserve\[0\]` should be a non-empty string"):
+        STAMP(preserve=[""])
+
+
+def test_subject_shift_moves_only_the_run_of_tokens_every_forget_question_shares():
+    from lightning_unlearn.editors.stamp import _common_run
+
+    assert _common_run([[5, 1, 2, 3, 9], [7, 1, 2, 3], [1, 2, 3, 8, 8]]) == [1, 2, 3]
+    assert _common_run([[4, 5], [5, 4]]) == [4]  # ties: the earliest in the shortest sequence
+    assert _common_run([[1, 2], [3, 4]]) == []
+    model, tok = tiny_causal_lm("llama"), toy_tokenizer()
+    model.eval()
+    questions = ["Where was Elara Voss born?", "What does Elara Voss write?"]
+    editor = STAMP(layer=0, rcond=0, preserve=(), target_steps=2, shift_tokens="subject")
+    collator = editor._collator(tok)
+    prefix, suffix = editor._shared_prefix(collator), editor._shared_suffix(collator)
+    own = [collator.prompt_ids(q)[prefix : len(collator.prompt_ids(q)) - suffix] for q in questions]
+    run = _common_run(own)
+    assert 0 < len(run) < min(len(o) for o in own)  # the name, not the whole question
+    record = editor.edit(model, tok, forget=questions, retain=[QA[5]["question"]])
+    assert record.n_forget_keys == 2 * len(run)
+    whole = STAMP(layer=0, rcond=0, preserve=(), target_steps=2).edit(tiny_causal_lm("llama").eval(), tok, forget=questions, retain=[QA[5]["question"]])
+    assert whole.n_forget_keys == sum(len(o) for o in own)
+    # the tokens no longer shifted join the retain keys: every token is counted once either way
+    assert record.n_forget_keys + record.n_retain_keys == whole.n_forget_keys + whole.n_retain_keys
+    single = STAMP(layer=0, rcond=0, preserve=(), target_steps=1, shift_tokens="subject").edit(tiny_causal_lm("llama").eval(), tok, forget=questions[:1])
+    assert single.n_forget_keys == len(own[0])  # one question: no shared subject to find, every own token
+    with pytest.raises(ValueError, match=r"`shift_tokens` should be one of \['question', 'subject'\], got 'name'"):
+        STAMP(shift_tokens="name")
+
+
 def test_refusal_mean_target_is_the_specified_variant():
     model, tok = tiny_causal_lm("llama"), toy_tokenizer()
-    record = STAMP(layer=1, rcond=0, target="refusal_mean").edit(model, tok, forget=[QA[0]["question"]])
+    record = STAMP(layer=1, rcond=0, preserve=(), target="refusal_mean").edit(model, tok, forget=[QA[0]["question"]])
     assert record.target == "refusal_mean" and record.refusal_nll_before is None and record.target_steps_run is None
     assert record.forget_error_after < 1e-6 * max(1.0, record.forget_error_before)
     with pytest.raises(ValueError, match=r"`target` should be one of \['optimized', 'refusal_mean'\], got 'mean'"):
