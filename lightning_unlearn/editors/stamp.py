@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy
 import random
 import time
+import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
@@ -49,6 +50,10 @@ _TARGETS = ("optimized", "refusal_mean")
 
 #: Which forget-question tokens the ``"optimized"`` search shifts (:class:`STAMP`'s ``shift_tokens``).
 _SHIFT_TOKENS = ("question", "subject")
+
+#: Preserve factors (:meth:`STAMP._preserve_factor`) per model, shared by every editor and
+#: dropped with the model: reading the preserve prompts costs ~15 s on SmolLM2, once per model and layer.
+_PRESERVED: weakref.WeakKeyDictionary[nn.Module, dict[tuple[Any, ...], Tensor]] = weakref.WeakKeyDictionary()
 
 #: Training-free editors by name (``"stamp"``, ``"stamp_lr"``).
 EDITORS: Registry[Any] = Registry("editor")
@@ -435,7 +440,6 @@ class STAMP:
         self.shift_tokens = shift_tokens
         self.preserve = self._check_items("preserve", preserve, allow_empty=True)
         self.preserve_weight = float(preserve_weight)
-        self._preserved: dict[tuple[Any, ...], Tensor] = {}
         self.rank = rank
         self.layer = layer
         self.layer_range = None if layer_range is None else (int(layer_range[0]), int(layer_range[1]))
@@ -608,9 +612,9 @@ class STAMP:
                 for i, original in enumerate(lower):
                     stack[i] = original
 
-        def per_prompt_nll() -> Tensor:
+        def per_prompt_nll(first: bool) -> Tensor:
             nonlocal cache
-            if steps > 0:
+            if not first:
                 return skipping_pass() if below.get("ok") else plain_pass()
             # the first step: check each shortcut against the plain pass once
             def captured_pass() -> Tensor:  # the plain pass, keeping the edited layer's input for the skipping pass
@@ -644,7 +648,7 @@ class STAMP:
             with torch.enable_grad():
                 first_nll, steps, curve = None, 0, []
                 for steps in range(self.target_steps + 1):
-                    nll = per_prompt_nll()
+                    nll = per_prompt_nll(first=steps == 0)
                     curve.append((round(float(nll.detach().max()), 5), round(worst_token[0], 5)))
                     if first_nll is None:
                         first_nll = float(nll.detach().max())
@@ -667,20 +671,21 @@ class STAMP:
         prompts' own tokens at ``layer``: appended to the keys with zero residuals, it asks the edit to keep the layer's
         outputs on the directions such prompts use (MEMIT's covariance term, Meng et al., arXiv 2210.07229). Cached
         while no weight other than the edited one changes (the keys at a layer do not depend on its own
-        down-projection)."""
-        prompts = self.preserve
+        down-projection), for every editor with the same prompts and template (``_PRESERVED``)."""
+        if not self.preserve:
+            return torch.zeros((0, 0), dtype=torch.float64)
         edited = modules[layer].weight
-        key = (id(model), layer, self.preserve_weight, tuple(p._version for p in model.parameters() if p is not edited))
-        if key not in self._preserved:
-            self._preserved.clear()
-            read = self._read(model, collator, list(prompts), {layer: modules[layer]}, {layer}, set(), skip)
-            if not read.keys[layer]:  # no preserve prompts
-                return torch.zeros((0, 0), dtype=torch.float64)
+        versions = tuple(p._version for p in model.parameters() if p is not edited)
+        key = (layer, self.preserve_weight, tuple(map(str, self.preserve)), self.chat_template, self.system_prompt, id(collator.tokenizer), versions)
+        cache = _PRESERVED.setdefault(model, {})
+        if key not in cache:
+            cache.clear()  # one layer's factor per model: the weights changed, or another layer is edited
+            read = self._read(model, collator, list(self.preserve), {layer: modules[layer]}, {layer}, set(), skip)
             keys = torch.cat(read.keys[layer])
             keys = keys / keys.norm(dim=1, keepdim=True).clamp_min(1e-12)
             u, s, _ = torch.linalg.svd(keys.T, full_matrices=False)
-            self._preserved[key] = u * (s * self.preserve_weight**0.5)
-        return self._preserved[key]
+            cache[key] = u * (s * self.preserve_weight**0.5)
+        return cache[key]
 
     @staticmethod
     def _prefix_cache(model: nn.Module, prefix: Tensor, rows: int) -> tuple[str, Any] | None:

@@ -53,10 +53,10 @@ def chat_editor(model: Any, name: str = "stamp", **overrides: Any) -> Any:
     as ``preserve``; ``overrides`` (any editor argument, e.g. ``layer="auto"`` or ``seed``) win."""
     from lightning_unlearn.editors import EDITORS
     from lightning_unlearn.editors.stamp import default_preserve_prompts
+    from lightning_unlearn.methods.rmu import decoder_layers_name
 
-    cls = EDITORS.get(name)
-    depth = len(cls().down_projections(model)[1])
-    return cls(**{**CHAT_EDITOR_ARGS, "layer": depth // 3, "preserve": default_preserve_prompts(), **overrides})
+    depth = len(model.get_submodule(decoder_layers_name(model)))
+    return EDITORS.get(name)(**{**CHAT_EDITOR_ARGS, "layer": depth // 3, "preserve": default_preserve_prompts(), **overrides})
 
 _PERSON = ("Who is {t}?", "What do you know about {t}?", "Where was {t} born?", "Where is {t} from?", "What does {t} do?", "What is {t} known for?")
 _OWN = ("What is {t}?", "Tell me {t}.", "Do you know {t}?", "What do you know about {t}?")

@@ -342,6 +342,8 @@ def test_preserve_prompts_enter_as_the_gram_factor_of_their_unit_keys_and_hold_t
     unit = keys / keys.norm(dim=1, keepdim=True)
     torch.testing.assert_close(factor @ factor.T, 4.0 * unit.T @ unit, rtol=1e-9, atol=1e-9)
     assert editor._preserve_factor(model, collator, modules, 0, editor._shared_prefix(collator)) is factor  # cached
+    twin = STAMP(layer=0, preserve=kept, preserve_weight=4.0)  # another editor on the same model shares it
+    assert twin._preserve_factor(model, twin._collator(tok), modules, 0, twin._shared_prefix(collator)) is factor
 
     moved = {}
     for preserve in (kept, ()):
