@@ -246,9 +246,10 @@ def time_requests(
         return probe_accuracy(held_out, generate_answers(model, tok, [p.question for p in held_out], max_new_tokens=max_new_tokens))
 
     probes_before = probes()
-    rows = []
+    rows, preparation = [], []
     for seed in seeds:
         chat = ChatSession(model, tok, editor=editors[seed], max_new_tokens=max_new_tokens, n_probes=n_probes, verify=False)
+        preparation.append(chat.preparation)  # once per model: the later sessions find it cached
         asked = [chat.send(fact["question"]) for fact in taught]
         who = seed % len(taught)
         start = time.perf_counter()
@@ -306,6 +307,7 @@ def time_requests(
         "heldout_probes": len(held_out),
         "heldout_probe_accuracy_before": probes_before,
         "heldout_probe_accuracy_after_mean": statistics.mean(r["heldout_probe_accuracy"] for r in rows),
+        "preparation": preparation,
     }
 
 
@@ -349,6 +351,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.part in ("timing", "all"):
         timing = time_requests(args.editor, args.seeds, model_path=args.model, editor_kwargs=_editor_args(parser, args.editor_arg), facts=args.facts)
         result["timing"] = timing
+        first = timing["preparation"][0] if timing["preparation"] else {}
+        if first:
+            print(
+                "  editor prepared once when the first chat started: "
+                + ", ".join(f"{k} {v:.1f}" if isinstance(v, float) else f"{k} {v}" for k, v in first.items())
+            )
         for r in timing["rows"]:
             print(
                 f"  seed {r['seed']}: forget {r['forgot']}: {r['seconds']:.1f}s (gather {r['gather_seconds']:.1f}, edit {r['edit_seconds']:.1f}, "

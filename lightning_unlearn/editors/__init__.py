@@ -12,9 +12,12 @@ from lightning_unlearn.editors.stamp import (
     EditRecord,
     choose_layer,
     cosine_separation,
+    default_calibration_subjects,
+    default_preserve_prompts,
     default_refusals,
     least_squares_edit,
     register_editor,
+    truncated_gram_pinv,
     truncated_pinv,
 )
 
@@ -25,8 +28,11 @@ __all__ = [
     "EditRecord",
     "choose_layer",
     "cosine_separation",
+    "default_calibration_subjects",
+    "default_preserve_prompts",
     "default_refusals",
     "least_squares_edit",
     "register_editor",
+    "truncated_gram_pinv",
     "truncated_pinv",
 ]

@@ -38,10 +38,12 @@ __all__ = [
     "Item",
     "choose_layer",
     "cosine_separation",
+    "default_calibration_subjects",
     "default_preserve_prompts",
     "default_refusals",
     "least_squares_edit",
     "register_editor",
+    "truncated_gram_pinv",
     "truncated_pinv",
 ]
 
@@ -54,6 +56,14 @@ _SHIFT_TOKENS = ("question", "subject")
 #: Preserve factors (:meth:`STAMP._preserve_factor`) per model, shared by every editor and
 #: dropped with the model: reading the preserve prompts costs ~15 s on SmolLM2, once per model and layer.
 _PRESERVED: weakref.WeakKeyDictionary[nn.Module, dict[tuple[Any, ...], Tensor]] = weakref.WeakKeyDictionary()
+
+#: Starting directions of the target search (:meth:`STAMP._start_direction`) per model, shared by every editor and
+#: dropped with the model: calibrating costs one search (~30 s on SmolLM2), once per model and layer.
+_STARTS: weakref.WeakKeyDictionary[nn.Module, dict[tuple[Any, ...], Tensor]] = weakref.WeakKeyDictionary()
+
+#: Whether the target search's shortcuts (the prefix cache, the lower layers computed once) matched the plain pass on
+#: a model at a layer, per model: checked on its first search there (two extra passes) and trusted afterwards.
+_SHORTCUTS: weakref.WeakKeyDictionary[nn.Module, dict[int, dict[str, bool]]] = weakref.WeakKeyDictionary()
 
 #: Training-free editors by name (``"stamp"``, ``"stamp_lr"``).
 EDITORS: Registry[Any] = Registry("editor")
@@ -96,6 +106,18 @@ def default_preserve_prompts() -> list[str]:
     return list(dict.fromkeys(message for message, _ in default_bank()))
 
 
+#: Made-up people (in no dataset of this library) whose refusal shifts calibrate the warm start
+#: (:func:`default_calibration_subjects`), and the questions asked about each.
+_CALIBRATION_SUBJECTS = ("Tavish Orlund", "Mirela Tesk", "Haldor Venn")
+_CALIBRATION_QUESTIONS = ("Who is {s}?", "Where was {s} born?", "What is {s} known for?", "What do you know about {s}?")
+
+
+def default_calibration_subjects() -> list[str]:
+    """The warm start's calibration subjects for :class:`STAMP` (``calibration``): three made-up names, none in this
+    library's data, each asked four biography questions."""
+    return list(_CALIBRATION_SUBJECTS)
+
+
 # ----------------------------------------------------------------------------------------------------------
 # The closed form
 # ----------------------------------------------------------------------------------------------------------
@@ -115,6 +137,26 @@ def truncated_pinv(keys: Tensor, rank: int | None = None, rcond: float | None = 
     if rank is not None:
         keep = min(keep, rank)
     return u[:, :keep], s[:keep], vh[:keep].T
+
+
+#: The smallest ``rcond`` for which :class:`STAMP` takes the pseudo-inverse from the Gram matrix
+#: (:func:`truncated_gram_pinv`): squaring the keys halves float64's digits, so finer cutoffs use the SVD.
+GRAM_RCOND = 1e-6
+
+
+def truncated_gram_pinv(gram: Tensor, rank: int | None = None, rcond: float = GRAM_RCOND) -> tuple[Tensor, Tensor]:
+    """``(U_r, S_r)`` of ``K`` from its Gram matrix ``K Kᵀ`` (``[d_in, d_in]``) by eigendecomposition (float64): the left
+    singular vectors and singular values :func:`truncated_pinv` keeps (the same ``rcond`` and ``rank`` cut), so that
+    ``R K⁺ = R Kᵀ U_r S_r⁻² U_rᵀ``. Cheaper than the SVD when ``K`` has many columns (a preserve factor's ``d_in``);
+    meant for ``rcond ≥`` :data:`GRAM_RCOND` (below, the squared singular values are lost in rounding)."""
+    if rcond < GRAM_RCOND:
+        raise ValueError(f"`rcond` should be >= {GRAM_RCOND} for the Gram-matrix pseudo-inverse (use truncated_pinv below it), got {rcond}.")
+    values, vectors = torch.linalg.eigh(gram.double())
+    s = values.flip(0).clamp_min(0).sqrt()
+    keep = int((s > rcond * s.max()).sum()) if s.numel() else 0
+    if rank is not None:
+        keep = min(keep, rank)
+    return vectors.flip(1)[:, :keep], s[:keep]
 
 
 def least_squares_edit(keys: Tensor, residuals: Tensor, rank: int | None = None, rcond: float | None = None) -> Tensor:
@@ -183,7 +225,8 @@ class EditRecord:
         layer: Index of the edited decoder layer; ``module`` its down-projection's full name.
         rank: Rank of the pseudo-inverse used (≤ ``requested_rank`` when one was given).
         separations: Cosine separation ``1 − cos(μ_f, μ_ref)`` of every layer with ``layer="auto"`` (the layer
-            choice), of the given layer only otherwise.
+            choice), of the given layer only with ``target="refusal_mean"``, empty with ``target="optimized"`` at a given
+            layer (which reads no refusal prompts: ``n_refusal_tokens`` is then 0).
         n_forget_keys, n_retain_keys, n_refusal_tokens: Columns of ``K_f``, ``K_r`` and tokens averaged into ``v_ref``;
             ``n_preserve_directions`` the columns of the preserve factor ``G`` (0 without preserve prompts).
         weight_norm, delta_norm: Frobenius norms of ``W`` and of the applied change ``λ·ΔW``.
@@ -194,7 +237,8 @@ class EditRecord:
         refusal_nll_before, refusal_nll_target: With ``target="optimized"``, the worst forget prompt's mean per-token
             NLL of ``refusal_answer`` before the edit and with the searched output shift (``None`` otherwise);
             ``target_steps_run`` the Adam steps the search took; ``target_curve`` per pass of the search, the worst
-            prompt's mean refusal NLL and the worst single refusal token's NLL.
+            prompt's mean refusal NLL and the worst single refusal token's NLL; ``warm_start`` whether the search
+            started from the calibrated direction (:class:`STAMP`'s ``warm_start``).
         undone: Whether :meth:`STAMP.undo` has put the original weight back.
     """
 
@@ -220,6 +264,7 @@ class EditRecord:
     refusal_nll_target: float | None = None
     target_steps_run: int | None = None
     target_curve: list[tuple[float, float]] | None = None
+    warm_start: bool = False
     undone: bool = False
     _param: Tensor | None = field(default=None, repr=False)
     _original: Tensor | None = field(default=None, repr=False)
@@ -367,6 +412,13 @@ class STAMP:
             question's own tokens) or ``"subject"`` (with two or more forget questions, only the longest run of tokens
             they all contain — the subject of the request, e.g. a name — as ROME edits at the subject; the question's
             other tokens keep their outputs).
+        warm_start: With ``target="optimized"``, start each prompt's search from a calibrated direction instead of zero
+            (:meth:`_start_direction`): the mean unit shift that makes the model refuse about the ``calibration`` subjects,
+            searched once per model and layer (:meth:`prepare`). This library's addition: the refusal shifts of different
+            names share most of their direction (measured on SmolLM2, docs/interactive.md "Warm start"), so a request's
+            search converges in a fraction of the steps.
+        calibration: The warm start's calibration subjects, each asked :data:`_CALIBRATION_QUESTIONS` (``None``:
+            :func:`default_calibration_subjects`, made-up names). Pick subjects of the kind users ask to forget.
         seed: Seed of the retain-buffer sample.
         With ``target="optimized"`` keys are scaled to unit norm before the pseudo-inverse (the same exact solution; the
         ``rcond`` cut then compares directions: the template's first tokens have keys ~100× larger than a question's,
@@ -405,6 +457,8 @@ class STAMP:
         preserve: Sequence[Item] = (),
         preserve_weight: float = 1.0,
         shift_tokens: Literal["question", "subject"] = "question",
+        warm_start: bool = False,
+        calibration: Sequence[str] | None = None,
         seed: int = 0,
     ) -> None:
         check_int("rank", rank, optional=True)
@@ -438,6 +492,15 @@ class STAMP:
         if shift_tokens not in _SHIFT_TOKENS:
             raise ValueError(f"`shift_tokens` should be one of {list(_SHIFT_TOKENS)}, got {shift_tokens!r}.")
         self.shift_tokens = shift_tokens
+        if not isinstance(warm_start, bool):
+            raise ValueError(f"`warm_start` should be True or False, got {warm_start!r}.")
+        if warm_start and target != "optimized":
+            raise ValueError(f"`warm_start=True` starts the target search, which only `target='optimized'` runs; got target={target!r}.")
+        self.warm_start = warm_start
+        subjects = default_calibration_subjects() if calibration is None else calibration
+        if isinstance(subjects, str) or not subjects or not all(isinstance(x, str) and x.strip() for x in subjects):
+            raise ValueError(f"`calibration` should be None or a non-empty sequence of non-empty strings (subjects), got {calibration!r}.")
+        self.calibration = [x.strip() for x in subjects]
         self.preserve = self._check_items("preserve", preserve, allow_empty=True)
         self.preserve_weight = float(preserve_weight)
         self.rank = rank
@@ -525,10 +588,12 @@ class STAMP:
         out_f: Tensor,
         stack: nn.ModuleList | None = None,
         layer: int = 0,
+        direction: Tensor | None = None,
     ) -> tuple[Tensor, tuple[float, float, int, list[tuple[float, float]]]]:
         """The output shift ``δ_i`` (one per forget prompt, added at its own tokens) under which the model answers
         ``refusal_answer``: Adam on ``δ`` (the model frozen) minimising the refusal's mean token NLL, each ``‖δ_i‖``
         kept ≤ ``target_norm`` × the prompt's mean output norm; stops early once every prompt's NLL is below ``target_nll``.
+        ``direction`` (a unit vector, ``[d_model]``): every ``δ_i`` starts at ``target_norm`` × its bound along it, else at 0.
         Returns the shift per forget key (``[n_f, d_model]``), the worst prompt's NLL before and after, and the steps."""
         device = next(model.parameters()).device
         rows = len(prompts)
@@ -626,29 +691,40 @@ class STAMP:
                 finally:
                     handle.remove()
 
+            # each shortcut's check runs on the model's first search at this layer; later searches trust its result
+            checked = _SHORTCUTS.setdefault(model, {}).setdefault(layer, {})
+            if checked.get("prefix") is False:
+                cache = None
             nll = captured_pass()
-            if cache is not None:
+            if cache is not None and "prefix" not in checked:
                 with torch.no_grad():
                     full = nll_of(logits_of(input_ids, use_cache=False))
-                if not torch.allclose(nll.detach(), full, rtol=1e-3, atol=1e-4):
+                checked["prefix"] = bool(torch.allclose(nll.detach(), full, rtol=1e-3, atol=1e-4))
+                if not checked["prefix"]:
                     cache = None
                     nll = captured_pass()
-            if "hidden" in below:
+            if "hidden" in below and "lower" not in checked:
                 try:
                     with torch.no_grad():
                         skipped = skipping_pass()
-                    below["ok"] = bool(torch.allclose(nll.detach(), skipped, rtol=1e-3, atol=1e-4))
+                    checked["lower"] = bool(torch.allclose(nll.detach(), skipped, rtol=1e-3, atol=1e-4))
                 except Exception:  # a model whose layer loop does not take stubs: run every layer
-                    below["ok"] = False
+                    checked["lower"] = False
+            below["ok"] = "hidden" in below and checked.get("lower", False)
             return nll
 
         optimizer = torch.optim.Adam([shift], lr=self.target_lr)
         handle = module.register_forward_hook(add_shift)
         try:
+            first_nll = None
+            if direction is not None:  # the unedited model's NLL (for the record; the shortcuts are checked on it), then
+                with torch.no_grad():  # each shift starts on the calibrated direction at the largest norm it may take
+                    first_nll = float(per_prompt_nll(first=True).max())
+                    shift.copy_((self.target_norm * scale).unsqueeze(1) * direction.float().to(device))
             with torch.enable_grad():
-                first_nll, steps, curve = None, 0, []
+                steps, curve = 0, []
                 for steps in range(self.target_steps + 1):
-                    nll = per_prompt_nll(first=steps == 0)
+                    nll = per_prompt_nll(first=steps == 0 and direction is None)
                     curve.append((round(float(nll.detach().max()), 5), round(worst_token[0], 5)))
                     if first_nll is None:
                         first_nll = float(nll.detach().max())
@@ -686,6 +762,62 @@ class STAMP:
             u, s, _ = torch.linalg.svd(keys.T, full_matrices=False)
             cache[key] = u * (s * self.preserve_weight**0.5)
         return cache[key]
+
+    def _start_direction(
+        self, model: nn.Module, collator: Any, modules: dict[int, nn.Module], layer: int, stack: nn.ModuleList | None, skip: int
+    ) -> tuple[Tensor, dict[str, Any]]:
+        """The warm start (``warm_start``): the unit mean of the refusal shifts that one search (from zero, with this
+        editor's settings) finds for the ``calibration`` subjects, each asked :data:`_CALIBRATION_QUESTIONS`, at
+        ``layer``; with what the search took. Cached like the preserve factor (``_STARTS``): the edited weight's own
+        changes do not invalidate it (it is a starting point only: every request's search still runs to ``target_nll``)."""
+        edited = modules[layer].weight
+        versions = tuple(p._version for p in model.parameters() if p is not edited)
+        key = (
+            layer, tuple(self.calibration), self.refusal_answer, self.target_norm, self.target_lr, self.target_steps, self.target_nll,
+            self.shift_tokens, self.chat_template, self.system_prompt, id(collator.tokenizer), versions,
+        )
+        cache = _STARTS.setdefault(model, {})
+        if key not in cache:
+            cache.clear()  # one layer's direction per model
+            answer, suffix = collator.answer_ids(self.refusal_answer), self._shared_suffix(collator)
+            subject = self.shift_tokens == "subject"
+            prompts = [
+                prompt
+                for name in self.calibration
+                for prompt in self._forget_prompts(collator, [q.format(s=name) for q in _CALIBRATION_QUESTIONS], skip, suffix, answer, (), subject)
+            ]
+            own: list[Any] = [(ids[:end], start) for ids, start, end, *_ in prompts]
+            out = torch.cat(self._read(model, collator, own, {layer: modules[layer]}, set(), {layer}, skip).outputs[layer])
+            per_key, (_, nll, steps, _) = self._optimize_shift(model, collator, prompts, modules[layer], out, stack, layer)
+            rows = torch.stack([chunk[0] for chunk in per_key.split([end - start for _, start, end, *_ in prompts])])
+            mean = (rows / rows.norm(dim=1, keepdim=True).clamp_min(1e-12)).mean(0)
+            info = {"calibration_prompts": len(prompts), "calibration_steps": steps, "calibration_nll": nll}
+            cache[key] = (mean / mean.norm().clamp_min(1e-12), info)
+        return cache[key]
+
+    def prepare(self, model: nn.Module, tokenizer: Any) -> dict[str, Any]:
+        """Compute now what every edit at this editor's ``layer`` reuses — the preserve factor (with ``preserve`` prompts)
+        and the warm start's direction (with ``warm_start``) — so that the first request does not wait for them (the
+        chat calls this when it starts). Returns the seconds each took (~0 when already cached) and the calibration
+        search's prompts, steps and final NLL. Does nothing with ``layer="auto"``, where the layer is chosen per request."""
+        report: dict[str, Any] = {"preserve_seconds": 0.0, "calibration_seconds": 0.0}
+        if self.layer == "auto":
+            return report
+        stack_name, names = self.down_projections(model)
+        if self.layer >= len(names):
+            raise ValueError(f"`layer` should lie in [0, {len(names) - 1}] for this model ({len(names)} decoder layers), got {self.layer}.")
+        modules = {i: model.get_submodule(n) for i, n in enumerate(names)}
+        collator = self._collator(tokenizer)
+        skip = self._shared_prefix(collator)
+        with evaluating(model):
+            began = time.perf_counter()
+            self._preserve_factor(model, collator, modules, self.layer, skip)
+            report["preserve_seconds"] = time.perf_counter() - began
+            if self.warm_start:
+                began = time.perf_counter()
+                report.update(self._start_direction(model, collator, modules, self.layer, model.get_submodule(stack_name), skip)[1])
+                report["calibration_seconds"] = time.perf_counter() - began
+        return report
 
     @staticmethod
     def _prefix_cache(model: nn.Module, prefix: Tensor, rows: int) -> tuple[str, Any] | None:
@@ -819,10 +951,12 @@ class STAMP:
             else:
                 own = forget
             f = self._read(model, collator, own, reads, every, every, skip)
-            ref = self._read(model, collator, refusal, reads, set(), set(), skip)
+            # the refusal prompts serve the layer choice and the refusal-mean target: the searched target at a given
+            # layer needs neither (their read, ~0.5 s on SmolLM2, is skipped)
+            ref = self._read(model, collator, refusal if self.layer == "auto" or self.target != "optimized" else [], reads, set(), set(), skip)
             f_means, r_means = f.means(), ref.means()
-            order = sorted(reads)
-            separations = cosine_separation(torch.stack([f_means[i] for i in order]), torch.stack([r_means[i] for i in order]))
+            order = sorted(r_means)
+            separations = cosine_separation(torch.stack([f_means[i] for i in order]), torch.stack([r_means[i] for i in order])) if order else torch.zeros(0)
             if self.layer == "auto":
                 candidates = list(range(len(names))) if self.layer_range is None else list(range(self.layer_range[0], self.layer_range[1] + 1))
                 if self.target == "optimized":  # the last layer's output at a prompt token reaches no later token
@@ -831,14 +965,15 @@ class STAMP:
             else:
                 layer = self.layer
             k_f, out_f = torch.cat(f.keys[layer]), torch.cat(f.outputs[layer])
-            v_ref = self.target_scale * r_means[layer]
             n_refusal = ref.count
             nll: tuple[float, float, int, list[tuple[float, float]]] | None = None
             if self.target == "optimized":
-                shift, nll = self._optimize_shift(model, collator, prompts, modules[layer], out_f, model.get_submodule(stack_name), layer)
+                stack = model.get_submodule(stack_name)
+                direction = self._start_direction(model, collator, modules, layer, stack, skip)[0] if self.warm_start else None
+                shift, nll = self._optimize_shift(model, collator, prompts, modules[layer], out_f, stack, layer, direction)
                 target = out_f + shift
             else:
-                target = v_ref.expand_as(out_f)
+                target = (self.target_scale * r_means[layer]).expand_as(out_f)
             # The retain block: the shared prefix's tokens (the same in every prompt, so they must keep their outputs),
             # the retain buffer's own tokens ...
             prefix = collator.prompt_ids(forget[0] if isinstance(forget[0], str) else forget[0]["question"])[:skip]
@@ -862,11 +997,16 @@ class STAMP:
         # compares directions, not magnitudes — the template's first tokens have keys ~100x larger than a question's).
         scale = keys.norm(dim=0).clamp_min(1e-12) if self.target == "optimized" else torch.ones(keys.shape[1], dtype=keys.dtype)
         scaled, scaled_residuals = keys / scale, residuals / scale
-        if preserved.numel():  # the preserve prompts' directions, with zero residuals (least squares, no longer exact)
-            scaled = torch.cat([scaled, preserved], 1)
-            scaled_residuals = torch.cat([scaled_residuals, scaled_residuals.new_zeros((scaled_residuals.shape[0], preserved.shape[1]))], 1)
-        u, s, v = truncated_pinv(scaled, self.rank, self.rcond or None)
-        delta = self.blend * ((scaled_residuals @ v / s) @ u.T)  # [d_model, d_ff]
+        # The preserve prompts' directions G join the keys with zero residuals (least squares, no longer exact).
+        if self.rcond >= GRAM_RCOND:  # [K, G]⁺ from the Gram matrix K Kᵀ + G Gᵀ: ~3x faster than the SVD of [K, G]
+            u, s = truncated_gram_pinv(scaled @ scaled.T + preserved @ preserved.T if preserved.numel() else scaled @ scaled.T, self.rank, self.rcond)
+            delta = self.blend * (((scaled_residuals @ scaled.T) @ u / s**2) @ u.T)  # R [K, G]⁺ = R Kᵀ U S⁻² Uᵀ
+        else:
+            if preserved.numel():
+                scaled = torch.cat([scaled, preserved], 1)
+                scaled_residuals = torch.cat([scaled_residuals, scaled_residuals.new_zeros((scaled_residuals.shape[0], preserved.shape[1]))], 1)
+            u, s, v = truncated_pinv(scaled, self.rank, self.rcond or None)
+            delta = self.blend * ((scaled_residuals @ v / s) @ u.T)  # [d_model, d_ff]
         moved = delta @ keys  # the outputs' change on every key
         n_f = k_f.shape[0]
 
@@ -900,6 +1040,7 @@ class STAMP:
             refusal_nll_target=None if nll is None else nll[1],
             target_steps_run=None if nll is None else int(nll[2]),
             target_curve=None if nll is None else nll[3],
+            warm_start=self.warm_start,
             _param=weight,
             _original=original,
         )
@@ -930,7 +1071,8 @@ class STAMP:
     def hparams(self) -> dict[str, Any]:
         keys = (
             "rank", "layer", "layer_range", "blend", "target", "target_scale", "refusal_answer", "target_steps", "target_lr",
-            "target_norm", "target_nll", "retain_buffer", "chat_template", "rcond", "preserve_weight", "shift_tokens", "seed",
+            "target_norm", "target_nll", "retain_buffer", "chat_template", "rcond", "preserve_weight", "shift_tokens", "warm_start",
+            "seed",
         )
         return {"editor": self.name, **{k: getattr(self, k) for k in keys}}
 

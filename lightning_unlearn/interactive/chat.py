@@ -40,11 +40,20 @@ __all__ = ["CHAT_EDITOR_ARGS", "CHAT_TARGET_STEPS", "ChatSession", "chat_editor"
 CHAT_TARGET_STEPS = 80
 
 #: The chat's editor settings (:func:`chat_editor`; chosen on B10's tuning facts, docs/interactive.md "Held-out
-#: knowledge"). With STAMP's own defaults one request made SmolLM2 refuse or garble held-out general-knowledge
-#: questions; shifting only the request's subject (``shift_tokens="subject"``) at a layer a third of the way up, with
-#: the preserve prompts' covariance term and a finer cut (``rcond=1e-3``), kept them but reached only part of the
-#: searched shift (1 request of 3 forgotten); applying the change 2.5 times (``blend``) forgot all three and kept them.
-CHAT_EDITOR_ARGS: dict[str, Any] = {"target_steps": CHAT_TARGET_STEPS, "shift_tokens": "subject", "rcond": 1e-3, "blend": 2.5}
+#: knowledge" and "Warm start"). With STAMP's own defaults one request made SmolLM2 refuse or garble held-out
+#: general-knowledge questions; shifting only the request's subject (``shift_tokens="subject"``) at a layer a third of
+#: the way up, with the preserve prompts' covariance term and a finer cut (``rcond=1e-3``), kept them. Starting the
+#: search from the refusal direction calibrated on made-up names (``warm_start``) took it from 45-53 steps to 2-4 (with
+#: ``target_nll=0.2``) and made the answers the searched refusal; applying the change 1.5 times (``blend``) then forgot
+#: all three tuning authors and kept the held-out probes (0.283 -> 0.341; 2.5 times: 0.275).
+CHAT_EDITOR_ARGS: dict[str, Any] = {
+    "target_steps": CHAT_TARGET_STEPS,
+    "target_nll": 0.2,
+    "shift_tokens": "subject",
+    "rcond": 1e-3,
+    "blend": 1.5,
+    "warm_start": True,
+}
 
 
 def chat_editor(model: Any, name: str = "stamp", **overrides: Any) -> Any:
@@ -111,6 +120,9 @@ class ChatSession:
         system_prompt: Optional system message.
         original_path: The folder the model was loaded from; :meth:`save` refuses to write into it (default: the
             model's ``name_or_path`` when that is a folder).
+        prepare: Let the editor compute what every request reuses now, when the session starts (``editor.prepare``
+            where it has one: the chat's STAMP reads its preserve prompts and calibrates its warm start, ~45 s once per
+            model on SmolLM2), not inside the first request; :attr:`preparation` says what it took.
     """
 
     def __init__(
@@ -125,6 +137,7 @@ class ChatSession:
         verify: bool = True,
         system_prompt: str | None = None,
         original_path: str | Path | None = None,
+        prepare: bool = True,
     ) -> None:
         check_int("max_new_tokens", max_new_tokens)
         check_int("history_turns", history_turns, minimum=0)
@@ -150,6 +163,11 @@ class ChatSession:
         self.transcript: list[dict[str, str]] = []  # everything, requests and replies included
         self.edits: list[dict[str, Any]] = []
         self._records: list[Any] = []
+        #: What the editor computed once when the session started (its ``prepare``: STAMP's preserve factor and warm
+        #: start), with the seconds each took; empty for an editor without ``prepare`` or with ``prepare=False``.
+        self.preparation: dict[str, Any] = {}
+        if prepare and callable(getattr(editor, "prepare", None)):
+            self.preparation = dict(editor.prepare(model, tokenizer))
 
     # ------------------------------------------------------------------ chatting
     def _generate(self, prompts: Sequence[Any]) -> list[str]:

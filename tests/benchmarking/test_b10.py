@@ -31,6 +31,10 @@ def test_time_requests_records_seconds_rouge_and_undoes_each_edit(tmp_path):
     assert out["editor_kwargs"]["target_steps"] == 2 and out["heldout_probes"] == 62 - 16 and out["paraphrases"] == 2 * len(PARAPHRASES)
     assert out["forget_rouge_mean"] == pytest.approx(sum(r["forget_rouge"] for r in out["rows"]) / 2)
     assert out["seconds_mean"] == pytest.approx(sum(r["seconds"] for r in out["rows"]) / 2)
+    # the editor was prepared once, by the first chat; the second found its warm start cached (no calibration search)
+    first, second = out["preparation"]
+    assert 1 <= first["calibration_steps"] <= 2 and first["calibration_seconds"] > 0
+    assert second["calibration_seconds"] < first["calibration_seconds"]
     # the folder's weights were only read, never written
     after = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True).state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
@@ -66,3 +70,5 @@ def test_b10_first_request_on_smollm2_forgets_keeps_the_others_and_the_held_out_
     assert row["forgotten"] and row["forgotten_paraphrases"] == len(PARAPHRASES), row["answers_after"]
     assert row["kept"] and row["retain_rouge_ratio"] >= 0.95
     assert row["heldout_probe_accuracy"] >= 0.5 * out["heldout_probe_accuracy_before"]
+    # the warm start (calibrated once, when the chat started) leaves the request a few search steps (measured 3; 47 from zero)
+    assert out["preparation"][0]["calibration_steps"] >= 1 and row["search_steps"] <= 10, row["edit"]["target_curve"]

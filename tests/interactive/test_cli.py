@@ -63,7 +63,8 @@ def test_chat_in_a_terminal_forgets_on_request_and_lists_the_edit(tmp_path):
     argv = [sys.executable, "-m", "lightning_unlearn.cli", "chat", "--model", str(folder), "--max-new-tokens", "4"]
     term = Terminal(argv + ["--save-dir", str(tmp_path / "edited")], env)
     try:
-        term.expect(r"/help for commands")
+        term.expect(r"Preparing the editor \(once per model: its preserve prompts and warm start\)")
+        term.expect(r"prepared in \d+ s\)\. /help for commands")
         term.expect(r"you> ")
         term.type("Where was Elara Voss born?")
         term.expect(r"model> [^\n]*\n")
@@ -96,7 +97,7 @@ def test_help_and_bad_arguments(capsys, tmp_path):
         main(["--help"])
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
-    assert "lightning-unlearn chat" in out and "/undo" in out and "--save-dir" in out and "stamp_lr" in out
+    assert "lightning-unlearn chat" in out and "/undo" in out and "--save-dir" in out and "stamp_lr" in out and "--no-warm-start" in out
     with pytest.raises(SystemExit, match="`--model` should be a Hugging Face model folder"):
         main(["--model", str(tmp_path)])
     with pytest.raises(SystemExit, match="`--max-new-tokens` should be >= 1, got 0"):
