@@ -8,7 +8,8 @@ Protocol (RECONSTRUCTED after arXiv 2604.03571, ``docs/reasoning.md``), per seed
    value matching) marks the forget traces' spans, the :class:`~lightning_unlearn.datamodules.TraceRewriter`
    writes the edited traces.
 2. The *target*: a tiny Llama (:func:`~lightning_unlearn.models.llm.tiny_llama`, a byte-level BPE tokenizer
-   trained on the seed's traces) fine-tuned on every trace (``SupervisedModule``).
+   trained on the seed's traces) or, at the ``"smollm2"`` scale, SmolLM2-135M-Instruct with its own tokenizer and
+   chat template, fine-tuned on every trace (``SupervisedModule``).
 3. Each method unlearns the forget authors from the target (``UnlearningModule`` on paired forget/retain trace
    batches): ``feature_replacement`` (the §9 loss) and ``graddiff`` (ascent on the whole forget traces).
 4. Scoring (:func:`score`) by greedy generation: the *CoT leak* (the generated chain of thought, the text before
@@ -17,7 +18,8 @@ Protocol (RECONSTRUCTED after arXiv 2604.03571, ``docs/reasoning.md``), per seed
    trace NLL (teacher forcing) and, on held-out traces (other question phrasings and trace templates of the retain
    authors), the NLL and answer accuracy.
 
-Settings live in :data:`SETTINGS` (``"full"``: the reported run; ``"quick"``: a smoke test whose 4-epoch target
+Settings live in :data:`SETTINGS` (``"full"``: the reported tiny-Llama run; ``"smollm2"``: the same traces on
+SmolLM2; ``"quick"``: a smoke test whose 4-epoch target
 learns nothing, it only runs every step); the unlearning settings were picked on seed :data:`TUNE_SEED`, which is not
 reported (:func:`tuning_grid`). As for B2's quick scale, no YAML config chain can describe the run: the tokenizer is
 trained on the seed's traces at run time and the analyst edits the forget traces before the datamodule is built.
@@ -54,6 +56,19 @@ SETTINGS: dict[str, dict[str, Any]] = {
         },
         "batch_size": 8,
         "max_new_tokens": 128,
+    },
+    # SmolLM2-135M-Instruct as released (its own tokenizer and chat template) fine-tuned on the same traces as "full"
+    "smollm2": {
+        "data": {"n_authors": 8, "facts_per_author": 4, "forget_fraction": 0.25, "holdout_fraction": 0.0},
+        "analyst": {"threshold": 0.6, "top_k": 3},
+        "model": "smollm2",
+        "target": {"lr": 5e-4, "epochs": 8, "batch_size": 8},
+        "unlearn": {
+            "feature_replacement": {"method": {"edit_weight": 1.0, "reduction": "mean"}, "lr": 1e-4, "epochs": 8},
+            "graddiff": {"method": {}, "lr": 1e-4, "epochs": 8},
+        },
+        "batch_size": 8,
+        "max_new_tokens": 96,
     },
     "quick": {
         "data": {"n_authors": 4, "facts_per_author": 2, "forget_fraction": 0.25, "holdout_fraction": 0.0},
@@ -109,15 +124,24 @@ def build_data(hp: dict[str, Any], seed: int) -> dict[str, Any]:
         **hp["data"], seed=seed, analyst=TraceAnalyst(**hp["analyst"]), batch_size=hp["batch_size"], train_on="all"
     )
     heldout = reasoning_traces(dm.authors_of("retain"), seed=seed + 1000)
-    texts = [f"{e['question']} {e['answer']}" for e in dm.examples + heldout]
-    texts += [e["edited_answer"] for e in dm.examples if "edited_answer" in e]
-    tokenizer = train_tokenizer(texts, vocab_size=hp["vocab_size"])
+    if hp["model"] == "smollm2":
+        from lightning_unlearn.models.llm import smollm2_tokenizer
+
+        tokenizer = smollm2_tokenizer()
+    else:
+        texts = [f"{e['question']} {e['answer']}" for e in dm.examples + heldout]
+        texts += [e["edited_answer"] for e in dm.examples if "edited_answer" in e]
+        tokenizer = train_tokenizer(texts, vocab_size=hp["vocab_size"])
     dm.collate_fn = TraceCollator(tokenizer)
     return {"datamodule": dm, "tokenizer": tokenizer, "heldout": heldout}
 
 
 def build_model(hp: dict[str, Any], tokenizer: Any, seed: int) -> Any:
-    from lightning_unlearn.models.llm import tiny_llama
+    """The target before fine-tuning: SmolLM2 as released (``model: "smollm2"``), else a tiny Llama seeded by ``seed``."""
+    from lightning_unlearn.models.llm import smollm2, tiny_llama
+
+    if hp["model"] == "smollm2":
+        return smollm2()
 
     ids = {"pad_token_id": tokenizer.pad_token_id, "bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id}
     return tiny_llama(len(tokenizer), seed=seed, **hp["model"], **ids)
@@ -298,9 +322,17 @@ def analyst_study(seeds: tuple[int, ...] = ANALYST_SEEDS, n_authors: int = 20, f
     return {"seeds": list(seeds), "n_authors": n_authors, "forget_fraction": forget_fraction, "threshold": threshold, "runs": out, "summary": summary}
 
 
-def tuning_grid(round_: int = 1) -> dict[str, tuple[str, dict[str, Any]]]:
-    """The settings tried on :data:`TUNE_SEED` (``--tune``), ``{label: (method, run settings)}``."""
+def tuning_grid(round_: int = 1, scale: str = "full") -> dict[str, tuple[str, dict[str, Any]]]:
+    """The settings tried on :data:`TUNE_SEED` (``--tune``), ``{label: (method, run settings)}``; the ``"smollm2"``
+    scale has one round (the learning rate of each method, 8 epochs: one paired step per epoch)."""
     grid: dict[str, tuple[str, dict[str, Any]]] = {}
+    if scale == "smollm2":
+        if round_ != 1:
+            raise ValueError(f"`round_` should be 1 for the 'smollm2' scale, got {round_!r}.")
+        for lr in (3e-5, 1e-4):
+            grid[f"fr lr={lr} mean"] = ("feature_replacement", {"method": {"reduction": "mean"}, "lr": lr, "epochs": 8})
+            grid[f"gd lr={lr}"] = ("graddiff", {"method": {}, "lr": lr, "epochs": 8})
+        return grid
     if round_ == 1:
         for lr in (1e-4, 3e-4, 1e-3):
             for reduction in ("sum", "mean"):
@@ -341,7 +373,7 @@ def run(scale: str, seeds: list[int], out_dir: Any, tag: str = "", tune: int | N
         seeds = [TUNE_SEED]
     elif TUNE_SEED in seeds:
         raise ValueError(f"`seeds` should not hold the tuning seed {TUNE_SEED} (its runs picked the settings); got {seeds}.")
-    runs = [run_seed(scale, seed, grid=tuning_grid(tune) if tune else None, log=log) for seed in seeds]
+    runs = [run_seed(scale, seed, grid=tuning_grid(tune, scale) if tune else None, log=log) for seed in seeds]
     summary = summarize(runs)
     analyst = {k: benchmarking.mean_std([r["analyst"][k] for r in runs]) for k in ("precision", "recall")}
     name = f"b2_reasoning_{scale}{f'_tuning{tune}' if tune else ''}{'_' + tag if tag else ''}"
@@ -361,7 +393,45 @@ def run(scale: str, seeds: list[int], out_dir: Any, tag: str = "", tune: int | N
     return payload
 
 
+def merge(paths: list[Any], out_dir: Any, tag: str = "", log=print) -> dict[str, Any]:
+    """One result from per-seed runs made in parallel (``--seeds 0 --tag s0`` ...): their runs joined, the mean ± std
+    table of every seed, written as ``b2_reasoning_<scale>[_tag].json`` / ``.md``. The files must share the scale and
+    the settings, and hold distinct seeds."""
+    import json
+    from pathlib import Path
+
+    payloads = [json.loads(Path(p).read_text()) for p in paths]
+    scales = {p["scale"] for p in payloads}
+    if len(scales) != 1:
+        raise ValueError(f"`paths` should hold runs of one scale, got {sorted(scales)}.")
+    runs = [run for p in payloads for run in p["runs"]]
+    seeds = [run["seed"] for run in runs]
+    if len(set(seeds)) != len(seeds) or TUNE_SEED in seeds:
+        raise ValueError(f"`paths` should hold distinct reported seeds (not the tuning seed {TUNE_SEED}), got {seeds}.")
+    if any(json.dumps(run["settings"], sort_keys=True) != json.dumps(runs[0]["settings"], sort_keys=True) for run in runs):
+        raise ValueError("`paths` should hold runs made with the same settings.")
+    summary = summarize(runs)
+    analyst = {k: benchmarking.mean_std([r["analyst"][k] for r in runs]) for k in ("precision", "recall")}
+    (scale,) = scales
+    name = f"b2_reasoning_{scale}{'_' + tag if tag else ''}"
+    text = table(summary) + (
+        f"\n\nAnalyst span precision {benchmarking.fmt_pm(*analyst['precision'])}, recall {benchmarking.fmt_pm(*analyst['recall'])} "
+        f"(seeds {seeds}).\n"
+    )
+    payload = {
+        "benchmark": "b2_reasoning", "scale": scale, "seeds": seeds, "command": benchmarking.command_line(),
+        "merged_from": [{"file": Path(p).name, "command": q["command"], "seconds": q["seconds"]} for p, q in zip(paths, payloads)],
+        "seconds": sum(q["seconds"] for q in payloads), "summary": summary, "analyst": analyst, "runs": runs,
+        "versions": payloads[0]["versions"],
+    }  # fmt: skip
+    out = Path(out_dir)
+    benchmarking.write_json(out / f"{name}.json", payload)
+    (out / f"{name}.md").write_text(text)
+    log(text)
+    return payload
+
+
 __all__ = [
-    "METHODS_RUN", "REPORT_SEEDS", "SCORE_KEYS", "SETTINGS", "TUNE_SEED", "analyst_scores", "build_data", "run",
+    "METHODS_RUN", "merge", "REPORT_SEEDS", "SCORE_KEYS", "SETTINGS", "TUNE_SEED", "analyst_scores", "build_data", "run",
     "run_seed", "score", "settings", "summarize", "table", "tuning_grid", "analyst_study", "run_analyst_study", "ANALYST_SEEDS",
 ]  # fmt: skip
