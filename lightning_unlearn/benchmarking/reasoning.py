@@ -40,10 +40,12 @@ METHODS_RUN = ("feature_replacement", "feature_replacement+sum", "graddiff")
 """The reported rows: ``<method>[+<variant>]``, the variant's settings in ``SETTINGS[scale]["unlearn"]``."""
 
 _MODEL = {"hidden_size": 64, "num_layers": 2, "num_heads": 4}
+_DATA = {"n_authors": 8, "facts_per_author": 4, "forget_fraction": 0.25, "holdout_fraction": 0.0}
+_ANALYST = {"threshold": 0.6, "top_k": 3}
 SETTINGS: dict[str, dict[str, Any]] = {
     "full": {
-        "data": {"n_authors": 8, "facts_per_author": 4, "forget_fraction": 0.25, "holdout_fraction": 0.0},
-        "analyst": {"threshold": 0.6, "top_k": 3},
+        "data": _DATA,
+        "analyst": _ANALYST,
         "model": _MODEL,
         "vocab_size": 600,
         "target": {"lr": 3e-3, "epochs": 120, "batch_size": 8},
@@ -59,12 +61,13 @@ SETTINGS: dict[str, dict[str, Any]] = {
     },
     # SmolLM2-135M-Instruct as released (its own tokenizer and chat template) fine-tuned on the same traces as "full"
     "smollm2": {
-        "data": {"n_authors": 8, "facts_per_author": 4, "forget_fraction": 0.25, "holdout_fraction": 0.0},
-        "analyst": {"threshold": 0.6, "top_k": 3},
+        "data": _DATA,
+        "analyst": _ANALYST,
         "model": "smollm2",
         "target": {"lr": 5e-4, "epochs": 8, "batch_size": 8},
         "unlearn": {
-            "feature_replacement": {"method": {"edit_weight": 1.0, "reduction": "mean"}, "lr": 1e-4, "epochs": 8},
+            # picked on seed 3 (`--smollm2 --tune 1`) by the same rule as "full"
+            "feature_replacement": {"method": {"edit_weight": 1.0, "reduction": "mean"}, "lr": 3e-5, "epochs": 8},
             "graddiff": {"method": {}, "lr": 1e-4, "epochs": 8},
         },
         "batch_size": 8,
@@ -72,7 +75,7 @@ SETTINGS: dict[str, dict[str, Any]] = {
     },
     "quick": {
         "data": {"n_authors": 4, "facts_per_author": 2, "forget_fraction": 0.25, "holdout_fraction": 0.0},
-        "analyst": {"threshold": 0.6, "top_k": 3},
+        "analyst": _ANALYST,
         "model": {"hidden_size": 32, "num_layers": 1, "num_heads": 4},
         "vocab_size": 400,
         "target": {"lr": 3e-3, "epochs": 4, "batch_size": 4},
@@ -374,19 +377,23 @@ def run(scale: str, seeds: list[int], out_dir: Any, tag: str = "", tune: int | N
     elif TUNE_SEED in seeds:
         raise ValueError(f"`seeds` should not hold the tuning seed {TUNE_SEED} (its runs picked the settings); got {seeds}.")
     runs = [run_seed(scale, seed, grid=tuning_grid(tune, scale) if tune else None, log=log) for seed in seeds]
+    name = f"b2_reasoning_{scale}{f'_tuning{tune}' if tune else ''}{'_' + tag if tag else ''}"
+    return _write(Path(out_dir), name, scale, runs, {"seconds": time.perf_counter() - start, "versions": benchmarking.versions()}, log)
+
+
+def _write(out: Any, name: str, scale: str, runs: list[dict[str, Any]], extra: dict[str, Any], log=print) -> dict[str, Any]:
+    """The runs' mean ± std table and analyst scores, written as ``<name>.json`` / ``.md`` under ``out``."""
+    seeds = [run["seed"] for run in runs]
     summary = summarize(runs)
     analyst = {k: benchmarking.mean_std([r["analyst"][k] for r in runs]) for k in ("precision", "recall")}
-    name = f"b2_reasoning_{scale}{f'_tuning{tune}' if tune else ''}{'_' + tag if tag else ''}"
     text = table(summary) + (
         f"\n\nAnalyst span precision {benchmarking.fmt_pm(*analyst['precision'])}, recall {benchmarking.fmt_pm(*analyst['recall'])} "
         f"(seeds {seeds}).\n"
     )
     payload = {
-        "benchmark": "b2_reasoning", "scale": scale, "seeds": seeds, "command": benchmarking.command_line(),
-        "seconds": time.perf_counter() - start, "summary": summary, "analyst": analyst, "runs": runs,
-        "versions": benchmarking.versions(),
+        "benchmark": "b2_reasoning", "scale": scale, "seeds": seeds, "command": benchmarking.command_line(), **extra,
+        "summary": summary, "analyst": analyst, "runs": runs,
     }  # fmt: skip
-    out = Path(out_dir)
     benchmarking.write_json(out / f"{name}.json", payload)
     (out / f"{name}.md").write_text(text)
     log(text)
@@ -410,25 +417,12 @@ def merge(paths: list[Any], out_dir: Any, tag: str = "", log=print) -> dict[str,
         raise ValueError(f"`paths` should hold distinct reported seeds (not the tuning seed {TUNE_SEED}), got {seeds}.")
     if any(json.dumps(run["settings"], sort_keys=True) != json.dumps(runs[0]["settings"], sort_keys=True) for run in runs):
         raise ValueError("`paths` should hold runs made with the same settings.")
-    summary = summarize(runs)
-    analyst = {k: benchmarking.mean_std([r["analyst"][k] for r in runs]) for k in ("precision", "recall")}
     (scale,) = scales
-    name = f"b2_reasoning_{scale}{'_' + tag if tag else ''}"
-    text = table(summary) + (
-        f"\n\nAnalyst span precision {benchmarking.fmt_pm(*analyst['precision'])}, recall {benchmarking.fmt_pm(*analyst['recall'])} "
-        f"(seeds {seeds}).\n"
-    )
-    payload = {
-        "benchmark": "b2_reasoning", "scale": scale, "seeds": seeds, "command": benchmarking.command_line(),
+    extra = {
         "merged_from": [{"file": Path(p).name, "command": q["command"], "seconds": q["seconds"]} for p, q in zip(paths, payloads)],
-        "seconds": sum(q["seconds"] for q in payloads), "summary": summary, "analyst": analyst, "runs": runs,
-        "versions": payloads[0]["versions"],
+        "seconds": sum(q["seconds"] for q in payloads), "versions": payloads[0]["versions"],
     }  # fmt: skip
-    out = Path(out_dir)
-    benchmarking.write_json(out / f"{name}.json", payload)
-    (out / f"{name}.md").write_text(text)
-    log(text)
-    return payload
+    return _write(Path(out_dir), f"b2_reasoning_{scale}{'_' + tag if tag else ''}", scale, runs, extra, log)
 
 
 __all__ = [
