@@ -65,6 +65,17 @@ _STARTS: weakref.WeakKeyDictionary[nn.Module, dict[tuple[Any, ...], Tensor]] = w
 #: a model at a layer, per model: checked on its first search there (two extra passes) and trusted afterwards.
 _SHORTCUTS: weakref.WeakKeyDictionary[nn.Module, dict[int, dict[str, bool]]] = weakref.WeakKeyDictionary()
 
+def _per_model(store: weakref.WeakKeyDictionary, model: nn.Module, edited: Tensor, key: tuple[Any, ...], compute: Any) -> Any:
+    """``store[model]``'s value for ``key``, computed (``compute()``) when missing or when any weight of ``model`` other
+    than ``edited`` changed since (their in-place versions are part of the key); one value per model is kept."""
+    key = (*key, tuple(p._version for p in model.parameters() if p is not edited))
+    cache = store.setdefault(model, {})
+    if key not in cache:
+        cache.clear()  # the weights changed, or another layer or setting is asked for
+        cache[key] = compute()
+    return cache[key]
+
+
 #: Training-free editors by name (``"stamp"``, ``"stamp_lr"``).
 EDITORS: Registry[Any] = Registry("editor")
 
@@ -750,18 +761,16 @@ class STAMP:
         down-projection), for every editor with the same prompts and template (``_PRESERVED``)."""
         if not self.preserve:
             return torch.zeros((0, 0), dtype=torch.float64)
-        edited = modules[layer].weight
-        versions = tuple(p._version for p in model.parameters() if p is not edited)
-        key = (layer, self.preserve_weight, tuple(map(str, self.preserve)), self.chat_template, self.system_prompt, id(collator.tokenizer), versions)
-        cache = _PRESERVED.setdefault(model, {})
-        if key not in cache:
-            cache.clear()  # one layer's factor per model: the weights changed, or another layer is edited
+
+        def compute() -> Tensor:
             read = self._read(model, collator, list(self.preserve), {layer: modules[layer]}, {layer}, set(), skip)
             keys = torch.cat(read.keys[layer])
             keys = keys / keys.norm(dim=1, keepdim=True).clamp_min(1e-12)
             u, s, _ = torch.linalg.svd(keys.T, full_matrices=False)
-            cache[key] = u * (s * self.preserve_weight**0.5)
-        return cache[key]
+            return u * (s * self.preserve_weight**0.5)
+
+        key = (layer, self.preserve_weight, tuple(map(str, self.preserve)), self.chat_template, self.system_prompt, id(collator.tokenizer))
+        return _per_model(_PRESERVED, model, modules[layer].weight, key, compute)
 
     def _start_direction(
         self, model: nn.Module, collator: Any, modules: dict[int, nn.Module], layer: int, stack: nn.ModuleList | None, skip: int
@@ -770,15 +779,8 @@ class STAMP:
         editor's settings) finds for the ``calibration`` subjects, each asked :data:`_CALIBRATION_QUESTIONS`, at
         ``layer``; with what the search took. Cached like the preserve factor (``_STARTS``): the edited weight's own
         changes do not invalidate it (it is a starting point only: every request's search still runs to ``target_nll``)."""
-        edited = modules[layer].weight
-        versions = tuple(p._version for p in model.parameters() if p is not edited)
-        key = (
-            layer, tuple(self.calibration), self.refusal_answer, self.target_norm, self.target_lr, self.target_steps, self.target_nll,
-            self.shift_tokens, self.chat_template, self.system_prompt, id(collator.tokenizer), versions,
-        )
-        cache = _STARTS.setdefault(model, {})
-        if key not in cache:
-            cache.clear()  # one layer's direction per model
+
+        def compute() -> tuple[Tensor, dict[str, Any]]:
             answer, suffix = collator.answer_ids(self.refusal_answer), self._shared_suffix(collator)
             subject = self.shift_tokens == "subject"
             prompts = [
@@ -792,8 +794,13 @@ class STAMP:
             rows = torch.stack([chunk[0] for chunk in per_key.split([end - start for _, start, end, *_ in prompts])])
             mean = (rows / rows.norm(dim=1, keepdim=True).clamp_min(1e-12)).mean(0)
             info = {"calibration_prompts": len(prompts), "calibration_steps": steps, "calibration_nll": nll}
-            cache[key] = (mean / mean.norm().clamp_min(1e-12), info)
-        return cache[key]
+            return mean / mean.norm().clamp_min(1e-12), info
+
+        key = (
+            layer, tuple(self.calibration), self.refusal_answer, self.target_norm, self.target_lr, self.target_steps, self.target_nll,
+            self.shift_tokens, self.chat_template, self.system_prompt, id(collator.tokenizer),
+        )
+        return _per_model(_STARTS, model, modules[layer].weight, key, compute)
 
     def prepare(self, model: nn.Module, tokenizer: Any) -> dict[str, Any]:
         """Compute now what every edit at this editor's ``layer`` reuses — the preserve factor (with ``preserve`` prompts)
