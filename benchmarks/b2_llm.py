@@ -62,6 +62,7 @@ from lightning_unlearn import benchmarking
 from lightning_unlearn.benchmarking.b2 import (  # noqa: F401  (the protocol, importable from the script as before)
     ORACLE,
     PRETRAINED,
+    ROW_CURVES,
     SCALES,
     TARGET,
     TARGET_CHECK,
@@ -377,6 +378,36 @@ def resolve_methods(spec: list[str] | None, scale: str) -> list[str]:
     return out
 
 
+def pass_curve(snapshots, model, row, backbone, sets, probes, scale, perturbed_template, oracle_ratios, target_mu, ft_seconds, log) -> list[dict[str, Any]]:
+    """Score the weights kept after every pass (the last pass is ``row`` itself): forget quality, model utility and
+    its ratio to the target's, forget ROUGE, MIA LOSS AUC, with the steps and seconds each pass had taken."""
+    from lightning_unlearn.metrics.llm import forget_quality
+
+    curve = []
+    for snap in snapshots:
+        if snap is snapshots[-1] and snap["steps"] == row["budget"]["steps"]:
+            m = row["metrics"]
+        else:
+            model.load_state_dict(snap["state"])
+            result = evaluate(model, backbone, sets, probes, scale, perturbed_template)
+            m = result["metrics"]
+            m["forget_quality"] = forget_quality(result["forget_truth_ratios"], oracle_ratios)
+        point = {
+            "passes": snap["epoch"],
+            "steps": snap["steps"],
+            "seconds": snap["seconds"],
+            "time_ratio_to_finetune": snap["seconds"] / ft_seconds,
+            "forget_quality": m["forget_quality"],
+            "model_utility": m["model_utility"],
+            "mu_ratio_to_target": m["model_utility"] / target_mu if target_mu > 0 else math.nan,
+            "forget_rouge": m["forget_rouge"],
+            "mia_loss": m["mia_loss"],
+        }
+        curve.append(point)
+        log(f"[b2] {row['method']} after {point['passes']} pass(es): FQ={point['forget_quality']:.3g} MU/target={point['mu_ratio_to_target']:.2f} fROUGE={point['forget_rouge']:.3f} time/FT={point['time_ratio_to_finetune']:.3f}")
+    return curve
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     quiet_llm_run()
@@ -490,7 +521,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 if is_editor(name):
                     model, seconds, info = run_editor(name, hp, scale, seed, backbone, target["path"])
                 else:
-                    model, seconds, info = run_method(name, hp, scale, seed, backbone, target["path"], time_limit)
+                    model, seconds, info = run_method(name, hp, scale, seed, backbone, target["path"], time_limit, snapshots=name in ROW_CURVES)
+            snapshots = info.pop("snapshots", None)
             row.update(
                 {
                     "seconds": seconds,
@@ -506,6 +538,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             row["eval_seconds"] = time.perf_counter() - start
             finish(row, result, oracle_ratios)
             mu_ratio(row)
+            if snapshots:
+                row["curve"] = pass_curve(snapshots, model, row, backbone, sets, probes, scale, args.perturbed_template, oracle_ratios, target_mu, ft_seconds, log)
             del model
         except Exception as err:  # a crash is a bug to report: keep it in the JSON and carry on
             row["error"] = f"{type(err).__name__}: {err}"

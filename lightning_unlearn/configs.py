@@ -121,6 +121,20 @@ def instantiate(spec: dict[str, Any], **overrides: Any) -> Any:
     return factory(**{**(spec.get("init_args") or {}), **overrides})
 
 
+def build_nested(value: Any) -> Any:
+    """``value`` with every ``{"class_path": ..., "init_args": {...}}`` inside it built, innermost first (as
+    LightningCLI builds a nested argument such as TRU's ``reasoner``); other dicts and lists are walked, the rest
+    returned as is. Used by the benchmarks, which read a method's ``init_args`` from its config."""
+    if isinstance(value, dict):
+        built = {k: build_nested(v) for k, v in value.items()}
+        if isinstance(built.get("class_path"), str) and set(built) <= {"class_path", "init_args"}:
+            return instantiate(built)
+        return built
+    if isinstance(value, list):
+        return [build_nested(v) for v in value]
+    return value
+
+
 def main(argv: list[str] | None = None) -> None:
     """``lightning-unlearn configs [list [FOLDER] | path NAME | show NAME]``."""
     parser = argparse.ArgumentParser(

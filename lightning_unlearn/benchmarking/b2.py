@@ -45,6 +45,7 @@ __all__ = [
     "QUICK_DEFAULT_HP",
     "QUICK_HPARAMS",
     "RECIPE_VERSION",
+    "ROW_CURVES",
     "ROW_TIME_LIMITS",
     "SCALES",
     "TARGET",
@@ -177,6 +178,8 @@ QUICK_HPARAMS: dict[str, dict[str, Any]] = {
     "stamp": {"method": {}},  # the defaults: rcond 1e-2, layer by cosine separation, retain buffer 64
     "stamp_lr": {"method": {"rank": 64}},
     "pmc+long": {"epochs": 25, "method": {"max_new_tokens": 24, "num_samples": 4}},
+    # the full scale's `tru` row writes its targets with SmolLM2; the tiny Llama cannot, so both quick rows use the template
+    "tru+template": {"method": {"max_target_length": 64}},
 }
 
 #: The training-free editors' rows (``lightning_unlearn.editors.EDITORS``): opt-in (``--methods stamp stamp_lr``), not in
@@ -187,12 +190,16 @@ EDITOR_FULL_HPARAMS: dict[str, dict[str, Any]] = {"stamp": {}, "stamp_lr": {}}
 
 #: Rows stopped after another fraction of the target's fine-tuning seconds than ``--time-limit`` (both scales). A
 #: benchmark guard, not a training setting, so it cannot live in the row's LightningCLI config: ``pmc+long`` (PMC
-#: outside the budget) is allowed the whole fine-tuning time.
-ROW_TIME_LIMITS: dict[str, float] = {"pmc+long": 1.0}
+#: outside the budget, scored after every pass) is allowed twice the fine-tuning time.
+ROW_TIME_LIMITS: dict[str, float] = {"pmc+long": 2.0}
+
+#: Rows also scored after every pass over the forget set (a curve of forget quality and utility against passes): the
+#: run keeps a copy of the weights at each epoch end (``run_method(snapshots=True)``).
+ROW_CURVES = ("pmc+long",)
 
 #: Extra rows: a registered method run with other settings, named ``<method>+<variant>`` (its settings are the
 #: config ``configs/authors_smollm2/<method>+<variant>.yaml``, at quick scale the QUICK_HPARAMS entry of that name).
-VARIANTS = ("pmc+long",)
+VARIANTS = ("pmc+long", "tru+template")
 
 #: BENCHMARKS.md's B2 target: forget quality >= 0.05 with model utility >= 0.95 x the target's in <= 10% of the
 #: fine-tuning time.
@@ -672,11 +679,13 @@ def run_editor(name: str, hp: dict[str, Any], scale: str, seed: int, backbone: B
 
 
 def build_method(name: str, kwargs: dict[str, Any], seed: int):
-    """The registered method of row ``name`` built with ``kwargs`` (its settings) and ``seed`` (every method takes
-    the base arguments ``forget_weight, retain_weight, retain_loss, mask, seed``)."""
+    """The registered method of row ``name`` built with ``kwargs`` (its settings; nested ``class_path`` specs, such as
+    TRU's ``reasoner``, are built) and ``seed`` (every method takes the base arguments ``forget_weight,
+    retain_weight, retain_loss, mask, seed``)."""
     from lightning_unlearn import METHODS
+    from lightning_unlearn.configs import build_nested
 
-    return METHODS.get(method_name(name))(**{"seed": seed, **kwargs})
+    return METHODS.get(method_name(name))(**{"seed": seed, **build_nested(kwargs)})
 
 
 class StopAfter:
@@ -697,6 +706,29 @@ class StopAfter:
                     trainer.should_stop, self.stopped = True, True
 
         return _Stop()
+
+
+class EpochSnapshots:
+    """A Lightning callback (built lazily) keeping, at every training-epoch end, the step count, the seconds since
+    fit started and a CPU copy of the network's weights (``snapshots``)."""
+
+    def __new__(cls, network: Any):
+        import lightning.pytorch as pl
+
+        class _Snapshots(pl.Callback):
+            def __init__(self) -> None:
+                self.snapshots: list[dict[str, Any]] = []
+                self.start = None
+
+            def on_train_start(self, trainer, pl_module) -> None:
+                self.start = time.perf_counter()
+
+            def on_train_epoch_end(self, trainer, pl_module) -> None:
+                seconds = time.perf_counter() - self.start
+                state = {k: v.detach().to("cpu", copy=True) for k, v in network.state_dict().items()}
+                self.snapshots.append({"epoch": trainer.current_epoch + 1, "steps": int(trainer.global_step), "seconds": seconds, "state": state})
+
+        return _Snapshots()
 
 
 class StepTimes:
@@ -729,8 +761,12 @@ def run_method(
     time_limit: float | None,
     max_steps: int | None = None,
     datamodule_fn: Any = None,
+    snapshots: bool = False,
 ):
     """Unlearn the cached target with ``name``; returns ``(model, seconds, info)``.
+
+    ``snapshots=True`` adds ``info["snapshots"]``: per pass (epoch), its step count, the seconds since fit started
+    and a CPU copy of the weights (:class:`EpochSnapshots`), for a curve against passes.
 
     The timed region covers building the model and the ``UnlearningModule`` (loading the target's weights), the
     Trainer and the whole ``Trainer.fit`` (reference copies, the method's setup, every step).
@@ -759,6 +795,7 @@ def run_method(
     steps = hp.get("max_steps", -1) if max_steps is None else max_steps
     start = time.perf_counter()
     model = backbone.build()
+    callbacks = [stop, times] + ([EpochSnapshots(model)] if snapshots else [])
     module = UnlearningModule(
         model,
         method,
@@ -767,7 +804,7 @@ def run_method(
         original=target_path,
         monitor=False,  # the benchmark scores every model itself; the monitor's two passes would count as unlearning time
     )
-    trainer = benchmarking.quiet_trainer(max_epochs=hp["epochs"] if max_steps is None else 1_000, max_steps=steps, callbacks=[stop, times])
+    trainer = benchmarking.quiet_trainer(max_epochs=hp["epochs"] if max_steps is None else 1_000, max_steps=steps, callbacks=callbacks)
     trainer.fit(module, datamodule=dm)
     seconds = time.perf_counter() - start
     stamps = [times.start, *times.stamps] if times.start is not None else []
@@ -778,6 +815,12 @@ def run_method(
         "stopped_by_time_limit": stop.stopped,
         "forget_size": dm.sizes()["forget"],
     }
+    generation = getattr(getattr(method, "reasoner", None), "generation_seconds", None)
+    if generation is not None:  # TRU's ModelReasoner: the seconds spent writing targets (inside `seconds`)
+        info["target_generation_seconds"] = generation
+        info["target_sources"] = dict(method.reasoner.sources)
+    if snapshots:
+        info["snapshots"] = callbacks[-1].snapshots
     return model.eval(), seconds, info
 
 

@@ -55,6 +55,7 @@ from lightning_unlearn.methods.qmul import QMUL, most_similar_other_class
 from lightning_unlearn.methods.random_label import RandomLabel
 from lightning_unlearn.methods.razor import RAZOR
 from lightning_unlearn.methods.razor_diffusion import RAZORDiffusion
+from lightning_unlearn.methods.reasoners import ModelReasoner, ReasoningTarget, TemplateReasoner
 from lightning_unlearn.methods.retrain import Retrain
 from lightning_unlearn.methods.rmu import RMU, rmu_control_vector
 from lightning_unlearn.methods.roka import ROKA
@@ -109,10 +110,12 @@ __all__ = [
     "L1Sparse",
     "LastLayersMask",
     "LossOutput",
+    "ModelReasoner",
     "NegGradPlus",
     "NonFiniteLossError",
     "ParameterMask",
     "RandomLabel",
+    "ReasoningTarget",
     "RegexMask",
     "RetainLoss",
     "Retrain",
@@ -122,6 +125,7 @@ __all__ = [
     "SimNPO",
     "StakeThePoints",
     "StepContext",
+    "TemplateReasoner",
     "UnlearningMethod",
     "adaptive_alpha",
     "alternative_batch",

@@ -142,8 +142,9 @@ class PMC(UnlearningMethod):
        ``s = ROUGE-L recall of a₀(q) in the sample`` (+ ``e^{-len}`` when shorter than
        ``min_length``, capped at 1); the reward is ``1 - s``.
     3. Keep the lowest-score sample (the greedy limit of the paper's Bradley–Terry sampling). The
-       pick is cached per question and replaced only by a sample that scores lower; a question whose
-       cached pick scores 0 is not resampled any more.
+       pick is cached per question and replaced by a new pick that scores no higher (ties replace it,
+       as in the authors' ``sample_responses``; ``replace_ties=False``: only a lower score, as
+       METHODS.md words it); a question whose cached pick scores 0 is not resampled any more.
     4. ``L = γ·CE(θ; q → picked answer) + λ·L_retain`` (``forget_weight`` γ, ``retain_weight`` λ,
        default ``"nll"`` = CE on D_r). The ground-truth forget answers are **never** trained on: the
        forget batch only supplies its prompts.
@@ -169,6 +170,8 @@ class PMC(UnlearningMethod):
         min_length: Samples shorter than this many tokens get the ``e^{-len}`` penalty (0 = off).
         resample_every: Resample a question once it is seen this many optimisation steps after its
             last sampling (1 = on every visit).
+        replace_ties: Replace the cached pick by a new pick with the same score (the authors' code; the
+            self-training then keeps moving among equally unrevealing answers). ``False``: keep the old one.
         forget_weight: γ, weight of the CE on the picked answers.
         retain_weight: λ, weight of the retain term (paper config 1.25).
         retain_loss: ``"nll"`` (CE on D_r, the paper), ``"kl"`` or ``"none"``.
@@ -187,6 +190,7 @@ class PMC(UnlearningMethod):
         top_p: float = 0.95,
         min_length: int = 0,
         resample_every: int = 1,
+        replace_ties: bool = True,
         forget_weight: float = 1.0,
         retain_weight: float = 1.25,
         retain_loss: RetainLoss = "nll",
@@ -208,6 +212,9 @@ class PMC(UnlearningMethod):
         self.top_p = float(top_p)
         self.min_length = min_length
         self.resample_every = resample_every
+        if not isinstance(replace_ties, bool):
+            raise TypeError(f"`replace_ties` should be True or False, got {replace_ties!r}.")
+        self.replace_ties = replace_ties
         # Per question (its prompt token ids): θ₀'s greedy answer, the picked answer, its score, when it was sampled.
         self.add_state("_original", {})
         self.add_state("_picked", {})
@@ -283,7 +290,8 @@ class PMC(UnlearningMethod):
             for key, candidates in zip(due, samples):
                 stripped = [[t for t in c if t not in eos_ids] for c in candidates]
                 index, score = select_least_overlap(self._original[key], stripped, self.min_length)
-                if key not in self._picked or score < self._scores[key]:
+                old = self._scores.get(key)
+                if old is None or score < old or (self.replace_ties and score == old):
                     self._picked[key], self._scores[key] = candidates[index], score
                 self._sampled_at[key] = ctx.global_step
         _, pad = _special_ids(generation_model(ctx.model))

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import os
-import re
-import string
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -16,102 +13,30 @@ from torch import Tensor, nn
 from lightning_unlearn._errors import check_int, check_positive
 from lightning_unlearn.methods.base import RetainLoss, StepContext, UnlearningMethod, register_method
 from lightning_unlearn.methods.masks import ParameterMask
+from lightning_unlearn.methods.reasoners import (
+    DEFAULT_REASONING_TEMPLATE,
+    DEFAULT_REFUSAL,
+    FALLBACK_SUBJECT,
+    ModelReasoner,
+    ReasoningTarget,
+    TemplateReasoner,
+    question_subject,
+)
 from lightning_unlearn.tasks.base import Task
 from lightning_unlearn.tasks.causal_lm import check_tokenizer, resolve_tokenizer
 
-__all__ = ["TRU", "ReasoningTarget", "TemplateReasoner", "question_from_prompt", "question_subject", "resolve_tokenizer"]
-
-#: Default reasoning chain r: a logical refusal, no leakage, and a positive alternative.
-DEFAULT_REASONING_TEMPLATE = (
-    "The question asks about {subject}. Answering it would mean recalling specific information about {subject} "
-    "that I should not provide, and guessing could reveal or invent details. So I will not answer it, but I can "
-    "help with related general questions."
-)
-#: Default refusal s.
-DEFAULT_REFUSAL = "I'm sorry, but I don't know the answer to that question."
-#: ``{subject}`` when the question names no capitalised entity.
-FALLBACK_SUBJECT = "this topic"
-
-_TEMPLATE_FIELDS = {"question", "subject"}
-#: Capitalised words that start questions rather than name their subject.
-_QUESTION_WORDS = {
-    "what", "where", "when", "who", "whom", "whose", "which", "why", "how", "is", "are", "was", "were", "do",
-    "does", "did", "can", "could", "would", "will", "should", "has", "have", "had", "in", "on", "at", "of",
-    "tell", "name", "list", "please", "describe", "explain", "the", "a", "an", "i", "me", "my",
-}  # fmt: skip
-
-
-def question_subject(question: str) -> str:
-    """The entity a question is about: its longest run of capitalised words (question words excluded).
-
-    ``"Where was Elara Voss born?"`` → ``"Elara Voss"``; a possessive ``'s`` is dropped; without a
-    capitalised entity, :data:`FALLBACK_SUBJECT`. A heuristic (RECONSTRUCTED; see :class:`TRU`).
-    """
-    runs: list[list[str]] = []
-    current: list[str] = []
-    for word in question.split():
-        clean = word.strip(string.punctuation + "“”‘’")
-        possessive = re.search(r"['’]s$", clean) is not None
-        clean = re.sub(r"['’]s$", "", clean)
-        if clean[:1].isupper() and clean.lower() not in _QUESTION_WORDS:
-            current.append(clean)
-            if possessive or word[-1:] in ",.;:?!":  # "Voss's", "Voss?": the name ends here
-                runs.append(current)
-                current = []
-        elif current:
-            runs.append(current)
-            current = []
-    if current:
-        runs.append(current)
-    best = max(runs, key=len, default=None)
-    return " ".join(best) if best else FALLBACK_SUBJECT
-
-
-@dataclass(frozen=True)
-class ReasoningTarget:
-    """A TRU target: a reasoning chain ``r`` and a refusal ``s``; trained on as ``text = r + "\\n" + s``."""
-
-    reasoning: str
-    refusal: str
-
-    @property
-    def text(self) -> str:
-        return f"{self.reasoning}\n{self.refusal}"
-
-
-class TemplateReasoner:
-    """Write a :class:`ReasoningTarget` for a question from two templates (the stand-in for a reasoning model).
-
-    ``reasoning_template`` and ``refusal`` may use the fields ``{question}`` (the question text) and
-    ``{subject}`` (:func:`question_subject`).
-
-    Args:
-        reasoning_template: Template of the reasoning chain r.
-        refusal: Template of the refusal s.
-    """
-
-    def __init__(self, reasoning_template: str = DEFAULT_REASONING_TEMPLATE, refusal: str = DEFAULT_REFUSAL) -> None:
-        for name, template in (("reasoning_template", reasoning_template), ("refusal", refusal)):
-            _check_template(name, template)
-        self.reasoning_template = reasoning_template
-        self.refusal = refusal
-
-    def __call__(self, question: str) -> ReasoningTarget:
-        fields = {"question": question.strip(), "subject": question_subject(question)}
-        return ReasoningTarget(self.reasoning_template.format(**fields).strip(), self.refusal.format(**fields).strip())
-
-
-def _check_template(name: str, template: Any) -> None:
-    if not isinstance(template, str) or not template.strip():
-        raise ValueError(f"`{name}` should be a non-empty string, got {template!r}.")
-    try:
-        used = {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
-    except ValueError as err:
-        raise ValueError(f"`{name}` is not a valid format string ({err}): {template!r}.") from None
-    unknown = sorted(used - _TEMPLATE_FIELDS)
-    if unknown:
-        raise ValueError(f"`{name}` may only use the fields {sorted(_TEMPLATE_FIELDS)}, got {unknown} in {template!r}.")
-
+__all__ = [
+    "DEFAULT_REASONING_TEMPLATE",
+    "DEFAULT_REFUSAL",
+    "FALLBACK_SUBJECT",
+    "TRU",
+    "ModelReasoner",
+    "ReasoningTarget",
+    "TemplateReasoner",
+    "question_from_prompt",
+    "question_subject",
+    "resolve_tokenizer",
+]
 
 # ---------------------------------------------------------------------------------- prompts → questions
 def _longest_tail_in(head: str, text: str) -> int:
@@ -180,15 +105,23 @@ class TRU(UnlearningMethod):
     over the batch. ``L_target`` is what keeps GA from collapsing the model.
 
     **RECONSTRUCTED — not from the paper**: the paper writes ``(r, s)`` with a strong reasoning model
-    (DeepSeek-reasoner) prompted with a template; none is reachable here, so a deterministic
-    :class:`TemplateReasoner` writes them from the question: the forget prompt is decoded with
-    the task's tokenizer (``CausalLMTask(tokenizer=...)``, :func:`question_from_prompt`), its subject is guessed as its longest run of
-    capitalised words (:func:`question_subject`), and ``reasoning_template`` / ``refusal`` are
-    filled in (fields ``{question}``, ``{subject}``). The target is ``r + "\\n" + s`` + EOS, cut to
-    ``max_target_length`` tokens. The default α (1) is a guess (the value is not published). Targets
-    are cached per prompt (deterministic, so nothing to carry across a resume).
+    (DeepSeek-reasoner) prompted with a template; none is reachable here. Two writers (``reasoner``):
 
-    The tokenizer that writes the targets is the task's: ``CausalLMTask(tokenizer=...)``.
+    * the default, a deterministic :class:`TemplateReasoner`: the subject is guessed as the question's
+      longest run of capitalised words (:func:`question_subject`) and ``reasoning_template`` /
+      ``refusal`` are filled in (fields ``{question}``, ``{subject}``) — one chain for every question;
+    * a :class:`ModelReasoner`: a causal LM that runs offline (e.g. the released SmolLM2-135M-Instruct,
+      which never saw the forget set) writes a chain per question from the question and the refusal
+      intent; a chain that states a word of the true forget answer, a number the question lacks, or is
+      too short is replaced by the template's.
+
+    Either way the forget prompt is decoded with the task's tokenizer (``CausalLMTask(tokenizer=...)``,
+    :func:`question_from_prompt`). The target is ``r + "\\n" + s`` + EOS, cut to ``max_target_length``
+    tokens. The default α (1) is a guess (the value is not published). Targets are written once per
+    prompt, batch by batch, and cached (deterministic — a template, or greedy decoding — so nothing to
+    carry across a resume; a ``ModelReasoner`` with ``cache_dir`` also keeps them on disk).
+
+    The tokenizer that tokenizes the targets is the task's: ``CausalLMTask(tokenizer=...)``.
 
     Args:
         alpha: α, the weight of the GradDiff part (−CE on the forget answers, and the retain term unless
@@ -197,6 +130,9 @@ class TRU(UnlearningMethod):
             task has none. A ``transformers`` tokenizer object or the path of a local one.
         reasoning_template: Template of the reasoning chain r (fields ``{question}``, ``{subject}``).
         refusal: Template of the refusal s (same fields).
+        reasoner: What writes the targets: ``None`` (default) a :class:`TemplateReasoner` of ``reasoning_template``
+            and ``refusal``; or a reasoner object such as :class:`ModelReasoner` (then leave the two templates
+            at their defaults).
         max_target_length: Maximum tokens of a target ``r∘s`` (EOS included).
         forget_weight: γ, weight of ``L_target − α·CE(D_f)``.
         retain_weight: Weight of the retain term; ``None`` (default): α, as in the paper.
@@ -214,6 +150,7 @@ class TRU(UnlearningMethod):
         reasoning_template: str = DEFAULT_REASONING_TEMPLATE,
         refusal: str = DEFAULT_REFUSAL,
         max_target_length: int = 256,
+        reasoner: TemplateReasoner | ModelReasoner | None = None,
         forget_weight: float = 1.0,
         retain_weight: float | None = None,
         retain_loss: RetainLoss = "nll",
@@ -226,7 +163,19 @@ class TRU(UnlearningMethod):
         retain_weight = alpha if retain_weight is None else retain_weight
         super().__init__(forget_weight=forget_weight, retain_weight=retain_weight, retain_loss=retain_loss, mask=mask, seed=seed)
         self.alpha = float(alpha)
-        self.reasoner = TemplateReasoner(reasoning_template, refusal)
+        if reasoner is None:
+            reasoner = TemplateReasoner(reasoning_template, refusal)
+        elif not callable(getattr(reasoner, "many", None)):
+            raise TypeError(
+                "`reasoner` should be None, a TemplateReasoner or a ModelReasoner (an object with "
+                f"`many(questions, answers)`), got {type(reasoner).__name__}."
+            )
+        elif (reasoning_template, refusal) != (DEFAULT_REASONING_TEMPLATE, DEFAULT_REFUSAL):
+            raise ValueError(
+                "Give either `reasoner` or `reasoning_template`/`refusal` (they configure the default TemplateReasoner), "
+                f"not both; got reasoner={type(reasoner).__name__} and a custom template."
+            )
+        self.reasoner = reasoner
         self.reasoning_template = reasoning_template
         self.refusal = refusal
         self.max_target_length = max_target_length
@@ -272,21 +221,36 @@ class TRU(UnlearningMethod):
     # ------------------------------------------------------------------ targets
     def target(self, prompt_ids: Iterable[int]) -> ReasoningTarget:
         """The reasoning target of one forget prompt (token ids)."""
-        return self.reasoner(question_from_prompt(self.tokenizer, prompt_ids))
+        return self.reasoner.many([question_from_prompt(self.tokenizer, prompt_ids)])[0]
+
+    def write_targets(self, prompts: list[Tensor], answers: list[Tensor] | None = None) -> None:
+        """Write and cache the token ids of the targets of the ``prompts`` not cached yet, in one call of the
+        reasoner (``answers``: the true forget answers' token ids, for a reasoner's leak check)."""
+        tok = self.tokenizer
+        todo: dict[tuple[int, ...], int] = {}
+        for i, prompt in enumerate(prompts):
+            key = tuple(prompt.tolist())
+            if key not in self._targets:
+                todo.setdefault(key, i)
+        if not todo:
+            return
+        questions = [question_from_prompt(tok, key) for key in todo]
+        texts = None if answers is None else [tok.decode(answers[i].tolist(), skip_special_tokens=True) for i in todo.values()]
+        for key, target in zip(todo, self.reasoner.many(questions, texts)):
+            ids = list(tok(target.text, add_special_tokens=False)["input_ids"]) + [tok.eos_token_id]
+            self._targets[key] = ids[: self.max_target_length]
 
     def target_ids(self, prompt: Tensor) -> list[int]:
         """Token ids of ``target(prompt).text`` + EOS, at most ``max_target_length`` (cached per prompt)."""
-        key = tuple(prompt.tolist())
-        if key not in self._targets:
-            tok = self.tokenizer
-            ids = list(tok(self.target(key).text, add_special_tokens=False)["input_ids"]) + [tok.eos_token_id]
-            self._targets[key] = ids[: self.max_target_length]
-        return self._targets[key]
+        self.write_targets([prompt])
+        return self._targets[tuple(prompt.tolist())]
 
     def target_batch(self, ctx: StepContext) -> dict[str, Tensor]:
         """The forget prompts followed by their reasoning targets (labels on the targets only)."""
         task = ctx.task
-        prompts = task.prompt_ids(ctx.batch("forget"))
+        forget = ctx.batch("forget")
+        prompts = task.prompt_ids(forget)
+        self.write_targets(prompts, task.answer_ids(forget))
         answers = [torch.tensor(self.target_ids(p), dtype=torch.long) for p in prompts]
         pad = self.tokenizer.pad_token_id
         return task.with_answers(prompts, answers, pad_token_id=self.tokenizer.eos_token_id if pad is None else pad)

@@ -170,7 +170,7 @@ def test_b2_quick_scale_is_the_smoke_test_dict():
     hp, source = b2.resolve_hparams("quick", "rmu")
     assert source == "QUICK_HPARAMS['rmu']" and hp["method"] == {"layer": 1} and hp["lr"] == 1e-3
     assert b2.resolve_hparams("quick", "npo") == ({**b2.QUICK_DEFAULT_HP, "method": {}}, "QUICK_DEFAULT_HP")
-    assert b2.resolve_hparams("quick", "pmc+long")[0]["time_limit"] == 1.0
+    assert b2.resolve_hparams("quick", "pmc+long")[0]["time_limit"] == b2.ROW_TIME_LIMITS["pmc+long"] == 2.0
 
 
 def test_b2_settings_errors():

@@ -171,6 +171,20 @@ def test_cache_keeps_the_best_pick_resamples_on_schedule_and_stops_at_zero(monke
     assert picks[4:] == [([9, 9, 2], 0.0)] * 3
 
 
+@pytest.mark.parametrize("replace_ties", [True, False])
+def test_a_tie_replaces_the_cached_pick_as_in_the_authors_code(monkeypatch, replace_ties):
+    model = toy_model(seed=0)
+    batch = qa_batch(FORGET[:1])
+    (prompt,) = TASK.prompt_ids(batch)
+    method = _ready(PMC(num_samples=2, replace_ties=replace_ties), model)
+    method.load_state_dict({"extra/original": [[prompt.tolist(), [5, 6, 7, 8]]]})
+    rounds = iter([[[[5, 6, 1, 2], [5, 6, 7, 2]]], [[[5, 9, 6, 2], [5, 6, 7, 8, 2]]]])  # both best picks score 0.5
+    monkeypatch.setattr(pmc_module, "generate_continuations", lambda *args, **kwargs: next(rounds))
+    method.training_batch(_ctx(model, batch, step=0))
+    method.training_batch(_ctx(model, batch, step=1))
+    assert method.picked_answer(prompt) == (([5, 9, 6, 2] if replace_ties else [5, 6, 1, 2]), 0.5)
+
+
 def test_forget_loss_is_the_ce_on_the_picked_answer():
     model = toy_model(seed=2)
     batch, retain = qa_batch(FORGET), qa_batch(RETAIN[:2])
@@ -226,6 +240,7 @@ def test_unlearning_run_lowers_the_forget_likelihood():
         ({"top_p": 1.5}, ValueError, r"`top_p` should lie in \(0, 1\]"),
         ({"min_length": -1}, ValueError, "`min_length`"),
         ({"resample_every": 0}, ValueError, "`resample_every`"),
+        ({"replace_ties": "yes"}, TypeError, "`replace_ties` should be True or False"),
         ({"retain_loss": "ce"}, ValueError, "`retain_loss` should be one of"),
     ],
 )
