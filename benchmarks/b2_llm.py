@@ -68,6 +68,7 @@ from lightning_unlearn.benchmarking.b2 import (  # noqa: F401  (the protocol, im
     TARGET_CHECK,
     Backbone,
     PeakRSS,
+    curve_table,
     default_methods,
     eval_sets,
     evaluate,
@@ -78,12 +79,15 @@ from lightning_unlearn.benchmarking.b2 import (  # noqa: F401  (the protocol, im
     known_probes,
     load_model,
     make_data,
+    merge_seeds,
     method_name,
     model_config,
+    plot_curves,
     quiet_llm_run,
     resolve_hparams,
     run_editor,
     run_method,
+    seed_table,
     training_examples,
 )
 from lightning_unlearn.evaluation.llm import TOFU_COLUMNS
@@ -361,7 +365,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--estimate-methods", nargs="+", default=["npo", "pmc"], help="Methods whose unlearning steps --estimate times.")
     parser.add_argument("--estimate-steps", type=int, default=3, help="Timed steps (after one warm-up step) per measurement of --estimate.")
     parser.add_argument("--quiet", action="store_true", help="No progress lines (the final table is still printed).")
+    parser.add_argument("--merge", nargs="+", default=None, metavar="JSON", help="Instead of running: merge these B2 result JSONs (one per seed) into a mean ± std table, the curves against passes and their plot, written next to --out (default benchmarks/results/b2_seeds.{json,md,png}).")
     return parser.parse_args(argv)
+
+
+def merge(paths: list[str], out: str | None) -> dict[str, Any]:
+    """``--merge``: the per-seed JSONs merged (:func:`lightning_unlearn.benchmarking.b2.merge_seeds`), written as
+    ``<out>.json``, ``<out>.md`` (the tables) and ``<out>.png`` (the curves)."""
+    base = Path(out).with_suffix("") if out else BENCH_DIR / "results" / "b2_seeds"
+    merged = merge_seeds([json.loads(Path(p).read_text()) for p in paths])
+    merged["sources"] = [str(p) for p in paths]
+    base.parent.mkdir(parents=True, exist_ok=True)
+    benchmarking.write_json(base.with_suffix(".json"), finite(merged))
+    text = f"B2, seeds {merged['seeds']} (mean ± std; {', '.join(paths)})\n\n{seed_table(merged)}\n"
+    if any(e.get("curve") for e in merged["rows"].values()):
+        text += f"\nAgainst passes over the forget set:\n\n{curve_table(merged)}\n"
+    base.with_suffix(".md").write_text(text)
+    plot = plot_curves(merged, base.with_suffix(".png"))
+    print(text + (f"\nplot: {plot}" if plot else ""))
+    return merged
 
 
 def resolve_methods(spec: list[str] | None, scale: str) -> list[str]:
@@ -410,6 +432,8 @@ def pass_curve(snapshots, model, row, backbone, sets, probes, scale, perturbed_t
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
+    if args.merge:
+        return merge(args.merge, args.out)
     quiet_llm_run()
     import torch
 

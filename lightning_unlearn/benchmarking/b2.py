@@ -26,6 +26,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import math
 import os
 import time
 from pathlib import Path
@@ -48,14 +49,17 @@ __all__ = [
     "ROW_CURVES",
     "ROW_TIME_LIMITS",
     "SCALES",
+    "SEED_COLUMNS",
     "TARGET",
     "TARGET_CHECK",
     "VARIANTS",
     "Backbone",
+    "EpochSnapshots",
     "PeakRSS",
     "StepTimes",
     "StopAfter",
     "build_method",
+    "curve_table",
     "default_methods",
     "is_editor",
     "eval_sets",
@@ -68,8 +72,10 @@ __all__ = [
     "load_model",
     "make_data",
     "make_datamodule",
+    "merge_seeds",
     "method_name",
     "model_config",
+    "plot_curves",
     "probe_examples",
     "probe_multiturn",
     "quiet_llm_run",
@@ -78,6 +84,7 @@ __all__ = [
     "resolve_hparams",
     "run_editor",
     "run_method",
+    "seed_table",
     "settings_from_config",
     "training_examples",
     "training_loader",
@@ -883,3 +890,138 @@ def rec(before: float, unlearned: float, attacked: float) -> float:
 
     return float(recovery(before=before, unlearned=unlearned, attacked=attacked, tolerance=1e-6))
 
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Several seeds
+# ----------------------------------------------------------------------------------------------------------
+
+#: The columns of :func:`seed_table`: (header, where the value is in a row, digits).
+SEED_COLUMNS: tuple[tuple[str, str, int], ...] = (
+    ("forget ROUGE", "metrics.forget_rouge", 3),
+    ("forget quality", "metrics.forget_quality", 3),
+    ("MU / target", "metrics.mu_ratio_to_target", 2),
+    ("GK acc", "metrics.gk_acc", 2),
+    ("MIA LOSS", "metrics.mia_loss", 2),
+    ("gibberish", "metrics.gibberish", 2),
+    ("time / FT (same run)", "time_ratio_to_finetune_same_run_estimate", 3),
+)
+
+
+def _value(row: dict[str, Any], path: str) -> float:
+    value: Any = row
+    for part in path.split("."):
+        value = value.get(part, math.nan) if isinstance(value, dict) else math.nan
+    return float(value) if isinstance(value, (int, float)) else math.nan
+
+
+def merge_seeds(payloads: list[dict[str, Any]]) -> dict[str, Any]:
+    """Rows of several B2 runs (one per seed) merged by row name: per row, each :data:`SEED_COLUMNS` value per
+    seed and its mean and sample std, how many seeds met B2's target, and (rows with a curve) the curve's points
+    per pass averaged over seeds. Raises ``ValueError`` if two payloads share a seed or differ in scale."""
+    seeds = [p["config"]["seed"] for p in payloads]
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"`payloads` should come from distinct seeds, got seeds {seeds}.")
+    scales = {p["scale"] for p in payloads}
+    if len(scales) != 1:
+        raise ValueError(f"`payloads` should share one scale, got {sorted(scales)}.")
+    names: list[str] = []
+    for p in payloads:
+        names += [r["method"] for r in p["rows"] if r["method"] not in names and "metrics" in r]
+    merged: dict[str, Any] = {"seeds": seeds, "scale": scales.pop(), "rows": {}}
+    for name in names:
+        rows = [next((r for r in p["rows"] if r["method"] == name and "metrics" in r), None) for p in payloads]
+        present = [(s, r) for s, r in zip(seeds, rows) if r is not None]
+        same_run = [p["config"].get("finetune_calibration", {}).get("estimate_seconds") for p, r in zip(payloads, rows) if r is not None]
+        entry: dict[str, Any] = {"seeds": [s for s, _ in present], "columns": {}}
+        for header, path, _ in SEED_COLUMNS:
+            values = [_value(r, path) for _, r in present]
+            mean, std = benchmarking.mean_std([v for v in values if not math.isnan(v)])
+            entry["columns"][header] = {"values": values, "mean": mean, "std": std}
+        entry["met_target"] = sum(
+            _value(r, "metrics.forget_quality") >= TARGET_CHECK["forget_quality"]
+            and _value(r, "metrics.mu_ratio_to_target") >= TARGET_CHECK["mu_ratio_to_target"]
+            and _value(r, "time_ratio_to_finetune_same_run_estimate") <= TARGET_CHECK["time_ratio_to_finetune"]
+            for _, r in present
+        )
+        generation = [r.get("budget", {}).get("target_generation_seconds") for _, r in present]
+        if any(g is not None for g in generation):
+            entry["target_generation_seconds"] = generation
+            entry["targets_by_model"] = [
+                sum(v == "model" for v in r["budget"].get("target_sources", {}).values()) for _, r in present
+            ]
+            entry["targets"] = [len(r["budget"].get("target_sources", {})) for _, r in present]
+        curves = [
+            [{**pt, "time_ratio_same_run": pt["seconds"] / est if est else math.nan} for pt in r["curve"]]
+            for (_, r), est in zip(present, same_run)
+            if r.get("curve")
+        ]
+        if curves:
+            passes = sorted({pt["passes"] for c in curves for pt in c})
+            entry["curve"] = []
+            for k in passes:
+                points = [pt for c in curves for pt in c if pt["passes"] == k]
+                summary: dict[str, Any] = {"passes": k, "n": len(points)}
+                for key in ("forget_quality", "mu_ratio_to_target", "forget_rouge", "mia_loss", "time_ratio_same_run"):
+                    summary[key] = benchmarking.mean_std([pt[key] for pt in points])
+                entry["curve"].append(summary)
+        merged["rows"][name] = entry
+    return merged
+
+
+def seed_table(merged: dict[str, Any]) -> str:
+    """The markdown table of :func:`merge_seeds` (mean ± std over seeds; the last column counts the seeds that met
+    B2's target, with the same-run time ratio)."""
+    header = ["Row", *(h for h, _, _ in SEED_COLUMNS), "met target"]
+    body = []
+    for name, entry in merged["rows"].items():
+        cells = [benchmarking.fmt_pm(entry["columns"][h]["mean"], entry["columns"][h]["std"], d) for h, _, d in SEED_COLUMNS]
+        body.append([name, *cells, f"{entry['met_target']}/{len(entry['seeds'])}"])
+    return benchmarking.markdown_table(header, body)
+
+
+def curve_table(merged: dict[str, Any]) -> str:
+    """The markdown table of every curve of :func:`merge_seeds` (mean ± std over seeds per pass)."""
+    body = []
+    for name, entry in merged["rows"].items():
+        for pt in entry.get("curve", []):
+            body.append([
+                name, pt["passes"], pt["n"], benchmarking.fmt_pm(*pt["forget_quality"], 3), benchmarking.fmt_pm(*pt["mu_ratio_to_target"], 2),
+                benchmarking.fmt_pm(*pt["forget_rouge"], 3), benchmarking.fmt_pm(*pt["mia_loss"], 2), benchmarking.fmt_pm(*pt["time_ratio_same_run"], 2),
+            ])  # fmt: skip
+    header = ["Row", "passes", "seeds", "forget quality", "MU / target", "forget ROUGE", "MIA LOSS", "time / FT (same run)"]
+    return benchmarking.markdown_table(header, body)
+
+
+def plot_curves(merged: dict[str, Any], path: Path) -> Path | None:
+    """Forget quality and MU / target against passes (mean ± std over seeds) for every row with a curve, saved to
+    ``path`` (PNG); ``None`` without matplotlib or without a curve."""
+    curves = {name: e["curve"] for name, e in merged["rows"].items() if e.get("curve")}
+    if not curves:
+        return None
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    for name, curve in curves.items():
+        passes = [pt["passes"] for pt in curve]
+        for ax, key in zip(axes, ("forget_quality", "mu_ratio_to_target")):
+            mean = [pt[key][0] for pt in curve]
+            std = [pt[key][1] for pt in curve]
+            ax.errorbar(passes, mean, yerr=std, marker="o", capsize=3, label=name)
+    axes[0].axhline(TARGET_CHECK["forget_quality"], ls="--", c="gray", label="B2 target")
+    axes[0].set(xlabel="passes over the forget set", ylabel="forget quality (KS p-value)", yscale="log", title="Forget quality")
+    axes[1].axhline(TARGET_CHECK["mu_ratio_to_target"], ls="--", c="gray", label="B2 target")
+    axes[1].set(xlabel="passes over the forget set", ylabel="model utility / target's", title="Model utility")
+    for ax in axes:
+        ax.legend(fontsize=8)
+    fig.suptitle(f"B2, SmolLM2-135M-Instruct, seeds {merged['seeds']}")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

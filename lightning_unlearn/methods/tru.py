@@ -176,6 +176,7 @@ class TRU(UnlearningMethod):
                 f"not both; got reasoner={type(reasoner).__name__} and a custom template."
             )
         self.reasoner = reasoner
+        self.reasoner_name = type(reasoner).__name__  # logged with the hyperparameters
         self.reasoning_template = reasoning_template
         self.refusal = refusal
         self.max_target_length = max_target_length

@@ -52,3 +52,42 @@ def _with(backbone, state):
     model = backbone.build()
     model.load_state_dict(state)
     return model.eval()
+
+
+def _payload(seed: int, fq: float, mu: float, same_run: float, curve: list[tuple[float, float]] | None = None) -> dict:
+    row = {
+        "method": "pmc+long",
+        "metrics": {"forget_rouge": 0.5, "forget_quality": fq, "mu_ratio_to_target": mu, "gk_acc": 0.5, "mia_loss": 0.6, "gibberish": 0.0},
+        "time_ratio_to_finetune_same_run_estimate": same_run,
+        "budget": {"steps": 6},
+    }
+    if curve:
+        row["curve"] = [
+            {"passes": k + 1, "seconds": 10.0 * (k + 1), "forget_quality": q, "mu_ratio_to_target": m, "forget_rouge": 0.5, "mia_loss": 0.6}
+            for k, (q, m) in enumerate(curve)
+        ]
+    crashed = {"method": "tru", "error": "RuntimeError: boom"}
+    return {"scale": "full", "config": {"seed": seed, "finetune_calibration": {"estimate_seconds": 100.0}}, "rows": [row, crashed]}
+
+
+def test_merge_seeds_means_stds_target_counts_and_curves(tmp_path):
+    merged = b2.merge_seeds([
+        _payload(0, 0.2, 0.97, 0.08, [(0.01, 1.0), (0.2, 0.97)]),
+        _payload(1, 0.01, 0.99, 0.08, [(0.001, 1.0), (0.01, 0.99)]),
+        _payload(2, 0.3, 0.90, 0.05, [(0.02, 0.98), (0.3, 0.90)]),
+    ])  # fmt: skip
+    assert merged["seeds"] == [0, 1, 2] and list(merged["rows"]) == ["pmc+long"]  # a crashed row is left out
+    entry = merged["rows"]["pmc+long"]
+    fq = entry["columns"]["forget quality"]
+    assert fq["values"] == [0.2, 0.01, 0.3] and fq["mean"] == pytest.approx(0.17) and fq["std"] == pytest.approx(0.147309199)
+    assert entry["met_target"] == 1  # seed 0 only: seed 1's quality and seed 2's utility fall short
+    first = entry["curve"][0]
+    assert first["passes"] == 1 and first["n"] == 3 and first["forget_quality"][0] == pytest.approx(0.031 / 3)
+    assert first["time_ratio_same_run"] == (pytest.approx(0.1), 0.0)  # 10 s of a 100 s same-run fine-tuning
+    table = b2.seed_table(merged)
+    assert "| pmc+long | 0.500 ± 0.000 | 0.170 ± 0.147 | 0.95 ± 0.05 |" in table and table.rstrip().endswith("1/3 |")
+    assert "| pmc+long | 2 | 3 | 0.170 ± 0.147 |" in b2.curve_table(merged)
+    plot = b2.plot_curves(merged, tmp_path / "curve.png")
+    assert plot is None or plot.stat().st_size > 0
+    with pytest.raises(ValueError, match="distinct seeds"):
+        b2.merge_seeds([_payload(0, 0.1, 1, 0.1), _payload(0, 0.1, 1, 0.1)])
