@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 import torch
+from bench_scripts import load_script
 
 from lightning_unlearn.benchmarking import b2
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "b2_llm.py"
 SCALE, SEED = "quick", 0
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("b2_llm_script_curve", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
+    return load_script("b2_llm.py")
 
 
 def test_pmc_long_is_scored_after_every_pass():

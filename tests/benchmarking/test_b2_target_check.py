@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "b2_llm.py"
+from bench_scripts import load_script
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("b2_llm_script", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
+    return load_script("b2_llm.py")
 
 
 def _row(method: str, rouge: float, quality: float, mu_ratio: float = 1.0, time_ratio: float = 0.01) -> dict:

@@ -2,25 +2,20 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 from pathlib import Path
 
 import pytest
 import torch
+from bench_scripts import load_script
 
 from lightning_unlearn import METHODS
 from lightning_unlearn.benchmarking import b6
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "b6_quantum.py"
-
 
 def _script():
-    spec = importlib.util.spec_from_file_location("b6_quantum_script", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
+    return load_script("b6_quantum.py")
 
 
 def test_uqi_closed_form():
