@@ -964,6 +964,7 @@ def merge_seeds(payloads: list[dict[str, Any]]) -> dict[str, Any]:
                 summary: dict[str, Any] = {"passes": k, "n": len(points)}
                 for key in ("forget_quality", "mu_ratio_to_target", "forget_rouge", "mia_loss", "time_ratio_same_run"):
                     summary[key] = benchmarking.mean_std([pt[key] for pt in points])
+                    summary[f"{key}_values"] = [pt[key] for pt in points]
                 entry["curve"].append(summary)
         merged["rows"][name] = entry
     return merged
@@ -994,7 +995,7 @@ def curve_table(merged: dict[str, Any]) -> str:
 
 
 def plot_curves(merged: dict[str, Any], path: Path) -> Path | None:
-    """Forget quality and MU / target against passes (mean ± std over seeds) for every row with a curve, saved to
+    """Forget quality and MU / target against passes (each seed, and the mean) for every row with a curve, saved to
     ``path`` (PNG); ``None`` without matplotlib or without a curve."""
     curves = {name: e["curve"] for name, e in merged["rows"].items() if e.get("curve")}
     if not curves:
@@ -1007,12 +1008,13 @@ def plot_curves(merged: dict[str, Any], path: Path) -> Path | None:
     except ImportError:
         return None
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
-    for name, curve in curves.items():
+    for i, (name, curve) in enumerate(curves.items()):
         passes = [pt["passes"] for pt in curve]
         for ax, key in zip(axes, ("forget_quality", "mu_ratio_to_target")):
-            mean = [pt[key][0] for pt in curve]
-            std = [pt[key][1] for pt in curve]
-            ax.errorbar(passes, mean, yerr=std, marker="o", capsize=3, label=name)
+            per_seed = list(zip(*(pt[f"{key}_values"] for pt in curve)))  # one line per seed (when every pass has all)
+            for j, values in enumerate(per_seed if all(pt["n"] == len(per_seed) for pt in curve) else []):
+                ax.plot(passes, values, color=f"C{i}", alpha=0.35, lw=1, label=f"{name}: each seed" if j == 0 else None)
+            ax.plot(passes, [pt[key][0] for pt in curve], color=f"C{i}", marker="o", lw=2, label=f"{name}: mean")
     axes[0].axhline(TARGET_CHECK["forget_quality"], ls="--", c="gray", label="B2 target")
     axes[0].set(xlabel="passes over the forget set", ylabel="forget quality (KS p-value)", yscale="log", title="Forget quality")
     axes[1].axhline(TARGET_CHECK["mu_ratio_to_target"], ls="--", c="gray", label="B2 target")
