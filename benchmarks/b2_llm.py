@@ -545,7 +545,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 if is_editor(name):
                     model, seconds, info = run_editor(name, hp, scale, seed, backbone, target["path"])
                 else:
-                    model, seconds, info = run_method(name, hp, scale, seed, backbone, target["path"], time_limit, snapshots=name in ROW_CURVES)
+                    model, seconds, info = run_method(name, hp, scale, seed, backbone, target["path"], time_limit, snapshots=name in ROW_CURVES and scale == "full")  # quick pmc+long: 25 passes, no curve
             snapshots = info.pop("snapshots", None)
             row.update(
                 {

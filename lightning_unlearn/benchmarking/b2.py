@@ -200,8 +200,8 @@ EDITOR_FULL_HPARAMS: dict[str, dict[str, Any]] = {"stamp": {}, "stamp_lr": {}}
 #: outside the budget, scored after every pass) is allowed twice the fine-tuning time.
 ROW_TIME_LIMITS: dict[str, float] = {"pmc+long": 2.0}
 
-#: Rows also scored after every pass over the forget set (a curve of forget quality and utility against passes): the
-#: run keeps a copy of the weights at each epoch end (``run_method(snapshots=True)``).
+#: Rows also scored after every pass over the forget set at full scale (a curve of forget quality and utility against
+#: passes): the run keeps a copy of the weights at each epoch end (``run_method(snapshots=True)``).
 ROW_CURVES = ("pmc+long",)
 
 #: Extra rows: a registered method run with other settings, named ``<method>+<variant>`` (its settings are the
