@@ -365,7 +365,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--estimate-methods", nargs="+", default=["npo", "pmc"], help="Methods whose unlearning steps --estimate times.")
     parser.add_argument("--estimate-steps", type=int, default=3, help="Timed steps (after one warm-up step) per measurement of --estimate.")
     parser.add_argument("--quiet", action="store_true", help="No progress lines (the final table is still printed).")
-    parser.add_argument("--merge", nargs="+", default=None, metavar="JSON", help="Instead of running: merge these B2 result JSONs (one per seed) into a mean ± std table, the curves against passes and their plot, written next to --out (default benchmarks/results/b2_seeds.{json,md,png}).")
+    parser.add_argument("--merge", nargs="+", default=None, metavar="JSON", help="Instead of running: merge these B2 result JSONs (per seed; a later file of a seed replaces the rows it reruns) into a mean ± std table, the curves against passes and their plot, written next to --out (default benchmarks/results/b2_seeds.{json,md,png}).")
     return parser.parse_args(argv)
 
 

@@ -915,16 +915,31 @@ def _value(row: dict[str, Any], path: str) -> float:
     return float(value) if isinstance(value, (int, float)) else math.nan
 
 
+def _combine_seed(payloads: list[dict[str, Any]]) -> dict[str, Any]:
+    """Runs of one seed as one: the rows of every run, a later run's row replacing an earlier one's of the same name
+    (a rerun of one row); the first run's config. Raises ``ValueError`` if the runs' data differ."""
+    prints = {p["config"].get("data_fingerprint") for p in payloads}
+    if len(prints) != 1:
+        raise ValueError(f"runs of seed {payloads[0]['config']['seed']} should share their data, got fingerprints {sorted(map(str, prints))}.")
+    rows: dict[str, dict[str, Any]] = {}
+    for p in payloads:
+        rows.update({r["method"]: r for r in p["rows"] if "metrics" in r})
+    return {**payloads[0], "rows": list(rows.values())}
+
+
 def merge_seeds(payloads: list[dict[str, Any]]) -> dict[str, Any]:
-    """Rows of several B2 runs (one per seed) merged by row name: per row, each :data:`SEED_COLUMNS` value per
-    seed and its mean and sample std, how many seeds met B2's target, and (rows with a curve) the curve's points
-    per pass averaged over seeds. Raises ``ValueError`` if two payloads share a seed or differ in scale."""
-    seeds = [p["config"]["seed"] for p in payloads]
-    if len(set(seeds)) != len(seeds):
-        raise ValueError(f"`payloads` should come from distinct seeds, got seeds {seeds}.")
+    """Rows of several B2 runs merged by row name over seeds: per row, each :data:`SEED_COLUMNS` value per seed and
+    its mean and sample std, how many seeds met B2's target, and (rows with a curve) the curve's points per pass
+    averaged over seeds. Runs of the same seed are combined first, a later run's row replacing an earlier one's (a
+    rerun of one row). Raises ``ValueError`` if the payloads differ in scale or a seed's runs in data."""
     scales = {p["scale"] for p in payloads}
     if len(scales) != 1:
         raise ValueError(f"`payloads` should share one scale, got {sorted(scales)}.")
+    by_seed: dict[int, list[dict[str, Any]]] = {}
+    for p in payloads:
+        by_seed.setdefault(p["config"]["seed"], []).append(p)
+    payloads = [_combine_seed(runs) for runs in by_seed.values()]
+    seeds = list(by_seed)
     names: list[str] = []
     for p in payloads:
         names += [r["method"] for r in p["rows"] if r["method"] not in names and "metrics" in r]

@@ -193,14 +193,20 @@ def clean_reasoning(text: str, max_sentences: int) -> str:
     return " ".join(sentences).strip()
 
 
+def _words(text: str, ordered: bool = False) -> Any:
+    """The lower-cased words of ``text``, a possessive ``'s`` dropped ("Voss's" is "voss"): a set, or a list in order."""
+    words = [re.sub(r"['’]s$", "", w.lower()) for w in _WORD.findall(text)]
+    return words if ordered else set(words)
+
+
 def leaked_words(reasoning: str, question: str, answer: str | None) -> list[str]:
     """Words of ``reasoning`` that may reveal something: the true ``answer``'s words (3+ characters, not common
-    words) that the question does not contain, and any number the question does not contain (a guessed year)."""
-    said = {w.lower() for w in _WORD.findall(reasoning)}
-    asked = {w.lower() for w in _WORD.findall(question)}
+    words) that the question does not contain, and any number the question does not contain (a guessed year).
+    Words are compared lower-cased with a possessive ``'s`` dropped."""
+    said, asked = _words(reasoning), _words(question)
     leaks = sorted(w for w in said - asked if any(c.isdigit() for c in w))
     if answer:
-        for word in dict.fromkeys(w.lower() for w in _WORD.findall(answer)):
+        for word in dict.fromkeys(_words(answer, ordered=True)):
             if word in said and word not in asked and word not in leaks and len(word) >= 3 and word not in _STOPWORDS:
                 leaks.append(word)
     return leaks

@@ -83,5 +83,13 @@ def test_merge_seeds_means_stds_target_counts_and_curves(tmp_path):
     assert "| pmc+long | 2 | 3 | 0.170 ± 0.147 |" in b2.curve_table(merged)
     plot = b2.plot_curves(merged, tmp_path / "curve.png")
     assert plot is None or plot.stat().st_size > 0
-    with pytest.raises(ValueError, match="distinct seeds"):
-        b2.merge_seeds([_payload(0, 0.1, 1, 0.1), _payload(0, 0.1, 1, 0.1)])
+    # a rerun of a row (same seed, same data) replaces it; other rows stay
+    rerun = _payload(1, 0.4, 0.99, 0.08)
+    rerun["rows"] = [{**rerun["rows"][0], "method": "tru"}]
+    combined = b2.merge_seeds([_payload(0, 0.2, 0.97, 0.08), _payload(1, 0.01, 0.99, 0.08), rerun])
+    assert combined["seeds"] == [0, 1] and combined["rows"]["tru"]["columns"]["forget quality"]["values"] == [0.4]
+    assert combined["rows"]["pmc+long"]["columns"]["forget quality"]["values"] == [0.2, 0.01]
+    other = _payload(0, 0.1, 1, 0.1)
+    other["config"]["data_fingerprint"] = "another split"
+    with pytest.raises(ValueError, match="should share their data"):
+        b2.merge_seeds([_payload(0, 0.1, 1, 0.1), other])

@@ -37,6 +37,9 @@ def test_leaked_words():
     # the question's own words and numbers, and common words, are no leak
     assert leaked_words("Elara Voss was born in 1950, I will not say where.", question, "Elara Voss was born in Maribel.") == []
     assert leaked_words("It is Maribel.", question, None) == []  # without the answer only numbers count
+    # a possessive is the same word: the surname the question names is no leak
+    assert leaked_words("I will not discuss Voss's birthplace.", question, "Voss's birthplace is Maribel.") == ["birthplace"]
+    assert leaked_words("I will not say where Voss's family lived.", question, "Voss's birthplace is Maribel.") == []
 
 
 def test_template_reasoner_many_ignores_answers():
