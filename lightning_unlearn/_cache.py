@@ -24,6 +24,17 @@ def cache_key(*parts: Any) -> str:
     return hashlib.sha256(json.dumps(list(parts)).encode()).hexdigest()[:16]
 
 
+def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` through a temporary file and a rename, so a reader never sees half of it;
+    the parent folder is created. Returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f"{path.suffix}.tmp{os.getpid()}")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
 def cached_tensor(file: Path, compute: Callable[[], Tensor], cache: bool = True) -> Tensor:
     """The tensor stored in ``file`` (read with ``weights_only=True``), or ``compute()``'s, written atomically to
     ``file`` (a temporary file, then a rename: concurrent processes never read a half-written file). ``cache=False``

@@ -922,14 +922,17 @@ def _combine_seed(payloads: list[dict[str, Any]]) -> dict[str, Any]:
     if len(prints) != 1:
         raise ValueError(f"runs of seed {payloads[0]['config']['seed']} should share their data, got fingerprints {sorted(map(str, prints))}.")
     rows: dict[str, dict[str, Any]] = {}
+    checks: dict[str, dict[str, Any]] = {}
     for p in payloads:
         rows.update({r["method"]: r for r in p["rows"] if "metrics" in r})
-    return {**payloads[0], "rows": list(rows.values())}
+        checks.update(p.get("target_check", {}).get("rows", {}))
+    return {**payloads[0], "rows": list(rows.values()), "target_check": {"rows": checks}}
 
 
 def merge_seeds(payloads: list[dict[str, Any]]) -> dict[str, Any]:
     """Rows of several B2 runs merged by row name over seeds: per row, each :data:`SEED_COLUMNS` value per seed and
-    its mean and sample std, how many seeds met B2's target, and (rows with a curve) the curve's points per pass
+    its mean and sample std, how many seeds met B2's target (each run's ``target_check``, timed against its
+    same-run fine-tuning estimate), and (rows with a curve) the curve's points per pass
     averaged over seeds. Runs of the same seed are combined first, a later run's row replacing an earlier one's (a
     rerun of one row). Raises ``ValueError`` if the payloads differ in scale or a seed's runs in data."""
     scales = {p["scale"] for p in payloads}
@@ -947,18 +950,16 @@ def merge_seeds(payloads: list[dict[str, Any]]) -> dict[str, Any]:
     for name in names:
         rows = [next((r for r in p["rows"] if r["method"] == name and "metrics" in r), None) for p in payloads]
         present = [(s, r) for s, r in zip(seeds, rows) if r is not None]
-        same_run = [p["config"].get("finetune_calibration", {}).get("estimate_seconds") for p, r in zip(payloads, rows) if r is not None]
+        runs = [p for p, r in zip(payloads, rows) if r is not None]
+        same_run = [p["config"].get("finetune_calibration", {}).get("estimate_seconds") for p in runs]
         entry: dict[str, Any] = {"seeds": [s for s, _ in present], "columns": {}}
         for header, path, _ in SEED_COLUMNS:
             values = [_value(r, path) for _, r in present]
             mean, std = benchmarking.mean_std([v for v in values if not math.isnan(v)])
             entry["columns"][header] = {"values": values, "mean": mean, "std": std}
-        entry["met_target"] = sum(
-            _value(r, "metrics.forget_quality") >= TARGET_CHECK["forget_quality"]
-            and _value(r, "metrics.mu_ratio_to_target") >= TARGET_CHECK["mu_ratio_to_target"]
-            and _value(r, "time_ratio_to_finetune_same_run_estimate") <= TARGET_CHECK["time_ratio_to_finetune"]
-            for _, r in present
-        )
+        # the run's own target check (b2_llm.py's `target_check`), with the time of the same-run fine-tuning estimate
+        checks = [p.get("target_check", {}).get("rows", {}).get(name) or {} for p in runs]
+        entry["met_target"] = sum(bool(c.get("forget_quality_and_utility") and c.get("within_time_same_run")) for c in checks)
         generation = [r.get("budget", {}).get("target_generation_seconds") for _, r in present]
         if any(g is not None for g in generation):
             entry["target_generation_seconds"] = generation

@@ -29,7 +29,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from lightning_unlearn._cache import cache_key
+from lightning_unlearn._cache import cache_key, write_text_atomic
 from lightning_unlearn._errors import check_int
 
 __all__ = [
@@ -322,12 +322,8 @@ class ModelReasoner:
 
     def _write(self, question: str, generated: str) -> None:
         file = self._file(question)
-        if file is None:
-            return
-        file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = file.with_suffix(f".tmp{os.getpid()}")
-        tmp.write_text(json.dumps({"question": question, "generated": generated}))
-        os.replace(tmp, file)
+        if file is not None:
+            write_text_atomic(file, json.dumps({"question": question, "generated": generated}))
 
     def generated(self, questions: Sequence[str]) -> list[str]:
         """The model's raw answers to ``questions`` (from the caches where written before)."""

@@ -251,7 +251,8 @@ class TRU(UnlearningMethod):
         task = ctx.task
         forget = ctx.batch("forget")
         prompts = task.prompt_ids(forget)
-        self.write_targets(prompts, task.answer_ids(forget))
+        if any(tuple(p.tolist()) not in self._targets for p in prompts):  # the answers only matter for new targets
+            self.write_targets(prompts, task.answer_ids(forget))
         answers = [torch.tensor(self.target_ids(p), dtype=torch.long) for p in prompts]
         pad = self.tokenizer.pad_token_id
         return task.with_answers(prompts, answers, pad_token_id=self.tokenizer.eos_token_id if pad is None else pad)

@@ -26,6 +26,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader
 from typing_extensions import override
 
+from lightning_unlearn._cache import write_text_atomic
 from lightning_unlearn._errors import check_choice, check_int, check_positive
 from lightning_unlearn._interfaces import method_of, weight_file
 from lightning_unlearn._json import json_safe
@@ -464,7 +465,7 @@ class UnlearningReport(Callback):
 
         out = Path(self._out_dir or ".")
         out.mkdir(parents=True, exist_ok=True)
-        self.json_path = _write_text(out / "report.json", dumps_report(report))
+        self.json_path = write_text_atomic(out / "report.json", dumps_report(report))
         self.html_path = write_html(report, out / "report.html")
 
 
@@ -592,11 +593,6 @@ def dumps_report(report: dict[str, Any], indent: int = 2) -> str:
     return dump(report, 0) + "\n"
 
 
-def _write_text(path: Path, text: str) -> Path:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-    return path
 
 
 __all__ = ["CURVE_KEYS", "UnlearningReport", "dumps_report", "model_hash"]

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning_unlearn
+from lightning_unlearn._cache import write_text_atomic
 from lightning_unlearn._errors import missing_extra
 from lightning_unlearn.report.summary import (
     METRICS,
@@ -414,13 +415,7 @@ def render_html(report: dict[str, Any]) -> str:
 
 def write_html(report: dict[str, Any], path: str | os.PathLike) -> Path:
     """Render ``report`` and write the page to ``path`` (atomically); return the path."""
-    path = Path(path)
-    text = render_html(report)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return write_text_atomic(path, render_html(report))
 
 
 #: Where Debian's ``chromium`` package installs the browser.

@@ -61,7 +61,13 @@ def _payload(seed: int, fq: float, mu: float, same_run: float, curve: list[tuple
             for k, (q, m) in enumerate(curve)
         ]
     crashed = {"method": "tru", "error": "RuntimeError: boom"}
-    return {"scale": "full", "config": {"seed": seed, "finetune_calibration": {"estimate_seconds": 100.0}}, "rows": [row, crashed]}
+    check = {"forget_quality_and_utility": fq >= 0.05 and mu >= 0.95, "within_time_same_run": same_run <= 0.1}
+    return {
+        "scale": "full",
+        "config": {"seed": seed, "finetune_calibration": {"estimate_seconds": 100.0}},
+        "rows": [row, crashed],
+        "target_check": {"rows": {"pmc+long": check}},  # as b2_llm.py's target_check writes it
+    }
 
 
 def test_merge_seeds_means_stds_target_counts_and_curves(tmp_path):
@@ -86,6 +92,7 @@ def test_merge_seeds_means_stds_target_counts_and_curves(tmp_path):
     # a rerun of a row (same seed, same data) replaces it; other rows stay
     rerun = _payload(1, 0.4, 0.99, 0.08)
     rerun["rows"] = [{**rerun["rows"][0], "method": "tru"}]
+    rerun["target_check"] = {"rows": {"tru": rerun["target_check"]["rows"]["pmc+long"]}}
     combined = b2.merge_seeds([_payload(0, 0.2, 0.97, 0.08), _payload(1, 0.01, 0.99, 0.08), rerun])
     assert combined["seeds"] == [0, 1] and combined["rows"]["tru"]["columns"]["forget quality"]["values"] == [0.4]
     assert combined["rows"]["pmc+long"]["columns"]["forget quality"]["values"] == [0.2, 0.01]
