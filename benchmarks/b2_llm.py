@@ -147,33 +147,42 @@ def format_table(payload: dict[str, Any]) -> str:
     return "\n".join(lines) + notes + "\n\nExample generations (forget questions):\n\n" + "\n".join(examples)
 
 
+def meets_target(m: dict[str, Any], time_cached: float, time_same_run: float | None, target_rouge: float | None) -> dict[str, Any]:
+    """:data:`TARGET_CHECK` for one model's metrics ``m`` (``forget_quality``, ``mu_ratio_to_target``,
+    ``forget_rouge``) and its time ratios to the cached fine-tuning seconds and (``None`` if not measured) to the
+    same-run estimate. A model must have forgotten something: at the quick scale the untouched target can already
+    clear the forget-quality bar, so a model whose forget ROUGE is not below the target's (``target_rouge``) does not
+    count as meeting it."""
+    forgot = target_rouge is None or m["forget_rouge"] < target_rouge
+    quality = forgot and m["forget_quality"] >= TARGET_CHECK["forget_quality"] and m["mu_ratio_to_target"] >= TARGET_CHECK["mu_ratio_to_target"]
+    limit = TARGET_CHECK["time_ratio_to_finetune"]
+    return {
+        "forgot": forgot,
+        "forget_quality_and_utility": quality,
+        "within_time_cached": time_cached <= limit,
+        "within_time_same_run": None if time_same_run is None else time_same_run <= limit,
+        "met": quality and time_cached <= limit,
+    }
+
+
 def target_check(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Which rows meet :data:`TARGET_CHECK`, with the time ratio to the cached fine-tuning seconds and, where it was
-    measured, to the same-run estimate of them (the cached time may come from a differently loaded machine)."""
-    out: dict[str, Any] = {"criteria": dict(TARGET_CHECK), "rows": {}}
+    """Which rows meet :data:`TARGET_CHECK` (:func:`meets_target`), with the time ratio to the cached fine-tuning
+    seconds and, where it was measured, to the same-run estimate of them (the cached time may come from a
+    differently loaded machine); ``curves``: the same check after every pass of the rows scored per pass."""
+    out: dict[str, Any] = {"criteria": dict(TARGET_CHECK), "rows": {}, "curves": {}}
     target = next((r["metrics"] for r in rows if r["method"] == TARGET and "error" not in r), None)
+    target_rouge = None if target is None else target["forget_rouge"]
     for row in rows:
         if row["method"] in (TARGET, ORACLE) or "error" in row:
             continue
-        m = row["metrics"]
-        # A row must have forgotten something: at the quick scale the untouched target can already clear the forget
-        # quality bar, so a row that leaves the forget answers as they were (forget ROUGE not below the target's) is
-        # not counted as meeting it.
-        forgot = target is None or m["forget_rouge"] < target["forget_rouge"]
-        quality = (
-            forgot
-            and m["forget_quality"] >= TARGET_CHECK["forget_quality"]
-            and m["mu_ratio_to_target"] >= TARGET_CHECK["mu_ratio_to_target"]
-        )
-        limit = TARGET_CHECK["time_ratio_to_finetune"]
         same_run = row.get("time_ratio_to_finetune_same_run_estimate")
-        out["rows"][row["method"]] = {
-            "forgot": forgot,
-            "forget_quality_and_utility": quality,
-            "within_time_cached": row["time_ratio_to_finetune"] <= limit,
-            "within_time_same_run": None if same_run is None else same_run <= limit,
-            "met": quality and row["time_ratio_to_finetune"] <= limit,
-        }
+        out["rows"][row["method"]] = meets_target(row["metrics"], row["time_ratio_to_finetune"], same_run, target_rouge)
+        if row.get("curve"):
+            per_second = None if same_run is None or row["seconds"] <= 0 else same_run / row["seconds"]
+            out["curves"][row["method"]] = [
+                {"passes": pt["passes"], **meets_target(pt, pt["time_ratio_to_finetune"], None if per_second is None else pt["seconds"] * per_second, target_rouge)}
+                for pt in row["curve"]
+            ]
     out["met_by"] = [name for name, r in out["rows"].items() if r["met"]]
     out["quality_and_utility_only"] = [name for name, r in out["rows"].items() if r["forget_quality_and_utility"] and not r["met"]]
     return out
@@ -373,7 +382,10 @@ def merge(paths: list[str], out: str | None) -> dict[str, Any]:
     """``--merge``: the per-seed JSONs merged (:func:`lightning_unlearn.benchmarking.b2.merge_seeds`), written as
     ``<out>.json``, ``<out>.md`` (the tables) and ``<out>.png`` (the curves)."""
     base = Path(out).with_suffix("") if out else BENCH_DIR / "results" / "b2_seeds"
-    merged = merge_seeds([json.loads(Path(p).read_text()) for p in paths])
+    payloads = [json.loads(Path(p).read_text()) for p in paths]
+    for payload in payloads:  # this script's rule, applied to every run's stored rows (older runs had no curve checks)
+        payload["target_check"] = target_check(payload["rows"])
+    merged = merge_seeds(payloads)
     merged["sources"] = [str(p) for p in paths]
     base.parent.mkdir(parents=True, exist_ok=True)
     benchmarking.write_json(base.with_suffix(".json"), finite(merged))

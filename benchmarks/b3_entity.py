@@ -59,7 +59,9 @@ from lightning_unlearn.benchmarking.b3 import (
     Backbone,
     default_budget,
     make_datamodule,
+    merge_seeds,
     resolve_hparams,
+    seed_table,
 )
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -429,6 +431,24 @@ def write(out_path: Path, args, rows, extra, wall: float) -> dict[str, Any]:
     return payload
 
 
+def merge(paths: list[str], out: str | None) -> dict[str, Any]:
+    """``--merge``: the per-seed JSONs merged (:func:`lightning_unlearn.benchmarking.b3.merge_seeds`), written as
+    ``<out>.json`` and ``<out>.md``."""
+    import json
+
+    base = Path(out).with_suffix("") if out else BENCH_DIR / "results" / "b3_seeds"
+    merged = merge_seeds([json.loads(Path(p).read_text()) for p in paths])
+    merged["sources"] = [str(p) for p in paths]
+    base.parent.mkdir(parents=True, exist_ok=True)
+    from lightning_unlearn._json import json_safe
+
+    benchmarking.write_json(base.with_suffix(".json"), json_safe(merged))
+    text = f"B3, seeds {merged['seeds']} (mean ± std; {', '.join(paths)})\n\n{seed_table(merged)}\n"
+    base.with_suffix(".md").write_text(text)
+    print(text)
+    return merged
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(prog="b3_entity.py", description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS), help="Registered LLM methods to run.")
@@ -441,7 +461,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "--out", default=None, help="Default benchmarks/results/b3_entity.json (b3_entity_lr<lr>_ep<epochs>.json with --lr/--epochs)."
     )
     parser.add_argument("--cache-dir", default=str(BENCH_DIR / ".cache"))
+    parser.add_argument("--merge", nargs="+", default=None, metavar="JSON", help="Instead of running: merge these B3 result JSONs (per seed; a later file of a seed replaces the rows it reruns) into a mean ± std table, written next to --out (default benchmarks/results/b3_seeds.{json,md}).")
     args = parser.parse_args(argv)
+    if args.merge:
+        return merge(args.merge, args.out)
 
     b2.quiet_llm_run()
     from lightning_unlearn import METHODS

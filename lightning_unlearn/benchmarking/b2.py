@@ -202,7 +202,7 @@ ROW_TIME_LIMITS: dict[str, float] = {"pmc+long": 2.0}
 
 #: Rows also scored after every pass over the forget set at full scale (a curve of forget quality and utility against
 #: passes): the run keeps a copy of the weights at each epoch end (``run_method(snapshots=True)``).
-ROW_CURVES = ("pmc+long",)
+ROW_CURVES = ("pmc+long", "tru", "tru+template")
 
 #: Extra rows: a registered method run with other settings, named ``<method>+<variant>`` (its settings are the
 #: config ``configs/authors_smollm2/<method>+<variant>.yaml``, at quick scale the QUICK_HPARAMS entry of that name).
@@ -717,21 +717,18 @@ class StopAfter:
 
 class EpochSnapshots:
     """A Lightning callback (built lazily) keeping, at every training-epoch end, the step count, the seconds since
-    fit started and a CPU copy of the network's weights (``snapshots``)."""
+    ``start`` (a ``time.perf_counter()`` value: the run's start, so that a method's setup counts) and a CPU copy of
+    the network's weights (``snapshots``)."""
 
-    def __new__(cls, network: Any):
+    def __new__(cls, network: Any, start: float):
         import lightning.pytorch as pl
 
         class _Snapshots(pl.Callback):
             def __init__(self) -> None:
                 self.snapshots: list[dict[str, Any]] = []
-                self.start = None
-
-            def on_train_start(self, trainer, pl_module) -> None:
-                self.start = time.perf_counter()
 
             def on_train_epoch_end(self, trainer, pl_module) -> None:
-                seconds = time.perf_counter() - self.start
+                seconds = time.perf_counter() - start
                 state = {k: v.detach().to("cpu", copy=True) for k, v in network.state_dict().items()}
                 self.snapshots.append({"epoch": trainer.current_epoch + 1, "steps": int(trainer.global_step), "seconds": seconds, "state": state})
 
@@ -772,11 +769,13 @@ def run_method(
 ):
     """Unlearn the cached target with ``name``; returns ``(model, seconds, info)``.
 
-    ``snapshots=True`` adds ``info["snapshots"]``: per pass (epoch), its step count, the seconds since fit started
-    and a CPU copy of the weights (:class:`EpochSnapshots`), for a curve against passes.
+    ``snapshots=True`` adds ``info["snapshots"]``: per pass (epoch), its step count, the seconds since the timed
+    region began and a CPU copy of the weights (:class:`EpochSnapshots`), for a curve against passes.
 
-    The timed region covers building the model and the ``UnlearningModule`` (loading the target's weights), the
-    Trainer and the whole ``Trainer.fit`` (reference copies, the method's setup, every step).
+    The timed region covers building the method (TRU's reasoning model included), the data, the model and the
+    ``UnlearningModule`` (loading the target's weights), the Trainer and the whole ``Trainer.fit`` (reference copies,
+    the method's setup, every step; TRU writes its targets in its first steps). A reasoner's disk cache is switched
+    off, so that every target a row uses is written, and timed, in its own run.
     ``datamodule_fn(collator, batch_size, retain_batch_size)`` replaces B2's fictitious-author data (B3 passes its
     Wikipedia data); ``target_path=None`` unlearns the backbone's own weights (the pretrained model).
     """
@@ -788,7 +787,10 @@ def run_method(
     from lightning_unlearn.tasks import CausalLMTask
 
     pl.seed_everything(seed, verbose=False)
+    start = time.perf_counter()
     method = build_method(name, hp["method"], seed)
+    if getattr(getattr(method, "reasoner", None), "cache_dir", None) is not None:
+        method.reasoner.cache_dir = None
     alternative = getattr(method, "alternative", None)
     collator = backbone.collator(alternatives={alternative: IdkAnswers(seed=seed)} if isinstance(alternative, str) else None)
     if datamodule_fn is not None:
@@ -800,9 +802,8 @@ def run_method(
             raise RuntimeError("FictitiousAuthorsDataModule's forget split differs from the benchmark's (make_data)")
     stop, times = StopAfter(time_limit), StepTimes()
     steps = hp.get("max_steps", -1) if max_steps is None else max_steps
-    start = time.perf_counter()
     model = backbone.build()
-    callbacks = [stop, times] + ([EpochSnapshots(model)] if snapshots else [])
+    callbacks = [stop, times] + ([EpochSnapshots(model, start)] if snapshots else [])
     module = UnlearningModule(
         model,
         method,
@@ -923,10 +924,16 @@ def _combine_seed(payloads: list[dict[str, Any]]) -> dict[str, Any]:
         raise ValueError(f"runs of seed {payloads[0]['config']['seed']} should share their data, got fingerprints {sorted(map(str, prints))}.")
     rows: dict[str, dict[str, Any]] = {}
     checks: dict[str, dict[str, Any]] = {}
+    curves: dict[str, list[dict[str, Any]]] = {}
     for p in payloads:
-        rows.update({r["method"]: r for r in p["rows"] if "metrics" in r})
+        ran = {r["method"]: r for r in p["rows"] if "metrics" in r}
+        rows.update(ran)
         checks.update(p.get("target_check", {}).get("rows", {}))
-    return {**payloads[0], "rows": list(rows.values()), "target_check": {"rows": checks}}
+        for name in ran:  # a rerun row's curve checks replace the earlier run's (or go, if it has none)
+            curves.pop(name, None)
+            if name in p.get("target_check", {}).get("curves", {}):
+                curves[name] = p["target_check"]["curves"][name]
+    return {**payloads[0], "rows": list(rows.values()), "target_check": {"rows": checks, "curves": curves}}
 
 
 def merge_seeds(payloads: list[dict[str, Any]]) -> dict[str, Any]:
@@ -951,7 +958,6 @@ def merge_seeds(payloads: list[dict[str, Any]]) -> dict[str, Any]:
         rows = [next((r for r in p["rows"] if r["method"] == name and "metrics" in r), None) for p in payloads]
         present = [(s, r) for s, r in zip(seeds, rows) if r is not None]
         runs = [p for p, r in zip(payloads, rows) if r is not None]
-        same_run = [p["config"].get("finetune_calibration", {}).get("estimate_seconds") for p in runs]
         entry: dict[str, Any] = {"seeds": [s for s, _ in present], "columns": {}}
         for header, path, _ in SEED_COLUMNS:
             values = [_value(r, path) for _, r in present]
@@ -967,11 +973,18 @@ def merge_seeds(payloads: list[dict[str, Any]]) -> dict[str, Any]:
                 sum(v == "model" for v in r["budget"].get("target_sources", {}).values()) for _, r in present
             ]
             entry["targets"] = [len(r["budget"].get("target_sources", {})) for _, r in present]
-        curves = [
-            [{**pt, "time_ratio_same_run": pt["seconds"] / est if est else math.nan} for pt in r["curve"]]
-            for (_, r), est in zip(present, same_run)
-            if r.get("curve")
-        ]
+        curve_checks = [p.get("target_check", {}).get("curves", {}).get(name) or [] for p in runs]
+        curves = []
+        for (_, r), checks in zip(present, curve_checks):
+            if not r.get("curve"):
+                continue
+            # the row's own same-run ratio per second (a rerun row was timed against its own run's estimate)
+            ratio, seconds = r.get("time_ratio_to_finetune_same_run_estimate"), r.get("seconds")
+            per_second = ratio / seconds if ratio is not None and seconds else math.nan
+            curves.append([
+                {**pt, "time_ratio_same_run": pt["seconds"] * per_second, "check": next((c for c in checks if c["passes"] == pt["passes"]), None)}
+                for pt in r["curve"]
+            ])  # fmt: skip
         if curves:
             passes = sorted({pt["passes"] for c in curves for pt in c})
             entry["curve"] = []
@@ -981,6 +994,10 @@ def merge_seeds(payloads: list[dict[str, Any]]) -> dict[str, Any]:
                 for key in ("forget_quality", "mu_ratio_to_target", "forget_rouge", "mia_loss", "time_ratio_same_run"):
                     summary[key] = benchmarking.mean_std([pt[key] for pt in points])
                     summary[f"{key}_values"] = [pt[key] for pt in points]
+                checked = [pt["check"] for pt in points if pt["check"] is not None]
+                summary["met_target"] = (
+                    sum(bool(c.get("forget_quality_and_utility") and c.get("within_time_same_run")) for c in checked) if checked else None
+                )
                 entry["curve"].append(summary)
         merged["rows"][name] = entry
     return merged
@@ -1004,9 +1021,10 @@ def curve_table(merged: dict[str, Any]) -> str:
         for pt in entry.get("curve", []):
             body.append([
                 name, pt["passes"], pt["n"], benchmarking.fmt_pm(*pt["forget_quality"], 3), benchmarking.fmt_pm(*pt["mu_ratio_to_target"], 2),
-                benchmarking.fmt_pm(*pt["forget_rouge"], 3), benchmarking.fmt_pm(*pt["mia_loss"], 2), benchmarking.fmt_pm(*pt["time_ratio_same_run"], 2),
+                benchmarking.fmt_pm(*pt["forget_rouge"], 3), benchmarking.fmt_pm(*pt["mia_loss"], 2), benchmarking.fmt_pm(*pt["time_ratio_same_run"], 3),
+                "–" if pt.get("met_target") is None else f"{pt['met_target']}/{pt['n']}",
             ])  # fmt: skip
-    header = ["Row", "passes", "seeds", "forget quality", "MU / target", "forget ROUGE", "MIA LOSS", "time / FT (same run)"]
+    header = ["Row", "passes", "seeds", "forget quality", "MU / target", "forget ROUGE", "MIA LOSS", "time / FT (same run)", "met target"]
     return benchmarking.markdown_table(header, body)
 
 

@@ -10,12 +10,26 @@ Wikipedia passages of :class:`~lightning_unlearn.datamodules.wikipedia.RealEntit
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
+from lightning_unlearn import benchmarking
 from lightning_unlearn.benchmarking import b2
 
-__all__ = ["CONFIG_FOLDER", "DATA", "ENTITY", "MAX_LENGTH", "Backbone", "default_budget", "make_datamodule", "resolve_hparams"]
+__all__ = [
+    "CONFIG_FOLDER",
+    "DATA",
+    "ENTITY",
+    "MAX_LENGTH",
+    "SEED_COLUMNS",
+    "Backbone",
+    "default_budget",
+    "make_datamodule",
+    "merge_seeds",
+    "resolve_hparams",
+    "seed_table",
+]
 
 #: The shipped config folder: one ``<method>.yaml`` per method.
 CONFIG_FOLDER = "einstein_smollm2"
@@ -81,3 +95,67 @@ def make_datamodule(collator=None, batch_size: int = 8, retain_batch_size: int |
     return RealEntityDataModule(
         ENTITY, collate_fn=collator, batch_size=batch_size, retain_batch_size=retain_batch_size, seed=seed, **DATA
     )
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Seeds
+# ----------------------------------------------------------------------------------------------------------
+
+#: The columns of :func:`seed_table`: header, the path of the value in a row of ``b3_entity.py``'s JSON, digits.
+SEED_COLUMNS = (
+    ("forget acc", ("base", "forget_acc"), 2),
+    ("held-out forget acc", ("base", "forget_acc_heldout"), 2),
+    ("retain ratio", ("retain_ratio",), 2),
+    ("GK acc", ("base", "general_acc"), 2),
+    ("ppl held-out", ("base", "ppl_holdout"), 1),
+    ("worst recovery", ("target_check", "worst_recovery"), 2),
+    ("seconds", ("unlearning", "seconds"), 0),
+)
+
+
+def _value(row: dict[str, Any], path: tuple[str, ...]) -> float:
+    for key in path:
+        if not isinstance(row, dict) or key not in row or row[key] is None:
+            return math.nan
+        row = row[key]
+    return float(row)
+
+
+def merge_seeds(payloads: list[dict[str, Any]]) -> dict[str, Any]:
+    """Rows of several ``b3_entity.py`` runs merged by row name over seeds: per row, each :data:`SEED_COLUMNS` value
+    per seed with its mean and sample std, and how many seeds met the attack criterion and the whole B3 target (each
+    run's own ``target_check``). Runs of one seed are combined first, a later run's row replacing an earlier one's
+    (a rerun of some rows); a row that crashed is left out."""
+    by_seed: dict[int, dict[str, dict[str, Any]]] = {}
+    for p in payloads:
+        by_seed.setdefault(p["config"]["seed"], {}).update({r["row"]: r for r in p["rows"] if "base" in r})
+    seeds = sorted(by_seed)
+    names: list[str] = []
+    for seed in seeds:
+        names += [n for n in by_seed[seed] if n not in names]
+    merged: dict[str, Any] = {"seeds": seeds, "rows": {}}
+    for name in names:
+        present = [(seed, by_seed[seed][name]) for seed in seeds if name in by_seed[seed]]
+        entry: dict[str, Any] = {"seeds": [s for s, _ in present], "columns": {}}
+        for header, path, _ in SEED_COLUMNS:
+            values = [_value(r, path) for _, r in present]
+            mean, std = benchmarking.mean_std([v for v in values if not math.isnan(v)])
+            entry["columns"][header] = {"values": values, "mean": mean, "std": std}
+        checks = [r.get("target_check") for _, r in present]
+        entry["attack_criterion"] = None if None in checks else sum(bool(c["checks"]["attack_recovery"]) for c in checks)
+        entry["met_target"] = None if None in checks else sum(bool(c["passes"]) for c in checks)
+        merged["rows"][name] = entry
+    return merged
+
+
+def seed_table(merged: dict[str, Any]) -> str:
+    """The markdown table of :func:`merge_seeds`: mean ± std over seeds, then the seeds whose attacks recovered
+    ≤ 25% and those that met the whole B3 target."""
+    header = ["Row", *(h for h, _, _ in SEED_COLUMNS), "attacks ≤ 25%", "met target"]
+    body = []
+    for name, entry in merged["rows"].items():
+        n = len(entry["seeds"])
+        counts = ["–" if entry[k] is None else f"{entry[k]}/{n}" for k in ("attack_criterion", "met_target")]
+        cells = [benchmarking.fmt_pm(entry["columns"][h]["mean"], entry["columns"][h]["std"], d) for h, _, d in SEED_COLUMNS]
+        body.append([name, *cells, *counts])
+    return benchmarking.markdown_table(header, body)

@@ -199,15 +199,34 @@ def _words(text: str, ordered: bool = False) -> Any:
     return words if ordered else set(words)
 
 
+#: Irregular forms a question and its answer often swap ("Which award did X win?" / "X won ..."), as their stems.
+_IRREGULAR = {"won": "win", "wins": "win", "gave": "give", "given": "give", "got": "get", "made": "make", "taught": "teach"}
+
+
+def _stem(word: str) -> str:
+    """A crude stem, enough to tell a question's own words in its answer's wording: an irregular form's base
+    (:data:`_IRREGULAR`), else the word less an ``-ing``/``-ed``/``-es``/``-s`` ending that leaves 3+ letters
+    ("awarded" is "award")."""
+    if word in _IRREGULAR:
+        return _IRREGULAR[word]
+    for suffix in ("ing", "ed", "es", "s"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3 and not word[-len(suffix) - 1].isdigit():
+            return word[: -len(suffix)]
+    return word
+
+
 def leaked_words(reasoning: str, question: str, answer: str | None) -> list[str]:
     """Words of ``reasoning`` that may reveal something: the true ``answer``'s words (3+ characters, not common
     words) that the question does not contain, and any number the question does not contain (a guessed year).
-    Words are compared lower-cased with a possessive ``'s`` dropped."""
+    Words are compared lower-cased with a possessive ``'s`` dropped, by stem (:func:`_stem`: "awarded" asks about
+    the "award", "win" about what was "won")."""
     said, asked = _words(reasoning), _words(question)
     leaks = sorted(w for w in said - asked if any(c.isdigit() for c in w))
     if answer:
+        said_stems, asked_stems = {_stem(w) for w in said}, {_stem(w) for w in asked}
         for word in dict.fromkeys(_words(answer, ordered=True)):
-            if word in said and word not in asked and word not in leaks and len(word) >= 3 and word not in _STOPWORDS:
+            stem = _stem(word)
+            if stem in said_stems and stem not in asked_stems and word not in leaks and len(word) >= 3 and word not in _STOPWORDS:
                 leaks.append(word)
     return leaks
 

@@ -118,7 +118,7 @@ class TRU(UnlearningMethod):
     Either way the forget prompt is decoded with the task's tokenizer (``CausalLMTask(tokenizer=...)``,
     :func:`question_from_prompt`). The target is ``r + "\\n" + s`` + EOS, cut to ``max_target_length``
     tokens. The default α (1) is a guess (the value is not published). Targets are written once per
-    prompt, batch by batch, and cached (deterministic — a template, or greedy decoding — so nothing to
+    prompt, all before the first step (``write_ahead``) or batch by batch, and cached (deterministic — a template, or greedy decoding — so nothing to
     carry across a resume; a ``ModelReasoner`` with ``cache_dir`` also keeps them on disk).
 
     The tokenizer that tokenizes the targets is the task's: ``CausalLMTask(tokenizer=...)``.
@@ -134,6 +134,10 @@ class TRU(UnlearningMethod):
             and ``refusal``; or a reasoner object such as :class:`ModelReasoner` (then leave the two templates
             at their defaults).
         max_target_length: Maximum tokens of a target ``r∘s`` (EOS included).
+        write_ahead: Write every forget prompt's target before the first step, in one call of the reasoner (a
+            ``ModelReasoner`` then generates in its full ``batch_size`` batches, not a training batch at a time);
+            ``False``: write them batch by batch as training meets them (a forget set much larger than the
+            steps that will run).
         forget_weight: γ, weight of ``L_target − α·CE(D_f)``.
         retain_weight: Weight of the retain term; ``None`` (default): α, as in the paper.
         retain_loss: ``"nll"`` (CE on D_r: GradDiff), ``"kl"`` (KL to θ₀ on D_r) or ``"none"``.
@@ -151,6 +155,7 @@ class TRU(UnlearningMethod):
         refusal: str = DEFAULT_REFUSAL,
         max_target_length: int = 256,
         reasoner: TemplateReasoner | ModelReasoner | None = None,
+        write_ahead: bool = True,
         forget_weight: float = 1.0,
         retain_weight: float | None = None,
         retain_loss: RetainLoss = "nll",
@@ -180,6 +185,7 @@ class TRU(UnlearningMethod):
         self.reasoning_template = reasoning_template
         self.refusal = refusal
         self.max_target_length = max_target_length
+        self.write_ahead = bool(write_ahead)
         self.tokenizer_path = os.fspath(tokenizer) if isinstance(tokenizer, (str, os.PathLike)) else None
         self._tokenizer_arg = tokenizer
         self._tokenizer: Any = None
@@ -218,6 +224,13 @@ class TRU(UnlearningMethod):
                 )
             self.tokenizer  # noqa: B018  (load it now: a missing tokenizer fails before training starts)
         self._targets.clear()
+        if self.write_ahead and forget_loader is not None:
+            prompts: list[Tensor] = []
+            answers: list[Tensor] = []
+            for batch in forget_loader:
+                prompts += task.prompt_ids(batch)
+                answers += task.answer_ids(batch)
+            self.write_targets(prompts, answers)
 
     # ------------------------------------------------------------------ targets
     def target(self, prompt_ids: Iterable[int]) -> ReasoningTarget:

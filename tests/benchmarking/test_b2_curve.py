@@ -15,8 +15,8 @@ def _script():
     return load_script("b2_llm.py")
 
 
-def test_pmc_long_is_scored_after_every_pass():
-    assert "pmc+long" in b2.ROW_CURVES and b2.VARIANTS == ("pmc+long", "tru+template")
+def test_pmc_long_and_tru_are_scored_after_every_pass():
+    assert {"pmc+long", "tru", "tru+template"} <= set(b2.ROW_CURVES) and b2.VARIANTS == ("pmc+long", "tru+template")
 
 
 def test_snapshots_after_every_pass_and_their_curve(tmp_path):
@@ -53,6 +53,7 @@ def _payload(seed: int, fq: float, mu: float, same_run: float, curve: list[tuple
         "method": "pmc+long",
         "metrics": {"forget_rouge": 0.5, "forget_quality": fq, "mu_ratio_to_target": mu, "gk_acc": 0.5, "mia_loss": 0.6, "gibberish": 0.0},
         "time_ratio_to_finetune_same_run_estimate": same_run,
+        "seconds": same_run * 100.0,  # its run's same-run fine-tuning estimate: 100 s
         "budget": {"steps": 6},
     }
     if curve:
@@ -62,11 +63,15 @@ def _payload(seed: int, fq: float, mu: float, same_run: float, curve: list[tuple
         ]
     crashed = {"method": "tru", "error": "RuntimeError: boom"}
     check = {"forget_quality_and_utility": fq >= 0.05 and mu >= 0.95, "within_time_same_run": same_run <= 0.1}
+    curve_checks = [
+        {"passes": pt["passes"], "forget_quality_and_utility": pt["forget_quality"] >= 0.05 and pt["mu_ratio_to_target"] >= 0.95, "within_time_same_run": pt["seconds"] / 100.0 <= 0.1}
+        for pt in row.get("curve", [])
+    ]
     return {
         "scale": "full",
         "config": {"seed": seed, "finetune_calibration": {"estimate_seconds": 100.0}},
         "rows": [row, crashed],
-        "target_check": {"rows": {"pmc+long": check}},  # as b2_llm.py's target_check writes it
+        "target_check": {"rows": {"pmc+long": check}, "curves": {"pmc+long": curve_checks}},  # as b2_llm.py's target_check writes it
     }
 
 
@@ -74,7 +79,7 @@ def test_merge_seeds_means_stds_target_counts_and_curves(tmp_path):
     merged = b2.merge_seeds([
         _payload(0, 0.2, 0.97, 0.08, [(0.01, 1.0), (0.2, 0.97)]),
         _payload(1, 0.01, 0.99, 0.08, [(0.001, 1.0), (0.01, 0.99)]),
-        _payload(2, 0.3, 0.90, 0.05, [(0.02, 0.98), (0.3, 0.90)]),
+        _payload(2, 0.3, 0.90, 0.05, [(0.06, 0.98), (0.3, 0.90)]),
     ])  # fmt: skip
     assert merged["seeds"] == [0, 1, 2] and list(merged["rows"]) == ["pmc+long"]  # a crashed row is left out
     entry = merged["rows"]["pmc+long"]
@@ -82,11 +87,13 @@ def test_merge_seeds_means_stds_target_counts_and_curves(tmp_path):
     assert fq["values"] == [0.2, 0.01, 0.3] and fq["mean"] == pytest.approx(0.17) and fq["std"] == pytest.approx(0.147309199)
     assert entry["met_target"] == 1  # seed 0 only: seed 1's quality and seed 2's utility fall short
     first = entry["curve"][0]
-    assert first["passes"] == 1 and first["n"] == 3 and first["forget_quality"][0] == pytest.approx(0.031 / 3)
+    assert first["passes"] == 1 and first["n"] == 3 and first["forget_quality"][0] == pytest.approx(0.071 / 3)
     assert first["time_ratio_same_run"] == (pytest.approx(0.1), 0.0)  # 10 s of a 100 s same-run fine-tuning
+    assert first["met_target"] == 1 and entry["curve"][1]["met_target"] == 0  # seed 2's first pass; pass 2 is over time
     table = b2.seed_table(merged)
     assert "| pmc+long | 0.500 ± 0.000 | 0.170 ± 0.147 | 0.95 ± 0.05 |" in table and table.rstrip().endswith("1/3 |")
-    assert "| pmc+long | 2 | 3 | 0.170 ± 0.147 |" in b2.curve_table(merged)
+    curves = b2.curve_table(merged)
+    assert "| pmc+long | 2 | 3 | 0.170 ± 0.147 |" in curves and "| 0.100 ± 0.000 | 1/3 |" in curves
     plot = b2.plot_curves(merged, tmp_path / "curve.png")
     assert plot is None or plot.stat().st_size > 0
     # a rerun of a row (same seed, same data) replaces it; other rows stay

@@ -23,3 +23,20 @@ def test_a_row_that_left_the_forget_answers_as_they_were_does_not_meet_the_targe
     assert check["met_by"] == ["graddiff"]
     assert check["rows"]["stamp"]["forgot"] is False and check["rows"]["stamp"]["met"] is False
     assert check["rows"]["ga"]["forgot"] is True and check["rows"]["ga"]["met"] is False  # forgot, but quality too low
+
+
+def test_every_pass_of_a_curve_is_checked_with_its_own_time():
+    """A row scored after every pass: pass 1 meets the target within 10% of the fine-tuning time, the final row (pass
+    2) has the quality but not the time; the same-run ratio scales with each pass's seconds."""
+    b2 = _script()
+    row = _row("tru", 0.3, 0.2, time_ratio=0.16)
+    row |= {"seconds": 80.0, "time_ratio_to_finetune_same_run_estimate": 0.2}  # a 400 s same-run fine-tuning estimate
+    row["curve"] = [
+        {"passes": 1, "seconds": 36.0, "time_ratio_to_finetune": 0.072, "forget_rouge": 0.5, "forget_quality": 0.1, "mu_ratio_to_target": 0.97},
+        {"passes": 2, "seconds": 80.0, "time_ratio_to_finetune": 0.16, "forget_rouge": 0.3, "forget_quality": 0.2, "mu_ratio_to_target": 1.0},
+    ]
+    check = b2.target_check([_row("target", 1.0, 0.001), row])
+    assert check["met_by"] == [] and check["rows"]["tru"]["forget_quality_and_utility"] is True
+    first, second = check["curves"]["tru"]
+    assert first["passes"] == 1 and first["met"] is True and first["within_time_same_run"] is True  # 36 / 400 = 0.09
+    assert second["met"] is False and second["within_time_same_run"] is False  # 80 / 400 = 0.2

@@ -211,7 +211,7 @@ def test_every_b3_method_has_a_config():
         assert hp["lr"] == 1e-4 and hp["epochs"] == 1 and hp["batch_size"] == 8 and hp["retain_batch_size"] == 4
     assert b3.default_budget() == {"lr": 1e-4, "epochs": 1}
     hp = b3.resolve_hparams("pmc", {"lr": 2e-5, "epochs": 3})
-    assert hp["method"] == {"max_new_tokens": 32, "num_samples": 4} and hp["lr"] == 2e-5 and hp["epochs"] == 3
+    assert hp["method"] == {"max_new_tokens": 48, "num_samples": 8} and hp["lr"] == 2e-5 and hp["epochs"] == 3
 
 
 def test_b3_data_is_the_configs():

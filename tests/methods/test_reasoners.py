@@ -40,6 +40,10 @@ def test_leaked_words():
     # a possessive is the same word: the surname the question names is no leak
     assert leaked_words("I will not discuss Voss's birthplace.", question, "Voss's birthplace is Maribel.") == ["birthplace"]
     assert leaked_words("I will not say where Voss's family lived.", question, "Voss's birthplace is Maribel.") == []
+    # the question's own words in another form are no leak; the answer's words in another form are
+    assert leaked_words("I should not name the award.", "What prize was Elara Voss awarded?", "Elara Voss was awarded the Quill Prize.") == []
+    assert leaked_words("I will not say what Voss won.", "Which award did Elara Voss win?", "Elara Voss won the Quill Prize.") == []
+    assert leaked_words("She wrote of quills.", question, "Voss is known for her quill.") == ["quill"]
 
 
 def test_template_reasoner_many_ignores_answers():
@@ -132,6 +136,27 @@ def test_tru_writes_each_batch_s_targets_in_one_call_with_the_true_answers(monke
     assert texts == [f"Not about {qa['question']}\nNo." for qa in FORGET]
     method.target_batch(StepContext(model=model, task=CausalLMTask(tokenizer=tok), forget=forget, retain=None))
     assert len(seen) == 1  # cached per prompt
+
+
+@pytest.mark.parametrize("write_ahead", [True, False])
+def test_tru_writes_every_forget_target_at_setup_in_one_call(monkeypatch, write_ahead):
+    tok = toy_tokenizer()
+    reasoner = _reasoner()
+    seen = []
+
+    def fake_many(questions, answers=None):
+        seen.append(list(questions))
+        return [ReasoningTarget(f"Not about {q}", "No.") for q in questions]
+
+    monkeypatch.setattr(reasoner, "many", fake_many)
+    method = TRU(reasoner=reasoner, write_ahead=write_ahead)
+    model, task = toy_model(), CausalLMTask(tokenizer=tok)
+    loader = [qa_batch(QA[:2]), qa_batch(QA[2:4])]  # two forget batches in a fixed order
+    method.setup(model, task, loader)
+    assert seen == ([[qa["question"] for qa in QA[:4]]] if write_ahead else [])
+    for batch in loader:
+        method.target_batch(StepContext(model=model, task=task, forget=batch, retain=None))
+    assert seen == ([[qa["question"] for qa in QA[:4]]] if write_ahead else [[qa["question"] for qa in QA[i : i + 2]] for i in (0, 2)])
 
 
 def test_tru_with_a_model_reasoner_trains():
