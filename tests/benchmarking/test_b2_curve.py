@@ -16,7 +16,7 @@ def _script():
 
 
 def test_pmc_long_and_tru_are_scored_after_every_pass():
-    assert {"pmc+long", "tru", "tru+template"} <= set(b2.ROW_CURVES) and b2.VARIANTS == ("pmc+long", "tru+template")
+    assert {"pmc+long", "tru", "tru+template"} <= set(b2.ROW_CURVES) and b2.VARIANTS == ("pmc+long", "tru+template", "tru+fast")
 
 
 def test_snapshots_after_every_pass_and_their_curve(tmp_path):
