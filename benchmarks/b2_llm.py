@@ -69,6 +69,7 @@ from lightning_unlearn.benchmarking.b2 import (  # noqa: F401  (the protocol, im
     Backbone,
     PeakRSS,
     curve_table,
+    curves_from_run_start,
     default_methods,
     eval_sets,
     evaluate,
@@ -153,8 +154,12 @@ def meets_target(m: dict[str, Any], time_cached: float, time_same_run: float | N
     same-run estimate. A model must have forgotten something: at the quick scale the untouched target can already
     clear the forget-quality bar, so a model whose forget ROUGE is not below the target's (``target_rouge``) does not
     count as meeting it."""
-    forgot = target_rouge is None or m["forget_rouge"] < target_rouge
-    quality = forgot and m["forget_quality"] >= TARGET_CHECK["forget_quality"] and m["mu_ratio_to_target"] >= TARGET_CHECK["mu_ratio_to_target"]
+    def at_least(key: str, bound: float) -> bool:  # a missing or NaN value (stored as null) is not met
+        value = m.get(key)
+        return value is not None and not math.isnan(value) and value >= bound
+
+    forgot = target_rouge is None or (m.get("forget_rouge") is not None and m["forget_rouge"] < target_rouge)
+    quality = forgot and at_least("forget_quality", TARGET_CHECK["forget_quality"]) and at_least("mu_ratio_to_target", TARGET_CHECK["mu_ratio_to_target"])
     limit = TARGET_CHECK["time_ratio_to_finetune"]
     return {
         "forgot": forgot,
@@ -384,7 +389,7 @@ def merge(paths: list[str], out: str | None) -> dict[str, Any]:
     base = Path(out).with_suffix("") if out else BENCH_DIR / "results" / "b2_seeds"
     payloads = [json.loads(Path(p).read_text()) for p in paths]
     for payload in payloads:  # this script's rule, applied to every run's stored rows (older runs had no curve checks)
-        payload["target_check"] = target_check(payload["rows"])
+        payload["target_check"] = target_check(curves_from_run_start(payload)["rows"])
     merged = merge_seeds(payloads)
     merged["sources"] = [str(p) for p in paths]
     base.parent.mkdir(parents=True, exist_ok=True)
@@ -431,6 +436,7 @@ def pass_curve(snapshots, model, row, backbone, sets, probes, scale, perturbed_t
             "steps": snap["steps"],
             "seconds": snap["seconds"],
             "time_ratio_to_finetune": snap["seconds"] / ft_seconds,
+            "clock": "run",  # seconds since the run's start (run_method), the method's setup included
             "forget_quality": m["forget_quality"],
             "model_utility": m["model_utility"],
             "mu_ratio_to_target": m["model_utility"] / target_mu if target_mu > 0 else math.nan,

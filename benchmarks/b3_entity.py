@@ -440,9 +440,7 @@ def merge(paths: list[str], out: str | None) -> dict[str, Any]:
     merged = merge_seeds([json.loads(Path(p).read_text()) for p in paths])
     merged["sources"] = [str(p) for p in paths]
     base.parent.mkdir(parents=True, exist_ok=True)
-    from lightning_unlearn._json import json_safe
-
-    benchmarking.write_json(base.with_suffix(".json"), json_safe(merged))
+    benchmarking.write_json(base.with_suffix(".json"), b2.finite(merged))
     text = f"B3, seeds {merged['seeds']} (mean ± std; {', '.join(paths)})\n\n{seed_table(merged)}\n"
     base.with_suffix(".md").write_text(text)
     print(text)

@@ -60,6 +60,7 @@ __all__ = [
     "StopAfter",
     "build_method",
     "curve_table",
+    "curves_from_run_start",
     "default_methods",
     "is_editor",
     "eval_sets",
@@ -698,17 +699,20 @@ def build_method(name: str, kwargs: dict[str, Any], seed: int):
 
 
 class StopAfter:
-    """A Lightning callback (built lazily) that stops ``fit`` once ``seconds`` have passed since fit started."""
+    """A Lightning callback (built lazily) that stops ``fit`` once ``seconds`` have passed since ``start`` (a
+    ``time.perf_counter()`` value: the run's start, so that a method's setup, such as TRU writing its targets, counts;
+    ``None``: since training started)."""
 
-    def __new__(cls, seconds: float | None):
+    def __new__(cls, seconds: float | None, start: float | None = None):
         import lightning.pytorch as pl
 
         class _Stop(pl.Callback):
             def __init__(self) -> None:
-                self.start, self.stopped = None, False
+                self.start, self.stopped = start, False
 
             def on_train_start(self, trainer, pl_module) -> None:
-                self.start = time.perf_counter()
+                if self.start is None:
+                    self.start = time.perf_counter()
 
             def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
                 if seconds is not None and time.perf_counter() - self.start > seconds:
@@ -776,8 +780,9 @@ def run_method(
 
     The timed region covers building the method (TRU's reasoning model included), the data, the model and the
     ``UnlearningModule`` (loading the target's weights), the Trainer and the whole ``Trainer.fit`` (reference copies,
-    the method's setup, every step; TRU writes its targets in its first steps). A reasoner's disk cache is switched
-    off, so that every target a row uses is written, and timed, in its own run.
+    the method's setup — TRU writes its targets there — and every step; with ``snapshots``, also the copies of the
+    weights after each pass, ~1 s each). A reasoner's disk cache is switched off, so that every target a row uses
+    is written, and timed, in its own run. ``time_limit`` counts from the same start.
     ``datamodule_fn(collator, batch_size, retain_batch_size)`` replaces B2's fictitious-author data (B3 passes its
     Wikipedia data); ``target_path=None`` unlearns the backbone's own weights (the pretrained model).
     """
@@ -802,7 +807,7 @@ def run_method(
         expected = make_data(scale, seed)
         if [e["id"] for e in dm.forget_set.examples] != [e["id"] for e in expected["forget"]]:
             raise RuntimeError("FictitiousAuthorsDataModule's forget split differs from the benchmark's (make_data)")
-    stop, times = StopAfter(time_limit), StepTimes()
+    stop, times = StopAfter(time_limit, start), StepTimes()
     steps = hp.get("max_steps", -1) if max_steps is None else max_steps
     model = backbone.build()
     callbacks = [stop, times] + ([EpochSnapshots(model, start)] if snapshots else [])
@@ -918,6 +923,22 @@ def _value(row: dict[str, Any], path: str) -> float:
     return float(value) if isinstance(value, (int, float)) else math.nan
 
 
+def curves_from_run_start(payload: dict[str, Any]) -> dict[str, Any]:
+    """``payload`` (one B2 run) with every curve point timed from the run's start, as :func:`run_method` times them
+    now (``"clock": "run"``). Older runs timed a pass from the start of training: their points get the row's
+    ``setup_seconds`` (model, module and method setup) added, and their time ratios rescaled. Idempotent."""
+    for row in payload.get("rows", []):
+        setup = row.get("budget", {}).get("setup_seconds") or 0.0
+        ratio, seconds = row.get("time_ratio_to_finetune"), row.get("seconds")
+        for pt in row.get("curve", []):
+            if pt.get("clock") != "run":
+                pt["seconds"] += setup
+                if ratio is not None and seconds:
+                    pt["time_ratio_to_finetune"] = pt["seconds"] * ratio / seconds
+                pt["clock"] = "run"
+    return payload
+
+
 def _combine_seed(payloads: list[dict[str, Any]]) -> dict[str, Any]:
     """Runs of one seed as one: the rows of every run, a later run's row replacing an earlier one's of the same name
     (a rerun of one row); the first run's config. Raises ``ValueError`` if the runs' data differ."""
@@ -930,11 +951,12 @@ def _combine_seed(payloads: list[dict[str, Any]]) -> dict[str, Any]:
     for p in payloads:
         ran = {r["method"]: r for r in p["rows"] if "metrics" in r}
         rows.update(ran)
-        checks.update(p.get("target_check", {}).get("rows", {}))
-        for name in ran:  # a rerun row's curve checks replace the earlier run's (or go, if it has none)
-            curves.pop(name, None)
-            if name in p.get("target_check", {}).get("curves", {}):
-                curves[name] = p["target_check"]["curves"][name]
+        check = p.get("target_check", {})
+        for name in ran:  # a rerun row's checks replace the earlier run's (or go, if it has none)
+            for kind, store in (("rows", checks), ("curves", curves)):
+                store.pop(name, None)
+                if name in check.get(kind, {}):
+                    store[name] = check[kind][name]
     return {**payloads[0], "rows": list(rows.values()), "target_check": {"rows": checks, "curves": curves}}
 
 
@@ -949,7 +971,7 @@ def merge_seeds(payloads: list[dict[str, Any]]) -> dict[str, Any]:
         raise ValueError(f"`payloads` should share one scale, got {sorted(scales)}.")
     by_seed: dict[int, list[dict[str, Any]]] = {}
     for p in payloads:
-        by_seed.setdefault(p["config"]["seed"], []).append(p)
+        by_seed.setdefault(p["config"]["seed"], []).append(curves_from_run_start(p))
     payloads = [_combine_seed(runs) for runs in by_seed.values()]
     seeds = list(by_seed)
     names: list[str] = []
@@ -994,12 +1016,12 @@ def merge_seeds(payloads: list[dict[str, Any]]) -> dict[str, Any]:
                 points = [pt for c in curves for pt in c if pt["passes"] == k]
                 summary: dict[str, Any] = {"passes": k, "n": len(points)}
                 for key in ("forget_quality", "mu_ratio_to_target", "forget_rouge", "mia_loss", "time_ratio_same_run"):
-                    summary[key] = benchmarking.mean_std([pt[key] for pt in points])
-                    summary[f"{key}_values"] = [pt[key] for pt in points]
+                    values = [math.nan if pt.get(key) is None else pt[key] for pt in points]
+                    summary[key] = benchmarking.mean_std([v for v in values if not math.isnan(v)])
+                    summary[f"{key}_values"] = values
                 checked = [pt["check"] for pt in points if pt["check"] is not None]
-                summary["met_target"] = (
-                    sum(bool(c.get("forget_quality_and_utility") and c.get("within_time_same_run")) for c in checked) if checked else None
-                )
+                summary["checked"] = len(checked)
+                summary["met_target"] = sum(bool(c.get("forget_quality_and_utility") and c.get("within_time_same_run")) for c in checked)
                 entry["curve"].append(summary)
         merged["rows"][name] = entry
     return merged
@@ -1024,7 +1046,7 @@ def curve_table(merged: dict[str, Any]) -> str:
             body.append([
                 name, pt["passes"], pt["n"], benchmarking.fmt_pm(*pt["forget_quality"], 3), benchmarking.fmt_pm(*pt["mu_ratio_to_target"], 2),
                 benchmarking.fmt_pm(*pt["forget_rouge"], 3), benchmarking.fmt_pm(*pt["mia_loss"], 2), benchmarking.fmt_pm(*pt["time_ratio_same_run"], 3),
-                "–" if pt.get("met_target") is None else f"{pt['met_target']}/{pt['n']}",
+                f"{pt['met_target']}/{pt['checked']}" if pt.get("checked") else "–",
             ])  # fmt: skip
     header = ["Row", "passes", "seeds", "forget quality", "MU / target", "forget ROUGE", "MIA LOSS", "time / FT (same run)", "met target"]
     return benchmarking.markdown_table(header, body)

@@ -123,9 +123,14 @@ def _value(row: dict[str, Any], path: tuple[str, ...]) -> float:
 
 def merge_seeds(payloads: list[dict[str, Any]]) -> dict[str, Any]:
     """Rows of several ``b3_entity.py`` runs merged by row name over seeds: per row, each :data:`SEED_COLUMNS` value
-    per seed with its mean and sample std, and how many seeds met the attack criterion and the whole B3 target (each
-    run's own ``target_check``). Runs of one seed are combined first, a later run's row replacing an earlier one's
-    (a rerun of some rows); a row that crashed is left out."""
+    per seed with its mean and sample std, and, out of the seeds whose attacks all ran (``checked``), how many met
+    the attack criterion and the whole B3 target (each run's own ``target_check``). Runs of one seed are combined
+    first, a later run's row replacing an earlier one's (a rerun of some rows); a row that crashed is left out.
+    Raises ``ValueError`` if the runs differ in data or a row's settings differ between seeds (e.g. a ``--lr`` run
+    beside a default one)."""
+    datas = {repr(p["config"].get("data")) for p in payloads}
+    if len(datas) != 1:
+        raise ValueError(f"the B3 runs should share their data settings, got {sorted(datas)}.")
     by_seed: dict[int, dict[str, dict[str, Any]]] = {}
     for p in payloads:
         by_seed.setdefault(p["config"]["seed"], {}).update({r["row"]: r for r in p["rows"] if "base" in r})
@@ -136,26 +141,31 @@ def merge_seeds(payloads: list[dict[str, Any]]) -> dict[str, Any]:
     merged: dict[str, Any] = {"seeds": seeds, "rows": {}}
     for name in names:
         present = [(seed, by_seed[seed][name]) for seed in seeds if name in by_seed[seed]]
+        settings = {repr(r.get("unlearning", {}).get("hparams")) for _, r in present}
+        if len(settings) != 1:
+            raise ValueError(f"row {name!r} should have one setting over the seeds, got {sorted(settings)}.")
         entry: dict[str, Any] = {"seeds": [s for s, _ in present], "columns": {}}
         for header, path, _ in SEED_COLUMNS:
             values = [_value(r, path) for _, r in present]
             mean, std = benchmarking.mean_std([v for v in values if not math.isnan(v)])
             entry["columns"][header] = {"values": values, "mean": mean, "std": std}
-        checks = [r.get("target_check") for _, r in present]
-        entry["attack_criterion"] = None if None in checks else sum(bool(c["checks"]["attack_recovery"]) for c in checks)
-        entry["met_target"] = None if None in checks else sum(bool(c["passes"]) for c in checks)
+        # a seed without every attack (--no-attacks, a crashed attack) is not checked, rather than failed
+        checks = [c for _, r in present if (c := r.get("target_check")) and c.get("attacks_complete")]
+        entry["checked"] = len(checks)
+        entry["attack_criterion"] = sum(bool(c["checks"]["attack_recovery"]) for c in checks)
+        entry["met_target"] = sum(bool(c["passes"]) for c in checks)
         merged["rows"][name] = entry
     return merged
 
 
 def seed_table(merged: dict[str, Any]) -> str:
-    """The markdown table of :func:`merge_seeds`: mean ± std over seeds, then the seeds whose attacks recovered
-    ≤ 25% and those that met the whole B3 target."""
+    """The markdown table of :func:`merge_seeds`: mean ± std over seeds, then, out of the seeds checked, those whose
+    attacks recovered ≤ 25% and those that met the whole B3 target."""
     header = ["Row", *(h for h, _, _ in SEED_COLUMNS), "attacks ≤ 25%", "met target"]
     body = []
     for name, entry in merged["rows"].items():
-        n = len(entry["seeds"])
-        counts = ["–" if entry[k] is None else f"{entry[k]}/{n}" for k in ("attack_criterion", "met_target")]
+        n = entry["checked"]
+        counts = ["–" if not n else f"{entry[k]}/{n}" for k in ("attack_criterion", "met_target")]
         cells = [benchmarking.fmt_pm(entry["columns"][h]["mean"], entry["columns"][h]["std"], d) for h, _, d in SEED_COLUMNS]
         body.append([name, *cells, *counts])
     return benchmarking.markdown_table(header, body)

@@ -10,7 +10,7 @@ import torch
 from lightning.pytorch.utilities.rank_zero import rank_zero_deprecation, rank_zero_warn
 from torch import Tensor, nn
 
-from lightning_unlearn._errors import check_int, check_positive
+from lightning_unlearn._errors import check_choice, check_int, check_positive
 from lightning_unlearn.methods.base import RetainLoss, StepContext, UnlearningMethod, register_method
 from lightning_unlearn.methods.masks import ParameterMask
 from lightning_unlearn.methods.reasoners import (
@@ -118,8 +118,10 @@ class TRU(UnlearningMethod):
     Either way the forget prompt is decoded with the task's tokenizer (``CausalLMTask(tokenizer=...)``,
     :func:`question_from_prompt`). The target is ``r + "\\n" + s`` + EOS, cut to ``max_target_length``
     tokens. The default α (1) is a guess (the value is not published). Targets are written once per
-    prompt, all before the first step (``write_ahead``) or batch by batch, and cached (deterministic — a template, or greedy decoding — so nothing to
-    carry across a resume; a ``ModelReasoner`` with ``cache_dir`` also keeps them on disk).
+    prompt, all before the first step (``write_ahead``) or batch by batch, and cached (deterministic — a
+    template, or greedy decoding — so nothing to carry across a resume, where they are written again; a
+    ``ModelReasoner`` with ``cache_dir`` also keeps them on disk). Under DDP every rank writes every target
+    (the same ones: each rank's batches need them), so the ranks' writing runs side by side, not split.
 
     The tokenizer that tokenizes the targets is the task's: ``CausalLMTask(tokenizer=...)``.
 
@@ -185,7 +187,7 @@ class TRU(UnlearningMethod):
         self.reasoning_template = reasoning_template
         self.refusal = refusal
         self.max_target_length = max_target_length
-        self.write_ahead = bool(write_ahead)
+        self.write_ahead = check_choice("write_ahead", write_ahead, (True, False))
         self.tokenizer_path = os.fspath(tokenizer) if isinstance(tokenizer, (str, os.PathLike)) else None
         self._tokenizer_arg = tokenizer
         self._tokenizer: Any = None

@@ -107,3 +107,29 @@ def test_merge_seeds_means_stds_target_counts_and_curves(tmp_path):
     other["config"]["data_fingerprint"] = "another split"
     with pytest.raises(ValueError, match="should share their data"):
         b2.merge_seeds([_payload(0, 0.1, 1, 0.1), other])
+
+
+def test_a_rerun_row_s_curve_is_timed_against_its_own_run():
+    """A row rerun in another process has its own same-run fine-tuning estimate (here 200 s, the first run's 100 s):
+    its passes are timed against 200 s; a pass without a check is left out of the count, not failed."""
+    first = _payload(0, 0.2, 0.97, 0.08, [(0.01, 1.0), (0.2, 0.97)])
+    rerun = _payload(0, 0.3, 0.97, 0.1, [(0.06, 0.99), (0.3, 0.97)])
+    rerun["rows"][0]["seconds"] = 20.0  # 20 s = 0.1 of its run's 200 s estimate (the config still says 100 s)
+    rerun["target_check"]["curves"]["pmc+long"] = rerun["target_check"]["curves"]["pmc+long"][:1]  # pass 2 unchecked
+    merged = b2.merge_seeds([first, rerun])
+    curve = merged["rows"]["pmc+long"]["curve"]
+    assert curve[0]["time_ratio_same_run"][0] == pytest.approx(0.05) and curve[1]["time_ratio_same_run"][0] == pytest.approx(0.1)
+    assert (curve[0]["checked"], curve[1]["checked"]) == (1, 0)
+    assert "| pmc+long | 2 | 1 |" in b2.curve_table(merged) and b2.curve_table(merged).rstrip().endswith("| – |")
+
+
+def test_older_curves_are_retimed_from_the_run_start():
+    payload = _payload(0, 0.2, 0.97, 0.08, [(0.01, 1.0), (0.2, 0.97)])
+    row = payload["rows"][0]
+    row |= {"seconds": 25.0, "time_ratio_to_finetune": 0.25, "budget": {"steps": 6, "setup_seconds": 5.0}}
+    for pt in row["curve"]:
+        pt["time_ratio_to_finetune"] = pt["seconds"] / 100.0  # timed from the start of training (no "clock")
+    b2.curves_from_run_start(payload)
+    assert [pt["seconds"] for pt in row["curve"]] == [15.0, 25.0] and row["curve"][1]["time_ratio_to_finetune"] == pytest.approx(0.25)
+    b2.curves_from_run_start(payload)  # idempotent
+    assert [pt["seconds"] for pt in row["curve"]] == [15.0, 25.0]

@@ -12,13 +12,14 @@ from lightning_unlearn.benchmarking import b3
 
 
 def _row(name: str, forget: float, worst: float, passes: bool = False) -> dict:
-    check = {"passes": passes, "checks": {"forget_acc": passes, "retain_ratio": passes, "attack_recovery": worst <= 0.25}, "worst_recovery": worst}
+    checks = {"forget_acc": passes, "retain_ratio": passes, "attack_recovery": worst <= 0.25}
+    check = {"passes": passes, "checks": checks, "worst_recovery": worst, "attacks_complete": True}
     base = {"forget_acc": forget, "forget_acc_heldout": forget, "general_acc": 0.8, "ppl_holdout": 28.0}
-    return {"row": name, "base": base, "retain_ratio": 0.6, "target_check": check, "unlearning": {"seconds": 40.0}}
+    return {"row": name, "base": base, "retain_ratio": 0.6, "target_check": check, "unlearning": {"seconds": 40.0, "hparams": {"lr": 1e-4}}}
 
 
 def _payload(seed: int, rows: list[dict]) -> dict:
-    return {"benchmark": "B3", "config": {"seed": seed}, "rows": rows}
+    return {"benchmark": "B3", "config": {"seed": seed, "data": {"forget_passages": 24}}, "rows": rows}
 
 
 def test_merge_means_counts_and_reruns():
@@ -35,10 +36,26 @@ def test_merge_means_counts_and_reruns():
     assert asu["attack_criterion"] == 1 and asu["met_target"] == 0
     assert merged["rows"]["pmc"]["columns"]["worst recovery"]["values"] == [0.2] and merged["rows"]["pmc"]["attack_criterion"] == 1
     pre = merged["rows"]["pretrained"]
-    assert pre["attack_criterion"] is None and math.isnan(pre["columns"]["worst recovery"]["mean"])  # nothing to attack
+    assert pre["checked"] == 0 and math.isnan(pre["columns"]["worst recovery"]["mean"])  # nothing to attack
     table = b3.seed_table(merged)
     assert "| asu | 0.30 ± 0.14 |" in table and table.splitlines()[3].endswith("| 1/2 | 0/2 |")
     assert table.splitlines()[2].endswith("| – | – |")  # the pretrained row
+
+
+def test_a_seed_without_every_attack_is_not_counted_and_settings_must_agree():
+    no_attacks = _row("asu", 0.4, math.nan)
+    no_attacks["target_check"]["attacks_complete"] = False  # a --no-attacks run
+    merged = b3.merge_seeds([_payload(0, [_row("asu", 0.2, 0.25)]), _payload(1, [no_attacks])])
+    assert merged["rows"]["asu"]["checked"] == 1 and merged["rows"]["asu"]["attack_criterion"] == 1
+    assert b3.seed_table(merged).rstrip().endswith("| 1/1 | 0/1 |")
+    other_lr = _row("asu", 0.1, 0.2)
+    other_lr["unlearning"]["hparams"] = {"lr": 2e-5}
+    with pytest.raises(ValueError, match="row 'asu' should have one setting over the seeds"):
+        b3.merge_seeds([_payload(0, [_row("asu", 0.2, 0.25)]), _payload(1, [other_lr])])
+    other_data = _payload(1, [_row("asu", 0.1, 0.2)])
+    other_data["config"]["data"] = {"forget_passages": 12}
+    with pytest.raises(ValueError, match="should share their data settings"):
+        b3.merge_seeds([_payload(0, [_row("asu", 0.2, 0.25)]), other_data])
 
 
 def test_script_merge_writes_json_and_table(tmp_path):

@@ -146,6 +146,7 @@ def test_tru_writes_every_forget_target_at_setup_in_one_call(monkeypatch, write_
 
     def fake_many(questions, answers=None):
         seen.append(list(questions))
+        assert list(answers) == [next(qa["answer"] for qa in QA if qa["question"] == q) for q in questions]  # for the leak check
         return [ReasoningTarget(f"Not about {q}", "No.") for q in questions]
 
     monkeypatch.setattr(reasoner, "many", fake_many)
@@ -192,6 +193,8 @@ def test_tru_reasoner_errors():
         TRU(reasoner="smollm2")
     with pytest.raises(ValueError, match="Give either `reasoner` or `reasoning_template`"):
         TRU(reasoner=TemplateReasoner(), refusal="No.")
+    with pytest.raises(ValueError, match=r"`write_ahead` should be one of \[False, True\], got 'false'"):
+        TRU(write_ahead="false")
 
 
 @pytest.mark.slow
