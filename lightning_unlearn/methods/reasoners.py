@@ -199,34 +199,47 @@ def _words(text: str, ordered: bool = False) -> Any:
     return words if ordered else set(words)
 
 
-#: Irregular forms a question and its answer often swap ("Which award did X win?" / "X won ..."), as their stems.
-_IRREGULAR = {"won": "win", "wins": "win", "gave": "give", "given": "give", "got": "get", "made": "make", "taught": "teach"}
+#: Irregular forms a question and its answer often swap ("Which award did X win?" / "X won ..."), as their base.
+_IRREGULAR = {
+    "won": "win", "gave": "give", "given": "give", "got": "get", "made": "make", "taught": "teach", "wrote": "write",
+    "written": "write", "held": "hold", "led": "lead", "began": "begin", "begun": "begin", "grew": "grow", "grown": "grow",
+}  # fmt: skip
+_CONSONANTS = set("bcdfghjklmnpqrstvwxz")
 
 
 def _stem(word: str) -> str:
     """A crude stem, enough to tell a question's own words in its answer's wording: an irregular form's base
-    (:data:`_IRREGULAR`), else the word less an ``-ing``/``-ed``/``-es``/``-s`` ending that leaves 3+ letters
-    ("awarded" is "award")."""
-    if word in _IRREGULAR:
-        return _IRREGULAR[word]
-    for suffix in ("ing", "ed", "es", "s"):
+    (:data:`_IRREGULAR`); ``-ies``/``-ied`` to ``-y``; an ``-ing``/``-ed``/``-es``/``-s`` ending dropped where 3+
+    letters remain; then a doubled final consonant undoubled and a final ``e`` dropped — so "awarded" and "award",
+    "writes" and "write", "winning" and "won" share a stem."""
+    word = _IRREGULAR.get(word, word)
+    for suffix, repl in (("ies", "y"), ("ied", "y"), ("ing", ""), ("ed", ""), ("es", ""), ("s", "")):
         if word.endswith(suffix) and len(word) - len(suffix) >= 3 and not word[-len(suffix) - 1].isdigit():
-            return word[: -len(suffix)]
-    return word
+            word = word[: -len(suffix)] + repl
+            break
+    if len(word) >= 4 and word[-1] == word[-2] and word[-1] in _CONSONANTS:
+        word = word[:-1]
+    return word[:-1] if len(word) >= 4 and word.endswith("e") else word
 
 
 def leaked_words(reasoning: str, question: str, answer: str | None) -> list[str]:
     """Words of ``reasoning`` that may reveal something: the true ``answer``'s words (3+ characters, not common
     words) that the question does not contain, and any number the question does not contain (a guessed year).
-    Words are compared lower-cased with a possessive ``'s`` dropped, by stem (:func:`_stem`: "awarded" asks about
-    the "award", "win" about what was "won")."""
+    Words are compared lower-cased with a possessive ``'s`` dropped and by stem (:func:`_stem`: "awarded" asks about
+    the "award", "win" about what was "won"), except that an answer word written with a capital (a name, a place, a
+    title: the facts themselves) is only covered by the question holding it as it is ("read" does not cover
+    "Reading")."""
     said, asked = _words(reasoning), _words(question)
     leaks = sorted(w for w in said - asked if any(c.isdigit() for c in w))
     if answer:
         said_stems, asked_stems = {_stem(w) for w in said}, {_stem(w) for w in asked}
-        for word in dict.fromkeys(_words(answer, ordered=True)):
-            stem = _stem(word)
-            if stem in said_stems and stem not in asked_stems and word not in leaks and len(word) >= 3 and word not in _STOPWORDS:
+        for raw in dict.fromkeys(_WORD.findall(answer)):
+            word = re.sub(r"['’]s$", "", raw.lower())
+            if word in leaks or len(word) < 3 or word in _STOPWORDS:
+                continue
+            # a capitalised word must be in the question as written; any other may be there in another form
+            covered = word in asked if raw[0].isupper() else _stem(word) in asked_stems
+            if _stem(word) in said_stems and not covered:
                 leaks.append(word)
     return leaks
 
@@ -265,7 +278,8 @@ class ModelReasoner:
         min_words: A cleaned chain with fewer words is rejected.
         batch_size: Questions generated together.
         cache_dir: A folder for the generated chains (one JSON file per question, keyed by the model's weights,
-            the prompt and ``max_new_tokens``); ``None``: memory only.
+            the prompt, ``max_new_tokens`` and ``batch_size``, since padding can change a greedy answer);
+            ``None``: memory only.
         fallback: The reasoner used for a rejected chain; ``None``: the default :class:`TemplateReasoner` with
             this ``refusal``.
     """
@@ -326,7 +340,7 @@ class ModelReasoner:
         if self.cache_dir is None:
             return None
         if self._key is None:
-            self._key = cache_key(_fingerprint(self.model), self.instruction, self.examples, self.max_new_tokens)
+            self._key = cache_key(_fingerprint(self.model), self.instruction, self.examples, self.max_new_tokens, self.batch_size)
         return self.cache_dir / f"{cache_key(self._key, question)}.json"
 
     def _read(self, question: str) -> str | None:

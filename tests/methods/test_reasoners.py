@@ -44,6 +44,11 @@ def test_leaked_words():
     assert leaked_words("I should not name the award.", "What prize was Elara Voss awarded?", "Elara Voss was awarded the Quill Prize.") == []
     assert leaked_words("I will not say what Voss won.", "Which award did Elara Voss win?", "Elara Voss won the Quill Prize.") == []
     assert leaked_words("She wrote of quills.", question, "Voss is known for her quill.") == ["quill"]
+    # a name, place or title in the answer must be in the question as written: no stem of a question word covers it
+    assert leaked_words("It concerns Reading.", "What did Elara Voss read?", "Elara Voss studied at Reading.") == ["reading"]
+    assert leaked_words("I will not name the genre she writes.", "What genre does Elara Voss write?", "Elara Voss writes mysteries.") == []
+    assert leaked_words("She was winning prizes.", "Which award did Elara Voss win?", "Elara Voss won the Quill Prize.") == ["prize"]
+    assert leaked_words("I will not say what she studies.", "What did Elara Voss study?", "Elara Voss studied botany.") == []
 
 
 def test_template_reasoner_many_ignores_answers():
@@ -108,7 +113,7 @@ def test_many_keeps_a_clean_chain_and_falls_back_on_a_leak_or_a_short_chain(monk
     assert targets[1] == TemplateReasoner()(questions[1]) == targets[1]
     assert targets[2] == TemplateReasoner()(questions[2])
     assert reasoner.sources[questions[0]] == "model"
-    assert reasoner.sources[questions[1]] == "template (leaks ['writes', 'mystery', 'novels'])"
+    assert reasoner.sources[questions[1]] == "template (leaks ['mystery', 'novels'])"  # "writes": the question's "write"
     assert reasoner.sources[questions[2]] == "template (1 words)"
     # without the answers only numbers can count as a leak
     assert reasoner.many(questions[1:2])[0].reasoning == "She writes mystery novels, but I will not say."
