@@ -37,6 +37,8 @@ Run from the repository root (needs ``pip install -e '.[llm,wiki]'`` and ``llm-s
 
     python benchmarks/b3_entity.py                                   # every method, with attacks (~30 min)
     python benchmarks/b3_entity.py --methods graddiff --no-attacks   # one method, metrics only
+    python benchmarks/b3_entity.py --seed 1 --methods asu --out benchmarks/results/b3_entity_s1.json
+    python benchmarks/b3_entity.py --merge benchmarks/results/b3_entity.json benchmarks/results/b3_entity_s1.json
 """
 
 from __future__ import annotations

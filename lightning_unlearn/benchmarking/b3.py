@@ -10,6 +10,7 @@ Wikipedia passages of :class:`~lightning_unlearn.datamodules.wikipedia.RealEntit
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -121,6 +122,11 @@ def _value(row: dict[str, Any], path: tuple[str, ...]) -> float:
     return float(row)
 
 
+def _canonical(value: Any) -> str:
+    """``value`` as sorted-key JSON, so that two settings compare equal whatever their keys' order."""
+    return json.dumps(value, sort_keys=True, default=str)
+
+
 def merge_seeds(payloads: list[dict[str, Any]]) -> dict[str, Any]:
     """Rows of several ``b3_entity.py`` runs merged by row name over seeds: per row, each :data:`SEED_COLUMNS` value
     per seed with its mean and sample std, and, out of the seeds whose attacks all ran (``checked``), how many met
@@ -128,7 +134,7 @@ def merge_seeds(payloads: list[dict[str, Any]]) -> dict[str, Any]:
     first, a later run's row replacing an earlier one's (a rerun of some rows); a row that crashed is left out.
     Raises ``ValueError`` if the runs differ in data or a row's settings differ between seeds (e.g. a ``--lr`` run
     beside a default one)."""
-    datas = {repr(p["config"].get("data")) for p in payloads}
+    datas = {_canonical(p["config"].get("data")) for p in payloads}
     if len(datas) != 1:
         raise ValueError(f"the B3 runs should share their data settings, got {sorted(datas)}.")
     by_seed: dict[int, dict[str, dict[str, Any]]] = {}
@@ -141,7 +147,7 @@ def merge_seeds(payloads: list[dict[str, Any]]) -> dict[str, Any]:
     merged: dict[str, Any] = {"seeds": seeds, "rows": {}}
     for name in names:
         present = [(seed, by_seed[seed][name]) for seed in seeds if name in by_seed[seed]]
-        settings = {repr(r.get("unlearning", {}).get("hparams")) for _, r in present}
+        settings = {_canonical(r.get("unlearning", {}).get("hparams")) for _, r in present}
         if len(settings) != 1:
             raise ValueError(f"row {name!r} should have one setting over the seeds, got {sorted(settings)}.")
         entry: dict[str, Any] = {"seeds": [s for s, _ in present], "columns": {}}

@@ -48,6 +48,11 @@ def test_a_seed_without_every_attack_is_not_counted_and_settings_must_agree():
     merged = b3.merge_seeds([_payload(0, [_row("asu", 0.2, 0.25)]), _payload(1, [no_attacks])])
     assert merged["rows"]["asu"]["checked"] == 1 and merged["rows"]["asu"]["attack_criterion"] == 1
     assert b3.seed_table(merged).rstrip().endswith("| 1/1 | 0/1 |")
+    reordered = _row("asu", 0.1, 0.2)
+    reordered["unlearning"]["hparams"] = {"lr": 1e-4, "epochs": 1}
+    first = _row("asu", 0.2, 0.25)
+    first["unlearning"]["hparams"] = {"epochs": 1, "lr": 1e-4}  # the same settings, keys in another order
+    assert b3.merge_seeds([_payload(0, [first]), _payload(1, [reordered])])["rows"]["asu"]["seeds"] == [0, 1]
     other_lr = _row("asu", 0.1, 0.2)
     other_lr["unlearning"]["hparams"] = {"lr": 2e-5}
     with pytest.raises(ValueError, match="row 'asu' should have one setting over the seeds"):
