@@ -396,6 +396,14 @@ def format_tables(rows: list[dict[str, Any]]) -> str:
     return "\n".join(out)
 
 
+def row_settings(name: str, budget: dict[str, Any]) -> dict[str, Any]:
+    """A row's settings: a method's config (:func:`resolve_hparams`, with the command line's ``budget``), or a
+    training-free editor's arguments (``stamp``, ``stamp_lr``: B2's, their defaults; no optimizer, no budget)."""
+    if b2.is_editor(name):
+        return {"method": dict(b2.EDITOR_FULL_HPARAMS.get(name, {}))}
+    return resolve_hparams(name, budget)
+
+
 def budget_of(args) -> dict[str, Any]:
     """The command line's budget overrides (``--lr``, ``--epochs``)."""
     return {k: getattr(args, k) for k in ("lr", "epochs") if getattr(args, k) is not None}
@@ -417,7 +425,7 @@ def write(out_path: Path, args, rows, extra, wall: float) -> dict[str, Any]:
             "max_length": MAX_LENGTH,
             "eval": EVAL,
             "heldout_groups": HELDOUT_GROUPS,
-            "hparams": {m: resolve_hparams(m, budget_of(args)) for m in args.methods},
+            "hparams": {m: row_settings(m, budget_of(args)) for m in args.methods},
             "attacks": ATTACKS,
             "multiturn": MULTITURN,
             "target_check": TARGET_CHECK,
@@ -451,7 +459,7 @@ def merge(paths: list[str], out: str | None) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(prog="b3_entity.py", description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS), help="Registered LLM methods to run.")
+    parser.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS), help="Registered LLM methods to run, or the training-free editors stamp / stamp_lr (one request: every forget passage).")
     parser.add_argument("--no-attacks", action="store_true", help="Metrics only: no quantization, relearning or multi-turn attacks.")
     parser.add_argument("--max-steps", type=int, default=None, help="Cap every method's optimizer steps (smoke runs).")
     parser.add_argument("--lr", type=float, default=None, help=f"Override every method's learning rate (default: its configs/einstein_smollm2 config's, {default_budget()['lr']}).")
@@ -472,7 +480,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     budget = budget_of(args)  # applies to every method (recorded in the JSON's hparams)
 
     for m in args.methods:
-        METHODS.get(m)
+        if not b2.is_editor(m):
+            METHODS.get(m)  # a clear error on a typo before anything runs
     log = functools.partial(print, flush=True)
     wall = time.perf_counter()
     cache_dir = Path(args.cache_dir)
@@ -501,21 +510,28 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 row = process_row(label, model, backbone, probes, texts, split, None, args, log)
                 before = row
             else:
-                hp = resolve_hparams(label, budget)
-                model, seconds, info = b2.run_method(
-                    label,
-                    hp,
-                    "full",
-                    args.seed,
-                    backbone,
-                    None,
-                    None,
-                    max_steps=args.max_steps,
-                    datamodule_fn=functools.partial(make_datamodule, seed=args.seed),
-                )
-                log(f"[b3] {label:9s} unlearned in {seconds:.0f}s ({info['steps']} steps)")
+                hp = row_settings(label, budget)
+                if b2.is_editor(label):  # one request: every forget passage, the retain passages as the buffer
+                    sets = {"forget": dm.forget_set.examples, "retain": dm.retain_set.examples}
+                    model, seconds, info = b2.run_editor(label, hp, "full", args.seed, backbone, None, sets=sets)
+                    log(f"[b3] {label:9s} edited in {seconds:.0f}s (the edit {info['edit_seconds']:.1f}s)")
+                else:
+                    model, seconds, info = b2.run_method(
+                        label,
+                        hp,
+                        "full",
+                        args.seed,
+                        backbone,
+                        None,
+                        None,
+                        max_steps=args.max_steps,
+                        datamodule_fn=functools.partial(make_datamodule, seed=args.seed),
+                    )
+                    log(f"[b3] {label:9s} unlearned in {seconds:.0f}s ({info['steps']} steps)")
                 row = process_row(label, model, backbone, probes, texts, split, before, args, log)
                 row["unlearning"] = {"seconds": seconds, "steps": info["steps"], "hparams": hp}
+                if "edit" in info:
+                    row["unlearning"] |= {"edit_seconds": info["edit_seconds"], "edit": info["edit"]}
                 row["target_check"] = target_check(row)
             del model
         except Exception as err:
