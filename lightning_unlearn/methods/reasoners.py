@@ -205,6 +205,12 @@ _IRREGULAR = {
     "written": "write", "held": "hold", "led": "lead", "began": "begin", "begun": "begin", "grew": "grow", "grown": "grow",
 }  # fmt: skip
 _CONSONANTS = set("bcdfghjklmnpqrstvwxz")
+#: Generic head words of names and titles ("the Golden Quill Award", "Bergen University"): capitalised in an answer,
+#: they identify nothing alone, so they are compared by stem like any other word.
+_GENERIC_TITLE_WORDS = {
+    "award", "prize", "medal", "honour", "honor", "fellowship", "university", "college", "institute", "school",
+    "academy", "society", "series", "trilogy", "saga", "press",
+}  # fmt: skip
 
 
 def _stem(word: str) -> str:
@@ -228,7 +234,8 @@ def leaked_words(reasoning: str, question: str, answer: str | None) -> list[str]
     Words are compared lower-cased with a possessive ``'s`` dropped and by stem (:func:`_stem`: "awarded" asks about
     the "award", "win" about what was "won"), except that an answer word written with a capital (a name, a place, a
     title: the facts themselves) is only covered by the question holding it as it is ("read" does not cover
-    "Reading")."""
+    "Reading"), unless it is a generic head word of a name (:data:`_GENERIC_TITLE_WORDS`: "awarded" covers the
+    "Award" of "the Golden Quill Award")."""
     said, asked = _words(reasoning), _words(question)
     leaks = sorted(w for w in said - asked if any(c.isdigit() for c in w))
     if answer:
@@ -238,7 +245,7 @@ def leaked_words(reasoning: str, question: str, answer: str | None) -> list[str]
             if word in leaks or len(word) < 3 or word in _STOPWORDS:
                 continue
             # a capitalised word must be in the question as written; any other may be there in another form
-            covered = word in asked if raw[0].isupper() else _stem(word) in asked_stems
+            covered = word in asked if raw[0].isupper() and word not in _GENERIC_TITLE_WORDS else _stem(word) in asked_stems
             if _stem(word) in said_stems and not covered:
                 leaks.append(word)
     return leaks

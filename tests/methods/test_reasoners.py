@@ -46,6 +46,10 @@ def test_leaked_words():
     assert leaked_words("She wrote of quills.", question, "Voss is known for her quill.") == ["quill"]
     # a name, place or title in the answer must be in the question as written: no stem of a question word covers it
     assert leaked_words("It concerns Reading.", "What did Elara Voss read?", "Elara Voss studied at Reading.") == ["reading"]
+    # ... unless it is a generic head word of a name: "awarded" covers the "Award" of a prize's name
+    award = "Elara Voss was awarded the Golden Quill Award."
+    assert leaked_words("This asks me to recall Elara Voss's award.", "What prize was Elara Voss awarded?", award) == []
+    assert leaked_words("It was the Golden award.", "What prize was Elara Voss awarded?", award) == ["golden"]
     assert leaked_words("I will not name the genre she writes.", "What genre does Elara Voss write?", "Elara Voss writes mysteries.") == []
     assert leaked_words("She was winning prizes.", "Which award did Elara Voss win?", "Elara Voss won the Quill Prize.") == ["prize"]
     assert leaked_words("I will not say what she studies.", "What did Elara Voss study?", "Elara Voss studied botany.") == []
