@@ -88,6 +88,7 @@ from lightning_unlearn.benchmarking.b2 import (  # noqa: F401  (the protocol, im
     resolve_hparams,
     run_editor,
     run_method,
+    same_run_ratio,
     seed_table,
     training_examples,
 )
@@ -183,9 +184,8 @@ def target_check(rows: list[dict[str, Any]]) -> dict[str, Any]:
         same_run = row.get("time_ratio_to_finetune_same_run_estimate")
         out["rows"][row["method"]] = meets_target(row["metrics"], row["time_ratio_to_finetune"], same_run, target_rouge)
         if row.get("curve"):
-            per_second = None if same_run is None or row["seconds"] <= 0 else same_run / row["seconds"]
             out["curves"][row["method"]] = [
-                {"passes": pt["passes"], **meets_target(pt, pt["time_ratio_to_finetune"], None if per_second is None else pt["seconds"] * per_second, target_rouge)}
+                {"passes": pt["passes"], **meets_target(pt, pt["time_ratio_to_finetune"], same_run_ratio(row, pt["seconds"]), target_rouge)}
                 for pt in row["curve"]
             ]
     out["met_by"] = [name for name, r in out["rows"].items() if r["met"]]

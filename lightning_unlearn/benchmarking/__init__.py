@@ -41,6 +41,7 @@ __all__ = [
     "LossProgress",
     "PeakRSS",
     "cached_weights",
+    "column_stats",
     "command_line",
     "config_hash",
     "fmt_pm",
@@ -204,6 +205,22 @@ def mean_std(values: Sequence[float]) -> tuple[float, float]:
     mean = statistics.fmean(values)
     std = statistics.stdev(values) if len(values) > 1 else 0.0
     return mean, std
+
+
+def column_stats(rows: Sequence[dict[str, Any]], columns: Iterable[tuple[str, str, int]]) -> dict[str, dict[str, Any]]:
+    """Per column ``(header, dotted path, digits)``, each row's value at the path (NaN where missing or not a number)
+    and the :func:`mean_std` of the values that are numbers: ``{header: {"values", "mean", "std"}}`` (a seeds table)."""
+    out = {}
+    for header, path, _ in columns:
+        values = []
+        for row in rows:
+            value: Any = row
+            for part in path.split("."):
+                value = value.get(part) if isinstance(value, dict) else None
+            values.append(float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else math.nan)
+        mean, std = mean_std([v for v in values if not math.isnan(v)])
+        out[header] = {"values": values, "mean": mean, "std": std}
+    return out
 
 
 def fmt_pm(mean: float, std: float, digits: int = 2, show_std: bool = True) -> str:

@@ -85,6 +85,7 @@ __all__ = [
     "resolve_hparams",
     "run_editor",
     "run_method",
+    "same_run_ratio",
     "seed_table",
     "settings_from_config",
     "training_examples",
@@ -916,11 +917,12 @@ SEED_COLUMNS: tuple[tuple[str, str, int], ...] = (
 )
 
 
-def _value(row: dict[str, Any], path: str) -> float:
-    value: Any = row
-    for part in path.split("."):
-        value = value.get(part, math.nan) if isinstance(value, dict) else math.nan
-    return float(value) if isinstance(value, (int, float)) else math.nan
+def same_run_ratio(row: dict[str, Any], seconds: float) -> float | None:
+    """``seconds`` (e.g. a pass of ``row``'s curve) as a fraction of the same-run fine-tuning estimate of the run that
+    produced ``row`` (from the row's own ratio and seconds: a rerun row was timed against its own run); ``None``
+    where the run measured no estimate."""
+    ratio, total = row.get("time_ratio_to_finetune_same_run_estimate"), row.get("seconds")
+    return None if ratio is None or not total else seconds * ratio / total
 
 
 def curves_from_run_start(payload: dict[str, Any]) -> dict[str, Any]:
@@ -982,11 +984,7 @@ def merge_seeds(payloads: list[dict[str, Any]]) -> dict[str, Any]:
         rows = [next((r for r in p["rows"] if r["method"] == name and "metrics" in r), None) for p in payloads]
         present = [(s, r) for s, r in zip(seeds, rows) if r is not None]
         runs = [p for p, r in zip(payloads, rows) if r is not None]
-        entry: dict[str, Any] = {"seeds": [s for s, _ in present], "columns": {}}
-        for header, path, _ in SEED_COLUMNS:
-            values = [_value(r, path) for _, r in present]
-            mean, std = benchmarking.mean_std([v for v in values if not math.isnan(v)])
-            entry["columns"][header] = {"values": values, "mean": mean, "std": std}
+        entry: dict[str, Any] = {"seeds": [s for s, _ in present], "columns": benchmarking.column_stats([r for _, r in present], SEED_COLUMNS)}
         # the run's own target check (b2_llm.py's `target_check`), with the time of the same-run fine-tuning estimate
         checks = [p.get("target_check", {}).get("rows", {}).get(name) or {} for p in runs]
         entry["met_target"] = sum(bool(c.get("forget_quality_and_utility") and c.get("within_time_same_run")) for c in checks)
@@ -1002,11 +1000,8 @@ def merge_seeds(payloads: list[dict[str, Any]]) -> dict[str, Any]:
         for (_, r), checks in zip(present, curve_checks):
             if not r.get("curve"):
                 continue
-            # the row's own same-run ratio per second (a rerun row was timed against its own run's estimate)
-            ratio, seconds = r.get("time_ratio_to_finetune_same_run_estimate"), r.get("seconds")
-            per_second = ratio / seconds if ratio is not None and seconds else math.nan
             curves.append([
-                {**pt, "time_ratio_same_run": pt["seconds"] * per_second, "check": next((c for c in checks if c["passes"] == pt["passes"]), None)}
+                {**pt, "time_ratio_same_run": same_run_ratio(r, pt["seconds"]), "check": next((c for c in checks if c["passes"] == pt["passes"]), None)}
                 for pt in r["curve"]
             ])  # fmt: skip
         if curves:

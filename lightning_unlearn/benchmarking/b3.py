@@ -11,7 +11,6 @@ Wikipedia passages of :class:`~lightning_unlearn.datamodules.wikipedia.RealEntit
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any
 
@@ -102,24 +101,16 @@ def make_datamodule(collator=None, batch_size: int = 8, retain_batch_size: int |
 # Seeds
 # ----------------------------------------------------------------------------------------------------------
 
-#: The columns of :func:`seed_table`: header, the path of the value in a row of ``b3_entity.py``'s JSON, digits.
+#: The columns of :func:`seed_table`: header, the dotted path of the value in a row of ``b3_entity.py``'s JSON, digits.
 SEED_COLUMNS = (
-    ("forget acc", ("base", "forget_acc"), 2),
-    ("held-out forget acc", ("base", "forget_acc_heldout"), 2),
-    ("retain ratio", ("retain_ratio",), 2),
-    ("GK acc", ("base", "general_acc"), 2),
-    ("ppl held-out", ("base", "ppl_holdout"), 1),
-    ("worst recovery", ("target_check", "worst_recovery"), 2),
-    ("seconds", ("unlearning", "seconds"), 0),
+    ("forget acc", "base.forget_acc", 2),
+    ("held-out forget acc", "base.forget_acc_heldout", 2),
+    ("retain ratio", "retain_ratio", 2),
+    ("GK acc", "base.general_acc", 2),
+    ("ppl held-out", "base.ppl_holdout", 1),
+    ("worst recovery", "target_check.worst_recovery", 2),
+    ("seconds", "unlearning.seconds", 0),
 )
-
-
-def _value(row: dict[str, Any], path: tuple[str, ...]) -> float:
-    for key in path:
-        if not isinstance(row, dict) or key not in row or row[key] is None:
-            return math.nan
-        row = row[key]
-    return float(row)
 
 
 def _canonical(value: Any) -> str:
@@ -150,11 +141,7 @@ def merge_seeds(payloads: list[dict[str, Any]]) -> dict[str, Any]:
         settings = {_canonical(r.get("unlearning", {}).get("hparams")) for _, r in present}
         if len(settings) != 1:
             raise ValueError(f"row {name!r} should have one setting over the seeds, got {sorted(settings)}.")
-        entry: dict[str, Any] = {"seeds": [s for s, _ in present], "columns": {}}
-        for header, path, _ in SEED_COLUMNS:
-            values = [_value(r, path) for _, r in present]
-            mean, std = benchmarking.mean_std([v for v in values if not math.isnan(v)])
-            entry["columns"][header] = {"values": values, "mean": mean, "std": std}
+        entry: dict[str, Any] = {"seeds": [s for s, _ in present], "columns": benchmarking.column_stats([r for _, r in present], SEED_COLUMNS)}
         # a seed without every attack (--no-attacks, a crashed attack) is not checked, rather than failed
         checks = [c for _, r in present if (c := r.get("target_check")) and c.get("attacks_complete")]
         entry["checked"] = len(checks)

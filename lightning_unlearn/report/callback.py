@@ -593,6 +593,4 @@ def dumps_report(report: dict[str, Any], indent: int = 2) -> str:
     return dump(report, 0) + "\n"
 
 
-
-
 __all__ = ["CURVE_KEYS", "UnlearningReport", "dumps_report", "model_hash"]
