@@ -13,6 +13,7 @@ Run from the repository root::
     python benchmarks/b9_vlm.py --quick --seeds 0        # fewer test images (trains the original first, ~70 min on 2 cores)
     python benchmarks/b9_vlm.py --seeds 0 1 2            # the full evaluation
     python benchmarks/b9_vlm.py --parts unbench          # one part only
+    python benchmarks/b9_vlm.py --parts unbench --oracle # part 1 with the retrained oracle (trained on first use)
     python benchmarks/b9_vlm.py --merge a.json b.json --out ab.json   # results of distinct seeds (one per process)
     python benchmarks/b9_vlm.py --tune '[{"config": "npo", "init_args": {"retain_weight": 5.0}}]'   # tuning seed 99
 """
@@ -35,6 +36,9 @@ def main() -> None:
     parser.add_argument("--parts", nargs="+", default=["unbench", "safety"], choices=["unbench", "safety"])
     parser.add_argument(
         "--methods", nargs="+", default=list(b9.UNBENCH_METHODS), choices=b9.UNBENCH_METHODS, help="part 1's unlearning methods (configs/fashion_vqa/<name>.yaml); give a subset its own --out (--merge joins files)"
+    )
+    parser.add_argument(
+        "--oracle", action="store_true", help="part 1 also scores the retrained oracle (the original's recipe without the forget classes; trained on first use, as long as the original)"
     )
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
     parser.add_argument("--out", default=None, help="JSON output (default benchmarks/results/b9_vlm[_quick].json)")
@@ -69,7 +73,7 @@ def main() -> None:
         payload = {"command": benchmarking.command_line(), "threads": args.threads, **result, "versions": benchmarking.versions("transformers", "peft")}
         benchmarking.write_json(out, payload)
 
-    result = b9.run(tuple(args.seeds), quick=args.quick, parts=tuple(args.parts), log=lambda *a: print(*a, flush=True), save=save, methods=tuple(args.methods))
+    result = b9.run(tuple(args.seeds), quick=args.quick, parts=tuple(args.parts), log=lambda *a: print(*a, flush=True), save=save, methods=tuple(args.methods), oracle=args.oracle)
     save(result)
     print(b9.tables(result))
     print(f"original: {result['original']['seconds']:.0f} s training; wrote {out}")

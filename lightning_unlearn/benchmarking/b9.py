@@ -75,12 +75,24 @@ def fine_tune(model, tokenizer, data, recipe: dict[str, Any], seed: int, callbac
     gc.collect()  # see unlearn
 
 
-def original_vlm(seed: int = 0, recipe: dict[str, Any] | None = None, log=print) -> tuple[Any, Any, dict[str, Any]]:
-    """The trained original VLM (cached), its tokenizer, and its cache entry ``{"seconds", "path", ...}``."""
-    from lightning_unlearn.datamodules.vqa import fashion_vqa
+def original_vlm(seed: int = 0, recipe: dict[str, Any] | None = None, log=print, without_classes: Sequence[int] = ()) -> tuple[Any, Any, dict[str, Any]]:
+    """The trained original VLM (cached), its tokenizer, and its cache entry ``{"seconds", "path", ...}``.
+
+    ``without_classes``: the **oracle** instead — the same two stages, steps and seeds on the visual QA of every other
+    class (no question about an image of these classes is trained on; their names still appear as other images'
+    four-choice options), cached apart from the original (see :func:`oracle_vlm`)."""
+    from lightning_unlearn.datamodules.vqa import CLASS_NAMES, fashion_vqa
     from lightning_unlearn.peft import apply_peft
 
     recipe = {**ORIGINAL_RECIPE, **(recipe or {})}
+    without = sorted({int(c) for c in without_classes})
+    for c in without:
+        if not 0 <= c < len(CLASS_NAMES):
+            raise ValueError(f"`without_classes` should hold Fashion-MNIST classes 0..{len(CLASS_NAMES) - 1}, got {list(without_classes)!r}.")
+    if len(without) == len(CLASS_NAMES):
+        raise ValueError(f"`without_classes` should leave at least one class to train on, got {list(without_classes)!r}.")
+    # The original's cache keys stay as they were; the oracle's name the classes it never saw.
+    names, extra = (("original", "original2"), {}) if not without else (("oracle", "oracle2"), {"without_classes": without})
     tokenizer_box: list[Any] = []
 
     def build():
@@ -91,6 +103,8 @@ def original_vlm(seed: int = 0, recipe: dict[str, Any] | None = None, log=print)
     def _train_stage(model, r):
         """Train a LoRA (recipe ``r``) on ``model``'s LM over all five kinds of VQA, then merge it."""
         data = fashion_vqa("train", r["per_class"], r["kinds"], r["seed"], mcq_answer=r["mcq_answer"])
+        if without:
+            data = data.subset(lambda e: int(e["label"]) not in without)
         model.language_model = apply_peft(model.language_model, r["lora"])
         fine_tune(model, tokenizer_box[0], data, r, r["seed"], callbacks=[benchmarking.LossProgress("b9", log)])
         model.language_model = model.language_model.merge_and_unload()
@@ -99,15 +113,15 @@ def original_vlm(seed: int = 0, recipe: dict[str, Any] | None = None, log=print)
     def train(model):
         return _train_stage(model, {**recipe, "seed": seed})
 
-    stage1, info1 = benchmarking.cached_weights("b9", "original", {"version": VERSION, "recipe": recipe, "seed": seed}, build, train, log)
+    stage1, info1 = benchmarking.cached_weights("b9", names[0], {"version": VERSION, "recipe": recipe, "seed": seed, **extra}, build, train, log)
     stage2 = {**recipe, **STAGE2_RECIPE}
 
     def continue_training(model):
         model.load_state_dict(stage1.state_dict())
         return _train_stage(model, stage2)
 
-    config = {"version": VERSION, "recipe": recipe, "stage2": stage2, "seed": seed}
-    model, info = benchmarking.cached_weights("b9", "original2", config, build, continue_training, log)
+    config = {"version": VERSION, "recipe": recipe, "stage2": stage2, "seed": seed, **extra}
+    model, info = benchmarking.cached_weights("b9", names[1], config, build, continue_training, log)
     info = {**info, "seconds": info["seconds"] + info1["seconds"], "stage_seconds": [info1["seconds"], info["seconds"]]}
     return model.eval(), tokenizer_box[0], info
 
@@ -115,6 +129,13 @@ def original_vlm(seed: int = 0, recipe: dict[str, Any] | None = None, log=print)
 # ---------------------------------------------------------------------------------- the protocol
 #: Classes forgotten in the VLM-UnBench part (sneaker, bag).
 FORGET_CLASSES = (7, 8)
+
+
+def oracle_vlm(seed: int = 0, recipe: dict[str, Any] | None = None, log=print) -> tuple[Any, Any, dict[str, Any]]:
+    """The retrained oracle of part 1 (cached): the original's recipe without any question about an image of
+    :data:`FORGET_CLASSES` (:func:`original_vlm` with ``without_classes``) — about as long to train as the original."""
+    return original_vlm(seed=seed, recipe=recipe, log=log, without_classes=FORGET_CLASSES)
+
 #: Training-based unlearning compared with prompting (configs/fashion_vqa/<name>.yaml).
 UNBENCH_METHODS = ("graddiff", "npo", "rmu", "simnpo", "idk_dpo", "asu")
 #: Unlearning compared with safety fine-tuning (configs/fashion_vqa/<name>.yaml).
@@ -238,10 +259,12 @@ def safety_eval(model, tokenizer, seed: int, per_class: int, keep_answers: int =
     )  # fmt: skip
 
 
-def run(seeds=(0, 1, 2), quick: bool = False, parts=("unbench", "safety"), log=print, save=None, methods=UNBENCH_METHODS) -> dict[str, Any]:
+def run(seeds=(0, 1, 2), quick: bool = False, parts=("unbench", "safety"), log=print, save=None, methods=UNBENCH_METHODS, oracle: bool = False) -> dict[str, Any]:
     """B9 on the cached original: for every seed (the test images, the unlearning data order and the control vectors),
     the prompt conditions and the unlearned models (``methods``, of :data:`UNBENCH_METHODS`) on the four-choice
-    questions, and the safety comparison. ``save(result)`` (optional) is called after every seed with the results so far."""
+    questions, and the safety comparison. ``oracle``: part 1 also scores the retrained oracle (:func:`oracle_vlm`,
+    trained on first use) at the baseline prompt. ``save(result)`` (optional) is called after every seed with the
+    results so far."""
     from lightning_unlearn._errors import check_choice
 
     if isinstance(methods, str) or len(set(methods)) != len(methods):
@@ -253,10 +276,17 @@ def run(seeds=(0, 1, 2), quick: bool = False, parts=("unbench", "safety"), log=p
     out: dict[str, Any] = {"original": {k: info[k] for k in ("seconds", "threads", "config") if k in info}, "seeds": list(seeds)}
     out["quick"] = quick
     if "unbench" in parts:
-        rows: dict[str, list[Any]] = {"prompting": [], **{m: [] for m in methods}}
+        retrained = None
+        if oracle:
+            retrained, _, oracle_info = oracle_vlm(log=log)
+            out["oracle"] = {k: oracle_info[k] for k in ("seconds", "threads", "config") if k in oracle_info}
+        rows: dict[str, list[Any]] = {"prompting": [], **({"oracle": []} if oracle else {}), **{m: [] for m in methods}}
         for seed in seeds:
             rows["prompting"].append(unbench_scores(original, tokenizer, seed, sizes["unbench"]))
             log(f"[b9] prompting seed={seed}: {rows['prompting'][-1]}")
+            if retrained is not None:
+                rows["oracle"].append(unbench_scores(retrained, tokenizer, seed, sizes["unbench"], conditions=("baseline",))["baseline"])
+                log(f"[b9] oracle seed={seed}: {rows['oracle'][-1]}")
             for name in methods:
                 model, seconds = unlearn(original, tokenizer, method_settings(name), seed, log)
                 scores = unbench_scores(model, tokenizer, seed, sizes["unbench"], conditions=("baseline",))["baseline"]
@@ -266,6 +296,7 @@ def run(seeds=(0, 1, 2), quick: bool = False, parts=("unbench", "safety"), log=p
             out["unbench"] = rows
             if save is not None:
                 save(out)
+        del retrained
     if "safety" in parts:
         rows = {"original": [], "safety_sft": [], **{m: [] for m in SAFETY_METHODS}}
         for seed in seeds:
@@ -366,10 +397,11 @@ def tables(result: dict[str, Any]) -> str:
             runs = [r[condition] for r in result["unbench"]["prompting"]]
             rows.append([f"prompt: {condition} (n={len(runs)})"] + [_pm([r[k] for r in runs]) for k in ("forget_macro", "forget_micro", "retain", "invalid")]
                         + [f"{benchmarking.mean_std([r['forget_entropy'] for r in runs])[0]:.2f}"])  # fmt: skip
-        for name in UNBENCH_METHODS:
+        for name in ("oracle", *UNBENCH_METHODS):
             runs = result["unbench"].get(name) or []
             if runs:
-                rows.append([f"unlearn: {name} (n={len(runs)})"] + [_pm([r[k] for r in runs]) for k in ("forget_macro", "forget_micro", "retain", "invalid")]
+                label = "oracle: retrained without " + " & ".join(map(str, FORGET_CLASSES)) if name == "oracle" else f"unlearn: {name}"
+                rows.append([f"{label} (n={len(runs)})"] + [_pm([r[k] for r in runs]) for k in ("forget_macro", "forget_micro", "retain", "invalid")]
                             + [f"{benchmarking.mean_std([r['forget_entropy'] for r in runs])[0]:.2f}"])  # fmt: skip
         header = ["model / condition", "forget macro %", "forget micro %", "retain %", "invalid %", "forget entropy (bits)"]
         parts.append(benchmarking.markdown_table(header, rows))

@@ -109,6 +109,48 @@ def test_tune_scores_candidates_on_the_tuning_seed(original):
     assert candidates[0]["config"] == "graddiff"  # the caller's candidates are not consumed
 
 
+def test_the_oracle_is_the_originals_recipe_without_the_forget_classes(monkeypatch, tmp_path):
+    """Both stages of the oracle train on every class but 7 and 8, the original's on all ten; the two are cached apart
+    and the original's cache key is the one it had before the oracle existed (no ``without_classes`` in it)."""
+    import json
+
+    monkeypatch.setenv("LIGHTNING_UNLEARN_CACHE", str(tmp_path))
+    monkeypatch.setattr(b9, "build_vlm", lambda image_size: (tiny_vlm(), vlm_tokenizer()))
+    monkeypatch.setattr(b9, "STAGE2_RECIPE", {**b9.STAGE2_RECIPE, "per_class": 2, "steps": 1})
+    seen, fine_tune = [], b9.fine_tune
+
+    def spy(model, tokenizer, data, recipe, seed, callbacks=()):
+        seen.append({int(e["label"]) for e in data.examples})
+        fine_tune(model, tokenizer, data, recipe, seed, callbacks)
+
+    monkeypatch.setattr(b9, "fine_tune", spy)
+    tiny = {"per_class": 2, "steps": 1, "batch_size": 4}
+    quiet = lambda *a: None  # noqa: E731
+    b9.original_vlm(recipe=tiny, log=quiet)
+    oracle, _, info = b9.oracle_vlm(recipe=tiny, log=quiet)
+    assert seen == [set(range(10))] * 2 + [set(range(10)) - {7, 8}] * 2
+    assert not info["cached"] and info["config"]["without_classes"] == [7, 8]
+    metas = {f.name.split("-")[0]: json.loads(f.read_text()) for f in (tmp_path / "b9").glob("*.json")}
+    assert set(metas) == {"original", "original2", "oracle", "oracle2"}
+    assert set(metas["original2"]["config"]) == {"version", "recipe", "stage2", "seed"}
+    again, _, info = b9.oracle_vlm(recipe=tiny, log=quiet)
+    assert info["cached"] and len(seen) == 4
+    assert all(torch.equal(v, again.state_dict()[k]) for k, v in oracle.state_dict().items())
+    for bad in ((10,), tuple(range(10))):
+        with pytest.raises(ValueError, match="without_classes"):
+            b9.original_vlm(recipe=tiny, log=quiet, without_classes=bad)
+
+
+def test_run_scores_the_oracle_beside_the_prompts(original, monkeypatch):
+    tok = vlm_tokenizer()
+    monkeypatch.setattr(b9, "original_vlm", lambda log=print: (original, tok, {"seconds": 1.0}))
+    monkeypatch.setattr(b9, "oracle_vlm", lambda log=print: (tiny_vlm(seed=1).eval(), tok, {"seconds": 2.0}))
+    result = b9.run(seeds=(0, 1), quick=True, parts=("unbench",), methods=(), oracle=True, log=lambda *a: None)
+    assert result["oracle"] == {"seconds": 2.0} and list(result["unbench"]) == ["prompting", "oracle"]
+    assert len(result["unbench"]["oracle"]) == 2 and result["unbench"]["oracle"][0] != result["unbench"]["prompting"][0]["baseline"]
+    assert "| oracle: retrained without 7 & 8 (n=2) |" in b9.tables(result)
+
+
 def test_merge_concatenates_distinct_seeds():
     row = {"forget_macro": 0.5, "forget_micro": 0.5, "retain": 0.6, "invalid": 0.0, "forget_entropy": 0.3}
     a = {"seeds": [0, 1], "quick": True, "command": "a", "unbench": {"prompting": [{"baseline": row}] * 2, "npo": [row, row]}}
