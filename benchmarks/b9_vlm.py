@@ -69,7 +69,7 @@ def main() -> None:
         return
     out = Path(args.out or f"benchmarks/results/b9_vlm{'_quick' if args.quick else ''}.json")
 
-    def save(result) -> None:  # after every seed, so that an interrupted run keeps what it measured
+    def save(result) -> None:  # after every row (part 1) and seed (part 2): an interrupted run keeps what it measured
         payload = {"command": benchmarking.command_line(), "threads": args.threads, **result, "versions": benchmarking.versions("transformers", "peft")}
         benchmarking.write_json(out, payload)
 

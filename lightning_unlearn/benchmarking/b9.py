@@ -263,8 +263,8 @@ def run(seeds=(0, 1, 2), quick: bool = False, parts=("unbench", "safety"), log=p
     """B9 on the cached original: for every seed (the test images, the unlearning data order and the control vectors),
     the prompt conditions and the unlearned models (``methods``, of :data:`UNBENCH_METHODS`) on the four-choice
     questions, and the safety comparison. ``oracle``: part 1 also scores the retrained oracle (:func:`oracle_vlm`,
-    trained on first use) at the baseline prompt. ``save(result)`` (optional) is called after every seed with the
-    results so far."""
+    trained on first use) at the baseline prompt. ``save(result)`` (optional) is called with the results so far after
+    every seed of part 2 and every row of part 1."""
     from lightning_unlearn._errors import check_choice
 
     if isinstance(methods, str) or len(set(methods)) != len(methods):
@@ -281,21 +281,23 @@ def run(seeds=(0, 1, 2), quick: bool = False, parts=("unbench", "safety"), log=p
             retrained, _, oracle_info = oracle_vlm(log=log)
             out["oracle"] = {k: oracle_info[k] for k in ("seconds", "threads", "config") if k in oracle_info}
         rows: dict[str, list[Any]] = {"prompting": [], **({"oracle": []} if oracle else {}), **{m: [] for m in methods}}
+        out["unbench"] = rows
         for seed in seeds:
             rows["prompting"].append(unbench_scores(original, tokenizer, seed, sizes["unbench"]))
             log(f"[b9] prompting seed={seed}: {rows['prompting'][-1]}")
             if retrained is not None:
                 rows["oracle"].append(unbench_scores(retrained, tokenizer, seed, sizes["unbench"], conditions=("baseline",))["baseline"])
                 log(f"[b9] oracle seed={seed}: {rows['oracle'][-1]}")
+            if save is not None:
+                save(out)
             for name in methods:
                 model, seconds = unlearn(original, tokenizer, method_settings(name), seed, log)
                 scores = unbench_scores(model, tokenizer, seed, sizes["unbench"], conditions=("baseline",))["baseline"]
                 rows[name].append({**scores, "seconds": seconds})
                 log(f"[b9] {name} seed={seed}: {scores}")
                 del model
-            out["unbench"] = rows
-            if save is not None:
-                save(out)
+                if save is not None:  # after every unlearned model: a long seed keeps what it measured
+                    save(out)
         del retrained
     if "safety" in parts:
         rows = {"original": [], "safety_sft": [], **{m: [] for m in SAFETY_METHODS}}

@@ -3,6 +3,7 @@ safety fine-tuning, both harnesses' scores, the tables — and that a finished f
 
 from __future__ import annotations
 
+import copy
 import gc
 
 import pytest
@@ -145,8 +146,10 @@ def test_run_scores_the_oracle_beside_the_prompts(original, monkeypatch):
     tok = vlm_tokenizer()
     monkeypatch.setattr(b9, "original_vlm", lambda log=print: (original, tok, {"seconds": 1.0}))
     monkeypatch.setattr(b9, "oracle_vlm", lambda log=print: (tiny_vlm(seed=1).eval(), tok, {"seconds": 2.0}))
-    result = b9.run(seeds=(0, 1), quick=True, parts=("unbench",), methods=(), oracle=True, log=lambda *a: None)
+    saved = []
+    result = b9.run(seeds=(0, 1), quick=True, parts=("unbench",), methods=(), oracle=True, log=lambda *a: None, save=lambda r: saved.append(copy.deepcopy(r)))
     assert result["oracle"] == {"seconds": 2.0} and list(result["unbench"]) == ["prompting", "oracle"]
+    assert [len(s["unbench"]["oracle"]) for s in saved] == [1, 2]  # saved as each seed's rows come in
     assert len(result["unbench"]["oracle"]) == 2 and result["unbench"]["oracle"][0] != result["unbench"]["prompting"][0]["baseline"]
     assert "| oracle: retrained without 7 & 8 (n=2) |" in b9.tables(result)
 
