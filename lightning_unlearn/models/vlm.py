@@ -165,7 +165,7 @@ def fashion_vlm(seed: int = 0) -> VisionLanguageModel:
     """Benchmark B9's trained VLM (Fashion-MNIST visual QA, LoRA merged), for configs; trained on first use and cached.
 
     See :func:`lightning_unlearn.benchmarking.b9.original_vlm`: the first call trains it in-process (about 70 min on
-    2 busy CPU cores: 3,359 s + 740 s measured), later calls load the cache (``$LIGHTNING_UNLEARN_CACHE/b9``). A config names it as a model::
+    2 busy CPU cores: 3,359 s + 740 s measured; 2,122 s on 2 idle ones), later calls load the cache (``$LIGHTNING_UNLEARN_CACHE/b9``). A config names it as a model::
 
         model:
           class_path: lightning_unlearn.UnlearningModule
