@@ -136,6 +136,12 @@ def oracle_vlm(seed: int = 0, recipe: dict[str, Any] | None = None, log=print) -
     :data:`FORGET_CLASSES` (:func:`original_vlm` with ``without_classes``) — about as long to train as the original."""
     return original_vlm(seed=seed, recipe=recipe, log=log, without_classes=FORGET_CLASSES)
 
+
+def _training_entry(info: dict[str, Any]) -> dict[str, Any]:
+    """What a result records of a cached model's entry (:func:`original_vlm`): its training seconds, threads, config."""
+    return {k: info[k] for k in ("seconds", "threads", "config") if k in info}
+
+
 #: Training-based unlearning compared with prompting (configs/fashion_vqa/<name>.yaml).
 UNBENCH_METHODS = ("graddiff", "npo", "rmu", "simnpo", "idk_dpo", "asu")
 #: Unlearning compared with safety fine-tuning (configs/fashion_vqa/<name>.yaml).
@@ -273,13 +279,13 @@ def run(seeds=(0, 1, 2), quick: bool = False, parts=("unbench", "safety"), log=p
         check_choice("methods", name, UNBENCH_METHODS)
     sizes = EVAL_PER_CLASS["quick" if quick else "full"]
     original, tokenizer, info = original_vlm(log=log)
-    out: dict[str, Any] = {"original": {k: info[k] for k in ("seconds", "threads", "config") if k in info}, "seeds": list(seeds)}
+    out: dict[str, Any] = {"original": _training_entry(info), "seeds": list(seeds)}
     out["quick"] = quick
     if "unbench" in parts:
         retrained = None
         if oracle:
             retrained, _, oracle_info = oracle_vlm(log=log)
-            out["oracle"] = {k: oracle_info[k] for k in ("seconds", "threads", "config") if k in oracle_info}
+            out["oracle"] = _training_entry(oracle_info)
         rows: dict[str, list[Any]] = {"prompting": [], **({"oracle": []} if oracle else {}), **{m: [] for m in methods}}
         out["unbench"] = rows
         for seed in seeds:
@@ -394,17 +400,18 @@ def tables(result: dict[str, Any]) -> str:
     """Markdown tables of a :func:`run` result (percentages, mean ± std over the ``n`` seeds each row has)."""
     parts = []
     if "unbench" in result:
-        rows = []
-        for condition in result["unbench"]["prompting"][0]:
-            runs = [r[condition] for r in result["unbench"]["prompting"]]
-            rows.append([f"prompt: {condition} (n={len(runs)})"] + [_pm([r[k] for r in runs]) for k in ("forget_macro", "forget_micro", "retain", "invalid")]
-                        + [f"{benchmarking.mean_std([r['forget_entropy'] for r in runs])[0]:.2f}"])  # fmt: skip
+
+        def row(label: str, runs) -> list[str]:
+            return [f"{label} (n={len(runs)})"] + [_pm([r[k] for r in runs]) for k in ("forget_macro", "forget_micro", "retain", "invalid")] + [
+                f"{benchmarking.mean_std([r['forget_entropy'] for r in runs])[0]:.2f}"
+            ]
+
+        prompting = result["unbench"]["prompting"]
+        rows = [row(f"prompt: {condition}", [r[condition] for r in prompting]) for condition in prompting[0]]
         for name in ("oracle", *UNBENCH_METHODS):
             runs = result["unbench"].get(name) or []
             if runs:
-                label = "oracle: retrained without " + " & ".join(map(str, FORGET_CLASSES)) if name == "oracle" else f"unlearn: {name}"
-                rows.append([f"{label} (n={len(runs)})"] + [_pm([r[k] for r in runs]) for k in ("forget_macro", "forget_micro", "retain", "invalid")]
-                            + [f"{benchmarking.mean_std([r['forget_entropy'] for r in runs])[0]:.2f}"])  # fmt: skip
+                rows.append(row("oracle: retrained without " + " & ".join(map(str, FORGET_CLASSES)) if name == "oracle" else f"unlearn: {name}", runs))
         header = ["model / condition", "forget macro %", "forget micro %", "retain %", "invalid %", "forget entropy (bits)"]
         parts.append(benchmarking.markdown_table(header, rows))
     if "safety" in result:
